@@ -1,0 +1,17 @@
+"""Reading structures and labels, validating them against a Target, and splitting data sets."""
+
+from psilearn.data.errors import DataError
+from psilearn.data.io import read_structures, write_structures
+from psilearn.data.dataset import Dataset, load_dataset
+from psilearn.data.splits import random_split, farthest_point_split, group_split
+
+__all__ = [
+    "DataError",
+    "read_structures",
+    "write_structures",
+    "Dataset",
+    "load_dataset",
+    "random_split",
+    "farthest_point_split",
+    "group_split",
+]

@@ -1,0 +1,139 @@
+"""A Dataset pairs structures with the validated values of one Target."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.data.errors import DataError
+from psilearn.data.io import read_structures
+from psilearn.targets import Target
+
+_SYM_RTOL = 1e-6  # relative tolerance for "this tensor has the declared symmetry"
+
+
+def _where(atoms: Atoms, i: int) -> str:
+    return str(atoms.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
+
+
+def extract_values(frames: list[Atoms], target: Target) -> np.ndarray:
+    """Labels of ``target`` as a float64 array: (n_structures, 3**rank) per structure, or
+    (n_atoms_total, 3**rank) per atom (atoms in frame order). Raises DataError naming file, frame and
+    key for a missing key, a wrong number of components, or a non-finite value."""
+    key, size, rows = target.key, target.size, []
+    for i, atoms in enumerate(frames):
+        store, other = (atoms.info, atoms.arrays) if target.per == "structure" else (atoms.arrays, atoms.info)
+        where = _where(atoms, i)
+        if key not in store:
+            if key in other:
+                other_per = "atom" if target.per == "structure" else "structure"
+                raise DataError(f"{where}: {key!r} is a per-{other_per} label here; declare the target with per={other_per!r} (--per {other_per})")
+            avail = sorted(k for k in list(atoms.info) + list(atoms.arrays) if k not in ("numbers", "positions", "source"))
+            raise DataError(f"{where}: no label {key!r} (labels present: {', '.join(avail) or 'none'})")
+        try:
+            raw = np.asarray(store[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: label {key!r} is not numeric") from None
+        form = f"tensor {target.tensor!r}" if target.tensor else "scalar"
+        if target.per == "structure":
+            if raw.size != size:
+                raise DataError(f"{where}: label {key!r} has {raw.size} numbers, expected {size} for a {form} (row-major, flattened)")
+            vals = raw.reshape(1, size)
+        else:
+            if raw.size != size * len(atoms):
+                raise DataError(f"{where}: per-atom label {key!r} has {raw.size} numbers for {len(atoms)} atoms, expected {size} per atom for a {form}")
+            vals = raw.reshape(len(atoms), size)
+        if not np.all(np.isfinite(vals)):
+            raise DataError(f"{where}: label {key!r} contains NaN or infinite values")
+        rows.append(vals)
+    return np.concatenate(rows) if rows else np.zeros((0, size))
+
+
+def check_symmetry(frames: list[Atoms], target: Target, values: np.ndarray, symmetrize: bool) -> np.ndarray:
+    """Check that ``values`` have the Target's declared symmetry (index permutations, tracelessness).
+    Returns the projected values when ``symmetrize`` is set; otherwise raises DataError reporting the
+    largest violation and where it is."""
+    if target.rank < 2 and not target.traceless:
+        return values
+    projected = target.project(values)
+    resid = np.abs(values - projected).max(axis=1)
+    scale = np.abs(values).max(axis=1)
+    bad = resid > _SYM_RTOL * scale + 1e-12
+    if not bad.any():
+        return projected
+    if symmetrize:
+        return projected
+    worst = int(np.argmax(np.where(bad, resid / np.maximum(scale, 1e-300), 0)))
+    frame = worst if target.per == "structure" else int(np.searchsorted(np.cumsum([len(a) for a in frames]), worst, side="right"))
+    what = "traceless/symmetric" if target.traceless else "symmetric"
+    raise DataError(
+        f"{_where(frames[frame], frame)}: label {target.key!r} is declared {target.tensor!r}"
+        f"{' traceless' if target.traceless else ''} but is not {what}: largest violation {resid[worst]:.3g} "
+        f"(relative {resid[worst] / max(scale[worst], 1e-300):.2e}) in {int(bad.sum())} of {len(bad)} values; "
+        f"pass --symmetrize to project onto the declared symmetry"
+    )
+
+
+@dataclass
+class Dataset:
+    """Structures with validated labels of one Target.
+
+    ``values``: Cartesian labels, (n_structures, 3**rank) for structure targets or
+    (n_atoms_total, 3**rank) for atom targets, in the units of the file.
+    """
+
+    frames: list[Atoms]
+    target: Target
+    values: np.ndarray
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def species(self) -> list[int]:
+        return sorted({int(z) for a in self.frames for z in a.numbers})
+
+    @property
+    def atom_structure(self) -> np.ndarray:
+        """Index of the structure each atom belongs to, (n_atoms_total,)."""
+        return np.repeat(np.arange(len(self.frames)), [len(a) for a in self.frames])
+
+    def subset(self, idx) -> "Dataset":
+        """Structures ``idx`` (and, for atom targets, their atoms' values)."""
+        idx = np.asarray(idx, dtype=int)
+        frames = [self.frames[i] for i in idx]
+        if self.target.per == "structure":
+            values = self.values[idx]
+        else:
+            offsets = np.concatenate([[0], np.cumsum([len(a) for a in self.frames])])
+            values = np.concatenate([self.values[offsets[i] : offsets[i + 1]] for i in idx]) if len(idx) else self.values[:0]
+        return Dataset(frames, self.target, values, self.name)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the structures and labels: identifies the training data in model files."""
+        h = hashlib.sha256()
+        h.update(repr(self.target.to_dict()).encode())
+        for a in self.frames:
+            h.update(np.ascontiguousarray(a.numbers, dtype=np.int64).tobytes())
+            h.update(np.ascontiguousarray(a.positions, dtype=np.float64).round(8).tobytes())
+            h.update(np.ascontiguousarray(a.cell[:], dtype=np.float64).round(8).tobytes())
+        h.update(np.ascontiguousarray(self.values, dtype=np.float64).tobytes())
+        return h.hexdigest()
+
+
+def load_dataset(source, target: Target, symmetrize: bool = False) -> Dataset:
+    """Read structures (a path/spec such as ``coords.xyz@:200``, or a list of Atoms) and validate
+    the Target's labels. See :func:`extract_values` and :func:`check_symmetry` for the checks."""
+    if isinstance(source, (list, tuple)):
+        frames, name = list(source), "<memory>"
+    else:
+        frames, name = read_structures(source), str(source)
+    if not frames:
+        raise DataError(f"{name}: no structures")
+    values = extract_values(frames, target)
+    values = check_symmetry(frames, target, values, symmetrize)
+    return Dataset(frames, target, values, name)

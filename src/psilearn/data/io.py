@@ -1,0 +1,94 @@
+"""Reading structures from any ASE-readable file (with ASE's ``path@slice`` syntax) or a DeePMD set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ase import Atoms
+
+from psilearn.data.errors import DataError
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """'coords.xyz@:200' -> ('coords.xyz', ':200'); a path without '@' selects every frame."""
+    path, sep, index = str(spec).rpartition("@")
+    if not sep or not path:
+        return str(spec), ":"
+    return path, index or ":"
+
+
+def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[Atoms]:
+    """Read structures from ``spec``: any ASE-readable file (extxyz, ASE db, magres, ...) with an
+    optional ``@slice`` (``coords.xyz@:200``, ``coords.xyz@800:``, ``coords.xyz@-1``), or a DeePMD
+    npy system directory (one holding ``type.raw``). Positions in Angstrom as in the file.
+
+    Structures whose lattice is all zeros are treated as non-periodic (``pbc=False``).
+    Raises DataError for a missing, empty or unreadable file.
+    """
+    path, index = split_spec(str(spec))
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        from psilearn.data.deepmd import is_deepmd_system, read_deepmd
+
+        if is_deepmd_system(path):
+            frames = read_deepmd(path)
+            return _normalise(_apply_index(frames, index, path), path)
+        raise DataError(f"{path}: a directory, but not a DeePMD system (no type.raw)")
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path}: the file is empty")
+    import ase.io
+
+    try:
+        frames = ase.io.read(path, index=index, format=format)
+    except StopIteration:
+        frames = []
+    except Exception as exc:  # ASE raises many types for malformed files; report them uniformly
+        raise DataError(f"{path}: cannot read structures ({type(exc).__name__}: {exc})") from None
+    if isinstance(frames, Atoms):
+        frames = [frames]
+    if not frames:
+        raise DataError(f"{spec}: no structures (empty file or empty selection {index!r})")
+    return _normalise(list(frames), path)
+
+
+def _apply_index(frames: list[Atoms], index: str, path: str) -> list[Atoms]:
+    try:
+        if ":" in index:
+            parts = [int(p) if p else None for p in index.split(":")]
+            return frames[slice(*parts)]
+        return [frames[int(index)]]
+    except (ValueError, IndexError):
+        raise DataError(f"{path}: invalid frame selection {index!r}") from None
+
+
+def _normalise(frames: list[Atoms], path: str) -> list[Atoms]:
+    for i, atoms in enumerate(frames):
+        if atoms.pbc.any() and atoms.cell.rank < 3:
+            if atoms.cell.rank == 0:
+                atoms.pbc = False  # extxyz 'Lattice' of zeros: a molecule
+            else:
+                raise DataError(f"{path}, frame {i}: periodic along some axes but the cell is degenerate")
+        if len(atoms) == 0:
+            raise DataError(f"{path}, frame {i}: no atoms")
+        atoms.info.setdefault("source", f"{Path(path).name}:{i}")
+    return frames
+
+
+def write_structures(path: str | os.PathLike, frames: list[Atoms]) -> None:
+    """Write structures to extxyz (or any format ASE infers from the name), atomically: a crash
+    mid-write never leaves a truncated file in place of a good one."""
+    import ase.io
+
+    path = str(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fmt = "extxyz" if path.endswith((".xyz", ".extxyz")) else None
+    clean = []
+    for a in frames:
+        b = a.copy()
+        b.calc = None
+        b.info.pop("source", None)
+        clean.append(b)
+    ase.io.write(tmp, clean, format=fmt)
+    os.replace(tmp, path)

@@ -1,0 +1,5 @@
+"""Descriptors: lambda-SOAP (equivariant SOAP) features via featomic, in e3nn's harmonic basis."""
+
+from psilearn.features.lsoap import LambdaSoap, SoapConfig, AtomFeatures
+
+__all__ = ["LambdaSoap", "SoapConfig", "AtomFeatures"]

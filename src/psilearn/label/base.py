@@ -1,0 +1,123 @@
+"""The labeler protocol, label keys, units and the per-structure error type.
+
+A labeler turns an ASE ``Atoms`` (positions in Angstrom, ``atoms.info["charge"]`` and
+``atoms.info["multiplicity"]`` optional) into a labelled copy. All labels are in atomic units
+(Hartree, Bohr, elementary charge) unless the key's unit below says otherwise; tensors are
+flattened row-major (a 3x3 tensor is 9 numbers).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol, runtime_checkable
+
+from ase import Atoms
+
+#: Observables a labeler may be asked for.
+OBSERVABLES: tuple[str, ...] = (
+    "energy",
+    "forces",
+    "dipole",
+    "quadrupole",
+    "polarizability",
+    "charges",
+    "orbitals",
+    "shielding",
+    "apt",
+)
+
+#: Units of every key a labeler may write (``info`` keys are per structure, ``arrays`` per atom).
+#: Keys deliberately avoid ASE's calculator property names (energy, forces, dipole, charges), which
+#: ASE would otherwise move into a SinglePointCalculator and interpret in eV.
+UNITS: dict[str, str] = {
+    "total_energy": "Hartree",
+    "atomic_forces": "Hartree/Bohr, shape (n_atoms, 3)",
+    "dipole_moment": "e*Bohr, shape (3,), origin: centre of mass",
+    "quadrupole_moment": "e*Bohr^2, traceless Buckingham, 9 numbers row-major, origin: centre of mass",
+    "alpha": "Bohr^3 (a.u.), static dipole polarizability, 9 numbers row-major",
+    "alpha_ff_rel_diff": "dimensionless, max|alpha_cphf - alpha_ff| / max|alpha_cphf|",
+    "mulliken_charges": "e, shape (n_atoms,)",
+    "hirshfeld_charges": "e, shape (n_atoms,)",
+    "orbital_energies": "Hartree, ascending (restricted); _alpha/_beta for open shell",
+    "homo": "Hartree",
+    "lumo": "Hartree",
+    "gap": "Hartree",
+    "dos": "states/Hartree, Gaussian-broadened on the grid linspace(dos_emin, dos_emax, dos_npts)",
+    "dos_emin": "Hartree",
+    "dos_emax": "Hartree",
+    "dos_sigma": "Hartree (Gaussian standard deviation)",
+    "shielding": "ppm, GIAO NMR shielding tensor per atom, 9 numbers row-major sigma[a,b]",
+    "apt": "e (a.u.), atomic polar tensor per atom, apt[k, 3*a+b] = d mu_a / d R_{k,b}",
+    "positions": "Angstrom (ASE convention)",
+}
+
+#: Key(s) written for each observable.
+OBSERVABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "energy": ("total_energy",),
+    "forces": ("atomic_forces",),
+    "dipole": ("dipole_moment",),
+    "quadrupole": ("quadrupole_moment",),
+    "polarizability": ("alpha",),
+    "charges": ("mulliken_charges", "hirshfeld_charges"),
+    "orbitals": ("orbital_energies", "homo", "lumo", "gap", "dos"),
+    "shielding": ("shielding",),
+    "apt": ("apt",),
+}
+
+
+class LabelError(Exception):
+    """A per-structure failure (bad input, SCF not converged, ...). ``stage`` says where."""
+
+    def __init__(self, message: str, stage: str = "label") -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+@runtime_checkable
+class Labeler(Protocol):
+    """What every labeler provides. Implementations must be picklable (they travel to workers)."""
+
+    observables: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """Short human-readable method name, e.g. ``'pbe0/def2-svp'`` or ``'gfn2'``."""
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-serialisable description of everything that changes the numbers."""
+
+    def method_hash(self) -> str:
+        """Stable hash of :meth:`spec` (method, basis, options, observables, code versions)."""
+
+    def label(self, atoms: Atoms) -> Atoms:
+        """Return a labelled copy of ``atoms``; raise :class:`LabelError` on a per-structure
+        failure."""
+
+
+def parse_observables(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``'energy,dipole'`` -> ``('energy', 'dipole')``, validated, de-duplicated, in given order."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for raw in items:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        if name not in OBSERVABLES:
+            raise ValueError(f"unknown observable {name!r}; choose from {', '.join(OBSERVABLES)}")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValueError("no observables requested")
+    return tuple(out)
+
+
+def configure_threads(threads: int = 1) -> None:
+    """Set BLAS/OpenMP environment before PySCF is imported in a worker (see TOOLCHAIN.md).
+
+    Setting these after pyscf's OpenBLAS is loaded has no effect on that process, so call this
+    first thing in every worker process. Existing values are respected.
+    """
+    os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(threads))
+    os.environ.setdefault("MKL_NUM_THREADS", str(threads))

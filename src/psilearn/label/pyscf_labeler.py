@@ -1,0 +1,363 @@
+"""PySCF labeler: HF or any DFT functional, any basis PySCF knows, optional density fitting.
+
+Charge and spin multiplicity come from ``atoms.info['charge']`` / ``atoms.info['multiplicity']``
+(multiplicity defaults to 1 for even, 2 for odd electron counts; open shells use UHF/UKS).
+All labels are in atomic units; see :data:`psilearn.label.base.UNITS` for keys and shapes.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.label.base import LabelError, configure_threads, parse_observables
+from psilearn.label.hashing import code_version, method_hash
+from psilearn.label.orbitals import DOSGrid, orbital_labels
+from psilearn.label.validate import check_electrons, check_geometry
+
+#: Bumped whenever the meaning of a stored label changes (part of the method hash).
+LABEL_SCHEMA = 1
+
+_HF_NAMES = {"hf", "rhf", "uhf", "scf"}
+
+#: The SCF retry ladder, in order. Each rung starts from a fresh SCF object.
+SCF_LADDER: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("default", {}),
+    ("level_shift", {"level_shift": 0.5}),
+    ("damping", {"damp": 0.5, "diis_start_cycle": 10}),
+    ("newton", {}),
+)
+
+
+@dataclass
+class PySCFLabeler:
+    """Label structures with PySCF.
+
+    Parameters
+    ----------
+    xc: ``'hf'`` or any libxc/XCFun functional name PySCF accepts (``'pbe0'``, ``'b3lyp'``, ...).
+    basis: any basis name PySCF knows (``'sto-3g'``, ``'def2-svp'``, ``'aug-cc-pvdz'``, ...).
+    observables: subset of :data:`psilearn.label.base.OBSERVABLES`.
+    density_fit: use density fitting (RI-J/K) with ``auxbasis`` (default: PySCF's choice).
+    grid_level: DFT grid level (also used for Hirshfeld integration with HF).
+    conv_tol: SCF energy convergence (Ha). max_cycle: SCF iterations per ladder rung.
+    polarizability_mode: ``'analytic'`` (CPHF, finite field if CPHF fails), ``'finite_field'``,
+        or ``'both'`` (CPHF stored, finite field computed as cross-check: ``alpha_ff_rel_diff``).
+    field_step: finite-field step (a.u. of field strength). apt_step: displacement (Bohr).
+    dos: energy grid and broadening for the DOS (Hartree).
+    threads: BLAS/OpenMP threads inside one label (use 1 and parallelise over processes).
+    """
+
+    xc: str = "hf"
+    basis: str = "def2-svp"
+    observables: tuple[str, ...] = ("energy",)
+    density_fit: bool = False
+    auxbasis: str | None = None
+    grid_level: int = 3
+    conv_tol: float = 1e-10
+    max_cycle: int = 100
+    polarizability_mode: str = "analytic"
+    field_step: float = 1e-3
+    apt_step: float = 1e-3
+    dos: DOSGrid = field(default_factory=DOSGrid)
+    threads: int = 1
+    max_memory_mb: int = 2000
+
+    def __post_init__(self) -> None:
+        self.observables = parse_observables(self.observables)
+        self.xc = self.xc.strip().lower()
+        self.basis = self.basis.strip().lower()
+        if self.polarizability_mode not in ("analytic", "finite_field", "both"):
+            raise ValueError(
+                "polarizability_mode must be 'analytic', 'finite_field' or 'both', "
+                f"got {self.polarizability_mode!r}"
+            )
+        if isinstance(self.dos, dict):
+            self.dos = DOSGrid(**self.dos)
+
+    # ---- identity ----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return f"{self.xc}/{self.basis}" + ("/df" if self.density_fit else "")
+
+    @property
+    def is_hf(self) -> bool:
+        return self.xc in _HF_NAMES
+
+    def spec(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("threads")
+        d.pop("max_memory_mb")
+        d["dos"] = self.dos.as_dict()
+        d["observables"] = sorted(self.observables)
+        if self.is_hf:
+            d.pop("grid_level")
+        if "polarizability" not in self.observables:
+            d.pop("polarizability_mode")
+            d.pop("field_step")
+        if "apt" not in self.observables:
+            d.pop("apt_step")
+        if "orbitals" not in self.observables:
+            d.pop("dos")
+        d.update(
+            code="pyscf",
+            schema=LABEL_SCHEMA,
+            versions={
+                "pyscf": code_version("pyscf"),
+                "pyscf-properties": code_version("pyscf-properties"),
+            },
+        )
+        return d
+
+    def method_hash(self) -> str:
+        return method_hash(self.spec())
+
+    # ---- building blocks ---------------------------------------------------------------------
+    def build_mol(self, atoms: Atoms):
+        """A built ``pyscf.gto.Mole`` (Angstrom input); raises :class:`LabelError` on bad input."""
+        check_geometry(atoms)
+        charge, mult, _ = check_electrons(atoms)
+        from pyscf import gto
+        from pyscf.lib.exceptions import BasisNotFoundError
+
+        mol = gto.Mole()
+        mol.atom = [(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)]
+        mol.unit = "Angstrom"
+        mol.basis = self.basis
+        mol.charge = charge
+        mol.spin = mult - 1
+        mol.verbose = 0
+        mol.max_memory = self.max_memory_mb
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mol.build()
+        except BasisNotFoundError as exc:
+            raise LabelError(f"{exc} (element not available in basis {self.basis!r})", "basis") from None
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise LabelError(f"cannot build molecule with basis {self.basis!r}: {exc}", "basis") from None
+        return mol
+
+    def make_scf(self, mol):
+        """An unconverged SCF object for ``mol`` configured from this labeler."""
+        from pyscf import dft, scf
+
+        open_shell = mol.spin != 0
+        if self.is_hf:
+            mf = scf.UHF(mol) if open_shell else scf.RHF(mol)
+        else:
+            mf = dft.UKS(mol) if open_shell else dft.RKS(mol)
+            mf.xc = self.xc
+            mf.grids.level = self.grid_level
+        if self.density_fit:
+            mf = mf.density_fit(auxbasis=self.auxbasis)
+        mf.conv_tol = self.conv_tol
+        mf.max_cycle = self.max_cycle
+        mf.verbose = 0
+        return mf
+
+    def run_scf(self, mol):
+        """Converge the SCF, walking :data:`SCF_LADDER` until one rung converges.
+
+        Returns ``(mf, rung_name)``; raises :class:`LabelError` (stage ``'scf'``) listing every
+        attempt when all fail.
+        """
+        attempts: list[str] = []
+        dm_last = None
+        for rung, options in SCF_LADDER:
+            try:
+                mf = self.make_scf(mol)
+                if rung == "newton":
+                    newton = mf.newton()
+                    newton.max_cycle = self.max_cycle
+                    newton.kernel(dm0=dm_last)
+                    mf = newton
+                else:
+                    for key, value in options.items():
+                        setattr(mf, key, value)
+                    mf.kernel(dm0=dm_last)
+                if mf.converged:
+                    if rung != "default":  # polish with a plain solver (no shift/damping)
+                        plain = self.make_scf(mol)
+                        plain.kernel(dm0=mf.make_rdm1())
+                        if plain.converged:
+                            mf = plain
+                    return mf, rung
+                attempts.append(f"{rung}: not converged in {self.max_cycle} cycles (E={mf.e_tot:.6f})")
+            except Exception as exc:  # numerical failure inside PySCF: try the next rung
+                attempts.append(f"{rung}: {type(exc).__name__}: {exc}")
+        raise LabelError("SCF failed after " + "; ".join(attempts), stage="scf")
+
+    # ---- observables -------------------------------------------------------------------------
+    def polarizability_cphf(self, mf) -> np.ndarray:
+        """Static polarizability (Bohr^3), shape (3, 3), analytic CPHF/CPKS (pyscf-properties)."""
+        from pyscf import dft, scf
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            unrestricted = isinstance(mf, scf.uhf.UHF)
+            if isinstance(mf, dft.rks.KohnShamDFT):
+                if unrestricted:
+                    from pyscf.prop.polarizability.uks import Polarizability
+                else:
+                    from pyscf.prop.polarizability.rks import Polarizability
+            elif unrestricted:
+                from pyscf.prop.polarizability.uhf import Polarizability
+            else:
+                from pyscf.prop.polarizability.rhf import Polarizability
+            pol = Polarizability(mf)
+            pol.verbose = 0
+            pol.conv_tol = 1e-9
+            alpha = np.asarray(pol.polarizability(), dtype=float)
+        if not np.all(np.isfinite(alpha)):
+            raise RuntimeError("CPHF polarizability is not finite")
+        return alpha
+
+    def _field_dipole(self, mol, field: np.ndarray, dm0, origin: np.ndarray) -> np.ndarray:
+        from psilearn.label.multipoles import dipole_moment
+
+        mf = self.make_scf(mol)
+        hcore = mf.get_hcore()
+        with mol.with_common_orig(origin):
+            r = mol.intor_symmetric("int1e_r", comp=3)
+        perturbed = hcore + np.einsum("x,xij->ij", field, r)
+        mf.get_hcore = lambda *args, **kwargs: perturbed
+        mf.conv_tol = min(self.conv_tol, 1e-11)
+        mf.kernel(dm0=dm0)
+        if not mf.converged:
+            raise LabelError(f"SCF in finite field {field.tolist()} did not converge", "polarizability")
+        return dipole_moment(mol, mf.make_rdm1(), origin)
+
+    def polarizability_finite_field(self, mf) -> np.ndarray:
+        """Static polarizability (Bohr^3), shape (3, 3), alpha[a, b] = d mu_a / d F_b by central
+        differences of the dipole in uniform fields +-``field_step`` (6 extra SCFs)."""
+        from psilearn.label.multipoles import centre_of_mass_bohr
+
+        mol = mf.mol
+        origin = centre_of_mass_bohr(mol)
+        dm0 = mf.make_rdm1()
+        alpha = np.zeros((3, 3))
+        for b in range(3):
+            f = np.zeros(3)
+            f[b] = self.field_step
+            plus = self._field_dipole(mol, f, dm0, origin)
+            minus = self._field_dipole(mol, -f, dm0, origin)
+            alpha[:, b] = (plus - minus) / (2.0 * self.field_step)
+        return alpha
+
+    def atomic_polar_tensors(self, mol, mf) -> np.ndarray:
+        """APT (e), shape (n_atoms, 3, 3), apt[k, a, b] = d mu_a / d R_{k,b}, by central
+        differences of the dipole (fixed origin) over +-``apt_step`` Bohr displacements."""
+        from psilearn.label.multipoles import centre_of_mass_bohr, dipole_moment
+
+        origin = centre_of_mass_bohr(mol)
+        coords = mol.atom_coords()
+        dm0 = mf.make_rdm1()
+        apt = np.zeros((mol.natm, 3, 3))
+        for k in range(mol.natm):
+            for b in range(3):
+                mus = []
+                for sign in (1.0, -1.0):
+                    c = coords.copy()
+                    c[k, b] += sign * self.apt_step
+                    m = mol.set_geom_(c, unit="Bohr", inplace=False)
+                    mfd = self.make_scf(m)
+                    mfd.conv_tol = min(self.conv_tol, 1e-11)
+                    mfd.kernel(dm0=dm0)
+                    if not mfd.converged:
+                        raise LabelError(f"SCF for APT displacement of atom {k} did not converge", "apt")
+                    mus.append(dipole_moment(m, mfd.make_rdm1(), origin))
+                apt[k, :, b] = (mus[0] - mus[1]) / (2.0 * self.apt_step)
+        return apt
+
+    def hirshfeld(self, mol, mf) -> np.ndarray:
+        from psilearn.label.hirshfeld import hirshfeld_charges
+
+        grids = getattr(mf, "grids", None)
+        if grids is None:
+            from pyscf.dft import gen_grid
+
+            grids = gen_grid.Grids(mol)
+            grids.level = self.grid_level
+        if grids.coords is None:
+            grids.build()
+        return hirshfeld_charges(mol, mf.make_rdm1(), grids)
+
+    # ---- the protocol ------------------------------------------------------------------------
+    def label(self, atoms: Atoms) -> Atoms:
+        """Labelled copy of ``atoms`` (keys in :data:`psilearn.label.base.UNITS`)."""
+        configure_threads(self.threads)
+        from pyscf import lib, scf
+
+        from psilearn.label.multipoles import dipole_moment, quadrupole_moment
+
+        lib.num_threads(self.threads)
+        t0 = time.perf_counter()
+        mol = self.build_mol(atoms)
+        mf, rung = self.run_scf(mol)
+        out = atoms.copy()
+        out.calc = None
+        info, arrays = out.info, out.arrays
+        info["charge"] = int(mol.charge)
+        info["multiplicity"] = int(mol.spin) + 1
+        info["scf_strategy"] = rung
+        dm = mf.make_rdm1()
+        obs = self.observables
+        if "energy" in obs:
+            info["total_energy"] = float(mf.e_tot)
+        if "forces" in obs:
+            try:
+                g = mf.nuc_grad_method()
+                g.verbose = 0
+                arrays["atomic_forces"] = -np.asarray(g.kernel(), dtype=float)
+            except Exception as exc:
+                raise LabelError(f"gradient failed: {type(exc).__name__}: {exc}", "forces") from None
+        if "dipole" in obs:
+            info["dipole_moment"] = dipole_moment(mol, dm)
+        if "quadrupole" in obs:
+            info["quadrupole_moment"] = quadrupole_moment(mol, dm).reshape(9)
+        if "polarizability" in obs:
+            info.update(self._polarizability(mf))
+        if "charges" in obs:
+            total = dm[0] + dm[1] if np.ndim(dm) == 3 else dm
+            _, mull = scf.hf.mulliken_pop(mol, total, mf.get_ovlp(), verbose=0)
+            arrays["mulliken_charges"] = np.asarray(mull, dtype=float)
+            arrays["hirshfeld_charges"] = self.hirshfeld(mol, mf)
+        if "orbitals" in obs:
+            info.update(orbital_labels(mf.mo_energy, mf.mo_occ, self.dos))
+        if "shielding" in obs:
+            from psilearn.label.nmr import shielding_tensors
+
+            arrays["shielding"] = shielding_tensors(mf).reshape(len(atoms), 9)
+        if "apt" in obs:
+            arrays["apt"] = self.atomic_polar_tensors(mol, mf).reshape(len(atoms), 9)
+        info["label_seconds"] = time.perf_counter() - t0
+        return out
+
+    def _polarizability(self, mf) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.polarizability_mode == "finite_field":
+            out["alpha"] = self.polarizability_finite_field(mf).reshape(9)
+            out["alpha_method"] = "finite_field"
+            return out
+        try:
+            alpha = self.polarizability_cphf(mf)
+            out["alpha_method"] = "cphf"
+        except LabelError:
+            raise
+        except Exception as exc:  # CPHF unavailable/failed: finite field is the fallback
+            alpha = self.polarizability_finite_field(mf)
+            out["alpha_method"] = f"finite_field (CPHF failed: {type(exc).__name__})"
+            out["alpha"] = alpha.reshape(9)
+            return out
+        out["alpha"] = alpha.reshape(9)
+        if self.polarizability_mode == "both":
+            ff = self.polarizability_finite_field(mf)
+            out["alpha_ff"] = ff.reshape(9)
+            out["alpha_ff_rel_diff"] = float(np.abs(alpha - ff).max() / np.abs(alpha).max())
+        return out

@@ -1,0 +1,62 @@
+"""Checks run before any calculation, so bad inputs fail fast with a clear per-structure reason."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.label.base import LabelError
+from psilearn.label.hashing import charge_multiplicity
+
+#: Two atoms closer than this (Angstrom) are treated as overlapping.
+MIN_DISTANCE = 0.3
+
+
+def check_geometry(atoms: Atoms, min_distance: float = MIN_DISTANCE) -> None:
+    """Raise :class:`LabelError` for empty structures, non-finite or overlapping positions."""
+    if len(atoms) == 0:
+        raise LabelError("structure has no atoms", stage="validate")
+    pos = atoms.positions
+    if not np.all(np.isfinite(pos)):
+        raise LabelError("structure has non-finite positions", stage="validate")
+    if len(atoms) > 1:
+        d = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
+        d[np.diag_indices(len(atoms))] = np.inf
+        i, j = np.unravel_index(np.argmin(d), d.shape)
+        if d[i, j] < min_distance:
+            raise LabelError(
+                f"overlapping atoms: {atoms[i].symbol}{i} and {atoms[j].symbol}{j} are "
+                f"{d[i, j]:.3f} A apart (< {min_distance} A)",
+                stage="validate",
+            )
+
+
+def check_electrons(atoms: Atoms) -> tuple[int, int, int]:
+    """Validate charge and multiplicity against the electron count.
+
+    Returns ``(charge, multiplicity, n_electrons)``; raises :class:`LabelError` when the
+    electron count and multiplicity cannot both hold (e.g. 9 electrons with multiplicity 1).
+    """
+    try:
+        charge, mult = charge_multiplicity(atoms)
+    except ValueError as exc:
+        raise LabelError(str(exc), stage="validate") from None
+    nelec = int(atoms.numbers.sum()) - charge
+    if nelec <= 0:
+        raise LabelError(f"charge {charge} leaves {nelec} electrons", stage="validate")
+    if mult < 1:
+        raise LabelError(f"multiplicity must be >= 1, got {mult}", stage="validate")
+    unpaired = mult - 1
+    if (nelec - unpaired) % 2 != 0:
+        parity = "odd" if nelec % 2 else "even"
+        raise LabelError(
+            f"{parity} electron count ({nelec}, charge {charge}) is incompatible with "
+            f"multiplicity {mult}",
+            stage="validate",
+        )
+    if unpaired > nelec:
+        raise LabelError(
+            f"multiplicity {mult} needs {unpaired} unpaired electrons but there are {nelec}",
+            stage="validate",
+        )
+    return charge, mult, nelec

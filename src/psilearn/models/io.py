@@ -1,0 +1,165 @@
+"""Model files: a directory holding ``model.json`` (metadata) and ``arrays.npz`` (numbers).
+
+Nothing is ever unpickled: arrays load with ``allow_pickle=False`` and every array's SHA-256 is
+recorded in the metadata, together with a hash of the metadata itself, so a truncated, edited or
+foreign file is refused with a clear error instead of silently giving wrong predictions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "psilearn-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, corrupt, tampered with, or not a psilearn model."""
+
+
+def _sha(arr: np.ndarray) -> str:
+    a = np.ascontiguousarray(arr)
+    h = hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _meta_sha(meta: dict) -> str:
+    body = {k: v for k, v in meta.items() if k != "integrity"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def write_model(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically: the directory appears complete or not at all."""
+    import psilearn
+
+    path = Path(path)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "psilearn_version": psilearn.__version__, **meta}
+    meta["integrity"] = {"arrays_sha256": {k: _sha(v) for k, v in arrays.items()}}
+    meta["integrity"]["metadata_sha256"] = _meta_sha(meta)
+    parent = path.parent if str(path.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
+    try:
+        with open(tmp / "model.json", "w") as fh:
+            json.dump(meta, fh, indent=1, sort_keys=True)
+        np.savez(tmp / "arrays.npz", **arrays)
+        if path.exists():
+            if not (path / "model.json").exists():
+                raise ModelFileError(f"{path}: exists and is not a psilearn model; refusing to overwrite")
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_model(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read and verify a model directory; raises ModelFileError with the reason."""
+    path = Path(path)
+    mfile, afile = path / "model.json", path / "arrays.npz"
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model")
+    if not path.is_dir() or not mfile.exists():
+        raise ModelFileError(f"{path}: not a psilearn model (expected a directory with model.json and arrays.npz)")
+    try:
+        meta = json.loads(mfile.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{mfile}: corrupt metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a psilearn model (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model format version {meta.get('format_version')} is not supported (this psilearn reads {FORMAT_VERSION})")
+    integ = meta.get("integrity") or {}
+    if integ.get("metadata_sha256") != _meta_sha(meta):
+        raise ModelFileError(f"{mfile}: metadata does not match its checksum (edited or corrupted)")
+    try:
+        with np.load(afile, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise ModelFileError(f"{afile}: missing") from None
+    except Exception as exc:  # zipfile/npy errors on truncation, pickle refusal on object arrays
+        raise ModelFileError(f"{afile}: unreadable ({type(exc).__name__}: {exc})") from None
+    expected = integ.get("arrays_sha256", {})
+    if set(expected) != set(arrays):
+        raise ModelFileError(f"{afile}: array set differs from the metadata (missing or extra arrays)")
+    for k, v in arrays.items():
+        if _sha(v) != expected[k]:
+            raise ModelFileError(f"{afile}: array {k!r} does not match its checksum (tampered or corrupted)")
+    return meta, arrays
+
+
+def save_sagpr(model, path) -> None:
+    from dataclasses import asdict
+
+    arrays: dict[str, np.ndarray] = {"scales": np.asarray(model.scales)}
+    for (l, s), per_z in model.sparse.items():
+        for z, x in per_z.items():
+            arrays[f"sparse/{l}/{s}/{z}"] = x
+    channels = []
+    for ci, cm in enumerate(model.channels):
+        arrays[f"ch{ci}/P"] = cm.gp.P
+        arrays[f"ch{ci}/S2"] = cm.gp.S2
+        cols = []
+        for bi, col in cm.columns:
+            arrays[f"ch{ci}/b{bi}/coef"] = col.coef
+            arrays[f"ch{ci}/b{bi}/d"] = col.d
+            cols.append({"block": bi, "reg": col.reg, "s2": col.s2})
+        channels.append({"l": cm.channel[0], "sigma": cm.channel[1], "columns": cols})
+    meta = {
+        "model": "sagpr",
+        "target": model.target.to_dict(),
+        "soap": model.soap.to_dict(),
+        "config": asdict(model.config),
+        "species": model.species,
+        "baseline": {str(k): v for k, v in model.baseline.items()},
+        "channels": channels,
+        "training": model.metadata,
+    }
+    write_model(path, meta, arrays)
+
+
+def load(path):
+    """Load any psilearn model file (currently: SA-GPR)."""
+    meta, arrays = read_model(path)
+    try:
+        if meta.get("model") == "sagpr":
+            return _load_sagpr(meta, arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: inconsistent model contents ({type(exc).__name__}: {exc})") from None
+    raise ModelFileError(f"{path}: unknown model kind {meta.get('model')!r}")
+
+
+def _load_sagpr(meta: dict, arrays: dict[str, np.ndarray]):
+    from psilearn.features import SoapConfig
+    from psilearn.models.gpr import ColumnFit, SparseGP
+    from psilearn.models.sagpr import SAGPR, SAGPRConfig, ChannelModel
+    from psilearn.targets import Target
+
+    model = SAGPR(Target.from_dict(meta["target"]), SoapConfig.from_dict(meta["soap"]), SAGPRConfig.from_dict(meta["config"]))
+    model.species = [int(z) for z in meta["species"]]
+    model.baseline = {int(k): float(v) for k, v in meta["baseline"].items()}
+    model.scales = arrays["scales"]
+    model.metadata = meta["training"]
+    model.sparse = {}
+    for name, x in arrays.items():
+        if name.startswith("sparse/"):
+            _, l, s, z = name.split("/")
+            model.sparse.setdefault((int(l), int(s)), {})[int(z)] = x
+    for ci, ch in enumerate(meta["channels"]):
+        gp = SparseGP(arrays[f"ch{ci}/P"], arrays[f"ch{ci}/S2"])
+        cols = [
+            (c["block"], ColumnFit(c["reg"], c["s2"], arrays[f"ch{ci}/b{c['block']}/coef"], arrays[f"ch{ci}/b{c['block']}/d"]))
+            for c in ch["columns"]
+        ]
+        model.channels.append(ChannelModel((ch["l"], ch["sigma"]), gp, cols))
+    if set(model._channel_list()) != {cm.channel for cm in model.channels}:
+        raise ValueError("channels do not match the target")
+    return model

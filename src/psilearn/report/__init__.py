@@ -1,0 +1,1 @@
+"""Metrics, parity plots and learning curves."""
