@@ -11,7 +11,8 @@ What it does
    (Measured on GFN2 trajectories: at a 20 fs stride water's bend keeps the dipole-norm
    autocorrelation at ~0.8; at 100 fs with this friction, autocorrelations of the interatomic
    distances, dipole norm and energy are mostly below ~0.3.) Frames whose bond graph differs from
-   the starting structure (a bond broken or formed) are dropped and replaced by the next one.
+   the starting structure (a bond broken or formed; bonded = closer than 1.3 x the sum of ASE's
+   covalent radii) are dropped and replaced by the next one.
    Each kept frame is centred on its centre of mass and given a uniformly random orientation,
    so the set does not carry the orientation of the ``ase.build`` template.
 2. **Labelling.** Each frame is labelled with restricted Kohn-Sham DFT in PySCF
@@ -30,8 +31,9 @@ What it does
 4. **Output.** An extended-XYZ file (``ase.io.write(..., format="extxyz")``), positions in
    Angstrom, labels in ``atoms.info``; frames ordered by molecule then MD step.
 
-Reproducibility: every random number comes from ``numpy.random.default_rng(seed + k)``, with
-``k`` the molecule's index in ``MOLECULES`` (``--seed``, default 20250). MD is deterministic for
+Reproducibility: molecule ``k`` (its index in ``MOLECULES``) uses ``seed + k`` (``--seed``,
+default 20250); ``numpy.random.SeedSequence(seed + k).spawn(2)`` gives two independent
+generators, one for the MD (initial velocities and Langevin noise), one for the orientations. MD is deterministic for
 a given seed, tblite version and thread count; labelling does not use random numbers.
 
 Threads: ``OMP_NUM_THREADS=1`` and ``OPENBLAS_CORETYPE=Haswell`` are set before NumPy/PySCF
@@ -75,7 +77,8 @@ CPHF_MAX_CYCLE = 60
 CPHF_MAX_RESIDUAL = 1e-5  # max_x ||residual_x|| / ||rhs_x|| of the CPHF equations
 SYMMETRY_RTOL = 1e-6
 
-BOHR_PER_ANGSTROM = 1.0 / 0.52917721092
+BOND_MULT = 1.3  # bond if distance < BOND_MULT * (r_cov,i + r_cov,j)
+POSITION_DECIMALS = 8  # extxyz writes positions with %16.8f: label exactly what is written
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,10 +87,16 @@ BOHR_PER_ANGSTROM = 1.0 / 0.52917721092
 
 
 def _bond_graph(atoms) -> set[tuple[int, int]]:
-    """Set of bonded pairs (i < j) from ASE's natural (covalent) cutoffs."""
+    """Set of bonded pairs (i < j): distance < BOND_MULT * (sum of covalent radii).
+
+    ``skin=0`` matters: ASE's NeighborList adds its skin (0.3 A by default) to *each* radius,
+    which would count e.g. methanol's C...H(O) at 1.85 A as a bond.
+    """
     from ase.neighborlist import NeighborList, natural_cutoffs
 
-    nl = NeighborList(natural_cutoffs(atoms, mult=1.2), self_interaction=False, bothways=False)
+    nl = NeighborList(
+        natural_cutoffs(atoms, mult=BOND_MULT), skin=0.0, self_interaction=False, bothways=False
+    )
     nl.update(atoms)
     pairs = set()
     for i in range(len(atoms)):
@@ -118,18 +127,18 @@ def sample_molecule(
     """GFN2-xTB Langevin MD for one molecule; return (frames, number of rejected frames)."""
     from ase import units
     from ase.build import molecule
-    from ase.md.langevin import Langevin
     from ase.constraints import FixCom
     from ase.md import velocitydistribution as vd
+    from ase.md.langevin import Langevin
     from tblite.ase import TBLite
 
-    rng = np.random.default_rng(seed)
+    md_rng, rot_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     atoms = molecule(name)
     reference_bonds = _bond_graph(atoms)
     atoms.calc = TBLite(method="GFN2-xTB", charge=0, multiplicity=1, verbosity=0)
     # thermalize_momenta (ASE >= 3.29) replaces MaxwellBoltzmannDistribution
     thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
-    thermalize(atoms, temperature_K=temperature, rng=rng)
+    thermalize(atoms, temperature_K=temperature, rng=md_rng)
     vd.Stationary(atoms)
     vd.ZeroRotation(atoms)
     atoms.set_constraint(FixCom())  # instead of Langevin's deprecated fixcm=True
@@ -139,7 +148,7 @@ def sample_molecule(
         temperature_K=temperature,
         friction=friction_per_fs / units.fs,
         fixcm=False,
-        rng=rng,
+        rng=md_rng,
     )
     dyn.run(n_equil)
 
@@ -158,7 +167,8 @@ def sample_molecule(
         frame.set_constraint()
         frame.arrays.pop("momenta", None)  # velocities are not part of the data set
         pos = frame.get_positions() - frame.get_center_of_mass()
-        frame.set_positions(pos @ _random_rotation(rng).T)
+        pos = pos @ _random_rotation(rot_rng).T
+        frame.set_positions(np.round(pos, POSITION_DECIMALS))
         frame.info = {"molecule": MOLECULE_LABELS[name], "md_step": step}
         frames.append(frame)
     return frames, rejected

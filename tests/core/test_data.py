@@ -53,6 +53,15 @@ def test_path_at_slice(tmp_path, sel, expect):
     assert len(ds) == len(expect) and ds.values.shape == (len(expect), 3)
 
 
+def test_at_sign_in_directory_name(tmp_path):
+    """Like ase.io.read, only an '@' in the file name itself starts a frame selection."""
+    d = tmp_path / "user@host"
+    d.mkdir()
+    path = _write(d / "data.xyz", _frames(4))
+    assert [a.info["idx"] for a in read_structures(path + "@1:3")] == [1, 2]
+    assert len(read_structures(path)) == 4
+
+
 def test_zero_lattice_is_a_molecule(tmp_path):
     path = tmp_path / "zero.xyz"
     path.write_text(
@@ -188,6 +197,20 @@ def test_asymmetric_tensor_refused_then_symmetrized(tmp_path):
     np.testing.assert_allclose(t, t.transpose(0, 2, 1), atol=1e-14)
     np.testing.assert_allclose(t[4], 0.5 * (big + big.T), atol=1e-12)
     np.testing.assert_allclose(t[0], base, atol=1e-12)
+
+
+def test_asymmetric_per_atom_names_frame(tmp_path):
+    frames = _frames()
+    for a in frames:
+        a.arrays["sigma"] = np.tile(np.diag([1.0, 2.0, 3.0]).ravel(), (len(a), 1))
+    frames[3].arrays["sigma"][1, 5] += 0.8  # yz entry of atom 1 of frame 3
+    path = _write(tmp_path / "atoms_asym.xyz", frames)
+    with pytest.raises(DataError) as exc:
+        load_dataset(path, Target("sigma", per="atom", tensor="ij=ji"))
+    _assert_names(str(exc.value), "atoms_asym.xyz", "frame 3", "'sigma'", "0.4")
+    ds = load_dataset(path, Target("sigma", per="atom", tensor="ij=ji"), symmetrize=True)
+    row = sum(len(a) for a in frames[:3]) + 1
+    np.testing.assert_allclose(ds.values[row].reshape(3, 3)[1, 2], 0.4)
 
 
 def test_traceless_violation_refused(tmp_path):

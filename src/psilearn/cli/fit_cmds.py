@@ -37,14 +37,10 @@ def _target(args):
 
 def _fit_model(args, target, dataset, progress=True):
     from psilearn.config import load_config
-    from psilearn.features import SoapConfig
-    from psilearn.models import SAGPR, SAGPRConfig
+    from psilearn.models.registry import model_kind
 
-    if args.model != "sagpr":
-        raise ValueError(f"model {args.model!r} is not available (choices: sagpr)")
-    cfg = load_config(args.config)
-    model_cfg = {"seed": args.seed, **cfg["model"]}
-    return SAGPR(target, SoapConfig.from_dict(cfg["soap"]), SAGPRConfig.from_dict(model_cfg), progress=progress).fit(dataset)
+    kind = model_kind(args.model)
+    return kind.build(target, load_config(args.config), seed=args.seed, progress=progress).fit(dataset)
 
 
 def _metrics_table(metrics: dict, units: str = "") -> str:
@@ -182,7 +178,9 @@ def cmd_learning_curve(args) -> int:
 
 
 def register(sub) -> None:
-    model_help = "model kind (sagpr: sparse symmetry-adapted Gaussian process regression on lambda-SOAP)"
+    from psilearn.models.registry import describe_kinds
+
+    model_help = f"model kind ({describe_kinds()})"
     p = sub.add_parser("fit", help="fit a model to labelled structures", description="Fit a model to labelled structures and save it.\n\n" + TARGET_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("train", metavar="TRAIN", help="training structures: any ASE-readable file, optionally with @slice (data.xyz@:200), or a DeePMD set directory")

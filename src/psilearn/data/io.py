@@ -11,11 +11,14 @@ from psilearn.data.errors import DataError
 
 
 def split_spec(spec: str) -> tuple[str, str]:
-    """'coords.xyz@:200' -> ('coords.xyz', ':200'); a path without '@' selects every frame."""
-    path, sep, index = str(spec).rpartition("@")
-    if not sep or not path:
-        return str(spec), ":"
-    return path, index or ":"
+    """'coords.xyz@:200' -> ('coords.xyz', ':200'); a path without '@' selects every frame.
+    Only an '@' in the file name counts, so folders like 'user@host/' are fine."""
+    spec = str(spec)
+    head, tail = os.path.split(spec)
+    name, sep, index = tail.rpartition("@")
+    if not sep or not name:
+        return spec, ":"
+    return os.path.join(head, name), index or ":"
 
 
 def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[Atoms]:

@@ -53,9 +53,13 @@ class SparseGP:
             lam, v = eigh(kmm, driver="evd")
             keep = lam > _EIG_RTOL * max(lam.max(initial=0.0), 1e-300)
             gs.append(v[:, keep] / np.sqrt(lam[keep]))
-        g = block_diag(*gs)
+        g = block_diag(*gs) if gs else np.zeros((phi.shape[1], 0))
         b = phi @ g
         n, r = b.shape
+        if r == 0:
+            # The channel has no features (its kernel vanishes identically): the model predicts 0,
+            # and profiling the likelihood sets the noise variance to the data's mean square.
+            return cls(np.zeros((phi.shape[1], 0)), np.zeros(0)), b
         if n < r:  # fewer observations than sparse components: diagonalise B B^T instead
             s2, u = eigh(b @ b.T, driver="evd")
             pos = s2 > _EIG_RTOL * max(s2.max(initial=0.0), 1e-300)

@@ -103,6 +103,9 @@ def save_sagpr(model, path) -> None:
     for (l, s), per_z in model.sparse.items():
         for z, x in per_z.items():
             arrays[f"sparse/{l}/{s}/{z}"] = x
+    for (l, s), per_z in model.projections.items():
+        for z, v in per_z.items():
+            arrays[f"proj/{l}/{s}/{z}"] = v
     channels = []
     for ci, cm in enumerate(model.channels):
         arrays[f"ch{ci}/P"] = cm.gp.P
@@ -127,14 +130,17 @@ def save_sagpr(model, path) -> None:
 
 
 def load(path):
-    """Load any psilearn model file (currently: SA-GPR)."""
+    """Load any psilearn model file; the kind recorded in it selects the loader (models.registry)."""
+    from psilearn.models.registry import MODEL_KINDS, model_kind
+
     meta, arrays = read_model(path)
+    kind = meta.get("model")
+    if kind not in MODEL_KINDS:
+        raise ModelFileError(f"{path}: unknown model kind {kind!r}")
     try:
-        if meta.get("model") == "sagpr":
-            return _load_sagpr(meta, arrays)
+        return model_kind(kind).load_from(meta, arrays)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: inconsistent model contents ({type(exc).__name__}: {exc})") from None
-    raise ModelFileError(f"{path}: unknown model kind {meta.get('model')!r}")
 
 
 def _load_sagpr(meta: dict, arrays: dict[str, np.ndarray]):
@@ -150,9 +156,10 @@ def _load_sagpr(meta: dict, arrays: dict[str, np.ndarray]):
     model.metadata = meta["training"]
     model.sparse = {}
     for name, x in arrays.items():
-        if name.startswith("sparse/"):
-            _, l, s, z = name.split("/")
-            model.sparse.setdefault((int(l), int(s)), {})[int(z)] = x
+        if name.startswith("sparse/") or name.startswith("proj/"):
+            kind, l, s, z = name.split("/")
+            store = model.sparse if kind == "sparse" else model.projections
+            store.setdefault((int(l), int(s)), {})[int(z)] = x
     for ci, ch in enumerate(meta["channels"]):
         gp = SparseGP(arrays[f"ch{ci}/P"], arrays[f"ch{ci}/S2"])
         cols = [

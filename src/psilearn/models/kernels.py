@@ -53,6 +53,8 @@ def sparse_kernel(
         xs = sparse[channel][z]  # (M_z, d, Q)
         x0s = sparse[(0, 1)][z][:, 0, :]  # (M_z, Q0)
         q = xs.shape[2]
+        if q == 0:  # no features of this symmetry (e.g. pseudo-scalars of lambda-SOAP): kernel is 0
+            continue
         xs_t = xs.reshape(-1, q).T  # (Q, M_z*d)
         for start in range(0, len(atoms), _CHUNK):
             rows = atoms[start : start + _CHUNK]
@@ -76,6 +78,9 @@ def sparse_sparse_kernel(sparse: dict[tuple[int, int], dict[int, np.ndarray]], c
     for z in sorted(sparse[channel]):
         xs = sparse[channel][z]
         m, _, q = xs.shape
+        if q == 0:
+            blocks.append(np.zeros((m * d, m * d)))
+            continue
         lin = (xs.reshape(-1, q) @ xs.reshape(-1, q).T).reshape(m, d, m, d)
         if zeta != 1:
             x0 = sparse[(0, 1)][z][:, 0, :]

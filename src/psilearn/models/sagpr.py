@@ -18,6 +18,7 @@ from ase.data import chemical_symbols
 from psilearn.data import Dataset, DataError
 from psilearn.data.splits import random_split
 from psilearn.features import LambdaSoap, SoapConfig
+from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import sigma_for
 from psilearn.models.gpr import ColumnFit, SparseGP
 from psilearn.models.kernels import self_kernel, sparse_kernel, sparse_sparse_kernel
@@ -37,6 +38,7 @@ class SAGPRConfig:
     sparse_method: str = "fps"  # 'fps' or 'cur'
     regularization: str = "ml"  # 'ml' (marginal likelihood), 'cv' (k-fold), or a number (sigma2/s2)
     cv_folds: int = 5
+    feature_tol: float = 1e-6  # PCA-compress features, dropping this fraction of variance (0: off)
     seed: int = 0
 
     @classmethod
@@ -56,6 +58,8 @@ class SAGPRConfig:
             raise ValueError("regularization must be 'ml', 'cv' or a positive number")
         if cfg.cv_folds < 2:
             raise ValueError("cv_folds must be >= 2")
+        if not 0 <= cfg.feature_tol < 1:
+            raise ValueError("feature_tol must be in [0, 1)")
         return cfg
 
 
@@ -93,6 +97,7 @@ class SAGPR:
     channels: list[ChannelModel] = field(default_factory=list)
     baseline: dict[int, float] = field(default_factory=dict)  # Z -> value (l=0 even channel)
     scales: np.ndarray | None = None  # (n_blocks,) normalisation of each irrep occurrence
+    projections: dict = field(default_factory=dict)  # (l, sigma) -> {Z: (Q, K)} feature compression
     metadata: dict = field(default_factory=dict)
 
     # ---- channels --------------------------------------------------------------------------------
@@ -127,6 +132,9 @@ class SAGPR:
         frames = data.frames
         irreps = self.target.to_irreps(data.values)  # (n_samples, n_irreps)
         feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress)
+        self.projections = fit_projections(feats, self.config.feature_tol) if self.config.feature_tol > 0 else {}
+        if self.projections:
+            apply_projections(feats, self.projections)
         t_feat = time.perf_counter() - t0
 
         # per-element baseline of the invariant channel, then per-block scale
@@ -162,6 +170,10 @@ class SAGPR:
             phi = sparse_kernel(feats, self.sparse, ch, self.config.zeta, self.target.per, self.target.pool)
             kmm = sparse_sparse_kernel(self.sparse, ch, self.config.zeta)
             gp, bw = SparseGP.build(phi, kmm)
+            if len(gp.S2) == 0:
+                log.warning(
+                    "lambda-SOAP has no features for channel l=%d sigma=%d (e.g. pseudo-scalars at body order 3): "
+                    "it is predicted as 0 with the training data's spread as uncertainty", ch[0], ch[1])
             row_fold = np.repeat(sample_fold, d)
             cols = []
             for bi, b in enumerate(blocks):
@@ -215,6 +227,8 @@ class SAGPR:
             frames = [frames]
         self.check_elements(frames)
         feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress)
+        if self.projections:
+            apply_projections(feats, self.projections)
         blocks = self.target.blocks
         n = feats.n_structures if self.target.per == "structure" else len(feats.numbers)
         n_irr = sum(b.dim for b in blocks) if not blocks else max(b.start + b.dim for b in blocks)

@@ -62,6 +62,9 @@ def cartesian_basis(formula: str) -> CartesianBasis:
     """The exact change of basis for a Cartesian index formula ('' for a scalar, 'i', 'ij', 'ij=ji',
     'ijk=jik=ikj', ... up to rank 4), extracted from ``e3nn.io.CartesianTensor``."""
     rank = formula_rank(formula)
+    parts = formula.split("=") if formula else []
+    if any(not p.isalpha() or not p.islower() or len(p) != rank or len(set(p)) != rank for p in parts):
+        raise ValueError(f"invalid tensor formula {formula!r}: use distinct lower-case index letters, e.g. 'ij=ji'")
     if rank == 0:
         one = np.ones((1, 1))
         return CartesianBasis("", 0, one, one, (IrrepBlock(0, 1, 0),))

@@ -1,0 +1,103 @@
+"""Global electronic state of a structure: total charge and spin multiplicity from ``atoms.info``.
+
+Conventions (the same as the labeling engine, :mod:`psilearn.label`):
+
+* ``atoms.info["charge"]``: total charge in units of e (integer; default 0).
+* ``atoms.info["multiplicity"]``: 2S+1 (integer >= 1; default 1 for an even and 2 for an odd
+  electron count).
+
+A charge/multiplicity pair that cannot hold for the structure's electron count (e.g. a neutral
+CH3 radical declared a singlet, or a charge removing every electron) is refused with a
+:class:`~psilearn.data.DataError` naming the frame.
+
+The state enters models in two ways: the QEq layer takes the total charge as the exact constraint
+sum_i q_i = Q, and kernel models may multiply their kernels by :func:`state_kernel`, a Gaussian
+kernel on the state vector s = (Q, n_unpaired) so that a cation, an anion and a radical of the
+same geometry are different inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.data.errors import DataError
+
+
+def _where(atoms: Atoms, i: int) -> str:
+    return str(atoms.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
+
+
+def _integer(value, name: str, where: str) -> int:
+    try:
+        out = int(round(float(value)))
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: atoms.info[{name!r}] must be an integer, got {value!r}") from None
+    if abs(float(value) - out) > 1e-8:
+        raise DataError(f"{where}: atoms.info[{name!r}] must be an integer, got {value!r}")
+    return out
+
+
+def charge_and_multiplicity(atoms: Atoms, index: int = 0) -> tuple[int, int]:
+    """Validated (total charge [e], multiplicity 2S+1) of one structure.
+
+    Raises DataError when the charge leaves no electrons, the multiplicity is < 1, its parity
+    does not match the electron count, or it needs more unpaired electrons than exist.
+    """
+    where = _where(atoms, index)
+    charge = _integer(atoms.info.get("charge", 0), "charge", where)
+    n_elec = int(np.sum(atoms.numbers)) - charge
+    if n_elec < 0:
+        raise DataError(f"{where}: charge {charge:+d} is impossible: the atoms have only "
+                        f"{int(np.sum(atoms.numbers))} electrons in total")
+    raw = atoms.info.get("multiplicity")
+    mult = (1 if n_elec % 2 == 0 else 2) if raw is None else _integer(raw, "multiplicity", where)
+    if mult < 1:
+        raise DataError(f"{where}: multiplicity must be >= 1 (2S+1), got {mult}")
+    unpaired = mult - 1
+    if (n_elec - unpaired) % 2:
+        parity = "odd" if n_elec % 2 else "even"
+        raise DataError(f"{where}: charge {charge:+d} leaves {n_elec} electrons ({parity}), which cannot "
+                        f"have multiplicity {mult} (needs an {'even' if parity == 'odd' else 'odd'} multiplicity)")
+    if unpaired > n_elec:
+        raise DataError(f"{where}: multiplicity {mult} needs {unpaired} unpaired electrons, but charge "
+                        f"{charge:+d} leaves only {n_elec}")
+    return charge, mult
+
+
+def structure_states(frames: list[Atoms]) -> np.ndarray:
+    """State vectors s = (Q, n_unpaired) of each structure, shape (n_structures, 2), float.
+
+    Q is the total charge (e), n_unpaired = multiplicity - 1."""
+    out = np.zeros((len(frames), 2))
+    for i, a in enumerate(frames):
+        q, m = charge_and_multiplicity(a, i)
+        out[i] = (q, m - 1)
+    return out
+
+
+def total_charges(frames: list[Atoms]) -> np.ndarray:
+    """Validated total charge of each structure (e), shape (n_structures,)."""
+    return structure_states(frames)[:, 0]
+
+
+def state_kernel(sa: np.ndarray, sb: np.ndarray, width: float) -> np.ndarray:
+    """Gaussian kernel between state vectors, exp(-|sa - sb|^2 / (2 width^2)).
+
+    ``sa`` (n, 2), ``sb`` (m, 2) -> (n, m); equal states give exactly 1. ``width`` in units of
+    e (charge) and electrons (spin); a width of 1 correlates a neutral molecule and its cation
+    by exp(-1/2) = 0.61."""
+    if width <= 0:
+        raise ValueError("state kernel width must be positive")
+    d2 = np.sum((np.asarray(sa)[:, None, :] - np.asarray(sb)[None, :, :]) ** 2, axis=-1)
+    return np.exp(-0.5 * d2 / width**2)
+
+
+def scale_kernel_by_state(phi: np.ndarray, sample_states: np.ndarray, sparse_states: np.ndarray, d: int, width: float) -> np.ndarray:
+    """Multiply a sample-sparse kernel ``phi`` (n*d, M*d), rows ordered (sample, m-component) and
+    columns (sparse environment, m-component), by the state kernel between each sample's state
+    (``sample_states`` (n, 2)) and each sparse environment's (``sparse_states`` (M, 2)).
+
+    Valid for per-structure sums too, because every atom of a structure shares its state."""
+    k = state_kernel(sample_states, sparse_states, width)  # (n, M)
+    return phi * np.repeat(np.repeat(k, d, axis=0), d, axis=1)

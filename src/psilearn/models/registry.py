@@ -1,0 +1,27 @@
+"""Model kinds known to `psilearn fit --model NAME` and to :func:`psilearn.models.load`.
+
+Each kind is a module exposing ``build(target, config: dict, seed: int, progress: bool)`` returning
+an unfitted estimator with fit/predict/save, and ``load_from(meta: dict, arrays: dict)`` rebuilding a
+fitted one from a verified model file (see :mod:`psilearn.models.io`). Kinds are imported lazily so
+that the kernel models never import torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+# name -> (module implementing build/load_from, one-line description)
+MODEL_KINDS: dict[str, tuple[str, str]] = {
+    "sagpr": ("psilearn.models.sagpr_kind", "sparse symmetry-adapted Gaussian process regression on lambda-SOAP (data-efficient)"),
+}
+
+
+def model_kind(name: str):
+    """The module implementing model kind ``name``; ValueError listing the kinds otherwise."""
+    if name not in MODEL_KINDS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODEL_KINDS))}")
+    return import_module(MODEL_KINDS[name][0])
+
+
+def describe_kinds() -> str:
+    return "; ".join(f"{k}: {d}" for k, (_, d) in sorted(MODEL_KINDS.items()))
