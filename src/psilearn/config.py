@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-SECTIONS = ("soap", "model")
+SECTIONS = ("soap", "model", "nn", "nn_train")
 
 
 def load_config(path: str | None) -> dict:

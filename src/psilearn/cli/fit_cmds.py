@@ -39,8 +39,29 @@ def _fit_model(args, target, dataset, progress=True):
     from psilearn.config import load_config
     from psilearn.models.registry import model_kind
 
-    kind = model_kind(args.model)
-    return kind.build(target, load_config(args.config), seed=args.seed, progress=progress).fit(dataset)
+    from psilearn.models.longrange.cli import check_no_long_range_flags, long_range_options
+
+    check_no_long_range_flags(args)
+    name, config = args.model, load_config(args.config)
+    if getattr(args, "long_range", None):
+        name, config = long_range_options(args, config)
+    kind = model_kind(name)
+    model = kind.build(target, config, seed=args.seed, progress=progress)
+    _apply_run_options(args, model)
+    return model.fit(dataset)
+
+
+def _apply_run_options(args, model) -> None:
+    """Training-run flags (--device, --resume, --checkpoint-dir) for models that train iteratively."""
+    device, resume = getattr(args, "device", None), getattr(args, "resume", False)
+    ckpt = getattr(args, "checkpoint_dir", None)
+    if not hasattr(model, "set_run_options"):
+        if device or resume or ckpt:
+            raise ValueError(f"--device/--resume/--checkpoint-dir apply to iterative models (nn), not --model {args.model}")
+        return
+    if ckpt is None and getattr(args, "output", None):
+        ckpt = f"{args.output}.ckpt"
+    model.set_run_options(device=device, checkpoint_dir=ckpt, resume=resume)
 
 
 def _metrics_table(metrics: dict, units: str = "") -> str:
@@ -88,6 +109,10 @@ def _write_predictions(frames, model, pred, path) -> None:
             squeeze = (lambda v: v[:, 0]) if pred.values.shape[1] == 1 else (lambda v: v)
             b.arrays[key] = squeeze(pred.values[sl])
             b.arrays[f"{key}_std"] = squeeze(pred.std[sl])
+        if hasattr(pred, "extra_info") or hasattr(pred, "extra_arrays"):  # e.g. QEq charges next to a dipole
+            from psilearn.models.longrange.cli import write_extras
+
+            write_extras(b, pred, i, slice(offsets[i], offsets[i + 1]))
         out.append(b)
     write_structures(path, out)
 
@@ -189,6 +214,12 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="YAML", help="options file with 'soap:' and 'model:' sections")
     p.add_argument("--seed", type=int, default=0, help="random seed (folds, subsets); same seed + data = same model")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
+    p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")
+    p.add_argument("--resume", action="store_true", help="nn: continue an interrupted training run from its checkpoints")
+    from psilearn.models.longrange.cli import add_long_range_args
+
+    add_long_range_args(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="predict with a saved model", description="Predict the model's observable for new structures. Writes KEY and KEY_std (info for structure targets, arrays for atom targets), flattened row-major; an existing KEY in the input is kept as KEY_reference.")
@@ -216,4 +247,5 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", metavar="PNG", help="write the curve as a PNG")
     p.add_argument("--json", action="store_true", help="also print the curve as JSON")
+    add_long_range_args(p)
     p.set_defaults(func=cmd_learning_curve)

@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "psilearn.cli.fit_cmds",
     "psilearn.cli.demo_cmd",
     "psilearn.cli.label_cmds",
+    "psilearn.cli.spectra_cmds",
 ]
 
 

@@ -37,6 +37,16 @@ class Target:
         dipole or polarizability) or ``"mean"`` (intensive, e.g. a band gap).
     units:
         Free text, recorded in model metadata and shown in reports; values keep the user's units.
+    grid:
+        Spectrum targets only: the recorded grid (energies, wavenumbers, ...; strictly increasing)
+        on which the value is a function. The value is then ``len(grid)`` numbers, one invariant
+        (0e) scalar per grid point, per structure or per atom (e.g. a local DOS whose sum over the
+        atoms is the structure's DOS). ``tensor`` must be scalar.
+    grid_units:
+        Free text units of ``grid`` (e.g. ``"eV"``).
+    absorber:
+        Spectrum targets per structure only: element symbol of the atom the spectrum belongs to
+        (e.g. ``"Fe"`` for a Fe K-edge XANES); models use only the environments of that element.
     """
 
     key: str
@@ -46,6 +56,9 @@ class Target:
     traceless: bool = False
     pool: str = "sum"
     units: str = ""
+    grid: tuple[float, ...] | None = None
+    grid_units: str = ""
+    absorber: str = ""
     _blocks: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -57,11 +70,38 @@ class Target:
             raise ValueError(f"pool must be one of {_POOL}, got {self.pool!r}")
         if self.parity not in (1, -1):
             raise ValueError(f"parity must be +1 or -1, got {self.parity!r}")
+        if self.grid is not None:
+            self._check_spectrum()
+            object.__setattr__(self, "_blocks", tuple(IrrepBlock(0, 1, i) for i in range(len(self.grid))))
+            return
+        if self.grid_units or self.absorber:
+            raise ValueError("grid_units and absorber apply to spectrum targets only (give a grid)")
         basis = cartesian_basis(self.tensor)
         blocks = [IrrepBlock(b.l, b.p * self.parity, b.start) for b in basis.blocks]
         if self.traceless:
             blocks = self._traceless_blocks(blocks)
         object.__setattr__(self, "_blocks", tuple(blocks))
+
+    def _check_spectrum(self) -> None:
+        """Validate a spectrum target and store its grid as a tuple of floats."""
+        g = np.asarray(self.grid, dtype=np.float64).ravel()
+        if len(g) < 2 or not np.all(np.isfinite(g)) or np.any(np.diff(g) <= 0):
+            raise ValueError("a spectrum grid needs at least 2 finite, strictly increasing points")
+        if self.tensor or self.traceless or self.parity != 1:
+            raise ValueError("a spectrum target is a scalar (0e) per grid point: no tensor, parity or traceless")
+        if self.absorber:
+            from ase.data import atomic_numbers
+
+            if self.absorber not in atomic_numbers:
+                raise ValueError(f"absorber {self.absorber!r} is not an element symbol")
+            if self.per != "structure":
+                raise ValueError("an absorber-centred spectrum is a per-structure target")
+        object.__setattr__(self, "grid", tuple(float(x) for x in g))
+
+    @property
+    def is_spectrum(self) -> bool:
+        """True for a function on a recorded grid (``grid`` given)."""
+        return self.grid is not None
 
     def _traceless_blocks(self, blocks: list[IrrepBlock]) -> list[IrrepBlock]:
         rank = self.rank
@@ -83,8 +123,8 @@ class Target:
 
     @property
     def size(self) -> int:
-        """Number of Cartesian numbers per value (3**rank)."""
-        return 3**self.rank
+        """Number of Cartesian numbers per value (3**rank), or of grid points for a spectrum."""
+        return len(self.grid) if self.grid is not None else 3**self.rank
 
     @property
     def blocks(self) -> tuple[IrrepBlock, ...]:
@@ -101,12 +141,17 @@ class Target:
 
     # ---- conversion ------------------------------------------------------------------------------
     def to_irreps(self, cartesian: np.ndarray) -> np.ndarray:
-        """Cartesian values (n, 3**rank) -> full irreps vector (n, n_irreps), e3nn basis."""
+        """Cartesian values (n, 3**rank) -> full irreps vector (n, n_irreps), e3nn basis.
+        A spectrum is already invariant: returned unchanged as (n, n_grid)."""
+        if self.grid is not None:
+            return np.asarray(cartesian, dtype=np.float64).reshape(-1, self.size).copy()
         basis = cartesian_basis(self.tensor)
         return np.asarray(cartesian, dtype=np.float64).reshape(-1, self.size) @ basis.to_irreps
 
     def to_cartesian(self, irreps: np.ndarray) -> np.ndarray:
         """Irreps vector (n, n_irreps) -> Cartesian (n, 3**rank); dropped (traceless) parts are 0."""
+        if self.grid is not None:
+            return np.asarray(irreps, dtype=np.float64).reshape(-1, self.size).copy()
         basis = cartesian_basis(self.tensor)
         full = np.zeros((len(irreps), basis.to_irreps.shape[1]))
         for b in self.blocks:
@@ -116,6 +161,8 @@ class Target:
     def to_cartesian_std(self, irreps_var: np.ndarray) -> np.ndarray:
         """Propagate independent per-irrep-component variances (n, n_irreps) to Cartesian standard
         deviations (n, 3**rank): var_cart = sum_c var_c * to_cartesian[c]**2."""
+        if self.grid is not None:
+            return np.sqrt(np.clip(np.asarray(irreps_var, dtype=np.float64), 0.0, None))
         basis = cartesian_basis(self.tensor)
         full = np.zeros((len(irreps_var), basis.to_irreps.shape[1]))
         for b in self.blocks:
@@ -130,17 +177,33 @@ class Target:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("_blocks", None)
+        if self.grid is None:  # non-spectrum targets serialise exactly as before the grid existed
+            for k in ("grid", "grid_units", "absorber"):
+                d.pop(k)
+        else:
+            d["grid"] = list(self.grid)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Target":
-        allowed = {"key", "per", "tensor", "parity", "traceless", "pool", "units"}
+        allowed = {"key", "per", "tensor", "parity", "traceless", "pool", "units", "grid", "grid_units", "absorber"}
         unknown = set(d) - allowed
         if unknown:
             raise ValueError(f"unknown Target fields {sorted(unknown)}")
+        d = dict(d)
+        if d.get("grid") is not None:
+            d["grid"] = tuple(float(x) for x in d["grid"])
         return cls(**d)
 
     def describe(self) -> str:
+        if self.grid is not None:
+            gu = f" {self.grid_units}" if self.grid_units else ""
+            where = f"absorber {self.absorber}" if self.absorber else self.per
+            return (
+                f"{self.key} (spectrum per {where}, {len(self.grid)} points from {self.grid[0]:g} to {self.grid[-1]:g}{gu}"
+                f"{', pool ' + self.pool if self.per == 'structure' and not self.absorber else ''}"
+                f"{', units ' + self.units if self.units else ''})"
+            )
         form = self.tensor or "scalar"
         extra = ", traceless" if self.traceless else ""
         return (

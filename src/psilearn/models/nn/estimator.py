@@ -24,7 +24,7 @@ from psilearn.models.nn.network import EquivariantNetwork, NetworkConfig
 from psilearn.models.nn.train import TrainConfig, Trainer, resolve_device
 from psilearn.models.nn import uncertainty as unc
 from psilearn.models.prediction import Prediction
-from psilearn.targets import Target
+from psilearn.targets import IrrepBlock, Target
 
 log = logging.getLogger("psilearn")
 
@@ -72,10 +72,41 @@ class NNModel:
 
     @property
     def n_irreps(self) -> int:
+        """Length of the target's full irreps vector (including parts dropped as traceless)."""
         return max(b.start + b.dim for b in self.target.blocks)
 
+    @property
+    def blocks(self) -> list[IrrepBlock]:
+        """The target blocks in the network's compact output layout (learned parts only, in order)."""
+        out, start = [], 0
+        for b in self.target.blocks:
+            out.append(IrrepBlock(b.l, b.p, start))
+            start += b.dim
+        return out
+
+    @property
+    def n_out(self) -> int:
+        return sum(b.dim for b in self.target.blocks)
+
+    def _compact(self, full: np.ndarray) -> np.ndarray:
+        return full[:, np.concatenate([np.arange(b.start, b.start + b.dim) for b in self.target.blocks])]
+
+    def _full(self, compact: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(compact), self.n_irreps))
+        out[:, np.concatenate([np.arange(b.start, b.start + b.dim) for b in self.target.blocks])] = compact
+        return out
+
     def _new_net(self) -> EquivariantNetwork:
-        return EquivariantNetwork(self.net_config, len(self.species), self.out_irreps, self.avg_num_neighbors)
+        """A fresh network in the model's dtype. e3nn computes its constants (Clebsch-Gordan
+        coefficients, normalisations) in torch's default dtype, so that is set for the build:
+        float32 constants cast to float64 would limit equivariance to ~1e-8."""
+        prev = torch.get_default_dtype()
+        torch.set_default_dtype(self.dtype)
+        try:
+            net = EquivariantNetwork(self.net_config, len(self.species), self.out_irreps, self.avg_num_neighbors)
+        finally:
+            torch.set_default_dtype(prev)
+        return net.to(device=self.device)
 
     def set_run_options(self, device: str | None = None, checkpoint_dir: str | None = None, resume: bool = False) -> None:
         """Options of one training run that are not part of the model (CLI: --device, --resume)."""
@@ -86,9 +117,13 @@ class NNModel:
             self.checkpoint_dir = str(checkpoint_dir)
         self.resume = bool(resume)
 
+    def _apply_threads(self) -> None:
+        if self.train_config.threads:
+            torch.set_num_threads(int(self.train_config.threads))
+
     def _normalisation(self, data: Dataset, rows_irreps: np.ndarray, train_idx: np.ndarray):
         """Per-element shift of the even scalar blocks, output scale and loss scale (per column)."""
-        t, blocks = self.target, self.target.blocks
+        t, blocks = self.target, self.blocks
         frames = [data.frames[i] for i in train_idx]
         if t.per == "atom":
             z = np.concatenate([a.numbers for a in frames])
@@ -97,7 +132,7 @@ class NNModel:
             design = np.array([[np.sum(a.numbers == s) for s in self.species] for a in frames], float)
             if t.pool == "mean":
                 design /= design.sum(1, keepdims=True)
-        shift = np.zeros((len(self.species), self.n_irreps))
+        shift = np.zeros((len(self.species), self.n_out))
         resid = rows_irreps.copy()
         for b in blocks:
             if _even_scalar(b):
@@ -105,7 +140,7 @@ class NNModel:
                 coef = np.linalg.solve(design.T @ design + 1e-8 * np.eye(design.shape[1]), design.T @ y)
                 shift[:, b.start] = coef
                 resid[:, b.start] -= design @ coef
-        loss_scale = np.ones(self.n_irreps)
+        loss_scale = np.ones(self.n_out)
         for b in blocks:
             s = float(np.sqrt(np.mean(resid[:, b.cols] ** 2)))
             loss_scale[b.cols] = s if s > 0 else 1.0
@@ -121,11 +156,11 @@ class NNModel:
         unknown = set(given) - set(names) - {b.name for b in self.target.blocks}
         if unknown:
             raise ValueError(f"nn_train.loss_weights: unknown blocks {sorted(unknown)}; this target has {names}")
-        w = np.zeros(self.n_irreps)
+        w = np.zeros(self.n_out)
         wb = [float(given.get(n, given.get(b.name, 1.0))) for n, b in zip(names, self.target.blocks)]
         if any(x < 0 for x in wb) or sum(wb) <= 0:
             raise ValueError("nn_train.loss_weights must be >= 0 with a positive sum")
-        for x, b in zip(wb, self.target.blocks):
+        for x, b in zip(wb, self.blocks):
             w[b.cols] = x / b.dim
         return w / sum(wb)
 
@@ -138,11 +173,12 @@ class NNModel:
             raise DataError("need at least 2 training structures (one is held out for validation)")
         t0 = time.perf_counter()
         cfg, t = self.train_config, self.target
+        self._apply_threads()
         self.species = data.species
         graphs = build_graphs(data.frames, self.species, self.net_config.cutoff, progress=self.progress)
         train_idx, val_idx = random_split(len(data), cfg.val_fraction, self.seed)
         tr, va = data.subset(train_idx), data.subset(val_idx)
-        y_tr, y_va = t.to_irreps(tr.values), t.to_irreps(va.values)
+        y_tr, y_va = self._compact(t.to_irreps(tr.values)), self._compact(t.to_irreps(va.values))
         g_tr, g_va = [graphs[i] for i in train_idx], [graphs[i] for i in val_idx]
         shift, out_scale, loss_scale = self._normalisation(data, y_tr, train_idx)
         self.avg_num_neighbors = max(1.0, float(sum(g.n_edges for g in g_tr) / sum(g.n_atoms for g in g_tr)))
@@ -170,25 +206,26 @@ class NNModel:
         # uncertainty, calibrated on the validation split
         members = self._member_irreps(g_va)  # (K, n_val, n_irreps)
         pred_va = members.mean(0)
-        err2 = unc.block_mean_sq(pred_va - y_va, t.blocks)
+        blocks = self.blocks
+        err2 = unc.block_mean_sq(pred_va - y_va, blocks)
         self.llpr, self.ens_alpha2 = None, None
         if cfg.uncertainty == "llpr":
             keys = sorted(set(self.out_irreps))
             f_tr = unc.last_layer_features(self.nets[0], g_tr, t.per, t.pool, keys, cfg.predict_batch_size, device, self.dtype)
             self.llpr = unc.LLPR.fit(f_tr, cfg.llpr_regularization)
             f_va = unc.last_layer_features(self.nets[0], g_va, t.per, t.pool, keys, cfg.predict_batch_size, device, self.dtype)
-            self.llpr.alpha2 = unc.calibrate(self.llpr.raw_variance(f_va, t.blocks), err2)
+            self.llpr.alpha2 = unc.calibrate(self.llpr.raw_variance(f_va, blocks), err2)
         elif cfg.uncertainty == "ensemble":
-            self.ens_alpha2 = unc.calibrate(unc.ensemble_variance(members, t.blocks), err2)
+            self.ens_alpha2 = unc.calibrate(unc.ensemble_variance(members, blocks), err2)
         var_va = self._variance(g_va, members)
 
         from psilearn.report.metrics import calibration, regression_metrics
 
         calib = None
         if var_va is not None:
-            std_c = t.to_cartesian_std(unc.expand_blocks(var_va, t.blocks, self.n_irreps))
+            std_c = t.to_cartesian_std(self._full(unc.expand_blocks(var_va, blocks, self.n_out)))
             calib = {"method": f"{cfg.uncertainty}, scale fitted on the validation split (in-sample for the scale)",
-                     **calibration(va.values, t.to_cartesian(pred_va), std_c)}
+                     **calibration(va.values, t.to_cartesian(self._full(pred_va)), std_c)}
         self.metadata = {
             "n_train_structures": len(train_idx),
             "n_validation_structures": len(val_idx),
@@ -200,7 +237,7 @@ class NNModel:
             "members": [{k: v for k, v in s.items() if k != "history"} for s in summaries],
             "history": summaries[0]["history"],
             "heldout_metrics": {"method": f"validation split ({len(val_idx)} structures, used for early stopping)",
-                                **regression_metrics(t, y_va, pred_va)},
+                                **regression_metrics(t, self._full(y_va), self._full(pred_va))},
             "calibration": calib,
         }
         return self
@@ -208,7 +245,7 @@ class NNModel:
     # ---- prediction ------------------------------------------------------------------------------
     @torch.no_grad()
     def _member_irreps(self, graphs) -> np.ndarray:
-        """(K, n_samples, n_irreps) float64 predictions of every member."""
+        """(K, n_samples, n_out) float64 predictions of every member (compact layout)."""
         bs = self.train_config.predict_batch_size
         out = []
         for net in self.nets:
@@ -227,9 +264,9 @@ class NNModel:
             keys = sorted(self.llpr.inv)
             f = unc.last_layer_features(self.nets[0], graphs, t.per, t.pool, keys, self.train_config.predict_batch_size,
                                         self.device, self.dtype)
-            return self.llpr.variance(f, t.blocks)
+            return self.llpr.variance(f, self.blocks)
         if self.ens_alpha2 is not None and len(members) > 1:
-            return unc.ensemble_variance(members, t.blocks) * self.ens_alpha2
+            return unc.ensemble_variance(members, self.blocks) * self.ens_alpha2
         return None
 
     def check_elements(self, frames: list[Atoms]) -> None:
@@ -247,14 +284,15 @@ class NNModel:
         if not frames:
             raise DataError("empty batch: no structures to predict")
         t = self.target
+        self._apply_threads()
         graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=False)
         members = self._member_irreps(graphs)
-        irreps = members.mean(0)
+        irreps = self._full(members.mean(0))
         values = t.to_cartesian(irreps)
         var = self._variance(graphs, members) if (return_std or return_cov) else None
         if var is None:
             var = np.zeros((len(irreps), len(t.blocks)))
-        var_full = unc.expand_blocks(var, t.blocks, self.n_irreps)
+        var_full = self._full(unc.expand_blocks(var, self.blocks, self.n_out))
         cov = unc.cartesian_cov(t, var) if return_cov else None
         return Prediction(values, t.to_cartesian_std(var_full), irreps, np.sqrt(var_full), cov)
 

@@ -40,6 +40,7 @@ class TrainConfig:
     patience: int = 40  # early stopping: epochs without validation improvement
     ema_decay: float = 0.99  # exponential moving average of weights (0 disables)
     clip_grad: float = 10.0  # max gradient norm (0 disables)
+    restore_best: bool = True  # end with the EMA weights of the best validation epoch (else the last)
     val_fraction: float = 0.1  # validation split of the training structures
     loss_weights: dict = field(default_factory=dict)  # block name (e.g. '0e', '2e', '1o#1') -> weight
     dtype: str = "float32"  # 'float32' or 'float64'
@@ -47,6 +48,7 @@ class TrainConfig:
     checkpoint_every: int = 10  # epochs between checkpoints (when a checkpoint directory is set)
     max_seconds: float = 0.0  # wall-time budget per model (0: none); stops after the epoch that crosses it
     predict_batch_size: int = 32  # structures per batch at prediction time
+    threads: int = 0  # torch CPU threads (0: leave torch's setting); 1 is fastest on a busy machine
     uncertainty: str = "llpr"  # 'llpr' (last-layer), 'ensemble' (deep ensemble) or 'none'
     ensemble_size: int = 4  # members of a deep ensemble
     llpr_regularization: float = 1e-6  # relative ridge added to the last-layer covariance
@@ -58,6 +60,8 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown nn_train options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
         cfg = cls(**d)
+        if cfg.threads < 0:
+            raise ValueError("nn_train.threads must be >= 0")
         for name in ("epochs", "batch_size", "predict_batch_size", "ensemble_size"):
             if int(getattr(cfg, name)) < 1:
                 raise ValueError(f"nn_train.{name} must be >= 1")
@@ -217,7 +221,7 @@ class Trainer:
 
     def _identity(self) -> dict:
         # options that may change between an interrupted run and its resumption
-        free = ("epochs", "device", "max_seconds", "checkpoint_every", "predict_batch_size")
+        free = ("epochs", "device", "max_seconds", "checkpoint_every", "predict_batch_size", "threads")
         cfg = {k: v for k, v in self.cfg.to_dict().items() if k not in free}
         return {"seed": self.seed, "config": cfg, "fingerprint": self.fingerprint,
                 "n_parameters": sum(p.numel() for p in self.net.parameters())}
@@ -256,7 +260,7 @@ class Trainer:
         if st.get("stopped", "").startswith("maximum") and st["epoch"] < cfg.epochs:
             st["stopped"] = ""  # resumed with a larger epoch budget
         if st.get("stopped"):
-            EMA.restore(net, best)
+            EMA.restore(net, best if cfg.restore_best else ema.shadow)
             return self._summary(st)
 
         from tqdm.auto import tqdm
@@ -286,7 +290,7 @@ class Trainer:
                     ema.update(net, st["step"])
                 else:
                     ema.shadow = {k: p.detach().clone() for k, p in net.named_parameters()}
-                train_loss += float(loss) * len(perm[s : s + cfg.batch_size])
+                train_loss += float(loss.detach()) * len(perm[s : s + cfg.batch_size])
             backup = ema.copy_to(net)
             val = self.evaluate(val_graphs, va_rows)
             EMA.restore(net, backup)
@@ -314,7 +318,7 @@ class Trainer:
             if st["stopped"]:
                 break
         bar.close()
-        EMA.restore(net, best)
+        EMA.restore(net, best if cfg.restore_best else ema.shadow)
         return self._summary(st)
 
     @staticmethod

@@ -1,0 +1,63 @@
+"""Command-line glue for the long-range models (used by :mod:`psilearn.cli.fit_cmds`).
+
+``psilearn fit DATA --target charges --per atom --long-range qeq -o M``        (from charges)
+``psilearn fit DATA --target mu --tensor i --units e*Bohr --long-range qeq -o M`` (from dipoles)
+``... --target mu --tensor i --long-range qeq --charges-key q --charge-weight 0.5`` (both)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+LONG_RANGE = ("qeq",)
+
+
+def add_long_range_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("long-range (charge equilibration)")
+    g.add_argument("--long-range", choices=LONG_RANGE, default=None,
+                   help="qeq: learn electronegativities, get charges by charge equilibration (exact total charge from "
+                        "atoms.info['charge']); the target is per-atom charges or a dipole (--tensor i, needs --units)")
+    g.add_argument("--charges-key", default=None, metavar="KEY",
+                   help="qeq with a dipole target: also fit these per-atom reference charges (e)")
+    g.add_argument("--charge-weight", type=float, default=None, metavar="W",
+                   help="qeq: weight of the charge residuals relative to the dipole residuals, each normalised by its RMS (default 1)")
+    g.add_argument("--dipole-origin", choices=("com", "nuclear_charge", "zero"), default=None,
+                   help="qeq: origin of dipoles of charged structures: centre of mass (default), centre of nuclear charge, or the "
+                        "coordinate origin; must match the reference labels (neutral structures do not depend on it)")
+
+
+def long_range_options(args, config: dict) -> tuple[str, dict]:
+    """(model kind, config) for ``--long-range``: CLI options override the YAML ``model:`` section."""
+    kind = args.long_range
+    if getattr(args, "model", "sagpr") not in ("sagpr", kind):
+        raise ValueError(f"--long-range {kind} is its own model kind; drop --model {args.model}")
+    model = dict(config.get("model", {}))
+    for flag, key in (("charges_key", "charges_key"), ("charge_weight", "charge_weight"), ("dipole_origin", "origin")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            model[key] = value
+    return kind, {**config, "model": model}
+
+
+def check_no_long_range_flags(args) -> None:
+    """Refuse QEq-only flags without ``--long-range``."""
+    used = [f for f in ("charges_key", "charge_weight", "dipole_origin") if getattr(args, f, None) is not None]
+    if used and not getattr(args, "long_range", None):
+        names = ", ".join("--" + f.replace("_", "-") for f in used)
+        raise ValueError(f"{names} only apply with --long-range qeq")
+
+
+def write_extras(atoms, pred, i: int, atoms_slice: slice) -> None:
+    """Copy a prediction's per-structure ``extra_info`` and per-atom ``extra_arrays`` (e.g. QEq
+    charges next to a predicted dipole) into ``atoms``; existing keys are kept as KEY_reference."""
+    for name, values in getattr(pred, "extra_info", {}).items():
+        if name in atoms.info and f"{name}_reference" not in atoms.info:
+            atoms.info[f"{name}_reference"] = atoms.info[name]
+        v = np.asarray(values[i])
+        atoms.info[name] = float(v) if v.ndim == 0 else v
+    for name, values in getattr(pred, "extra_arrays", {}).items():
+        if name in atoms.arrays and f"{name}_reference" not in atoms.arrays:
+            atoms.arrays[f"{name}_reference"] = atoms.arrays.pop(name)
+        atoms.arrays[name] = np.asarray(values[atoms_slice])

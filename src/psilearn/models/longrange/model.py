@@ -1,0 +1,389 @@
+"""Kernel charge equilibration: a sparse GP on atomic electronegativities, trained through QEq.
+
+chi_i = b_Z(i) + sum_m k(i, m) w_m (eV/e): an element baseline plus a sparse-GP kernel model on the
+invariant SOAP of atom i (:mod:`.chi_kernel`). QEq (:mod:`.qeq`) turns chi into charges with
+sum_i q_i = Q (the structure's total charge) exactly, and dipoles mu = f sum_i q_i (r_i - o).
+Charges and dipoles are linear in w (:mod:`.linear_maps`), so the model is fitted in closed form
+to whatever the user has:
+
+* reference charges (Target per atom, scalar),
+* reference dipoles (Target per structure, vector ``i``; charges are latent),
+* both (a dipole Target plus ``charges_key``, rows weighted by ``charge_weight``).
+
+Each observation type is normalised by the RMS of its residual after the baseline; one noise
+level and prior amplitude are then chosen by marginal likelihood (or k-fold CV, or fixed), as in
+SA-GPR (:class:`psilearn.models.gpr.SparseGP`). Uncertainties: the GP posterior covariance of chi
+is propagated linearly to charges and dipoles; the fitted noise is added to the trained observable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from psilearn.data import DataError, Dataset
+from psilearn.features import LambdaSoap, SoapConfig
+from psilearn.models.gpr import ColumnFit, SparseGP
+from psilearn.models.longrange.chi_kernel import CHANNEL, ChiKernel
+from psilearn.models.longrange.dipole import ORIGINS, PERIODIC_DIPOLES, dipole_unit_factor
+from psilearn.models.longrange.linear_maps import QEqMaps
+from psilearn.models.longrange.params import QEqParams
+from psilearn.models.longrange.prediction import QEqPrediction
+from psilearn.models.longrange.state import structure_states
+from psilearn.targets import Target
+
+log = logging.getLogger("psilearn")
+
+GLOBAL_STATE = ("constraint", "kernel")
+
+
+@dataclass
+class QEqConfig:
+    """Options of the QEq model (YAML ``model:`` section, or CLI flags).
+
+    zeta, n_sparse, sparse_method, regularization, cv_folds, seed: as for SA-GPR.
+    origin: dipole origin ``com`` | ``nuclear_charge`` | ``zero`` (see :mod:`.dipole`).
+    periodic_dipole: ``as_stored`` | ``molecules`` (periodic cells, see :mod:`.dipole`).
+    charges_key: per-atom reference charges (e) also fitted when the Target is a dipole.
+    charge_weight: weight of each (normalised) charge row relative to a dipole row.
+    dipole_units: units of dipole labels (default: the Target's units): e*A, e*Bohr, Debye.
+    global_state: ``constraint`` (total charge only through sum q = Q; multiplicity validated) or
+        ``kernel`` (also a Gaussian kernel of width ``state_width`` on (charge, unpaired
+        electrons) in the chi model, so cations, anions and radicals get different chi).
+    qeq: element parameters (:class:`.params.QEqParams`): width_scale, widths, hardness.
+    """
+
+    zeta: float = 2.0
+    n_sparse: int = 400
+    sparse_method: str = "fps"
+    regularization: str | float = "ml"
+    cv_folds: int = 5
+    seed: int = 0
+    origin: str = "com"
+    periodic_dipole: str = "as_stored"
+    charges_key: str = ""
+    charge_weight: float = 1.0
+    dipole_units: str = ""
+    global_state: str = "constraint"
+    state_width: float = 1.0
+    qeq: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "QEqConfig":
+        d = dict(d or {})
+        known = set(cls.__dataclass_fields__)
+        if set(d) - known:
+            raise ValueError(f"unknown QEq model options {sorted(set(d) - known)}; known: {sorted(known)}")
+        cfg = cls(**d)
+        if cfg.zeta < 1 or cfg.n_sparse < 1 or cfg.cv_folds < 2:
+            raise ValueError("QEq options: zeta must be >= 1, n_sparse >= 1, cv_folds >= 2")
+        if cfg.sparse_method not in ("fps", "cur"):
+            raise ValueError("sparse_method must be 'fps' or 'cur'")
+        if not (cfg.regularization in ("ml", "cv") or _positive(cfg.regularization)):
+            raise ValueError("regularization must be 'ml', 'cv' or a positive number")
+        if cfg.origin not in ORIGINS:
+            raise ValueError(f"origin must be one of {ORIGINS}")
+        if cfg.periodic_dipole not in PERIODIC_DIPOLES:
+            raise ValueError(f"periodic_dipole must be one of {PERIODIC_DIPOLES}")
+        if cfg.global_state not in GLOBAL_STATE:
+            raise ValueError(f"global_state must be one of {GLOBAL_STATE}")
+        if cfg.charge_weight < 0 or cfg.state_width <= 0:
+            raise ValueError("charge_weight must be >= 0 and state_width > 0")
+        QEqParams.from_dict(cfg.qeq)  # validate early
+        return cfg
+
+
+def _positive(x) -> bool:
+    try:
+        return float(x) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_charge_target(t: Target) -> bool:
+    return t.per == "atom" and t.tensor == "" and t.parity == 1
+
+
+def _is_dipole_target(t: Target) -> bool:
+    return t.per == "structure" and t.tensor == "i" and t.parity == 1
+
+
+def check_target(target: Target) -> None:
+    if not (_is_charge_target(target) or _is_dipole_target(target)):
+        raise ValueError(f"the QEq model learns atomic charges (--per atom, scalar) or dipoles (--tensor i), "
+                         f"not {target.describe()}")
+
+
+@dataclass
+class QEqModel:
+    """Kernel charge-equilibration model (see module docstring).
+
+    >>> model = QEqModel(Target("dipole_vector", tensor="i", units="e*Bohr")).fit(dataset)
+    >>> pred = model.predict(frames)   # pred.values: dipoles; pred.charges: QEq charges (e)
+    """
+
+    target: Target
+    soap: SoapConfig = field(default_factory=SoapConfig)
+    config: QEqConfig = field(default_factory=QEqConfig)
+    progress: bool = False
+    # fitted state
+    species: list[int] = field(default_factory=list)
+    kernel: ChiKernel | None = None
+    gp: SparseGP | None = None
+    column: ColumnFit | None = None
+    baseline: dict[int, float] = field(default_factory=dict)  # Z -> chi baseline (eV/e)
+    noise: dict[str, float] = field(default_factory=dict)  # observation type -> noise variance (its units^2)
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_target(self.target)
+        self.params = QEqParams.from_dict(self.config.qeq)
+        if self.is_dipole:
+            self.dipole_factor = dipole_unit_factor(self.config.dipole_units or self.target.units)
+        else:
+            self.dipole_factor = 1.0  # charge targets report dipoles in e*Angstrom
+
+    @property
+    def is_dipole(self) -> bool:
+        return _is_dipole_target(self.target)
+
+    @property
+    def charges_name(self) -> str:
+        """Key under which predicted charges are written (arrays)."""
+        if not self.is_dipole:
+            return self.target.key
+        return self.config.charges_key or "qeq_charges"
+
+    # ---- inputs ----------------------------------------------------------------------------------
+    def _states(self, frames: list[Atoms]) -> np.ndarray:
+        return structure_states(frames)  # validates charge and multiplicity of every structure
+
+    def _features(self, frames: list[Atoms]):
+        return LambdaSoap(self.soap, self.species).compute(frames, [CHANNEL], progress=self.progress)
+
+    def _onehot(self, numbers: np.ndarray) -> np.ndarray:
+        return (numbers[:, None] == np.array(self.species)[None]).astype(float)
+
+    def _reference_charges(self, frames: list[Atoms], key: str, total: np.ndarray) -> np.ndarray:
+        rows = []
+        for i, a in enumerate(frames):
+            where = str(a.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
+            if key not in a.arrays:
+                raise DataError(f"{where}: no per-atom charges {key!r} (needed by charges_key)")
+            q = np.asarray(a.arrays[key], float).reshape(-1)
+            if q.size != len(a) or not np.all(np.isfinite(q)):
+                raise DataError(f"{where}: charges {key!r} must be one finite number per atom")
+            rows.append(q)
+        q = np.concatenate(rows)
+        self._check_charge_sums(frames, q, total, key)
+        return q
+
+    @staticmethod
+    def _check_charge_sums(frames, q, total, key, tol: float = 1e-3) -> None:
+        offsets = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
+        sums = np.add.reduceat(q, offsets[:-1]) if len(q) else np.zeros(0)
+        bad = np.flatnonzero(np.abs(sums - total) > tol)
+        if len(bad):
+            i = int(bad[0])
+            where = str(frames[i].info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
+            raise DataError(f"{where}: reference charges {key!r} sum to {sums[i]:+.4f} e but the total charge is "
+                            f"{total[i]:+.0f} (atoms.info['charge']); set the charge of charged structures "
+                            f"({len(bad)} of {len(frames)} structures disagree)")
+
+    # ---- fitting ---------------------------------------------------------------------------------
+    def fit(self, data: Dataset) -> "QEqModel":
+        """Fit to a Dataset whose Target is this model's (charges or dipoles). Returns self."""
+        if data.target != self.target:
+            raise ValueError(f"dataset target {data.target.describe()} differs from model target {self.target.describe()}")
+        if len(data) < 2:
+            raise DataError("need at least 2 training structures")
+        t0 = time.perf_counter()
+        cfg, frames = self.config, data.frames
+        states = self._states(frames)
+        total = states[:, 0]
+        self.species = data.species
+        feats = self._features(frames)
+        t_feat = time.perf_counter() - t0
+        width = cfg.state_width if cfg.global_state == "kernel" else None
+        self.kernel = ChiKernel.select(feats, states, self.species, cfg.n_sparse, cfg.sparse_method, cfg.zeta, width)
+        phi = self.kernel.atoms_sparse(feats, states)  # (n_atoms, M)
+        maps = QEqMaps.build(frames, total, self.params, cfg.origin, cfg.periodic_dipole, progress=self.progress)
+        numbers = np.concatenate([a.numbers for a in frames])
+        x = np.hstack([phi, self._onehot(numbers)])  # kernel columns, then element baseline columns
+        n_k = phi.shape[1]
+
+        # observation blocks: name -> (design (rows, M + n_species), y - offset (rows,), weight)
+        blocks: dict[str, list] = {}
+        if self.is_dipole:
+            y = data.values.reshape(-1) - maps.dipole_offsets(self.dipole_factor).reshape(-1)
+            blocks["dipole"] = [maps.dipole_design(x, self.dipole_factor), y, 1.0]
+            if cfg.charges_key and cfg.charge_weight > 0:
+                q = self._reference_charges(frames, cfg.charges_key, total)
+                blocks["charges"] = [maps.charge_design(x), q - maps.charge_offsets(), cfg.charge_weight]
+        else:
+            self._check_charge_sums(frames, data.values[:, 0], total, self.target.key)
+            blocks["charges"] = [maps.charge_design(x), data.values[:, 0] - maps.charge_offsets(), 1.0]
+
+        # element baseline of chi (least squares, minimum norm: a common shift of chi is invisible)
+        dw = np.vstack([b[0][:, n_k:] * np.sqrt(b[2]) for b in blocks.values()])
+        yw = np.concatenate([b[1] * np.sqrt(b[2]) for b in blocks.values()])
+        beta = np.linalg.lstsq(dw, yw, rcond=1e-10)[0]
+        self.baseline = {int(z): float(c) for z, c in zip(self.species, beta)}
+        scales = {}
+        for name, b in blocks.items():
+            b[1] = b[1] - b[0][:, n_k:] @ beta
+            rms = float(np.sqrt(np.mean(b[1] ** 2)))
+            scales[name] = rms if rms > 0 else 1.0
+        rw = {name: np.sqrt(b[2]) / scales[name] for name, b in blocks.items()}  # row weight per type
+        design = np.vstack([b[0][:, :n_k] * rw[name] for name, b in blocks.items()])
+        y = np.concatenate([b[1] * rw[name] for name, b in blocks.items()])
+
+        # sparse GP on the whitened kernel basis; regularisation by marginal likelihood / CV
+        self.gp, bw = SparseGP.build(design, self.kernel.sparse_sparse())
+        n_s = len(frames)
+        k = min(cfg.cv_folds, n_s)
+        fold_of_struct = np.random.default_rng(cfg.seed).permutation(n_s) % k
+        row_fold = np.concatenate([self._row_structures(name, maps) for name in blocks])
+        row_fold = fold_of_struct[row_fold]
+        mode = cfg.regularization
+        reg = float(mode) if _positive(mode) else None
+        self.column = self.gp.fit_column(bw, y, reg=reg, folds=row_fold if mode == "cv" else None)
+        self.noise = {name: self.column.sigma2 / rw[name] ** 2 for name in blocks}
+        log.info("QEq fit: reg=%.3g s2=%.3g noise=%s", self.column.reg, self.column.s2, self.noise)
+
+        # held-out metrics of the main target (k-fold by structure, hyperparameters fixed)
+        main = "dipole" if self.is_dipole else "charges"
+        _, cv = self.gp.kfold_residuals(bw, y[:, None], row_fold, np.array([self.column.reg]))
+        start = 0
+        for name, b in blocks.items():
+            if name == main:
+                break
+            start += len(b[1])
+        rows = slice(start, start + len(blocks[main][1]))
+        offset = maps.dipole_offsets(self.dipole_factor).reshape(-1) if self.is_dipole else maps.charge_offsets()
+        base = blocks[main][0][:, n_k:] @ beta
+        cv_vals = (cv[rows, 0] / rw[main] + base + offset).reshape(len(data.values), -1)
+        from psilearn.report.metrics import regression_metrics
+
+        t = self.target
+        self.metadata = {
+            "n_train_structures": n_s,
+            "n_train_samples": int(len(data.values)),
+            "training_data_sha256": data.fingerprint(),
+            "training_data": data.name,
+            "trained_on": sorted(blocks),
+            "charges_key": cfg.charges_key if "charges" in blocks and self.is_dipole else "",
+            "fit_seconds": round(time.perf_counter() - t0, 3),
+            "featurize_seconds": round(t_feat, 3),
+            "heldout_metrics": {
+                "method": f"{k}-fold cross-validation by structure (hyperparameters fixed at their final values)",
+                **regression_metrics(t, t.to_irreps(data.values), t.to_irreps(cv_vals)),
+            },
+        }
+        return self
+
+    def _row_structures(self, name: str, maps: QEqMaps) -> np.ndarray:
+        """Structure index of each observation row of type ``name``."""
+        if name == "dipole":
+            return np.repeat(np.arange(len(maps)), 3)
+        return np.repeat(np.arange(len(maps)), np.diff(maps.offsets))
+
+    # ---- prediction ------------------------------------------------------------------------------
+    def check_elements(self, frames: list[Atoms]) -> None:
+        known = set(self.species)
+        for i, a in enumerate(frames):
+            new = sorted(set(int(z) for z in a.numbers) - known)
+            if new:
+                where = str(a.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
+                raise DataError(f"{where}: element(s) {', '.join(chemical_symbols[z] for z in new)} never seen in "
+                                f"training (the model knows {', '.join(chemical_symbols[z] for z in self.species)})")
+
+    def predict(self, frames: list[Atoms], return_std: bool = True, return_cov: bool = False) -> QEqPrediction:
+        """Predict the Target, charges (e), dipoles and energies for ``frames``.
+
+        Returns a :class:`.prediction.QEqPrediction`: ``values``/``std`` are the Target (dipoles
+        (n_struct, 3) in the label units, or charges (n_atoms, 1) in e); ``charges`` (n_atoms,),
+        ``dipoles`` (n_struct, 3) in the Target's dipole units (e*Angstrom for charge models),
+        ``chi`` (n_atoms,) eV/e and energies (eV) are always filled."""
+        if self.gp is None:
+            raise RuntimeError("model is not fitted")
+        if isinstance(frames, Atoms):
+            frames = [frames]
+        self.check_elements(frames)
+        cfg = self.config
+        states = self._states(frames)
+        feats = self._features(frames)
+        phi = self.kernel.atoms_sparse(feats, states)
+        numbers = np.concatenate([a.numbers for a in frames])
+        chi = phi @ self.column.coef + self._onehot(numbers) @ np.array([self.baseline[z] for z in self.species])
+        maps = QEqMaps.build(frames, states[:, 0], self.params, cfg.origin, cfg.periodic_dipole, progress=self.progress)
+        q = maps.charges(chi)
+        mu = maps.dipoles(q, self.dipole_factor)
+        energy = np.array([sys.energy(q[maps.atoms_of(s)], chi[maps.atoms_of(s)]) for s, sys in enumerate(maps.systems)])
+        e_es = np.array([sys.electrostatic_energy(q[maps.atoms_of(s)]) for s, sys in enumerate(maps.systems)])
+        q_var = np.zeros(len(q))
+        mu_cov = np.zeros((len(frames), 3, 3))
+        if return_std or return_cov:
+            q_var, mu_cov = self._uncertainty(feats, phi, maps)
+        t = self.target
+        if self.is_dipole:
+            values, cov = mu, mu_cov
+            if "dipole" in self.noise:
+                cov = cov + self.noise["dipole"] * np.eye(3)[None]
+            std = np.sqrt(np.clip(np.einsum("nkk->nk", cov), 0.0, None))
+        else:
+            values = q[:, None]
+            if "charges" in self.noise:
+                q_var = q_var + self.noise["charges"]
+            std = np.sqrt(np.clip(q_var, 0.0, None))[:, None]
+            cov = q_var[:, None, None]
+        from psilearn.targets.cartesian import cartesian_basis
+
+        to_irr = cartesian_basis(t.tensor).to_irreps  # (3**rank, n_irreps), orthogonal for rank <= 1
+        irr_cov = np.einsum("ka,nkl,lb->nab", to_irr, cov, to_irr)
+        return QEqPrediction(
+            values=values, std=std, irreps=t.to_irreps(values),
+            irreps_std=np.sqrt(np.clip(np.einsum("naa->na", irr_cov), 0.0, None)),
+            cov=cov if return_cov else None,
+            charges=q, charges_std=np.sqrt(np.clip(q_var, 0.0, None)), dipoles=mu,
+            dipoles_std=np.sqrt(np.clip(np.einsum("nkk->nk", mu_cov), 0.0, None)), chi=chi,
+            energy=energy, electrostatic_energy=e_es, charges_name=self.charges_name,
+            dipole_name=t.key if self.is_dipole else "qeq_dipole", target_key=t.key,
+        )
+
+    def _uncertainty(self, feats, phi: np.ndarray, maps: QEqMaps) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior variances of the charges (n_atoms,) e^2 and covariance of the dipoles
+        (n_struct, 3, 3) in (dipole units)^2, propagated linearly from the GP covariance of chi
+        (noise excluded)."""
+        col = self.column
+        t = phi @ self.gp.P  # (n_atoms, r)
+        shrink = col.s2 - col.d
+        q_var = np.zeros(phi.shape[0])
+        mu_cov = np.zeros((len(maps), 3, 3))
+        for s, sys in enumerate(maps.systems):
+            sl = maps.atoms_of(s)
+            atoms = np.arange(sl.start, sl.stop)
+            k_ss = self.kernel.within_structure(feats, s, atoms)
+            ts = t[sl]
+            cov_chi = col.s2 * k_ss - (ts * shrink) @ ts.T
+            lc = sys.response(cov_chi)  # L C
+            cov_q = sys.response(lc.T).T  # L C L (L symmetric)
+            q_var[sl] = np.diag(cov_q)
+            arm = maps.arms[s] * self.dipole_factor
+            mu_cov[s] = arm.T @ cov_q @ arm
+        return q_var, mu_cov
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the model as a directory of JSON metadata + npz arrays (no pickle)."""
+        from psilearn.models.longrange.persist import save_qeq
+
+        save_qeq(self, path)
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)

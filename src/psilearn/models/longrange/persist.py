@@ -1,0 +1,67 @@
+"""Saving and loading QEq models in psilearn's model-file format (JSON metadata + npz, no pickle).
+
+See :mod:`psilearn.models.io` for the container (atomic writes, checksums of every array and of
+the metadata). Arrays: ``sparse/Z`` (M_Z, 1, Q) and ``sparse_state/Z`` (M_Z, 2) per element,
+``gp/P`` (M, r), ``gp/S2`` (r,), ``fit/coef`` (M,), ``fit/d`` (r,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+
+from psilearn.models.io import write_model
+
+KIND = "qeq"
+
+
+def save_qeq(model, path) -> None:
+    if model.gp is None:
+        raise RuntimeError("model is not fitted")
+    arrays: dict[str, np.ndarray] = {
+        "gp/P": model.gp.P, "gp/S2": model.gp.S2, "fit/coef": model.column.coef, "fit/d": model.column.d,
+    }
+    for z in model.kernel.species:
+        arrays[f"sparse/{z}"] = model.kernel.sparse[z]
+        arrays[f"sparse_state/{z}"] = model.kernel.sparse_state[z]
+    meta = {
+        "model": KIND,
+        "target": model.target.to_dict(),
+        "soap": model.soap.to_dict(),
+        "config": asdict(model.config),
+        "species": model.species,
+        "baseline_chi_eV": {str(k): v for k, v in model.baseline.items()},
+        "fit": {"reg": model.column.reg, "s2": model.column.s2, "noise": model.noise,
+                "state_width": model.kernel.state_width, "dipole_factor": model.dipole_factor},
+        "units": {"chi": "eV/e", "charges": "e", "positions": "Angstrom", "energy": "eV",
+                  "dipoles": model.target.units if model.is_dipole else "e*Angstrom",
+                  "dipole_origin": model.config.origin},
+        "training": model.metadata,
+    }
+    write_model(path, meta, arrays)
+
+
+def load_qeq(meta: dict, arrays: dict[str, np.ndarray]):
+    from psilearn.features import SoapConfig
+    from psilearn.models.gpr import ColumnFit, SparseGP
+    from psilearn.models.longrange.chi_kernel import ChiKernel
+    from psilearn.models.longrange.model import QEqConfig, QEqModel
+    from psilearn.targets import Target
+
+    model = QEqModel(Target.from_dict(meta["target"]), SoapConfig.from_dict(meta["soap"]), QEqConfig.from_dict(meta["config"]))
+    model.species = [int(z) for z in meta["species"]]
+    model.baseline = {int(k): float(v) for k, v in meta["baseline_chi_eV"].items()}
+    fit = meta["fit"]
+    sparse = {z: arrays[f"sparse/{z}"] for z in model.species}
+    states = {z: arrays[f"sparse_state/{z}"] for z in model.species}
+    model.kernel = ChiKernel(model.config.zeta, sparse, states, fit["state_width"])
+    model.gp = SparseGP(arrays["gp/P"], arrays["gp/S2"])
+    model.column = ColumnFit(float(fit["reg"]), float(fit["s2"]), arrays["fit/coef"], arrays["fit/d"])
+    model.noise = {k: float(v) for k, v in fit["noise"].items()}
+    model.metadata = meta["training"]
+    if set(model.baseline) != set(model.species):
+        raise ValueError("baseline elements differ from the model's elements")
+    if model.gp.P.shape[0] != model.kernel.n_sparse or model.column.coef.shape[0] != model.kernel.n_sparse:
+        raise ValueError("GP arrays do not match the sparse environments")
+    return model

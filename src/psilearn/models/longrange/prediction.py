@@ -1,0 +1,50 @@
+"""What the QEq model returns: the Target plus charges, dipoles, electronegativities and energies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from psilearn.models.prediction import Prediction
+
+
+@dataclass
+class QEqPrediction(Prediction):
+    """A :class:`~psilearn.models.prediction.Prediction` of the Target with the QEq by-products.
+
+    ``charges``/``charges_std`` (n_atoms_total,) e; ``dipoles``/``dipoles_std`` (n_structures, 3) in
+    the dipole Target's units (e*Angstrom for charge models); ``chi`` (n_atoms_total,) eV/e;
+    ``energy`` (QEq energy) and ``electrostatic_energy`` (n_structures,) eV.
+    ``charges_name``/``dipole_name`` are the keys they are written under; ``target_key`` is the
+    Target's own key (written by the caller, so not repeated in the extras).
+    """
+
+    charges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    charges_std: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dipoles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    dipoles_std: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    chi: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    electrostatic_energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    charges_name: str = "qeq_charges"
+    dipole_name: str = "qeq_dipole"
+    target_key: str = ""
+
+    @property
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        """Per-atom outputs besides the Target (flattened over structures): name -> (n_atoms_total, ...)."""
+        out = {"qeq_electronegativity": self.chi}
+        if self.charges_name != self.target_key:
+            out[self.charges_name] = self.charges
+            out[f"{self.charges_name}_std"] = self.charges_std
+        return out
+
+    @property
+    def extra_info(self) -> dict[str, np.ndarray]:
+        """Per-structure outputs besides the Target: name -> (n_structures, ...)."""
+        out = {"qeq_energy": self.energy, "qeq_electrostatic_energy": self.electrostatic_energy}
+        if self.dipole_name != self.target_key:
+            out[self.dipole_name] = self.dipoles
+            out[f"{self.dipole_name}_std"] = self.dipoles_std
+        return out
