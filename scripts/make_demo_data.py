@@ -10,11 +10,12 @@ What it does
    frame every ``--stride`` 200 steps (100 fs) until ``--per-molecule`` frames are collected.
    (Measured on GFN2 trajectories: at a 20 fs stride water's bend keeps the dipole-norm
    autocorrelation at ~0.8; at 100 fs with this friction, autocorrelations of the interatomic
-   distances, dipole norm and energy are mostly below ~0.3.) Frames whose bond graph differs from
-   the starting structure (a bond broken or formed; bonded = closer than 1.3 x the sum of ASE's
-   covalent radii) are dropped and replaced by the next one.
-   Each kept frame is centred on its centre of mass and given a uniformly random orientation,
-   so the set does not carry the orientation of the ``ase.build`` template.
+   distances, dipole norm and energy are mostly below ~0.3.) Frames whose bond graph differs
+   from the starting structure (a bond broken or formed; bonded = closer than 1.3 x the sum of
+   ASE's covalent radii) are dropped and replaced by the next one. Each kept frame is centred
+   on its centre of mass, given a uniformly random orientation (so the set does not carry the
+   orientation of the ``ase.build`` template) and its positions are rounded to 1e-8 A, the
+   precision extxyz writes, so the labels belong exactly to the stored geometry.
 2. **Labelling.** Each frame is labelled with restricted Kohn-Sham DFT in PySCF
    (PBE0/def2-SVPD, DFT grid level ``--grid-level``, default 3):
 
@@ -33,8 +34,9 @@ What it does
 
 Reproducibility: molecule ``k`` (its index in ``MOLECULES``) uses ``seed + k`` (``--seed``,
 default 20250); ``numpy.random.SeedSequence(seed + k).spawn(2)`` gives two independent
-generators, one for the MD (initial velocities and Langevin noise), one for the orientations. MD is deterministic for
-a given seed, tblite version and thread count; labelling does not use random numbers.
+generators, one for the MD (initial velocities and Langevin noise), one for the orientations.
+MD is deterministic for a given seed, tblite version and thread count; labelling does not use
+random numbers.
 
 Threads: ``OMP_NUM_THREADS=1`` and ``OPENBLAS_CORETYPE=Haswell`` are set before NumPy/PySCF
 are imported (one thread is fastest for molecules this small; the OpenBLAS shipped with the

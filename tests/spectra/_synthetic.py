@@ -12,11 +12,12 @@ SOAP = SoapConfig(cutoff=4.0, max_radial=4, max_angular=3)
 
 
 def local_spectra(a, grid=GRID) -> np.ndarray:
-    """(n_atoms, n_grid): one Gaussian per atom, moved by its coordination."""
+    """(n_atoms, n_grid): one Gaussian per atom, its height and position set by its coordination."""
     d = np.linalg.norm(a.positions[:, None] - a.positions[None], axis=-1)
     coord = np.sum(np.exp(-((d / 1.5) ** 2)) * (d > 0), axis=1)
-    mu = np.array([CENTRE[z] for z in a.numbers]) + 0.8 * coord
-    return np.exp(-0.5 * ((grid[None, :] - mu[:, None]) / 0.45) ** 2)
+    mu = np.array([CENTRE[z] for z in a.numbers]) + 0.1 * coord
+    height = 1.0 + 0.5 * coord
+    return height[:, None] * np.exp(-0.5 * ((grid[None, :] - mu[:, None]) / 0.45) ** 2)
 
 
 def labelled(n: int, seed: int = 0, shifts=None, key: str = "dos"):

@@ -66,8 +66,32 @@ def _apply_index(frames: list[Atoms], index: str, path: str) -> list[Atoms]:
         raise DataError(f"{path}: invalid frame selection {index!r}") from None
 
 
+def _restore_calculator_labels(atoms: Atoms) -> None:
+    """ASE's extxyz reader moves keys it knows (energy, forces, dipole, charges, stress, ...) into a
+    SinglePointCalculator. psilearn treats every key as a plain label, so put them back: per-atom
+    arrays into ``atoms.arrays``, the rest into ``atoms.info`` (values unchanged; stress, which ASE
+    stores in Voigt form, back as a flattened 3x3)."""
+    calc = atoms.calc
+    if calc is None or not getattr(calc, "results", None):
+        return
+    import numpy as np
+
+    for key, value in calc.results.items():
+        arr = np.asarray(value)
+        if arr.ndim >= 1 and arr.shape[0] == len(atoms) and key in ("forces", "charges", "magmoms", "energies", "stresses"):
+            atoms.arrays.setdefault(key, arr)
+        else:
+            if key == "stress" and arr.size == 6:
+                from ase.stress import voigt_6_to_full_3x3_stress
+
+                arr = voigt_6_to_full_3x3_stress(arr).ravel()
+            atoms.info.setdefault(key, arr if arr.ndim else float(arr))
+    atoms.calc = None
+
+
 def _normalise(frames: list[Atoms], path: str) -> list[Atoms]:
     for i, atoms in enumerate(frames):
+        _restore_calculator_labels(atoms)
         if atoms.pbc.any() and atoms.cell.rank < 3:
             if atoms.cell.rank == 0:
                 atoms.pbc = False  # extxyz 'Lattice' of zeros: a molecule

@@ -31,13 +31,17 @@ class GridWarning(UserWarning):
 # ---- grids ---------------------------------------------------------------------------------------
 def frame_grid(atoms: Atoms, key: str) -> np.ndarray | None:
     """The grid of spectrum ``key`` in ``atoms`` (``info[key + '_grid']`` or the labeler's
-    ``{key}_emin/_emax/_npts``), or None when none is recorded."""
+    ``{key}_emin/_emax/_npts``; for ``KEY_reference``/``KEY_std`` the grid of ``KEY``), or None
+    when none is recorded."""
     g = atoms.info.get(key + GRID_SUFFIX)
     if g is not None:
         return np.atleast_1d(np.asarray(g, dtype=np.float64))
     lo, hi, n = (atoms.info.get(f"{key}_{s}") for s in ("emin", "emax", "npts"))
     if lo is not None and hi is not None and n is not None:
         return np.linspace(float(lo), float(hi), int(n))
+    for suffix in ("_reference", "_std"):  # written by `psilearn predict[-spectrum]` beside KEY
+        if key.endswith(suffix):
+            return frame_grid(atoms, key[: -len(suffix)])
     return None
 
 

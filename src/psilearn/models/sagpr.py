@@ -38,8 +38,14 @@ class SAGPRConfig:
     sparse_method: str = "fps"  # 'fps' or 'cur'
     regularization: str = "ml"  # 'ml' (marginal likelihood), 'cv' (k-fold), or a number (sigma2/s2)
     cv_folds: int = 5
-    feature_tol: float = 1e-6  # PCA-compress features, dropping this fraction of variance (0: off)
+    feature_tol: float = 0.0  # PCA-compress features, dropping this fraction of variance (0: off; costs an
+    # eigendecomposition of the Q x Q feature covariance, Q growing with the square of the element count)
     seed: int = 0
+    # global state: 'none', 'charge' or 'charge+spin': kernels times a Gaussian kernel (width
+    # state_width) on each structure's (total charge, unpaired electrons) from atoms.info, so a
+    # cation, an anion and a radical of one geometry differ (psilearn.models.longrange.state)
+    global_state: str = "none"
+    state_width: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "SAGPRConfig":
@@ -60,6 +66,8 @@ class SAGPRConfig:
             raise ValueError("cv_folds must be >= 2")
         if not 0 <= cfg.feature_tol < 1:
             raise ValueError("feature_tol must be in [0, 1)")
+        if cfg.global_state not in ("none", "charge", "charge+spin") or cfg.state_width <= 0:
+            raise ValueError("global_state must be 'none', 'charge' or 'charge+spin', state_width > 0")
         return cfg
 
 
@@ -154,6 +162,10 @@ class SAGPR:
         x0 = feats.blocks[(0, 1)]
         chosen = {z: select_sparse(x0[z][:, 0, :], self.config.n_sparse, self.config.sparse_method) for z in self.species}
         self.sparse = {ch: {z: feats.blocks[ch][z][chosen[z]] for z in self.species} for ch in feats.blocks}
+        if self.config.global_state != "none":
+            from psilearn.models.longrange.state import SPARSE_STATE_KEY, sparse_states, state_vectors
+
+            self.sparse[SPARSE_STATE_KEY] = sparse_states(feats, state_vectors(frames, self.config.global_state), chosen)
 
         # folds by structure, shared by all channels (for CV regularisation and held-out metrics)
         n_s = len(frames)
@@ -169,6 +181,7 @@ class SAGPR:
             d = 2 * ch[0] + 1
             phi = sparse_kernel(feats, self.sparse, ch, self.config.zeta, self.target.per, self.target.pool)
             kmm = sparse_sparse_kernel(self.sparse, ch, self.config.zeta)
+            phi, kmm = self._with_global_state(phi, kmm, feats, frames, d)
             gp, bw = SparseGP.build(phi, kmm)
             if len(gp.S2) == 0:
                 log.warning(
@@ -238,6 +251,7 @@ class SAGPR:
         for cm in self.channels:
             d = 2 * cm.channel[0] + 1
             phi = sparse_kernel(feats, self.sparse, cm.channel, self.config.zeta, self.target.per, self.target.pool)
+            phi, _ = self._with_global_state(phi, [], feats, frames, d)
             if return_std or return_cov:
                 t = (phi @ cm.gp.P).reshape(n, d, -1)
                 kss = self_kernel(feats, cm.channel, self.config.zeta, self.target.per, self.target.pool)
@@ -267,6 +281,18 @@ class SAGPR:
                 cov_cart += np.einsum("ak,nab,bl->nkl", rows, cov, rows)
             std = np.sqrt(np.clip(np.einsum("nkk->nk", cov_cart), 0.0, None))
         return Prediction(values, std, irreps, np.sqrt(np.clip(var, 0.0, None)), cov_cart if return_cov else None)
+
+    def _with_global_state(self, phi, kmm, feats, frames, d):
+        """Kernels times the state kernel when ``global_state`` is set (k_state(s, s) = 1, so the
+        self-kernels are unchanged)."""
+        if self.config.global_state == "none":
+            return phi, kmm
+        from psilearn.models.longrange.state import SPARSE_STATE_KEY, apply_state_kernel, state_vectors
+
+        states = state_vectors(frames, self.config.global_state)
+        sample = states if self.target.per == "structure" else states[feats.structure]
+        sparse = self.sparse[SPARSE_STATE_KEY]
+        return apply_state_kernel(phi, kmm, sample, sparse, d, self.config.state_width)
 
     # ---- persistence -----------------------------------------------------------------------------
     def save(self, path) -> None:

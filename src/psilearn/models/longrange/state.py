@@ -101,3 +101,41 @@ def scale_kernel_by_state(phi: np.ndarray, sample_states: np.ndarray, sparse_sta
     Valid for per-structure sums too, because every atom of a structure shares its state."""
     k = state_kernel(sample_states, sparse_states, width)  # (n, M)
     return phi * np.repeat(np.repeat(k, d, axis=0), d, axis=1)
+
+
+# ---- global state for local kernel models (SA-GPR: SAGPRConfig.global_state) -----------------------
+#: key of the sparse environments' states in a kernel model's ``sparse`` dict (not a real channel)
+SPARSE_STATE_KEY = (-1, 0)
+STATE_MODES = ("none", "charge", "charge+spin")
+
+
+def state_vectors(frames: list[Atoms], mode: str) -> np.ndarray:
+    """(n_structures, 2) state vectors for ``mode``: ``charge`` -> (Q, 0), ``charge+spin`` ->
+    (Q, n_unpaired). Validates charge and multiplicity in both modes."""
+    if mode not in STATE_MODES[1:]:
+        raise ValueError(f"global_state must be one of {STATE_MODES}, got {mode!r}")
+    s = structure_states(frames)
+    if mode == "charge":
+        s[:, 1] = 0.0
+    return s
+
+
+def sparse_states(feats, states: np.ndarray, chosen: dict) -> dict:
+    """{Z: (M_Z, 2)} states of the chosen sparse environments (``chosen[Z]`` indices into the
+    atoms of element Z)."""
+    return {z: states[feats.structure[feats.index[z][idx]]] for z, idx in chosen.items()}
+
+
+def apply_state_kernel(phi: np.ndarray, kmm: list[np.ndarray], sample_states: np.ndarray, sparse: dict, d: int,
+                       width: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Multiply a channel's kernels by the state kernel: ``phi`` (n*d, M*d) with ``sample_states``
+    (n, 2) against the sparse states ``sparse`` {Z: (M_Z, 2)} (species sorted, as in the kernel
+    columns), and the K_MM blocks ``kmm`` (one per element). Returns the new (phi, kmm)."""
+    species = sorted(sparse)
+    all_sparse = np.concatenate([sparse[z] for z in species]) if species else np.zeros((0, 2))
+    phi = scale_kernel_by_state(phi, sample_states, all_sparse, d, width)
+    out = []
+    for block, z in zip(kmm, species):
+        k = state_kernel(sparse[z], sparse[z], width)
+        out.append(block * np.repeat(np.repeat(k, d, axis=0), d, axis=1))
+    return phi, out

@@ -35,17 +35,28 @@ def align_on_feature(grid, y, feature: str, level: float) -> tuple[np.ndarray, n
     return apply_shift(grid, y, shifts), shifts
 
 
+def align_to_mean(grid, y, max_shift: float, rounds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Starting point for :func:`optimise_shifts`: align every spectrum to the mean of the aligned
+    set, a few rounds (Procrustes-like); shifts centred to mean zero."""
+    shifts = np.zeros(len(y))
+    aligned = np.array(y, dtype=float)
+    for _ in range(rounds):
+        shifts = best_shift(grid, y, aligned.mean(0), max_shift)
+        shifts -= shifts.mean()
+        aligned = apply_shift(grid, y, shifts)
+    return aligned, shifts
+
+
 def optimise_shifts(grid, y, predict_heldout, max_shift: float, iterations: int = 8, tol: float | None = None,
                     log=None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Alternate (1) ``predict_heldout(aligned) -> (n, n_grid)`` cross-validated predictions of the
+    """Start from :func:`align_to_mean`, then alternate (1) ``predict_heldout(aligned) -> (n, n_grid)`` cross-validated predictions of the
     currently aligned spectra and (2) moving each *original* spectrum onto its prediction by the
     best shift within ``max_shift``; shifts are centred to mean zero (a common shift of every
     spectrum is not identifiable). Stops when no shift changes by more than ``tol`` (default a
-    tenth of the grid spacing). Returns (aligned spectra, shifts (n,), iterations used)."""
+    quarter of the grid spacing). Returns (aligned spectra, shifts (n,), iterations used)."""
     grid = np.asarray(grid, float)
-    tol = 0.1 * float(np.min(np.diff(grid))) if tol is None else tol
-    shifts = np.zeros(len(y))
-    aligned = np.array(y, dtype=float)
+    tol = 0.25 * float(np.min(np.diff(grid))) if tol is None else tol
+    aligned, shifts = align_to_mean(grid, y, max_shift)
     for it in range(1, iterations + 1):
         ref = predict_heldout(aligned)
         new = best_shift(grid, y, ref, max_shift)

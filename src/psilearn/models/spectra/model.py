@@ -99,8 +99,12 @@ class SpectrumModel:
             raise DataError(f"{where}: {bad_msg}")
 
     # ---- fitting -------------------------------------------------------------------------------
-    def fit(self, data: Dataset) -> "SpectrumModel":
-        """Fit on a Dataset of this model's Target (see psilearn.data.spectra.load_spectrum_dataset)."""
+    def fit(self, data: Dataset, features=None) -> "SpectrumModel":
+        """Fit on a Dataset of this model's Target (see psilearn.data.spectra.load_spectrum_dataset).
+        ``features``: optional precomputed
+        :func:`~psilearn.models.spectra.representation.invariant_features` of ``data.frames`` (or a
+        ``subset_features`` of a larger set), computed with the same SOAP, absorber/crop and
+        descriptor elements (the training elements plus ``config.species``)."""
         if data.target != self.target:
             raise ValueError(f"dataset target {data.target.describe()} differs from model target {self.target.describe()}")
         if len(data) < 2:
@@ -110,7 +114,7 @@ class SpectrumModel:
         frames, y = data.frames, np.asarray(data.values, dtype=np.float64)
         self.species = sorted(set(data.species) | set(int(z) for z in (cfg.species or [])))
         self.baseline_species = data.species
-        feats = self._features(frames)
+        feats = self._features(frames) if features is None else features
         t_feat = time.perf_counter() - t0
         x0 = feats.blocks[CHANNEL]
         self.centre_species = sorted(z for z, x in x0.items() if len(x))
@@ -176,16 +180,17 @@ class SpectrumModel:
         return meta
 
     # ---- prediction ----------------------------------------------------------------------------
-    def predict(self, frames: list[Atoms], return_std: bool = True) -> Prediction:
+    def predict(self, frames: list[Atoms], return_std: bool = True, features=None) -> Prediction:
         """Spectra (n, n_grid) for each structure (or each atom, for per-atom targets), with
         predictive standard deviations; ``irreps`` equal ``values`` (every grid point is 0e).
-        For loss 'shift'/'align' the spectra are on the training set's common energy reference."""
+        For loss 'shift'/'align' the spectra are on the training set's common energy reference.
+        ``features``: optional precomputed environments of ``frames`` (as in :meth:`fit`)."""
         if self.fit_ is None:
             raise RuntimeError("model is not fitted")
         if isinstance(frames, Atoms):
             frames = [frames]
         self.check_elements(frames)
-        feats = self._features(frames)
+        feats = self._features(frames) if features is None else features
         cfg = self.config
         phi = sparse_kernel(feats, self.sparse, CHANNEL, cfg.zeta, self._per, self.target.pool)
         z = phi @ self.fit_.coef

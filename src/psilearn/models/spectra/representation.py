@@ -47,3 +47,24 @@ def invariant_features(frames: list[Atoms], soap: SoapConfig, species: list[int]
     if crop:
         frames = [crop_around(a, z, max(soap.cutoffs)) for a in frames]
     return restrict_to_element(calc.compute(frames, [CHANNEL], progress=progress), z)
+
+
+def subset_features(feats: AtomFeatures, idx) -> AtomFeatures:
+    """The environments of structures ``idx`` (in that order), e.g. to reuse one feature
+    computation across the training subsets of a learning curve."""
+    idx = np.asarray(idx, dtype=int)
+    new_of_old = np.full(feats.n_structures, -1)
+    new_of_old[idx] = np.arange(len(idx))
+    keep = np.flatnonzero(new_of_old[feats.structure] >= 0)
+    order = keep[np.argsort(new_of_old[feats.structure[keep]], kind="stable")]
+    pos_of_atom = np.full(len(feats.numbers), -1)
+    pos_of_atom[order] = np.arange(len(order))
+    out = AtomFeatures(feats.numbers[order], new_of_old[feats.structure[order]], len(idx), {})
+    for z, atoms in feats.index.items():
+        sel = np.isin(atoms, order)
+        new_pos = pos_of_atom[atoms[sel]]
+        o = np.argsort(new_pos, kind="stable")
+        out.index[z] = new_pos[o]
+        for ch, per_z in feats.blocks.items():
+            out.blocks.setdefault(ch, {})[z] = per_z[z][np.flatnonzero(sel)[o]]
+    return out

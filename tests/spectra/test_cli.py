@@ -1,0 +1,138 @@
+"""`psilearn fit-spectrum | predict-spectrum | compare | pca | md | spectrum ir|raman` end to end."""
+
+import json
+
+import ase.io
+import numpy as np
+import pytest
+from ase import Atoms
+
+from psilearn.cli.main import main
+from psilearn.data.spectra import read_spectrum_table, write_spectrum_table
+from psilearn.observe.correlation import C_CM_PER_FS
+
+from tests.spectra._shared import require
+from tests.spectra._synthetic import GRID, labelled
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("spectra_cli")
+    frames = labelled(30, seed=4)
+    ase.io.write(d / "train.xyz", frames[:24], format="extxyz")
+    ase.io.write(d / "test.xyz", frames[24:], format="extxyz")
+    (d / "small.yaml").write_text("soap: {cutoff: 4.0, max_radial: 4, max_angular: 3}\nmodel: {n_sparse: 40}\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def dos_model(files):
+    out = files / "dos.model"
+    assert main(["fit-spectrum", str(files / "train.xyz"), "--target", "dos", "--grid-units", "eV",
+                 "--config", str(files / "small.yaml"), "--pca", "0.9999", "-o", str(out)]) == 0
+    return out
+
+
+def test_fit_predict_compare_pca(files, dos_model, capsys):
+    pred_csv = files / "pred.csv"
+    assert main(["predict-spectrum", str(dos_model), str(files / "test.xyz"), "-o", str(pred_csv)]) == 0
+    grid, y, names = read_spectrum_table(pred_csv)
+    assert grid == pytest.approx(GRID) and y.shape == (6, len(GRID))
+    pred_xyz = files / "pred.xyz"
+    assert main(["predict-spectrum", str(dos_model), str(files / "test.xyz"), "-o", str(pred_xyz)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(pred_xyz), str(pred_xyz), "--key", "dos_reference", "--key-b", "dos", "--json",
+                 "--max-shift", "1.0", "--plot", str(files / "cmp.png"), "--csv", str(files / "cmp.csv")]) == 0
+    res = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert res["n_spectra"] == 6 and res["mean"]["pearson"] > 0.9 and 0 < res["mean"]["tanimoto"] <= 1
+    assert (files / "cmp.png").exists() and (files / "cmp.csv").read_text().count("\n") == 7
+    # a table against the same table: perfect
+    assert main(["compare", str(pred_csv), str(pred_csv)]) == 0
+    assert "Pearson r" in capsys.readouterr().out
+    assert main(["pca", str(pred_csv), "--clusters", "2", "--csv", str(files / "pca.csv"), "-o", str(files / "pca.png")]) == 0
+    out = capsys.readouterr().out
+    assert "PC1" in out and (files / "pca.png").exists()
+
+
+def test_compare_errors_are_one_line(files, capsys, tmp_path):
+    a = tmp_path / "a.csv"
+    write_spectrum_table(a, GRID, np.ones((1, len(GRID))), ["a"])
+    b = tmp_path / "b.csv"
+    write_spectrum_table(b, np.linspace(-6, 6, 61), np.ones((1, 61)), ["b"])
+    assert main(["compare", str(a), str(b), "--on-grid-mismatch", "refuse"]) == 2
+    assert "different grid" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="interpolating"):
+        assert main(["compare", str(a), str(b)]) == 0
+    nan = tmp_path / "nan.csv"
+    nan.write_text("x,y\n0,1\n1,nan\n2,3\n")
+    assert main(["compare", str(a), str(nan)]) == 2
+    assert "NaN" in capsys.readouterr().err
+
+
+def test_fit_spectrum_refuses_mismatched_grid(files, capsys, tmp_path):
+    frames = ase.io.read(files / "train.xyz", ":")
+    frames[3].info["dos_grid"] = GRID + 0.05
+    path = tmp_path / "mixed.xyz"
+    ase.io.write(path, frames, format="extxyz")
+    assert main(["fit-spectrum", str(path), "--target", "dos", "--on-grid-mismatch", "refuse", "-o", str(tmp_path / "m")]) == 2
+    assert "different grid" in capsys.readouterr().err
+
+
+def _omega(nu):
+    return 2 * np.pi * C_CM_PER_FS * nu
+
+
+def test_spectrum_ir_and_raman_from_stored_labels(tmp_path, capsys):
+    t = np.arange(2000) * 0.5
+    frames = []
+    for i, ti in enumerate(t):
+        a = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+        a.info["mu"] = np.array([np.cos(_omega(1650) * ti), 0.2, 0.5 * np.cos(_omega(3750) * ti)])
+        alpha = np.diag([9.0, 9.5, 8.0]) + 0.1 * np.cos(_omega(3650) * ti) * np.eye(3)
+        a.info["alpha"] = alpha.ravel()
+        a.info.update(md_step=i, md_timestep_fs=0.5)
+        frames.append(a)
+    traj = tmp_path / "traj.xyz"
+    ase.io.write(traj, frames, format="extxyz")
+    assert main(["spectrum", "ir", str(traj), "--key", "mu", "-o", str(tmp_path / "ir.csv")]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "ir.png").exists()
+    data = np.loadtxt(tmp_path / "ir.csv", delimiter=",", comments="#", skiprows=1 + sum(
+        l.startswith("#") for l in (tmp_path / "ir.csv").read_text().splitlines()))
+    nu, y = data[:, 0], data[:, 1]
+    assert nu[np.argmax(y * (nu > 2500))] == pytest.approx(3750, abs=5)
+    assert "1650" in out and "3750" in out
+    assert main(["spectrum", "raman", str(traj), "--key", "alpha", "--timestep", "0.5", "-o", str(tmp_path / "raman.csv")]) == 0
+    assert "3650" in capsys.readouterr().out
+    header = [l for l in (tmp_path / "raman.csv").read_text().splitlines() if not l.startswith("#")][0]
+    assert header == "wavenumber_cm-1,isotropic,anisotropic,parallel,perpendicular"
+    # neither a model nor a key
+    assert main(["spectrum", "ir", str(traj), "-o", str(tmp_path / "x.csv")]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_md_then_ir_from_a_dipole_model(tmp_path, capsys):
+    """GFN2-xTB MD of water, then IR from an SA-GPR dipole model fitted on the shared water set."""
+    pytest.importorskip("tblite")
+    from tests.spectra._shared import DATA
+
+    water_set = f"{DATA}/water_tensors/water_monomer"
+    require(water_set)
+    import glob
+
+    xyz = sorted(glob.glob(f"{water_set}/*.xyz"))[0]
+    start = tmp_path / "water.xyz"
+    ase.io.write(start, Atoms("OH2", positions=[[0, 0, 0.117], [0, 0.757, -0.467], [0, -0.757, -0.467]]))
+    traj = tmp_path / "traj.xyz"
+    assert main(["md", str(start), "--steps", "60", "--temperature", "300", "-o", str(traj)]) == 0
+    frames = ase.io.read(traj, ":")
+    assert len(frames) == 60 and frames[1].info["md_timestep_fs"] == 0.5
+    (tmp_path / "s.yaml").write_text("soap: {cutoff: 3.0, max_radial: 4, max_angular: 2}\nmodel: {n_sparse: 30}\n")
+    model = tmp_path / "mu.model"
+    assert main(["fit", f"{xyz}@:40", "--target", "mu", "--tensor", "i", "--units", "au",
+                 "--config", str(tmp_path / "s.yaml"), "-o", str(model)]) == 0
+    assert main(["spectrum", "ir", str(traj), "--model", str(model), "-o", str(tmp_path / "ir.csv")]) == 0
+    assert (tmp_path / "ir.png").exists()
+    # a polarizability model is refused for IR
+    assert main(["md", str(start), "--calculator", "dftb", "--steps", "2", "-o", str(tmp_path / "t.xyz")]) == 2
+    assert "unknown calculator" in capsys.readouterr().err
