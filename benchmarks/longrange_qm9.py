@@ -87,7 +87,7 @@ def evaluate(kind: str, model, frames) -> dict:
     t0 = time.perf_counter()
     pred = model.predict(frames, return_std=True)
     out = {"predict_seconds": round(time.perf_counter() - t0, 2)}
-    if kind == "sagpr-dipole":
+    if kind.startswith("sagpr-dipole"):
         mu, q = pred.values, None
     elif kind == "sagpr-charges":
         q = pred.values[:, 0]
@@ -104,10 +104,13 @@ def evaluate(kind: str, model, frames) -> dict:
         totals = np.add.reduceat(q, off[:-1])
         out["max_total_charge_error"] = float(np.abs(totals - np.array([a.info["charge"] for a in frames])).max())
     std = pred.std if kind != "sagpr-charges" else None
-    if std is not None and kind in ("sagpr-dipole", "qeq-dipole", "qeq-both"):
+    if std is not None and kind in ("sagpr-dipole", "sagpr-dipole+state", "qeq-dipole", "qeq-dipole+state", "qeq-both"):
         z = (mu - mu_ref) / np.maximum(std, 1e-12)
         out["dipole_within_1sigma"] = float(np.mean(np.abs(z) <= 1))
     return out
+
+
+WIDTHS = [0.5, 0.75, 1.0]  # QEq Gaussian width scales, one chosen per model by k-fold CV on the training set
 
 
 def build(kind: str, n_sparse: int, charge_weight: float, seed: int):
@@ -121,14 +124,19 @@ def build(kind: str, n_sparse: int, charge_weight: float, seed: int):
     chg = Target("ref_charges", per="atom", units="e")
     if kind == "sagpr-dipole":
         return dip, SAGPR(dip, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed))
+    if kind == "sagpr-dipole+state":
+        return dip, SAGPR(dip, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed, global_state="charge+spin"))
     if kind == "sagpr-charges":
         return chg, SAGPR(chg, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed))
     if kind == "qeq-dipole":
-        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed))
+        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS))
+    if kind == "qeq-dipole+state":
+        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, global_state="kernel"))
     if kind == "qeq-charges":
-        return chg, QEqModel(chg, soap, QEqConfig(n_sparse=n_sparse, seed=seed))
+        return chg, QEqModel(chg, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS))
     if kind == "qeq-both":
-        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, charges_key="ref_charges", charge_weight=charge_weight))
+        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, charges_key="ref_charges",
+                                                  charge_weight=charge_weight))
     raise ValueError(kind)
 
 
@@ -145,8 +153,31 @@ def table(results: list[dict], tests: list[str]) -> str:
             m = r["tests"][t]
             cells.append(f"{m['dipole_rmse']:.4f}")
             cells.append("n/a" if m["charge_rmse"] is None else f"{m['charge_rmse']:.4f}")
-        rows.append(f"| {r['train']} | {r['model']} | " + " | ".join(cells) + f" | {r['fit_seconds']:.0f} |")
+        model = r["model"] + (f" (width {r['width_scale']})" if r.get("width_scale") else "")
+        rows.append(f"| {r['train']} | {model} | " + " | ".join(cells) + f" | {r['fit_seconds']:.0f} |")
     return "\n".join(rows)
+
+
+def run(train, tname: str, kinds: list[str], tests: dict, n_sparse: int, args) -> list[dict]:
+    from psilearn.data import load_dataset
+
+    results = []
+    for kind in kinds:
+        target, model = build(kind, n_sparse, args.charge_weight, args.seed)
+        ds = load_dataset(train, target)
+        t0 = time.perf_counter()
+        model.fit(ds)
+        fit_s = time.perf_counter() - t0
+        res = {"train": tname, "model": kind, "fit_seconds": fit_s, "tests": {},
+               "width_scale": model.config.qeq.get("width_scale") if kind.startswith("qeq") else None,
+               "train_cv": model.metadata["heldout_metrics"]["cartesian"]}
+        for name, frames in tests.items():
+            res["tests"][name] = evaluate(kind, model, frames)
+        results.append(res)
+        print(f"{tname:9s} {kind:18s} fit {fit_s:6.1f} s  " + "  ".join(
+            f"{n}: mu {m['dipole_rmse']:.4f} q {m['charge_rmse'] if m['charge_rmse'] is not None else float('nan'):.4f}"
+            for n, m in res["tests"].items()), flush=True)
+    return results
 
 
 def main(argv=None) -> int:
@@ -157,13 +188,13 @@ def main(argv=None) -> int:
     p.add_argument("--charge-weight", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="60 training / 100+20+20 test molecules, n_sparse 50")
+    p.add_argument("--ion-split", type=int, default=0, metavar="N",
+                   help="also train on QMtrainRandom + the first N cations and N anions, test on the other ions")
     p.add_argument("--out", default=None, help="directory for results.json and table.md")
     args = p.parse_args(argv)
     if not DATA.is_dir():
         print(f"skipping: {DATA} not found (the shared data sets are not available here)")
         return 0
-    from psilearn.data import load_dataset
-
     n_train, n_test, n_ion = (60, 100, 20) if args.quick else (None, None, None)
     n_sparse = 50 if args.quick else args.n_sparse
     tests = {name: read(f, n_test if name == "TestQM9" else n_ion) for name, f in TESTS.items()}
@@ -174,20 +205,19 @@ def main(argv=None) -> int:
     results = []
     for tname in args.train.split(","):
         train = read(TRAIN[tname], n_train)
-        for kind in args.models.split(","):
-            target, model = build(kind, n_sparse, args.charge_weight, args.seed)
-            ds = load_dataset(train, target)
-            t0 = time.perf_counter()
-            model.fit(ds)
-            fit_s = time.perf_counter() - t0
-            res = {"train": tname, "model": kind, "fit_seconds": fit_s, "tests": {}}
-            for name, frames in tests.items():
-                res["tests"][name] = evaluate(kind, model, frames)
-            results.append(res)
-            print(f"{tname:9s} {kind:14s} fit {fit_s:6.1f} s  " + "  ".join(
-                f"{n}: mu {m['dipole_rmse']:.4f} q {m['charge_rmse'] if m['charge_rmse'] is not None else float('nan'):.4f}"
-                for n, m in res["tests"].items()), flush=True)
+        results += run(train, tname, args.models.split(","), tests, n_sparse, args)
     md = table(results, list(TESTS))
+    if args.ion_split:
+        # second experiment: some ions in training (the first N of PlusSet and of MinusSet; same
+        # geometries in both), tested on the remaining ions
+        k = args.ion_split
+        ions_train = tests["PlusSet"][:k] + tests["MinusSet"][:k]
+        ion_tests = {"TestQM9": tests["TestQM9"], "PlusSet": tests["PlusSet"][k:], "MinusSet": tests["MinusSet"][k:]}
+        train = read(TRAIN["random"], n_train) + ions_train
+        ion_results = run(train, f"random+{2 * k} ions", ["sagpr-dipole", "sagpr-dipole+state", "qeq-dipole", "qeq-dipole+state"],
+                          ion_tests, n_sparse, args)
+        results += ion_results
+        md += "\n\n" + table(ion_results, list(TESTS))
     print(md)
     if args.out:
         out = Path(args.out)

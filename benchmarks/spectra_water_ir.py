@@ -102,12 +102,17 @@ def xtb_harmonic(atoms: Atoms, delta: float = 0.005) -> tuple[dict, Atoms]:
 
 
 # ---- MD ----------------------------------------------------------------------------------------------
-def md_trajectory(start: Atoms, args) -> list[Atoms]:
+def md_trajectories(start: Atoms, args) -> list[list[Atoms]]:
+    """``args.trajectories`` independent Langevin runs (different seeds), each equilibrated first."""
     from psilearn.label.sampling import md_sample
 
     opts = dict(temperature=args.temperature, timestep_fs=args.timestep, friction_per_fs=args.friction)
-    eq = md_sample(start, steps=args.equilibration, stride=args.equilibration, seed=args.seed + 1, **opts)[-1]
-    return md_sample(eq, steps=args.steps, stride=args.stride, seed=args.seed, **opts)
+    out = []
+    for k in range(args.trajectories):
+        seed = args.seed + 100 * k
+        eq = md_sample(start, steps=args.equilibration, stride=args.equilibration, seed=seed + 1, **opts)[-1]
+        out.append(md_sample(eq, steps=args.steps, stride=args.stride, seed=seed, **opts))
+    return out
 
 
 def ml_dipole_model(n_train: int):
@@ -123,21 +128,36 @@ def ml_dipole_model(n_train: int):
 
 
 # ---- bands ---------------------------------------------------------------------------------------------
-def main_bands(res: dict, min_rel: float = 0.05) -> list[int]:
-    """Indices of the modes whose IR intensity is at least ``min_rel`` of the strongest."""
-    inten = res["ir_km_mol"]
-    return [int(i) for i in np.flatnonzero(inten >= min_rel * inten.max())]
+def band_groups(res: dict, min_rel: float = 0.05, merge_cm1: float = 60.0) -> list[list[int]]:
+    """Modes with at least ``min_rel`` of the strongest intensity, in ascending frequency, grouped
+    when closer than ``merge_cm1`` (MD cannot separate them at finite temperature)."""
+    wn, inten = res["wavenumber_cm1"], res["ir_km_mol"]
+    idx = [int(i) for i in np.flatnonzero(inten >= min_rel * inten.max())]
+    groups: list[list[int]] = []
+    for i in idx:
+        if groups and wn[i] - wn[groups[-1][-1]] < merge_cm1:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
-def band_names(name: str, ref: dict, idx: list[int]) -> list[str]:
+def group_names(name: str, ref: dict, groups: list[list[int]]) -> list[str]:
     if name == "water" and len(ref["wavenumber_cm1"]) == 3:
-        return [WATER_NAMES[i] for i in idx]
-    return [f"mode {i + 1} ({ref['wavenumber_cm1'][i]:.0f} GFN2)" for i in idx]
+        return [" + ".join(WATER_NAMES[i] for i in g) for g in groups]
+    return [" + ".join(f"mode {i + 1}" for i in g) + f" (~{ref['wavenumber_cm1'][g].mean():.0f} GFN2)" for g in groups]
 
 
-def harmonic_table(res: dict, idx: list[int], names: list[str]) -> dict:
-    """Modes ``idx`` (ascending-frequency order, matched across methods by that order)."""
-    return {n: {"position": float(res["wavenumber_cm1"][i]), "intensity": float(res["ir_km_mol"][i])} for n, i in zip(names, idx)}
+def harmonic_table(res: dict, groups: list[list[int]], names: list[str]) -> dict:
+    """Per group (modes matched across methods by frequency order): intensity-weighted mean
+    position and summed intensity."""
+    wn, inten = res["wavenumber_cm1"], res["ir_km_mol"]
+    out = {}
+    for n, g in zip(names, groups):
+        w = inten[g]
+        pos = float(np.sum(w * wn[g]) / w.sum()) if w.sum() > 0 else float(wn[g].mean())
+        out[n] = {"position": pos, "intensity": float(w.sum())}
+    return out
 
 
 def windows(centres: list[float], margin: float = 300.0) -> list[tuple[float, float]]:
@@ -173,30 +193,35 @@ def run_molecule(name: str, args, ml_model) -> dict:
     ph = pyscf_harmonic(start, args.method)
     print(f"{name}: PySCF harmonic {time.perf_counter() - t0:.0f} s (max gradient {ph['max_grad']:.1e} a.u.)", file=sys.stderr)
     xh, opt = xtb_harmonic(start)
-    idx = main_bands(xh)
-    names = band_names(name, xh, idx)
-    out["harmonic PySCF " + args.method] = relative(harmonic_table(ph, idx, names))
-    out["harmonic GFN2-xTB"] = relative(harmonic_table(xh, idx, names))
+    groups = band_groups(xh)
+    names = group_names(name, xh, groups)
+    out["harmonic PySCF " + args.method] = relative(harmonic_table(ph, groups, names))
+    out["harmonic GFN2-xTB"] = relative(harmonic_table(xh, groups, names))
+    modes = {"PySCF " + args.method: ph, "GFN2-xTB": xh}
     t0 = time.perf_counter()
-    traj = md_trajectory(opt, args)
-    print(f"{name}: MD {len(traj)} frames in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    trajs = md_trajectories(opt, args)
+    print(f"{name}: MD {len(trajs)} x {len(trajs[0])} frames in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     from psilearn.label.sampling import xtb_calculator
 
     calc = xtb_calculator(opt)
-    dip = np.array([xtb_dipole(f, calc) for f in traj])
+    dips = [np.array([xtb_dipole(f, calc) for f in traj]) for traj in trajs]
     dt = args.timestep * args.stride
     opts = SpectrumOptions(timestep_fs=dt, temperature_k=args.temperature, max_cm1=4500, correlation_fs=args.correlation)
-    spectra = {"MD GFN2-xTB + GFN2 dipoles": ir_spectrum(dip, opts, "e*Angstrom")}
+    spectra = {"MD GFN2-xTB + GFN2 dipoles": ir_spectrum(dips, opts, "e*Angstrom")}
     if ml_model is not None and set(start.get_chemical_symbols()) <= {"O", "H"}:
-        mu = ml_model.predict(traj, return_std=False).values
-        spectra["MD GFN2-xTB + ML dipoles (SA-GPR)"] = ir_spectrum(mu, opts, "e*Bohr")
-    wins = windows([xh["wavenumber_cm1"][i] for i in idx])
-    for k, s in spectra.items():
-        out[k] = relative(md_bands(s, names, wins))
+        t0 = time.perf_counter()
+        mus = [ml_model.predict(traj, return_std=False).values for traj in trajs]
+        print(f"{name}: ML dipoles for {sum(map(len, trajs))} frames in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        spectra["MD GFN2-xTB + ML dipoles (SA-GPR)"] = ir_spectrum(mus, opts, "e*Bohr")
+    wins = windows([out["harmonic GFN2-xTB"][n]["position"] for n in names])
+    for k, sp in spectra.items():
+        out[k] = relative(md_bands(sp, names, wins))
         if args.out:
-            s.to_csv(os.path.join(args.out, f"ir_{name}_{k.split('+')[1].strip().split()[0].lower()}.csv"))
+            sp.to_csv(os.path.join(args.out, f"ir_{name}_{k.split('+')[1].strip().split()[0].lower()}.csv"))
     if args.out:
         _plot(name, spectra, out, args)
+    out["_modes"] = {k: {"wavenumber_cm1": v["wavenumber_cm1"].round(1).tolist(), "ir_km_mol": v["ir_km_mol"].round(2).tolist()}
+                     for k, v in modes.items()}
     return out
 
 
@@ -206,14 +231,16 @@ def _plot(name, spectra, out, args):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
     for k, s in spectra.items():
-        ax.plot(s.wavenumber_cm1, s.columns["ir"], lw=1, label=k)
+        vib = s.wavenumber_cm1 >= 500  # scale to the vibrational bands, not the rotational wing
+        ax.plot(s.wavenumber_cm1, s.columns["ir"] / s.columns["ir"][vib].max(), lw=1, label=k)
     for k, b in out.items():
         if k.startswith("harmonic"):
             for v in b.values():
                 ax.axvline(v["position"], color="k" if "PySCF" in k else "0.6", ls=":", lw=0.8)
     ax.set_xlim(500, 4300)
     ax.set_xlabel("wavenumber (cm$^{-1}$)")
-    ax.set_ylabel("IR intensity (arb. units)")
+    ax.set_ylabel("IR intensity (max above 500 cm$^{-1}$ = 1)")
+    ax.set_ylim(0, 1.1)
     ax.set_title(f"{name}: MD IR vs harmonic (dotted: black PySCF, grey GFN2)")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -224,7 +251,7 @@ def _plot(name, spectra, out, args):
 def table(results: dict) -> str:
     lines = []
     for mol, res in results.items():
-        methods = list(res)
+        methods = [m for m in res if not m.startswith("_")]
         bands = list(res["harmonic GFN2-xTB"])
         lines += [f"### {mol}", "", "| band | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         for b in bands:
@@ -233,6 +260,9 @@ def table(results: dict) -> str:
                 v = res[m].get(b)
                 cells.append(f"{v['position']:.0f} ({v['relative']:.2f})" if v else "-")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for m, v in res["_modes"].items():
+            lines.append(f"harmonic modes {m}: " + ", ".join(f"{w:.0f} ({i:.1f} km/mol)" for w, i in zip(v["wavenumber_cm1"], v["ir_km_mol"])))
         lines.append("")
     lines.append("Entries: band position in cm^-1 (relative intensity, strongest band = 1). Bands: the GFN2-xTB harmonic modes "
                  "with at least 5% of the strongest intensity; PySCF modes matched by frequency order; MD bands: the highest "
@@ -245,11 +275,12 @@ def main(argv=None) -> int:
     p.add_argument("--molecules", default="water")
     p.add_argument("--method", default="pbe0/def2-svp", help="PySCF level for the harmonic reference")
     p.add_argument("--temperature", type=float, default=300.0)
-    p.add_argument("--steps", type=int, default=16000)
-    p.add_argument("--equilibration", type=int, default=1000)
+    p.add_argument("--trajectories", type=int, default=8, help="independent runs whose lineshapes are averaged")
+    p.add_argument("--steps", type=int, default=8000, help="steps per run after equilibration")
+    p.add_argument("--equilibration", type=int, default=2000)
     p.add_argument("--timestep", type=float, default=0.5, help="fs")
     p.add_argument("--stride", type=int, default=2)
-    p.add_argument("--friction", type=float, default=0.0005, help="1/fs")
+    p.add_argument("--friction", type=float, default=0.002, help="1/fs (thermalises each run in ~1/friction)")
     p.add_argument("--correlation", type=float, default=2000.0, help="correlation length, fs")
     p.add_argument("--ml-train", type=int, default=300, help="water monomers for the ML dipole model (0: none)")
     p.add_argument("--seed", type=int, default=0)
@@ -260,7 +291,7 @@ def main(argv=None) -> int:
     ml = ml_dipole_model(args.ml_train) if args.ml_train and os.path.exists(WATER_SET) else None
     results = {m: run_molecule(m, args, ml) for m in args.molecules.split(",")}
     text = table(results)
-    settings = (f"MD: GFN2-xTB Langevin (friction {args.friction}/fs) at {args.temperature:g} K, {args.equilibration} + {args.steps} steps "
+    settings = (f"MD: {args.trajectories} independent GFN2-xTB Langevin runs (friction {args.friction}/fs) at {args.temperature:g} K, each {args.equilibration} + {args.steps} steps "
                 f"of {args.timestep} fs, frames every {args.stride * args.timestep:g} fs, correlation length {args.correlation:g} fs, Hann "
                 f"window, harmonic QCF. ML dipoles: SA-GPR trained on {args.ml_train} water monomers ({os.path.basename(WATER_SET)}).")
     print(text + "\n\n" + settings)

@@ -124,3 +124,20 @@ def test_molecular_matrix_is_the_large_cell_limit():
     # differences are the image interactions: a near-constant (absorbed by the constraint) + O(1/L^3)
     d = per - iso
     assert np.ptp(d) < 1e-3
+
+
+def test_periodic_dipole_molecule_convention_is_wrap_invariant():
+    """With periodic_dipole='molecules', wrapping atoms into the cell (which breaks molecules)
+    does not change the cell dipole; with 'as_stored' it jumps by q * lattice vector."""
+    from psilearn.models.longrange.dipole import dipole_arm
+
+    water = np.array([[0.0, 0.0, 0.117], [0.0, 0.757, -0.467], [0.0, -0.757, -0.467]])
+    pos = np.vstack([water + [1.5, 1.5, 1.5], water @ np.diag([1, 1, -1]) + [3.0, 5.6, 0.2]])  # 2nd crosses y and z faces
+    whole = Atoms("OH2OH2", positions=pos, cell=np.eye(3) * 6.0, pbc=True)
+    wrapped = whole.copy()
+    wrapped.wrap()
+    assert np.abs(wrapped.positions - whole.positions).max() > 1.0
+    q = equilibrate(whole, np.array([2.5, -1.0, -1.0, 2.5, -1.0, -1.0])).charges
+    ref = q @ dipole_arm(whole, "com", "as_stored")
+    np.testing.assert_allclose(q @ dipole_arm(wrapped, "com", "molecules"), ref, atol=1e-10)
+    assert np.abs(q @ dipole_arm(wrapped, "com", "as_stored") - ref).max() > 0.1

@@ -175,3 +175,14 @@ def test_state_kernel_option(data):
     pred = model.predict([neutral, cation])
     n = len(geom)
     assert np.abs(pred.chi[:n] - pred.chi[n:]).max() > 1e-6
+
+
+def test_width_scale_selected_by_cross_validation(data, tmp_path):
+    """The synthetic truth uses width_scale 1: k-fold selection among candidates finds it, and the
+    choice is saved with the model."""
+    train, test = data
+    model = QEqModel(CHARGES, SOAP, QEqConfig(n_sparse=60, width_scales=[0.6, 1.0, 1.6])).fit(load_dataset(train, CHARGES))
+    assert model.config.qeq["width_scale"] == 1.0
+    assert set(model.metadata["width_scale_cv_rmse"]) == {"0.6", "1.0", "1.6"}
+    model.save(tmp_path / "w")
+    assert load(tmp_path / "w").params.width_scale == 1.0

@@ -136,3 +136,20 @@ def test_md_then_ir_from_a_dipole_model(tmp_path, capsys):
     # a polarizability model is refused for IR
     assert main(["md", str(start), "--calculator", "dftb", "--steps", "2", "-o", str(tmp_path / "t.xyz")]) == 2
     assert "unknown calculator" in capsys.readouterr().err
+
+
+def test_fit_spectrum_from_orbital_energies(tmp_path, capsys):
+    frames = labelled(12, seed=9)
+    rng = np.random.default_rng(0)
+    for a in frames:  # fake restricted orbital energies (Hartree), one level per atom
+        a.info["orbital_energies"] = np.sort(-0.8 + 0.1 * a.numbers / 8 + 0.02 * rng.normal(size=len(a)))
+        a.info["homo"] = float(a.info["orbital_energies"][-1])
+    path = tmp_path / "orb.xyz"
+    ase.io.write(path, frames, format="extxyz")
+    (tmp_path / "s.yaml").write_text("soap: {cutoff: 4.0, max_radial: 3, max_angular: 2}\nmodel: {n_sparse: 20}\n")
+    assert main(["fit-spectrum", str(path), "--target", "odos", "--from-orbitals", "0.02", "--grid=-1.2:0.2:71",
+                 "--grid-units", "Hartree", "--dos-reference", "homo", "--config", str(tmp_path / "s.yaml"),
+                 "-o", str(tmp_path / "odos.model")]) == 0
+    assert "71 points from -1.2 to 0.2 Hartree" in capsys.readouterr().err
+    assert main(["fit-spectrum", str(path), "--target", "odos", "--from-orbitals", "0.02", "-o", str(tmp_path / "x")]) == 2
+    assert "--grid" in capsys.readouterr().err

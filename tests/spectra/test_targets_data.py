@@ -9,7 +9,7 @@ from ase import Atoms
 
 from psilearn.data import DataError, load_dataset
 from psilearn.data.spectra import (
-    GridWarning, conform_to_grid, dos_from_orbitals, load_spectrum_dataset, parse_grid, read_spectrum_table,
+    GridWarning, dos_from_orbitals, load_spectrum_dataset, parse_grid, read_spectrum_table,
     read_xanes, write_spectrum_table,
 )
 from psilearn.targets import Target

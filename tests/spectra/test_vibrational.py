@@ -151,3 +151,12 @@ def test_spectrum_csv_roundtrip(tmp_path):
     assert any("timestep_fs: 0.5" in l for l in lines)
     data = np.loadtxt(path, delimiter=",", comments="#", skiprows=sum(l.startswith("#") for l in lines) + 1)
     assert data.shape == (len(spec.wavenumber_cm1), 2)
+
+
+def test_independent_trajectories_are_averaged():
+    runs = [harmonic_dipoles(n=1000 + 100 * k, seed=k) for k in range(3)]
+    spec = ir_spectrum(runs, SpectrumOptions(timestep_fs=DT))
+    assert spec.meta["n_trajectories"] == 3 and spec.meta["correlation_fs"] == 500 * DT
+    assert np.sort(spec.peak_positions(n_peaks=2)) == pytest.approx([1600, 3700], abs=5)
+    alpha = [polarizability_series(n=800, seed=k) for k in range(2)]
+    assert raman_spectrum(alpha, SpectrumOptions(timestep_fs=DT)).meta["n_trajectories"] == 2

@@ -59,6 +59,12 @@ def cmd_fit_spectrum(args) -> int:
     from psilearn.models.registry import model_kind
 
     frames = read_structures_or_xanes(args.train, args.split, args.target)
+    if args.from_orbitals is not None:
+        from psilearn.data.spectra import dos_from_orbitals, parse_grid
+
+        if not args.grid:
+            raise ValueError("--from-orbitals needs --grid (energies in the units of the orbital energies, Hartree from psilearn label)")
+        frames = dos_from_orbitals(frames, parse_grid(args.grid), args.from_orbitals, key=args.target, reference=args.dos_reference)
     target = _spectrum_target(args, frames)
     ds = load_spectrum_dataset(frames, target, on_mismatch=args.on_grid_mismatch)
     ds.name = args.train
@@ -152,8 +158,6 @@ def cmd_compare(args) -> int:
         print("mean over pairs:" if res["n_spectra"] > 1 else "metrics:")
         _print_spectral(res["mean"])
     if args.csv:
-        from psilearn.data.spectra import write_spectrum_table  # noqa: F401  (same CSV conventions)
-
         keys = list(res["per_spectrum"])
         with open(args.csv, "w") as fh:
             fh.write(",".join(["name_a", "name_b", *keys]) + "\n")
@@ -335,7 +339,7 @@ def cmd_spectrum_raman(args) -> int:
 
 # ---- registration --------------------------------------------------------------------------------
 def _grid_args(p, mismatch_help: str = "spectra on another grid: interpolate (warning, default) or refuse") -> None:
-    p.add_argument("--grid", metavar="GRID", help="grid START:STOP:NUM, a comma list, or a file (default: recorded in the data)")
+    p.add_argument("--grid", metavar="GRID", help="grid START:STOP:NUM (write --grid=-5:5:251 when START is negative), a comma list, or a file (default: recorded in the data)")
     p.add_argument("--on-grid-mismatch", choices=["interpolate", "refuse"], default="interpolate", help=mismatch_help)
     p.add_argument("--split", help="for XANES-style folders (xyz_SPLIT/ + xanes_SPLIT/): only this split, e.g. train")
 
@@ -353,6 +357,11 @@ def _register_fit(sub) -> None:
     g.add_argument("--units", default="", help="units of the spectrum values (recorded)")
     g.add_argument("--grid-units", default="", help="units of the grid, e.g. eV (recorded)")
     _grid_args(p)
+    g.add_argument("--from-orbitals", type=float, metavar="SIGMA",
+                   help="build the DOS KEY from the labels' orbital_energies (psilearn label --observables orbitals), Gaussians of "
+                        "width SIGMA on --grid (same units as the orbital energies)")
+    g.add_argument("--dos-reference", choices=["none", "homo"], default="none",
+                   help="with --from-orbitals: absolute energies (default) or relative to each structure's HOMO")
     m = p.add_argument_group("model")
     m.add_argument("--loss", choices=["l2", "shift", "align"], help="l2 (default), shift (per-structure shift optimised), align (on --align-feature)")
     m.add_argument("--max-shift", type=float, help="largest shift for --loss shift, grid units (default 10%% of the grid span)")

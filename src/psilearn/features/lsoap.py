@@ -34,6 +34,10 @@ class SoapConfig:
     density_width: float = 0.3
     max_angular: int = 4
     max_radial: int = 6
+    center_atom_weight: float = 1.0
+    # Willatt et al. (PCCP 20, 29661 (2018)) radial scaling c / (c + (r/r0)^m) of neighbour densities,
+    # as {"exponent": m, "rate": c, "scale": r0 (Angstrom)}; None for no scaling
+    radial_scaling: dict | None = None
     batch_size: int = 100
 
     @classmethod
@@ -50,6 +54,11 @@ class SoapConfig:
             cfg.cutoff = [float(c) for c in cfg.cutoff]
         if min(cfg.cutoffs) <= 0 or cfg.density_width <= 0 or cfg.smoothing < 0:
             raise ValueError("SOAP cutoff and density_width must be positive, smoothing non-negative")
+        if cfg.radial_scaling is not None:
+            rs = dict(cfg.radial_scaling)
+            if set(rs) != {"exponent", "rate", "scale"} or rs["exponent"] < 0 or rs["rate"] < 0 or rs["scale"] <= 0:
+                raise ValueError("radial_scaling needs exponent >= 0, rate >= 0 and scale > 0 (Angstrom)")
+            cfg.radial_scaling = {"exponent": int(rs["exponent"]), "rate": float(rs["rate"]), "scale": float(rs["scale"])}
         if cfg.max_angular < 0 or cfg.max_radial < 1:
             raise ValueError("SOAP max_angular must be >= 0 and max_radial >= 1")
         return cfg
@@ -96,13 +105,20 @@ class LambdaSoap:
         c = self.config
         return featomic.SphericalExpansion(
             cutoff={"radius": cutoff, "smoothing": {"type": "ShiftedCosine", "width": c.smoothing}},
-            density={"type": "Gaussian", "width": c.density_width},
+            density=self._density(),
             basis={
                 "type": "TensorProduct",
                 "max_angular": c.max_angular,
                 "radial": {"type": "Gto", "max_radial": c.max_radial - 1},
             },
         )
+
+    def _density(self) -> dict:
+        c = self.config
+        density = {"type": "Gaussian", "width": c.density_width, "center_atom_weight": c.center_atom_weight}
+        if c.radial_scaling:
+            density["scaling"] = {"type": "Willatt2018", **c.radial_scaling}
+        return density
 
     def pairs(self, l: int, sigma: int) -> list[tuple[int, int]]:
         """(l1, l2), l1 <= l2, coupling to degree l with parity sigma = (-1)^(l1+l2+l). The (l2, l1)

@@ -17,6 +17,8 @@ in IR; arbitrary units, all scaled by one common factor so they can be compared)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from psilearn.observe.checks import as_series
@@ -43,19 +45,27 @@ def isotropic_anisotropic(alpha) -> tuple[np.ndarray, np.ndarray]:
 
 def raman_spectrum(alpha, opts: SpectrumOptions, units: str = "") -> VibrationalSpectrum:
     """Isotropic, anisotropic, parallel (VV) and perpendicular (VH) Raman spectra of a
-    polarizability series (n_steps, 3, 3) or (n_steps, 9), frames ``opts.timestep_fs`` apart.
+    polarizability series (n_steps, 3, 3) or (n_steps, 9), frames ``opts.timestep_fs`` apart, or of
+    a list of independent trajectories (lineshapes averaged).
     Raises DataError for NaNs, a wrong number of components or fewer than 8 frames."""
-    a, beta = isotropic_anisotropic(alpha)
-    nu, iso = derivative_spectrum(a, opts)
-    _, aniso = derivative_spectrum(beta, opts)
-    aniso = 1.5 * aniso
+    from psilearn.observe.ir import _as_runs
+
+    runs = [isotropic_anisotropic(x) for x in _as_runs(alpha)]
+    n_min = min(len(a) for a, _ in runs)
+    if opts.correlation_fs is None and len(runs) > 1:
+        opts = replace(opts, correlation_fs=opts.max_lag(n_min) * opts.timestep_fs)
+    iso = aniso = 0.0
+    for a, beta in runs:
+        nu, s_iso = derivative_spectrum(a, opts)
+        _, s_aniso = derivative_spectrum(beta, opts)
+        iso, aniso = iso + s_iso, aniso + 1.5 * s_aniso
     cols = {"isotropic": iso, "anisotropic": aniso, "parallel": iso + 4.0 / 45.0 * aniso,
             "perpendicular": aniso / 15.0}
     scale = max(float(np.max(np.abs(cols["parallel"]))), 1e-300)
     cols = {k: v / scale for k, v in cols.items()}
     meta = {"kind": "reduced Raman (derivative polarizability autocorrelations, rotational invariants)",
-            "n_frames": int(len(a)), "timestep_fs": opts.timestep_fs,
-            "correlation_fs": opts.max_lag(len(a)) * opts.timestep_fs, "window": opts.window,
+            "n_frames": int(sum(len(a) for a, _ in runs)), "n_trajectories": len(runs), "timestep_fs": opts.timestep_fs,
+            "correlation_fs": opts.max_lag(n_min) * opts.timestep_fs, "window": opts.window,
             "zero_padding": opts.zero_padding, "quantum_correction": opts.qcf,
             "temperature_K": opts.temperature_k, "polarizability_units": units or "unspecified",
             "intensity": "arbitrary units, one common scale (parallel max = 1)"}

@@ -61,7 +61,7 @@ def dipole_origin(atoms: Atoms, origin: str = "com") -> np.ndarray:
     raise ValueError(f"unknown dipole origin {origin!r}; choose one of {', '.join(ORIGINS)}")
 
 
-def molecule_positions(atoms: Atoms, scale: float = 1.2) -> np.ndarray:
+def molecule_positions(atoms: Atoms, scale: float = 1.3) -> np.ndarray:
     """Positions (n, 3) with every molecule made whole across periodic boundaries.
 
     Atoms i, j are bonded when |r_ij| (minimum image) < scale * (r_cov_i + r_cov_j); each connected

@@ -29,13 +29,41 @@ from psilearn.models.longrange.params import COULOMB
 def ewald_parameters(cell: np.ndarray, n_atoms: int, gamma_max: float, accuracy: float = 1e-10) -> tuple[float, float, float]:
     """(alpha [1/A], real-space cutoff [A], reciprocal cutoff [1/A]) for a relative accuracy.
 
-    alpha balances the real and reciprocal costs (alpha = sqrt(pi) (N / V^2)^(1/6)); the real
-    cutoff also covers the Gaussian term erfc(r / (sqrt(2) gamma_max))."""
-    volume = abs(np.linalg.det(cell))
+    The real-space cutoff is the larger of 8 A and the range of the Gaussian term
+    erfc(r / (sqrt(2) gamma_max)); alpha = sqrt(-ln accuracy) / r_cut, k_cut = 2 alpha sqrt(-ln accuracy).
+    (With numpy, reciprocal sums are cheap, so short real-space cutoffs are the fast choice.)"""
     s = np.sqrt(-np.log(accuracy))
-    alpha = np.sqrt(np.pi) * (max(n_atoms, 1) / volume**2) ** (1.0 / 6.0)
-    r_cut = max(s / alpha, s * np.sqrt(2.0) * gamma_max)
+    r_cut = max(8.0, s * np.sqrt(2.0) * gamma_max)
+    alpha = s / r_cut
     return float(alpha), float(r_cut), float(2.0 * alpha * s)
+
+
+def _real_space(pos: np.ndarray, cell: np.ndarray, gamma: np.ndarray, alpha: float, r_cut: float) -> np.ndarray:
+    """sum_n' [erfc(alpha r) - erfc(r / (sqrt(2) gamma_ij))] / r over images r = |r_j - r_i + n| < r_cut
+    (n = 0 excluded for i = j), shape (n, n)."""
+    frac = np.linalg.solve(cell.T, pos.T).T
+    wrapped = (frac - np.floor(frac)) @ cell  # all atoms inside the cell: bounded image range
+    diff = wrapped[None, :, :] - wrapped[:, None, :]  # r_j - r_i
+    volume = abs(np.linalg.det(cell))
+    spacing = [volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
+    m = [int(np.ceil(r_cut / h)) + 1 for h in spacing]
+    grid = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in m], indexing="ij"), -1).reshape(-1, 3)
+    shifts = grid @ cell
+    reach = r_cut + np.linalg.norm(cell.sum(0)) + max(np.linalg.norm(c) for c in cell)
+    shifts = shifts[np.linalg.norm(shifts, axis=1) <= reach]
+    b = 1.0 / (np.sqrt(2.0) * gamma)
+    n = len(pos)
+    out = np.zeros((n, n))
+    for shift in shifts:
+        d = np.linalg.norm(diff + shift, axis=-1)
+        mask = d < r_cut
+        if not np.any(shift):
+            mask[np.diag_indices(n)] = False
+        if not mask.any():
+            continue
+        dm = d[mask]
+        out[mask] += (erfc(alpha * dm) - erfc(b[mask] * dm)) / dm
+    return out
 
 
 def _kvectors(cell: np.ndarray, k_cut: float) -> np.ndarray:
@@ -57,8 +85,6 @@ def ewald_coulomb_matrix(positions: np.ndarray, cell: np.ndarray, sigma: np.ndar
     ``positions`` (n, 3) and ``cell`` (3, 3, rows are lattice vectors) in Angstrom, ``sigma`` (n,)
     Gaussian widths in Angstrom. ``alpha``/``r_cut``/``k_cut`` override the automatic choice
     (:func:`ewald_parameters`); results do not depend on alpha beyond ``accuracy``."""
-    from ase.neighborlist import primitive_neighbor_list
-
     pos = np.asarray(positions, dtype=np.float64)
     cell = np.asarray(cell, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
@@ -67,19 +93,17 @@ def ewald_coulomb_matrix(positions: np.ndarray, cell: np.ndarray, sigma: np.ndar
     if volume < 1e-8:
         raise ValueError("periodic structure with a degenerate cell")
     gamma = np.sqrt(sigma[:, None] ** 2 + sigma[None, :] ** 2)
-    a0, r0, k0 = ewald_parameters(cell, n, float(gamma.max()), accuracy)
-    alpha = a0 if alpha is None else float(alpha)
-    if r_cut is None or k_cut is None:
+    if alpha is None:
+        alpha, r_auto, k_auto = ewald_parameters(cell, n, float(gamma.max()), accuracy)
+    else:
         s = np.sqrt(-np.log(accuracy))
-        r_cut = max(s / alpha, s * np.sqrt(2.0) * float(gamma.max())) if r_cut is None else r_cut
-        k_cut = 2.0 * alpha * s if k_cut is None else k_cut
+        alpha = float(alpha)
+        r_auto, k_auto = max(s / alpha, s * np.sqrt(2.0) * float(gamma.max())), 2.0 * alpha * s
+    r_cut = r_auto if r_cut is None else float(r_cut)
+    k_cut = k_auto if k_cut is None else float(k_cut)
 
     # real space: all pairs (and self-images) within r_cut
-    i, j, d = primitive_neighbor_list("ijd", (True, True, True), cell, pos, r_cut, self_interaction=False)
-    g = gamma[i, j]
-    vals = (erfc(alpha * d) - erfc(d / (np.sqrt(2.0) * g))) / d
-    c = np.zeros((n, n))
-    np.add.at(c, (i, j), vals)
+    c = _real_space(pos, cell, gamma, alpha, r_cut)
 
     # reciprocal space: (4 pi / V) sum_k exp(-k^2 / 4 alpha^2) / k^2 cos(k . (r_i - r_j)), +-k pairs
     k = _kvectors(cell, k_cut)

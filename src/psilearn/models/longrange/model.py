@@ -56,6 +56,8 @@ class QEqConfig:
         ``kernel`` (also a Gaussian kernel of width ``state_width`` on (charge, unpaired
         electrons) in the chi model, so cations, anions and radicals get different chi).
     qeq: element parameters (:class:`.params.QEqParams`): width_scale, widths, hardness.
+    width_scales: candidate Gaussian width scales (e.g. [0.5, 0.75, 1.0]); the one with the lowest
+        k-fold error of the Target is kept (stored as qeq.width_scale). Empty: use qeq's.
     """
 
     zeta: float = 2.0
@@ -72,6 +74,7 @@ class QEqConfig:
     global_state: str = "constraint"
     state_width: float = 1.0
     qeq: dict = field(default_factory=dict)
+    width_scales: list = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "QEqConfig":
@@ -95,6 +98,8 @@ class QEqConfig:
         if cfg.charge_weight < 0 or cfg.state_width <= 0:
             raise ValueError("charge_weight must be >= 0 and state_width > 0")
         QEqParams.from_dict(cfg.qeq)  # validate early
+        if any(not _positive(w) for w in cfg.width_scales):
+            raise ValueError("width_scales must be positive numbers")
         return cfg
 
 
@@ -212,12 +217,56 @@ class QEqModel:
         width = cfg.state_width if cfg.global_state == "kernel" else None
         self.kernel = ChiKernel.select(feats, states, self.species, cfg.n_sparse, cfg.sparse_method, cfg.zeta, width)
         phi = self.kernel.atoms_sparse(feats, states)  # (n_atoms, M)
-        maps = QEqMaps.build(frames, total, self.params, cfg.origin, cfg.periodic_dipole, progress=self.progress)
         numbers = np.concatenate([a.numbers for a in frames])
         x = np.hstack([phi, self._onehot(numbers)])  # kernel columns, then element baseline columns
-        n_k = phi.shape[1]
+        n_s = len(frames)
+        k = min(cfg.cv_folds, n_s)
+        fold_of_struct = np.random.default_rng(cfg.seed).permutation(n_s) % k
 
-        # observation blocks: name -> (design (rows, M + n_species), y - offset (rows,), weight)
+        # one linear fit per candidate Gaussian width scale; the k-fold error of the Target picks one
+        candidates = [float(w) for w in cfg.width_scales] or [self.params.width_scale]
+        best, scores = None, {}
+        for ws in candidates:
+            params = QEqParams.from_dict({**self.params.to_dict(), "width_scale": ws})
+            maps = QEqMaps.build(frames, total, params, cfg.origin, cfg.periodic_dipole, progress=self.progress)
+            fit = self._fit_linear(data, maps, x, phi.shape[1], total, fold_of_struct)
+            scores[ws] = float(np.sqrt(np.mean((fit["cv_values"] - data.values) ** 2)))
+            log.info("QEq width_scale %.3g: k-fold RMSE %.4g", ws, scores[ws])
+            if best is None or scores[ws] < scores[best[0]]:
+                best = (ws, params, fit)
+        ws, self.params, fit = best
+        self.config.qeq = {**self.config.qeq, "width_scale": ws}
+        self.gp, self.column, self.noise = fit["gp"], fit["column"], fit["noise"]
+        self.baseline = {int(z): float(c) for z, c in zip(self.species, fit["beta"])}
+        from psilearn.report.metrics import regression_metrics
+
+        t = self.target
+        self.metadata = {
+            "n_train_structures": n_s,
+            "n_train_samples": int(len(data.values)),
+            "training_data_sha256": data.fingerprint(),
+            "training_data": data.name,
+            "trained_on": fit["trained_on"],
+            "charges_key": cfg.charges_key if "charges" in fit["trained_on"] and self.is_dipole else "",
+            "width_scale_cv_rmse": {str(w): v for w, v in scores.items()},
+            "fit_seconds": round(time.perf_counter() - t0, 3),
+            "featurize_seconds": round(t_feat, 3),
+            "heldout_metrics": {
+                "method": f"{k}-fold cross-validation by structure (hyperparameters fixed at their final values)",
+                **regression_metrics(t, t.to_irreps(data.values), t.to_irreps(fit["cv_values"])),
+            },
+        }
+        return self
+
+    def _fit_linear(self, data: Dataset, maps: QEqMaps, x: np.ndarray, n_k: int, total: np.ndarray,
+                    fold_of_struct: np.ndarray) -> dict:
+        """Closed-form fit of chi = [Phi | one-hot] w through the QEq maps ``maps``.
+
+        ``x`` (n_atoms, M + n_species): kernel columns then element columns. Returns the GP basis,
+        its ColumnFit, element baseline ``beta``, noise variances per observation type, and k-fold
+        predictions ``cv_values`` of the Target (hyperparameters fixed)."""
+        cfg, frames = self.config, data.frames
+        # observation blocks: name -> [design (rows, M + n_species), y - offset (rows,), weight]
         blocks: dict[str, list] = {}
         if self.is_dipole:
             y = data.values.reshape(-1) - maps.dipole_offsets(self.dipole_factor).reshape(-1)
@@ -233,7 +282,6 @@ class QEqModel:
         dw = np.vstack([b[0][:, n_k:] * np.sqrt(b[2]) for b in blocks.values()])
         yw = np.concatenate([b[1] * np.sqrt(b[2]) for b in blocks.values()])
         beta = np.linalg.lstsq(dw, yw, rcond=1e-10)[0]
-        self.baseline = {int(z): float(c) for z, c in zip(self.species, beta)}
         scales = {}
         for name, b in blocks.items():
             b[1] = b[1] - b[0][:, n_k:] @ beta
@@ -244,21 +292,16 @@ class QEqModel:
         y = np.concatenate([b[1] * rw[name] for name, b in blocks.items()])
 
         # sparse GP on the whitened kernel basis; regularisation by marginal likelihood / CV
-        self.gp, bw = SparseGP.build(design, self.kernel.sparse_sparse())
-        n_s = len(frames)
-        k = min(cfg.cv_folds, n_s)
-        fold_of_struct = np.random.default_rng(cfg.seed).permutation(n_s) % k
-        row_fold = np.concatenate([self._row_structures(name, maps) for name in blocks])
-        row_fold = fold_of_struct[row_fold]
+        gp, bw = SparseGP.build(design, self.kernel.sparse_sparse())
+        row_fold = fold_of_struct[np.concatenate([self._row_structures(name, maps) for name in blocks])]
         mode = cfg.regularization
         reg = float(mode) if _positive(mode) else None
-        self.column = self.gp.fit_column(bw, y, reg=reg, folds=row_fold if mode == "cv" else None)
-        self.noise = {name: self.column.sigma2 / rw[name] ** 2 for name in blocks}
-        log.info("QEq fit: reg=%.3g s2=%.3g noise=%s", self.column.reg, self.column.s2, self.noise)
+        column = gp.fit_column(bw, y, reg=reg, folds=row_fold if mode == "cv" else None)
+        log.info("QEq fit: reg=%.3g s2=%.3g", column.reg, column.s2)
 
-        # held-out metrics of the main target (k-fold by structure, hyperparameters fixed)
+        # held-out predictions of the main target (k-fold by structure, hyperparameters fixed)
         main = "dipole" if self.is_dipole else "charges"
-        _, cv = self.gp.kfold_residuals(bw, y[:, None], row_fold, np.array([self.column.reg]))
+        _, cv = gp.kfold_residuals(bw, y[:, None], row_fold, np.array([column.reg]))
         start = 0
         for name, b in blocks.items():
             if name == main:
@@ -267,25 +310,9 @@ class QEqModel:
         rows = slice(start, start + len(blocks[main][1]))
         offset = maps.dipole_offsets(self.dipole_factor).reshape(-1) if self.is_dipole else maps.charge_offsets()
         base = blocks[main][0][:, n_k:] @ beta
-        cv_vals = (cv[rows, 0] / rw[main] + base + offset).reshape(len(data.values), -1)
-        from psilearn.report.metrics import regression_metrics
-
-        t = self.target
-        self.metadata = {
-            "n_train_structures": n_s,
-            "n_train_samples": int(len(data.values)),
-            "training_data_sha256": data.fingerprint(),
-            "training_data": data.name,
-            "trained_on": sorted(blocks),
-            "charges_key": cfg.charges_key if "charges" in blocks and self.is_dipole else "",
-            "fit_seconds": round(time.perf_counter() - t0, 3),
-            "featurize_seconds": round(t_feat, 3),
-            "heldout_metrics": {
-                "method": f"{k}-fold cross-validation by structure (hyperparameters fixed at their final values)",
-                **regression_metrics(t, t.to_irreps(data.values), t.to_irreps(cv_vals)),
-            },
-        }
-        return self
+        cv_values = (cv[rows, 0] / rw[main] + base + offset).reshape(len(data.values), -1)
+        return {"gp": gp, "column": column, "beta": beta, "trained_on": sorted(blocks),
+                "noise": {name: column.sigma2 / rw[name] ** 2 for name in blocks}, "cv_values": cv_values}
 
     def _row_structures(self, name: str, maps: QEqMaps) -> np.ndarray:
         """Structure index of each observation row of type ``name``."""
