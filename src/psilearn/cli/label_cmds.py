@@ -7,7 +7,6 @@ Input problems raise ``ValueError``/``FileNotFoundError``, which the CLI prints 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -204,27 +203,3 @@ def cmd_sample(args: argparse.Namespace) -> int:
     ase.io.write(args.output, frames, format="extxyz")
     print(f"wrote {len(frames)} structures to {args.output}")
     return 0
-
-
-# ---- standalone entry point (works even when other command modules are missing) -----------------
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="psilearn")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 1
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"psilearn {args.command}: error: {msg}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
