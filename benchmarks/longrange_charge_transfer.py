@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 PAIRS = [("Li", "F"), ("Li", "Cl"), ("Na", "F"), ("Na", "Cl"), ("K", "F"), ("K", "Cl")]
 CUTOFF = 4.0  # Angstrom, SOAP cutoff of both models
+WIDTHS = [0.35, 0.5, 0.75, 1.0]  # QEq Gaussian width scales, chosen by k-fold CV on each training set
 
 
 def make_structures(n: int, seed: int):
@@ -78,9 +79,9 @@ def fit_predict(kind: str, train, test, n_sparse: int):
     fast = {"feature_tol": 0.0} if "feature_tol" in SAGPRConfig.__dataclass_fields__ else {}
     target, model = {
         "local-charges": (chg, lambda t: SAGPR(t, soap, SAGPRConfig(n_sparse=n_sparse, **fast))),
-        "qeq-charges": (chg, lambda t: QEqModel(t, soap, QEqConfig(n_sparse=n_sparse))),
+        "qeq-charges": (chg, lambda t: QEqModel(t, soap, QEqConfig(n_sparse=n_sparse, width_scales=WIDTHS))),
         "local-dipole": (dip, lambda t: SAGPR(t, soap, SAGPRConfig(n_sparse=n_sparse, **fast))),
-        "qeq-dipole": (dip, lambda t: QEqModel(t, soap, QEqConfig(n_sparse=n_sparse))),
+        "qeq-dipole": (dip, lambda t: QEqModel(t, soap, QEqConfig(n_sparse=n_sparse, width_scales=WIDTHS))),
     }[kind]
     model = model(target).fit(load_dataset(train, target))
     pred = model.predict(test, return_std=False)

@@ -20,6 +20,7 @@ Models (all with the same lambda-SOAP and sparse-GP machinery):
   qeq-dipole     QEq trained on dipoles only (charges latent)
   qeq-charges    QEq trained on charges only
   qeq-both       QEq trained on dipoles and charges (--charge-weight)
+  qeq-dipole+ad  QEq + local atomic dipoles (l=1 SA-GPR), fitted jointly on dipoles
 
 Usage (2 shared cores: run in the background at low priority):
   nice -n 10 .venv/bin/python benchmarks/longrange_qm9.py --out /tmp/lr_qm9          # full
@@ -104,7 +105,7 @@ def evaluate(kind: str, model, frames) -> dict:
         totals = np.add.reduceat(q, off[:-1])
         out["max_total_charge_error"] = float(np.abs(totals - np.array([a.info["charge"] for a in frames])).max())
     std = pred.std if kind != "sagpr-charges" else None
-    if std is not None and kind in ("sagpr-dipole", "sagpr-dipole+state", "qeq-dipole", "qeq-dipole+state", "qeq-both"):
+    if std is not None and kind in ("sagpr-dipole", "sagpr-dipole+state", "qeq-dipole", "qeq-dipole+state", "qeq-both", "qeq-dipole+ad"):
         z = (mu - mu_ref) / np.maximum(std, 1e-12)
         out["dipole_within_1sigma"] = float(np.mean(np.abs(z) <= 1))
     return out
@@ -130,6 +131,8 @@ def build(kind: str, n_sparse: int, charge_weight: float, seed: int):
         return chg, SAGPR(chg, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed))
     if kind == "qeq-dipole":
         return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS))
+    if kind == "qeq-dipole+ad":
+        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, atomic_dipoles=True))
     if kind == "qeq-dipole+state":
         return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, global_state="kernel"))
     if kind == "qeq-charges":
@@ -140,7 +143,7 @@ def build(kind: str, n_sparse: int, charge_weight: float, seed: int):
     raise ValueError(kind)
 
 
-KINDS = ("sagpr-dipole", "sagpr-charges", "qeq-dipole", "qeq-charges", "qeq-both")
+KINDS = ("sagpr-dipole", "sagpr-charges", "qeq-dipole", "qeq-charges", "qeq-both", "qeq-dipole+ad")
 
 
 def table(results: list[dict], tests: list[str]) -> str:
@@ -170,6 +173,7 @@ def run(train, tname: str, kinds: list[str], tests: dict, n_sparse: int, args) -
         fit_s = time.perf_counter() - t0
         res = {"train": tname, "model": kind, "fit_seconds": fit_s, "tests": {},
                "width_scale": model.config.qeq.get("width_scale") if kind.startswith("qeq") else None,
+               "atomic_dipole_scale": model.metadata.get("atomic_dipole_scale"),
                "train_cv": model.metadata["heldout_metrics"]["cartesian"]}
         for name, frames in tests.items():
             res["tests"][name] = evaluate(kind, model, frames)

@@ -19,6 +19,14 @@ from psilearn.features import AtomFeatures
 _CHUNK = 2048  # atoms per chunk when building kernels (bounds memory)
 
 
+def scalar_power(k0: np.ndarray, zeta: float) -> np.ndarray:
+    """k0**(zeta-1). Integer powers of a linear kernel stay positive definite for any sign; a
+    fractional power needs k0 >= 0, so only then negative overlaps are clipped."""
+    if float(zeta).is_integer():
+        return k0 ** int(zeta - 1)
+    return np.clip(k0, 0.0, None) ** (zeta - 1)
+
+
 def _aggregation(feats: AtomFeatures, per: str, pool: str) -> sp.csr_matrix:
     """Sparse (n_samples, n_atoms) matrix mapping atom contributions to samples."""
     n_atoms = len(feats.numbers)
@@ -63,7 +71,7 @@ def sparse_kernel(
             lin = (x.reshape(-1, q) @ xs_t).reshape(len(rows), d, sizes[k], d)
             if zeta != 1:
                 k0 = feats.blocks[(0, 1)][z][pos][:, 0, :] @ x0s.T  # (n, M_z)
-                lin *= (np.clip(k0, 0.0, None) ** (zeta - 1))[:, None, :, None]
+                lin *= scalar_power(k0, zeta)[:, None, :, None]
             block = agg[:, rows] @ lin.reshape(len(rows), -1)
             out[:, :, offsets[k] : offsets[k + 1], :] += np.asarray(block).reshape(agg.shape[0], d, sizes[k], d)
     return out.reshape(agg.shape[0] * d, offsets[-1] * d)
@@ -84,7 +92,7 @@ def sparse_sparse_kernel(sparse: dict[tuple[int, int], dict[int, np.ndarray]], c
         lin = (xs.reshape(-1, q) @ xs.reshape(-1, q).T).reshape(m, d, m, d)
         if zeta != 1:
             x0 = sparse[(0, 1)][z][:, 0, :]
-            lin *= (np.clip(x0 @ x0.T, 0.0, None) ** (zeta - 1))[:, None, :, None]
+            lin *= scalar_power(x0 @ x0.T, zeta)[:, None, :, None]
         blocks.append(lin.reshape(m * d, m * d))
     return blocks
 
@@ -111,9 +119,49 @@ def self_kernel(feats: AtomFeatures, channel: tuple[int, int], zeta: float, per:
             xa = x[bounds[a] : bounds[a + 1]]
             lin = np.einsum("iaq,jbq->iajb", xa, xa)
             if zeta != 1:
-                k0 = np.clip(x0[bounds[a] : bounds[a + 1]] @ x0[bounds[a] : bounds[a + 1]].T, 0.0, None)
-                lin *= (k0 ** (zeta - 1))[:, None, :, None]
+                k0 = x0[bounds[a] : bounds[a + 1]] @ x0[bounds[a] : bounds[a + 1]].T
+                lin *= scalar_power(k0, zeta)[:, None, :, None]
             out[a] += lin.sum(axis=(0, 2))
     if pool == "mean":
         out /= (counts**2)[:, None, None]
     return out
+
+
+def contracted_weights(sparse: dict, channel: tuple[int, int], zeta: float, coef: np.ndarray) -> dict[int, np.ndarray]:
+    """For zeta in {1, 2} the mean prediction sum_m k(i, m) c_m is a linear (zeta=1) or bilinear
+    (zeta=2) form in atom i's features, so the sparse sum can be done once:
+    zeta=1: W[q] = sum_m sum_b X_m[b, q] c_m[b];  zeta=2: W[p, q] = sum_m x0_m[p] sum_b X_m[b, q] c_m[b].
+    Returns {Z: W}; see :func:`contracted_mean`."""
+    l = channel[0]
+    d = 2 * l + 1
+    out, start = {}, 0
+    for z in sorted(sparse[channel]):
+        xs = sparse[channel][z]  # (M, d, Q)
+        m = len(xs)
+        c = coef[start * d : (start + m) * d].reshape(m, d)
+        start += m
+        v = np.einsum("mbq,mb->mq", xs, c)  # (M, Q)
+        out[z] = v.sum(0) if zeta == 1 else sparse[(0, 1)][z][:, 0, :].T @ v  # (Q,) or (Q0, Q)
+    return out
+
+
+def contracted_mean(feats: AtomFeatures, channel: tuple[int, int], zeta: float, weights: dict, per: str, pool: str) -> np.ndarray:
+    """Mean prediction (n_samples, 2l+1) from :func:`contracted_weights`, without forming the kernel."""
+    l = channel[0]
+    d = 2 * l + 1
+    n_atoms = len(feats.numbers)
+    atom_out = np.zeros((n_atoms, d))
+    for z, atoms in feats.index.items():
+        if len(atoms) == 0 or z not in weights:
+            continue
+        x = feats.blocks[channel][z]
+        if x.shape[2] == 0:
+            continue
+        w = weights[z]
+        n, q = len(atoms), x.shape[2]
+        if zeta == 1:
+            atom_out[atoms] = (x.reshape(-1, q) @ w).reshape(n, d)
+        else:  # 2-D products so that numpy hands them to BLAS
+            a = (x.reshape(-1, q) @ w.T).reshape(n, d, -1)
+            atom_out[atoms] = np.einsum("nmp,np->nm", a, feats.blocks[(0, 1)][z][:, 0, :])
+    return np.asarray(_aggregation(feats, per, pool) @ atom_out)

@@ -21,7 +21,7 @@ from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import sigma_for
 from psilearn.models.gpr import ColumnFit, SparseGP
-from psilearn.models.kernels import self_kernel, sparse_kernel, sparse_sparse_kernel
+from psilearn.models.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.models.prediction import Prediction
 from psilearn.models.sparse import select_sparse
 from psilearn.targets import Target
@@ -107,6 +107,7 @@ class SAGPR:
     scales: np.ndarray | None = None  # (n_blocks,) normalisation of each irrep occurrence
     projections: dict = field(default_factory=dict)  # (l, sigma) -> {Z: (Q, K)} feature compression
     metadata: dict = field(default_factory=dict)
+    _contracted: dict = field(default_factory=dict, repr=False)  # cache for the mean-only fast path
 
     # ---- channels --------------------------------------------------------------------------------
     def _channel_of(self, b) -> tuple[int, int]:
@@ -175,6 +176,7 @@ class SAGPR:
 
         cv_pred = np.zeros_like(irreps)
         self.channels = []
+        self._contracted = {}
         from tqdm.auto import tqdm
 
         for ch in tqdm(self._channel_list(), desc="fitting channels", disable=not self.progress, leave=False):
@@ -248,8 +250,21 @@ class SAGPR:
         irreps = np.zeros((n, n_irr))
         var = np.zeros((n, n_irr))
         covs = {}
+        fast = not (return_std or return_cov) and self.config.zeta in (1, 2)
         for cm in self.channels:
             d = 2 * cm.channel[0] + 1
+            n_env = sum(len(x) for x in self.sparse[cm.channel].values())
+            q0 = max((x.shape[2] for x in self.sparse[(0, 1)].values()), default=0)
+            # mean only: contract the sparse sum once instead of forming the kernel, when cheaper
+            # (per atom: d*Q*Q0 flops for zeta=2 instead of d*Q*M*d)
+            if fast and (self.config.zeta == 1 or q0 < n_env * d):
+                for bi, col in cm.columns:
+                    key = (cm.channel, bi)
+                    if key not in self._contracted:
+                        self._contracted[key] = contracted_weights(self.sparse, cm.channel, self.config.zeta, col.coef)
+                    mean = contracted_mean(feats, cm.channel, self.config.zeta, self._contracted[key], self.target.per, self.target.pool)
+                    irreps[:, blocks[bi].cols] = mean * self.scales[bi]
+                continue
             phi = sparse_kernel(feats, self.sparse, cm.channel, self.config.zeta, self.target.per, self.target.pool)
             phi, _ = self._with_global_state(phi, [], feats, frames, d)
             if return_std or return_cov:

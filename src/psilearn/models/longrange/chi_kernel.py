@@ -20,6 +20,13 @@ from psilearn.models.sparse import select_sparse
 CHANNEL = (0, 1)
 
 
+def choose_sparse(feats: AtomFeatures, species: list[int], n_sparse: int, method: str) -> dict[int, np.ndarray]:
+    """Up to ``n_sparse`` environments per element (FPS or CUR on the invariant SOAP): indices into
+    the atoms of each element."""
+    x0 = feats.blocks[CHANNEL]
+    return {z: select_sparse(x0[z][:, 0, :], n_sparse, method) for z in species}
+
+
 @dataclass
 class ChiKernel:
     """Sparse environments of the chi model and the kernels built on them.
@@ -33,15 +40,13 @@ class ChiKernel:
     state_width: float | None = None
 
     @classmethod
-    def select(cls, feats: AtomFeatures, states: np.ndarray, species: list[int], n_sparse: int, method: str,
-               zeta: float, state_width: float | None) -> "ChiKernel":
-        """Choose up to ``n_sparse`` environments per element (FPS or CUR on the invariant SOAP)."""
+    def select(cls, feats: AtomFeatures, states: np.ndarray, chosen: dict[int, np.ndarray], zeta: float,
+               state_width: float | None) -> "ChiKernel":
+        """Kernel on the sparse environments ``chosen[Z]`` (indices into the atoms of element Z,
+        see :func:`choose_sparse`)."""
         x0 = feats.blocks[CHANNEL]
-        sparse, sstate = {}, {}
-        for z in species:
-            chosen = select_sparse(x0[z][:, 0, :], n_sparse, method)
-            sparse[z] = x0[z][chosen]
-            sstate[z] = states[feats.structure[feats.index[z][chosen]]]
+        sparse = {z: x0[z][idx] for z, idx in chosen.items()}
+        sstate = {z: states[feats.structure[feats.index[z][idx]]] for z, idx in chosen.items()}
         return cls(zeta, sparse, sstate, state_width)
 
     @property

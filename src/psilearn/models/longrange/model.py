@@ -10,6 +10,9 @@ to whatever the user has:
 * reference dipoles (Target per structure, vector ``i``; charges are latent),
 * both (a dipole Target plus ``charges_key``, rows weighted by ``charge_weight``).
 
+With ``atomic_dipoles`` the dipole also gets local atomic dipoles, mu = f sum q r + sum p_i, p_i a
+sparse-GP vector model on the l=1 lambda-SOAP (:mod:`.atomic_dipoles`), fitted jointly.
+
 Each observation type is normalised by the RMS of its residual after the baseline; one noise
 level and prior amplitude are then chosen by marginal likelihood (or k-fold CV, or fixed), as in
 SA-GPR (:class:`psilearn.models.gpr.SparseGP`). Uncertainties: the GP posterior covariance of chi
@@ -29,7 +32,8 @@ from ase.data import chemical_symbols
 from psilearn.data import DataError, Dataset
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.models.gpr import ColumnFit, SparseGP
-from psilearn.models.longrange.chi_kernel import CHANNEL, ChiKernel
+from psilearn.models.longrange.atomic_dipoles import DIP_CHANNEL, AtomicDipoleKernel
+from psilearn.models.longrange.chi_kernel import CHANNEL, ChiKernel, choose_sparse
 from psilearn.models.longrange.dipole import ORIGINS, PERIODIC_DIPOLES, dipole_unit_factor
 from psilearn.models.longrange.linear_maps import QEqMaps
 from psilearn.models.longrange.params import QEqParams
@@ -58,6 +62,9 @@ class QEqConfig:
     qeq: element parameters (:class:`.params.QEqParams`): width_scale, widths, hardness.
     width_scales: candidate Gaussian width scales (e.g. [0.5, 0.75, 1.0]); the one with the lowest
         k-fold error of the Target is kept (stored as qeq.width_scale). Empty: use qeq's.
+    atomic_dipoles: add local atomic dipoles to the dipole (dipole Targets only).
+    atomic_dipole_scales: candidate prior amplitudes of the atomic dipoles relative to chi (label
+        units per eV/e); chosen by k-fold CV after the width.
     """
 
     zeta: float = 2.0
@@ -75,6 +82,8 @@ class QEqConfig:
     state_width: float = 1.0
     qeq: dict = field(default_factory=dict)
     width_scales: list = field(default_factory=list)
+    atomic_dipoles: bool = False
+    atomic_dipole_scales: list = field(default_factory=lambda: [0.03, 0.1, 0.3])
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "QEqConfig":
@@ -100,6 +109,8 @@ class QEqConfig:
         QEqParams.from_dict(cfg.qeq)  # validate early
         if any(not _positive(w) for w in cfg.width_scales):
             raise ValueError("width_scales must be positive numbers")
+        if not cfg.atomic_dipole_scales or any(not _positive(a) for a in cfg.atomic_dipole_scales):
+            raise ValueError("atomic_dipole_scales must be a non-empty list of positive numbers")
         return cfg
 
 
@@ -142,11 +153,14 @@ class QEqModel:
     gp: SparseGP | None = None
     column: ColumnFit | None = None
     baseline: dict[int, float] = field(default_factory=dict)  # Z -> chi baseline (eV/e)
+    dipole_kernel: AtomicDipoleKernel | None = None  # optional atomic dipoles
     noise: dict[str, float] = field(default_factory=dict)  # observation type -> noise variance (its units^2)
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_target(self.target)
+        if self.config.atomic_dipoles and not _is_dipole_target(self.target):
+            raise ValueError("atomic_dipoles needs a dipole Target (--tensor i): charges alone do not determine them")
         self.params = QEqParams.from_dict(self.config.qeq)
         if self.is_dipole:
             self.dipole_factor = dipole_unit_factor(self.config.dipole_units or self.target.units)
@@ -169,7 +183,8 @@ class QEqModel:
         return structure_states(frames)  # validates charge and multiplicity of every structure
 
     def _features(self, frames: list[Atoms]):
-        return LambdaSoap(self.soap, self.species).compute(frames, [CHANNEL], progress=self.progress)
+        channels = [CHANNEL, DIP_CHANNEL] if self.config.atomic_dipoles else [CHANNEL]
+        return LambdaSoap(self.soap, self.species).compute(frames, channels, progress=self.progress)
 
     def _onehot(self, numbers: np.ndarray) -> np.ndarray:
         return (numbers[:, None] == np.array(self.species)[None]).astype(float)
@@ -215,27 +230,49 @@ class QEqModel:
         feats = self._features(frames)
         t_feat = time.perf_counter() - t0
         width = cfg.state_width if cfg.global_state == "kernel" else None
-        self.kernel = ChiKernel.select(feats, states, self.species, cfg.n_sparse, cfg.sparse_method, cfg.zeta, width)
+        chosen = choose_sparse(feats, self.species, cfg.n_sparse, cfg.sparse_method)
+        self.kernel = ChiKernel.select(feats, states, chosen, cfg.zeta, width)
         phi = self.kernel.atoms_sparse(feats, states)  # (n_atoms, M)
+        dip_scales = [None]
+        if cfg.atomic_dipoles:
+            self.dipole_kernel = AtomicDipoleKernel.select(feats, chosen, cfg.zeta, 1.0)
+            xp1 = self.dipole_kernel.structure_sparse(feats)  # unit scale; times a below
+            dip_scales = sorted(float(a) for a in cfg.atomic_dipole_scales)
         numbers = np.concatenate([a.numbers for a in frames])
         x = np.hstack([phi, self._onehot(numbers)])  # kernel columns, then element baseline columns
         n_s = len(frames)
         k = min(cfg.cv_folds, n_s)
         fold_of_struct = np.random.default_rng(cfg.seed).permutation(n_s) % k
 
-        # one linear fit per candidate Gaussian width scale; the k-fold error of the Target picks one
+        # one linear fit per candidate Gaussian width scale (at the middle atomic-dipole scale), then
+        # per atomic-dipole scale at the best width; the k-fold error of the Target decides
+        def score(fit):
+            return float(np.sqrt(np.mean((fit["cv_values"] - data.values) ** 2)))
+
         candidates = [float(w) for w in cfg.width_scales] or [self.params.width_scale]
-        best, scores = None, {}
+        a_mid = dip_scales[len(dip_scales) // 2]
+        best, scores, maps_of = None, {}, {}
         for ws in candidates:
             params = QEqParams.from_dict({**self.params.to_dict(), "width_scale": ws})
-            maps = QEqMaps.build(frames, total, params, cfg.origin, cfg.periodic_dipole, progress=self.progress)
-            fit = self._fit_linear(data, maps, x, phi.shape[1], total, fold_of_struct)
-            scores[ws] = float(np.sqrt(np.mean((fit["cv_values"] - data.values) ** 2)))
-            log.info("QEq width_scale %.3g: k-fold RMSE %.4g", ws, scores[ws])
-            if best is None or scores[ws] < scores[best[0]]:
-                best = (ws, params, fit)
-        ws, self.params, fit = best
+            maps_of[ws] = (params, QEqMaps.build(frames, total, params, cfg.origin, cfg.periodic_dipole, progress=self.progress))
+            fit = self._fit_linear(data, maps_of[ws][1], x, phi.shape[1], total, fold_of_struct,
+                                   None if a_mid is None else a_mid * xp1)
+            scores[f"width={ws}"] = score(fit)
+            log.info("QEq width_scale %.3g: k-fold RMSE %.4g", ws, score(fit))
+            if best is None or score(fit) < score(best[2]):
+                best = (ws, a_mid, fit)
+        for a in dip_scales:
+            if a is None or a == a_mid:
+                continue
+            fit = self._fit_linear(data, maps_of[best[0]][1], x, phi.shape[1], total, fold_of_struct, a * xp1)
+            scores[f"width={best[0]},atomic_dipole_scale={a}"] = score(fit)
+            if score(fit) < score(best[2]):
+                best = (best[0], a, fit)
+        ws, a, fit = best
+        self.params = maps_of[ws][0]
         self.config.qeq = {**self.config.qeq, "width_scale": ws}
+        if self.dipole_kernel is not None:
+            self.dipole_kernel.scale = a
         self.gp, self.column, self.noise = fit["gp"], fit["column"], fit["noise"]
         self.baseline = {int(z): float(c) for z, c in zip(self.species, fit["beta"])}
         from psilearn.report.metrics import regression_metrics
@@ -248,7 +285,8 @@ class QEqModel:
             "training_data": data.name,
             "trained_on": fit["trained_on"],
             "charges_key": cfg.charges_key if "charges" in fit["trained_on"] and self.is_dipole else "",
-            "width_scale_cv_rmse": {str(w): v for w, v in scores.items()},
+            "hyperparameter_cv_rmse": scores,
+            "atomic_dipole_scale": a,
             "fit_seconds": round(time.perf_counter() - t0, 3),
             "featurize_seconds": round(t_feat, 3),
             "heldout_metrics": {
@@ -259,25 +297,32 @@ class QEqModel:
         return self
 
     def _fit_linear(self, data: Dataset, maps: QEqMaps, x: np.ndarray, n_k: int, total: np.ndarray,
-                    fold_of_struct: np.ndarray) -> dict:
+                    fold_of_struct: np.ndarray, xp: np.ndarray | None = None) -> dict:
         """Closed-form fit of chi = [Phi | one-hot] w through the QEq maps ``maps``.
 
-        ``x`` (n_atoms, M + n_species): kernel columns then element columns. Returns the GP basis,
-        its ColumnFit, element baseline ``beta``, noise variances per observation type, and k-fold
-        predictions ``cv_values`` of the Target (hyperparameters fixed)."""
+        ``x`` (n_atoms, M + n_species): kernel columns then element columns; ``xp`` (n_struct * 3,
+        3 M) optional atomic-dipole columns (structure sums, Cartesian rows, label units). Returns
+        the GP basis, its ColumnFit, element baseline ``beta``, noise variances per observation
+        type, and k-fold predictions ``cv_values`` of the Target (hyperparameters fixed)."""
         cfg, frames = self.config, data.frames
         # observation blocks: name -> [design (rows, M + n_species), y - offset (rows,), weight]
         blocks: dict[str, list] = {}
+        n_p = 0 if xp is None else xp.shape[1]
         if self.is_dipole:
             y = data.values.reshape(-1) - maps.dipole_offsets(self.dipole_factor).reshape(-1)
-            blocks["dipole"] = [maps.dipole_design(x, self.dipole_factor), y, 1.0]
+            d = maps.dipole_design(x, self.dipole_factor)
+            blocks["dipole"] = [d if xp is None else np.hstack([d[:, :n_k], xp, d[:, n_k:]]), y, 1.0]
             if cfg.charges_key and cfg.charge_weight > 0:
                 q = self._reference_charges(frames, cfg.charges_key, total)
-                blocks["charges"] = [maps.charge_design(x), q - maps.charge_offsets(), cfg.charge_weight]
+                d = maps.charge_design(x)
+                if n_p:
+                    d = np.hstack([d[:, :n_k], np.zeros((len(d), n_p)), d[:, n_k:]])
+                blocks["charges"] = [d, q - maps.charge_offsets(), cfg.charge_weight]
         else:
             self._check_charge_sums(frames, data.values[:, 0], total, self.target.key)
             blocks["charges"] = [maps.charge_design(x), data.values[:, 0] - maps.charge_offsets(), 1.0]
 
+        n_k += n_p  # kernel columns: chi then atomic dipoles; element columns last
         # element baseline of chi (least squares, minimum norm: a common shift of chi is invisible)
         dw = np.vstack([b[0][:, n_k:] * np.sqrt(b[2]) for b in blocks.values()])
         yw = np.concatenate([b[1] * np.sqrt(b[2]) for b in blocks.values()])
@@ -292,7 +337,8 @@ class QEqModel:
         y = np.concatenate([b[1] * rw[name] for name, b in blocks.items()])
 
         # sparse GP on the whitened kernel basis; regularisation by marginal likelihood / CV
-        gp, bw = SparseGP.build(design, self.kernel.sparse_sparse())
+        kmm = self.kernel.sparse_sparse() + (self.dipole_kernel.sparse_sparse() if n_p else [])
+        gp, bw = SparseGP.build(design, kmm)
         row_fold = fold_of_struct[np.concatenate([self._row_structures(name, maps) for name in blocks])]
         mode = cfg.regularization
         reg = float(mode) if _positive(mode) else None
@@ -346,11 +392,16 @@ class QEqModel:
         states = self._states(frames)
         feats = self._features(frames)
         phi = self.kernel.atoms_sparse(feats, states)
+        n_k = phi.shape[1]
         numbers = np.concatenate([a.numbers for a in frames])
-        chi = phi @ self.column.coef + self._onehot(numbers) @ np.array([self.baseline[z] for z in self.species])
+        chi = phi @ self.column.coef[:n_k] + self._onehot(numbers) @ np.array([self.baseline[z] for z in self.species])
         maps = QEqMaps.build(frames, states[:, 0], self.params, cfg.origin, cfg.periodic_dipole, progress=self.progress)
         q = maps.charges(chi)
         mu = maps.dipoles(q, self.dipole_factor)
+        p_atoms = None
+        if self.dipole_kernel is not None:
+            p_atoms = (self.dipole_kernel.atoms_sparse(feats) @ self.column.coef[n_k:]).reshape(-1, 3)
+            mu = mu + np.add.reduceat(p_atoms, maps.offsets[:-1], axis=0)
         energy = np.array([sys.energy(q[maps.atoms_of(s)], chi[maps.atoms_of(s)]) for s, sys in enumerate(maps.systems)])
         e_es = np.array([sys.electrostatic_energy(q[maps.atoms_of(s)]) for s, sys in enumerate(maps.systems)])
         q_var = np.zeros(len(q))
@@ -380,29 +431,37 @@ class QEqModel:
             charges=q, charges_std=np.sqrt(np.clip(q_var, 0.0, None)), dipoles=mu,
             dipoles_std=np.sqrt(np.clip(np.einsum("nkk->nk", mu_cov), 0.0, None)), chi=chi,
             energy=energy, electrostatic_energy=e_es, charges_name=self.charges_name,
-            dipole_name=t.key if self.is_dipole else "qeq_dipole", target_key=t.key,
+            dipole_name=t.key if self.is_dipole else "qeq_dipole", target_key=t.key, atomic_dipoles=p_atoms,
         )
 
     def _uncertainty(self, feats, phi: np.ndarray, maps: QEqMaps) -> tuple[np.ndarray, np.ndarray]:
         """Posterior variances of the charges (n_atoms,) e^2 and covariance of the dipoles
-        (n_struct, 3, 3) in (dipole units)^2, propagated linearly from the GP covariance of chi
-        (noise excluded)."""
+        (n_struct, 3, 3) in (dipole units)^2 (noise excluded): for any linear function y = T w of
+        the weights, cov = s2 * prior(y) - (T P) diag(s2 - d) (T P)^T."""
         col = self.column
-        t = phi @ self.gp.P  # (n_atoms, r)
+        n_k = phi.shape[1]
+        t = phi @ self.gp.P[:n_k]  # (n_atoms, r): chi in the posterior basis
         shrink = col.s2 - col.d
         q_var = np.zeros(phi.shape[0])
         mu_cov = np.zeros((len(maps), 3, 3))
+        if self.dipole_kernel is not None:
+            tp = (self.dipole_kernel.structure_sparse(feats) @ self.gp.P[n_k:]).reshape(len(maps), 3, -1)
+            kp = self.dipole_kernel.structure_self(feats)
         for s, sys in enumerate(maps.systems):
             sl = maps.atoms_of(s)
-            atoms = np.arange(sl.start, sl.stop)
-            k_ss = self.kernel.within_structure(feats, s, atoms)
+            k_ss = self.kernel.within_structure(feats, s, np.arange(sl.start, sl.stop))
             ts = t[sl]
-            cov_chi = col.s2 * k_ss - (ts * shrink) @ ts.T
-            lc = sys.response(cov_chi)  # L C
-            cov_q = sys.response(lc.T).T  # L C L (L symmetric)
+            lt = -sys.response(ts)  # charges = -L chi: (n_s, r)
+            lk = sys.response(sys.response(k_ss).T).T  # L K L
+            cov_q = col.s2 * lk - (lt * shrink) @ lt.T
             q_var[sl] = np.diag(cov_q)
             arm = maps.arms[s] * self.dipole_factor
-            mu_cov[s] = arm.T @ cov_q @ arm
+            tm = arm.T @ lt  # (3, r)
+            prior = arm.T @ lk @ arm
+            if self.dipole_kernel is not None:
+                tm = tm + tp[s]
+                prior = prior + kp[s]
+            mu_cov[s] = col.s2 * prior - (tm * shrink) @ tm.T
         return q_var, mu_cov
 
     # ---- persistence -----------------------------------------------------------------------------

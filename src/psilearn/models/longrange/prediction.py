@@ -15,7 +15,8 @@ class QEqPrediction(Prediction):
 
     ``charges``/``charges_std`` (n_atoms_total,) e; ``dipoles``/``dipoles_std`` (n_structures, 3) in
     the dipole Target's units (e*Angstrom for charge models); ``chi`` (n_atoms_total,) eV/e;
-    ``energy`` (QEq energy) and ``electrostatic_energy`` (n_structures,) eV.
+    ``energy`` (QEq energy) and ``electrostatic_energy`` (n_structures,) eV; ``atomic_dipoles``
+    (n_atoms_total, 3) in the dipole units when the model has them (else None).
     ``charges_name``/``dipole_name`` are the keys they are written under; ``target_key`` is the
     Target's own key (written by the caller, so not repeated in the extras).
     """
@@ -30,11 +31,14 @@ class QEqPrediction(Prediction):
     charges_name: str = "qeq_charges"
     dipole_name: str = "qeq_dipole"
     target_key: str = ""
+    atomic_dipoles: np.ndarray | None = None
 
     @property
     def extra_arrays(self) -> dict[str, np.ndarray]:
         """Per-atom outputs besides the Target (flattened over structures): name -> (n_atoms_total, ...)."""
         out = {"qeq_electronegativity": self.chi}
+        if self.atomic_dipoles is not None:
+            out["qeq_atomic_dipoles"] = self.atomic_dipoles
         if self.charges_name != self.target_key:
             out[self.charges_name] = self.charges
             out[f"{self.charges_name}_std"] = self.charges_std
