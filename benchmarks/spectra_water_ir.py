@@ -170,14 +170,17 @@ def windows(centres: list[float], margin: float = 300.0) -> list[tuple[float, fl
 
 
 def md_bands(spec, names: list[str], wins) -> dict:
-    """Per band: the highest point of the MD lineshape inside its window, and the integral there."""
+    """Per band, inside its window: the centroid (first moment) of the MD lineshape, which for the
+    classical rotational P/Q/R envelope of a gas-phase molecule sits at the band origin, as the
+    position; the highest point as ``peak``; the integral as the intensity."""
     nu, y = spec.wavenumber_cm1, spec.columns["ir"]
     out = {}
     for name, (lo, hi) in zip(names, wins):
         sel = (nu >= lo) & (nu < hi)
         if sel.any():
             i = np.flatnonzero(sel)[np.argmax(y[sel])]
-            out[name] = {"position": float(nu[i]), "intensity": float(np.trapezoid(y[sel], nu[sel]))}
+            area = float(np.trapezoid(y[sel], nu[sel]))
+            out[name] = {"position": float(np.trapezoid(y[sel] * nu[sel], nu[sel]) / area), "peak": float(nu[i]), "intensity": area}
     return out
 
 
@@ -258,15 +261,17 @@ def table(results: dict) -> str:
             cells = []
             for m in methods:
                 v = res[m].get(b)
-                cells.append(f"{v['position']:.0f} ({v['relative']:.2f})" if v else "-")
+                cells.append((f"{v['position']:.0f}" + (f" [max {v['peak']:.0f}]" if "peak" in v else "") + f" ({v['relative']:.2f})") if v else "-")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
         lines.append("")
         for m, v in res["_modes"].items():
             lines.append(f"harmonic modes {m}: " + ", ".join(f"{w:.0f} ({i:.1f} km/mol)" for w, i in zip(v["wavenumber_cm1"], v["ir_km_mol"])))
         lines.append("")
     lines.append("Entries: band position in cm^-1 (relative intensity, strongest band = 1). Bands: the GFN2-xTB harmonic modes "
-                 "with at least 5% of the strongest intensity; PySCF modes matched by frequency order; MD bands: the highest "
-                 "point of the lineshape between the midpoints of neighbouring GFN2 harmonic bands (intensity: its integral there).")
+                 "with at least 5% of the strongest intensity, modes closer than 60 cm^-1 grouped; PySCF modes matched by frequency "
+                 "order. Positions are first moments: intensity-weighted mean of the harmonic modes in a group, centroid of the MD "
+                 "lineshape between the midpoints of neighbouring GFN2 harmonic bands ([max ...]: its highest point, a rotational "
+                 "branch); MD intensities are integrals over the same windows.")
     return "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dos_model(files):
     out = files / "dos.model"
-    assert main(["fit-spectrum", str(files / "train.xyz"), "--target", "dos", "--grid-units", "eV",
+    assert main(["fit-spectrum", str(files / "train.xyz"), "--target", "dos", "--grid-units", "eV", "--elements", "N",
                  "--config", str(files / "small.yaml"), "--pca", "0.9999", "-o", str(out)]) == 0
     return out
 

@@ -74,6 +74,14 @@ def cmd_fit_spectrum(args) -> int:
         val = getattr(args, opt)
         if val is not None:
             model_opts[opt] = val
+    if args.elements:
+        from ase.data import atomic_numbers
+
+        try:
+            extra = [atomic_numbers[e.strip()] for e in args.elements.split(",") if e.strip()]
+        except KeyError as exc:
+            raise ValueError(f"--elements: {exc.args[0]!r} is not an element symbol") from None
+        model_opts["species"] = sorted(set(model_opts.get("species") or []) | set(extra))
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     t0 = time.perf_counter()
     model = model_kind("spectrum").build(target, config, seed=args.seed, progress=True).fit(ds)
@@ -367,6 +375,8 @@ def _register_fit(sub) -> None:
     m.add_argument("--max-shift", type=float, help="largest shift for --loss shift, grid units (default 10%% of the grid span)")
     m.add_argument("--align-feature", choices=["edge", "max", "onset"], help="feature lined up by --loss align (default edge: half maximum)")
     m.add_argument("--pca", type=float, help="learn PCA scores: a number of components, or a variance fraction in (0, 1)")
+    m.add_argument("--elements", metavar="LIST", help="extra descriptor elements, e.g. B,Se: structures to predict may contain "
+                                                    "them as neighbours even if no training structure does")
     m.add_argument("--config", metavar="YAML", help="options file with 'soap:' and 'model:' sections (SpectrumConfig)")
     m.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, metavar="MODEL")

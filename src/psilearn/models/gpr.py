@@ -110,16 +110,30 @@ class SparseGP:
 
     def kfold_residuals(self, bw: np.ndarray, y: np.ndarray, folds: np.ndarray, regs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Held-out residuals (n, k) and predictions for each column of ``y`` (n, k) with fixed
-        regularisations ``regs`` (k,): each fold is predicted by a model trained on the others."""
+        regularisations ``regs`` (k,): each fold is predicted by a model trained on the others.
+
+        In the rotated basis the full Gram matrix is diag(S2), so removing a fold's rows U is a
+        low-rank downdate; by Woodbury the fold's prediction is (I - G)^-1 U D^-1 (a - U^T y_val),
+        G = U D^-1 U^T, D = diag(S2 + reg): an n_val x n_val solve instead of an r x r one."""
         pred = np.zeros_like(y)
+        a_all = bw.T @ y  # (r, k)
+        r = bw.shape[1]
         for f in np.unique(folds):
-            tr, va = folds != f, folds == f
-            btr = bw[tr]
-            c = btr.T @ btr
-            rhs = btr.T @ y[tr]
+            va = folds == f
+            u = bw[va]
+            if u.shape[0] >= r:  # large folds: the direct r x r solve is cheaper
+                tr = ~va
+                c = bw[tr].T @ bw[tr]
+                rhs = bw[tr].T @ y[tr]
+                for j, reg in enumerate(regs):
+                    pred[va, j] = u @ np.linalg.solve(c + reg * np.eye(r), rhs[:, j])
+                continue
             for j, reg in enumerate(regs):
-                u = np.linalg.solve(c + reg * np.eye(len(c)), rhs[:, j])
-                pred[va, j] = bw[va] @ u
+                dinv = 1.0 / (self.S2 + reg)
+                ud = u * dinv  # U D^-1
+                g = ud @ u.T
+                v = ud @ (a_all[:, j] - u.T @ y[va, j])
+                pred[va, j] = np.linalg.solve(np.eye(len(g)) - g, v)
         return y - pred, pred
 
     def predict(self, phi: np.ndarray, col: ColumnFit) -> np.ndarray:
