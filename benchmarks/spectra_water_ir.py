@@ -298,7 +298,8 @@ def main(argv=None) -> int:
     text = table(results)
     settings = (f"MD: {args.trajectories} independent GFN2-xTB Langevin runs (friction {args.friction}/fs) at {args.temperature:g} K, each {args.equilibration} + {args.steps} steps "
                 f"of {args.timestep} fs, frames every {args.stride * args.timestep:g} fs, correlation length {args.correlation:g} fs, Hann "
-                f"window, harmonic QCF. ML dipoles: SA-GPR trained on {args.ml_train} water monomers ({os.path.basename(WATER_SET)}).")
+                f"window, harmonic QCF." + (f" ML dipoles: SA-GPR trained on {args.ml_train} water monomers ({os.path.basename(WATER_SET)})."
+                                                        if ml is not None else ""))
     print(text + "\n\n" + settings)
     if args.out:
         with open(os.path.join(args.out, "ir_table.md"), "w") as fh:

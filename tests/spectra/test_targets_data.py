@@ -148,3 +148,18 @@ def test_real_xanes_and_deepmd_dos_sets():
     assert len(test) == 10 and all(len(a.info["xanes"]) == 226 for a in test)
     t = Target("xanes", grid=test[0].info["xanes_grid"], grid_units="eV", absorber="Fe", pool="mean")
     assert load_spectrum_dataset(test, t).values.shape == (10, 226)
+
+
+def test_deepmd_dos_grid_handling():
+    from psilearn.data.spectra import read_deepmd_dos
+    from tests.spectra._shared import DEEPMD_DOS
+
+    require(DEEPMD_DOS)
+    with pytest.warns(GridWarning, match="no energy grid"):
+        frames = read_deepmd_dos(DEEPMD_DOS)
+    assert frames[0].arrays["atom_dos"].shape == (32, 250) and "dos_grid" not in frames[0].info
+    with pytest.raises(DataError, match="250 points but the given grid has 10"):
+        read_deepmd_dos(DEEPMD_DOS, grid=np.arange(10.0))
+    frames = read_deepmd_dos(DEEPMD_DOS, grid=np.linspace(-10, 5, 250))
+    ds = load_spectrum_dataset(frames, Target("atom_dos", per="atom", grid=np.linspace(-10, 5, 250)))
+    assert ds.values.shape == (11 * 32, 250)
