@@ -13,8 +13,8 @@ s = 1^T u,
 
 so the charges, and every linear function of them (the dipole sum_i q_i r_i), are *linear* in chi:
 this is what lets kernel models of chi be fitted in closed form to charges and/or dipoles.
-1^T L = 0 exactly, so sum_i q_i = Q up to rounding; a final rank-one correction removes even the
-rounding (|sum q - Q| <= a few ulp of Q).
+1^T L = 0 exactly, so sum_i q_i = Q up to rounding; a final uniform correction removes even the
+rounding (|sum q - Q| <= a few ulp).
 """
 
 from __future__ import annotations

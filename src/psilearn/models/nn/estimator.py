@@ -8,7 +8,6 @@ stopping, uncertainty calibration and the held-out metrics stored in the model f
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass, field
