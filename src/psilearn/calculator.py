@@ -20,10 +20,13 @@ from ase.calculators.calculator import Calculator, all_changes
 class PsilearnCalculator(Calculator):
     """ASE calculator backed by one or more fitted psilearn models (paths or model objects)."""
 
-    def __init__(self, models: dict, **kwargs):
+    def __init__(self, models: dict, with_std: bool = True, **kwargs):
+        """``models`` maps ASE property names to model paths or objects; ``with_std=False`` skips
+        the uncertainties (faster, e.g. inside MD), and then no ``<name>_std`` results are set."""
         from psilearn.models import load
 
         super().__init__(**kwargs)
+        self.with_std = with_std
         self.models = {name: (load(m) if isinstance(m, (str, bytes)) or hasattr(m, "__fspath__") else m) for name, m in models.items()}
         self.implemented_properties = list(self.models)
 
@@ -33,7 +36,7 @@ class PsilearnCalculator(Calculator):
             if name not in self.models:
                 continue
             model = self.models[name]
-            pred = model.predict([self.atoms])
+            pred = model.predict([self.atoms], return_std=self.with_std)
             shape = (3,) * model.target.rank
             if model.target.per == "structure":
                 val, std = pred.values[0].reshape(shape), pred.std[0].reshape(shape)
@@ -43,7 +46,8 @@ class PsilearnCalculator(Calculator):
                 val = pred.values.reshape(len(self.atoms), *shape)
                 std = pred.std.reshape(len(self.atoms), *shape)
             self.results[name] = val
-            self.results[f"{name}_std"] = std
+            if self.with_std:
+                self.results[f"{name}_std"] = std
 
     def get_property(self, name, atoms=None, allow_calculation=True):
         if name not in self.implemented_properties:

@@ -88,7 +88,7 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def _write_predictions(frames, model, pred, path) -> None:
+def _write_predictions(frames, model, pred, path, with_std: bool = True) -> None:
     from psilearn.data import write_structures
 
     key, per = model.target.key, model.target.per
@@ -101,14 +101,16 @@ def _write_predictions(frames, model, pred, path) -> None:
             if key in b.info:
                 b.info[f"{key}_reference"] = b.info[key]
             b.info[key] = pred.values[i] if pred.values.shape[1] > 1 else float(pred.values[i, 0])
-            b.info[f"{key}_std"] = pred.std[i] if pred.std.shape[1] > 1 else float(pred.std[i, 0])
+            if with_std:
+                b.info[f"{key}_std"] = pred.std[i] if pred.std.shape[1] > 1 else float(pred.std[i, 0])
         else:
             sl = slice(offsets[i], offsets[i + 1])
             if key in b.arrays:
                 b.arrays[f"{key}_reference"] = b.arrays.pop(key)
             squeeze = (lambda v: v[:, 0]) if pred.values.shape[1] == 1 else (lambda v: v)
             b.arrays[key] = squeeze(pred.values[sl])
-            b.arrays[f"{key}_std"] = squeeze(pred.std[sl])
+            if with_std:
+                b.arrays[f"{key}_std"] = squeeze(pred.std[sl])
         if hasattr(pred, "extra_info") or hasattr(pred, "extra_arrays"):  # e.g. QEq charges next to a dipole
             from psilearn.models.longrange.cli import write_extras
 
@@ -125,9 +127,9 @@ def cmd_predict(args) -> int:
     frames = read_structures(args.input)
     t0 = time.perf_counter()
     model.progress = True
-    pred = model.predict(frames)
+    pred = model.predict(frames, return_std=False) if args.no_std else model.predict(frames)
     dt = time.perf_counter() - t0
-    _write_predictions(frames, model, pred, args.output)
+    _write_predictions(frames, model, pred, args.output, with_std=not args.no_std)
     print(f"predicted {model.target.key} for {len(frames)} structures in {dt:.2f} s ({len(frames) / max(dt, 1e-9):.0f} structures/s); wrote {args.output}")
     return 0
 
@@ -226,6 +228,7 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("input", metavar="INPUT", help="structures (ASE-readable, @slice allowed)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.xyz")
+    p.add_argument("--no-std", action="store_true", help="skip uncertainties (several times faster for large models); KEY_std is not written")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration.")
