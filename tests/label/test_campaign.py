@@ -111,7 +111,7 @@ def test_resume_after_sigkill_no_lost_no_duplicates(tmp_path):
     inp = tmp_path / "in.xyz"
     ase.io.write(inp, frames)
     db = tmp_path / "l.db"
-    cmd = [sys.executable, "-m", "psilearn.cli.label_cmds", "label", str(inp), "--method", "hf/6-31g",
+    cmd = [sys.executable, "-m", "psilearn.cli.main", "label", str(inp), "--method", "hf/6-31g",
            "--observables", "energy,dipole", "--db", str(db), "--workers", "1", "--no-progress"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     killed_at = []
@@ -121,6 +121,7 @@ def test_resume_after_sigkill_no_lost_no_duplicates(tmp_path):
         deadline = time.time() + 90
         while _count_rows(db) < threshold and proc.poll() is None and time.time() < deadline:
             time.sleep(0.02)
+        assert proc.poll() is None, f"campaign exited (code {proc.returncode}) before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)  # the campaign and its Dask workers, mid-flight
         proc.wait()
         killed_at.append(_count_rows(db))
