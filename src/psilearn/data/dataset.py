@@ -8,15 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from psilearn.data.errors import DataError
+from psilearn.data.errors import DataError, frame_location
 from psilearn.data.io import read_structures
 from psilearn.targets import Target
 
 _SYM_RTOL = 1e-6  # relative tolerance for "this tensor has the declared symmetry"
-
-
-def _where(atoms: Atoms, i: int) -> str:
-    return str(atoms.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
 
 
 def extract_values(frames: list[Atoms], target: Target) -> np.ndarray:
@@ -26,7 +22,7 @@ def extract_values(frames: list[Atoms], target: Target) -> np.ndarray:
     key, size, rows = target.key, target.size, []
     for i, atoms in enumerate(frames):
         store, other = (atoms.info, atoms.arrays) if target.per == "structure" else (atoms.arrays, atoms.info)
-        where = _where(atoms, i)
+        where = frame_location(atoms, i)
         if key not in store:
             if key in other:
                 other_per = "atom" if target.per == "structure" else "structure"
@@ -70,7 +66,7 @@ def check_symmetry(frames: list[Atoms], target: Target, values: np.ndarray, symm
     frame = worst if target.per == "structure" else int(np.searchsorted(np.cumsum([len(a) for a in frames]), worst, side="right"))
     what = "traceless/symmetric" if target.traceless else "symmetric"
     raise DataError(
-        f"{_where(frames[frame], frame)}: label {target.key!r} is declared {target.tensor!r}"
+        f"{frame_location(frames[frame], frame)}: label {target.key!r} is declared {target.tensor!r}"
         f"{' traceless' if target.traceless else ''} but is not {what}: largest violation {resid[worst]:.3g} "
         f"(relative {resid[worst] / max(scale[worst], 1e-300):.2e}) in {int(bad.sum())} of {len(bad)} values; "
         f"pass --symmetrize to project onto the declared symmetry"

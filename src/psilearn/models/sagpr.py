@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
-from ase.data import chemical_symbols
 
-from psilearn.data import Dataset, DataError
-from psilearn.data.splits import random_split
+from psilearn.data import Dataset
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import sigma_for
+from psilearn.models.checks import check_known_elements, check_training_data
 from psilearn.models.gpr import ColumnFit, SparseGP
 from psilearn.models.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.models.prediction import Prediction
@@ -132,10 +131,7 @@ class SAGPR:
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "SAGPR":
         """Fit on a Dataset whose Target equals this model's. Returns self."""
-        if data.target != self.target:
-            raise ValueError(f"dataset target {data.target.describe()} differs from model target {self.target.describe()}")
-        if len(data) < 2:
-            raise DataError("need at least 2 training structures")
+        check_training_data(self.target, data)
         t0 = time.perf_counter()
         self.species = data.species
         frames = data.frames
@@ -224,14 +220,7 @@ class SAGPR:
 
     # ---- prediction ------------------------------------------------------------------------------
     def check_elements(self, frames: list[Atoms]) -> None:
-        known = set(self.species)
-        for i, a in enumerate(frames):
-            new = sorted(set(int(z) for z in a.numbers) - known)
-            if new:
-                where = str(a.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
-                names = ", ".join(chemical_symbols[z] for z in new)
-                have = ", ".join(chemical_symbols[z] for z in self.species)
-                raise DataError(f"{where}: element(s) {names} never seen in training (the model knows {have})")
+        check_known_elements(frames, self.species)
 
     def predict(self, frames: list[Atoms], return_std: bool = True, return_cov: bool = False) -> Prediction:
         """Predict the Target for ``frames``. Returns Cartesian values (n, 3**rank) and standard

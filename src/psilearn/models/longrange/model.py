@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from ase import Atoms
-from ase.data import chemical_symbols
 
+from psilearn.models.checks import check_known_elements, check_training_data
 from psilearn.data import DataError, Dataset
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.models.gpr import ColumnFit, SparseGP
@@ -218,10 +218,7 @@ class QEqModel:
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "QEqModel":
         """Fit to a Dataset whose Target is this model's (charges or dipoles). Returns self."""
-        if data.target != self.target:
-            raise ValueError(f"dataset target {data.target.describe()} differs from model target {self.target.describe()}")
-        if len(data) < 2:
-            raise DataError("need at least 2 training structures")
+        check_training_data(self.target, data)
         t0 = time.perf_counter()
         cfg, frames = self.config, data.frames
         states = self._states(frames)
@@ -368,13 +365,7 @@ class QEqModel:
 
     # ---- prediction ------------------------------------------------------------------------------
     def check_elements(self, frames: list[Atoms]) -> None:
-        known = set(self.species)
-        for i, a in enumerate(frames):
-            new = sorted(set(int(z) for z in a.numbers) - known)
-            if new:
-                where = str(a.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
-                raise DataError(f"{where}: element(s) {', '.join(chemical_symbols[z] for z in new)} never seen in "
-                                f"training (the model knows {', '.join(chemical_symbols[z] for z in self.species)})")
+        check_known_elements(frames, self.species)
 
     def predict(self, frames: list[Atoms], return_std: bool = True, return_cov: bool = False) -> QEqPrediction:
         """Predict the Target, charges (e), dipoles and energies for ``frames``.

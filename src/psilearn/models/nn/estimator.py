@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from psilearn.models.checks import check_training_data
 from psilearn.data import DataError, Dataset
 from psilearn.data.splits import random_split
 from psilearn.models.nn.graph import build_graphs, check_elements, collate
@@ -169,10 +170,7 @@ class NNModel:
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "NNModel":
         """Train on a Dataset whose Target equals this model's. Returns self."""
-        if data.target != self.target:
-            raise ValueError(f"dataset target {data.target.describe()} differs from model target {self.target.describe()}")
-        if len(data) < 2:
-            raise DataError("need at least 2 training structures (one is held out for validation)")
+        check_training_data(self.target, data, why="(one is held out for validation)")
         t0 = time.perf_counter()
         cfg, t = self.train_config, self.target
         self._apply_threads()

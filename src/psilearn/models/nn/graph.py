@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ase import Atoms
-from ase.data import chemical_symbols
 
 from psilearn.data import DataError
 
@@ -60,15 +59,7 @@ def _where(atoms: Atoms, i: int) -> str:
     return str(atoms.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
 
 
-def check_elements(frames: list[Atoms], species: list[int]) -> None:
-    """DataError naming the frame and the element(s) for elements absent from ``species``."""
-    known = set(species)
-    for i, a in enumerate(frames):
-        new = sorted({int(z) for z in a.numbers} - known)
-        if new:
-            names = ", ".join(chemical_symbols[z] for z in new)
-            have = ", ".join(chemical_symbols[z] for z in sorted(known))
-            raise DataError(f"{_where(a, i)}: element(s) {names} never seen in training (the model knows {have})")
+from psilearn.models.checks import check_known_elements as check_elements  # noqa: E402  (re-export)
 
 
 def build_graph(atoms: Atoms, species: list[int], cutoff: float) -> Graph:

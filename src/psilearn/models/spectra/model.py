@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_numbers
 
+from psilearn.data.errors import frame_location
+from psilearn.models.checks import check_training_data, unknown_elements_message
 from psilearn.data import DataError, Dataset
 from psilearn.features import SoapConfig
 from psilearn.models.gpr import SparseGP
@@ -92,11 +94,10 @@ class SpectrumModel:
             if self.target.absorber and atomic_numbers[self.target.absorber] not in zs:
                 bad_msg = f"no {self.target.absorber} atom (the spectrum belongs to {self.target.absorber})"
             elif bad:
-                bad_msg = f"element(s) {', '.join(chemical_symbols[z] for z in bad)} never seen in training (the model knows {', '.join(chemical_symbols[z] for z in self.species)})"
+                bad_msg = unknown_elements_message(bad, self.species)
             else:
                 continue
-            where = str(a.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
-            raise DataError(f"{where}: {bad_msg}")
+            raise DataError(f"{frame_location(a, i)}: {bad_msg}")
 
     # ---- fitting -------------------------------------------------------------------------------
     def fit(self, data: Dataset, features=None) -> "SpectrumModel":
@@ -105,10 +106,7 @@ class SpectrumModel:
         :func:`~psilearn.models.spectra.representation.invariant_features` of ``data.frames`` (or a
         ``subset_features`` of a larger set), computed with the same SOAP, absorber/crop and
         descriptor elements (the training elements plus ``config.species``)."""
-        if data.target != self.target:
-            raise ValueError(f"dataset target {data.target.describe()} differs from model target {self.target.describe()}")
-        if len(data) < 2:
-            raise DataError("need at least 2 training structures")
+        check_training_data(self.target, data)
         cfg = self.config
         t0 = time.perf_counter()
         frames, y = data.frames, np.asarray(data.values, dtype=np.float64)

@@ -1,0 +1,31 @@
+"""Checks shared by every model kind at fit and predict time."""
+
+from __future__ import annotations
+
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from psilearn.data.errors import DataError, frame_location
+
+
+def check_training_data(target, data, min_structures: int = 2, why: str = "") -> None:
+    """ValueError if ``data`` was built for another Target; DataError if it is too small."""
+    if data.target != target:
+        raise ValueError(f"dataset target {data.target.describe()} differs from model target {target.describe()}")
+    if len(data) < min_structures:
+        raise DataError(f"need at least {min_structures} training structures{' ' + why if why else ''}")
+
+
+def unknown_elements_message(new: list[int], species: list[int]) -> str:
+    names = ", ".join(chemical_symbols[z] for z in new)
+    have = ", ".join(chemical_symbols[z] for z in sorted(species))
+    return f"element(s) {names} never seen in training (the model knows {have})"
+
+
+def check_known_elements(frames: list[Atoms], species: list[int]) -> None:
+    """DataError naming the file, frame and element(s) for elements absent from ``species``."""
+    known = set(species)
+    for i, a in enumerate(frames):
+        new = sorted({int(z) for z in a.numbers} - known)
+        if new:
+            raise DataError(f"{frame_location(a, i)}: {unknown_elements_message(new, species)}")
