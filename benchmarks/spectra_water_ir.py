@@ -115,15 +115,22 @@ def md_trajectories(start: Atoms, args) -> list[list[Atoms]]:
     return out
 
 
-def ml_dipole_model(n_train: int):
-    """SA-GPR dipole model (target 'mu', e*Bohr) trained on the shared water monomer set."""
+def ml_dipole_model(n_train: int, source: str = "water"):
+    """SA-GPR dipole model (e*Bohr) trained on the shared water monomer set ('water', key 'mu') or on
+    psilearn's bundled PBE0/def2-SVPD molecules ('demo': water, ammonia, methanol, formaldehyde)."""
     from psilearn.data import load_dataset
     from psilearn.features import SoapConfig
     from psilearn.models import SAGPR, SAGPRConfig
     from psilearn.targets import Target
 
-    target = Target("mu", tensor="i", units="e*Bohr")
-    ds = load_dataset(f"{WATER_SET}@:{n_train}", target)
+    if source == "demo":
+        from psilearn.cli.demo_cmd import demo_data_path
+
+        target = Target("dipole", tensor="i", units="e*Bohr")
+        ds = load_dataset(f"{demo_data_path()}@:{n_train}", target)
+    else:
+        target = Target("mu", tensor="i", units="e*Bohr")
+        ds = load_dataset(f"{WATER_SET}@:{n_train}", target)
     return SAGPR(target, SoapConfig(cutoff=4.0, max_radial=6, max_angular=4), SAGPRConfig(n_sparse=200)).fit(ds)
 
 
@@ -211,7 +218,7 @@ def run_molecule(name: str, args, ml_model) -> dict:
     dt = args.timestep * args.stride
     opts = SpectrumOptions(timestep_fs=dt, temperature_k=args.temperature, max_cm1=4500, correlation_fs=args.correlation)
     spectra = {"MD GFN2-xTB + GFN2 dipoles": ir_spectrum(dips, opts, "e*Angstrom")}
-    if ml_model is not None and set(start.get_chemical_symbols()) <= {"O", "H"}:
+    if ml_model is not None and set(start.numbers) <= set(ml_model.species):
         t0 = time.perf_counter()
         mus = [ml_model.predict(traj, return_std=False).values for traj in trajs]
         print(f"{name}: ML dipoles for {sum(map(len, trajs))} frames in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -287,18 +294,21 @@ def main(argv=None) -> int:
     p.add_argument("--stride", type=int, default=2)
     p.add_argument("--friction", type=float, default=0.002, help="1/fs (thermalises each run in ~1/friction)")
     p.add_argument("--correlation", type=float, default=2000.0, help="correlation length, fs")
-    p.add_argument("--ml-train", type=int, default=300, help="water monomers for the ML dipole model (0: none)")
+    p.add_argument("--ml-train", type=int, default=300, help="training structures for the ML dipole model (0: none)")
+    p.add_argument("--ml-data", choices=["water", "demo"], default="water",
+                   help="ML dipole training data: shared water monomers, or psilearn's bundled molecules (incl. methanol)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="bench-spectra")
     args = p.parse_args(argv)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-    ml = ml_dipole_model(args.ml_train) if args.ml_train and os.path.exists(WATER_SET) else None
+    ml = (ml_dipole_model(args.ml_train, args.ml_data)
+          if args.ml_train and (args.ml_data == "demo" or os.path.exists(WATER_SET)) else None)
     results = {m: run_molecule(m, args, ml) for m in args.molecules.split(",")}
     text = table(results)
     settings = (f"MD: {args.trajectories} independent GFN2-xTB Langevin runs (friction {args.friction}/fs) at {args.temperature:g} K, each {args.equilibration} + {args.steps} steps "
                 f"of {args.timestep} fs, frames every {args.stride * args.timestep:g} fs, correlation length {args.correlation:g} fs, Hann "
-                f"window, harmonic QCF." + (f" ML dipoles: SA-GPR trained on {args.ml_train} water monomers ({os.path.basename(WATER_SET)})."
+                f"window, harmonic QCF." + (f" ML dipoles: SA-GPR trained on {args.ml_train} structures ({args.ml_data} set)."
                                                         if ml is not None else ""))
     print(text + "\n\n" + settings)
     if args.out:
