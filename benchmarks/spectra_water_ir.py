@@ -126,7 +126,7 @@ def ml_dipole_model(n_train: int, source: str = "water"):
     if source == "demo":
         from psilearn.cli.demo_cmd import demo_data_path
 
-        target = Target("dipole", tensor="i", units="e*Bohr")
+        target = Target("dipole_moment", tensor="i", units="e*Bohr")
         ds = load_dataset(f"{demo_data_path()}@:{n_train}", target)
     else:
         target = Target("mu", tensor="i", units="e*Bohr")

@@ -11,8 +11,14 @@ from importlib import resources
 import numpy as np
 
 
-def demo_data_path() -> str:
-    return str(resources.files("psilearn") / "demo_data" / "molecules.xyz")
+# Label keys written by `psilearn label` (scripts/make_demo_data.sh regenerates the file).
+DEMO_TARGETS = [("dipole_moment", "i", "dipole moment", "dipole"), ("alpha", "ij=ji", "static polarizability", "polarizability")]
+
+
+def demo_data_path(name: str = "molecules.xyz") -> str:
+    """Bundled data: ``molecules.xyz`` (demo, 300 structures) or ``md_molecules.xyz`` (510 structures
+    with shielding tensors, charges and orbital energies too)."""
+    return str(resources.files("psilearn") / "demo_data" / name)
 
 
 def cmd_demo(args) -> int:
@@ -28,7 +34,7 @@ def cmd_demo(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     print(f"psilearn demo: small molecules labelled with PBE0/def2-SVPD (see psilearn/demo_data/README.md)\n  data: {path}\n  output: {args.out}/")
     summary = {}
-    for key, formula, label in [("dipole", "i", "dipole moment"), ("polarizability", "ij=ji", "static polarizability")]:
+    for key, formula, label, name in DEMO_TARGETS:
         target = Target(key, tensor=formula, units="a.u.")
         ds = load_dataset(path, target)
         train, test = random_split(len(ds), test_fraction=0.2, seed=0)
@@ -39,14 +45,14 @@ def cmd_demo(args) -> int:
         pred = model.predict(te.frames)
         met = regression_metrics(target, target.to_irreps(te.values), pred.irreps)
         cal = calibration(te.values, pred.values, pred.std)
-        model.save(os.path.join(args.out, f"{key}.model"))
-        parity_plot(target, target.to_irreps(te.values), pred.irreps, os.path.join(args.out, f"{key}_parity.png"), title=f"demo: {label}")
+        model.save(os.path.join(args.out, f"{name}.model"))
+        parity_plot(target, target.to_irreps(te.values), pred.irreps, os.path.join(args.out, f"{name}_parity.png"), title=f"demo: {label}")
         print(f"\n{label} ({target.irreps}), {len(train)} train / {len(test)} test structures, fit {fit_s:.1f} s")
         print(f"  {'component':<10}{'MAE [a.u.]':>12}{'RMSE [a.u.]':>13}{'RMSE % std':>12}")
         for name, m in [("Cartesian", met["cartesian"]), *met["channels"].items()]:
             print(f"  {name:<10}{m['mae']:>12.4f}{m['rmse']:>13.4f}{m['pct_rmse']:>12.2f}")
         print(f"  uncertainty: {100 * cal['within_1sigma']:.0f}% of errors within 1 sigma, {100 * cal['within_2sigma']:.0f}% within 2 sigma")
-        summary[key] = {"metrics": met, "calibration": cal, "fit_seconds": fit_s}
+        summary[name] = {"metrics": met, "calibration": cal, "fit_seconds": fit_s}
     with open(os.path.join(args.out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=1)
     print(f"\nwrote models, parity plots and summary.json to {args.out}/")
