@@ -49,8 +49,8 @@ def cmd_demo(args) -> int:
         parity_plot(target, target.to_irreps(te.values), pred.irreps, os.path.join(args.out, f"{name}_parity.png"), title=f"demo: {label}")
         print(f"\n{label} ({target.irreps}), {len(train)} train / {len(test)} test structures, fit {fit_s:.1f} s")
         print(f"  {'component':<10}{'MAE [a.u.]':>12}{'RMSE [a.u.]':>13}{'RMSE % std':>12}")
-        for name, m in [("Cartesian", met["cartesian"]), *met["channels"].items()]:
-            print(f"  {name:<10}{m['mae']:>12.4f}{m['rmse']:>13.4f}{m['pct_rmse']:>12.2f}")
+        for part, m in [("Cartesian", met["cartesian"]), *met["channels"].items()]:
+            print(f"  {part:<10}{m['mae']:>12.4f}{m['rmse']:>13.4f}{m['pct_rmse']:>12.2f}")
         print(f"  uncertainty: {100 * cal['within_1sigma']:.0f}% of errors within 1 sigma, {100 * cal['within_2sigma']:.0f}% within 2 sigma")
         summary[name] = {"metrics": met, "calibration": cal, "fit_seconds": fit_s}
     with open(os.path.join(args.out, "summary.json"), "w") as fh:
