@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from psilearn.data.electronic_state import charge_multiplicity  # noqa: F401  (re-exported)
+
 #: Positions are rounded to this many decimals (Angstrom) before hashing: 1e-6 A.
 POSITION_DECIMALS = 6
 
@@ -17,30 +19,6 @@ def _round(values: np.ndarray, decimals: int) -> list:
     arr = np.round(np.asarray(values, dtype=np.float64), decimals)
     arr[arr == 0.0] = 0.0  # -0.0 -> 0.0 so sign of zero does not change the hash
     return arr.tolist()
-
-
-def charge_multiplicity(atoms: Atoms) -> tuple[int, int]:
-    """Total charge and spin multiplicity 2S+1 from ``atoms.info``.
-
-    Missing multiplicity defaults to 1 for an even and 2 for an odd electron count.
-    Raises ``ValueError`` for non-integer values.
-    """
-    charge_raw = atoms.info.get("charge", 0)
-    try:
-        charge = int(round(float(charge_raw)))
-    except (TypeError, ValueError):
-        raise ValueError(f"atoms.info['charge'] must be an integer, got {charge_raw!r}") from None
-    if abs(float(charge_raw) - charge) > 1e-8:
-        raise ValueError(f"atoms.info['charge'] must be an integer, got {charge_raw!r}")
-    mult_raw = atoms.info.get("multiplicity")
-    if mult_raw is None:
-        nelec = int(atoms.numbers.sum()) - charge
-        return charge, 1 if nelec % 2 == 0 else 2
-    try:
-        mult = int(round(float(mult_raw)))
-    except (TypeError, ValueError):
-        raise ValueError(f"atoms.info['multiplicity'] must be an integer, got {mult_raw!r}") from None
-    return charge, mult
 
 
 def structure_hash(atoms: Atoms) -> str:

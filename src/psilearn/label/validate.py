@@ -6,7 +6,8 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.label.base import LabelError
-from psilearn.label.hashing import charge_multiplicity
+from psilearn.data.electronic_state import checked_electronic_state
+from psilearn.data.errors import DataError
 
 #: Two atoms closer than this (Angstrom) are treated as overlapping.
 MIN_DISTANCE = 0.3
@@ -38,25 +39,6 @@ def check_electrons(atoms: Atoms) -> tuple[int, int, int]:
     electron count and multiplicity cannot both hold (e.g. 9 electrons with multiplicity 1).
     """
     try:
-        charge, mult = charge_multiplicity(atoms)
-    except ValueError as exc:
+        return checked_electronic_state(atoms)
+    except DataError as exc:
         raise LabelError(str(exc), stage="validate") from None
-    nelec = int(atoms.numbers.sum()) - charge
-    if nelec <= 0:
-        raise LabelError(f"charge {charge} leaves {nelec} electrons", stage="validate")
-    if mult < 1:
-        raise LabelError(f"multiplicity must be >= 1, got {mult}", stage="validate")
-    unpaired = mult - 1
-    if (nelec - unpaired) % 2 != 0:
-        parity = "odd" if nelec % 2 else "even"
-        raise LabelError(
-            f"{parity} electron count ({nelec}, charge {charge}) is incompatible with "
-            f"multiplicity {mult}",
-            stage="validate",
-        )
-    if unpaired > nelec:
-        raise LabelError(
-            f"multiplicity {mult} needs {unpaired} unpaired electrons but there are {nelec}",
-            stage="validate",
-        )
-    return charge, mult, nelec

@@ -21,47 +21,14 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from psilearn.data.errors import DataError
-
-
-def _where(atoms: Atoms, i: int) -> str:
-    return str(atoms.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
-
-
-def _integer(value, name: str, where: str) -> int:
-    try:
-        out = int(round(float(value)))
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: atoms.info[{name!r}] must be an integer, got {value!r}") from None
-    if abs(float(value) - out) > 1e-8:
-        raise DataError(f"{where}: atoms.info[{name!r}] must be an integer, got {value!r}")
-    return out
+from psilearn.data.electronic_state import checked_electronic_state
+from psilearn.data.errors import frame_location
 
 
 def charge_and_multiplicity(atoms: Atoms, index: int = 0) -> tuple[int, int]:
-    """Validated (total charge [e], multiplicity 2S+1) of one structure.
-
-    Raises DataError when the charge leaves no electrons, the multiplicity is < 1, its parity
-    does not match the electron count, or it needs more unpaired electrons than exist.
-    """
-    where = _where(atoms, index)
-    charge = _integer(atoms.info.get("charge", 0), "charge", where)
-    n_elec = int(np.sum(atoms.numbers)) - charge
-    if n_elec < 0:
-        raise DataError(f"{where}: charge {charge:+d} is impossible: the atoms have only "
-                        f"{int(np.sum(atoms.numbers))} electrons in total")
-    raw = atoms.info.get("multiplicity")
-    mult = (1 if n_elec % 2 == 0 else 2) if raw is None else _integer(raw, "multiplicity", where)
-    if mult < 1:
-        raise DataError(f"{where}: multiplicity must be >= 1 (2S+1), got {mult}")
-    unpaired = mult - 1
-    if (n_elec - unpaired) % 2:
-        parity = "odd" if n_elec % 2 else "even"
-        raise DataError(f"{where}: charge {charge:+d} leaves {n_elec} electrons ({parity}), which cannot "
-                        f"have multiplicity {mult} (needs an {'even' if parity == 'odd' else 'odd'} multiplicity)")
-    if unpaired > n_elec:
-        raise DataError(f"{where}: multiplicity {mult} needs {unpaired} unpaired electrons, but charge "
-                        f"{charge:+d} leaves only {n_elec}")
+    """Validated (total charge [e], multiplicity 2S+1) of one structure; DataError naming the frame
+    for a state impossible for its electron count (see :mod:`psilearn.data.electronic_state`)."""
+    charge, mult, _ = checked_electronic_state(atoms, frame_location(atoms, index), allow_no_electrons=True)
     return charge, mult
 
 
