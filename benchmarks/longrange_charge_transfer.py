@@ -10,8 +10,14 @@ atoms for every d > 4 A and must predict one charge per element there: its error
 the spread of the reference charges at d > 4 A (the "floor", printed). QEq gets the 1/d
 dependence from its Coulomb term.
 
+Models (``--models``): local-charges / local-dipole (SA-GPR), qeq-charges / qeq-dipole (kernel
+QEq), qeq-nn-charges / qeq-nn-dipole (QEq with NN electronegativities, model kind qeq-nn; not in
+the default list; budget --nn-epochs / --nn-max-seconds, QEq width scale fixed at --nn-width).
+
 Usage (labels ~3 min once, cached and resumable in WORK/labels.db):
   nice -n 10 .venv/bin/python benchmarks/longrange_charge_transfer.py --work /tmp/lr_ct
+  nice -n 10 .venv/bin/python benchmarks/longrange_charge_transfer.py --work /tmp/lr_ct --models qeq-nn-charges,qeq-nn-dipole \
+      --sizes 12,25,50,100,200 --out /tmp/lr_ct_nn
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import numpy as np  # noqa: E402
 PAIRS = [("Li", "F"), ("Li", "Cl"), ("Na", "F"), ("Na", "Cl"), ("K", "F"), ("K", "Cl")]
 CUTOFF = 4.0  # Angstrom, SOAP cutoff of both models
 WIDTHS = [0.35, 0.5, 0.75, 1.0]  # QEq Gaussian width scales, chosen by k-fold CV on each training set
+KINDS = ("local-charges", "qeq-charges", "local-dipole", "qeq-dipole")
+NN_DEFAULTS = {"channels": 16, "epochs": 300, "max_seconds": 300.0, "width": 0.5}
 
 
 def make_structures(n: int, seed: int):
@@ -66,7 +74,19 @@ def rmse(a, b) -> float:
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
-def fit_predict(kind: str, train, test, n_sparse: int):
+def build_nn(kind: str, target, nn_opts: dict, seed: int):
+    """QEq with NN electronegativities (qeq-nn), cutoff as the SOAP models', fixed width scale."""
+    from psilearn.models.longrange.nn_model import QEqNNConfig, QEqNNModel
+    from psilearn.models.nn import NetworkConfig, TrainConfig
+
+    net = NetworkConfig(cutoff=CUTOFF, channels=nn_opts["channels"])
+    # few structures: a larger validation fraction keeps >= 2 validation structures at n = 12
+    train = TrainConfig(epochs=nn_opts["epochs"], max_seconds=nn_opts["max_seconds"], threads=1, val_fraction=0.15)
+    qeq = QEqNNConfig(qeq={"width_scale": nn_opts["width"]}, learn_hardness=bool(nn_opts.get("learn_hardness")))
+    return QEqNNModel(target, net, train, qeq, seed=seed)
+
+
+def fit_predict(kind: str, train, test, n_sparse: int, nn_opts: dict | None = None, seed: int = 0):
     from psilearn.data import load_dataset
     from psilearn.features import SoapConfig
     from psilearn.models import SAGPR, SAGPRConfig
@@ -82,6 +102,8 @@ def fit_predict(kind: str, train, test, n_sparse: int):
         "qeq-charges": (chg, lambda t: QEqModel(t, soap, QEqConfig(n_sparse=n_sparse, width_scales=WIDTHS))),
         "local-dipole": (dip, lambda t: SAGPR(t, soap, SAGPRConfig(n_sparse=n_sparse, **fast))),
         "qeq-dipole": (dip, lambda t: QEqModel(t, soap, QEqConfig(n_sparse=n_sparse, width_scales=WIDTHS))),
+        "qeq-nn-charges": (chg, lambda t: build_nn(kind, t, {**NN_DEFAULTS, **(nn_opts or {})}, seed)),
+        "qeq-nn-dipole": (dip, lambda t: build_nn(kind, t, {**NN_DEFAULTS, **(nn_opts or {})}, seed)),
     }[kind]
     model = model(target).fit(load_dataset(train, target))
     pred = model.predict(test, return_std=False)
@@ -97,7 +119,17 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="12,25,50,100,200,360")
     p.add_argument("--n-sparse", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", default=",".join(KINDS), help=f"comma-separated, from {', '.join(KINDS)}, qeq-nn-charges, qeq-nn-dipole")
+    p.add_argument("--out", default=None, help="directory for results.json and table.md (default: WORK)")
+    p.add_argument("--nn-channels", type=int, default=NN_DEFAULTS["channels"])
+    p.add_argument("--nn-epochs", type=int, default=NN_DEFAULTS["epochs"])
+    p.add_argument("--nn-max-seconds", type=float, default=NN_DEFAULTS["max_seconds"], help="qeq-nn: training wall-time budget per model")
+    p.add_argument("--nn-width", type=float, default=NN_DEFAULTS["width"], help="qeq-nn: QEq Gaussian width scale")
+    p.add_argument("--nn-learn-hardness", action="store_true", help="qeq-nn: learn the element hardness J_Z")
     args = p.parse_args(argv)
+    kinds = args.models.split(",")
+    nn_opts = {"channels": args.nn_channels, "epochs": args.nn_epochs, "max_seconds": args.nn_max_seconds, "width": args.nn_width,
+               "learn_hardness": args.nn_learn_hardness}
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     frames = label(make_structures(args.n, args.seed), work)
@@ -122,9 +154,9 @@ def main(argv=None) -> int:
     for n in sizes:
         train = pool[:n]
         row = {"n_train": n}
-        for kind in ("local-charges", "qeq-charges", "local-dipole", "qeq-dipole"):
+        for kind in kinds:
             t0 = time.perf_counter()
-            q, mu = fit_predict(kind, train, test, args.n_sparse)
+            q, mu = fit_predict(kind, train, test, args.n_sparse, nn_opts, args.seed)
             if q is not None:
                 row[kind] = {"charge_rmse": rmse(q, q_ref), "charge_rmse_far": rmse(q[far], q_ref[far])}
             else:
@@ -132,16 +164,20 @@ def main(argv=None) -> int:
             row[kind]["seconds"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    head = ("| n_train | local charges RMSE [e] | QEq charges RMSE [e] | local, d > 4 A | QEq, d > 4 A "
-            "| local dipole RMSE [e·Bohr] | QEq dipole RMSE [e·Bohr] |\n|---|---|---|---|---|---|---|")
-    lines = [head] + [
-        f"| {r['n_train']} | {r['local-charges']['charge_rmse']:.4f} | {r['qeq-charges']['charge_rmse']:.4f} | "
-        f"{r['local-charges']['charge_rmse_far']:.4f} | {r['qeq-charges']['charge_rmse_far']:.4f} | "
-        f"{r['local-dipole']['dipole_rmse']:.4f} | {r['qeq-dipole']['dipole_rmse']:.4f} |" for r in rows]
+    cols = []  # (header, kind, metric)
+    for kind in kinds:
+        if kind.endswith("charges"):
+            cols += [(f"{kind} charges RMSE [e]", kind, "charge_rmse"), (f"{kind}, d > 4 A", kind, "charge_rmse_far")]
+        else:
+            cols.append((f"{kind} dipole RMSE [e·Bohr]", kind, "dipole_rmse"))
+    head = "| n_train | " + " | ".join(c[0] for c in cols) + " |\n|" + "---|" * (len(cols) + 1)
+    lines = [head] + [f"| {r['n_train']} | " + " | ".join(f"{r[k][m]:.4f}" for _, k, m in cols) + " |" for r in rows]
     md = "\n".join(lines) + f"\n\nlocal-model floor for charges at d > {CUTOFF} A: {floor:.4f} e"
     print(md)
-    (work / "results.json").write_text(json.dumps({"floor": floor, "rows": rows, "args": vars(args)}, indent=1))
-    (work / "table.md").write_text(md + "\n")
+    out = Path(args.out) if args.out else work
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"floor": floor, "rows": rows, "args": vars(args)}, indent=1))
+    (out / "table.md").write_text(md + "\n")
     return 0
 
 

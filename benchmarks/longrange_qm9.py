@@ -21,6 +21,12 @@ Models (all with the same lambda-SOAP and sparse-GP machinery):
   qeq-charges    QEq trained on charges only
   qeq-both       QEq trained on dipoles and charges (--charge-weight)
   qeq-dipole+ad  QEq + local atomic dipoles (l=1 SA-GPR), fitted jointly on dipoles
+  qeq-nn-dipole  QEq with NN electronegativities (e3nn network, model kind qeq-nn) from dipoles
+  qeq-nn-charges QEq with NN electronegativities from charges
+  qeq-nn-both    QEq with NN electronegativities from dipoles and charges
+(the qeq-nn models are not in the default list: --models qeq-nn-dipole,qeq-nn-charges --train random;
+budget set by --nn-epochs / --nn-max-seconds / --nn-channels; QEq width scale fixed at the kernel
+model's CV choice on QMtrainRandom, NN_WIDTHS)
 
 Usage (2 shared cores: run in the background at low priority):
   nice -n 10 .venv/bin/python benchmarks/longrange_qm9.py --out /tmp/lr_qm9          # full
@@ -96,7 +102,7 @@ def evaluate(kind: str, model, frames) -> dict:
         mu = np.array([q[off[i]:off[i + 1]] @ (a.positions - a.get_center_of_mass()) for i, a in enumerate(frames)]) / BOHR
     else:
         q = pred.charges
-        mu = pred.dipoles if kind != "qeq-charges" else pred.dipoles / BOHR
+        mu = pred.dipoles if not kind.endswith("-charges") else pred.dipoles / BOHR  # charge models: e*A
     out["dipole_rmse"] = rmse(mu, mu_ref)
     out["dipole_norm_mae"] = float(np.mean(np.abs(np.linalg.norm(mu, axis=1) - np.linalg.norm(mu_ref, axis=1))))
     out["charge_rmse"] = rmse(q, q_ref) if q is not None else None
@@ -105,7 +111,8 @@ def evaluate(kind: str, model, frames) -> dict:
         totals = np.add.reduceat(q, off[:-1])
         out["max_total_charge_error"] = float(np.abs(totals - np.array([a.info["charge"] for a in frames])).max())
     std = pred.std if kind != "sagpr-charges" else None
-    if std is not None and kind in ("sagpr-dipole", "sagpr-dipole+state", "qeq-dipole", "qeq-dipole+state", "qeq-both", "qeq-dipole+ad"):
+    if std is not None and kind in ("sagpr-dipole", "sagpr-dipole+state", "qeq-dipole", "qeq-dipole+state", "qeq-both", "qeq-dipole+ad",
+                                 "qeq-nn-dipole", "qeq-nn-both"):
         z = (mu - mu_ref) / np.maximum(std, 1e-12)
         out["dipole_within_1sigma"] = float(np.mean(np.abs(z) <= 1))
     return out
@@ -114,7 +121,13 @@ def evaluate(kind: str, model, frames) -> dict:
 WIDTHS = [0.5, 0.75, 1.0]  # QEq Gaussian width scales, one chosen per model by k-fold CV on the training set
 
 
-def build(kind: str, n_sparse: int, charge_weight: float, seed: int):
+#: QEq width scales of the NN backend: the kernel models' 5-fold CV choice on QMtrainRandom
+NN_WIDTHS = {"dipole": 0.75, "charges": 0.5, "both": 0.5}
+NN_DEFAULTS = {"channels": 32, "epochs": 150, "max_seconds": 900.0}
+
+
+def build(kind: str, n_sparse: int, charge_weight: float, seed: int, nn_opts: dict | None = None):
+    nn_opts = {**NN_DEFAULTS, **(nn_opts or {})}
     from psilearn.features import SoapConfig
     from psilearn.models import SAGPR, SAGPRConfig
     from psilearn.models.longrange.model import QEqConfig, QEqModel
@@ -131,6 +144,18 @@ def build(kind: str, n_sparse: int, charge_weight: float, seed: int):
         return chg, SAGPR(chg, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed))
     if kind == "qeq-dipole":
         return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS))
+    if kind.startswith("qeq-nn-"):
+        from psilearn.models.longrange.nn_model import QEqNNConfig, QEqNNModel
+        from psilearn.models.nn import NetworkConfig, TrainConfig
+
+        net = NetworkConfig(cutoff=5.0, channels=nn_opts["channels"])
+        train = TrainConfig(epochs=nn_opts["epochs"], max_seconds=nn_opts["max_seconds"], threads=1, checkpoint_every=10**6)
+        what = kind[len("qeq-nn-"):]
+        qeq = {"width_scale": NN_WIDTHS[what]}
+        if what == "charges":
+            return chg, QEqNNModel(chg, net, train, QEqNNConfig(qeq=qeq), seed=seed)
+        extra = {"charges_key": "ref_charges", "charge_weight": charge_weight} if what == "both" else {}
+        return dip, QEqNNModel(dip, net, train, QEqNNConfig(qeq=qeq, **extra), seed=seed)
     if kind == "qeq-dipole+ad":
         return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, atomic_dipoles=True))
     if kind == "qeq-dipole+state":
@@ -166,7 +191,8 @@ def run(train, tname: str, kinds: list[str], tests: dict, n_sparse: int, args) -
 
     results = []
     for kind in kinds:
-        target, model = build(kind, n_sparse, args.charge_weight, args.seed)
+        target, model = build(kind, n_sparse, args.charge_weight, args.seed,
+                              {"channels": args.nn_channels, "epochs": args.nn_epochs, "max_seconds": args.nn_max_seconds})
         ds = load_dataset(train, target)
         t0 = time.perf_counter()
         model.fit(ds)
@@ -174,6 +200,7 @@ def run(train, tname: str, kinds: list[str], tests: dict, n_sparse: int, args) -
         res = {"train": tname, "model": kind, "fit_seconds": fit_s, "tests": {},
                "width_scale": model.config.qeq.get("width_scale") if kind.startswith("qeq") else None,
                "atomic_dipole_scale": model.metadata.get("atomic_dipole_scale"),
+               "nn_training": {k: model.metadata[k] for k in ("members", "n_parameters", "calibration")} if "-nn-" in kind else None,
                "train_cv": model.metadata["heldout_metrics"]["cartesian"]}
         for name, frames in tests.items():
             res["tests"][name] = evaluate(kind, model, frames)
@@ -195,6 +222,9 @@ def main(argv=None) -> int:
     p.add_argument("--ion-split", type=int, default=0, metavar="N",
                    help="also train on QMtrainRandom + the first N cations and N anions, test on the other ions")
     p.add_argument("--out", default=None, help="directory for results.json and table.md")
+    p.add_argument("--nn-channels", type=int, default=NN_DEFAULTS["channels"], help="qeq-nn: channels of the network")
+    p.add_argument("--nn-epochs", type=int, default=NN_DEFAULTS["epochs"], help="qeq-nn: maximum epochs")
+    p.add_argument("--nn-max-seconds", type=float, default=NN_DEFAULTS["max_seconds"], help="qeq-nn: training wall-time budget per model")
     args = p.parse_args(argv)
     if not DATA.is_dir():
         print(f"skipping: {DATA} not found (the shared data sets are not available here)")

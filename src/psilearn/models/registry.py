@@ -15,6 +15,7 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
     "sagpr": ("psilearn.models.sagpr_kind", "sparse symmetry-adapted Gaussian process regression on lambda-SOAP (data-efficient)"),
     "nn": ("psilearn.models.nn.kind", "E(3)-equivariant message-passing network (e3nn) with LLPR or ensemble uncertainty (scales to large data)"),
     "qeq": ("psilearn.models.longrange.kind", "kernel charge equilibration: learned electronegativities + QEq, charges/dipoles with exact total charge (--long-range qeq)"),
+    "qeq-nn": ("psilearn.models.longrange.nn_kind", "charge equilibration with NN electronegativities (e3nn network trained through QEq; --long-range qeq --model nn)"),
     "spectrum": ("psilearn.models.spectra.kind", "kernel regression of spectra (DOS, XANES) on invariant SOAP, L2/shift-aware/aligned loss, optional PCA (psilearn fit-spectrum)"),
 }
 

@@ -10,6 +10,10 @@
 * :mod:`.chi_kernel` the SOAP kernel of chi (optionally times a state kernel)
 * :mod:`.model`      :class:`QEqModel`: fit to charges, dipoles or both; predict with uncertainty
 * :mod:`.persist`, :mod:`.kind`  model files and the registry entry (kind ``qeq``)
+* :mod:`.checks`     which Targets QEq learns; reference charges (shared by both backends)
+* NN backend (kind ``qeq-nn``, imports torch): :mod:`.nn_chi` (chi network, learned hardness),
+  :mod:`.nn_loss` (QEq in torch, training loss), :mod:`.nn_llpr` (LLPR through QEq),
+  :mod:`.nn_model` (:class:`QEqNNModel`), :mod:`.nn_kind` (registry entry)
 """
 
 from psilearn.models.longrange.params import QEqParams

@@ -3,6 +3,7 @@
 ``psilearn fit DATA --target charges --per atom --long-range qeq -o M``        (from charges)
 ``psilearn fit DATA --target mu --tensor i --units e*Bohr --long-range qeq -o M`` (from dipoles)
 ``... --target mu --tensor i --long-range qeq --charges-key q --charge-weight 0.5`` (both)
+``... --long-range qeq --model nn [--config cfg.yaml]``: the same with NN electronegativities (kind ``qeq-nn``)
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import argparse
 import numpy as np
 
 LONG_RANGE = ("qeq",)
+#: --long-range NAME with --model BACKEND -> model kind
+BACKENDS = {("qeq", "sagpr"): "qeq", ("qeq", "qeq"): "qeq", ("qeq", "nn"): "qeq-nn", ("qeq", "qeq-nn"): "qeq-nn"}
 
 
 def add_long_range_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("long-range (charge equilibration)")
     g.add_argument("--long-range", choices=LONG_RANGE, default=None,
                    help="qeq: learn electronegativities, get charges by charge equilibration (exact total charge from "
-                        "atoms.info['charge']); the target is per-atom charges or a dipole (--tensor i, needs --units)")
+                        "atoms.info['charge']); the target is per-atom charges or a dipole (--tensor i, needs --units). "
+                        "Electronegativities from a sparse GP (default) or, with --model nn, an equivariant network")
     g.add_argument("--charges-key", default=None, metavar="KEY",
                    help="qeq with a dipole target: also fit these per-atom reference charges (e)")
     g.add_argument("--charge-weight", type=float, default=None, metavar="W",
@@ -30,9 +34,11 @@ def add_long_range_args(p: argparse.ArgumentParser) -> None:
 
 def long_range_options(args, config: dict) -> tuple[str, dict]:
     """(model kind, config) for ``--long-range``: CLI options override the YAML ``model:`` section."""
-    kind = args.long_range
-    if getattr(args, "model", "sagpr") not in ("sagpr", kind):
-        raise ValueError(f"--long-range {kind} is its own model kind; drop --model {args.model}")
+    backend = getattr(args, "model", "sagpr")
+    kind = BACKENDS.get((args.long_range, backend))
+    if kind is None:
+        raise ValueError(f"--long-range {args.long_range} works with --model sagpr (kernel, default) or --model nn, "
+                         f"not --model {backend}")
     model = dict(config.get("model", {}))
     for flag, key in (("charges_key", "charges_key"), ("charge_weight", "charge_weight"), ("dipole_origin", "origin")):
         value = getattr(args, flag, None)

@@ -29,9 +29,10 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.models.checks import check_known_elements, check_training_data
-from psilearn.data import DataError, Dataset
+from psilearn.data import Dataset
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.models.gpr import ColumnFit, SparseGP
+from psilearn.models.longrange.checks import check_charge_sums, check_target, is_charge_target, is_dipole_target, reference_charges
 from psilearn.models.longrange.atomic_dipoles import DIP_CHANNEL, AtomicDipoleKernel
 from psilearn.models.longrange.chi_kernel import CHANNEL, ChiKernel, choose_sparse
 from psilearn.models.longrange.dipole import ORIGINS, PERIODIC_DIPOLES, dipole_unit_factor
@@ -121,18 +122,8 @@ def _positive(x) -> bool:
         return False
 
 
-def _is_charge_target(t: Target) -> bool:
-    return t.per == "atom" and t.tensor == "" and t.parity == 1
-
-
-def _is_dipole_target(t: Target) -> bool:
-    return t.per == "structure" and t.tensor == "i" and t.parity == 1
-
-
-def check_target(target: Target) -> None:
-    if not (_is_charge_target(target) or _is_dipole_target(target)):
-        raise ValueError(f"the QEq model learns atomic charges (--per atom, scalar) or dipoles (--tensor i), "
-                         f"not {target.describe()}")
+# shared with the NN backend (kept here under their old names)
+_is_charge_target, _is_dipole_target = is_charge_target, is_dipole_target
 
 
 @dataclass
@@ -190,30 +181,11 @@ class QEqModel:
         return (numbers[:, None] == np.array(self.species)[None]).astype(float)
 
     def _reference_charges(self, frames: list[Atoms], key: str, total: np.ndarray) -> np.ndarray:
-        rows = []
-        for i, a in enumerate(frames):
-            where = str(a.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
-            if key not in a.arrays:
-                raise DataError(f"{where}: no per-atom charges {key!r} (needed by charges_key)")
-            q = np.asarray(a.arrays[key], float).reshape(-1)
-            if q.size != len(a) or not np.all(np.isfinite(q)):
-                raise DataError(f"{where}: charges {key!r} must be one finite number per atom")
-            rows.append(q)
-        q = np.concatenate(rows)
-        self._check_charge_sums(frames, q, total, key)
-        return q
+        return reference_charges(frames, key, total)
 
     @staticmethod
     def _check_charge_sums(frames, q, total, key, tol: float = 1e-3) -> None:
-        offsets = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
-        sums = np.add.reduceat(q, offsets[:-1]) if len(q) else np.zeros(0)
-        bad = np.flatnonzero(np.abs(sums - total) > tol)
-        if len(bad):
-            i = int(bad[0])
-            where = str(frames[i].info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
-            raise DataError(f"{where}: reference charges {key!r} sum to {sums[i]:+.4f} e but the total charge is "
-                            f"{total[i]:+.0f} (atoms.info['charge']); set the charge of charged structures "
-                            f"({len(bad)} of {len(frames)} structures disagree)")
+        check_charge_sums(frames, q, total, key, tol)
 
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "QEqModel":
@@ -404,25 +376,17 @@ class QEqModel:
             values, cov = mu, mu_cov
             if "dipole" in self.noise:
                 cov = cov + self.noise["dipole"] * np.eye(3)[None]
-            std = np.sqrt(np.clip(np.einsum("nkk->nk", cov), 0.0, None))
         else:
             values = q[:, None]
             if "charges" in self.noise:
                 q_var = q_var + self.noise["charges"]
-            std = np.sqrt(np.clip(q_var, 0.0, None))[:, None]
             cov = q_var[:, None, None]
-        from psilearn.targets.cartesian import cartesian_basis
-
-        to_irr = cartesian_basis(t.tensor).to_irreps  # (3**rank, n_irreps), orthogonal for rank <= 1
-        irr_cov = np.einsum("ka,nkl,lb->nab", to_irr, cov, to_irr)
-        return QEqPrediction(
-            values=values, std=std, irreps=t.to_irreps(values),
-            irreps_std=np.sqrt(np.clip(np.einsum("naa->na", irr_cov), 0.0, None)),
-            cov=cov if return_cov else None,
+        return QEqPrediction.from_target(
+            t, values, cov, return_cov,
             charges=q, charges_std=np.sqrt(np.clip(q_var, 0.0, None)), dipoles=mu,
             dipoles_std=np.sqrt(np.clip(np.einsum("nkk->nk", mu_cov), 0.0, None)), chi=chi,
             energy=energy, electrostatic_energy=e_es, charges_name=self.charges_name,
-            dipole_name=t.key if self.is_dipole else "qeq_dipole", target_key=t.key, atomic_dipoles=p_atoms,
+            dipole_name=t.key if self.is_dipole else "qeq_dipole", atomic_dipoles=p_atoms,
         )
 
     def _uncertainty(self, feats, phi: np.ndarray, maps: QEqMaps) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,18 @@ class QEqPrediction(Prediction):
     target_key: str = ""
     atomic_dipoles: np.ndarray | None = None
 
+    @classmethod
+    def from_target(cls, target, values: np.ndarray, cov: np.ndarray, return_cov: bool = False, **fields) -> "QEqPrediction":
+        """Fill the Target part from Cartesian ``values`` (n, 3**rank) and covariance ``cov``
+        (n, 3**rank, 3**rank) (std, irreps, irreps_std); ``fields`` are the QEq by-products."""
+        from psilearn.targets.cartesian import cartesian_basis
+
+        to_irr = cartesian_basis(target.tensor).to_irreps  # (3**rank, n_irreps), orthogonal for rank <= 1
+        irr_cov = np.einsum("ka,nkl,lb->nab", to_irr, cov, to_irr)
+        return cls(values=values, std=np.sqrt(np.clip(np.einsum("nkk->nk", cov), 0.0, None)), irreps=target.to_irreps(values),
+                   irreps_std=np.sqrt(np.clip(np.einsum("naa->na", irr_cov), 0.0, None)), cov=cov if return_cov else None,
+                   target_key=target.key, **fields)
+
     @property
     def extra_arrays(self) -> dict[str, np.ndarray]:
         """Per-atom outputs besides the Target (flattened over structures): name -> (n_atoms_total, ...)."""

@@ -21,7 +21,8 @@ from psilearn.data import DataError, Dataset
 from psilearn.data.splits import random_split
 from psilearn.models.nn.graph import build_graphs, check_elements, collate
 from psilearn.models.nn.network import EquivariantNetwork, NetworkConfig
-from psilearn.models.nn.train import TrainConfig, Trainer, resolve_device
+from psilearn.models.nn.run_options import TorchRunOptions
+from psilearn.models.nn.train import TrainConfig, Trainer
 from psilearn.models.nn import uncertainty as unc
 from psilearn.models.prediction import Prediction
 from psilearn.targets import IrrepBlock, Target
@@ -34,7 +35,7 @@ def _even_scalar(b) -> bool:
 
 
 @dataclass
-class NNModel:
+class NNModel(TorchRunOptions):
     """Equivariant message-passing network (deep ensemble or single model with LLPR) for any Target.
 
     >>> model = NNModel(Target("alpha", tensor="ij=ji"), NetworkConfig(), TrainConfig()).fit(dataset)
@@ -58,14 +59,6 @@ class NNModel:
     metadata: dict = field(default_factory=dict)
 
     # ---- helpers ---------------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return resolve_device(self.train_config.device)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.train_config.torch_dtype
-
     @property
     def out_irreps(self) -> list[tuple[int, int]]:
         return [(b.l, b.p) for b in self.target.blocks]
@@ -107,19 +100,6 @@ class NNModel:
         finally:
             torch.set_default_dtype(prev)
         return net.to(device=self.device)
-
-    def set_run_options(self, device: str | None = None, checkpoint_dir: str | None = None, resume: bool = False) -> None:
-        """Options of one training run that are not part of the model (CLI: --device, --resume)."""
-        if device:
-            resolve_device(device)
-            self.train_config.device = device
-        if checkpoint_dir:
-            self.checkpoint_dir = str(checkpoint_dir)
-        self.resume = bool(resume)
-
-    def _apply_threads(self) -> None:
-        if self.train_config.threads:
-            torch.set_num_threads(int(self.train_config.threads))
 
     def _normalisation(self, data: Dataset, rows_irreps: np.ndarray, train_idx: np.ndarray):
         """Per-element shift of the even scalar blocks, output scale and loss scale (per column)."""

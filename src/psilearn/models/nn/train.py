@@ -19,7 +19,6 @@ import torch
 
 from psilearn.models.nn.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
 from psilearn.models.nn.graph import Graph, collate
-from psilearn.models.nn.network import EquivariantNetwork
 
 log = logging.getLogger("psilearn")
 
@@ -170,32 +169,57 @@ def sample_rows(graphs: list[Graph], y: np.ndarray, per: str) -> list[np.ndarray
     return np.split(y, ends[:-1])
 
 
-class Trainer:
-    """Fits one EquivariantNetwork. ``y`` rows are target irreps in the target's units;
-    ``loss_scale`` (n_out,) normalises each column and ``col_weight`` (n_out,) weights it
-    (the loss is sum_c w_c * mean((pred_c - y_c) / s_c)^2)."""
+class TargetLoss:
+    """The nn model's loss: network outputs (per atom, or pooled per structure) against Target rows.
 
-    def __init__(self, net: EquivariantNetwork, cfg: TrainConfig, per: str, pool: str, loss_scale: np.ndarray,
-                 col_weight: np.ndarray, seed: int = 0, device: torch.device | str = "cpu",
-                 checkpoint_dir=None, resume: bool = False, progress: bool = False, fingerprint: str = "",
-                 on_epoch_end=None):
+    Per sample, sum_c w_c ((pred_c - y_c) / s_c)^2 with ``loss_scale`` s (n_out,) and ``col_weight``
+    w (n_out,). Other models plug their own object with the same three methods into :class:`Trainer`
+    (e.g. the QEq-NN model, whose network output goes through charge equilibration first)."""
+
+    def __init__(self, per: str, pool: str, loss_scale: np.ndarray, col_weight: np.ndarray):
+        self.per, self.pool = per, pool
+        self.loss_scale, self.col_weight = np.asarray(loss_scale, float), np.asarray(col_weight, float)
+
+    def rows(self, graphs: list[Graph], y) -> list:
+        """Per-structure training data, indexable like ``graphs``."""
+        return sample_rows(graphs, y, self.per)
+
+    def batch(self, graphs: list[Graph], rows: list, idx, device, dtype):
+        """Everything :meth:`terms` needs for the structures ``idx``."""
+        b = collate([graphs[i] for i in idx], device, dtype)
+        y = torch.as_tensor(np.concatenate([rows[i] for i in idx]), dtype=dtype, device=device)
+        return b, y
+
+    def terms(self, net: torch.nn.Module, batch) -> torch.Tensor:
+        """Loss of each sample of the batch, (n_samples,); the training loss is their mean."""
+        b, y = batch
+        scale = torch.as_tensor(self.loss_scale, dtype=y.dtype, device=y.device)
+        weight = torch.as_tensor(self.col_weight, dtype=y.dtype, device=y.device)
+        return (((net(b, self.per, self.pool) - y) / scale) ** 2 * weight).sum(1)
+
+
+class Trainer:
+    """Fits one network. By default (:class:`TargetLoss`) ``y`` rows are target irreps in the
+    target's units; ``loss_scale`` (n_out,) normalises each column and ``col_weight`` (n_out,)
+    weights it (the loss is sum_c w_c * mean((pred_c - y_c) / s_c)^2). ``loss`` replaces that with
+    any object with ``rows``/``batch``/``terms`` methods (then per, pool, loss_scale and
+    col_weight are unused and may be None)."""
+
+    def __init__(self, net: torch.nn.Module, cfg: TrainConfig, per: str | None, pool: str | None,
+                 loss_scale: np.ndarray | None, col_weight: np.ndarray | None, seed: int = 0,
+                 device: torch.device | str = "cpu", checkpoint_dir=None, resume: bool = False, progress: bool = False,
+                 fingerprint: str = "", on_epoch_end=None, loss=None):
         self.net, self.cfg, self.per, self.pool = net, cfg, per, pool
         self.device, self.dtype = torch.device(device), cfg.torch_dtype
         self.seed = int(seed)
-        self.loss_scale = torch.as_tensor(loss_scale, dtype=self.dtype, device=self.device)
-        self.col_weight = torch.as_tensor(col_weight, dtype=self.dtype, device=self.device)
+        self.loss = loss if loss is not None else TargetLoss(per, pool, loss_scale, col_weight)
         self.checkpoint_dir, self.resume, self.progress = checkpoint_dir, resume, progress
         self.fingerprint = fingerprint
         self.on_epoch_end = on_epoch_end
 
     # ---- batches ---------------------------------------------------------------------------------
     def _batch(self, graphs, rows, idx):
-        b = collate([graphs[i] for i in idx], self.device, self.dtype)
-        y = torch.as_tensor(np.concatenate([rows[i] for i in idx]), dtype=self.dtype, device=self.device)
-        return b, y
-
-    def _loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (((pred - y) / self.loss_scale) ** 2 * self.col_weight).sum(1).mean()
+        return self.loss.batch(graphs, rows, idx, self.device, self.dtype)
 
     @torch.no_grad()
     def evaluate(self, graphs, rows) -> float:
@@ -204,10 +228,9 @@ class Trainer:
         total, n = 0.0, 0
         bs = self.cfg.predict_batch_size
         for s in range(0, len(graphs), bs):
-            b, y = self._batch(graphs, rows, range(s, min(s + bs, len(graphs))))
-            pred = self.net(b, self.per, self.pool)
-            total += float((((pred - y) / self.loss_scale) ** 2 * self.col_weight).sum())
-            n += len(y)
+            terms = self.loss.terms(self.net, self._batch(graphs, rows, range(s, min(s + bs, len(graphs)))))
+            total += float(terms.sum())
+            n += len(terms)
         return total / max(n, 1)
 
     # ---- checkpoints -----------------------------------------------------------------------------
@@ -227,13 +250,13 @@ class Trainer:
                 "n_parameters": sum(p.numel() for p in self.net.parameters())}
 
     # ---- the loop --------------------------------------------------------------------------------
-    def fit(self, train_graphs: list[Graph], y_train: np.ndarray, val_graphs: list[Graph], y_val: np.ndarray) -> dict:
+    def fit(self, train_graphs: list[Graph], y_train, val_graphs: list[Graph], y_val) -> dict:
         """Train; afterwards the network holds the best (lowest validation loss) EMA weights.
         Returns a summary: epochs run, best epoch and validation loss, reason for stopping, history."""
         cfg, net = self.cfg, self.net
         net.to(device=self.device, dtype=self.dtype)
-        tr_rows = sample_rows(train_graphs, y_train, self.per)
-        va_rows = sample_rows(val_graphs, y_val, self.per)
+        tr_rows = self.loss.rows(train_graphs, y_train)
+        va_rows = self.loss.rows(val_graphs, y_val)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = LRSchedule(cfg)
         ema = EMA(net, cfg.ema_decay)
@@ -278,8 +301,7 @@ class Trainer:
             net.train()
             train_loss = 0.0
             for s in range(0, n, cfg.batch_size):
-                b, y = self._batch(train_graphs, tr_rows, perm[s : s + cfg.batch_size])
-                loss = self._loss(net(b, self.per, self.pool), y)
+                loss = self.loss.terms(net, self._batch(train_graphs, tr_rows, perm[s : s + cfg.batch_size])).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip_grad > 0:
