@@ -1,6 +1,7 @@
 """Reading structures and labels, validation errors, DeePMD sets, splits and subsets."""
 
 import os
+import warnings
 import re
 
 import ase.io
@@ -274,7 +275,24 @@ def test_deepmd_reader(tmp_path):
 def test_deepmd_nopbc(tmp_path):
     sysdir = tmp_path / "mol_sys"
     _deepmd(sysdir, nopbc=True)
-    frames = read_structures(str(sysdir))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a molecule in a large box: no warning
+        frames = read_structures(str(sysdir))
+    assert not any(a.pbc.any() for a in frames)
+
+
+def test_deepmd_nopbc_bulk_box_warns(tmp_path):
+    """A nopbc set whose atoms fill their 3D box (bulk liquid with whole molecules) is read as
+    marked, non-periodic, with a warning saying how to read it as periodic."""
+    sysdir = tmp_path / "bulk_sys"
+    _deepmd(sysdir, nopbc=True)
+    for s in ("set.000", "set.001"):
+        coord = np.load(sysdir / s / "coord.npy")
+        coord[:, :3] = 0.2
+        coord[:, 3:6] = 7.6  # spans 0.2..7.6 of an 8 A box along x, y and z
+        np.save(sysdir / s / "coord.npy", coord)
+    with pytest.warns(UserWarning, match="marked nopbc.*fill a 3D box"):
+        frames = read_structures(str(sysdir))
     assert not any(a.pbc.any() for a in frames)
 
 

@@ -3,12 +3,18 @@
 Coordinates and boxes are in Angstrom. Every other ``.npy`` in a set becomes a label: arrays whose
 name starts with ``atom`` (``atomic_dipole``, ``atom_dos``) and whose width divides by the number of
 atoms are per-atom (``atoms.arrays``); all others are per-structure (``atoms.info``).
+
+A ``nopbc`` marker makes the frames non-periodic, as in DeePMD-kit. Some sets carry it next to a
+full 3D box that the atoms fill (bulk liquid boxes with molecules made whole); those are read as
+marked, with a warning, because treating a bulk box as a cluster truncates the environments near
+its faces (set ``atoms.pbc = True`` to read them as periodic).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import warnings
 
 import numpy as np
 from ase import Atoms
@@ -62,4 +68,15 @@ def read_deepmd(path: str) -> list[Atoms]:
             frames.append(atoms)
     if not frames:
         raise DataError(f"{path}: no set.* folders with coord.npy")
+    if not periodic and box is not None and _fills_cell(frames[0]):
+        warnings.warn(f"{path}: marked nopbc, but its atoms fill a 3D box (a bulk cell?); read as non-periodic as "
+                      "marked. Set atoms.pbc = True on the frames to treat them as periodic.", stacklevel=2)
     return frames
+
+
+def _fills_cell(atoms: Atoms, span: float = 0.8) -> bool:
+    """True if the atoms span at least ``span`` of every cell vector (fractional coordinates)."""
+    if abs(np.linalg.det(atoms.cell[:])) < 1e-8:
+        return False
+    frac = atoms.cell.scaled_positions(atoms.positions)
+    return bool(np.all(frac.max(axis=0) - frac.min(axis=0) >= span))
