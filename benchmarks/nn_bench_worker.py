@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--config", default=None)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     import numpy as np
@@ -40,7 +41,7 @@ def main() -> None:
     from psilearn.models import load
     from psilearn.report.metrics import calibration
 
-    argv = ["fit", args.train, "--target", args.target, "--model", args.model, "-o", args.out, "--seed", "0"]
+    argv = ["fit", args.train, "--target", args.target, "--model", args.model, "-o", args.out, "--seed", str(args.seed)]
     if args.tensor:
         argv += ["--tensor", args.tensor]
     if args.config:
@@ -61,6 +62,7 @@ def main() -> None:
         "train_seconds": train_s,
         "predict_seconds": pred_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "std": np.asarray(pred.std).tolist() if np.any(pred.std > 0) else None,
         "calibration": calibration(test.values, pred.values, pred.std) if np.any(pred.std > 0) else None,
         "training": {k: model.metadata.get(k) for k in ("members", "n_parameters", "calibration") if k in model.metadata},
     }
