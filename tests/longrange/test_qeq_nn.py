@@ -159,6 +159,22 @@ def test_charge_state_changes_prediction(data, from_dipoles):
     assert np.abs(pa.values - pb.values).max() > 1e-3
 
 
+def test_global_state_enters_the_electronegativities(data):
+    """With ``nn: {global_state: charge}`` chi itself depends on the total charge (without it, only
+    the QEq constraint does), and the total charge is still exact."""
+    train, test = data
+    model = QEqNNModel(CHARGES, NetworkConfig(**{**TINY_NET, "global_state": "charge"}),
+                       TrainConfig(**{**TINY_TRAIN, **F64, "epochs": 2}), QEqNNConfig(), seed=0)
+    model.fit(load_dataset(train, CHARGES))
+    a = test[0].copy()
+    a.info["charge"] = 0
+    b = a.copy()
+    b.info["charge"] = 1
+    pa, pb = model.predict([a]), model.predict([b])
+    assert np.abs(pa.chi - pb.chi).max() > 1e-6
+    assert abs(pb.charges.sum() - 1.0) < 1e-12 and abs(pa.charges.sum()) < 1e-12
+
+
 # ---- training -------------------------------------------------------------------------------------
 def test_training_from_charges_overfits_a_tiny_set(data):
     train, _ = data

@@ -220,7 +220,8 @@ class QEqNNModel(TorchRunOptions):
         frames = data.frames
         total = structure_states(frames)[:, 0]  # validates charge and multiplicity
         self.species = data.species
-        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=self.progress)
+        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=self.progress,
+                              global_state=self.net_config.global_state)
         q_ref, mu_ref, weights = self._references(data, total)
 
         j0 = None
@@ -366,7 +367,8 @@ class QEqNNModel(TorchRunOptions):
         self._apply_threads()
         self.check_elements(frames)
         total = structure_states(frames)[:, 0]  # validates charge and multiplicity
-        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=False)
+        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=False,
+                              global_state=self.net_config.global_state)
         chi, g = self._chi(graphs, features=features)
         return chi, g, self._maps(frames, total)
 

@@ -155,7 +155,8 @@ class NNModel(TorchRunOptions):
         cfg, t = self.train_config, self.target
         self._apply_threads()
         self.species = data.species
-        graphs = build_graphs(data.frames, self.species, self.net_config.cutoff, progress=self.progress)
+        graphs = build_graphs(data.frames, self.species, self.net_config.cutoff, progress=self.progress,
+                              global_state=self.net_config.global_state)
         train_idx, val_idx = random_split(len(data), cfg.val_fraction, self.seed)
         tr, va = data.subset(train_idx), data.subset(val_idx)
         y_tr, y_va = self._compact(t.to_irreps(tr.values)), self._compact(t.to_irreps(va.values))
@@ -265,7 +266,8 @@ class NNModel(TorchRunOptions):
             raise DataError("empty batch: no structures to predict")
         t = self.target
         self._apply_threads()
-        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=False)
+        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=False,
+                              global_state=self.net_config.global_state)
         members = self._member_irreps(graphs)
         irreps = self._full(members.mean(0))
         values = t.to_cartesian(irreps)

@@ -4,7 +4,9 @@ A graph holds, for one structure of n atoms with E directed edges within the cut
 
 - ``species`` (n,) int64: index of each atom's element in the model's element list;
 - ``edge_index`` (2, E) int64: rows (receiver i, sender j);
-- ``edge_vec`` (E, 3) float64: r_j - r_i + S @ cell, in Angstrom (periodic images included).
+- ``edge_vec`` (E, 3) float64: r_j - r_i + S @ cell, in Angstrom (periodic images included);
+- ``state`` (2,) float64: the structure's total charge Q (e) and number of unpaired electrons
+  (multiplicity - 1), from ``atoms.info`` (zeros unless the model uses a global state).
 
 Neighbour lists come from ``ase.neighborlist.neighbor_list`` (a cell-list algorithm, linear in the
 number of atoms, no Python loop over pairs). Edge vectors are computed once in float64 and cast to
@@ -13,7 +15,7 @@ the model's dtype when batched: the network never needs position gradients for t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ class Graph:
     species: np.ndarray
     edge_index: np.ndarray
     edge_vec: np.ndarray
+    state: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     @property
     def n_atoms(self) -> int:
@@ -44,7 +47,8 @@ class Batch:
     """Several graphs as one disconnected graph, as torch tensors on one device.
 
     ``species`` (N,), ``edge_index`` (2, E), ``edge_vec`` (E, 3) [Angstrom], ``batch`` (N,) index of
-    the structure of each atom, ``n_atoms`` (S,) atoms per structure, ``n_structures`` = S.
+    the structure of each atom, ``n_atoms`` (S,) atoms per structure, ``n_structures`` = S,
+    ``state`` (S, 2) total charge and unpaired electrons of each structure.
     """
 
     species: torch.Tensor
@@ -53,6 +57,7 @@ class Batch:
     batch: torch.Tensor
     n_atoms: torch.Tensor
     n_structures: int
+    state: torch.Tensor | None = None
 
 
 def _where(atoms: Atoms, i: int) -> str:
@@ -81,12 +86,21 @@ def build_graph(atoms: Atoms, species: list[int], cutoff: float) -> Graph:
     return Graph(spec, np.stack([i, j]).astype(np.int64), vec.astype(np.float64))
 
 
-def build_graphs(frames: list[Atoms], species: list[int], cutoff: float, progress: bool = False) -> list[Graph]:
-    """Graphs of many structures; checks every element first so the error names the frame."""
+def build_graphs(frames: list[Atoms], species: list[int], cutoff: float, progress: bool = False,
+                 global_state: str = "none") -> list[Graph]:
+    """Graphs of many structures; checks every element first so the error names the frame.
+    ``global_state`` 'charge' or 'charge+spin' records (and validates) each structure's total
+    charge and unpaired electrons in ``Graph.state`` (DataError naming the frame if impossible)."""
     check_elements(frames, species)
     from tqdm.auto import tqdm
 
-    return [build_graph(a, species, cutoff) for a in tqdm(frames, desc="neighbour lists", disable=not progress, leave=False)]
+    graphs = [build_graph(a, species, cutoff) for a in tqdm(frames, desc="neighbour lists", disable=not progress, leave=False)]
+    if global_state != "none":
+        from psilearn.models.longrange.state import state_vectors
+
+        for g, st in zip(graphs, state_vectors(frames, global_state)):
+            g.state = st
+    return graphs
 
 
 def collate(graphs: list[Graph], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Batch:
@@ -101,5 +115,6 @@ def collate(graphs: list[Graph], device: torch.device | str = "cpu", dtype: torc
     edge_vec = np.concatenate([g.edge_vec for g in graphs], axis=0)
     batch = np.repeat(np.arange(len(graphs)), n_atoms)
     t = lambda a, dt: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
+    state = np.stack([g.state for g in graphs])
     return Batch(t(species, torch.long), t(edge_index, torch.long), t(edge_vec, dtype), t(batch, torch.long),
-                 t(n_atoms, torch.long), len(graphs))
+                 t(n_atoms, torch.long), len(graphs), t(state, dtype))

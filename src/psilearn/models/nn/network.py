@@ -33,6 +33,10 @@ from psilearn.models.nn.graph import Batch
 from psilearn.models.nn.radial import RadialEmbedding
 
 
+# number of global-state scalars fed to the element embedding (Q; Q and unpaired electrons)
+STATE_INPUTS = {"none": 0, "charge": 1, "charge+spin": 2}
+
+
 @dataclass
 class NetworkConfig:
     """Architecture (YAML section ``nn:``). Lengths in Angstrom."""
@@ -46,6 +50,7 @@ class NetworkConfig:
     correlation: int = 2  # polynomial order in the neighbour density per layer (1 = two-body)
     radial_hidden: int = 64  # width of the radial MLP (two hidden layers)
     parity: str = "auto"  # 'natural' (l with parity (-1)^l), 'both', or 'auto' (both only if needed)
+    global_state: str = "none"  # 'none', 'charge' or 'charge+spin': total charge / unpaired electrons as inputs
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "NetworkConfig":
@@ -63,6 +68,8 @@ class NetworkConfig:
             raise ValueError("nn.lmax must be >= 0")
         if cfg.parity not in ("auto", "natural", "both"):
             raise ValueError("nn.parity must be 'auto', 'natural' or 'both'")
+        if cfg.global_state not in STATE_INPUTS:
+            raise ValueError(f"nn.global_state must be one of {sorted(STATE_INPUTS)}")
         return cfg
 
     def to_dict(self) -> dict:
@@ -171,7 +178,10 @@ class EquivariantNetwork(torch.nn.Module):
         self.sh_irreps = o3.Irreps.spherical_harmonics(lmax)
         self.sh = o3.SphericalHarmonics(self.sh_irreps, normalize=True, normalization="component")
         self.radial = RadialEmbedding(cfg.cutoff, cfg.n_basis, cfg.envelope_p)
-        self.embedding = o3.Linear(o3.Irreps(f"{n_species}x0e"), o3.Irreps(f"{cfg.channels}x0e"))
+        # the structure's total charge / unpaired electrons (invariant scalars) join the element
+        # one-hot in the embedding, so every layer sees them and equivariance is untouched
+        self.n_state = STATE_INPUTS[cfg.global_state]
+        self.embedding = o3.Linear(o3.Irreps(f"{n_species + self.n_state}x0e"), o3.Irreps(f"{cfg.channels}x0e"))
         layers, irreps = [], o3.Irreps(f"{cfg.channels}x0e")
         for _ in range(cfg.layers):
             layers.append(Interaction(irreps, self.sh_irreps, hidden, n_species, cfg, avg_num_neighbors))
@@ -195,7 +205,10 @@ class EquivariantNetwork(torch.nn.Module):
         sh = self.sh(vec)
         radial = self.radial(torch.linalg.norm(vec, dim=1))
         onehot = torch.nn.functional.one_hot(batch.species, self.n_species).to(vec.dtype)
-        h = self.embedding(onehot)
+        x = onehot
+        if self.n_state:
+            x = torch.cat([onehot, batch.state[batch.batch, : self.n_state].to(vec.dtype)], dim=1)
+        h = self.embedding(x)
         feats = []
         for layer in self.layers:
             h = layer(h, onehot, sh, radial, batch.edge_index)
