@@ -29,3 +29,13 @@ def check_known_elements(frames: list[Atoms], species: list[int]) -> None:
         new = sorted({int(z) for z in a.numbers} - known)
         if new:
             raise DataError(f"{frame_location(a, i)}: {unknown_elements_message(new, species)}")
+
+
+def frames_to_predict(frames) -> list[Atoms]:
+    """``frames`` (one Atoms or an iterable of them) as a list; DataError if it is empty."""
+    if isinstance(frames, Atoms):
+        return [frames]
+    frames = list(frames)
+    if not frames:
+        raise DataError("empty batch: no structures to predict")
+    return frames

@@ -32,9 +32,9 @@ import torch
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from psilearn.data import DataError, Dataset
+from psilearn.data import Dataset
 from psilearn.data.splits import random_split
-from psilearn.models.checks import check_training_data
+from psilearn.models.checks import check_training_data, frames_to_predict
 from psilearn.models.longrange.checks import check_charge_sums, check_target, is_dipole_target, reference_charges
 from psilearn.models.longrange.dipole import ORIGINS, PERIODIC_DIPOLES, dipole_unit_factor
 from psilearn.models.longrange.linear_maps import QEqMaps
@@ -359,11 +359,7 @@ class QEqNNModel(TorchRunOptions):
         """Checked inputs -> chi (n_atoms_total,) eV/e, readout features (or None) and the QEq maps."""
         if self.net is None:
             raise RuntimeError("model is not fitted")
-        if isinstance(frames, Atoms):
-            frames = [frames]
-        frames = list(frames)
-        if not frames:
-            raise DataError("empty batch: no structures to predict")
+        frames = frames_to_predict(frames)
         self._apply_threads()
         self.check_elements(frames)
         total = structure_states(frames)[:, 0]  # validates charge and multiplicity

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from psilearn.models.checks import check_training_data
-from psilearn.data import DataError, Dataset
+from psilearn.models.checks import check_training_data, frames_to_predict
+from psilearn.data import Dataset
 from psilearn.data.splits import random_split
 from psilearn.models.nn.graph import build_graphs, check_elements, collate
 from psilearn.models.nn.network import EquivariantNetwork, NetworkConfig
@@ -259,11 +259,7 @@ class NNModel(TorchRunOptions):
         DataError for elements unseen in training and for an empty list of structures."""
         if not self.nets:
             raise RuntimeError("model is not fitted")
-        if isinstance(frames, Atoms):
-            frames = [frames]
-        frames = list(frames)
-        if not frames:
-            raise DataError("empty batch: no structures to predict")
+        frames = frames_to_predict(frames)
         t = self.target
         self._apply_threads()
         graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=False,
