@@ -60,3 +60,19 @@ def reference_charges(frames: list[Atoms], key: str, total: np.ndarray) -> np.nd
     q = np.concatenate(rows)
     check_charge_sums(frames, q, total, key)
     return q
+
+
+class QEqTargetMixin:
+    """What both QEq estimators (kernel and NN) derive from their Target and config: whether the
+    Target is a dipole, and the key under which predicted charges are written."""
+
+    @property
+    def is_dipole(self) -> bool:
+        return is_dipole_target(self.target)
+
+    @property
+    def charges_name(self) -> str:
+        """Key under which predicted charges are written (arrays)."""
+        if not self.is_dipole:
+            return self.target.key
+        return self.config.charges_key or "qeq_charges"

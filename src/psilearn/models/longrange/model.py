@@ -32,7 +32,7 @@ from psilearn.models.checks import check_known_elements, check_training_data
 from psilearn.data import Dataset
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.models.gpr import ColumnFit, SparseGP
-from psilearn.models.longrange.checks import check_charge_sums, check_target, is_charge_target, is_dipole_target, reference_charges
+from psilearn.models.longrange.checks import QEqTargetMixin, check_charge_sums, check_target, is_dipole_target, reference_charges
 from psilearn.models.longrange.atomic_dipoles import DIP_CHANNEL, AtomicDipoleKernel
 from psilearn.models.longrange.chi_kernel import CHANNEL, ChiKernel, choose_sparse
 from psilearn.models.longrange.dipole import ORIGINS, PERIODIC_DIPOLES, dipole_unit_factor
@@ -122,12 +122,8 @@ def _positive(x) -> bool:
         return False
 
 
-# shared with the NN backend (kept here under their old names)
-_is_charge_target, _is_dipole_target = is_charge_target, is_dipole_target
-
-
 @dataclass
-class QEqModel:
+class QEqModel(QEqTargetMixin):
     """Kernel charge-equilibration model (see module docstring).
 
     >>> model = QEqModel(Target("dipole_vector", tensor="i", units="e*Bohr")).fit(dataset)
@@ -150,24 +146,13 @@ class QEqModel:
 
     def __post_init__(self) -> None:
         check_target(self.target)
-        if self.config.atomic_dipoles and not _is_dipole_target(self.target):
+        if self.config.atomic_dipoles and not is_dipole_target(self.target):
             raise ValueError("atomic_dipoles needs a dipole Target (--tensor i): charges alone do not determine them")
         self.params = QEqParams.from_dict(self.config.qeq)
         if self.is_dipole:
             self.dipole_factor = dipole_unit_factor(self.config.dipole_units or self.target.units)
         else:
             self.dipole_factor = 1.0  # charge targets report dipoles in e*Angstrom
-
-    @property
-    def is_dipole(self) -> bool:
-        return _is_dipole_target(self.target)
-
-    @property
-    def charges_name(self) -> str:
-        """Key under which predicted charges are written (arrays)."""
-        if not self.is_dipole:
-            return self.target.key
-        return self.config.charges_key or "qeq_charges"
 
     # ---- inputs ----------------------------------------------------------------------------------
     def _states(self, frames: list[Atoms]) -> np.ndarray:

@@ -35,7 +35,7 @@ from ase.data import chemical_symbols
 from psilearn.data import Dataset
 from psilearn.data.splits import random_split
 from psilearn.models.checks import check_training_data, frames_to_predict
-from psilearn.models.longrange.checks import check_charge_sums, check_target, is_dipole_target, reference_charges
+from psilearn.models.longrange.checks import QEqTargetMixin, check_charge_sums, check_target, reference_charges
 from psilearn.models.longrange.dipole import ORIGINS, PERIODIC_DIPOLES, dipole_unit_factor
 from psilearn.models.longrange.linear_maps import QEqMaps
 from psilearn.models.longrange.nn_chi import ChiNetwork
@@ -100,7 +100,7 @@ def _fingerprint(*parts) -> str:
 
 
 @dataclass
-class QEqNNModel(TorchRunOptions):
+class QEqNNModel(TorchRunOptions, QEqTargetMixin):
     """QEq with NN electronegativities (see module docstring).
 
     >>> model = QEqNNModel(Target("mu", tensor="i", units="e*Bohr"), NetworkConfig(), TrainConfig()).fit(dataset)
@@ -135,16 +135,6 @@ class QEqNNModel(TorchRunOptions):
         self.dipole_factor = dipole_unit_factor(self.config.dipole_units or self.target.units) if self.is_dipole else 1.0
 
     # ---- helpers ---------------------------------------------------------------------------------
-    @property
-    def is_dipole(self) -> bool:
-        return is_dipole_target(self.target)
-
-    @property
-    def charges_name(self) -> str:
-        if not self.is_dipole:
-            return self.target.key
-        return self.config.charges_key or "qeq_charges"
-
     def _new_net(self, hardness_init: np.ndarray | None = None) -> ChiNetwork:
         """A fresh ChiNetwork, built with torch's default dtype set to the model's (e3nn constants)."""
         prev = torch.get_default_dtype()
