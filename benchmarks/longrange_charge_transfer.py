@@ -111,7 +111,7 @@ def rmse(a, b) -> float:
 
 def build_nn(kind: str, target, nn_opts: dict, seed: int):
     """QEq with NN electronegativities (qeq-nn), cutoff as the SOAP models', fixed width scale."""
-    from psilearn.models.longrange.nn_model import QEqNNConfig, QEqNNModel
+    from psilearn.models.qeq.nn_model import QEqNNConfig, QEqNNModel
     from psilearn.models.nn import NetworkConfig, TrainConfig
 
     net = NetworkConfig(cutoff=CUTOFF, channels=nn_opts["channels"])
@@ -125,7 +125,7 @@ def fit_predict(kind: str, train, test, n_sparse: int, nn_opts: dict | None = No
     from psilearn.data import load_dataset
     from psilearn.features import SoapConfig
     from psilearn.models import SAGPR, SAGPRConfig
-    from psilearn.models.longrange.model import QEqConfig, QEqModel
+    from psilearn.models.qeq.model import QEqConfig, QEqModel
     from psilearn.targets import Target
 
     soap = SoapConfig(cutoff=CUTOFF, max_radial=6, max_angular=4)

@@ -130,7 +130,7 @@ def build(kind: str, n_sparse: int, charge_weight: float, seed: int, nn_opts: di
     nn_opts = {**NN_DEFAULTS, **(nn_opts or {})}
     from psilearn.features import SoapConfig
     from psilearn.models import SAGPR, SAGPRConfig
-    from psilearn.models.longrange.model import QEqConfig, QEqModel
+    from psilearn.models.qeq.model import QEqConfig, QEqModel
     from psilearn.targets import Target
 
     soap = SoapConfig()  # defaults: cutoff 5 A, 6 radial, l_max 4
@@ -145,7 +145,7 @@ def build(kind: str, n_sparse: int, charge_weight: float, seed: int, nn_opts: di
     if kind == "qeq-dipole":
         return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS))
     if kind.startswith("qeq-nn-"):
-        from psilearn.models.longrange.nn_model import QEqNNConfig, QEqNNModel
+        from psilearn.models.qeq.nn_model import QEqNNConfig, QEqNNModel
         from psilearn.models.nn import NetworkConfig, TrainConfig
 
         net = NetworkConfig(cutoff=5.0, channels=nn_opts["channels"])

@@ -15,8 +15,8 @@ dr_H1 + dr_H2 - 2 w (e*A; 3.05 D on average, along the bisector). The physical c
 
 which is what both models learn here (``mu_cell``), in e*A. Frames in which the nearest-oxygen
 assignment does not give 64 intact molecules (e.g. a transient H3O+/OH- pair) are skipped (printed). QEq uses Ewald electrostatics
-(:mod:`psilearn.models.longrange.ewald`) and the ``molecules`` periodic-dipole convention
-(:mod:`psilearn.models.longrange.dipole`); ``qeq-dipole+ad`` adds local atomic dipoles.
+(:mod:`psilearn.physics.ewald`) and the ``molecules`` periodic-dipole convention
+(:mod:`psilearn.physics.dipole`); ``qeq-dipole+ad`` adds local atomic dipoles.
 
   nice -n 10 .venv/bin/python benchmarks/longrange_water.py --out /tmp/lr_water
 """
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     from psilearn.data import load_dataset
     from psilearn.features import SoapConfig
     from psilearn.models import SAGPR, SAGPRConfig
-    from psilearn.models.longrange.model import QEqConfig, QEqModel
+    from psilearn.models.qeq.model import QEqConfig, QEqModel
     from psilearn.targets import Target
 
     train, test = read("training"), read("validation")

@@ -39,7 +39,7 @@ def main() -> None:
     from psilearn.cli.main import main as cli
     from psilearn.data import load_dataset
     from psilearn.models import load
-    from psilearn.report.metrics import calibration
+    from psilearn.metrics.regression import calibration
 
     argv = ["fit", args.train, "--target", args.target, "--model", args.model, "-o", args.out, "--seed", str(args.seed)]
     if args.tensor:

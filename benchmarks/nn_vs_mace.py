@@ -134,7 +134,7 @@ def run_json(cmd: list[str], env: dict, log: Path) -> dict | None:
 
 
 def score(key: str, tensor: str, test_values: np.ndarray, pred: np.ndarray) -> float:
-    from psilearn.report.metrics import regression_metrics
+    from psilearn.metrics.regression import regression_metrics
     from psilearn.targets import Target
 
     t = Target(key, tensor=tensor)
@@ -176,7 +176,7 @@ def main() -> int:
         models.remove("mace")
 
     from psilearn.data import load_dataset
-    from psilearn.report.metrics import calibration
+    from psilearn.metrics.regression import calibration
     from psilearn.targets import Target
 
     work = Path(args.workdir)

@@ -9,7 +9,7 @@ os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
 
 import numpy as np
 
-from psilearn.observe.metrics import compare_spectra
+from psilearn.spectral.metrics import compare_spectra
 
 METRICS = ("rmse", "relative_integrated_error", "pearson", "tanimoto", "peak_position_error")
 HEAD = {"rmse": "RMSE", "relative_integrated_error": "rel.int.err", "pearson": "Pearson",
@@ -18,9 +18,9 @@ HEAD = {"rmse": "RMSE", "relative_integrated_error": "rel.int.err", "pearson": "
 
 def structure_features(feats) -> np.ndarray:
     """Per-structure invariant SOAP vectors (n, Q) from psilearn's invariant environments
-    (:func:`psilearn.models.spectra.representation.invariant_features`): the absorber's environment,
+    (:func:`psilearn.models.spectrum.representation.invariant_features`): the absorber's environment,
     or the mean over atoms (element blocks side by side); rows normalised."""
-    from psilearn.models.spectra.representation import CHANNEL
+    from psilearn.models.spectrum.representation import CHANNEL
 
     parts = []
     for z in sorted(feats.index):

@@ -25,8 +25,8 @@ from spectra_common import aggregate, krr_baseline, structure_features, summaris
 
 from psilearn.data.spectra import load_spectrum_dataset, read_xanes  # noqa: E402
 from psilearn.features import SoapConfig  # noqa: E402
-from psilearn.models.spectra import SpectrumConfig, SpectrumModel  # noqa: E402
-from psilearn.models.spectra.representation import invariant_features, subset_features  # noqa: E402
+from psilearn.models.spectrum import SpectrumConfig, SpectrumModel  # noqa: E402
+from psilearn.models.spectrum.representation import invariant_features, subset_features  # noqa: E402
 from psilearn.targets import Target  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "xanes_fe")

@@ -77,7 +77,7 @@ def main() -> int:
         print(f"SKIP: {DATA} not found (benchmarks read ../shared/data beside the checkout)")
         return 0
     from psilearn import SAGPR, Target, load_dataset
-    from psilearn.report.metrics import block_names, regression_metrics
+    from psilearn.metrics.regression import block_names, regression_metrics
 
     sizes = [50, 200] if args.quick else [int(s) for s in args.sizes.split(",")]
     if args.speed:

@@ -12,7 +12,7 @@ Public API (scikit-learn-like)::
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+from psilearn._version import __version__
 
 # Lazy attributes keep `import psilearn` (and `psilearn --help`) from importing torch/featomic.
 _LAZY = {

@@ -4,7 +4,7 @@ likelihood, exact k-fold predictions, and calibrated uncertainties with ML regul
 import numpy as np
 import pytest
 
-from psilearn.models.gpr import SparseGP
+from psilearn.models._kernel.gpr import SparseGP
 
 
 def _linear_problem(seed, n, m, p, noise):

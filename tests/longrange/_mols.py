@@ -68,7 +68,7 @@ def true_chi(atoms: Atoms) -> np.ndarray:
 
 def label_qeq(frames: list[Atoms], charges_key: str = "q", dipole_key: str = "mu") -> list[Atoms]:
     """Charges (e) and dipoles (e*Angstrom, about the centre of mass) from the QEq truth."""
-    from psilearn.models.longrange import equilibrate
+    from psilearn.physics import equilibrate
 
     out = []
     for a in frames:

@@ -5,10 +5,10 @@ import pytest
 from ase import Atoms
 from scipy.special import erf
 
-from psilearn.models.longrange import QEqParams, QEqSystem, equilibrate
-from psilearn.models.longrange.coulomb import gaussian_coulomb_matrix
-from psilearn.models.longrange.ewald import ewald_coulomb_matrix
-from psilearn.models.longrange.params import COULOMB
+from psilearn.physics import QEqParams, QEqSystem, equilibrate
+from psilearn.physics.coulomb import gaussian_coulomb_matrix
+from psilearn.physics.ewald import ewald_coulomb_matrix
+from psilearn.physics.params import COULOMB
 
 CELL = np.array([[4.0, 0.3, 0.0], [0.5, 4.5, 0.2], [0.1, -0.4, 5.0]])  # triclinic
 
@@ -129,7 +129,7 @@ def test_molecular_matrix_is_the_large_cell_limit():
 def test_periodic_dipole_molecule_convention_is_wrap_invariant():
     """With periodic_dipole='molecules', wrapping atoms into the cell (which breaks molecules)
     does not change the cell dipole; with 'as_stored' it jumps by q * lattice vector."""
-    from psilearn.models.longrange.dipole import dipole_arm
+    from psilearn.physics.dipole import dipole_arm
 
     water = np.array([[0.0, 0.0, 0.117], [0.0, 0.757, -0.467], [0.0, -0.757, -0.467]])
     pos = np.vstack([water + [1.5, 1.5, 1.5], water @ np.diag([1, 1, -1]) + [3.0, 5.6, 0.2]])  # 2nd crosses y and z faces

@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 from psilearn.data import DataError, load_dataset
 from psilearn.features import SoapConfig
 from psilearn.models import load
-from psilearn.models.longrange.model import QEqConfig, QEqModel
+from psilearn.models.qeq.model import QEqConfig, QEqModel
 from psilearn.targets import Target
 
 from ._mols import label_qeq, molecules, with_charges

@@ -22,10 +22,10 @@ from scipy.spatial.transform import Rotation
 from nn.conftest import TINY_NET, TINY_TRAIN
 from psilearn.data import DataError, load_dataset
 from psilearn.models import load
-from psilearn.models.longrange import QEqParams, QEqSystem
-from psilearn.models.longrange.nn_loss import qeq_items, solve_charges
-from psilearn.models.longrange.nn_model import QEqNNConfig, QEqNNModel
-from psilearn.models.longrange.linear_maps import QEqMaps
+from psilearn.physics import QEqParams, QEqSystem
+from psilearn.models.qeq.nn_loss import qeq_items, solve_charges
+from psilearn.models.qeq.nn_model import QEqNNConfig, QEqNNModel
+from psilearn.models.qeq.linear_maps import QEqMaps
 from psilearn.models.nn import NetworkConfig, TrainConfig
 from psilearn.targets import Target
 

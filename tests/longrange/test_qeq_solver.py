@@ -6,9 +6,9 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from psilearn.data import DataError
-from psilearn.models.longrange import QEqParams, QEqSystem, equilibrate
-from psilearn.models.longrange.coulomb import gaussian_coulomb_matrix
-from psilearn.models.longrange.state import charge_and_multiplicity, structure_states
+from psilearn.physics import QEqParams, QEqSystem, equilibrate
+from psilearn.physics.coulomb import gaussian_coulomb_matrix
+from psilearn.data.electronic_state import charge_and_multiplicity, structure_states
 
 from ._mols import ammonia_borane, random_molecule
 
@@ -59,7 +59,7 @@ def test_linear_in_chi_and_shift_invariant():
 def test_coulomb_matrix_limits():
     """Far apart, the Gaussian interaction is the point-charge 1/r; the diagonal is the Gaussian
     self-energy; the matrix is positive definite."""
-    from psilearn.models.longrange.params import COULOMB
+    from psilearn.physics.params import COULOMB
 
     pos = np.array([[0.0, 0, 0], [0, 0, 30.0], [0, 1.0, 0]])
     sig = np.array([0.5, 0.7, 0.3])

@@ -103,16 +103,16 @@ def test_clear_errors_for_unseen_elements_and_empty_batches():
         model.predict([Atoms("NH3", positions=[[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])])
     with pytest.raises(DataError, match="empty batch"):
         model.predict([])
-    from psilearn.models.nn.graph import collate
+    from psilearn.models._torch.graph import collate
 
     with pytest.raises(ValueError, match="empty batch"):
         collate([])
     with pytest.raises(DataError, match="at least 2"):
         fit_tiny(_frames(1), VEC)
     with pytest.raises(ValueError, match="unknown nn options"):
-        from psilearn.models.nn.kind import build
+        from psilearn.models.nn.model import NNModel
 
-        build(VEC, {"nn": {"chanels": 3}})
+        NNModel.build(VEC, {"nn": {"chanels": 3}})
     with pytest.raises(ValueError, match="loss_weights"):
         fit_tiny(_frames(4), VEC, train=dict(loss_weights={"2e": 1.0}))
 

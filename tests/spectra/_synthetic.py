@@ -22,7 +22,7 @@ def local_spectra(a, grid=GRID) -> np.ndarray:
 
 def labelled(n: int, seed: int = 0, shifts=None, key: str = "dos"):
     """Molecules with info[key] (total spectrum, moved by ``shifts`` if given) and arrays['ldos']."""
-    from psilearn.observe.shift import apply_shift
+    from psilearn.spectral.shift import apply_shift
 
     frames = molecules(seed, n)
     for i, a in enumerate(frames):

@@ -9,7 +9,7 @@ from psilearn.observe import (
     peak_position_error, relative_integrated_error, rmse, shift_aligned_rmse,
 )
 from psilearn.observe.harmonic import broadened, normal_modes
-from psilearn.observe.pca import choose_clusters, fit_pca, kmeans
+from psilearn.spectral.pca import choose_clusters, fit_pca, kmeans
 
 GRID = np.linspace(-10, 10, 401)
 

@@ -6,7 +6,7 @@ import pytest
 from psilearn.data import DataError
 from psilearn.data.spectra import load_spectrum_dataset
 from psilearn.models import load
-from psilearn.models.spectra import SpectrumConfig, SpectrumModel
+from psilearn.models.spectrum import SpectrumConfig, SpectrumModel
 from psilearn.observe import pearson
 from psilearn.targets import Target
 
@@ -116,7 +116,7 @@ def test_model_refuses_bad_inputs(frames):
 
 
 def test_precomputed_features_give_the_same_model(frames):
-    from psilearn.models.spectra.representation import invariant_features, subset_features
+    from psilearn.models.spectrum.representation import invariant_features, subset_features
 
     target = Target("dos", grid=GRID)
     feats = invariant_features(frames, SOAP, [1, 6, 8])

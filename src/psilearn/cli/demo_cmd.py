@@ -24,8 +24,8 @@ def demo_data_path(name: str = "molecules.xyz") -> str:
 def cmd_demo(args) -> int:
     from psilearn.data import load_dataset, random_split
     from psilearn.models import SAGPR
-    from psilearn.report.metrics import calibration, regression_metrics
-    from psilearn.report.plots import parity_plot
+    from psilearn.metrics.regression import calibration, regression_metrics
+    from psilearn.evaluation.plots import parity_plot
     from psilearn.targets import Target
 
     path = demo_data_path()

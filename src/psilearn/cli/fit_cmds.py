@@ -37,16 +37,14 @@ def _target(args):
 
 def _fit_model(args, target, dataset, progress=True):
     from psilearn.config import load_config
-    from psilearn.models.registry import model_kind
-
-    from psilearn.models.longrange.cli import check_no_long_range_flags, long_range_options
+    from psilearn.cli.qeq_args import check_no_long_range_flags, long_range_options
+    from psilearn.models.registry import model_class
 
     check_no_long_range_flags(args)
     name, config = args.model, load_config(args.config)
     if getattr(args, "long_range", None):
         name, config = long_range_options(args, config)
-    kind = model_kind(name)
-    model = kind.build(target, config, seed=args.seed, progress=progress)
+    model = model_class(name).build(target, config, seed=args.seed, progress=progress)
     _apply_run_options(args, model)
     return model.fit(dataset)
 
@@ -55,7 +53,7 @@ def _apply_run_options(args, model) -> None:
     """Training-run flags (--device, --resume, --checkpoint-dir) for models that train iteratively."""
     device, resume = getattr(args, "device", None), getattr(args, "resume", False)
     ckpt = getattr(args, "checkpoint_dir", None)
-    if not hasattr(model, "set_run_options"):
+    if not model.iterative:
         if device or resume or ckpt:
             raise ValueError(f"--device/--resume/--checkpoint-dir apply to iterative models (nn), not --model {args.model}")
         return
@@ -112,7 +110,7 @@ def _write_predictions(frames, model, pred, path, with_std: bool = True) -> None
             if with_std:
                 b.arrays[f"{key}_std"] = squeeze(pred.std[sl])
         if hasattr(pred, "extra_info") or hasattr(pred, "extra_arrays"):  # e.g. QEq charges next to a dipole
-            from psilearn.models.longrange.cli import write_extras
+            from psilearn.cli.qeq_args import write_extras
 
             write_extras(b, pred, i, slice(offsets[i], offsets[i + 1]))
         out.append(b)
@@ -137,7 +135,7 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     from psilearn.data import load_dataset
     from psilearn.models import load
-    from psilearn.report.metrics import calibration, regression_metrics
+    from psilearn.metrics.regression import calibration, regression_metrics
 
     model = load(args.model)
     t = model.target
@@ -149,7 +147,7 @@ def cmd_evaluate(args) -> int:
     metrics["model"] = args.model
     metrics["test"] = args.test
     if args.plot:
-        from psilearn.report.plots import parity_plot
+        from psilearn.evaluation.plots import parity_plot
 
         parity_plot(t, t.to_irreps(ds.values), pred.irreps, args.plot, title=f"{args.model} on {args.test}")
     if args.json:
@@ -167,7 +165,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_learning_curve(args) -> int:
     from psilearn.data import load_dataset
-    from psilearn.report.metrics import block_names, regression_metrics
+    from psilearn.metrics.regression import block_names, regression_metrics
 
     target = _target(args)
     train = load_dataset(args.train, target, symmetrize=args.symmetrize)
@@ -195,7 +193,7 @@ def cmd_learning_curve(args) -> int:
     for n, vals, fit_s in rows:
         print(f"{n:>8}" + "".join(f"{v:>12.3f}" for v in vals) + f"{fit_s:>10.1f}")
     if args.plot:
-        from psilearn.report.plots import learning_curve_plot
+        from psilearn.evaluation.plots import learning_curve_plot
 
         learning_curve_plot(sizes, curves, args.plot, title=f"{target.key}: {args.train}")
         print(f"plot: {args.plot}")
@@ -219,7 +217,7 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")
     p.add_argument("--resume", action="store_true", help="nn: continue an interrupted training run from its checkpoints")
-    from psilearn.models.longrange.cli import add_long_range_args
+    from psilearn.cli.qeq_args import add_long_range_args
 
     add_long_range_args(p)
     p.set_defaults(func=cmd_fit)

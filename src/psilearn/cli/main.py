@@ -6,7 +6,7 @@ import argparse
 import sys
 from importlib import import_module
 
-from psilearn import __version__
+from psilearn._version import __version__
 
 # Each module defines register(subparsers) and sets a ``func(args) -> int`` default on its parsers.
 COMMAND_MODULES = [

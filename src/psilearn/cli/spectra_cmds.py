@@ -44,7 +44,7 @@ def _spectrum_target(args, frames):
 
 
 def _print_spectral(m: dict, units: str = "", grid_units: str = "") -> None:
-    from psilearn.observe.metrics import METRIC_INFO
+    from psilearn.spectral.metrics import METRIC_INFO
 
     for k, v in m.items():
         name, unit, better = METRIC_INFO.get(k, (k, "", ""))
@@ -56,7 +56,7 @@ def _print_spectral(m: dict, units: str = "", grid_units: str = "") -> None:
 def cmd_fit_spectrum(args) -> int:
     from psilearn.config import load_config
     from psilearn.data.spectra import load_spectrum_dataset, read_structures_or_xanes
-    from psilearn.models.registry import model_kind
+    from psilearn.models.registry import model_class
 
     frames = read_structures_or_xanes(args.train, args.split, args.target)
     if args.from_orbitals is not None:
@@ -84,7 +84,7 @@ def cmd_fit_spectrum(args) -> int:
         model_opts["species"] = sorted(set(model_opts.get("species") or []) | set(extra))
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     t0 = time.perf_counter()
-    model = model_kind("spectrum").build(target, config, seed=args.seed, progress=True).fit(ds)
+    model = model_class("spectrum").build(target, config, seed=args.seed, progress=True).fit(ds)
     model.save(args.output)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s ({model.metadata['n_columns']} output columns, loss {model.config.loss}); saved to {args.output}")
@@ -137,8 +137,8 @@ def cmd_predict_spectrum(args) -> int:
 # ---- compare / pca ------------------------------------------------------------------------------
 def cmd_compare(args) -> int:
     from psilearn.data.spectra import interpolate_spectra, load_spectra, parse_grid, same_grid
-    from psilearn.observe.fingerprint import FingerprintSpec
-    from psilearn.observe.metrics import compare_spectra
+    from psilearn.spectral.fingerprint import FingerprintSpec
+    from psilearn.spectral.metrics import compare_spectra
 
     grid = parse_grid(args.grid) if args.grid else None
     ga, ya, na = load_spectra(args.a, args.key, grid, args.split, args.on_grid_mismatch)
@@ -182,7 +182,7 @@ def cmd_compare(args) -> int:
 
 def cmd_pca(args) -> int:
     from psilearn.data.spectra import load_spectra, parse_grid
-    from psilearn.observe.pca import choose_clusters, fit_pca, kmeans, silhouette
+    from psilearn.spectral.pca import choose_clusters, fit_pca, kmeans, silhouette
     from psilearn.observe.plots import plot_pca
 
     grid = parse_grid(args.grid) if args.grid else None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from ase import Atoms
 
-from psilearn.data.errors import DataError
+import numpy as np
+
+from psilearn.data.errors import DataError, frame_location
 
 
 def _integer(value, name: str, prefix: str) -> int:
@@ -56,3 +58,41 @@ def checked_electronic_state(atoms: Atoms, where: str = "", allow_no_electrons: 
         raise DataError(f"{prefix}multiplicity {mult} needs {unpaired} unpaired electrons, but charge "
                         f"{charge:+d} leaves only {n_elec}")
     return charge, mult, n_elec
+
+
+def charge_and_multiplicity(atoms: Atoms, index: int = 0) -> tuple[int, int]:
+    """Validated (total charge [e], multiplicity 2S+1) of one structure; DataError naming the frame
+    for a state impossible for its electron count (see :mod:`psilearn.data.electronic_state`)."""
+    charge, mult, _ = checked_electronic_state(atoms, frame_location(atoms, index), allow_no_electrons=True)
+    return charge, mult
+
+
+def structure_states(frames: list[Atoms]) -> np.ndarray:
+    """State vectors s = (Q, n_unpaired) of each structure, shape (n_structures, 2), float.
+
+    Q is the total charge (e), n_unpaired = multiplicity - 1."""
+    out = np.zeros((len(frames), 2))
+    for i, a in enumerate(frames):
+        q, m = charge_and_multiplicity(a, i)
+        out[i] = (q, m - 1)
+    return out
+
+
+def total_charges(frames: list[Atoms]) -> np.ndarray:
+    """Validated total charge of each structure (e), shape (n_structures,)."""
+    return structure_states(frames)[:, 0]
+
+
+#: global-state input modes of models (SA-GPR, nn: ``global_state``)
+STATE_MODES = ("none", "charge", "charge+spin")
+
+
+def state_vectors(frames: list[Atoms], mode: str) -> np.ndarray:
+    """(n_structures, 2) state vectors for ``mode``: ``charge`` -> (Q, 0), ``charge+spin`` ->
+    (Q, n_unpaired). Validates charge and multiplicity in both modes."""
+    if mode not in STATE_MODES[1:]:
+        raise ValueError(f"global_state must be one of {STATE_MODES}, got {mode!r}")
+    s = structure_states(frames)
+    if mode == "charge":
+        s[:, 1] = 0.0
+    return s

@@ -1,8 +1,8 @@
-"""The one exception type for bad input data."""
+"""The one exception type for bad input data, and where a frame came from."""
 
+from psilearn.errors import DataError
 
-class DataError(ValueError):
-    """Bad input data: the message names the file, the frame and the key where possible."""
+__all__ = ["DataError", "frame_location"]
 
 
 def frame_location(atoms, i: int) -> str:

@@ -318,11 +318,7 @@ def dos_from_orbitals(frames: list[Atoms], grid, sigma: float, key: str = "dos",
     ``grid`` (same units), width ``sigma``. ``reference``: 'none' (absolute energies) or 'homo'
     (energies relative to the HOMO: an alignment on a stated feature). Returns labelled copies with
     ``info[key]`` and ``info[key + '_grid']``."""
-    from psilearn.label.orbitals import broadened_dos
-
-    class _Grid:  # the duck type broadened_dos needs
-        def __init__(self, e, s):
-            self.energies, self.sigma = e, s
+    from psilearn.spectral.broadening import gaussian_broadening
 
     if reference not in ("none", "homo"):
         raise ValueError(f"reference must be 'none' or 'homo', got {reference!r}")
@@ -344,7 +340,7 @@ def dos_from_orbitals(frames: list[Atoms], grid, sigma: float, key: str = "dos",
                 raise DataError(f"frame {i}: no 'homo' label to align on")
             levels = levels - float(info["homo"])
         b = a.copy()
-        b.info[key] = broadened_dos(levels, weights, _Grid(g, sigma))
+        b.info[key] = gaussian_broadening(levels, weights, g, sigma)
         b.info[key + GRID_SUFFIX] = g.copy()
         out.append(b)
     return out

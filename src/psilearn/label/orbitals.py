@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from psilearn.spectral.broadening import gaussian_broadening
+
 
 @dataclass(frozen=True)
 class DOSGrid:
@@ -30,10 +32,7 @@ def broadened_dos(levels: np.ndarray, weights: np.ndarray, grid: DOSGrid) -> np.
     ``weights`` is the number of states per level (2 for a restricted spatial orbital, 1 per spin
     orbital otherwise), so the integral over all energies is the number of spin orbitals.
     """
-    e = grid.energies[:, None]
-    g = np.exp(-0.5 * ((e - np.asarray(levels)[None, :]) / grid.sigma) ** 2)
-    g /= grid.sigma * np.sqrt(2.0 * np.pi)
-    return g @ np.asarray(weights, dtype=float)
+    return gaussian_broadening(levels, weights, grid.energies, grid.sigma)
 
 
 def orbital_labels(

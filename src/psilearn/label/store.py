@@ -51,7 +51,7 @@ class LabelStore:
     # ---- metadata ----------------------------------------------------------------------------
     def register_method(self, name: str, mhash: str, spec: dict[str, Any]) -> None:
         """Record the method spec and the units in the database metadata."""
-        from psilearn import __version__
+        from psilearn._version import __version__
 
         md = self.db.metadata
         methods = md.get("methods", {})

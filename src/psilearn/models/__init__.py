@@ -1,8 +1,28 @@
-"""Models sharing one protocol: fit(Dataset) -> self, predict(frames) -> Prediction, save(path);
-``load(path)`` reads any of them back."""
+"""Models sharing one protocol (:class:`psilearn.models.base.Model`): fit(Dataset) -> self,
+predict(frames) -> Prediction, to_state/from_state for model files; ``load(path)`` reads any of
+them back through the registry (:mod:`psilearn.models.registry`).
 
+Kernel models import featomic; network models import torch and e3nn, lazily (on first use of
+their names here), so that ``from psilearn.models import load`` stays light.
+"""
+
+from importlib import import_module
+
+from psilearn.data.prediction import Prediction
+from psilearn.models.base import Model
 from psilearn.models.io import ModelFileError, load
-from psilearn.models.prediction import Prediction
-from psilearn.models.sagpr import SAGPR, SAGPRConfig
 
-__all__ = ["SAGPR", "SAGPRConfig", "Prediction", "load", "ModelFileError"]
+_LAZY = {
+    "SAGPR": "psilearn.models.sagpr", "SAGPRConfig": "psilearn.models.sagpr",
+    "NNModel": "psilearn.models.nn", "NetworkConfig": "psilearn.models.nn", "TrainConfig": "psilearn.models.nn",
+    "QEqModel": "psilearn.models.qeq", "QEqConfig": "psilearn.models.qeq",
+    "QEqNNModel": "psilearn.models.qeq", "QEqNNConfig": "psilearn.models.qeq",
+    "SpectrumModel": "psilearn.models.spectrum", "SpectrumConfig": "psilearn.models.spectrum",
+}
+__all__ = ["Model", "Prediction", "load", "ModelFileError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'psilearn.models' has no attribute {name!r}")

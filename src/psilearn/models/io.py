@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from psilearn._version import __version__
+
 FORMAT = "psilearn-model"
 FORMAT_VERSION = 1
 
@@ -38,10 +40,8 @@ def _meta_sha(meta: dict) -> str:
 
 def write_model(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     """Write atomically: the directory appears complete or not at all."""
-    import psilearn
-
     path = Path(path)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "psilearn_version": psilearn.__version__, **meta}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "psilearn_version": __version__, **meta}
     meta["integrity"] = {"arrays_sha256": {k: _sha(v) for k, v in arrays.items()}}
     meta["integrity"]["metadata_sha256"] = _meta_sha(meta)
     parent = path.parent if str(path.parent) else Path(".")
@@ -96,77 +96,15 @@ def read_model(path) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def save_sagpr(model, path) -> None:
-    from dataclasses import asdict
-
-    arrays: dict[str, np.ndarray] = {"scales": np.asarray(model.scales)}
-    for (l, s), per_z in model.sparse.items():
-        for z, x in per_z.items():
-            arrays[f"sparse/{l}/{s}/{z}"] = x
-    for (l, s), per_z in model.projections.items():
-        for z, v in per_z.items():
-            arrays[f"proj/{l}/{s}/{z}"] = v
-    channels = []
-    for ci, cm in enumerate(model.channels):
-        arrays[f"ch{ci}/P"] = cm.gp.P
-        arrays[f"ch{ci}/S2"] = cm.gp.S2
-        cols = []
-        for bi, col in cm.columns:
-            arrays[f"ch{ci}/b{bi}/coef"] = col.coef
-            arrays[f"ch{ci}/b{bi}/d"] = col.d
-            cols.append({"block": bi, "reg": col.reg, "s2": col.s2})
-        channels.append({"l": cm.channel[0], "sigma": cm.channel[1], "columns": cols})
-    meta = {
-        "model": "sagpr",
-        "target": model.target.to_dict(),
-        "soap": model.soap.to_dict(),
-        "config": asdict(model.config),
-        "species": model.species,
-        "baseline": {str(k): v for k, v in model.baseline.items()},
-        "channels": channels,
-        "training": model.metadata,
-    }
-    write_model(path, meta, arrays)
-
-
 def load(path):
-    """Load any psilearn model file; the kind recorded in it selects the loader (models.registry)."""
-    from psilearn.models.registry import MODEL_KINDS, model_kind
+    """Load any psilearn model file; the kind recorded in it selects the class (models.registry)."""
+    from psilearn.models.registry import MODEL_KINDS, model_class
 
     meta, arrays = read_model(path)
     kind = meta.get("model")
     if kind not in MODEL_KINDS:
-        raise ModelFileError(f"{path}: unknown model kind {kind!r}")
+        raise ModelFileError(f"{path}: unknown model kind {kind!r} (known: {', '.join(sorted(MODEL_KINDS))})")
     try:
-        return model_kind(kind).load_from(meta, arrays)
+        return model_class(kind).from_state(meta, arrays)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: inconsistent model contents ({type(exc).__name__}: {exc})") from None
-
-
-def _load_sagpr(meta: dict, arrays: dict[str, np.ndarray]):
-    from psilearn.features import SoapConfig
-    from psilearn.models.gpr import ColumnFit, SparseGP
-    from psilearn.models.sagpr import SAGPR, SAGPRConfig, ChannelModel
-    from psilearn.targets import Target
-
-    model = SAGPR(Target.from_dict(meta["target"]), SoapConfig.from_dict(meta["soap"]), SAGPRConfig.from_dict(meta["config"]))
-    model.species = [int(z) for z in meta["species"]]
-    model.baseline = {int(k): float(v) for k, v in meta["baseline"].items()}
-    model.scales = arrays["scales"]
-    model.metadata = meta["training"]
-    model.sparse = {}
-    for name, x in arrays.items():
-        if name.startswith("sparse/") or name.startswith("proj/"):
-            kind, l, s, z = name.split("/")
-            store = model.sparse if kind == "sparse" else model.projections
-            store.setdefault((int(l), int(s)), {})[int(z)] = x
-    for ci, ch in enumerate(meta["channels"]):
-        gp = SparseGP(arrays[f"ch{ci}/P"], arrays[f"ch{ci}/S2"])
-        cols = [
-            (c["block"], ColumnFit(c["reg"], c["s2"], arrays[f"ch{ci}/b{c['block']}/coef"], arrays[f"ch{ci}/b{c['block']}/d"]))
-            for c in ch["columns"]
-        ]
-        model.channels.append(ChannelModel((ch["l"], ch["sigma"]), gp, cols))
-    if set(model._channel_list()) != {cm.channel for cm in model.channels}:
-        raise ValueError("channels do not match the target")
-    return model

@@ -4,9 +4,9 @@ from time series, harmonic analysis, PCA/clustering of spectra.
 Submodules import only numpy/scipy (matplotlib for plots), so this package stays light."""
 
 from psilearn.observe.correlation import autocorrelation, cosine_transform
-from psilearn.observe.fingerprint import FingerprintSpec, fingerprint_similarity, fingerprints, tanimoto
+from psilearn.spectral.fingerprint import FingerprintSpec, fingerprint_similarity, fingerprints, tanimoto
 from psilearn.observe.ir import ir_spectrum
-from psilearn.observe.metrics import (
+from psilearn.spectral.metrics import (
     compare_spectra,
     cosine,
     pearson,
@@ -14,9 +14,9 @@ from psilearn.observe.metrics import (
     rmse,
     shift_aligned_rmse,
 )
-from psilearn.observe.peaks import peak_position_error, peak_positions
+from psilearn.spectral.peaks import peak_position_error, peak_positions
 from psilearn.observe.raman import raman_spectrum, rotational_invariants
-from psilearn.observe.shift import apply_shift, best_shift
+from psilearn.spectral.shift import apply_shift, best_shift
 from psilearn.observe.vibrational import SpectrumOptions, VibrationalSpectrum
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from psilearn.observe.checks import positive
+from psilearn.spectral.checks import positive
 
 #: speed of light in cm/fs
 C_CM_PER_FS = 2.99792458e-5

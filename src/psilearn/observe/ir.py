@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from psilearn.observe.checks import as_series
+from psilearn.spectral.checks import as_series
 from psilearn.observe.vibrational import SpectrumOptions, VibrationalSpectrum, derivative_spectrum, normalise
 
 

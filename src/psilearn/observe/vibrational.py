@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from psilearn.observe.checks import positive
+from psilearn.spectral.checks import positive
 from psilearn.observe.correlation import angular_per_fs, autocorrelation, cosine_transform
 from psilearn.observe.quantum import absorption_factor
 
@@ -76,7 +76,7 @@ class VibrationalSpectrum:
     def peak_positions(self, column: str | None = None, prominence: float = 0.05, n_peaks: int | None = None,
                        min_cm1: float = 200.0) -> np.ndarray:
         """Peak positions (cm^-1) of one column above ``min_cm1``, most prominent first."""
-        from psilearn.observe.peaks import peak_positions
+        from psilearn.spectral.peaks import peak_positions
 
         col = self.columns[column or next(iter(self.columns))]
         keep = self.wavenumber_cm1 >= min_cm1

@@ -1,0 +1,1 @@
+"""Evaluation of fitted models on labelled data: test metrics, calibration, learning curves, plots."""

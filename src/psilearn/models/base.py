@@ -1,0 +1,102 @@
+"""The one model protocol every model kind implements, and what it shares (written once).
+
+A model kind is a class deriving from :class:`Model`, registered by name in
+:mod:`psilearn.models.registry`. It provides:
+
+* ``kind`` (its registry name) and ``config_sections`` (the YAML sections it reads);
+* ``build(target, config, seed, progress)``: an unfitted model from a validated options dict;
+* ``fit(dataset) -> self``;
+* ``_predict(frames, return_std, return_cov) -> Prediction`` on a checked, non-empty list of
+  structures (the public :meth:`Model.predict` normalises the input first);
+* ``check_elements(frames)``: DataError for elements the model never saw;
+* ``to_state() -> (metadata, arrays)`` and ``from_state(metadata, arrays)``: everything a fitted
+  model needs, as JSON-able metadata and named numpy arrays. :meth:`Model.save` writes them with
+  the model-file container (:mod:`psilearn.models.io`), adding the kind, the Target and the
+  training metadata; :func:`psilearn.models.load` reads them back through the registry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.data.prediction import Prediction
+from psilearn.models.checks import frames_to_predict
+from psilearn.targets import Target
+
+
+class Model(ABC):
+    """Base class of every model kind (see the module docstring for the protocol)."""
+
+    #: registry name written into model files (``"model"`` key)
+    kind: ClassVar[str] = ""
+    #: YAML sections this kind reads (``psilearn fit --config``); any other section is an error
+    config_sections: ClassVar[tuple[str, ...]] = ()
+    #: True for kinds trained iteratively that accept run options (device, checkpoints, resume)
+    iterative: ClassVar[bool] = False
+
+    target: Target
+    metadata: dict
+
+    # ---- construction ----------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "Model":
+        """An unfitted model from ``config`` ({section: {option: value}}) and a random seed."""
+
+    # ---- learning --------------------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, data) -> "Model":
+        """Fit on a :class:`psilearn.data.Dataset` whose Target equals this model's; returns self."""
+
+    @abstractmethod
+    def check_elements(self, frames: list[Atoms]) -> None:
+        """DataError naming file, frame and element for elements absent from training."""
+
+    @abstractmethod
+    def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, **options) -> Prediction:
+        """Predictions for a checked, non-empty list of structures (``options``: kind-specific)."""
+
+    def predict(self, frames, *, return_std: bool = True, return_cov: bool = False, **options) -> Prediction:
+        """Predict the Target for ``frames`` (one Atoms or a list).
+
+        Returns a :class:`~psilearn.data.prediction.Prediction`: Cartesian values (n, 3**rank) in
+        the label's units with standard deviations (zeros with ``return_std=False``); n is the
+        number of structures, or of atoms for per-atom targets; ``return_cov`` adds the full
+        Cartesian covariance where the kind has one. ``options`` are kind-specific (e.g. precomputed
+        ``features`` for the spectrum kind). DataError for an empty batch and for elements unseen
+        in training."""
+        frames = frames_to_predict(frames)
+        self.check_elements(frames)
+        return self._predict(frames, return_std=return_std, return_cov=return_cov, **options)
+
+    # ---- state -----------------------------------------------------------------------------------
+    @abstractmethod
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(metadata, arrays) of a fitted model; RuntimeError if it is not fitted. The metadata
+        must not hold the keys ``model``, ``target`` or ``training`` (:meth:`save` adds them)."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Model":
+        """The fitted model from what :meth:`to_state` wrote (``meta`` includes ``target`` and
+        ``training``). KeyError/ValueError on inconsistent contents (load turns them into a
+        ModelFileError naming the file)."""
+
+    def save(self, path) -> None:
+        """Write the model directory atomically (JSON metadata + checksummed npz, no pickle)."""
+        from psilearn.models.io import write_model
+
+        meta, arrays = self.to_state()
+        clash = {"model", "target", "training"} & set(meta)
+        if clash:
+            raise RuntimeError(f"{type(self).__name__}.to_state() must not set {sorted(clash)}")
+        write_model(path, {"model": self.kind, "target": self.target.to_dict(), **meta, "training": self.metadata}, arrays)
+
+    def set_run_options(self, device=None, checkpoint_dir=None, resume: bool = False) -> None:
+        """Training-run options of iterative kinds; other kinds refuse them."""
+        if device or checkpoint_dir or resume:
+            raise ValueError(f"device/checkpoint/resume options apply to iterative models (nn, qeq-nn), not {self.kind}")

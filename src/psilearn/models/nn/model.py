@@ -1,0 +1,322 @@
+"""The `nn` model kind: fit(Dataset) -> self, predict(frames) -> Prediction, state for model files.
+
+Target values are learned in the irreducible (e3nn) basis of the Target, after removing a
+per-element baseline from the even scalar channel (composition fit, as in SA-GPR) and dividing each
+block by its spread. A random ``val_fraction`` of the training structures is held out for early
+stopping, uncertainty calibration and the held-out metrics stored in the model file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from psilearn.data import Dataset
+from psilearn.data.splits import random_split
+from psilearn.models._torch.graph import build_graphs, check_elements, collate
+from psilearn.models._torch.network import EquivariantNetwork, NetworkConfig
+from psilearn.models._torch.run_options import TorchRunOptions
+from psilearn.models._torch.train import TrainConfig, Trainer
+from psilearn.models._torch.weights import build_in_dtype, load_weights, weights_blob
+from psilearn.models.base import Model
+from psilearn.models.checks import check_training_data
+from psilearn.models._torch import uncertainty as unc
+from psilearn.data.prediction import Prediction
+from psilearn.targets import IrrepBlock, Target
+
+log = logging.getLogger("psilearn")
+
+
+def _even_scalar(b) -> bool:
+    return b.l == 0 and b.p == 1
+
+
+@dataclass
+class NNModel(TorchRunOptions, Model):
+    """Equivariant message-passing network (deep ensemble or single model with LLPR) for any Target.
+
+    >>> model = NNModel(Target("alpha", tensor="ij=ji"), NetworkConfig(), TrainConfig()).fit(dataset)
+    >>> model.predict(frames).values   # (n_structures, 9) Cartesian, in the label's units
+    """
+
+    target: Target
+    net_config: NetworkConfig = field(default_factory=NetworkConfig)
+    train_config: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    progress: bool = False
+    checkpoint_dir: str | None = None  # where training checkpoints go (per ensemble member)
+    resume: bool = False  # continue from checkpoints in checkpoint_dir
+    on_epoch_end: object = None  # callback(member, epoch), for tests and monitoring
+    # fitted state
+    species: list[int] = field(default_factory=list)
+    nets: list = field(default_factory=list)
+    avg_num_neighbors: float = 1.0
+    llpr: unc.LLPR | None = None
+    ens_alpha2: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+    kind: ClassVar[str] = "nn"
+    config_sections: ClassVar[tuple[str, ...]] = ("nn", "nn_train")
+    iterative: ClassVar[bool] = True
+
+    @classmethod
+    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "NNModel":
+        """From the ``nn`` (architecture) and ``nn_train`` (training) sections."""
+        return cls(target, NetworkConfig.from_dict(config.get("nn")), TrainConfig.from_dict(config.get("nn_train")),
+                   seed=seed, progress=progress)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    @property
+    def out_irreps(self) -> list[tuple[int, int]]:
+        return [(b.l, b.p) for b in self.target.blocks]
+
+    @property
+    def n_irreps(self) -> int:
+        """Length of the target's full irreps vector (including parts dropped as traceless)."""
+        return max(b.start + b.dim for b in self.target.blocks)
+
+    @property
+    def blocks(self) -> list[IrrepBlock]:
+        """The target blocks in the network's compact output layout (learned parts only, in order)."""
+        out, start = [], 0
+        for b in self.target.blocks:
+            out.append(IrrepBlock(b.l, b.p, start))
+            start += b.dim
+        return out
+
+    @property
+    def n_out(self) -> int:
+        return sum(b.dim for b in self.target.blocks)
+
+    def _compact(self, full: np.ndarray) -> np.ndarray:
+        return full[:, np.concatenate([np.arange(b.start, b.start + b.dim) for b in self.target.blocks])]
+
+    def _full(self, compact: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(compact), self.n_irreps))
+        out[:, np.concatenate([np.arange(b.start, b.start + b.dim) for b in self.target.blocks])] = compact
+        return out
+
+    def _new_net(self) -> EquivariantNetwork:
+        """A fresh network in the model's dtype (see :func:`~psilearn.models._torch.weights.build_in_dtype`)."""
+        return build_in_dtype(lambda: EquivariantNetwork(self.net_config, len(self.species), self.out_irreps, self.avg_num_neighbors),
+                              self.dtype, self.device)
+
+    def _normalisation(self, data: Dataset, rows_irreps: np.ndarray, train_idx: np.ndarray):
+        """Per-element shift of the even scalar blocks, output scale and loss scale (per column)."""
+        t, blocks = self.target, self.blocks
+        frames = [data.frames[i] for i in train_idx]
+        if t.per == "atom":
+            z = np.concatenate([a.numbers for a in frames])
+            design = (z[:, None] == np.array(self.species)[None]).astype(float)
+        else:
+            design = np.array([[np.sum(a.numbers == s) for s in self.species] for a in frames], float)
+            if t.pool == "mean":
+                design /= design.sum(1, keepdims=True)
+        shift = np.zeros((len(self.species), self.n_out))
+        resid = rows_irreps.copy()
+        for b in blocks:
+            if _even_scalar(b):
+                y = rows_irreps[:, b.start]
+                coef = np.linalg.solve(design.T @ design + 1e-8 * np.eye(design.shape[1]), design.T @ y)
+                shift[:, b.start] = coef
+                resid[:, b.start] -= design @ coef
+        loss_scale = np.ones(self.n_out)
+        for b in blocks:
+            s = float(np.sqrt(np.mean(resid[:, b.cols] ** 2)))
+            loss_scale[b.cols] = s if s > 0 else 1.0
+        # sum pooling: what remains after the per-element baseline are fluctuations, which add up
+        # like independent local contributions (~ sqrt(n_atoms)); measured better than 1/n_atoms on
+        # dimers and liquid-water boxes
+        mean_atoms = float(np.mean([len(a) for a in frames]))
+        out_scale = loss_scale / np.sqrt(mean_atoms) if (t.per == "structure" and t.pool == "sum") else loss_scale.copy()
+        return shift, out_scale, loss_scale
+
+    def _col_weights(self) -> np.ndarray:
+        from psilearn.metrics.regression import block_names
+
+        names = block_names(self.target)
+        given = dict(self.train_config.loss_weights or {})
+        unknown = set(given) - set(names) - {b.name for b in self.target.blocks}
+        if unknown:
+            raise ValueError(f"nn_train.loss_weights: unknown blocks {sorted(unknown)}; this target has {names}")
+        w = np.zeros(self.n_out)
+        wb = [float(given.get(n, given.get(b.name, 1.0))) for n, b in zip(names, self.target.blocks)]
+        if any(x < 0 for x in wb) or sum(wb) <= 0:
+            raise ValueError("nn_train.loss_weights must be >= 0 with a positive sum")
+        for x, b in zip(wb, self.blocks):
+            w[b.cols] = x / b.dim
+        return w / sum(wb)
+
+    # ---- fitting ---------------------------------------------------------------------------------
+    def fit(self, data: Dataset) -> "NNModel":
+        """Train on a Dataset whose Target equals this model's. Returns self."""
+        check_training_data(self.target, data, why="(one is held out for validation)")
+        t0 = time.perf_counter()
+        cfg, t = self.train_config, self.target
+        self._apply_threads()
+        self.species = data.species
+        graphs = build_graphs(data.frames, self.species, self.net_config.cutoff, progress=self.progress,
+                              global_state=self.net_config.global_state)
+        train_idx, val_idx = random_split(len(data), cfg.val_fraction, self.seed)
+        tr, va = data.subset(train_idx), data.subset(val_idx)
+        y_tr, y_va = self._compact(t.to_irreps(tr.values)), self._compact(t.to_irreps(va.values))
+        g_tr, g_va = [graphs[i] for i in train_idx], [graphs[i] for i in val_idx]
+        shift, out_scale, loss_scale = self._normalisation(data, y_tr, train_idx)
+        self.avg_num_neighbors = max(1.0, float(sum(g.n_edges for g in g_tr) / sum(g.n_atoms for g in g_tr)))
+        col_w = self._col_weights()
+        n_members = cfg.ensemble_size if cfg.uncertainty == "ensemble" else 1
+        device, fp = self.device, data.fingerprint()
+        self.nets, summaries = [], []
+        for k in range(n_members):
+            torch.manual_seed(self.seed + 7919 * k)
+            net = self._new_net()
+            with torch.no_grad():
+                net.scale.copy_(torch.as_tensor(out_scale))
+                net.shift.copy_(torch.as_tensor(shift))
+            ckpt = None
+            if self.checkpoint_dir:
+                ckpt = f"{self.checkpoint_dir}/member{k}"
+            cb = None if self.on_epoch_end is None else (lambda e, k=k: self.on_epoch_end(k, e))
+            trainer = Trainer(net, cfg, t.per, t.pool, loss_scale, col_w, seed=self.seed + 7919 * k, device=device,
+                              checkpoint_dir=ckpt, resume=self.resume, progress=self.progress, fingerprint=fp,
+                              on_epoch_end=cb)
+            summaries.append(trainer.fit(g_tr, y_tr, g_va, y_va))
+            net.eval()
+            self.nets.append(net)
+
+        # uncertainty, calibrated on the validation split
+        members = self._member_irreps(g_va)  # (K, n_val, n_irreps)
+        pred_va = members.mean(0)
+        blocks = self.blocks
+        err2 = unc.block_mean_sq(pred_va - y_va, blocks)
+        self.llpr, self.ens_alpha2 = None, None
+        if cfg.uncertainty == "llpr":
+            keys = sorted(set(self.out_irreps))
+            f_tr = unc.last_layer_features(self.nets[0], g_tr, t.per, t.pool, keys, cfg.predict_batch_size, device, self.dtype)
+            self.llpr = unc.LLPR.fit(f_tr, cfg.llpr_regularization)
+            f_va = unc.last_layer_features(self.nets[0], g_va, t.per, t.pool, keys, cfg.predict_batch_size, device, self.dtype)
+            self.llpr.alpha2 = unc.calibrate(self.llpr.raw_variance(f_va, blocks), err2)
+        elif cfg.uncertainty == "ensemble":
+            self.ens_alpha2 = unc.calibrate(unc.ensemble_variance(members, blocks), err2)
+        var_va = self._variance(g_va, members)
+
+        from psilearn.metrics.regression import calibration, regression_metrics
+
+        calib = None
+        if var_va is not None:
+            std_c = t.to_cartesian_std(self._full(unc.expand_blocks(var_va, blocks, self.n_out)))
+            calib = {"method": f"{cfg.uncertainty}, scale fitted on the validation split (in-sample for the scale)",
+                     **calibration(va.values, t.to_cartesian(self._full(pred_va)), std_c)}
+        self.metadata = {
+            "n_train_structures": len(train_idx),
+            "n_validation_structures": len(val_idx),
+            "n_train_samples": int(len(y_tr)),
+            "training_data_sha256": fp,
+            "training_data": data.name,
+            "fit_seconds": round(time.perf_counter() - t0, 3),
+            "n_parameters": int(sum(p.numel() for p in self.nets[0].parameters())),
+            "members": [{k: v for k, v in s.items() if k != "history"} for s in summaries],
+            "history": summaries[0]["history"],
+            "heldout_metrics": {"method": f"validation split ({len(val_idx)} structures, used for early stopping)",
+                                **regression_metrics(t, self._full(y_va), self._full(pred_va))},
+            "calibration": calib,
+        }
+        return self
+
+    # ---- prediction ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _member_irreps(self, graphs) -> np.ndarray:
+        """(K, n_samples, n_out) float64 predictions of every member (compact layout)."""
+        bs = self.train_config.predict_batch_size
+        out = []
+        for net in self.nets:
+            net.eval()
+            rows = []
+            for s in range(0, len(graphs), bs):
+                b = collate(graphs[s : s + bs], self.device, self.dtype)
+                rows.append(net(b, self.target.per, self.target.pool).double().cpu().numpy())
+            out.append(np.concatenate(rows))
+        return np.stack(out)
+
+    def _variance(self, graphs, members: np.ndarray) -> np.ndarray | None:
+        """Calibrated per-block variance (n_samples, n_blocks), or None without an estimate."""
+        t = self.target
+        if self.llpr is not None:
+            keys = sorted(self.llpr.inv)
+            f = unc.last_layer_features(self.nets[0], graphs, t.per, t.pool, keys, self.train_config.predict_batch_size,
+                                        self.device, self.dtype)
+            return self.llpr.variance(f, self.blocks)
+        if self.ens_alpha2 is not None and len(members) > 1:
+            return unc.ensemble_variance(members, self.blocks) * self.ens_alpha2
+        return None
+
+    def check_elements(self, frames: list[Atoms]) -> None:
+        check_elements(frames, self.species)
+
+    def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:
+        if not self.nets:
+            raise RuntimeError("model is not fitted")
+        t = self.target
+        self._apply_threads()
+        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=False,
+                              global_state=self.net_config.global_state)
+        members = self._member_irreps(graphs)
+        irreps = self._full(members.mean(0))
+        values = t.to_cartesian(irreps)
+        var = self._variance(graphs, members) if (return_std or return_cov) else None
+        if var is None:
+            var = np.zeros((len(irreps), len(t.blocks)))
+        var_full = self._full(unc.expand_blocks(var, self.blocks, self.n_out))
+        cov = unc.cartesian_cov(t, var) if return_cov else None
+        return Prediction(values, t.to_cartesian_std(var_full), irreps, np.sqrt(var_full), cov)
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def to_state(self) -> tuple[dict, dict]:
+        """Each member's weights as a safetensors blob (``memberK.safetensors``, uint8) and the
+        LLPR matrices (``llpr/l/p``, ``llpr/alpha2``) or the ensemble calibration."""
+        if not self.nets:
+            raise RuntimeError("model is not fitted")
+        arrays = {f"member{k}.safetensors": weights_blob(net) for k, net in enumerate(self.nets)}
+        llpr_meta = None
+        if self.llpr is not None:
+            for (l, p), m in self.llpr.inv.items():
+                arrays[f"llpr/{l}/{p}"] = m
+            arrays["llpr/alpha2"] = np.asarray(self.llpr.alpha2, float)
+            llpr_meta = [[l, p] for l, p in self.llpr.inv]
+        if self.ens_alpha2 is not None:
+            arrays["ensemble/alpha2"] = np.asarray(self.ens_alpha2, float)
+        meta = {
+            "nn": self.net_config.to_dict(),
+            "nn_train": self.train_config.to_dict(),
+            "seed": self.seed,
+            "species": self.species,
+            "avg_num_neighbors": self.avg_num_neighbors,
+            "n_members": len(self.nets),
+            "llpr_irreps": llpr_meta,
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict) -> "NNModel":
+        model = cls(Target.from_dict(meta["target"]), NetworkConfig.from_dict(meta["nn"]), TrainConfig.from_dict(meta["nn_train"]),
+                    seed=int(meta["seed"]))
+        if model.train_config.device != "cpu" and not torch.cuda.is_available():
+            model.train_config.device = "cpu"  # trained on a GPU, used here on a CPU
+        model.species = [int(z) for z in meta["species"]]
+        model.avg_num_neighbors = float(meta["avg_num_neighbors"])
+        model.metadata = meta["training"]
+        for k in range(int(meta["n_members"])):
+            net = model._new_net().to(device=model.device, dtype=model.dtype)
+            model.nets.append(load_weights(net, arrays[f"member{k}.safetensors"]))
+        if meta.get("llpr_irreps"):
+            inv = {(int(l), int(p)): arrays[f"llpr/{l}/{p}"] for l, p in meta["llpr_irreps"]}
+            model.llpr = unc.LLPR(inv, arrays["llpr/alpha2"])
+        if "ensemble/alpha2" in arrays:
+            model.ens_alpha2 = arrays["ensemble/alpha2"]
+        return model

@@ -1,0 +1,268 @@
+"""Sparse symmetry-adapted Gaussian process regression (SA-GPR) on lambda-SOAP kernels.
+
+One sparse GP per irreducible channel (l, parity) of the Target, sharing sparse environments; the
+l=0 even channel gets a per-element baseline (composition fit for structure targets, element means
+for atom targets). Predictions are assembled back into Cartesian tensors with exact symmetry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.data import Dataset
+from psilearn.features import LambdaSoap, SoapConfig
+from psilearn.features.compress import apply_projections, fit_projections
+from psilearn.features.lsoap import sigma_for
+from psilearn.models.base import Model
+from psilearn.models.checks import check_known_elements, check_training_data
+from psilearn.models._kernel.gpr import ColumnFit, SparseGP
+from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
+from psilearn.data.prediction import Prediction
+from psilearn.models.sagpr.config import SAGPRConfig, _is_number
+from psilearn.models.sagpr.state import sagpr_from_state, sagpr_state
+from psilearn.models._kernel.sparse import select_sparse
+from psilearn.targets import Target
+
+log = logging.getLogger("psilearn")
+
+
+@dataclass
+class ChannelModel:
+    """A fitted kernel channel: sparse GP basis plus one ColumnFit per irrep occurrence."""
+
+    channel: tuple[int, int]  # (l, sigma)
+    gp: SparseGP
+    columns: list[tuple[int, ColumnFit]]  # (index into target.blocks, fit)
+
+
+@dataclass
+class SAGPR(Model):
+    """Sparse SA-GPR estimator for any Target.
+
+    >>> model = SAGPR(Target("alpha", tensor="ij=ji")).fit(dataset)
+    >>> pred = model.predict(frames)  # Prediction with Cartesian values and std
+    """
+
+    target: Target
+    soap: SoapConfig = field(default_factory=SoapConfig)
+    config: SAGPRConfig = field(default_factory=SAGPRConfig)
+    progress: bool = False
+    # fitted state
+    species: list[int] = field(default_factory=list)
+    sparse: dict = field(default_factory=dict)  # (l, sigma) -> {Z: (M_Z, 2l+1, Q)}
+    channels: list[ChannelModel] = field(default_factory=list)
+    baseline: dict[int, float] = field(default_factory=dict)  # Z -> value (l=0 even channel)
+    scales: np.ndarray | None = None  # (n_blocks,) normalisation of each irrep occurrence
+    projections: dict = field(default_factory=dict)  # (l, sigma) -> {Z: (Q, K)} feature compression
+    metadata: dict = field(default_factory=dict)
+    _contracted: dict = field(default_factory=dict, repr=False)  # cache for the mean-only fast path
+
+    kind: ClassVar[str] = "sagpr"
+    config_sections: ClassVar[tuple[str, ...]] = ("soap", "model")
+
+    @classmethod
+    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "SAGPR":
+        """From the ``soap`` and ``model`` sections (see :class:`SAGPRConfig`)."""
+        model_cfg = {"seed": seed, **config.get("model", {})}
+        return cls(target, SoapConfig.from_dict(config.get("soap")), SAGPRConfig.from_dict(model_cfg), progress=progress)
+
+    # ---- channels --------------------------------------------------------------------------------
+    def _channel_of(self, b) -> tuple[int, int]:
+        return (b.l, sigma_for(b.l, b.p))
+
+    def _channel_list(self) -> list[tuple[int, int]]:
+        return sorted({self._channel_of(b) for b in self.target.blocks})
+
+    def _baseline_design(self, frames: list[Atoms]) -> np.ndarray:
+        """(n_samples, n_species) composition design for the l=0 baseline."""
+        if self.target.per == "atom":
+            z = np.concatenate([a.numbers for a in frames])
+            return (z[:, None] == np.array(self.species)[None]).astype(float)
+        counts = np.array([[np.sum(a.numbers == z) for z in self.species] for a in frames], float)
+        if self.target.pool == "mean":
+            counts /= counts.sum(1, keepdims=True)
+        return counts
+
+    def _has_baseline(self, b) -> bool:
+        return b.l == 0 and b.p == 1
+
+    # ---- fitting ---------------------------------------------------------------------------------
+    def fit(self, data: Dataset) -> "SAGPR":
+        """Fit on a Dataset whose Target equals this model's. Returns self."""
+        check_training_data(self.target, data)
+        t0 = time.perf_counter()
+        self.species = data.species
+        frames = data.frames
+        irreps = self.target.to_irreps(data.values)  # (n_samples, n_irreps)
+        feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress)
+        self.projections = fit_projections(feats, self.config.feature_tol) if self.config.feature_tol > 0 else {}
+        if self.projections:
+            apply_projections(feats, self.projections)
+        t_feat = time.perf_counter() - t0
+
+        # per-element baseline of the invariant channel, then per-block scale
+        blocks = self.target.blocks
+        design = self._baseline_design(frames)
+        resid = irreps.copy()
+        self.baseline = {}
+        for bi, b in enumerate(blocks):
+            if self._has_baseline(b):
+                coef = np.linalg.lstsq(design.T @ design + 1e-8 * np.eye(design.shape[1]), design.T @ irreps[:, b.start], rcond=None)[0]
+                self.baseline = {int(z): float(c) for z, c in zip(self.species, coef)}
+                resid[:, b.start] -= design @ coef
+        scales = np.array([np.sqrt(np.mean(resid[:, b.cols] ** 2)) for b in blocks])
+        self.scales = np.where(scales > 0, scales, 1.0)
+
+        # sparse environments per element, chosen on the invariant SOAP vectors
+        x0 = feats.blocks[(0, 1)]
+        chosen = {z: select_sparse(x0[z][:, 0, :], self.config.n_sparse, self.config.sparse_method) for z in self.species}
+        self.sparse = {ch: {z: feats.blocks[ch][z][chosen[z]] for z in self.species} for ch in feats.blocks}
+        if self.config.global_state != "none":
+            from psilearn.data.electronic_state import state_vectors
+            from psilearn.models._kernel.state_kernel import SPARSE_STATE_KEY, sparse_states
+
+            self.sparse[SPARSE_STATE_KEY] = sparse_states(feats, state_vectors(frames, self.config.global_state), chosen)
+
+        # folds by structure, shared by all channels (for CV regularisation and held-out metrics)
+        n_s = len(frames)
+        k = min(self.config.cv_folds, n_s)
+        fold_of_struct = np.random.default_rng(self.config.seed).permutation(n_s) % k
+        sample_fold = fold_of_struct if self.target.per == "structure" else fold_of_struct[data.atom_structure]
+
+        cv_pred = np.zeros_like(irreps)
+        self.channels = []
+        self._contracted = {}
+        from tqdm.auto import tqdm
+
+        for ch in tqdm(self._channel_list(), desc="fitting channels", disable=not self.progress, leave=False):
+            d = 2 * ch[0] + 1
+            phi = sparse_kernel(feats, self.sparse, ch, self.config.zeta, self.target.per, self.target.pool)
+            kmm = sparse_sparse_kernel(self.sparse, ch, self.config.zeta)
+            phi, kmm = self._with_global_state(phi, kmm, feats, frames, d)
+            gp, bw = SparseGP.build(phi, kmm)
+            if len(gp.S2) == 0:
+                log.warning(
+                    "lambda-SOAP has no features for channel l=%d sigma=%d (e.g. pseudo-scalars at body order 3): "
+                    "it is predicted as 0 with the training data's spread as uncertainty", ch[0], ch[1])
+            row_fold = np.repeat(sample_fold, d)
+            cols = []
+            for bi, b in enumerate(blocks):
+                if self._channel_of(b) != ch:
+                    continue
+                y = (resid[:, b.cols] / self.scales[bi]).reshape(-1)
+                mode = self.config.regularization
+                reg = float(mode) if _is_number(mode) else None
+                fit = gp.fit_column(bw, y, reg=reg, folds=row_fold if mode == "cv" else None)
+                cols.append((bi, fit))
+                _, pred = gp.kfold_residuals(bw, y[:, None], row_fold, np.array([fit.reg]))
+                cv_pred[:, b.cols] = pred[:, 0].reshape(-1, d) * self.scales[bi]
+                log.info("channel %s block %d: reg=%.3g s2=%.3g", ch, bi, fit.reg, fit.s2)
+            self.channels.append(ChannelModel(ch, gp, cols))
+
+        # held-out (k-fold) metrics, with the baseline added back
+        cv_irreps = cv_pred + (irreps - resid)
+        from psilearn.metrics.regression import regression_metrics
+
+        self.metadata = {
+            "n_train_structures": n_s,
+            "n_train_samples": len(irreps),
+            "training_data_sha256": data.fingerprint(),
+            "training_data": data.name,
+            "fit_seconds": round(time.perf_counter() - t0, 3),
+            "featurize_seconds": round(t_feat, 3),
+            "heldout_metrics": {
+                "method": f"{k}-fold cross-validation by structure (hyperparameters fixed at their final values)",
+                **regression_metrics(self.target, irreps, cv_irreps),
+            },
+        }
+        return self
+
+    # ---- prediction ------------------------------------------------------------------------------
+    def check_elements(self, frames: list[Atoms]) -> None:
+        check_known_elements(frames, self.species)
+
+    def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:
+        if not self.channels:
+            raise RuntimeError("model is not fitted")
+        feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress)
+        if self.projections:
+            apply_projections(feats, self.projections)
+        blocks = self.target.blocks
+        n = feats.n_structures if self.target.per == "structure" else len(feats.numbers)
+        n_irr = sum(b.dim for b in blocks) if not blocks else max(b.start + b.dim for b in blocks)
+        irreps = np.zeros((n, n_irr))
+        var = np.zeros((n, n_irr))
+        covs = {}
+        fast = not (return_std or return_cov) and self.config.zeta in (1, 2)
+        for cm in self.channels:
+            d = 2 * cm.channel[0] + 1
+            n_env = sum(len(x) for x in self.sparse[cm.channel].values())
+            q0 = max((x.shape[2] for x in self.sparse[(0, 1)].values()), default=0)
+            # mean only: contract the sparse sum once instead of forming the kernel, when cheaper
+            # (per atom: d*Q*Q0 flops for zeta=2 instead of d*Q*M*d)
+            if fast and (self.config.zeta == 1 or q0 < n_env * d):
+                for bi, col in cm.columns:
+                    key = (cm.channel, bi)
+                    if key not in self._contracted:
+                        self._contracted[key] = contracted_weights(self.sparse, cm.channel, self.config.zeta, col.coef)
+                    mean = contracted_mean(feats, cm.channel, self.config.zeta, self._contracted[key], self.target.per, self.target.pool)
+                    irreps[:, blocks[bi].cols] = mean * self.scales[bi]
+                continue
+            phi = sparse_kernel(feats, self.sparse, cm.channel, self.config.zeta, self.target.per, self.target.pool)
+            phi, _ = self._with_global_state(phi, [], feats, frames, d)
+            if return_std or return_cov:
+                t = (phi @ cm.gp.P).reshape(n, d, -1)
+                kss = self_kernel(feats, cm.channel, self.config.zeta, self.target.per, self.target.pool)
+            for bi, col in cm.columns:
+                b = blocks[bi]
+                irreps[:, b.cols] = cm.gp.predict(phi, col).reshape(n, d) * self.scales[bi]
+                if return_std or return_cov:
+                    cov = cm.gp.covariance(t, kss, col) * self.scales[bi] ** 2
+                    covs[bi] = cov
+                    var[:, b.cols] = np.einsum("naa->na", cov)
+        if self.baseline:
+            design = self._baseline_design(frames)
+            coef = np.array([self.baseline[z] for z in self.species])
+            for b in blocks:
+                if self._has_baseline(b):
+                    irreps[:, b.start] += design @ coef
+        values = self.target.to_cartesian(irreps)
+        std = np.zeros_like(values)
+        cov_cart = None
+        if return_std or return_cov:
+            from psilearn.targets.cartesian import cartesian_basis
+
+            tc = cartesian_basis(self.target.tensor).to_cartesian  # (n_irreps_full, 3**rank)
+            cov_cart = np.zeros((n, self.target.size, self.target.size))
+            for bi, cov in covs.items():
+                rows = tc[blocks[bi].cols]  # (d, 3**rank)
+                cov_cart += np.einsum("ak,nab,bl->nkl", rows, cov, rows)
+            std = np.sqrt(np.clip(np.einsum("nkk->nk", cov_cart), 0.0, None))
+        return Prediction(values, std, irreps, np.sqrt(np.clip(var, 0.0, None)), cov_cart if return_cov else None)
+
+    def _with_global_state(self, phi, kmm, feats, frames, d):
+        """Kernels times the state kernel when ``global_state`` is set (k_state(s, s) = 1, so the
+        self-kernels are unchanged)."""
+        if self.config.global_state == "none":
+            return phi, kmm
+        from psilearn.data.electronic_state import state_vectors
+        from psilearn.models._kernel.state_kernel import SPARSE_STATE_KEY, apply_state_kernel
+
+        states = state_vectors(frames, self.config.global_state)
+        sample = states if self.target.per == "structure" else states[feats.structure]
+        sparse = self.sparse[SPARSE_STATE_KEY]
+        return apply_state_kernel(phi, kmm, sample, sparse, d, self.config.state_width)
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def to_state(self) -> tuple[dict, dict]:
+        return sagpr_state(self)
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict) -> "SAGPR":
+        return sagpr_from_state(cls, meta, arrays)

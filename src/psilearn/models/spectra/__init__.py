@@ -1,7 +1,0 @@
-"""Models of spectra (functions on a recorded grid): kernel regression on invariant SOAP with
-plain, shift-aware or feature-aligned losses and optional PCA compression."""
-
-from psilearn.models.spectra.config import SpectrumConfig
-from psilearn.models.spectra.model import SpectrumModel
-
-__all__ = ["SpectrumConfig", "SpectrumModel"]

@@ -1,1 +1,0 @@
-"""Metrics, parity plots and learning curves."""
