@@ -264,22 +264,7 @@ class Trainer:
         st = {"epoch": 0, "step": 0, "best_val": None, "best_epoch": 0, "since_best": 0, "history": [],
               "elapsed": 0.0, "stopped": "", **self._identity()}
         if self.resume and self.checkpoint_dir:
-            loaded = load_checkpoint(self.checkpoint_dir)
-            if loaded is not None:
-                st0, tens = loaded
-                mismatch = [k for k, v in self._identity().items() if st0.get(k) != v]
-                if mismatch:
-                    raise ValueError(f"checkpoint {self.checkpoint_dir} was written for a different run "
-                                     f"(differs in {', '.join(mismatch)}); remove it or drop --resume")
-                net.load_state_dict({k[6:]: v for k, v in tens.items() if k.startswith("model/")})
-                net.to(device=self.device, dtype=self.dtype)
-                with torch.no_grad():
-                    ema.shadow = {k[4:]: v.to(self.device, self.dtype) for k, v in tens.items() if k.startswith("ema/")}
-                    best = {k[5:]: v.to(self.device, self.dtype) for k, v in tens.items() if k.startswith("best/")}
-                optimizer_from_flat(opt, {k: v.to(self.device) for k, v in tens.items() if k.startswith("opt/")}, st0["optimizer"])
-                sched.load(st0["schedule"])
-                st = {k: v for k, v in st0.items() if k not in ("optimizer", "schedule")}
-                log.info("resumed from %s at epoch %d", self.checkpoint_dir, st["epoch"])
+            st, best = self._resume(opt, sched, ema, st, best)
         if st.get("stopped", "").startswith("maximum") and st["epoch"] < cfg.epochs:
             st["stopped"] = ""  # resumed with a larger epoch budget
         if st.get("stopped"):
@@ -296,23 +281,7 @@ class Trainer:
             lr = sched.lr_for_epoch(epoch)
             for g in opt.param_groups:
                 g["lr"] = lr
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            perm = torch.randperm(n, generator=gen).numpy()
-            net.train()
-            train_loss = 0.0
-            for s in range(0, n, cfg.batch_size):
-                loss = self.loss.terms(net, self._batch(train_graphs, tr_rows, perm[s : s + cfg.batch_size])).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.clip_grad > 0:
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
-                opt.step()
-                st["step"] += 1
-                if cfg.ema_decay > 0:
-                    ema.update(net, st["step"])
-                else:
-                    ema.shadow = {k: p.detach().clone() for k, p in net.named_parameters()}
-                train_loss += float(loss.detach()) * len(perm[s : s + cfg.batch_size])
+            train_loss = self._train_epoch(opt, ema, train_graphs, tr_rows, epoch, st)
             backup = ema.copy_to(net)
             val = self.evaluate(val_graphs, va_rows)
             EMA.restore(net, backup)
@@ -342,6 +311,50 @@ class Trainer:
         bar.close()
         EMA.restore(net, best if cfg.restore_best else ema.shadow)
         return self._summary(st)
+
+    def _resume(self, opt, sched, ema, st: dict, best: dict) -> tuple[dict, dict]:
+        """Restore network, EMA, best weights, optimizer and schedule from the checkpoint (if any);
+        ValueError if it was written for a different run. Returns the run state and best weights."""
+        loaded = load_checkpoint(self.checkpoint_dir)
+        if loaded is None:
+            return st, best
+        st0, tens = loaded
+        mismatch = [k for k, v in self._identity().items() if st0.get(k) != v]
+        if mismatch:
+            raise ValueError(f"checkpoint {self.checkpoint_dir} was written for a different run "
+                             f"(differs in {', '.join(mismatch)}); remove it or drop --resume")
+        self.net.load_state_dict({k[6:]: v for k, v in tens.items() if k.startswith("model/")})
+        self.net.to(device=self.device, dtype=self.dtype)
+        with torch.no_grad():
+            ema.shadow = {k[4:]: v.to(self.device, self.dtype) for k, v in tens.items() if k.startswith("ema/")}
+            best = {k[5:]: v.to(self.device, self.dtype) for k, v in tens.items() if k.startswith("best/")}
+        optimizer_from_flat(opt, {k: v.to(self.device) for k, v in tens.items() if k.startswith("opt/")}, st0["optimizer"])
+        sched.load(st0["schedule"])
+        st = {k: v for k, v in st0.items() if k not in ("optimizer", "schedule")}
+        log.info("resumed from %s at epoch %d", self.checkpoint_dir, st["epoch"])
+        return st, best
+
+    def _train_epoch(self, opt, ema, graphs: list[Graph], rows, epoch: int, st: dict) -> float:
+        """One pass over the training set in a seeded random order; returns the summed loss."""
+        cfg, net, n = self.cfg, self.net, len(graphs)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=gen).numpy()
+        net.train()
+        train_loss = 0.0
+        for s in range(0, n, cfg.batch_size):
+            loss = self.loss.terms(net, self._batch(graphs, rows, perm[s : s + cfg.batch_size])).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
+            opt.step()
+            st["step"] += 1
+            if cfg.ema_decay > 0:
+                ema.update(net, st["step"])
+            else:
+                ema.shadow = {k: p.detach().clone() for k, p in net.named_parameters()}
+            train_loss += float(loss.detach()) * len(perm[s : s + cfg.batch_size])
+        return train_loss
 
     @staticmethod
     def _summary(st: dict) -> dict:
