@@ -8,7 +8,8 @@ A model kind is a class deriving from :class:`Model`, registered by name in
 * ``fit(dataset) -> self``;
 * ``_predict(frames, return_std, return_cov) -> Prediction`` on a checked, non-empty list of
   structures (the public :meth:`Model.predict` normalises the input first);
-* ``check_elements(frames)``: DataError for elements the model never saw;
+* ``check_elements(frames)``: DataError for elements the model never saw (the default checks
+  ``species``, the atomic numbers seen in training);
 * ``to_state() -> (metadata, arrays)`` and ``from_state(metadata, arrays)``: everything a fitted
   model needs, as JSON-able metadata and named numpy arrays. :meth:`Model.save` writes them with
   the model-file container (:mod:`psilearn.models.io`), adding the kind, the Target and the
@@ -24,7 +25,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data.prediction import Prediction
-from psilearn.models.checks import frames_to_predict
+from psilearn.models.checks import check_known_elements, frames_to_predict
 from psilearn.targets import Target
 
 
@@ -39,6 +40,7 @@ class Model(ABC):
     iterative: ClassVar[bool] = False
 
     target: Target
+    species: list[int]
     metadata: dict
 
     # ---- construction ----------------------------------------------------------------------------
@@ -52,9 +54,10 @@ class Model(ABC):
     def fit(self, data) -> "Model":
         """Fit on a :class:`psilearn.data.Dataset` whose Target equals this model's; returns self."""
 
-    @abstractmethod
     def check_elements(self, frames: list[Atoms]) -> None:
-        """DataError naming file, frame and element for elements absent from training."""
+        """DataError naming file, frame and element for elements absent from training (``species``,
+        the atomic numbers seen in training); kinds with other rules override it."""
+        check_known_elements(frames, self.species)
 
     @abstractmethod
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, **options) -> Prediction:

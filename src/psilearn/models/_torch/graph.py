@@ -22,6 +22,8 @@ import torch
 from ase import Atoms
 
 from psilearn.data import DataError
+from psilearn.data.errors import frame_location
+from psilearn.models.checks import check_known_elements
 
 
 @dataclass
@@ -60,13 +62,6 @@ class Batch:
     state: torch.Tensor | None = None
 
 
-def _where(atoms: Atoms, i: int) -> str:
-    return str(atoms.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
-
-
-from psilearn.models.checks import check_known_elements as check_elements  # noqa: E402  (re-export)
-
-
 def build_graph(atoms: Atoms, species: list[int], cutoff: float) -> Graph:
     """Neighbour graph of ``atoms`` with all pairs closer than ``cutoff`` (Angstrom), periodic
     images included along periodic directions. ``species``: sorted atomic numbers known to the model."""
@@ -77,7 +72,7 @@ def build_graph(atoms: Atoms, species: list[int], cutoff: float) -> Graph:
     lookup[np.asarray(species)] = np.arange(len(species))
     spec = lookup[z]
     if (spec < 0).any():
-        check_elements([atoms], species)
+        check_known_elements([atoms], species)
     if atoms.pbc.any() and atoms.cell.rank < 3:
         raise DataError("periodic structure with a degenerate cell")
     i, j, s = neighbor_list("ijS", atoms, float(cutoff), self_interaction=False)
@@ -91,7 +86,7 @@ def build_graphs(frames: list[Atoms], species: list[int], cutoff: float, progres
     """Graphs of many structures; checks every element first so the error names the frame.
     ``global_state`` 'charge' or 'charge+spin' records (and validates) each structure's total
     charge and unpaired electrons in ``Graph.state`` (DataError naming the frame if impossible)."""
-    check_elements(frames, species)
+    check_known_elements(frames, species)
     from tqdm.auto import tqdm
 
     graphs = [build_graph(a, species, cutoff) for a in tqdm(frames, desc="neighbour lists", disable=not progress, leave=False)]

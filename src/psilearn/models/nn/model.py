@@ -19,7 +19,7 @@ from ase import Atoms
 
 from psilearn.data import Dataset
 from psilearn.data.splits import random_split
-from psilearn.models._torch.graph import build_graphs, check_elements, collate
+from psilearn.models._torch.graph import build_graphs, collate
 from psilearn.models._torch.network import EquivariantNetwork, NetworkConfig
 from psilearn.models._torch.run_options import TorchRunOptions
 from psilearn.models._torch.train import TrainConfig, Trainer
@@ -255,9 +255,6 @@ class NNModel(TorchRunOptions, Model):
         if self.ens_alpha2 is not None and len(members) > 1:
             return unc.ensemble_variance(members, self.blocks) * self.ens_alpha2
         return None
-
-    def check_elements(self, frames: list[Atoms]) -> None:
-        check_elements(frames, self.species)
 
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:
         if not self.nets:

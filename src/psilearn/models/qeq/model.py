@@ -256,9 +256,6 @@ class QEqModel(QEqTargetMixin, Model):
         return np.repeat(np.arange(len(maps)), np.diff(maps.offsets))
 
     # ---- prediction ------------------------------------------------------------------------------
-    def check_elements(self, frames: list[Atoms]) -> None:
-        check_known_elements(frames, self.species)
-
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> QEqPrediction:
         """Predict the Target, charges (e), dipoles and energies for ``frames``.
 

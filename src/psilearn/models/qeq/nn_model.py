@@ -287,9 +287,6 @@ class QEqNNModel(TorchRunOptions, QEqTargetMixin, Model):
                 feats.append(unc.block_features(net.network, f, (0, 1))[:, 0, :].double().cpu().numpy())
         return np.concatenate(chi), (np.concatenate(feats) if features else None)
 
-    def check_elements(self, frames: list[Atoms]) -> None:
-        check_known_elements(frames, self.species)
-
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> QEqPrediction:
         """Predict the Target, charges (e), dipoles and energies for ``frames`` (as the kernel
         model: ``values``/``std`` the Target, ``charges`` (n_atoms,), ``dipoles`` (n_struct, 3) in

@@ -184,9 +184,6 @@ class SAGPR(Model):
         return self
 
     # ---- prediction ------------------------------------------------------------------------------
-    def check_elements(self, frames: list[Atoms]) -> None:
-        check_known_elements(frames, self.species)
-
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:
         if not self.channels:
             raise RuntimeError("model is not fitted")
