@@ -16,7 +16,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "psilearn"
 
 LAYERS: dict[str, int] = {
-    "_version": 0, "errors": 0,
+    "_version": 0, "errors": 0, "_tables": 0,
     "targets": 1, "config": 1, "spectral": 1,
     "data": 2,
     "metrics": 3, "features": 3, "physics": 3, "label": 3,

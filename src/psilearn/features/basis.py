@@ -15,13 +15,27 @@ from functools import lru_cache
 
 import numpy as np
 
+from psilearn._tables import lookup
+
 
 @lru_cache(maxsize=None)
 def featomic_to_e3nn(l_max: int) -> tuple[np.ndarray, ...]:
-    """Orthogonal matrices U_l (2l+1, 2l+1), l = 0..l_max, mapping featomic's m-components to e3nn's."""
+    """Orthogonal matrices U_l (2l+1, 2l+1), l = 0..l_max, mapping featomic's m-components to e3nn's
+    (from the shipped table of measured rotations when it covers l_max, see :mod:`psilearn._tables`)."""
+    shipped = [lookup(f"featomic_to_e3nn/{l}", ("e3nn", "featomic")) for l in range(l_max + 1)]
+    if all(u is not None for u in shipped):
+        return tuple(shipped)
+    return measure_featomic_to_e3nn(l_max)
+
+
+def measure_featomic_to_e3nn(l_max: int) -> tuple[np.ndarray, ...]:
+    """:func:`featomic_to_e3nn` measured with featomic and e3nn (imports torch)."""
     import ase
-    import featomic
     import torch
+
+    from psilearn.features._featomic import import_featomic
+
+    featomic = import_featomic()
     from e3nn import o3
 
     rng = np.random.default_rng(12345)

@@ -16,6 +16,8 @@ from functools import lru_cache
 import numpy as np
 from ase import Atoms
 
+from psilearn._tables import lookup
+from psilearn.features._featomic import import_featomic
 from psilearn.features.basis import featomic_to_e3nn
 
 
@@ -100,8 +102,7 @@ class LambdaSoap:
         self.species = sorted(int(z) for z in species)
 
     def _expansion(self, cutoff: float):
-        import featomic
-
+        featomic = import_featomic()
         c = self.config
         return featomic.SphericalExpansion(
             cutoff={"radius": cutoff, "smoothing": {"type": "ShiftedCosine", "width": c.smoothing}},
@@ -237,6 +238,12 @@ class LambdaSoap:
 
 @lru_cache(maxsize=None)
 def _wigner3j(l1: int, l2: int, l: int) -> np.ndarray:
+    shipped = lookup(f"wigner3j/{l1}/{l2}/{l}", ("e3nn",))
+    return shipped if shipped is not None else e3nn_wigner3j(l1, l2, l)
+
+
+def e3nn_wigner3j(l1: int, l2: int, l: int) -> np.ndarray:
+    """e3nn's real Wigner 3j symbol (2 l1 + 1, 2 l2 + 1, 2 l + 1), float64 (imports torch)."""
     import torch
     from e3nn import o3
 

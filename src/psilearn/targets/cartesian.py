@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from psilearn._tables import lookup
+
 
 @dataclass(frozen=True)
 class IrrepBlock:
@@ -60,7 +62,8 @@ def formula_rank(formula: str) -> int:
 @lru_cache(maxsize=None)
 def cartesian_basis(formula: str) -> CartesianBasis:
     """The exact change of basis for a Cartesian index formula ('' for a scalar, 'i', 'ij', 'ij=ji',
-    'ijk=jik=ikj', ... up to rank 4), extracted from ``e3nn.io.CartesianTensor``."""
+    'ijk=jik=ikj', ... up to rank 4), extracted from ``e3nn.io.CartesianTensor`` (common formulas
+    come from the shipped table of e3nn's own numbers, see :mod:`psilearn._tables`)."""
     rank = formula_rank(formula)
     parts = formula.split("=") if formula else []
     if any(not p.isalpha() or not p.islower() or len(p) != rank or len(set(p)) != rank for p in parts):
@@ -70,6 +73,24 @@ def cartesian_basis(formula: str) -> CartesianBasis:
         return CartesianBasis("", 0, one, one, (IrrepBlock(0, 1, 0),))
     if rank > 4:
         raise ValueError(f"tensor formula {formula!r}: ranks above 4 are not supported")
+    shipped = _shipped_basis(formula, rank)
+    if shipped is not None:
+        return shipped
+    return e3nn_cartesian_basis(formula)
+
+
+def _shipped_basis(formula: str, rank: int) -> CartesianBasis | None:
+    to_irreps = lookup(f"cartesian/{formula}/to_irreps", ("e3nn",))
+    to_cart = lookup(f"cartesian/{formula}/to_cartesian", ("e3nn",))
+    blocks = lookup(f"cartesian/{formula}/blocks", ("e3nn",))
+    if to_irreps is None or to_cart is None or blocks is None:
+        return None
+    return CartesianBasis(formula, rank, to_irreps, to_cart, tuple(IrrepBlock(int(l), int(p), int(s)) for l, p, s in blocks))
+
+
+def e3nn_cartesian_basis(formula: str) -> CartesianBasis:
+    """:func:`cartesian_basis` computed with e3nn (imports torch; a few seconds for rank 3-4)."""
+    rank = formula_rank(formula)
     import torch
     from e3nn.io import CartesianTensor
 
