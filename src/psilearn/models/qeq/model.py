@@ -30,8 +30,8 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.models.base import Model
-from psilearn.models.checks import check_known_elements, check_training_data
 from psilearn.models.composition import element_onehot
+from psilearn.models.checks import check_known_elements, check_training_data
 from psilearn.models.qeq.config import QEqConfig, _positive
 from psilearn.models.qeq.state import qeq_from_state, qeq_state
 from psilearn.data import Dataset

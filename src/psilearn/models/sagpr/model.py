@@ -21,8 +21,8 @@ from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import sigma_for
 from psilearn.models.base import Model
-from psilearn.models.checks import check_known_elements, check_training_data
 from psilearn.models.composition import composition_design, fit_composition
+from psilearn.models.checks import check_known_elements, check_training_data
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.data.prediction import Prediction
