@@ -19,6 +19,12 @@ def random_split(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
+def structure_folds(n: int, n_folds: int, seed: int = 0) -> np.ndarray:
+    """Fold (0 .. min(n_folds, n) - 1) of each of n structures for k-fold cross-validation by
+    structure: balanced, shuffled with ``seed``."""
+    return np.random.default_rng(seed).permutation(n) % min(n_folds, n)
+
+
 def farthest_point_order(x: np.ndarray, first: int = 0, n: int | None = None) -> np.ndarray:
     """Greedy farthest-point ordering of the rows of ``x`` (Euclidean), starting at ``first``.
     Stops early once every remaining row duplicates a selected one."""

@@ -11,6 +11,7 @@ from importlib import import_module
 
 # name -> ("module:Class", one-line description)
 MODEL_KINDS: dict[str, tuple[str, str]] = {
+    "baseline": ("psilearn.models.baseline.model:BaselineModel", "per-element composition fit of the invariant part, all else zero (the reference to beat)"),
     "sagpr": ("psilearn.models.sagpr.model:SAGPR", "sparse symmetry-adapted Gaussian process regression on lambda-SOAP (data-efficient)"),
     "nn": ("psilearn.models.nn.model:NNModel", "E(3)-equivariant message-passing network (e3nn) with LLPR or ensemble uncertainty (scales to large data)"),
     "qeq": ("psilearn.models.qeq.model:QEqModel", "kernel charge equilibration: learned electronegativities + QEq, charges/dipoles with exact total charge (--long-range qeq)"),

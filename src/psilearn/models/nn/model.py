@@ -26,6 +26,7 @@ from psilearn.models._torch.train import TrainConfig, Trainer
 from psilearn.models._torch.weights import build_in_dtype, load_weights, weights_blob
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
+from psilearn.models.composition import composition_design, fit_composition
 from psilearn.models._torch import uncertainty as unc
 from psilearn.data.prediction import Prediction
 from psilearn.targets import IrrepBlock, Target
@@ -111,19 +112,13 @@ class NNModel(TorchRunOptions, Model):
         """Per-element shift of the even scalar blocks, output scale and loss scale (per column)."""
         t, blocks = self.target, self.blocks
         frames = [data.frames[i] for i in train_idx]
-        if t.per == "atom":
-            z = np.concatenate([a.numbers for a in frames])
-            design = (z[:, None] == np.array(self.species)[None]).astype(float)
-        else:
-            design = np.array([[np.sum(a.numbers == s) for s in self.species] for a in frames], float)
-            if t.pool == "mean":
-                design /= design.sum(1, keepdims=True)
+        design = composition_design(frames, self.species, t.per, t.pool)
         shift = np.zeros((len(self.species), self.n_out))
         resid = rows_irreps.copy()
         for b in blocks:
             if _even_scalar(b):
                 y = rows_irreps[:, b.start]
-                coef = np.linalg.solve(design.T @ design + 1e-8 * np.eye(design.shape[1]), design.T @ y)
+                coef = fit_composition(design, y)
                 shift[:, b.start] = coef
                 resid[:, b.start] -= design @ coef
         loss_scale = np.ones(self.n_out)

@@ -30,10 +30,12 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.models.base import Model
+from psilearn.models.composition import element_onehot
 from psilearn.models.checks import check_known_elements, check_training_data
 from psilearn.models.qeq.config import QEqConfig, _positive
 from psilearn.models.qeq.state import qeq_from_state, qeq_state
 from psilearn.data import Dataset
+from psilearn.data.splits import structure_folds
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP
 from psilearn.models.qeq.checks import QEqTargetMixin, check_charge_sums, check_target, is_dipole_target, reference_charges
@@ -98,7 +100,7 @@ class QEqModel(QEqTargetMixin, Model):
         return LambdaSoap(self.soap, self.species).compute(frames, channels, progress=self.progress)
 
     def _onehot(self, numbers: np.ndarray) -> np.ndarray:
-        return (numbers[:, None] == np.array(self.species)[None]).astype(float)
+        return element_onehot(numbers, self.species)
 
     def _reference_charges(self, frames: list[Atoms], key: str, total: np.ndarray) -> np.ndarray:
         return reference_charges(frames, key, total)
@@ -131,7 +133,7 @@ class QEqModel(QEqTargetMixin, Model):
         x = np.hstack([phi, self._onehot(numbers)])  # kernel columns, then element baseline columns
         n_s = len(frames)
         k = min(cfg.cv_folds, n_s)
-        fold_of_struct = np.random.default_rng(cfg.seed).permutation(n_s) % k
+        fold_of_struct = structure_folds(n_s, k, cfg.seed)
 
         # one linear fit per candidate Gaussian width scale (at the middle atomic-dipole scale), then
         # per atomic-dipole scale at the best width; the k-fold error of the Target decides

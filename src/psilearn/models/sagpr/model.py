@@ -16,10 +16,12 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data import Dataset
+from psilearn.data.splits import structure_folds
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import sigma_for
 from psilearn.models.base import Model
+from psilearn.models.composition import composition_design, fit_composition
 from psilearn.models.checks import check_known_elements, check_training_data
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
@@ -81,13 +83,7 @@ class SAGPR(Model):
 
     def _baseline_design(self, frames: list[Atoms]) -> np.ndarray:
         """(n_samples, n_species) composition design for the l=0 baseline."""
-        if self.target.per == "atom":
-            z = np.concatenate([a.numbers for a in frames])
-            return (z[:, None] == np.array(self.species)[None]).astype(float)
-        counts = np.array([[np.sum(a.numbers == z) for z in self.species] for a in frames], float)
-        if self.target.pool == "mean":
-            counts /= counts.sum(1, keepdims=True)
-        return counts
+        return composition_design(frames, self.species, self.target.per, self.target.pool)
 
     def _has_baseline(self, b) -> bool:
         return b.l == 0 and b.p == 1
@@ -113,7 +109,7 @@ class SAGPR(Model):
         self.baseline = {}
         for bi, b in enumerate(blocks):
             if self._has_baseline(b):
-                coef = np.linalg.lstsq(design.T @ design + 1e-8 * np.eye(design.shape[1]), design.T @ irreps[:, b.start], rcond=None)[0]
+                coef = fit_composition(design, irreps[:, b.start])
                 self.baseline = {int(z): float(c) for z, c in zip(self.species, coef)}
                 resid[:, b.start] -= design @ coef
         scales = np.array([np.sqrt(np.mean(resid[:, b.cols] ** 2)) for b in blocks])
@@ -132,7 +128,7 @@ class SAGPR(Model):
         # folds by structure, shared by all channels (for CV regularisation and held-out metrics)
         n_s = len(frames)
         k = min(self.config.cv_folds, n_s)
-        fold_of_struct = np.random.default_rng(self.config.seed).permutation(n_s) % k
+        fold_of_struct = structure_folds(n_s, k, self.config.seed)
         sample_fold = fold_of_struct if self.target.per == "structure" else fold_of_struct[data.atom_structure]
 
         cv_pred = np.zeros_like(irreps)

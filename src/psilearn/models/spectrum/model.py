@@ -23,6 +23,7 @@ from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data, unknown_elements_message
 from psilearn.models.spectrum.state import spectrum_from_state, spectrum_state
 from psilearn.data import DataError, Dataset
+from psilearn.data.splits import structure_folds
 from psilearn.features import SoapConfig
 from psilearn.models._kernel.gpr import SparseGP
 from psilearn.models._kernel.kernels import self_kernel, sparse_kernel, sparse_sparse_kernel
@@ -137,7 +138,7 @@ class SpectrumModel(Model):
         design = self._design(frames)
         n_s = len(frames)
         k = min(cfg.cv_folds, n_s)
-        fold_of_struct = np.random.default_rng(cfg.seed).permutation(n_s) % k
+        fold_of_struct = structure_folds(n_s, k, cfg.seed)
         folds = fold_of_struct if self._per == "structure" else fold_of_struct[data.atom_structure]
         fixed_reg = None if cfg.regularization == "ml" else float(cfg.regularization)
 

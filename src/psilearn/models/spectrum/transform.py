@@ -9,6 +9,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from psilearn.models.composition import composition_design, fit_composition
 from psilearn.spectral.pca import fit_pca
 
 
@@ -20,11 +21,7 @@ def design_matrix(frames: list[Atoms], species: list[int], per: str, pool: str, 
         z = atomic_numbers[absorber]
         c = np.array([[np.sum(a.numbers == z)] for a in frames], float)
         return np.ones_like(c) if pool == "mean" else c
-    if per == "atom":
-        zs = np.concatenate([a.numbers for a in frames])
-        return (zs[:, None] == np.array(species)[None]).astype(float)
-    counts = np.array([[np.sum(a.numbers == z) for z in species] for a in frames], float)
-    return counts / counts.sum(1, keepdims=True) if pool == "mean" else counts
+    return composition_design(frames, species, per, pool)
 
 
 @dataclass
@@ -42,8 +39,7 @@ class TargetTransform:
     def fit(cls, design: np.ndarray, y: np.ndarray, pca: float = 0) -> tuple["TargetTransform", np.ndarray]:
         """Least-squares baseline (tiny ridge), global RMS scale of the residual, then optional PCA
         (``pca`` components, or a variance fraction in (0, 1)). Returns (transform, z)."""
-        gram = design.T @ design
-        base = np.linalg.solve(gram + 1e-8 * max(np.trace(gram), 1.0) * np.eye(len(gram)), design.T @ y)
+        base = fit_composition(design, y)
         resid = y - design @ base
         scale = float(np.sqrt(np.mean(resid**2)))
         scale = scale if scale > 0 else 1.0

@@ -1,0 +1,199 @@
+"""The `baseline` model kind: a per-element composition fit, the reference every learned model must beat.
+
+The invariant (0e: l = 0, even) blocks of the Target are fitted by least squares on the composition
+(:mod:`psilearn.models.composition`): per structure ``y = sum_Z n_Z c_Z`` (pool ``sum``) or
+``y = sum_Z (n_Z / n) c_Z`` (pool ``mean``), per atom ``y = c_Z`` of the atom's element. Every other
+irreducible block is predicted as zero: the composition does not change under rotation or
+inversion, so the only O(3)-equivariant functions of it are invariants.
+
+Uncertainty: one standard deviation per block from the training fit, the same for every sample
+(0e blocks: RMS residual; other blocks: RMS of the training labels, since the prediction is zero),
+propagated to Cartesian components through the Target.
+
+It is also the worked example of adding a model kind (docs/architecture.md, "Adding a model kind").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.data import Dataset
+from psilearn.data.prediction import Prediction
+from psilearn.data.splits import structure_folds
+from psilearn.models.base import Model
+from psilearn.models.checks import check_known_elements, check_training_data
+from psilearn.models.composition import composition_design, fit_composition
+from psilearn.targets import Target
+
+
+@dataclass
+class BaselineConfig:
+    """Options (YAML section ``model:``)."""
+
+    ridge: float = 1e-8  # relative to the mean diagonal of the Gram matrix (see fit_composition)
+    cv_folds: int = 5  # k of the k-fold (by structure) held-out metrics
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "BaselineConfig":
+        d = dict(d or {})
+        known = set(cls.__dataclass_fields__)
+        if set(d) - known:
+            raise ValueError(f"unknown model options {sorted(set(d) - known)} for the baseline model; known: {sorted(known)}")
+        cfg = cls(**d)
+        try:  # YAML reads 1e-8 (no decimal point) as a string
+            ridge = float(cfg.ridge)
+        except (TypeError, ValueError):
+            ridge = math.nan
+        if isinstance(cfg.ridge, bool) or not (math.isfinite(ridge) and ridge >= 0):
+            raise ValueError(f"ridge must be a finite number >= 0, got {cfg.ridge!r}")
+        if isinstance(cfg.cv_folds, bool) or not isinstance(cfg.cv_folds, int) or cfg.cv_folds < 2:
+            raise ValueError(f"cv_folds must be an integer >= 2, got {cfg.cv_folds!r}")
+        cfg.ridge = ridge
+        return cfg
+
+
+@dataclass
+class BaselineModel(Model):
+    """Per-element composition fit of the invariant part of any (non-spectrum) Target.
+
+    >>> model = BaselineModel(Target("alpha", tensor="ij=ji")).fit(dataset)
+    >>> model.predict(frames).values  # isotropic: (alpha_iso, 0, 0, 0, alpha_iso, 0, 0, 0, alpha_iso)
+    """
+
+    target: Target
+    config: BaselineConfig = field(default_factory=BaselineConfig)
+    seed: int = 0
+    progress: bool = False  # nothing to report; kept for the common interface (psilearn predict sets it)
+    # fitted state
+    species: list[int] = field(default_factory=list)
+    coef: np.ndarray | None = None  # (n_species, n_blocks): c_Z of each 0e block, zero columns elsewhere
+    block_std: np.ndarray | None = None  # (n_blocks,) standard deviation of one component of each block
+    metadata: dict = field(default_factory=dict)
+
+    kind: ClassVar[str] = "baseline"
+    config_sections: ClassVar[tuple[str, ...]] = ("model",)
+
+    def __post_init__(self) -> None:
+        if self.target.is_spectrum:
+            raise ValueError(f"the baseline model does not learn spectrum targets ({self.target.key} on a grid); "
+                             "use psilearn fit-spectrum (model spectrum), which fits its own per-element baseline")
+
+    @classmethod
+    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "BaselineModel":
+        """From the ``model`` section (see :class:`BaselineConfig`); options in any other section are refused."""
+        other = sorted(s for s, v in (config or {}).items() if v and s not in cls.config_sections)
+        if other:
+            raise ValueError(f"the baseline model reads only the 'model:' section; remove {other} from the config")
+        return cls(target, BaselineConfig.from_dict((config or {}).get("model")), seed=seed, progress=progress)
+
+    # ---- the linear model ----------------------------------------------------------------------
+    def _fitted(self) -> list[int]:
+        """Indices of the invariant (0e) blocks, the only ones a composition can predict."""
+        return [i for i, b in enumerate(self.target.blocks) if b.l == 0 and b.p == 1]
+
+    def _design(self, frames: list[Atoms]) -> np.ndarray:
+        return composition_design(frames, self.species, self.target.per, self.target.pool)
+
+    def _solve(self, design: np.ndarray, irreps: np.ndarray) -> np.ndarray:
+        """(n_species, n_blocks) coefficients fitted to the 0e columns of ``irreps``."""
+        blocks, fitted = self.target.blocks, self._fitted()
+        coef = np.zeros((design.shape[1], len(blocks)))
+        if fitted:
+            coef[:, fitted] = fit_composition(design, irreps[:, [blocks[i].start for i in fitted]], self.config.ridge)
+        return coef
+
+    def _apply(self, design: np.ndarray, coef: np.ndarray) -> np.ndarray:
+        """Full irreps vectors (n_samples, n_irreps): design @ coef in the 0e columns, zero elsewhere."""
+        blocks = self.target.blocks
+        out = np.zeros((len(design), max(b.start + b.dim for b in blocks)))
+        for i in self._fitted():
+            out[:, blocks[i].start] = design @ coef[:, i]
+        return out
+
+    # ---- fitting ---------------------------------------------------------------------------------
+    def fit(self, data: Dataset) -> "BaselineModel":
+        """Fit on a Dataset whose Target equals this model's. Returns self."""
+        check_training_data(self.target, data)
+        t0 = time.perf_counter()
+        self.species = data.species
+        irreps = self.target.to_irreps(data.values)
+        design = self._design(data.frames)
+        self.coef = self._solve(design, irreps)
+        resid = irreps - self._apply(design, self.coef)
+        self.block_std = np.array([np.sqrt(np.mean(resid[:, b.cols] ** 2)) for b in self.target.blocks])
+        heldout = self._heldout_metrics(data, design, irreps)
+        self.metadata = {
+            "n_train_structures": len(data),
+            "n_train_samples": int(len(irreps)),
+            "training_data_sha256": data.fingerprint(),
+            "training_data": data.name,
+            "fit_seconds": round(time.perf_counter() - t0, 3),
+            "heldout_metrics": heldout,
+        }
+        return self
+
+    def _heldout_metrics(self, data: Dataset, design: np.ndarray, irreps: np.ndarray) -> dict:
+        """Regression metrics of k-fold (by structure) predictions; ``design`` rows are the samples."""
+        from psilearn.metrics.regression import regression_metrics
+
+        k = min(self.config.cv_folds, len(data))
+        folds = structure_folds(len(data), k, self.seed)
+        sample_fold = folds if self.target.per == "structure" else folds[data.atom_structure]
+        cv = np.zeros_like(irreps)
+        for f in range(k):
+            train, held = sample_fold != f, sample_fold == f
+            cv[held] = self._apply(design[held], self._solve(design[train], irreps[train]))
+        return {"method": f"{k}-fold cross-validation by structure", **regression_metrics(self.target, irreps, cv)}
+
+    # ---- prediction ------------------------------------------------------------------------------
+    def check_elements(self, frames: list[Atoms]) -> None:
+        check_known_elements(frames, self.species)
+
+    def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:
+        if self.coef is None:
+            raise RuntimeError("model is not fitted")
+        t = self.target
+        irreps = self._apply(self._design(frames), self.coef)
+        var = np.zeros_like(irreps)
+        if return_std or return_cov:
+            for b, s in zip(t.blocks, self.block_std):
+                var[:, b.cols] = s**2
+        cov = None
+        if return_cov:  # independent irreps components: cov = sum_c var_c to_cartesian[c]^T to_cartesian[c]
+            from psilearn.targets.cartesian import cartesian_basis
+
+            tc = cartesian_basis(t.tensor).to_cartesian
+            cov = np.einsum("nc,ck,cl->nkl", var, tc, tc)
+        return Prediction(t.to_cartesian(irreps), t.to_cartesian_std(var), irreps, np.sqrt(var), cov)
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """Metadata: options, seed, species; arrays: ``coef`` (n_species, n_blocks), ``block_std`` (n_blocks,)."""
+        if self.coef is None:
+            raise RuntimeError("model is not fitted")
+        meta = {"config": asdict(self.config), "seed": self.seed, "species": self.species}
+        return meta, {"coef": np.asarray(self.coef, float), "block_std": np.asarray(self.block_std, float)}
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "BaselineModel":
+        model = cls(Target.from_dict(meta["target"]), BaselineConfig.from_dict(meta["config"]), seed=int(meta["seed"]))
+        model.species = [int(z) for z in meta["species"]]
+        model.coef, model.block_std = arrays["coef"], arrays["block_std"]
+        model.metadata = meta["training"]
+        n_blocks = len(model.target.blocks)
+        if model.coef.shape != (len(model.species), n_blocks) or model.block_std.shape != (n_blocks,):
+            raise ValueError(f"coefficients {model.coef.shape} / block_std {model.block_std.shape} do not match "
+                             f"{len(model.species)} elements and {n_blocks} target blocks")
+        return model
+
+
+def fit_baseline(target: Target, dataset: Dataset, ridge: float = 1e-8, cv_folds: int = 5, seed: int = 0) -> BaselineModel:
+    """The fitted composition baseline of ``target`` on ``dataset``: the reference against which
+    other models' errors can be reported (e.g. ``error / baseline error``)."""
+    return BaselineModel(target, BaselineConfig(ridge=ridge, cv_folds=cv_folds), seed=seed).fit(dataset)
