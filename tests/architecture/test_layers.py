@@ -110,3 +110,13 @@ def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
 @pytest.mark.parametrize("package", sorted(LAYERS))
 def test_layer_packages_exist(package):
     assert (SRC / package).is_dir() or (SRC / f"{package}.py").is_file(), f"{package} listed in LAYERS but absent"
+
+
+def test_psilearn_models_exports_every_registered_class():
+    import psilearn.models as models
+    from psilearn.models.base import Model
+    from psilearn.models.registry import MODEL_KINDS, model_class
+
+    for kind, (spec, _) in MODEL_KINDS.items():
+        cls = getattr(models, spec.split(":")[1])
+        assert cls is model_class(kind) and issubclass(cls, Model) and cls.kind == kind

@@ -11,14 +11,15 @@ from importlib import import_module
 from psilearn.data.prediction import Prediction
 from psilearn.models.base import Model
 from psilearn.models.io import ModelFileError, load
+from psilearn.models.registry import MODEL_KINDS
 
-_LAZY = {
-    "SAGPR": "psilearn.models.sagpr", "SAGPRConfig": "psilearn.models.sagpr",
-    "NNModel": "psilearn.models.nn", "NetworkConfig": "psilearn.models.nn", "TrainConfig": "psilearn.models.nn",
-    "QEqModel": "psilearn.models.qeq", "QEqConfig": "psilearn.models.qeq",
-    "QEqNNModel": "psilearn.models.qeq", "QEqNNConfig": "psilearn.models.qeq",
-    "SpectrumModel": "psilearn.models.spectrum", "SpectrumConfig": "psilearn.models.spectrum",
-}
+# every registered model class (from the registry, so a new kind is exported by its registry line)
+# and the option classes of the built-in kinds
+_LAZY = {spec.split(":")[1]: spec.split(":")[0] for spec, _ in MODEL_KINDS.values()}
+_LAZY.update({
+    "SAGPRConfig": "psilearn.models.sagpr", "NetworkConfig": "psilearn.models.nn", "TrainConfig": "psilearn.models.nn",
+    "QEqConfig": "psilearn.models.qeq", "QEqNNConfig": "psilearn.models.qeq", "SpectrumConfig": "psilearn.models.spectrum",
+})
 __all__ = ["Model", "Prediction", "load", "ModelFileError", *_LAZY]
 
 
