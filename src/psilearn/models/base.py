@@ -18,6 +18,7 @@ A model kind is a class deriving from :class:`Model`, registered by name in
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -75,6 +76,20 @@ class Model(ABC):
         frames = frames_to_predict(frames)
         self.check_elements(frames)
         return self._predict(frames, return_std=return_std, return_cov=return_cov, **options)
+
+    @staticmethod
+    def training_record(data, t0: float, **extra) -> dict:
+        """The training metadata every kind stores (model files, ``psilearn fit``): number of
+        structures and samples, the data's SHA-256 and name, the fit time since ``t0``
+        (``time.perf_counter()``), plus the kind's own ``extra`` entries (which may override)."""
+        return {
+            "n_train_structures": len(data),
+            "n_train_samples": int(len(data.values)),
+            "training_data_sha256": data.fingerprint(),
+            "training_data": data.name,
+            "fit_seconds": round(time.perf_counter() - t0, 3),
+            **extra,
+        }
 
     # ---- state -----------------------------------------------------------------------------------
     @abstractmethod

@@ -22,7 +22,6 @@ import torch
 from ase import Atoms
 
 from psilearn.data import DataError
-from psilearn.data.errors import frame_location
 from psilearn.models.checks import check_known_elements
 
 

@@ -128,14 +128,7 @@ class BaselineModel(Model):
         resid = irreps - self._apply(design, self.coef)
         self.block_std = np.array([np.sqrt(np.mean(resid[:, b.cols] ** 2)) for b in self.target.blocks])
         heldout = self._heldout_metrics(data, design, irreps)
-        self.metadata = {
-            "n_train_structures": len(data),
-            "n_train_samples": int(len(irreps)),
-            "training_data_sha256": data.fingerprint(),
-            "training_data": data.name,
-            "fit_seconds": round(time.perf_counter() - t0, 3),
-            "heldout_metrics": heldout,
-        }
+        self.metadata = self.training_record(data, t0, heldout_metrics=heldout)
         return self
 
     def _heldout_metrics(self, data: Dataset, design: np.ndarray, irreps: np.ndarray) -> dict:

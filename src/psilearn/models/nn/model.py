@@ -208,20 +208,17 @@ class NNModel(TorchRunOptions, Model):
             std_c = t.to_cartesian_std(self._full(unc.expand_blocks(var_va, blocks, self.n_out)))
             calib = {"method": f"{cfg.uncertainty}, scale fitted on the validation split (in-sample for the scale)",
                      **calibration(va.values, t.to_cartesian(self._full(pred_va)), std_c)}
-        self.metadata = {
+        self.metadata = self.training_record(data, t0, **{
             "n_train_structures": len(train_idx),
             "n_validation_structures": len(val_idx),
             "n_train_samples": int(len(y_tr)),
-            "training_data_sha256": fp,
-            "training_data": data.name,
-            "fit_seconds": round(time.perf_counter() - t0, 3),
             "n_parameters": int(sum(p.numel() for p in self.nets[0].parameters())),
             "members": [{k: v for k, v in s.items() if k != "history"} for s in summaries],
             "history": summaries[0]["history"],
             "heldout_metrics": {"method": f"validation split ({len(val_idx)} structures, used for early stopping)",
                                 **regression_metrics(t, self._full(y_va), self._full(pred_va))},
             "calibration": calib,
-        }
+        })
         return self
 
     # ---- prediction ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from ase import Atoms
 
 from psilearn.models.base import Model
 from psilearn.models.composition import element_onehot
-from psilearn.models.checks import check_known_elements, check_training_data
+from psilearn.models.checks import check_training_data
 from psilearn.models.qeq.config import QEqConfig, _positive
 from psilearn.models.qeq.state import qeq_from_state, qeq_state
 from psilearn.data import Dataset
@@ -169,11 +169,7 @@ class QEqModel(QEqTargetMixin, Model):
         from psilearn.metrics.regression import regression_metrics
 
         t = self.target
-        self.metadata = {
-            "n_train_structures": n_s,
-            "n_train_samples": int(len(data.values)),
-            "training_data_sha256": data.fingerprint(),
-            "training_data": data.name,
+        self.metadata = self.training_record(data, t0, **{
             "trained_on": fit["trained_on"],
             "charges_key": cfg.charges_key if "charges" in fit["trained_on"] and self.is_dipole else "",
             "hyperparameter_cv_rmse": scores,
@@ -184,7 +180,7 @@ class QEqModel(QEqTargetMixin, Model):
                 "method": f"{k}-fold cross-validation by structure (hyperparameters fixed at their final values)",
                 **regression_metrics(t, t.to_irreps(data.values), t.to_irreps(fit["cv_values"])),
             },
-        }
+        })
         return self
 
     def _fit_linear(self, data: Dataset, maps: QEqMaps, x: np.ndarray, n_k: int, total: np.ndarray,

@@ -37,7 +37,7 @@ from psilearn.data import Dataset
 from psilearn.data.splits import random_split
 from psilearn.models._torch.weights import build_in_dtype, load_weights, weights_blob
 from psilearn.models.base import Model
-from psilearn.models.checks import check_known_elements, check_training_data
+from psilearn.models.checks import check_training_data
 from psilearn.models.qeq.config import QEqNNConfig
 from psilearn.models.qeq.checks import QEqTargetMixin, check_charge_sums, check_target, reference_charges
 from psilearn.physics.dipole import dipole_unit_factor
@@ -254,14 +254,11 @@ class QEqNNModel(TorchRunOptions, QEqTargetMixin, Model):
         if self.llpr is not None:
             calib = {"method": "llpr through QEq, scale fitted on the validation split (in-sample for the scale)",
                      **calibration(va.values, pred.values, pred.std)}
-        self.metadata.update({
+        self.metadata.update(self.training_record(data, t0, **{
             "n_train_structures": len(train_idx),
             "n_validation_structures": len(val_idx),
             "n_train_samples": int(len(data.subset(train_idx).values)),
-            "training_data_sha256": data.fingerprint(),
-            "training_data": data.name,
             "charges_key": self.config.charges_key if "charges" in self.metadata["trained_on"] and self.is_dipole else "",
-            "fit_seconds": round(time.perf_counter() - t0, 3),
             "n_parameters": int(sum(p.numel() for p in self.net.parameters())),
             "members": [{k: v for k, v in summary.items() if k != "history"}],
             "history": summary["history"],
@@ -269,7 +266,7 @@ class QEqNNModel(TorchRunOptions, QEqTargetMixin, Model):
             "heldout_metrics": {"method": f"validation split ({len(val_idx)} structures, used for early stopping)",
                                 **regression_metrics(t, t.to_irreps(va.values), pred.irreps)},
             "calibration": calib,
-        })
+        }))
 
     # ---- prediction ------------------------------------------------------------------------------
     @torch.no_grad()

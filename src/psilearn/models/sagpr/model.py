@@ -20,9 +20,10 @@ from psilearn.data.splits import structure_folds
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import sigma_for
+from psilearn.metrics.regression import regression_metrics
 from psilearn.models.base import Model
 from psilearn.models.composition import composition_design, fit_composition
-from psilearn.models.checks import check_known_elements, check_training_data
+from psilearn.models.checks import check_training_data
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.data.prediction import Prediction
@@ -102,20 +103,44 @@ class SAGPR(Model):
             apply_projections(feats, self.projections)
         t_feat = time.perf_counter() - t0
 
-        # per-element baseline of the invariant channel, then per-block scale
+        resid = self._fit_baseline(frames, irreps)
+        self._choose_sparse(feats, frames)
+        # folds by structure, shared by all channels (for CV regularisation and held-out metrics)
+        k = min(self.config.cv_folds, len(frames))
+        fold_of_struct = structure_folds(len(frames), k, self.config.seed)
+        sample_fold = fold_of_struct if self.target.per == "structure" else fold_of_struct[data.atom_structure]
+        cv_pred = np.zeros_like(irreps)
+        self.channels = []
+        self._contracted = {}
+        from tqdm.auto import tqdm
+
+        for ch in tqdm(self._channel_list(), desc="fitting channels", disable=not self.progress, leave=False):
+            self.channels.append(self._fit_channel(ch, feats, frames, resid, sample_fold, cv_pred))
+        cv_irreps = cv_pred + (irreps - resid)  # held-out (k-fold) predictions, baseline added back
+        self.metadata = self.training_record(data, t0, featurize_seconds=round(t_feat, 3), heldout_metrics={
+            "method": f"{k}-fold cross-validation by structure (hyperparameters fixed at their final values)",
+            **regression_metrics(self.target, irreps, cv_irreps),
+        })
+        return self
+
+    def _fit_baseline(self, frames: list[Atoms], irreps: np.ndarray) -> np.ndarray:
+        """Per-element composition baseline of the invariant channel and per-block scales; returns
+        the residual irreps (n_samples, n_irreps)."""
         blocks = self.target.blocks
         design = self._baseline_design(frames)
         resid = irreps.copy()
         self.baseline = {}
-        for bi, b in enumerate(blocks):
+        for b in blocks:
             if self._has_baseline(b):
                 coef = fit_composition(design, irreps[:, b.start])
                 self.baseline = {int(z): float(c) for z, c in zip(self.species, coef)}
                 resid[:, b.start] -= design @ coef
         scales = np.array([np.sqrt(np.mean(resid[:, b.cols] ** 2)) for b in blocks])
         self.scales = np.where(scales > 0, scales, 1.0)
+        return resid
 
-        # sparse environments per element, chosen on the invariant SOAP vectors
+    def _choose_sparse(self, feats, frames: list[Atoms]) -> None:
+        """Sparse environments per element, chosen on the invariant SOAP vectors (and their states)."""
         x0 = feats.blocks[(0, 1)]
         chosen = {z: select_sparse(x0[z][:, 0, :], self.config.n_sparse, self.config.sparse_method) for z in self.species}
         self.sparse = {ch: {z: feats.blocks[ch][z][chosen[z]] for z in self.species} for ch in feats.blocks}
@@ -125,59 +150,32 @@ class SAGPR(Model):
 
             self.sparse[SPARSE_STATE_KEY] = sparse_states(feats, state_vectors(frames, self.config.global_state), chosen)
 
-        # folds by structure, shared by all channels (for CV regularisation and held-out metrics)
-        n_s = len(frames)
-        k = min(self.config.cv_folds, n_s)
-        fold_of_struct = structure_folds(n_s, k, self.config.seed)
-        sample_fold = fold_of_struct if self.target.per == "structure" else fold_of_struct[data.atom_structure]
-
-        cv_pred = np.zeros_like(irreps)
-        self.channels = []
-        self._contracted = {}
-        from tqdm.auto import tqdm
-
-        for ch in tqdm(self._channel_list(), desc="fitting channels", disable=not self.progress, leave=False):
-            d = 2 * ch[0] + 1
-            phi = sparse_kernel(feats, self.sparse, ch, self.config.zeta, self.target.per, self.target.pool)
-            kmm = sparse_sparse_kernel(self.sparse, ch, self.config.zeta)
-            phi, kmm = self._with_global_state(phi, kmm, feats, frames, d)
-            gp, bw = SparseGP.build(phi, kmm)
-            if len(gp.S2) == 0:
-                log.warning(
-                    "lambda-SOAP has no features for channel l=%d sigma=%d (e.g. pseudo-scalars at body order 3): "
-                    "it is predicted as 0 with the training data's spread as uncertainty", ch[0], ch[1])
-            row_fold = np.repeat(sample_fold, d)
-            cols = []
-            for bi, b in enumerate(blocks):
-                if self._channel_of(b) != ch:
-                    continue
-                y = (resid[:, b.cols] / self.scales[bi]).reshape(-1)
-                mode = self.config.regularization
-                reg = float(mode) if _is_number(mode) else None
-                fit = gp.fit_column(bw, y, reg=reg, folds=row_fold if mode == "cv" else None)
-                cols.append((bi, fit))
-                _, pred = gp.kfold_residuals(bw, y[:, None], row_fold, np.array([fit.reg]))
-                cv_pred[:, b.cols] = pred[:, 0].reshape(-1, d) * self.scales[bi]
-                log.info("channel %s block %d: reg=%.3g s2=%.3g", ch, bi, fit.reg, fit.s2)
-            self.channels.append(ChannelModel(ch, gp, cols))
-
-        # held-out (k-fold) metrics, with the baseline added back
-        cv_irreps = cv_pred + (irreps - resid)
-        from psilearn.metrics.regression import regression_metrics
-
-        self.metadata = {
-            "n_train_structures": n_s,
-            "n_train_samples": len(irreps),
-            "training_data_sha256": data.fingerprint(),
-            "training_data": data.name,
-            "fit_seconds": round(time.perf_counter() - t0, 3),
-            "featurize_seconds": round(t_feat, 3),
-            "heldout_metrics": {
-                "method": f"{k}-fold cross-validation by structure (hyperparameters fixed at their final values)",
-                **regression_metrics(self.target, irreps, cv_irreps),
-            },
-        }
-        return self
+    def _fit_channel(self, ch, feats, frames, resid: np.ndarray, sample_fold: np.ndarray, cv_pred: np.ndarray) -> ChannelModel:
+        """Sparse GP of channel ``ch`` = (l, sigma) and one column fit per irrep occurrence; fills the
+        channel's k-fold predictions into ``cv_pred``."""
+        d = 2 * ch[0] + 1
+        phi = sparse_kernel(feats, self.sparse, ch, self.config.zeta, self.target.per, self.target.pool)
+        kmm = sparse_sparse_kernel(self.sparse, ch, self.config.zeta)
+        phi, kmm = self._with_global_state(phi, kmm, feats, frames, d)
+        gp, bw = SparseGP.build(phi, kmm)
+        if len(gp.S2) == 0:
+            log.warning(
+                "lambda-SOAP has no features for channel l=%d sigma=%d (e.g. pseudo-scalars at body order 3): "
+                "it is predicted as 0 with the training data's spread as uncertainty", ch[0], ch[1])
+        row_fold = np.repeat(sample_fold, d)
+        mode = self.config.regularization
+        reg = float(mode) if _is_number(mode) else None
+        cols = []
+        for bi, b in enumerate(self.target.blocks):
+            if self._channel_of(b) != ch:
+                continue
+            y = (resid[:, b.cols] / self.scales[bi]).reshape(-1)
+            fit = gp.fit_column(bw, y, reg=reg, folds=row_fold if mode == "cv" else None)
+            cols.append((bi, fit))
+            _, pred = gp.kfold_residuals(bw, y[:, None], row_fold, np.array([fit.reg]))
+            cv_pred[:, b.cols] = pred[:, 0].reshape(-1, d) * self.scales[bi]
+            log.info("channel %s block %d: reg=%.3g s2=%.3g", ch, bi, fit.reg, fit.s2)
+        return ChannelModel(ch, gp, cols)
 
     # ---- prediction ------------------------------------------------------------------------------
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:

@@ -168,12 +168,8 @@ class SpectrumModel(Model):
         spread = float(np.sqrt(np.mean((y_fit - y_fit.mean(0)) ** 2)))
         rmse = float(np.sqrt(np.mean(err**2)))
         spectral = compare_spectra(self.grid, y_fit, cv, max_shift=self._max_shift())["mean"]
-        meta = {
-            "n_train_structures": len(data),
+        meta = self.training_record(data, t0, **{
             "n_train_samples": int(len(y)),
-            "training_data_sha256": data.fingerprint(),
-            "training_data": data.name,
-            "fit_seconds": round(time.perf_counter() - t0, 3),
             "featurize_seconds": round(t_feat, 3),
             "regularization": self.fit_.reg,
             "n_columns": self.transform.n_columns,
@@ -186,7 +182,7 @@ class SpectrumModel(Model):
                 "channels": {},
                 "spectral": spectral,
             },
-        }
+        })
         if self.train_shifts is not None:
             meta["train_shifts"] = {"rms": float(np.sqrt(np.mean(self.train_shifts**2))), "max_abs": float(np.max(np.abs(self.train_shifts))),
                                     "iterations": iterations, "units": self.target.grid_units or "grid units"}
