@@ -21,10 +21,10 @@ from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import sigma_for
 from psilearn.models.base import Model
 from psilearn.models.checks import check_known_elements, check_training_data
-from psilearn.models._kernel.gpr import ColumnFit, SparseGP
+from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.data.prediction import Prediction
-from psilearn.models.sagpr.config import SAGPRConfig, _is_number
+from psilearn.models.sagpr.config import SAGPRConfig
 from psilearn.models.sagpr.state import sagpr_from_state, sagpr_state
 from psilearn.models._kernel.sparse import select_sparse
 from psilearn.targets import Target
@@ -64,13 +64,14 @@ class SAGPR(Model):
     _contracted: dict = field(default_factory=dict, repr=False)  # cache for the mean-only fast path
 
     kind: ClassVar[str] = "sagpr"
-    config_sections: ClassVar[tuple[str, ...]] = ("soap", "model")
+    config_options: ClassVar[dict[str, type]] = {"soap": SoapConfig, "model": SAGPRConfig}
+    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "SAGPR":
+    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "SAGPR":
         """From the ``soap`` and ``model`` sections (see :class:`SAGPRConfig`)."""
-        model_cfg = {"seed": seed, **config.get("model", {})}
-        return cls(target, SoapConfig.from_dict(config.get("soap")), SAGPRConfig.from_dict(model_cfg), progress=progress)
+        options, _ = cls.validate_config(config, seed=seed)
+        return cls(target, options["soap"], options["model"], progress=progress)
 
     # ---- channels --------------------------------------------------------------------------------
     def _channel_of(self, b) -> tuple[int, int]:
@@ -157,7 +158,7 @@ class SAGPR(Model):
                     continue
                 y = (resid[:, b.cols] / self.scales[bi]).reshape(-1)
                 mode = self.config.regularization
-                reg = float(mode) if _is_number(mode) else None
+                reg = fixed_regularization(mode)
                 fit = gp.fit_column(bw, y, reg=reg, folds=row_fold if mode == "cv" else None)
                 cols.append((bi, fit))
                 _, pred = gp.kfold_residuals(bw, y[:, None], row_fold, np.array([fit.reg]))
