@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from psilearn.config import Checks, Options, positive_number
+from psilearn.models._kernel.gpr import REGULARIZATION_MODES, REGULARIZATION_RULE
 
 LOSSES = ("l2", "shift", "align")
 ALIGN_FEATURES = ("edge", "max", "onset")
@@ -16,8 +17,9 @@ class SpectrumConfig(Options):
     """How a spectrum model is fitted.
 
     ``zeta``: exponent of the invariant SOAP kernel. ``n_sparse``: sparse environments per element
-    (``sparse_method`` 'fps' or 'cur'). ``regularization``: 'ml' (one noise/prior ratio for all
-    output columns, by their summed marginal likelihood) or a number.
+    (``sparse_method`` 'fps' or 'cur'). ``regularization``: one noise/prior ratio for all output
+    columns, chosen by their summed marginal likelihood ('ml'), by their summed k-fold squared
+    error ('cv', ``cv_folds`` folds by structure), or a number.
     ``loss``: 'l2' (plain squared error on the grid); 'shift' (the energy reference is ill-defined:
     each training spectrum gets a rigid shift, optimised by alternating between fitting and aligning
     every spectrum to its cross-validated prediction, shifts centred to mean zero, bounded by
@@ -54,8 +56,8 @@ class SpectrumConfig(Options):
         c.require(self.zeta >= 1, "zeta", "must be >= 1")
         c.require(self.n_sparse >= 1, "n_sparse", "must be >= 1")
         c.one_of("sparse_method", ("fps", "cur"))
-        c.require(self.regularization == "ml" or positive_number(self.regularization),
-                  "regularization", "must be 'ml' or a positive number")
+        c.require(self.regularization in REGULARIZATION_MODES or positive_number(self.regularization),
+                  "regularization", REGULARIZATION_RULE)
         c.one_of("loss", LOSSES)
         c.require(self.max_shift is None or self.max_shift > 0, "max_shift", "must be positive (grid units)")
         c.one_of("align_feature", ALIGN_FEATURES)

@@ -30,7 +30,7 @@ from psilearn.data.prediction import Prediction
 from psilearn.models._kernel.sparse import select_sparse
 from psilearn.models.spectrum.alignment import align_on_feature, optimise_shifts
 from psilearn.models.spectrum.config import SpectrumConfig
-from psilearn.models.spectrum.regression import ColumnsFit, fit_columns, kfold_predict, predictive_scale
+from psilearn.models.spectrum.regression import ColumnsFit, cv_regularization, fit_columns, kfold_predict, predictive_scale
 from psilearn.models.spectrum.representation import CHANNEL, invariant_features
 from psilearn.models.spectrum.transform import TargetTransform, design_matrix
 from psilearn.targets import Target
@@ -144,7 +144,8 @@ class SpectrumModel(Model):
 
         def fit_on(yt: np.ndarray):
             transform, z = TargetTransform.fit(design, yt, cfg.pca)
-            fit = fit_columns(self.gp, bw, z, fixed_reg)
+            reg = cv_regularization(self.gp, bw, z, folds) if cfg.regularization == "cv" else fixed_reg
+            fit = fit_columns(self.gp, bw, z, reg)
             cv = transform.inverse(design, kfold_predict(bw, z, folds, fit.reg))
             return transform, fit, cv
 
