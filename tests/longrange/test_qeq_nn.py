@@ -293,7 +293,7 @@ def test_clear_errors(data, from_charges):
         from_charges.predict([Atoms("HF", positions=[[0, 0, 0], [0, 0, 0.92]])])
     with pytest.raises(ValueError, match="ensembles are not implemented"):
         tiny_qeq(CHARGES, dict(uncertainty="ensemble"))
-    with pytest.raises(ValueError, match="unknown qeq-nn model options"):
+    with pytest.raises(ValueError, match="model: unknown option .n_sparse.; known options: origin.*nn_train"):
         QEqNNConfig.from_dict({"n_sparse": 10})
     with pytest.raises(ValueError, match="units"):
         tiny_qeq(Target("mu", tensor="i"))

@@ -109,7 +109,7 @@ def test_clear_errors_for_unseen_elements_and_empty_batches():
         collate([])
     with pytest.raises(DataError, match="at least 2"):
         fit_tiny(_frames(1), VEC)
-    with pytest.raises(ValueError, match="unknown nn options"):
+    with pytest.raises(ValueError, match="nn: unknown option .chanels. \\(did you mean .channels.\\?\\)"):
         from psilearn.models.nn.model import NNModel
 
         NNModel.build(VEC, {"nn": {"chanels": 3}})

@@ -128,3 +128,24 @@ def test_precomputed_features_give_the_same_model(frames):
     pa = a.predict([frames[i] for i in test])
     pb = b.predict([frames[i] for i in test], features=subset_features(feats, test))
     assert pb.values == pytest.approx(pa.values, abs=1e-9) and pb.std == pytest.approx(pa.std, abs=1e-9)
+
+
+def test_cv_regularization_chooses_a_ratio_by_k_fold_error(frames, tmp_path):
+    from psilearn.models.spectrum.regression import kfold_predict
+
+    target = Target("dos", grid=GRID, grid_units="eV")
+    model = fit(frames[:40], target, regularization="cv", cv_folds=4)
+    grid = model.gp.reg_grid()
+    assert np.any(np.isclose(grid, model.fit_.reg, rtol=1e-12))
+    ref = np.array([a.info["dos"] for a in frames[40:]])
+    assert np.mean(pearson(ref, model.predict(frames[40:]).values)) > 0.95
+    model.save(tmp_path / "cv.model")
+    assert load(tmp_path / "cv.model").config.regularization == "cv"
+    # the chosen ratio is the grid point with the lowest summed k-fold error (same as kfold_predict's)
+    from psilearn.models.spectrum.regression import cv_regularization
+
+    rng = np.random.default_rng(0)
+    bw, y = rng.normal(size=(30, 6)), rng.normal(size=(30, 3))
+    folds = np.arange(30) % 3
+    errs = [np.sum((kfold_predict(bw, y, folds, r) - y) ** 2) for r in model.gp.reg_grid()]
+    assert cv_regularization(model.gp, bw, y, folds) == pytest.approx(model.gp.reg_grid()[int(np.argmin(errs))])

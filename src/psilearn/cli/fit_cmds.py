@@ -15,6 +15,9 @@ atoms.arrays for per-atom values); --tensor gives its Cartesian symmetry as an i
   ij=ji symmetric (polarizability)   ijk=jik=ikj symmetric rank 3 (hyperpolarizability)   ... up to rank 4.
 Tensors are read flattened row-major (a 3x3 tensor is 9 numbers), as in extxyz."""
 
+SEED_HELP = ("random seed (folds, subsets, initial weights). Given, it wins over the options file's seed "
+             "(model.seed, kernel kinds), which is used otherwise; default 0. Same seed + data = same model")
+
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("target (what is learned)")
@@ -35,16 +38,27 @@ def _target(args):
                   traceless=args.traceless, pool=args.pool, units=args.units)
 
 
-def _fit_model(args, target, dataset, progress=True):
+def _model_options(args) -> tuple[str, dict, int]:
+    """(model kind, options, seed) from --model/--long-range/--config/--seed; the options file is
+    validated against the kind here, before any data is read."""
     from psilearn.config import load_config
     from psilearn.cli.qeq_args import check_no_long_range_flags, long_range_options
     from psilearn.models.registry import model_class
 
     check_no_long_range_flags(args)
     name, config = args.model, load_config(args.config)
+    merged = config
     if getattr(args, "long_range", None):
-        name, config = long_range_options(args, config)
-    model = model_class(name).build(target, config, seed=args.seed, progress=progress)
+        name, merged = long_range_options(args, config)  # CLI flags over the file's model section
+    _, seed = model_class(name).validate_config(config, source=args.config, seed=args.seed)
+    return name, merged, seed
+
+
+def _fit_model(args, target, dataset, progress=True, options=None):
+    from psilearn.models.registry import model_class
+
+    name, config, seed = options or _model_options(args)
+    model = model_class(name).build(target, config, seed=seed, progress=progress)
     _apply_run_options(args, model)
     return model.fit(dataset)
 
@@ -74,10 +88,11 @@ def cmd_fit(args) -> int:
     from psilearn.data import load_dataset
 
     target = _target(args)
+    options = _model_options(args)
     ds = load_dataset(args.train, target, symmetrize=args.symmetrize)
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     t0 = time.perf_counter()
-    model = _fit_model(args, target, ds)
+    model = _fit_model(args, target, ds, options=options)
     model.save(args.output)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s; saved to {args.output}")
@@ -168,18 +183,19 @@ def cmd_learning_curve(args) -> int:
     from psilearn.metrics.regression import block_names, regression_metrics
 
     target = _target(args)
+    options = _model_options(args)
     train = load_dataset(args.train, target, symmetrize=args.symmetrize)
     test = load_dataset(args.test, target, symmetrize=args.symmetrize)
     sizes = sorted({int(s) for s in args.sizes.split(",")})
     if sizes[0] < 2 or sizes[-1] > len(train):
         raise ValueError(f"--sizes must lie between 2 and the number of training structures ({len(train)})")
-    order = np.random.default_rng(args.seed).permutation(len(train))
+    order = np.random.default_rng(options[2]).permutation(len(train))
     names = ["Cartesian", *block_names(target)]
     curves = {n: [] for n in names}
     rows = []
     for n in sizes:
         t0 = time.perf_counter()
-        model = _fit_model(args, target, train.subset(np.sort(order[:n])), progress=False)
+        model = _fit_model(args, target, train.subset(np.sort(order[:n])), progress=False, options=options)
         fit_s = time.perf_counter() - t0
         pred = model.predict(test.frames, return_std=False)
         m = regression_metrics(target, target.to_irreps(test.values), pred.irreps)
@@ -211,8 +227,9 @@ def register(sub) -> None:
     p.add_argument("train", metavar="TRAIN", help="training structures: any ASE-readable file, optionally with @slice (data.xyz@:200), or a DeePMD set directory")
     _add_target_args(p)
     p.add_argument("--model", default="sagpr", help=model_help)
-    p.add_argument("--config", metavar="YAML", help="options file with 'soap:' and 'model:' sections")
-    p.add_argument("--seed", type=int, default=0, help="random seed (folds, subsets); same seed + data = same model")
+    p.add_argument("--config", metavar="YAML", help="options file: 'soap:' and 'model:' sections (kernel kinds), "
+                                                     "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
+    p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")
@@ -244,8 +261,8 @@ def register(sub) -> None:
     _add_target_args(p)
     p.add_argument("--sizes", default="50,100,200,400", help="comma-separated training sizes (default 50,100,200,400)")
     p.add_argument("--model", default="sagpr", help=model_help)
-    p.add_argument("--config", metavar="YAML")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", metavar="YAML", help="options file, as for fit")
+    p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     p.add_argument("--plot", metavar="PNG", help="write the curve as a PNG")
     p.add_argument("--json", action="store_true", help="also print the curve as JSON")
     add_long_range_args(p)

@@ -58,6 +58,8 @@ def cmd_fit_spectrum(args) -> int:
     from psilearn.data.spectra import load_spectrum_dataset, read_structures_or_xanes
     from psilearn.models.registry import model_class
 
+    config = load_config(args.config)
+    model_class("spectrum").validate_config(config, source=args.config)  # before any data is read
     frames = read_structures_or_xanes(args.train, args.split, args.target)
     if args.from_orbitals is not None:
         from psilearn.data.spectra import dos_from_orbitals, parse_grid
@@ -68,7 +70,6 @@ def cmd_fit_spectrum(args) -> int:
     target = _spectrum_target(args, frames)
     ds = load_spectrum_dataset(frames, target, on_mismatch=args.on_grid_mismatch)
     ds.name = args.train
-    config = load_config(args.config)
     model_opts = config.setdefault("model", {})
     for opt in ("loss", "max_shift", "align_feature", "pca"):
         val = getattr(args, opt)
@@ -378,7 +379,7 @@ def _register_fit(sub) -> None:
     m.add_argument("--elements", metavar="LIST", help="extra descriptor elements, e.g. B,Se: structures to predict may contain "
                                                     "them as neighbours even if no training structure does")
     m.add_argument("--config", metavar="YAML", help="options file with 'soap:' and 'model:' sections (SpectrumConfig)")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=int, default=None, help="random seed (CV folds); wins over model.seed in --config; default 0")
     p.add_argument("-o", "--output", required=True, metavar="MODEL")
     p.set_defaults(func=cmd_fit_spectrum)
 

@@ -10,26 +10,30 @@ normalised to unit Frobenius norm per atom, as in SA-GPR (Grisafi et al., PRL 12
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
 
 from psilearn._tables import lookup
 from psilearn.features._featomic import import_featomic
+from psilearn.config import Checks, Options
 from psilearn.features.basis import featomic_to_e3nn
 
 
 @dataclass
-class SoapConfig:
-    """Hyperparameters of the lambda-SOAP descriptor. Distances in Angstrom.
+class SoapConfig(Options):
+    """Hyperparameters of the lambda-SOAP descriptor (YAML section ``soap:``). Distances in Angstrom.
 
     ``max_radial`` is the number of radial basis functions (GTOs), ``max_angular`` the largest l of
     the density expansion; target channels up to l = 2*max_angular are available. ``cutoff`` may be
     a list: one lambda-SOAP per cutoff, normalised and concatenated, so that the kernel is the mean
     of the kernels at each scale (a short cutoff resolves bonds, a long one intermolecular order).
     """
+
+    section: ClassVar[str] = "soap"
 
     cutoff: float | list[float] = 5.0
     smoothing: float = 0.5
@@ -39,38 +43,25 @@ class SoapConfig:
     center_atom_weight: float = 1.0
     # Willatt et al. (PCCP 20, 29661 (2018)) radial scaling c / (c + (r/r0)^m) of neighbour densities,
     # as {"exponent": m, "rate": c, "scale": r0 (Angstrom)}; None for no scaling
-    radial_scaling: dict | None = None
+    radial_scaling: dict[str, float] | None = None
     batch_size: int = 100
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "SoapConfig":
-        d = dict(d or {})
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown SOAP options {sorted(unknown)}; known: {sorted(names)}")
-        cfg = cls(**d)
-        if isinstance(cfg.cutoff, (list, tuple)):
-            if not cfg.cutoff:
-                raise ValueError("SOAP cutoff list is empty")
-            cfg.cutoff = [float(c) for c in cfg.cutoff]
-        if min(cfg.cutoffs) <= 0 or cfg.density_width <= 0 or cfg.smoothing < 0:
-            raise ValueError("SOAP cutoff and density_width must be positive, smoothing non-negative")
-        if cfg.radial_scaling is not None:
-            rs = dict(cfg.radial_scaling)
-            if set(rs) != {"exponent", "rate", "scale"} or rs["exponent"] < 0 or rs["rate"] < 0 or rs["scale"] <= 0:
-                raise ValueError("radial_scaling needs exponent >= 0, rate >= 0 and scale > 0 (Angstrom)")
-            cfg.radial_scaling = {"exponent": int(rs["exponent"]), "rate": float(rs["rate"]), "scale": float(rs["scale"])}
-        if cfg.max_angular < 0 or cfg.max_radial < 1:
-            raise ValueError("SOAP max_angular must be >= 0 and max_radial >= 1")
-        return cfg
+    def check(self, c: Checks) -> None:
+        c.require(bool(self.cutoffs) and min(self.cutoffs) > 0, "cutoff", "must be > 0 (or a non-empty list of them)")
+        c.require(self.density_width > 0, "density_width", "must be > 0")
+        c.require(self.smoothing >= 0, "smoothing", "must be >= 0")
+        c.require(self.max_angular >= 0, "max_angular", "must be >= 0")
+        c.require(self.max_radial >= 1, "max_radial", "must be >= 1")
+        c.require(self.batch_size >= 1, "batch_size", "must be >= 1")
+        if self.radial_scaling is not None:
+            rs = self.radial_scaling
+            ok = set(rs) == {"exponent", "rate", "scale"} and rs["exponent"] >= 0 and rs["rate"] >= 0 and rs["scale"] > 0
+            c.require(ok, "radial_scaling", "needs exponent >= 0, rate >= 0 and scale > 0 (Angstrom)")
+            self.radial_scaling = {"exponent": int(rs["exponent"]), "rate": float(rs["rate"]), "scale": float(rs["scale"])}
 
     @property
     def cutoffs(self) -> list[float]:
         return list(self.cutoff) if isinstance(self.cutoff, (list, tuple)) else [float(self.cutoff)]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

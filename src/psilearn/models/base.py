@@ -3,8 +3,10 @@
 A model kind is a class deriving from :class:`Model`, registered by name in
 :mod:`psilearn.models.registry`. It provides:
 
-* ``kind`` (its registry name) and ``config_sections`` (the YAML sections it reads);
-* ``build(target, config, seed, progress)``: an unfitted model from a validated options dict;
+* ``kind`` (its registry name), ``config_options`` (YAML section -> options class, a
+  :class:`psilearn.config.Options` dataclass) and ``config_sections`` (those sections, in order);
+* ``build(target, config, seed, progress)``: an unfitted model from an options dict, validated by
+  :meth:`Model.validate_config` (also called by the CLI before any data is read);
 * ``fit(dataset) -> self``;
 * ``_predict(frames, return_std, return_cov) -> Prediction`` on a checked, non-empty list of
   structures (the public :meth:`Model.predict` normalises the input first);
@@ -25,6 +27,7 @@ from typing import ClassVar
 import numpy as np
 from ase import Atoms
 
+from psilearn.config import check_sections, resolve_seed
 from psilearn.data.prediction import Prediction
 from psilearn.models.checks import check_known_elements, frames_to_predict
 from psilearn.targets import Target
@@ -35,6 +38,8 @@ class Model(ABC):
 
     #: registry name written into model files (``"model"`` key)
     kind: ClassVar[str] = ""
+    #: YAML section -> options class (:class:`psilearn.config.Options`) of each section this kind reads
+    config_options: ClassVar[dict[str, type]] = {}
     #: YAML sections this kind reads (``psilearn fit --config``); any other section is an error
     config_sections: ClassVar[tuple[str, ...]] = ()
     #: True for kinds trained iteratively that accept run options (device, checkpoints, resume)
@@ -47,8 +52,28 @@ class Model(ABC):
     # ---- construction ----------------------------------------------------------------------------
     @classmethod
     @abstractmethod
-    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "Model":
-        """An unfitted model from ``config`` ({section: {option: value}}) and a random seed."""
+    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "Model":
+        """An unfitted model from ``config`` ({section: {option: value}}) and a random seed
+        (None: the options' ``seed``, else 0; see :meth:`validate_config`)."""
+
+    @classmethod
+    def validate_config(cls, config: dict | None, source=None, seed: int | None = None) -> tuple[dict, int]:
+        """({section: options object} for every section this kind reads, the run's seed).
+
+        ConfigError naming ``source`` (the options file, if any), the section and the key for a
+        section this kind does not read, unknown options, wrong types and values out of range.
+        The seed follows :func:`psilearn.config.resolve_seed`: ``seed`` when given, else a ``seed``
+        option stated in ``config`` (the kernel kinds' ``model.seed``), else 0; it is written into
+        every options object that has a ``seed`` field."""
+        config = config or {}
+        check_sections(config, cls.config_sections, cls.kind, source)
+        options = {s: c.from_dict(config.get(s), section=s, source=source) for s, c in cls.config_options.items()}
+        stated = [o.seed for s, o in options.items() if "seed" in (config.get(s) or {})]
+        seed = resolve_seed(seed, stated[0] if stated else None)
+        for o in options.values():
+            if hasattr(o, "seed"):
+                o.seed = seed
+        return options, seed
 
     # ---- learning --------------------------------------------------------------------------------
     @abstractmethod

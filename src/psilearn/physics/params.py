@@ -11,11 +11,14 @@ Coulomb self-energy of the Gaussian.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 from ase.units import Bohr, Hartree
+
+from psilearn.config import Checks, Options
 
 #: Coulomb constant e^2 / (4 pi eps0) in eV * Angstrom / e^2 (14.3996...).
 COULOMB = Hartree * Bohr
@@ -32,7 +35,7 @@ def _by_number(table: dict) -> dict[int, float]:
 
 
 @dataclass
-class QEqParams:
+class QEqParams(Options):
     """Per-element QEq parameters.
 
     ``width_scale`` multiplies every default width; ``widths`` (Angstrom) and ``hardness``
@@ -40,18 +43,21 @@ class QEqParams:
     defaults. ``ewald_accuracy`` is the relative truncation error of the periodic sums.
     """
 
+    section: ClassVar[str] = "model.qeq"
+
     width_scale: float = 1.0
-    widths: dict = field(default_factory=dict)
-    hardness: dict = field(default_factory=dict)
+    widths: dict[str, float] = field(default_factory=dict)
+    hardness: dict[str, float] = field(default_factory=dict)
     ewald_accuracy: float = 1e-10
 
     def __post_init__(self) -> None:
         self.widths = {chemical_symbols[z]: v for z, v in _by_number(self.widths).items()}
         self.hardness = {chemical_symbols[z]: v for z, v in _by_number(self.hardness).items()}
-        if self.width_scale <= 0 or any(v <= 0 for v in self.widths.values()):
-            raise ValueError("QEq Gaussian widths must be positive")
-        if not 0 < self.ewald_accuracy < 1:
-            raise ValueError("ewald_accuracy must lie in (0, 1)")
+
+    def check(self, c: Checks) -> None:
+        c.require(self.width_scale > 0, "width_scale", "must be > 0")
+        c.require(all(v > 0 for v in self.widths.values()), "widths", "must be positive (Angstrom)")
+        c.require(0 < self.ewald_accuracy < 1, "ewald_accuracy", "must lie in (0, 1)")
 
     def sigma(self, numbers: np.ndarray) -> np.ndarray:
         """Gaussian width of each atom (Angstrom), shape (n,)."""
@@ -62,14 +68,3 @@ class QEqParams:
         """Element hardness J_Z of each atom (eV/e^2), shape (n,); 0 unless set."""
         over = _by_number(self.hardness)
         return np.array([over.get(int(z), 0.0) for z in numbers])
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "QEqParams":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        if set(d) - known:
-            raise ValueError(f"unknown QEq parameters {sorted(set(d) - known)}; known: {sorted(known)}")
-        return cls(**d)

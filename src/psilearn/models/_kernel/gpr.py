@@ -17,6 +17,15 @@ from scipy.optimize import minimize_scalar
 
 _EIG_RTOL = 1e-10
 
+#: the ``regularization`` option of the kernel models: one of these modes or a positive number (sigma2/s2)
+REGULARIZATION_MODES = ("ml", "cv")
+REGULARIZATION_RULE = "must be 'ml' (marginal likelihood), 'cv' (k-fold cross-validation) or a positive number"
+
+
+def fixed_regularization(mode) -> float | None:
+    """The noise/prior ratio stated by a ``regularization`` option, or None for 'ml'/'cv' (chosen from data)."""
+    return None if mode in REGULARIZATION_MODES else float(mode)
+
 
 @dataclass
 class ColumnFit:

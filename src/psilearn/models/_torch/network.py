@@ -23,12 +23,14 @@ or mean.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 
+from psilearn.config import Checks, Options
 from psilearn.models._torch.graph import Batch
 from psilearn.models._torch.radial import RadialEmbedding
 
@@ -38,8 +40,10 @@ STATE_INPUTS = {"none": 0, "charge": 1, "charge+spin": 2}
 
 
 @dataclass
-class NetworkConfig:
+class NetworkConfig(Options):
     """Architecture (YAML section ``nn:``). Lengths in Angstrom."""
+
+    section: ClassVar[str] = "nn"
 
     cutoff: float = 5.0  # neighbour cutoff radius
     n_basis: int = 8  # Bessel functions
@@ -52,28 +56,13 @@ class NetworkConfig:
     parity: str = "auto"  # 'natural' (l with parity (-1)^l), 'both', or 'auto' (both only if needed)
     global_state: str = "none"  # 'none', 'charge' or 'charge+spin': total charge / unpaired electrons as inputs
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "NetworkConfig":
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown nn options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        cfg = cls(**d)
-        if cfg.cutoff <= 0:
-            raise ValueError("nn.cutoff must be > 0")
+    def check(self, c: Checks) -> None:
+        c.require(self.cutoff > 0, "cutoff", "must be > 0")
         for name in ("n_basis", "channels", "layers", "correlation", "radial_hidden"):
-            if int(getattr(cfg, name)) < 1:
-                raise ValueError(f"nn.{name} must be >= 1")
-        if cfg.lmax < 0:
-            raise ValueError("nn.lmax must be >= 0")
-        if cfg.parity not in ("auto", "natural", "both"):
-            raise ValueError("nn.parity must be 'auto', 'natural' or 'both'")
-        if cfg.global_state not in STATE_INPUTS:
-            raise ValueError(f"nn.global_state must be one of {sorted(STATE_INPUTS)}")
-        return cfg
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+            c.require(getattr(self, name) >= 1, name, "must be >= 1")
+        c.require(self.lmax >= 0, "lmax", "must be >= 0")
+        c.one_of("parity", ("auto", "natural", "both"))
+        c.one_of("global_state", tuple(STATE_INPUTS))
 
 
 def hidden_irreps(out_irreps: list[tuple[int, int]], cfg: NetworkConfig) -> o3.Irreps:

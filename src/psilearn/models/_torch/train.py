@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from psilearn.config import Checks, Options
 from psilearn.models._torch.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
 from psilearn.models._torch.graph import Graph, collate
 
@@ -24,8 +26,10 @@ log = logging.getLogger("psilearn")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Options):
     """Training and uncertainty options (YAML section ``nn_train:``)."""
+
+    section: ClassVar[str] = "nn_train"
 
     epochs: int = 300  # maximum number of epochs
     batch_size: int = 8  # structures per batch
@@ -41,7 +45,7 @@ class TrainConfig:
     clip_grad: float = 10.0  # max gradient norm (0 disables)
     restore_best: bool = True  # end with the EMA weights of the best validation epoch (else the last)
     val_fraction: float = 0.1  # validation split of the training structures
-    loss_weights: dict = field(default_factory=dict)  # block name (e.g. '0e', '2e', '1o#1') -> weight
+    loss_weights: dict[str, float] = field(default_factory=dict)  # block name (e.g. '0e', '2e', '1o#1') -> weight
     dtype: str = "float32"  # 'float32' or 'float64'
     device: str = "auto"  # 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...
     checkpoint_every: int = 10  # epochs between checkpoints (when a checkpoint directory is set)
@@ -52,34 +56,21 @@ class TrainConfig:
     ensemble_size: int = 4  # members of a deep ensemble
     llpr_regularization: float = 1e-6  # relative ridge added to the last-layer covariance
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "TrainConfig":
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown nn_train options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        cfg = cls(**d)
-        if cfg.threads < 0:
-            raise ValueError("nn_train.threads must be >= 0")
+    def check(self, c: Checks) -> None:
+        c.require(self.threads >= 0, "threads", "must be >= 0")
         for name in ("epochs", "batch_size", "predict_batch_size", "ensemble_size"):
-            if int(getattr(cfg, name)) < 1:
-                raise ValueError(f"nn_train.{name} must be >= 1")
-        if cfg.schedule not in ("plateau", "cosine", "constant"):
-            raise ValueError("nn_train.schedule must be 'plateau', 'cosine' or 'constant'")
-        if cfg.dtype not in ("float32", "float64"):
-            raise ValueError("nn_train.dtype must be 'float32' or 'float64'")
-        if cfg.uncertainty not in ("llpr", "ensemble", "none"):
-            raise ValueError("nn_train.uncertainty must be 'llpr', 'ensemble' or 'none'")
-        if not 0 < cfg.val_fraction < 1:
-            raise ValueError("nn_train.val_fraction must be in (0, 1)")
-        if not 0 <= cfg.ema_decay < 1:
-            raise ValueError("nn_train.ema_decay must be in [0, 1)")
-        if cfg.lr <= 0:
-            raise ValueError("nn_train.lr must be > 0")
-        return cfg
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+            c.require(getattr(self, name) >= 1, name, "must be >= 1")
+        c.one_of("schedule", ("plateau", "cosine", "constant"))
+        c.one_of("dtype", ("float32", "float64"))
+        c.one_of("uncertainty", ("llpr", "ensemble", "none"))
+        c.require(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
+        c.require(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1)")
+        c.require(self.lr > 0, "lr", "must be > 0")
+        for name in ("weight_decay", "min_lr", "warmup_epochs", "patience", "plateau_patience", "clip_grad",
+                     "max_seconds", "llpr_regularization"):
+            c.require(getattr(self, name) >= 0, name, "must be >= 0")
+        c.require(0 < self.plateau_factor <= 1, "plateau_factor", "must be in (0, 1]")
+        c.require(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -63,14 +63,15 @@ class NNModel(TorchRunOptions, Model):
     metadata: dict = field(default_factory=dict)
 
     kind: ClassVar[str] = "nn"
-    config_sections: ClassVar[tuple[str, ...]] = ("nn", "nn_train")
+    config_options: ClassVar[dict[str, type]] = {"nn": NetworkConfig, "nn_train": TrainConfig}
+    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
     iterative: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "NNModel":
-        """From the ``nn`` (architecture) and ``nn_train`` (training) sections."""
-        return cls(target, NetworkConfig.from_dict(config.get("nn")), TrainConfig.from_dict(config.get("nn_train")),
-                   seed=seed, progress=progress)
+    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "NNModel":
+        """From the ``nn`` (architecture) and ``nn_train`` (training) sections (seed None: 0)."""
+        options, seed = cls.validate_config(config, seed=seed)
+        return cls(target, options["nn"], options["nn_train"], seed=seed, progress=progress)
 
     # ---- helpers ---------------------------------------------------------------------------------
     @property

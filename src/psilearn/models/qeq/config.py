@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from psilearn.config import Checks, Options, positive_number
+from psilearn.models._kernel.gpr import REGULARIZATION_MODES, REGULARIZATION_RULE
 from psilearn.physics.dipole import ORIGINS, PERIODIC_DIPOLES
 from psilearn.physics.params import QEqParams
 
@@ -11,7 +14,7 @@ GLOBAL_STATE = ("constraint", "kernel")
 
 
 @dataclass
-class QEqConfig:
+class QEqConfig(Options):
     """Options of the QEq model (YAML ``model:`` section, or CLI flags).
 
     zeta, n_sparse, sparse_method, regularization, cv_folds, seed: as for SA-GPR.
@@ -31,6 +34,8 @@ class QEqConfig:
         units per eV/e); chosen by k-fold CV after the width.
     """
 
+    section: ClassVar[str] = "model"
+
     zeta: float = 2.0
     n_sparse: int = 400
     sparse_method: str = "fps"
@@ -45,48 +50,36 @@ class QEqConfig:
     global_state: str = "constraint"
     state_width: float = 1.0
     qeq: dict = field(default_factory=dict)
-    width_scales: list = field(default_factory=list)
+    width_scales: list[float] = field(default_factory=list)
     atomic_dipoles: bool = False
-    atomic_dipole_scales: list = field(default_factory=lambda: [0.03, 0.1, 0.3])
+    atomic_dipole_scales: list[float] = field(default_factory=lambda: [0.03, 0.1, 0.3])
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "QEqConfig":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        if set(d) - known:
-            raise ValueError(f"unknown QEq model options {sorted(set(d) - known)}; known: {sorted(known)}")
-        cfg = cls(**d)
-        if cfg.zeta < 1 or cfg.n_sparse < 1 or cfg.cv_folds < 2:
-            raise ValueError("QEq options: zeta must be >= 1, n_sparse >= 1, cv_folds >= 2")
-        if cfg.sparse_method not in ("fps", "cur"):
-            raise ValueError("sparse_method must be 'fps' or 'cur'")
-        if not (cfg.regularization in ("ml", "cv") or _positive(cfg.regularization)):
-            raise ValueError("regularization must be 'ml', 'cv' or a positive number")
-        if cfg.origin not in ORIGINS:
-            raise ValueError(f"origin must be one of {ORIGINS}")
-        if cfg.periodic_dipole not in PERIODIC_DIPOLES:
-            raise ValueError(f"periodic_dipole must be one of {PERIODIC_DIPOLES}")
-        if cfg.global_state not in GLOBAL_STATE:
-            raise ValueError(f"global_state must be one of {GLOBAL_STATE}")
-        if cfg.charge_weight < 0 or cfg.state_width <= 0:
-            raise ValueError("charge_weight must be >= 0 and state_width > 0")
-        QEqParams.from_dict(cfg.qeq)  # validate early
-        if any(not _positive(w) for w in cfg.width_scales):
-            raise ValueError("width_scales must be positive numbers")
-        if not cfg.atomic_dipole_scales or any(not _positive(a) for a in cfg.atomic_dipole_scales):
-            raise ValueError("atomic_dipole_scales must be a non-empty list of positive numbers")
-        return cfg
+    def check(self, c: Checks) -> None:
+        c.require(self.zeta >= 1, "zeta", "must be >= 1")
+        c.require(self.n_sparse >= 1, "n_sparse", "must be >= 1")
+        c.require(self.cv_folds >= 2, "cv_folds", "must be >= 2")
+        c.one_of("sparse_method", ("fps", "cur"))
+        c.require(self.regularization in REGULARIZATION_MODES or positive_number(self.regularization),
+                  "regularization", REGULARIZATION_RULE)
+        c.require(self.seed >= 0, "seed", "must be >= 0")
+        c.one_of("global_state", GLOBAL_STATE)
+        c.require(self.state_width > 0, "state_width", "must be > 0")
+        c.require(all(w > 0 for w in self.width_scales), "width_scales", "must be positive numbers")
+        c.require(bool(self.atomic_dipole_scales) and all(a > 0 for a in self.atomic_dipole_scales),
+                  "atomic_dipole_scales", "must be a non-empty list of positive numbers")
+        check_qeq_options(self, c)
 
 
-def _positive(x) -> bool:
-    try:
-        return float(x) > 0
-    except (TypeError, ValueError):
-        return False
+def check_qeq_options(cfg, c: Checks) -> None:
+    """Checks of the QEq options the kernel and NN backends share."""
+    c.one_of("origin", ORIGINS)
+    c.one_of("periodic_dipole", PERIODIC_DIPOLES)
+    c.require(cfg.charge_weight >= 0, "charge_weight", "must be >= 0")
+    c.nested(QEqParams, "qeq")  # validate early
 
 
 @dataclass
-class QEqNNConfig:
+class QEqNNConfig(Options):
     """QEq options of the NN backend (YAML ``model:`` section, or CLI flags).
 
     origin, periodic_dipole, charges_key, charge_weight, dipole_units, qeq: as for the kernel
@@ -95,6 +88,9 @@ class QEqNNConfig:
         differentiable solve); otherwise J_Z is fixed at ``qeq.hardness`` (default 0).
     hardness_init: starting J_Z (eV/e^2, > 0) for elements without a value in ``qeq.hardness``.
     """
+
+    section: ClassVar[str] = "model"
+    unknown_hint: ClassVar[str] = " (network options go in the 'nn:' section, training options in 'nn_train:')"
 
     origin: str = "com"
     periodic_dipole: str = "as_stored"
@@ -105,21 +101,6 @@ class QEqNNConfig:
     learn_hardness: bool = False
     hardness_init: float = 1.0
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "QEqNNConfig":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        if set(d) - known:
-            raise ValueError(f"unknown qeq-nn model options {sorted(set(d) - known)}; known: {sorted(known)} "
-                             "(network options go in the 'nn:' section, training options in 'nn_train:')")
-        cfg = cls(**d)
-        if cfg.origin not in ORIGINS:
-            raise ValueError(f"origin must be one of {ORIGINS}")
-        if cfg.periodic_dipole not in PERIODIC_DIPOLES:
-            raise ValueError(f"periodic_dipole must be one of {PERIODIC_DIPOLES}")
-        if cfg.charge_weight < 0:
-            raise ValueError("charge_weight must be >= 0")
-        if not cfg.hardness_init > 0:
-            raise ValueError("hardness_init must be > 0 (eV/e^2)")
-        QEqParams.from_dict(cfg.qeq)  # validate early
-        return cfg
+    def check(self, c: Checks) -> None:
+        c.require(self.hardness_init > 0, "hardness_init", "must be > 0 (eV/e^2)")
+        check_qeq_options(self, c)

@@ -32,12 +32,12 @@ from ase import Atoms
 from psilearn.models.base import Model
 from psilearn.models.composition import element_onehot
 from psilearn.models.checks import check_training_data
-from psilearn.models.qeq.config import QEqConfig, _positive
+from psilearn.models.qeq.config import QEqConfig
 from psilearn.models.qeq.state import qeq_from_state, qeq_state
 from psilearn.data import Dataset
 from psilearn.data.splits import structure_folds
 from psilearn.features import LambdaSoap, SoapConfig
-from psilearn.models._kernel.gpr import ColumnFit, SparseGP
+from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularization
 from psilearn.models.qeq.checks import QEqTargetMixin, check_charge_sums, check_target, is_dipole_target, reference_charges
 from psilearn.models.qeq.atomic_dipoles import DIP_CHANNEL, AtomicDipoleKernel
 from psilearn.models.qeq.chi_kernel import CHANNEL, ChiKernel, choose_sparse
@@ -73,13 +73,14 @@ class QEqModel(QEqTargetMixin, Model):
     metadata: dict = field(default_factory=dict)
 
     kind: ClassVar[str] = "qeq"
-    config_sections: ClassVar[tuple[str, ...]] = ("soap", "model")
+    config_options: ClassVar[dict[str, type]] = {"soap": SoapConfig, "model": QEqConfig}
+    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "QEqModel":
+    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "QEqModel":
         """From the ``soap`` and ``model`` (QEq options, :class:`QEqConfig`) sections."""
-        model_cfg = {"seed": seed, **config.get("model", {})}
-        return cls(target, SoapConfig.from_dict(config.get("soap")), QEqConfig.from_dict(model_cfg), progress=progress)
+        options, _ = cls.validate_config(config, seed=seed)
+        return cls(target, options["soap"], options["model"], progress=progress)
 
     def __post_init__(self) -> None:
         check_target(self.target)
@@ -228,7 +229,7 @@ class QEqModel(QEqTargetMixin, Model):
         gp, bw = SparseGP.build(design, kmm)
         row_fold = fold_of_struct[np.concatenate([self._row_structures(name, maps) for name in blocks])]
         mode = cfg.regularization
-        reg = float(mode) if _positive(mode) else None
+        reg = fixed_regularization(mode)
         column = gp.fit_column(bw, y, reg=reg, folds=row_fold if mode == "cv" else None)
         log.info("QEq fit: reg=%.3g s2=%.3g", column.reg, column.s2)
 

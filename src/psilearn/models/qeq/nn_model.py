@@ -87,15 +87,16 @@ class QEqNNModel(TorchRunOptions, QEqTargetMixin, Model):
     metadata: dict = field(default_factory=dict)
 
     kind: ClassVar[str] = "qeq-nn"
-    config_sections: ClassVar[tuple[str, ...]] = ("model", "nn", "nn_train")
+    config_options: ClassVar[dict[str, type]] = {"model": QEqNNConfig, "nn": NetworkConfig, "nn_train": TrainConfig}
+    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
     iterative: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "QEqNNModel":
+    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "QEqNNModel":
         """From the ``model`` (QEq, :class:`QEqNNConfig`), ``nn`` (architecture) and ``nn_train``
-        (training) sections."""
-        return cls(target, NetworkConfig.from_dict(config.get("nn")), TrainConfig.from_dict(config.get("nn_train")),
-                   QEqNNConfig.from_dict(config.get("model")), seed=seed, progress=progress)
+        (training) sections (seed None: 0)."""
+        options, seed = cls.validate_config(config, seed=seed)
+        return cls(target, options["nn"], options["nn_train"], options["model"], seed=seed, progress=progress)
 
     def __post_init__(self) -> None:
         check_target(self.target)

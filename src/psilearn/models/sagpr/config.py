@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from psilearn.config import Checks, Options, positive_number
+from psilearn.models._kernel.gpr import REGULARIZATION_MODES, REGULARIZATION_RULE
 
 
 @dataclass
-class SAGPRConfig:
+class SAGPRConfig(Options):
     """Model options (all settable from YAML under ``model:``)."""
+
+    section: ClassVar[str] = "model"
 
     zeta: float = 2.0  # exponent of the scalar kernel (zeta=1: linear kernel)
     n_sparse: int = 400  # sparse environments per element
     sparse_method: str = "fps"  # 'fps' or 'cur'
-    regularization: str = "ml"  # 'ml' (marginal likelihood), 'cv' (k-fold), or a number (sigma2/s2)
+    regularization: str | float = "ml"  # 'ml' (marginal likelihood), 'cv' (k-fold), or a number (sigma2/s2)
     cv_folds: int = 5
     feature_tol: float = 0.0  # PCA-compress features, dropping this fraction of variance (0: off; costs an
     # eigendecomposition of the Q x Q feature covariance, Q growing with the square of the element count)
@@ -23,32 +29,14 @@ class SAGPRConfig:
     global_state: str = "none"
     state_width: float = 1.0
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "SAGPRConfig":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        if set(d) - known:
-            raise ValueError(f"unknown model options {sorted(set(d) - known)}; known: {sorted(known)}")
-        cfg = cls(**d)
-        if cfg.zeta < 1:
-            raise ValueError("zeta must be >= 1")
-        if cfg.n_sparse < 1:
-            raise ValueError("n_sparse must be >= 1")
-        if cfg.sparse_method not in ("fps", "cur"):
-            raise ValueError("sparse_method must be 'fps' or 'cur'")
-        if not (cfg.regularization in ("ml", "cv") or _is_number(cfg.regularization)):
-            raise ValueError("regularization must be 'ml', 'cv' or a positive number")
-        if cfg.cv_folds < 2:
-            raise ValueError("cv_folds must be >= 2")
-        if not 0 <= cfg.feature_tol < 1:
-            raise ValueError("feature_tol must be in [0, 1)")
-        if cfg.global_state not in ("none", "charge", "charge+spin") or cfg.state_width <= 0:
-            raise ValueError("global_state must be 'none', 'charge' or 'charge+spin', state_width > 0")
-        return cfg
-
-
-def _is_number(x) -> bool:
-    try:
-        return float(x) > 0
-    except (TypeError, ValueError):
-        return False
+    def check(self, c: Checks) -> None:
+        c.require(self.zeta >= 1, "zeta", "must be >= 1")
+        c.require(self.n_sparse >= 1, "n_sparse", "must be >= 1")
+        c.one_of("sparse_method", ("fps", "cur"))
+        c.require(self.regularization in REGULARIZATION_MODES or positive_number(self.regularization),
+                  "regularization", REGULARIZATION_RULE)
+        c.require(self.cv_folds >= 2, "cv_folds", "must be >= 2")
+        c.require(0 <= self.feature_tol < 1, "feature_tol", "must be in [0, 1)")
+        c.require(self.seed >= 0, "seed", "must be >= 0")
+        c.one_of("global_state", ("none", "charge", "charge+spin"))
+        c.require(self.state_width > 0, "state_width", "must be > 0")

@@ -24,10 +24,10 @@ from psilearn.metrics.regression import regression_metrics
 from psilearn.models.base import Model
 from psilearn.models.composition import composition_design, fit_composition
 from psilearn.models.checks import check_training_data
-from psilearn.models._kernel.gpr import ColumnFit, SparseGP
+from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.data.prediction import Prediction
-from psilearn.models.sagpr.config import SAGPRConfig, _is_number
+from psilearn.models.sagpr.config import SAGPRConfig
 from psilearn.models.sagpr.state import sagpr_from_state, sagpr_state
 from psilearn.models._kernel.sparse import select_sparse
 from psilearn.targets import Target
@@ -67,13 +67,14 @@ class SAGPR(Model):
     _contracted: dict = field(default_factory=dict, repr=False)  # cache for the mean-only fast path
 
     kind: ClassVar[str] = "sagpr"
-    config_sections: ClassVar[tuple[str, ...]] = ("soap", "model")
+    config_options: ClassVar[dict[str, type]] = {"soap": SoapConfig, "model": SAGPRConfig}
+    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "SAGPR":
+    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "SAGPR":
         """From the ``soap`` and ``model`` sections (see :class:`SAGPRConfig`)."""
-        model_cfg = {"seed": seed, **config.get("model", {})}
-        return cls(target, SoapConfig.from_dict(config.get("soap")), SAGPRConfig.from_dict(model_cfg), progress=progress)
+        options, _ = cls.validate_config(config, seed=seed)
+        return cls(target, options["soap"], options["model"], progress=progress)
 
     # ---- channels --------------------------------------------------------------------------------
     def _channel_of(self, b) -> tuple[int, int]:
@@ -164,7 +165,7 @@ class SAGPR(Model):
                 "it is predicted as 0 with the training data's spread as uncertainty", ch[0], ch[1])
         row_fold = np.repeat(sample_fold, d)
         mode = self.config.regularization
-        reg = float(mode) if _is_number(mode) else None
+        reg = fixed_regularization(mode)
         cols = []
         for bi, b in enumerate(self.target.blocks):
             if self._channel_of(b) != ch:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
+
+from psilearn.config import Checks, Options, positive_number
+from psilearn.models._kernel.gpr import REGULARIZATION_MODES, REGULARIZATION_RULE
 
 LOSSES = ("l2", "shift", "align")
 ALIGN_FEATURES = ("edge", "max", "onset")
 
 
 @dataclass
-class SpectrumConfig:
+class SpectrumConfig(Options):
     """How a spectrum model is fitted.
 
     ``zeta``: exponent of the invariant SOAP kernel. ``n_sparse``: sparse environments per element
-    (``sparse_method`` 'fps' or 'cur'). ``regularization``: 'ml' (one noise/prior ratio for all
-    output columns, by their summed marginal likelihood) or a number.
+    (``sparse_method`` 'fps' or 'cur'). ``regularization``: one noise/prior ratio for all output
+    columns, chosen by their summed marginal likelihood ('ml'), by their summed k-fold squared
+    error ('cv', ``cv_folds`` folds by structure), or a number.
     ``loss``: 'l2' (plain squared error on the grid); 'shift' (the energy reference is ill-defined:
     each training spectrum gets a rigid shift, optimised by alternating between fitting and aligning
     every spectrum to its cross-validated prediction, shifts centred to mean zero, bounded by
@@ -29,6 +34,8 @@ class SpectrumConfig:
     ``crop``: for absorber-centred targets, describe each structure by the atoms within the SOAP
     cutoff of the absorber only (exactly the same features, far cheaper).
     """
+
+    section: ClassVar[str] = "model"
 
     zeta: float = 2.0
     n_sparse: int = 400
@@ -45,44 +52,18 @@ class SpectrumConfig:
     species: list[int] | None = None
     crop: bool = True
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "SpectrumConfig":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise ValueError(f"unknown spectrum model options {sorted(set(d) - known)}; known: {sorted(known)}")
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        if self.zeta < 1:
-            raise ValueError("zeta must be >= 1")
-        if self.n_sparse < 1:
-            raise ValueError("n_sparse must be >= 1")
-        if self.sparse_method not in ("fps", "cur"):
-            raise ValueError("sparse_method must be 'fps' or 'cur'")
-        if self.regularization != "ml":
-            try:
-                ok = float(self.regularization) > 0
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise ValueError("regularization must be 'ml' or a positive number")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.max_shift is not None and self.max_shift <= 0:
-            raise ValueError("max_shift must be positive (grid units)")
-        if self.align_feature not in ALIGN_FEATURES:
-            raise ValueError(f"align_feature must be one of {ALIGN_FEATURES}")
-        if not 0 < self.align_level < 1:
-            raise ValueError("align_level must be in (0, 1)")
-        if self.pca < 0 or (self.pca >= 1 and float(self.pca) != int(self.pca)):
-            raise ValueError("pca must be 0 (off), a whole number of components, or a variance fraction in (0, 1)")
-        if self.cv_folds < 2:
-            raise ValueError("cv_folds must be >= 2")
-        if self.shift_iterations < 1:
-            raise ValueError("shift_iterations must be >= 1")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def check(self, c: Checks) -> None:
+        c.require(self.zeta >= 1, "zeta", "must be >= 1")
+        c.require(self.n_sparse >= 1, "n_sparse", "must be >= 1")
+        c.one_of("sparse_method", ("fps", "cur"))
+        c.require(self.regularization in REGULARIZATION_MODES or positive_number(self.regularization),
+                  "regularization", REGULARIZATION_RULE)
+        c.one_of("loss", LOSSES)
+        c.require(self.max_shift is None or self.max_shift > 0, "max_shift", "must be positive (grid units)")
+        c.one_of("align_feature", ALIGN_FEATURES)
+        c.require(0 < self.align_level < 1, "align_level", "must be in (0, 1)")
+        c.require(self.pca >= 0 and (self.pca < 1 or float(self.pca).is_integer()), "pca",
+                  "must be 0 (off), a whole number of components, or a variance fraction in (0, 1)")
+        c.require(self.cv_folds >= 2, "cv_folds", "must be >= 2")
+        c.require(self.shift_iterations >= 1, "shift_iterations", "must be >= 1")
+        c.require(self.seed >= 0, "seed", "must be >= 0")

@@ -25,13 +25,13 @@ from psilearn.models.spectrum.state import spectrum_from_state, spectrum_state
 from psilearn.data import DataError, Dataset
 from psilearn.data.splits import structure_folds
 from psilearn.features import SoapConfig
-from psilearn.models._kernel.gpr import SparseGP
+from psilearn.models._kernel.gpr import SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.data.prediction import Prediction
 from psilearn.models._kernel.sparse import select_sparse
 from psilearn.models.spectrum.alignment import align_on_feature, optimise_shifts
 from psilearn.models.spectrum.config import SpectrumConfig
-from psilearn.models.spectrum.regression import ColumnsFit, fit_columns, kfold_predict, predictive_scale
+from psilearn.models.spectrum.regression import ColumnsFit, cv_regularization, fit_columns, kfold_predict, predictive_scale
 from psilearn.models.spectrum.representation import CHANNEL, invariant_features
 from psilearn.models.spectrum.transform import TargetTransform, design_matrix
 from psilearn.targets import Target
@@ -64,15 +64,16 @@ class SpectrumModel(Model):
     metadata: dict = field(default_factory=dict)
 
     kind: ClassVar[str] = "spectrum"
-    config_sections: ClassVar[tuple[str, ...]] = ("soap", "model")
+    config_options: ClassVar[dict[str, type]] = {"soap": SoapConfig, "model": SpectrumConfig}
+    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "SpectrumModel":
+    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "SpectrumModel":
         """From the ``soap`` and ``model`` (:class:`SpectrumConfig`) sections; the Target needs a grid."""
         if not target.is_spectrum:
             raise ValueError(f"--model spectrum needs a spectrum target with a grid; use `psilearn fit-spectrum` (target {target.key!r} has none)")
-        model_cfg = {"seed": seed, **config.get("model", {})}
-        return cls(target, SoapConfig.from_dict(config.get("soap")), SpectrumConfig.from_dict(model_cfg), progress=progress)
+        options, _ = cls.validate_config(config, seed=seed)
+        return cls(target, options["soap"], options["model"], progress=progress)
 
     def __post_init__(self) -> None:
         if not self.target.is_spectrum:
@@ -140,11 +141,12 @@ class SpectrumModel(Model):
         k = min(cfg.cv_folds, n_s)
         fold_of_struct = structure_folds(n_s, k, cfg.seed)
         folds = fold_of_struct if self._per == "structure" else fold_of_struct[data.atom_structure]
-        fixed_reg = None if cfg.regularization == "ml" else float(cfg.regularization)
+        fixed_reg = fixed_regularization(cfg.regularization)
 
         def fit_on(yt: np.ndarray):
             transform, z = TargetTransform.fit(design, yt, cfg.pca)
-            fit = fit_columns(self.gp, bw, z, fixed_reg)
+            reg = cv_regularization(self.gp, bw, z, folds) if cfg.regularization == "cv" else fixed_reg
+            fit = fit_columns(self.gp, bw, z, reg)
             cv = transform.inverse(design, kfold_predict(bw, z, folds, fit.reg))
             return transform, fit, cv
 

@@ -3,7 +3,9 @@
 Builds on :class:`psilearn.models._kernel.gpr.SparseGP` (whitened basis, eigen-decomposed): every column gets
 the same noise-to-prior ratio ``reg`` (chosen by the summed marginal likelihood of all columns, so
 neighbouring grid points are regularised alike) and its own prior amplitude ``s2`` (profiled).
-The predictive variance is then ``s2_j * v(x)`` with one v(x) for all columns.
+The predictive variance is then ``s2_j * v(x)`` with one v(x) for all columns. With
+``regularization: cv`` the ratio is instead the one of the GP's grid with the lowest summed k-fold
+squared error over all columns (:func:`cv_regularization`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,22 @@ def kfold_predict(bw: np.ndarray, y: np.ndarray, folds: np.ndarray, reg: float) 
         u = np.linalg.solve(b.T @ b + reg * np.eye(b.shape[1]), b.T @ y[tr])
         pred[va] = bw[va] @ u
     return pred
+
+
+def cv_regularization(gp: SparseGP, bw: np.ndarray, y: np.ndarray, folds: np.ndarray) -> float:
+    """The noise/prior ratio of ``gp.reg_grid()`` with the lowest k-fold squared error summed over
+    all columns of ``y`` (n, k); ``folds``: fold id of each row (folds by structure)."""
+    grid = gp.reg_grid()
+    scores = np.zeros(len(grid))
+    for f in np.unique(folds):  # as kfold_predict, with one eigendecomposition per fold for all ratios
+        tr, va = folds != f, folds == f
+        e, v = np.linalg.eigh(bw[tr].T @ bw[tr])
+        a = v.T @ (bw[tr].T @ y[tr])
+        bv = bw[va] @ v
+        e = np.clip(e, 0.0, None)
+        for i, reg in enumerate(grid):
+            scores[i] += np.sum((bv @ (a / (e + reg)[:, None]) - y[va]) ** 2)
+    return float(grid[int(np.argmin(scores))])
 
 
 def predictive_scale(gp: SparseGP, fit: ColumnsFit, phi: np.ndarray, kss: np.ndarray) -> np.ndarray:
