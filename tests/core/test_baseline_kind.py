@@ -173,10 +173,10 @@ def test_unseen_element_is_refused(alpha_model):
 def test_spectrum_targets_and_bad_options_are_refused():
     with pytest.raises(ValueError, match="spectrum"):
         BaselineModel.build(Target("dos", grid=(0.0, 1.0, 2.0)), {})
-    with pytest.raises(ValueError, match="unknown model options"):
+    with pytest.raises(ValueError, match="unknown option 'zeta'"):
         BaselineModel.build(Target("y"), {"model": {"zeta": 2}})
     with pytest.raises(ValueError, match="ridge"):
         BaselineModel.build(Target("y"), {"model": {"ridge": -1}})
-    with pytest.raises(ValueError, match="only the 'model:' section"):
+    with pytest.raises(ValueError, match="section 'soap' is not used by model kind 'baseline'"):
         BaselineModel.build(Target("y"), {"soap": {"cutoff": 4.0}, "model": {}})
     assert BaselineModel.build(Target("y"), {"model": {"ridge": "1e-6"}, "soap": {}}).config.ridge == 1e-6

@@ -26,36 +26,27 @@ from ase import Atoms
 from psilearn.data import Dataset
 from psilearn.data.prediction import Prediction
 from psilearn.data.splits import structure_folds
+from psilearn.config import Checks, Options
 from psilearn.models.base import Model
-from psilearn.models.checks import check_known_elements, check_training_data
+from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_design, fit_composition
 from psilearn.targets import Target
 
 
 @dataclass
-class BaselineConfig:
+class BaselineConfig(Options):
     """Options (YAML section ``model:``)."""
+
+    section: ClassVar[str] = "model"
 
     ridge: float = 1e-8  # relative to the mean diagonal of the Gram matrix (see fit_composition)
     cv_folds: int = 5  # k of the k-fold (by structure) held-out metrics
+    seed: int = 0  # folds of the held-out metrics
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "BaselineConfig":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        if set(d) - known:
-            raise ValueError(f"unknown model options {sorted(set(d) - known)} for the baseline model; known: {sorted(known)}")
-        cfg = cls(**d)
-        try:  # YAML reads 1e-8 (no decimal point) as a string
-            ridge = float(cfg.ridge)
-        except (TypeError, ValueError):
-            ridge = math.nan
-        if isinstance(cfg.ridge, bool) or not (math.isfinite(ridge) and ridge >= 0):
-            raise ValueError(f"ridge must be a finite number >= 0, got {cfg.ridge!r}")
-        if isinstance(cfg.cv_folds, bool) or not isinstance(cfg.cv_folds, int) or cfg.cv_folds < 2:
-            raise ValueError(f"cv_folds must be an integer >= 2, got {cfg.cv_folds!r}")
-        cfg.ridge = ridge
-        return cfg
+    def check(self, c: Checks) -> None:
+        c.require(math.isfinite(self.ridge) and self.ridge >= 0, "ridge", "must be a finite number >= 0")
+        c.require(self.cv_folds >= 2, "cv_folds", "must be >= 2")
+        c.require(self.seed >= 0, "seed", "must be >= 0")
 
 
 @dataclass
@@ -77,7 +68,8 @@ class BaselineModel(Model):
     metadata: dict = field(default_factory=dict)
 
     kind: ClassVar[str] = "baseline"
-    config_sections: ClassVar[tuple[str, ...]] = ("model",)
+    config_options: ClassVar[dict[str, type]] = {"model": BaselineConfig}
+    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
 
     def __post_init__(self) -> None:
         if self.target.is_spectrum:
@@ -85,12 +77,10 @@ class BaselineModel(Model):
                              "use psilearn fit-spectrum (model spectrum), which fits its own per-element baseline")
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int = 0, progress: bool = False) -> "BaselineModel":
-        """From the ``model`` section (see :class:`BaselineConfig`); options in any other section are refused."""
-        other = sorted(s for s, v in (config or {}).items() if v and s not in cls.config_sections)
-        if other:
-            raise ValueError(f"the baseline model reads only the 'model:' section; remove {other} from the config")
-        return cls(target, BaselineConfig.from_dict((config or {}).get("model")), seed=seed, progress=progress)
+    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "BaselineModel":
+        """From the ``model`` section (see :class:`BaselineConfig`); any other section is refused."""
+        options, seed = cls.validate_config(config, seed=seed)
+        return cls(target, options["model"], seed=seed, progress=progress)
 
     # ---- the linear model ----------------------------------------------------------------------
     def _fitted(self) -> list[int]:
@@ -145,9 +135,6 @@ class BaselineModel(Model):
         return {"method": f"{k}-fold cross-validation by structure", **regression_metrics(self.target, irreps, cv)}
 
     # ---- prediction ------------------------------------------------------------------------------
-    def check_elements(self, frames: list[Atoms]) -> None:
-        check_known_elements(frames, self.species)
-
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:
         if self.coef is None:
             raise RuntimeError("model is not fitted")
