@@ -266,13 +266,12 @@ def load_config(path: str | Path | None) -> dict:
 
 
 def check_sections(config: Mapping, allowed, kind: str, source: str | Path | None = None) -> None:
-    """ConfigError for a section of ``config`` that model kind ``kind`` does not read (an empty
-    section carries no options and is accepted)."""
+    """ConfigError for a section of ``config`` that model kind ``kind`` does not read."""
     where = f"{source}: " if source else ""
     for s in config:
         if s not in SECTIONS:
             raise ConfigError(f"{where}{unknown_message('section', [s], allowed)} (model kind {kind!r})")
-        if s not in allowed and config[s]:
+        if s not in allowed:
             raise ConfigError(f"{where}section {s!r} is not used by model kind {kind!r} (it reads: {', '.join(allowed)})")
 
 
