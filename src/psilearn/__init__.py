@@ -8,6 +8,7 @@ Public API (scikit-learn-like)::
     model = SAGPR(target).fit(ds)
     pred = model.predict(atoms_list)        # Prediction: Cartesian values and std
     model.save("alpha.model"); model = load("alpha.model")
+    metrics = evaluate(model, "test.xyz")   # errors per channel, calibration
 """
 
 from importlib import import_module
@@ -22,6 +23,8 @@ _LAZY = {
     "read_structures": "psilearn.data",
     "SAGPR": "psilearn.models",
     "load": "psilearn.models",
+    "evaluate": "psilearn.evaluation",
+    "learning_curve": "psilearn.evaluation",
     "PsilearnCalculator": "psilearn.calculator",
 }
 __all__ = [*_LAZY, "__version__"]

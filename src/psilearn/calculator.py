@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
+from psilearn.data.prediction_io import cartesian_per_structure
+
 
 class PsilearnCalculator(Calculator):
     """ASE calculator backed by one or more fitted psilearn models (paths or model objects)."""
@@ -37,14 +39,7 @@ class PsilearnCalculator(Calculator):
                 continue
             model = self.models[name]
             pred = model.predict([self.atoms], return_std=self.with_std)
-            shape = (3,) * model.target.rank
-            if model.target.per == "structure":
-                val, std = pred.values[0].reshape(shape), pred.std[0].reshape(shape)
-                if not shape:
-                    val, std = float(val), float(std)
-            else:
-                val = pred.values.reshape(len(self.atoms), *shape)
-                std = pred.std.reshape(len(self.atoms), *shape)
+            ((val, std),) = cartesian_per_structure([self.atoms], pred, model.target)
             self.results[name] = val
             if self.with_std:
                 self.results[f"{name}_std"] = std

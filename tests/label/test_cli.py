@@ -60,6 +60,59 @@ def test_sample_smiles_md_and_rattle(tmp_path):
     assert len(ase.io.read(r, ":")) == 8
 
 
+def _deepmd_water(path, n=2):
+    """A non-periodic DeePMD npy system of ``n`` water geometries (no box: a molecule)."""
+    import numpy as np
+
+    (path / "set.000").mkdir(parents=True)
+    (path / "type.raw").write_text("0 1 1\n")
+    (path / "type_map.raw").write_text("O\nH\n")
+    (path / "nopbc").write_text("")
+    base = water().positions.ravel()
+    np.save(path / "set.000" / "coord.npy", np.stack([base + 0.01 * k for k in range(n)]))
+    np.save(path / "set.000" / "energy.npy", np.arange(n, dtype=float))
+
+
+def test_label_reads_what_fit_reads(tmp_path, capsys):
+    """`label` reads structures with psilearn.data.read_structures, like `fit`: DeePMD npy systems,
+    file@slice, and labels that ASE moves into a SinglePointCalculator are kept (fast GFN2-xTB)."""
+    from psilearn.data import read_structures
+
+    sysdir = tmp_path / "water_sys"
+    _deepmd_water(sysdir)
+    db, out = tmp_path / "l.db", tmp_path / "dp.xyz"
+    assert cli_main(["label", str(sysdir), "--method", "gfn2", "--db", str(db), "--workers", "0", "-o", str(out),
+                     "--no-progress"]) == 0
+    frames = read_structures(str(out))
+    assert len(frames) == 2 and all("total_energy" in a.info for a in frames)
+    assert [a.info["energy"] for a in frames] == [0.0, 1.0]  # the DeePMD label travels with the structure
+    inp = tmp_path / "in.xyz"
+    mols = [water(), h2(), water()]
+    mols[2].info["energy"] = -1.5  # ASE's extxyz reader moves this into a SinglePointCalculator
+    ase.io.write(inp, mols, format="extxyz")
+    sliced = tmp_path / "sliced.xyz"
+    assert cli_main(["label", f"{inp}@1:", "--method", "gfn2", "--db", str(tmp_path / "s.db"), "--workers", "0",
+                     "-o", str(sliced), "--no-progress"]) == 0
+    frames = read_structures(str(sliced))
+    assert [a.get_chemical_formula() for a in frames] == ["H2", "H2O"]
+    assert frames[1].info["energy"] == -1.5 and "total_energy" in frames[1].info
+    capsys.readouterr()
+    assert cli_main(["label", str(tmp_path), "--method", "gfn2", "--workers", "0"]) == 2
+    assert "not a DeePMD system" in capsys.readouterr().err
+
+
+def test_one_table_of_xtb_methods():
+    from psilearn.label.registry import make_labeler
+    from psilearn.label.xtb_methods import XTB_METHODS, tblite_name, xtb_method
+
+    assert XTB_METHODS == {"gfn2": "GFN2-xTB", "gfn1": "GFN1-xTB"}
+    assert [xtb_method(m) for m in ("GFN2-xTB", "gfn1-xtb", "xtb", " GFN1 ", "pbe0/sto-3g")] == ["gfn2", "gfn1", "gfn2", "gfn1", None]
+    assert tblite_name("gfn1") == "GFN1-xTB"
+    assert make_labeler("GFN1-xTB").name == make_labeler("gfn1").name == "gfn1"
+    with pytest.raises(ValueError, match="unknown xTB method"):
+        tblite_name("dftb")
+
+
 def test_registered_in_main_command_list():
     from psilearn.cli import main
 

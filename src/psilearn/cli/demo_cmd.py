@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from importlib import resources
-
-import numpy as np
 
 
 # Label keys written by `psilearn label` (scripts/make_demo_data.sh regenerates the file).
@@ -23,9 +20,8 @@ def demo_data_path(name: str = "molecules.xyz") -> str:
 
 def cmd_demo(args) -> int:
     from psilearn.data import load_dataset, random_split
+    from psilearn.evaluation import evaluate
     from psilearn.models import SAGPR
-    from psilearn.metrics.regression import calibration, regression_metrics
-    from psilearn.evaluation.plots import parity_plot
     from psilearn.targets import Target
 
     path = demo_data_path()
@@ -41,12 +37,9 @@ def cmd_demo(args) -> int:
         t0 = time.perf_counter()
         model = SAGPR(target, progress=True).fit(ds.subset(train))
         fit_s = time.perf_counter() - t0
-        te = ds.subset(test)
-        pred = model.predict(te.frames)
-        met = regression_metrics(target, target.to_irreps(te.values), pred.irreps)
-        cal = calibration(te.values, pred.values, pred.std)
         model.save(os.path.join(args.out, f"{name}.model"))
-        parity_plot(target, target.to_irreps(te.values), pred.irreps, os.path.join(args.out, f"{name}_parity.png"), title=f"demo: {label}")
+        ev = evaluate(model, ds.subset(test), plot=os.path.join(args.out, f"{name}_parity.png"), title=f"demo: {label}")
+        met, cal = {k: ev[k] for k in ("n_samples", "cartesian", "channels")}, ev["calibration"]
         print(f"\n{label} ({target.irreps}), {len(train)} train / {len(test)} test structures, fit {fit_s:.1f} s")
         print(f"  {'component':<10}{'MAE [a.u.]':>12}{'RMSE [a.u.]':>13}{'RMSE % std':>12}")
         for part, m in [("Cartesian", met["cartesian"]), *met["channels"].items()]:

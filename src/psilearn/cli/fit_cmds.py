@@ -7,8 +7,6 @@ import json
 import sys
 import time
 
-import numpy as np
-
 TARGET_HELP = """Declaring the observable: --target names the label (atoms.info for per-structure,
 atoms.arrays for per-atom values); --tensor gives its Cartesian symmetry as an index formula:
   (none) scalar   i vector (dipole)   ij general rank 2 (NMR shielding, Born charge)
@@ -41,8 +39,9 @@ def _target(args):
 def _model_options(args) -> tuple[str, dict, int]:
     """(model kind, options, seed) from --model/--long-range/--config/--seed; the options file is
     validated against the kind here, before any data is read."""
-    from psilearn.config import load_config
     from psilearn.cli.qeq_args import check_no_long_range_flags, long_range_options
+    from psilearn.config import load_config
+
     from psilearn.models.registry import model_class
 
     check_no_long_range_flags(args)
@@ -54,26 +53,15 @@ def _model_options(args) -> tuple[str, dict, int]:
     return name, merged, seed
 
 
-def _fit_model(args, target, dataset, progress=True, options=None):
-    from psilearn.models.registry import model_class
+def _run_options(args, kind: str) -> dict:
+    """--device, --resume, --checkpoint-dir (default MODEL.ckpt for iterative kinds)."""
+    from psilearn.models.factory import is_iterative
 
-    name, config, seed = options or _model_options(args)
-    model = model_class(name).build(target, config, seed=seed, progress=progress)
-    _apply_run_options(args, model)
-    return model.fit(dataset)
-
-
-def _apply_run_options(args, model) -> None:
-    """Training-run flags (--device, --resume, --checkpoint-dir) for models that train iteratively."""
-    device, resume = getattr(args, "device", None), getattr(args, "resume", False)
-    ckpt = getattr(args, "checkpoint_dir", None)
-    if not model.iterative:
-        if device or resume or ckpt:
-            raise ValueError(f"--device/--resume/--checkpoint-dir apply to iterative models (nn), not --model {args.model}")
-        return
-    if ckpt is None and getattr(args, "output", None):
-        ckpt = f"{args.output}.ckpt"
-    model.set_run_options(device=device, checkpoint_dir=ckpt, resume=resume)
+    opts = {"device": getattr(args, "device", None), "checkpoint_dir": getattr(args, "checkpoint_dir", None),
+            "resume": getattr(args, "resume", False)}
+    if opts["checkpoint_dir"] is None and getattr(args, "output", None) and is_iterative(kind):
+        opts["checkpoint_dir"] = f"{args.output}.ckpt"
+    return opts
 
 
 def _metrics_table(metrics: dict, units: str = "") -> str:
@@ -86,13 +74,14 @@ def _metrics_table(metrics: dict, units: str = "") -> str:
 
 def cmd_fit(args) -> int:
     from psilearn.data import load_dataset
+    from psilearn.models.factory import fit_model
 
     target = _target(args)
-    options = _model_options(args)
+    kind, config, seed = _model_options(args)
     ds = load_dataset(args.train, target, symmetrize=args.symmetrize)
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     t0 = time.perf_counter()
-    model = _fit_model(args, target, ds, options=options)
+    model = fit_model(kind, target, ds, config, seed=seed, progress=True, run_options=_run_options(args, kind))
     model.save(args.output)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s; saved to {args.output}")
@@ -101,120 +90,83 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def _write_predictions(frames, model, pred, path, with_std: bool = True) -> None:
-    from psilearn.data import write_structures
-
-    key, per = model.target.key, model.target.per
-    offsets = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
-    out = []
-    for i, a in enumerate(frames):
-        b = a.copy()
-        b.calc = None
-        if per == "structure":
-            if key in b.info:
-                b.info[f"{key}_reference"] = b.info[key]
-            b.info[key] = pred.values[i] if pred.values.shape[1] > 1 else float(pred.values[i, 0])
-            if with_std:
-                b.info[f"{key}_std"] = pred.std[i] if pred.std.shape[1] > 1 else float(pred.std[i, 0])
-        else:
-            sl = slice(offsets[i], offsets[i + 1])
-            if key in b.arrays:
-                b.arrays[f"{key}_reference"] = b.arrays.pop(key)
-            squeeze = (lambda v: v[:, 0]) if pred.values.shape[1] == 1 else (lambda v: v)
-            b.arrays[key] = squeeze(pred.values[sl])
-            if with_std:
-                b.arrays[f"{key}_std"] = squeeze(pred.std[sl])
-        if hasattr(pred, "extra_info") or hasattr(pred, "extra_arrays"):  # e.g. QEq charges next to a dipole
-            from psilearn.cli.qeq_args import write_extras
-
-            write_extras(b, pred, i, slice(offsets[i], offsets[i + 1]))
-        out.append(b)
-    write_structures(path, out)
-
-
 def cmd_predict(args) -> int:
-    from psilearn.data import read_structures
+    from psilearn.data import read_structures, write_structures
+    from psilearn.data.prediction_io import predictions_to_atoms
     from psilearn.models import load
 
     model = load(args.model)
     frames = read_structures(args.input)
     t0 = time.perf_counter()
     model.progress = True
-    pred = model.predict(frames, return_std=False) if args.no_std else model.predict(frames)
+    pred = model.predict(frames, return_std=not args.no_std)
     dt = time.perf_counter() - t0
-    _write_predictions(frames, model, pred, args.output, with_std=not args.no_std)
+    write_structures(args.output, predictions_to_atoms(frames, pred, model.target, with_std=not args.no_std))
     print(f"predicted {model.target.key} for {len(frames)} structures in {dt:.2f} s ({len(frames) / max(dt, 1e-9):.0f} structures/s); wrote {args.output}")
     return 0
 
 
+def _print_evaluation(m: dict) -> None:
+    from psilearn.targets import Target
+
+    t = Target.from_dict(m["target"])
+    print(f"{t.describe()} on {m['n_structures']} structures ({m['n_samples']} samples) from {m['test']}")
+    if "spectral" in m:  # one channel per grid point: the spectral metrics say more
+        from psilearn.cli.spectra_cmds import print_spectral
+
+        print(_metrics_table({"cartesian": m["cartesian"], "channels": {}}, t.units))
+        print_spectral(m["spectral"], t.units, t.grid_units)
+    else:
+        print(_metrics_table(m, t.units))
+    c = m["calibration"]
+    print(f"uncertainty: {100 * c['within_1sigma']:.1f}% of errors within 1 sigma (ideal 68.3), "
+          f"{100 * c['within_2sigma']:.1f}% within 2 sigma (ideal 95.4)")
+
+
 def cmd_evaluate(args) -> int:
-    from psilearn.data import load_dataset
-    from psilearn.models import load
-    from psilearn.metrics.regression import calibration, regression_metrics
+    from psilearn.evaluation import evaluate
 
-    model = load(args.model)
-    t = model.target
-    ds = load_dataset(args.test, t, symmetrize=args.symmetrize)
-    pred = model.predict(ds.frames)
-    metrics = regression_metrics(t, t.to_irreps(ds.values), pred.irreps)
-    metrics["calibration"] = calibration(ds.values, pred.values, pred.std)
-    metrics["target"] = t.to_dict()
-    metrics["model"] = args.model
-    metrics["test"] = args.test
-    if args.plot:
-        from psilearn.evaluation.plots import parity_plot
-
-        parity_plot(t, t.to_irreps(ds.values), pred.irreps, args.plot, title=f"{args.model} on {args.test}")
+    metrics = evaluate(args.model, args.test, symmetrize=args.symmetrize, plot=args.plot)
     if args.json:
         print(json.dumps(metrics))
-    else:
-        print(f"{t.describe()} on {len(ds)} structures ({metrics['n_samples']} samples) from {args.test}")
-        print(_metrics_table(metrics, t.units))
-        c = metrics["calibration"]
-        print(f"uncertainty: {100 * c['within_1sigma']:.1f}% of errors within 1 sigma (ideal 68.3), "
-              f"{100 * c['within_2sigma']:.1f}% within 2 sigma (ideal 95.4)")
-        if args.plot:
-            print(f"parity plot: {args.plot}")
+        return 0
+    _print_evaluation(metrics)
+    if args.plot:
+        print(f"parity plot: {args.plot}")
     return 0
+
+
+def _print_curve_row(row: dict) -> None:
+    print(f"  n_train={row['n_train']}: " + ", ".join(f"{k} {v:.2f}%" for k, v in row["pct_rmse"].items())
+          + f" (fit {row['fit_seconds']:.1f} s)", file=sys.stderr)
 
 
 def cmd_learning_curve(args) -> int:
     from psilearn.data import load_dataset
-    from psilearn.metrics.regression import block_names, regression_metrics
+    from psilearn.evaluation import learning_curve
+    from psilearn.evaluation.learning_curve import check_sizes
 
     target = _target(args)
-    options = _model_options(args)
+    kind, config, seed = _model_options(args)
     train = load_dataset(args.train, target, symmetrize=args.symmetrize)
     test = load_dataset(args.test, target, symmetrize=args.symmetrize)
-    sizes = sorted({int(s) for s in args.sizes.split(",")})
-    if sizes[0] < 2 or sizes[-1] > len(train):
-        raise ValueError(f"--sizes must lie between 2 and the number of training structures ({len(train)})")
-    order = np.random.default_rng(options[2]).permutation(len(train))
-    names = ["Cartesian", *block_names(target)]
-    curves = {n: [] for n in names}
-    rows = []
-    for n in sizes:
-        t0 = time.perf_counter()
-        model = _fit_model(args, target, train.subset(np.sort(order[:n])), progress=False, options=options)
-        fit_s = time.perf_counter() - t0
-        pred = model.predict(test.frames, return_std=False)
-        m = regression_metrics(target, target.to_irreps(test.values), pred.irreps)
-        vals = [m["cartesian"]["pct_rmse"], *[m["channels"][k]["pct_rmse"] for k in names[1:]]]
-        for k, v in zip(names, vals):
-            curves[k].append(v)
-        rows.append((n, vals, fit_s))
-        print(f"  n_train={n}: " + ", ".join(f"{k} {v:.2f}%" for k, v in zip(names, vals)) + f" (fit {fit_s:.1f} s)", file=sys.stderr)
-    print(f"learning curve: {target.describe()}, test RMSE as % of std on {len(test)} structures from {args.test}")
+    try:
+        sizes = check_sizes(args.sizes.split(","), len(train))
+    except ValueError as exc:
+        raise ValueError(f"--sizes: {exc}") from None
+    lc = learning_curve(train, test, target, sizes, model=kind, config=config, seed=seed, progress=_print_curve_row)
+    names = list(lc["pct_rmse"])
+    print(f"learning curve: {target.describe()}, test RMSE as % of std on {lc['n_test']} structures from {args.test}")
     print(f"{'n_train':>8}" + "".join(f"{k:>12}" for k in names) + f"{'fit [s]':>10}")
-    for n, vals, fit_s in rows:
-        print(f"{n:>8}" + "".join(f"{v:>12.3f}" for v in vals) + f"{fit_s:>10.1f}")
+    for row in lc["rows"]:
+        print(f"{row['n_train']:>8}" + "".join(f"{row['pct_rmse'][k]:>12.3f}" for k in names) + f"{row['fit_seconds']:>10.1f}")
     if args.plot:
         from psilearn.evaluation.plots import learning_curve_plot
 
-        learning_curve_plot(sizes, curves, args.plot, title=f"{target.key}: {args.train}")
+        learning_curve_plot(lc["sizes"], lc["pct_rmse"], args.plot, title=f"{target.key}: {args.train}")
         print(f"plot: {args.plot}")
     if args.json:
-        print(json.dumps({"sizes": sizes, "pct_rmse": curves}))
+        print(json.dumps({"sizes": lc["sizes"], "pct_rmse": lc["pct_rmse"]}))
     return 0
 
 

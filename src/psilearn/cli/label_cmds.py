@@ -18,19 +18,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # ---- label ---------------------------------------------------------------------------------------
 def _register_label(sub) -> None:
+    from psilearn.label.xtb_methods import XTB_METHODS
+
     p = sub.add_parser(
         "label",
         help="compute first-principles labels (PySCF or GFN2-xTB) for structures, resumably",
         description=(
-            "Label every structure of INPUT (any ASE-readable file; 'file.xyz@0:10' selects frames) "
+            "Label every structure of INPUT (any ASE-readable file; 'file.xyz@0:10' selects frames; "
+            "or a DeePMD set directory) "
             "with PySCF (--method XC/BASIS, e.g. pbe0/def2-svp, hf/sto-3g; add /df for density "
             "fitting) or tblite (--method gfn2). Results go to an ASE SQLite database as they "
             "arrive; re-running skips finished work. Charge and multiplicity come from each "
             "structure's info (charge=, multiplicity=). Labels are in atomic units."
         ),
     )
-    p.add_argument("input", help="structures (extxyz, xyz, ASE db, traj, ...)")
-    p.add_argument("--method", required=True, help="XC/BASIS[/df] for PySCF, or gfn2 / gfn1")
+    p.add_argument("input", help="structures: any ASE-readable file (extxyz, xyz, ASE db, traj, ...), optionally with @slice, or a DeePMD set directory")
+    p.add_argument("--method", required=True, help=f"XC/BASIS[/df] for PySCF, or an xTB method ({' / '.join(XTB_METHODS)})")
     p.add_argument("--observables", default="energy",
                    help="comma list of energy,forces,dipole,quadrupole,polarizability,charges,"
                         "orbitals,shielding,apt (default: energy)")
@@ -50,27 +53,12 @@ def _register_label(sub) -> None:
     p.set_defaults(func=cmd_label)
 
 
-def read_structures(spec: str) -> list:
-    """Read every frame of an ASE-readable file (``path@index`` selects frames)."""
-    import ase.io
-
-    path, _, index = spec.partition("@")
-    if not Path(path).exists():
-        raise FileNotFoundError(f"input file not found: {path}")
-    try:
-        frames = ase.io.read(path, index=index or ":")
-    except Exception as exc:
-        raise ValueError(f"cannot read structures from {spec}: {exc}") from None
-    frames = frames if isinstance(frames, list) else [frames]
-    if not frames:
-        raise ValueError(f"no structures in {spec}")
-    return frames
-
-
 def cmd_label(args: argparse.Namespace) -> int:
+    from psilearn.data import read_structures
     from psilearn.label.campaign import run_campaign
     from psilearn.label.registry import make_labeler
     from psilearn.label.store import LabelStore
+    from psilearn.label.xtb_methods import is_xtb_method
 
     if args.workers < 0 or args.threads_per_worker < 1:
         raise ValueError("--workers must be >= 0 and --threads-per-worker >= 1")
@@ -82,7 +70,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             atoms.info.setdefault("multiplicity", args.multiplicity)
     options = {"grid_level": args.grid_level, "polarizability_mode": args.polarizability_mode,
                "max_cycle": args.max_cycle}
-    if args.method.strip().lower().startswith("gfn"):
+    if is_xtb_method(args.method):
         for name in ("grid_level", "polarizability_mode", "max_cycle"):
             if options.pop(name) is not None:
                 raise ValueError(f"--{name.replace('_', '-')} applies to PySCF methods only")
@@ -179,8 +167,7 @@ def _register_sample(sub) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import ase.io
-
+    from psilearn.data import read_structures, write_structures
     from psilearn.label import sampling
 
     if bool(args.input) == bool(args.smiles):
@@ -200,6 +187,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif args.mode == "normal-modes":
         frames = sampling.sample_many(frames, "normal-modes", n=args.n_samples,
                                       temperature=args.temperature, seed=args.seed)
-    ase.io.write(args.output, frames, format="extxyz")
+    write_structures(args.output, frames, format="extxyz")
     print(f"wrote {len(frames)} structures to {args.output}")
     return 0

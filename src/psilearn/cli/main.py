@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "psilearn.cli.demo_cmd",
     "psilearn.cli.label_cmds",
     "psilearn.cli.spectra_cmds",
+    "psilearn.cli.vib_cmds",
 ]
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 LONG_RANGE = ("qeq",)
 #: --long-range NAME with --model BACKEND -> model kind
 BACKENDS = {("qeq", "sagpr"): "qeq", ("qeq", "qeq"): "qeq", ("qeq", "nn"): "qeq-nn", ("qeq", "qeq-nn"): "qeq-nn"}
@@ -53,17 +51,3 @@ def check_no_long_range_flags(args) -> None:
     if used and not getattr(args, "long_range", None):
         names = ", ".join("--" + f.replace("_", "-") for f in used)
         raise ValueError(f"{names} only apply with --long-range qeq")
-
-
-def write_extras(atoms, pred, i: int, atoms_slice: slice) -> None:
-    """Copy a prediction's per-structure ``extra_info`` and per-atom ``extra_arrays`` (e.g. QEq
-    charges next to a predicted dipole) into ``atoms``; existing keys are kept as KEY_reference."""
-    for name, values in getattr(pred, "extra_info", {}).items():
-        if name in atoms.info and f"{name}_reference" not in atoms.info:
-            atoms.info[f"{name}_reference"] = atoms.info[name]
-        v = np.asarray(values[i])
-        atoms.info[name] = float(v) if v.ndim == 0 else v
-    for name, values in getattr(pred, "extra_arrays", {}).items():
-        if name in atoms.arrays and f"{name}_reference" not in atoms.arrays:
-            atoms.arrays[f"{name}_reference"] = atoms.arrays.pop(name)
-        atoms.arrays[name] = np.asarray(values[atoms_slice])

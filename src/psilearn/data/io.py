@@ -31,7 +31,7 @@ def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[
     """
     path, index = split_spec(str(spec))
     if not os.path.exists(path):
-        raise DataError(f"{path}: no such file or directory")
+        raise DataError(f"{path}: not found (no such file or directory)")
     if os.path.isdir(path):
         from psilearn.data.deepmd import is_deepmd_system, read_deepmd
 
@@ -103,14 +103,14 @@ def _normalise(frames: list[Atoms], path: str) -> list[Atoms]:
     return frames
 
 
-def write_structures(path: str | os.PathLike, frames: list[Atoms]) -> None:
-    """Write structures to extxyz (or any format ASE infers from the name), atomically: a crash
-    mid-write never leaves a truncated file in place of a good one."""
+def write_structures(path: str | os.PathLike, frames: list[Atoms], format: str | None = None) -> None:
+    """Write structures to extxyz (or ``format``, or any format ASE infers from the name),
+    atomically: a crash mid-write never leaves a truncated file in place of a good one."""
     import ase.io
 
     path = str(path)
     tmp = f"{path}.tmp-{os.getpid()}"
-    fmt = "extxyz" if path.endswith((".xyz", ".extxyz")) else None
+    fmt = format or ("extxyz" if path.endswith((".xyz", ".extxyz")) else None)
     clean = []
     for a in frames:
         b = a.copy()

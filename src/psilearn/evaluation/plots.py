@@ -17,11 +17,13 @@ def _plt():
     return plt
 
 
-def parity_plot(target: Target, ref_irreps: np.ndarray, pred_irreps: np.ndarray, path: str, title: str = "") -> None:
-    """One panel per irreducible channel plus the Cartesian components: prediction vs reference."""
+def parity_plot(target: Target, ref_irreps: np.ndarray, pred_irreps: np.ndarray, path: str, title: str = "",
+                channels: bool = True) -> None:
+    """One panel per irreducible channel plus the Cartesian components: prediction vs reference
+    (``channels=False``: the Cartesian panel only, e.g. for spectra, one channel per grid point)."""
     plt = _plt()
     panels = [("Cartesian", target.to_cartesian(ref_irreps), target.to_cartesian(pred_irreps))]
-    if len(target.blocks) > 1 or target.rank > 0:
+    if channels and (len(target.blocks) > 1 or target.rank > 0):
         panels += [(n, ref_irreps[:, b.cols], pred_irreps[:, b.cols]) for n, b in zip(block_names(target), target.blocks)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
     unit = f" [{target.units}]" if target.units else ""

@@ -6,14 +6,13 @@ import dataclasses
 from typing import Any
 
 from psilearn.label.base import Labeler, parse_observables
-
-_XTB = {"gfn2", "gfn1", "gfn2-xtb", "gfn1-xtb", "xtb"}
+from psilearn.label.xtb_methods import xtb_method
 
 
 def make_labeler(method: str, observables: str | tuple[str, ...] = ("energy",), **options: Any) -> Labeler:
     """Labeler for ``method`` computing ``observables``.
 
-    ``method`` is ``'gfn2'``/``'gfn1'`` (tblite) or ``'XC/BASIS'`` (PySCF; ``XC`` is ``hf`` or any
+    ``method`` is an xTB method (``'gfn2'``/``'gfn1'``, see :mod:`psilearn.label.xtb_methods`; tblite) or ``'XC/BASIS'`` (PySCF; ``XC`` is ``hf`` or any
     functional, ``BASIS`` any PySCF basis name; append ``'/df'`` for density fitting).
     ``options`` are labeler fields (e.g. ``grid_level``, ``polarizability_mode``); options that
     the chosen labeler does not have are ignored when ``None`` and rejected otherwise.
@@ -21,10 +20,11 @@ def make_labeler(method: str, observables: str | tuple[str, ...] = ("energy",), 
     text = (method or "").strip().lower()
     obs = parse_observables(observables)
     opts = {k: v for k, v in options.items() if v is not None}
-    if text in _XTB:
+    xtb = xtb_method(text)
+    if xtb is not None:
         from psilearn.label.xtb_labeler import XTBLabeler
 
-        return XTBLabeler(method="gfn2" if text == "xtb" else text, observables=obs, **_accept(XTBLabeler, opts))
+        return XTBLabeler(method=xtb, observables=obs, **_accept(XTBLabeler, opts))
     parts = [p for p in text.split("/") if p]
     if len(parts) == 3 and parts[2] == "df":
         opts["density_fit"] = True

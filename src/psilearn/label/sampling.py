@@ -9,6 +9,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.label.hashing import charge_multiplicity
+from psilearn.label.xtb_methods import check_xtb_method, tblite_name
 
 
 def conformers_from_smiles(smiles: str, n: int = 1, seed: int = 0, optimize: bool = True) -> list[Atoms]:
@@ -42,11 +43,12 @@ def conformers_from_smiles(smiles: str, n: int = 1, seed: int = 0, optimize: boo
 
 
 def xtb_calculator(atoms: Atoms, method: str = "GFN2-xTB"):
-    """tblite's ASE calculator for ``atoms`` (charge/multiplicity from ``atoms.info``)."""
+    """tblite's ASE calculator for ``atoms`` (charge/multiplicity from ``atoms.info``); ``method``
+    is any name of :mod:`psilearn.label.xtb_methods` ('gfn2', 'GFN1-xTB', ...)."""
     from tblite.ase import TBLite
 
     charge, mult = charge_multiplicity(atoms)
-    return TBLite(method=method, charge=charge, multiplicity=mult, verbosity=0)
+    return TBLite(method=tblite_name(method), charge=charge, multiplicity=mult, verbosity=0)
 
 
 def md_sample(
@@ -86,6 +88,25 @@ def md_sample(
         frame.info.update(md_step=step, md_temperature=float(temperature))
         frames.append(frame)
     return frames
+
+
+def md_trajectory(atoms: Atoms, steps: int, method: str = "gfn2", temperature: float = 300.0, timestep_fs: float = 0.5,
+                  stride: int = 1, friction_per_fs: float = 0.001, equilibration: int = 0, seed: int = 0) -> list[Atoms]:
+    """A trajectory for time-correlation spectra: ``equilibration`` Langevin steps run first and
+    discarded (seed ``seed + 1``), then ``steps`` steps of which every ``stride``-th is kept (see
+    :func:`md_sample`). Frames record ``md_timestep_fs`` and ``md_calculator`` (the xTB method) so
+    that the time between frames is known. The default friction is weak, keeping bands sharp."""
+    method = check_xtb_method(method)
+    if steps < 1 or stride < 1 or equilibration < 0:
+        raise ValueError("steps and stride must be >= 1, equilibration >= 0")
+    opts = dict(temperature=temperature, timestep_fs=timestep_fs, friction_per_fs=friction_per_fs, method=method)
+    if equilibration:
+        atoms = md_sample(atoms, steps=equilibration, stride=equilibration, seed=seed + 1, **opts)[-1]
+    traj = md_sample(atoms, steps=steps, stride=stride, seed=seed, **opts)
+    for f in traj:
+        f.info["md_timestep_fs"] = float(timestep_fs)
+        f.info["md_calculator"] = method
+    return traj
 
 
 def rattle_sample(atoms: Atoms, n: int = 10, stdev: float = 0.05, seed: int = 0,

@@ -20,9 +20,9 @@ from psilearn.label.base import LabelError, parse_observables
 from psilearn.label.hashing import code_version, method_hash
 from psilearn.label.orbitals import DOSGrid, orbital_labels
 from psilearn.label.validate import check_electrons, check_geometry
+from psilearn.label.xtb_methods import XTB_METHODS, check_xtb_method
 
 LABEL_SCHEMA = 1
-_METHODS = {"gfn2": "GFN2-xTB", "gfn2-xtb": "GFN2-xTB", "gfn1": "GFN1-xTB", "gfn1-xtb": "GFN1-xTB"}
 _SUPPORTED = ("energy", "forces", "dipole", "polarizability", "charges", "orbitals")
 
 
@@ -48,10 +48,7 @@ class XTBLabeler:
     dos: DOSGrid = field(default_factory=DOSGrid)
 
     def __post_init__(self) -> None:
-        key = self.method.strip().lower()
-        if key not in _METHODS:
-            raise ValueError(f"unknown xTB method {self.method!r}; choose gfn2 or gfn1")
-        self.method = key.replace("-xtb", "")
+        self.method = check_xtb_method(self.method)
         self.observables = parse_observables(self.observables)
         bad = [o for o in self.observables if o not in _SUPPORTED]
         if bad:
@@ -87,7 +84,7 @@ class XTBLabeler:
             kwargs = {"lattice": atoms.cell.array / Bohr, "periodic": pbc}
         try:
             calc = Calculator(
-                _METHODS[self.method], atoms.numbers, atoms.positions / Bohr,
+                XTB_METHODS[self.method], atoms.numbers, atoms.positions / Bohr,
                 charge=float(charge), uhf=mult - 1, **kwargs,
             )
         except Exception as exc:  # unsupported element and similar input errors

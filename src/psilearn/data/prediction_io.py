@@ -1,0 +1,97 @@
+"""Predictions into structures: the one writer of a model's Prediction into ASE Atoms.
+
+Conventions (those of the labels, see docs/architecture.md): a per-structure target goes to
+``atoms.info[KEY]``, a per-atom target to ``atoms.arrays[KEY]``, flattened row-major (a scalar is a
+float per structure, or one number per atom); ``KEY_std`` holds the predictive standard deviation;
+a label ``KEY`` already present is kept as ``KEY_reference``. Spectrum targets also record their
+grid in ``info[KEY_grid]``. By-products of a prediction (``extra_info`` per structure and
+``extra_arrays`` per atom, e.g. QEq charges next to a predicted dipole) are written under their own
+names, an existing one kept as ``NAME_reference``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.data.grids import GRID_SUFFIX
+from psilearn.data.prediction import Prediction
+
+
+def atom_offsets(frames: list[Atoms]) -> np.ndarray:
+    """(n_frames + 1,) start of each structure's atoms in per-atom arrays concatenated over ``frames``."""
+    return np.concatenate([[0], np.cumsum([len(a) for a in frames])]).astype(int)
+
+
+def _per_structure(v: np.ndarray):
+    return float(v[0]) if v.shape[0] == 1 else v
+
+
+def _per_atom(v: np.ndarray) -> np.ndarray:
+    return v[:, 0] if v.shape[1] == 1 else v
+
+
+def _write_extras(atoms: Atoms, pred: Prediction, i: int, atoms_slice: slice) -> None:
+    for name, values in getattr(pred, "extra_info", {}).items():
+        if name in atoms.info and f"{name}_reference" not in atoms.info:
+            atoms.info[f"{name}_reference"] = atoms.info[name]
+        v = np.asarray(values[i])
+        atoms.info[name] = float(v) if v.ndim == 0 else v
+    for name, values in getattr(pred, "extra_arrays", {}).items():
+        if name in atoms.arrays and f"{name}_reference" not in atoms.arrays:
+            atoms.arrays[f"{name}_reference"] = atoms.arrays.pop(name)
+        atoms.arrays[name] = np.asarray(values[atoms_slice])
+
+
+def predictions_to_atoms(frames: list[Atoms], pred: Prediction, target, with_std: bool = True) -> list[Atoms]:
+    """Copies of ``frames`` (calculators dropped) carrying ``pred``, the prediction of ``target``
+    (a :class:`psilearn.targets.Target`) for them, as described in the module docstring.
+    ``with_std=False`` writes no ``KEY_std`` (for predictions made without uncertainties)."""
+    key, per = target.key, target.per
+    offsets = atom_offsets(frames)
+    n = len(frames) if per == "structure" else int(offsets[-1])
+    if len(pred.values) != n:
+        raise ValueError(f"{len(pred.values)} predicted values for {n} {'structures' if per == 'structure' else 'atoms'}")
+    grid = np.asarray(target.grid, dtype=np.float64) if getattr(target, "is_spectrum", False) else None
+    out = []
+    for i, a in enumerate(frames):
+        b = a.copy()
+        b.calc = None
+        sl = slice(offsets[i], offsets[i + 1])
+        if per == "structure":
+            if key in b.info:
+                b.info[f"{key}_reference"] = b.info.pop(key)
+            b.info[key] = _per_structure(pred.values[i])
+            if with_std:
+                b.info[f"{key}_std"] = _per_structure(pred.std[i])
+        else:
+            if key in b.arrays:
+                b.arrays[f"{key}_reference"] = b.arrays.pop(key)
+            b.arrays[key] = _per_atom(pred.values[sl])
+            if with_std:
+                b.arrays[f"{key}_std"] = _per_atom(pred.std[sl])
+        if grid is not None:
+            b.info[key + GRID_SUFFIX] = grid.copy()
+        _write_extras(b, pred, i, sl)
+        out.append(b)
+    return out
+
+
+def cartesian_per_structure(frames: list[Atoms], pred: Prediction, target) -> list[tuple]:
+    """(value, std) per structure of ``frames``, shaped as the Target: a float for a scalar,
+    (3,) * rank for a Cartesian tensor, (n_grid,) for a spectrum; per-atom targets get a leading
+    axis of the structure's atoms ((n_atoms,) for a scalar, (n_atoms, 3) for a vector, ...)."""
+    shape = (target.size,) if getattr(target, "is_spectrum", False) else (3,) * target.rank
+    offsets = atom_offsets(frames)
+    out = []
+    for i in range(len(frames)):
+        if target.per == "structure":
+            val, std = pred.values[i].reshape(shape), pred.std[i].reshape(shape)
+            if not shape:
+                val, std = float(val), float(std)
+        else:
+            sl = slice(offsets[i], offsets[i + 1])
+            n_atoms = offsets[i + 1] - offsets[i]
+            val, std = pred.values[sl].reshape(n_atoms, *shape), pred.std[sl].reshape(n_atoms, *shape)
+        out.append((val, std))
+    return out

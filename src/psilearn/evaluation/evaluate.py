@@ -1,0 +1,78 @@
+"""Errors of a fitted model on labelled test data (what ``psilearn evaluate`` prints).
+
+>>> import psilearn
+>>> m = psilearn.evaluate("alpha.model", "test.xyz")          # or a Model and a Dataset
+>>> m["cartesian"]["rmse"], m["channels"]["2e"]["pct_rmse"], m["calibration"]["within_1sigma"]
+"""
+
+from __future__ import annotations
+
+import os
+
+from psilearn.data import Dataset, load_dataset
+from psilearn.metrics.regression import calibration, regression_metrics
+
+
+def _model(model):
+    """(model object, name for reports) from a Model or a model directory."""
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        from psilearn.models import load
+
+        return load(model), os.fsdecode(model)
+    return model, model.kind
+
+
+def _dataset(data, target, symmetrize: bool) -> Dataset:
+    """``data`` (a Dataset, a path/spec such as ``test.xyz@:50``, or a list of Atoms) validated
+    against ``target``; spectra are put on the target's grid first (GridWarning when interpolated)."""
+    if isinstance(data, Dataset):
+        if data.target != target:
+            raise ValueError(f"the data's target {data.target.describe()} is not the model's {target.describe()}")
+        return data
+    if target.is_spectrum:
+        from psilearn.data.spectra import load_spectrum_dataset
+
+        return load_spectrum_dataset(data, target)
+    return load_dataset(data, target, symmetrize=symmetrize)
+
+
+def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.PathLike | None = None,
+             title: str | None = None) -> dict:
+    """Test errors of ``model`` (a fitted Model or a model directory) on labelled structures.
+
+    ``data_or_path``: a :class:`psilearn.data.Dataset`, a path/spec, or a list of Atoms carrying
+    the model's label. ``symmetrize`` projects the labels onto the declared symmetry instead of
+    refusing asymmetric ones. ``plot``: write a parity plot (PNG) there.
+
+    Returns a JSON-able dict: ``n_samples`` and ``n_structures``; ``cartesian`` and ``channels``
+    ({irrep: ...}) each with ``mae``, ``rmse`` and ``pct_rmse`` (RMSE as % of the test labels'
+    spread), in the label's units; ``calibration`` (fractions of errors within 1 and 2 predicted
+    standard deviations, RMS z-score); ``target`` (the Target as a dict), ``model`` and ``test``
+    (names). Spectrum models (a target with a grid) also get ``spectral``: the mean over test
+    structures of the spectral metrics (:func:`psilearn.spectral.metrics.compare_spectra`)."""
+    model, model_name = _model(model)
+    t = model.target
+    ds = _dataset(data_or_path, t, symmetrize)
+    test_name = ds.name or "<memory>"
+    pred = model.predict(ds.frames)
+    ref = t.to_irreps(ds.values)
+    out = regression_metrics(t, ref, pred.irreps)
+    out["n_structures"] = len(ds)
+    out["calibration"] = calibration(ds.values, pred.values, pred.std)
+    if t.is_spectrum:
+        out.update(_spectral(t, ds.values, pred.values))
+    out.update(target=t.to_dict(), model=model_name, test=test_name)
+    if plot:
+        from psilearn.evaluation.plots import parity_plot
+
+        parity_plot(t, ref, pred.irreps, str(plot), title=title or f"{model_name} on {test_name}", channels=not t.is_spectrum)
+    return out
+
+
+def _spectral(target, ref, pred) -> dict:
+    import numpy as np
+
+    from psilearn.spectral.metrics import compare_spectra
+
+    res = compare_spectra(np.asarray(target.grid), ref, pred)
+    return {"spectral": res["mean"]}
