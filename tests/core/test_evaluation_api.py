@@ -103,3 +103,38 @@ def test_learning_curve(data):
 def test_learning_curve_bad_sizes(data, sizes):
     with pytest.raises(ValueError, match="sizes must"):
         psilearn.learning_curve(data["train"], data["test"], TARGET, sizes, config=CONFIG)
+
+
+def test_evaluate_reports_errors_relative_to_the_composition_baseline(data, capsys):
+    """The composition baseline recorded at fit time is re-predicted on the test set: its errors are
+    those of the baseline kind fitted on the same data, and the ratio is the model's RMSE over it."""
+    from psilearn.models.baseline import fit_baseline
+
+    model, train, test = data["model"], data["train"], data["test"]
+    m = psilearn.evaluate(model, test)
+    base = psilearn.evaluate(fit_baseline(TARGET, train), test)
+    assert m["baseline"]["cartesian"]["rmse"] == pytest.approx(base["cartesian"]["rmse"], rel=1e-6)
+    assert m["baseline"]["channels"]["2e"]["rmse"] == pytest.approx(base["channels"]["2e"]["rmse"], rel=1e-6)
+    ratio = m["baseline"]["rmse_ratio"]
+    assert ratio["Cartesian"] == pytest.approx(m["cartesian"]["rmse"] / base["cartesian"]["rmse"], rel=1e-6)
+    assert ratio["Cartesian"] < 1 and ratio["2e"] < 1  # the model learns the anisotropy, the baseline cannot
+    # the baseline kind against its own recorded baseline: ratio 1
+    assert base["baseline"]["rmse_ratio"]["0e"] == pytest.approx(1.0, rel=1e-6)
+    assert main(["evaluate", str(data["dir"] / "alpha.model"), str(data["dir"] / "test.xyz")]) == 0
+    out = capsys.readouterr().out
+    assert "RMSE/base" in out and "composition baseline" in out
+
+
+def test_evaluate_a_legacy_model_file_says_the_baseline_is_not_recorded():
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_models"
+    model = psilearn.load(fixtures / "sagpr_alpha.model")
+    import ase.io
+
+    frames = ase.io.read(fixtures / "inputs_sagpr_alpha.xyz", ":")
+    pred = model.predict(frames)
+    for a, v in zip(frames, pred.values):
+        a.info["alpha"] = v + 0.01
+    m = psilearn.evaluate(model, frames)
+    assert m["baseline"]["rmse_ratio"] is None and "no composition baseline recorded" in m["baseline"]["note"]

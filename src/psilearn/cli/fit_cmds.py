@@ -64,11 +64,16 @@ def _run_options(args, kind: str) -> dict:
     return opts
 
 
-def _metrics_table(metrics: dict, units: str = "") -> str:
+def _metrics_table(metrics: dict, units: str = "", ratio: dict | None = None) -> str:
+    """MAE, RMSE and RMSE % of std per channel; with ``ratio`` a column RMSE / composition baseline."""
     u = f" [{units}]" if units else ""
-    rows = [f"{'component':<12}{'MAE' + u:>16}{'RMSE' + u:>16}{'RMSE % std':>12}"]
+    rows = [f"{'component':<12}{'MAE' + u:>16}{'RMSE' + u:>16}{'RMSE % std':>12}" + (f"{'RMSE/base':>11}" if ratio else "")]
     for name, m in [("Cartesian", metrics["cartesian"]), *metrics["channels"].items()]:
-        rows.append(f"{name:<12}{m['mae']:>16.5g}{m['rmse']:>16.5g}{m['pct_rmse']:>12.3f}")
+        row = f"{name:<12}{m['mae']:>16.5g}{m['rmse']:>16.5g}{m['pct_rmse']:>12.3f}"
+        if ratio:
+            r = ratio.get(name)
+            row += f"{r:>11.4f}" if r is not None else f"{'-':>11}"
+        rows.append(row)
     return "\n".join(rows)
 
 
@@ -117,7 +122,12 @@ def _print_evaluation(m: dict) -> None:
         print(_metrics_table({"cartesian": m["cartesian"], "channels": {}}, t.units))
         print_spectral(m["spectral"], t.units, t.grid_units)
     else:
-        print(_metrics_table(m, t.units))
+        base = m.get("baseline") or {}
+        print(_metrics_table(m, t.units, base.get("rmse_ratio")))
+        if base.get("rmse_ratio"):
+            print("RMSE/base: the model's RMSE over that of the per-element composition baseline fitted on the training data (< 1 is better)")
+        elif base.get("note"):
+            print(f"composition baseline: {base['note']}")
     c = m["calibration"]
     print(f"uncertainty: {100 * c['within_1sigma']:.1f}% of errors within 1 sigma (ideal 68.3), "
           f"{100 * c['within_2sigma']:.1f}% within 2 sigma (ideal 95.4)")

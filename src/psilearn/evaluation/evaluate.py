@@ -49,7 +49,11 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     spread), in the label's units; ``calibration`` (fractions of errors within 1 and 2 predicted
     standard deviations, RMS z-score); ``target`` (the Target as a dict), ``model`` and ``test``
     (names). Spectrum models (a target with a grid) also get ``spectral``: the mean over test
-    structures of the spectral metrics (:func:`psilearn.spectral.metrics.compare_spectra`)."""
+    structures of the spectral metrics (:func:`psilearn.spectral.metrics.compare_spectra`); other
+    models get ``baseline``: the errors of the per-element composition baseline fitted on the
+    model's training data (recorded in the model file at fit time) and ``rmse_ratio``, the model's
+    RMSE divided by the baseline's per channel (< 1: the model beats the baseline), or None with
+    a ``note`` for model files that do not record it."""
     model, model_name = _model(model)
     t = model.target
     ds = _dataset(data_or_path, t, symmetrize)
@@ -61,6 +65,8 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     out["calibration"] = calibration(ds.values, pred.values, pred.std)
     if t.is_spectrum:
         out.update(_spectral(t, ds.values, pred.values))
+    else:
+        out["baseline"] = _relative_to_baseline(model, ds, ref, out)
     out.update(target=t.to_dict(), model=model_name, test=test_name)
     if plot:
         from psilearn.evaluation.plots import parity_plot
@@ -76,3 +82,19 @@ def _spectral(target, ref, pred) -> dict:
 
     res = compare_spectra(np.asarray(target.grid), ref, pred)
     return {"spectral": res["mean"]}
+
+
+def _relative_to_baseline(model, ds: Dataset, ref, metrics: dict) -> dict:
+    """Errors of the training-set composition baseline on the test set, and the model's RMSE ratios."""
+    from psilearn.models.composition import composition_predict
+
+    record = (model.metadata or {}).get("composition_baseline")
+    if not record:
+        return {"rmse_ratio": None, "note": "no composition baseline recorded in this model file (psilearn 0.1.0 did not record one)"}
+    t = model.target
+    base = regression_metrics(t, ref, composition_predict(record, t, ds.frames))
+    pairs = [("Cartesian", metrics["cartesian"], base["cartesian"]),
+             *[(k, metrics["channels"][k], base["channels"][k]) for k in metrics["channels"]]]
+    ratio = {k: (m["rmse"] / b["rmse"] if b["rmse"] > 0 else None) for k, m, b in pairs}
+    return {"method": "per-element composition fit of the invariant (0e) part on the training data; other parts 0",
+            "cartesian": base["cartesian"], "channels": base["channels"], "rmse_ratio": ratio}

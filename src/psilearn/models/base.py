@@ -30,6 +30,7 @@ from ase import Atoms
 from psilearn.config import check_sections, resolve_seed
 from psilearn.data.prediction import Prediction
 from psilearn.models.checks import check_known_elements, frames_to_predict
+from psilearn.models.composition import composition_record
 from psilearn.targets import Target
 
 
@@ -106,13 +107,16 @@ class Model(ABC):
     def training_record(data, t0: float, **extra) -> dict:
         """The training metadata every kind stores (model files, ``psilearn fit``): number of
         structures and samples, the data's SHA-256 and name, the fit time since ``t0``
-        (``time.perf_counter()``), plus the kind's own ``extra`` entries (which may override)."""
+        (``time.perf_counter()``), the per-element composition baseline of the invariant part
+        (:func:`~psilearn.models.composition.composition_record`, the reference that ``evaluate``
+        reports errors against), plus the kind's own ``extra`` entries (which may override)."""
         return {
             "n_train_structures": len(data),
             "n_train_samples": int(len(data.values)),
             "training_data_sha256": data.fingerprint(),
             "training_data": data.name,
             "fit_seconds": round(time.perf_counter() - t0, 3),
+            "composition_baseline": composition_record(data.target, data),
             **extra,
         }
 

@@ -38,3 +38,32 @@ def fit_composition(design: np.ndarray, y: np.ndarray, ridge: float = 1e-8) -> n
     scale = float(np.trace(gram)) / max(len(gram), 1)
     lam = ridge * scale if scale > 0 else ridge
     return np.linalg.solve(gram + lam * np.eye(len(gram)), design.T @ y)
+
+
+def composition_record(target, data) -> dict | None:
+    """The composition baseline of the invariant (0e) blocks of ``target`` fitted on ``data`` (a
+    Dataset), as JSON-able metadata that every model file keeps, so that test errors can be
+    reported relative to it (:func:`psilearn.evaluation.evaluate`). None for spectrum targets.
+
+    ``species`` (atomic numbers), ``columns`` (irreps columns of the 0e blocks), ``coef``
+    (n_species x n_columns) in the label's units."""
+    if target.is_spectrum:
+        return None
+    species = [int(z) for z in data.species]
+    columns = [b.start for b in target.blocks if b.l == 0 and b.p == 1]
+    coef = np.zeros((len(species), len(columns)))
+    if columns:
+        design = composition_design(data.frames, species, target.per, target.pool)
+        coef = fit_composition(design, target.to_irreps(data.values)[:, columns]).reshape(len(species), len(columns))
+    return {"species": species, "columns": columns, "coef": coef.tolist()}
+
+
+def composition_predict(record: dict, target, frames: list[Atoms]) -> np.ndarray:
+    """Irreps (n_samples, n_irreps) predicted by a :func:`composition_record`: the 0e columns from
+    the composition, zero elsewhere (the only O(3)-equivariant function of a composition)."""
+    design = composition_design(frames, record["species"], target.per, target.pool)
+    n_irreps = max(b.start + b.dim for b in target.blocks)
+    out = np.zeros((len(design), n_irreps))
+    if record["columns"]:
+        out[:, record["columns"]] = design @ np.asarray(record["coef"], float)
+    return out
