@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/psilearn demo --out demo-output
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

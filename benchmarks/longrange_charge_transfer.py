@@ -111,8 +111,8 @@ def rmse(a, b) -> float:
 
 def build_nn(kind: str, target, nn_opts: dict, seed: int):
     """QEq with NN electronegativities (qeq-nn), cutoff as the SOAP models', fixed width scale."""
-    from psilearn.models.qeq.nn_model import QEqNNConfig, QEqNNModel
     from psilearn.models.nn import NetworkConfig, TrainConfig
+    from psilearn.models.qeq.nn_model import QEqNNConfig, QEqNNModel
 
     net = NetworkConfig(cutoff=CUTOFF, channels=nn_opts["channels"])
     # few structures: a larger validation fraction keeps >= 2 validation structures at n = 12

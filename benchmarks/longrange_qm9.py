@@ -145,8 +145,8 @@ def build(kind: str, n_sparse: int, charge_weight: float, seed: int, nn_opts: di
     if kind == "qeq-dipole":
         return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS))
     if kind.startswith("qeq-nn-"):
-        from psilearn.models.qeq.nn_model import QEqNNConfig, QEqNNModel
         from psilearn.models.nn import NetworkConfig, TrainConfig
+        from psilearn.models.qeq.nn_model import QEqNNConfig, QEqNNModel
 
         net = NetworkConfig(cutoff=5.0, channels=nn_opts["channels"])
         train = TrainConfig(epochs=nn_opts["epochs"], max_seconds=nn_opts["max_seconds"], threads=1, checkpoint_every=10**6)

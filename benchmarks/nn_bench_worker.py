@@ -38,8 +38,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from psilearn.cli.main import main as cli
     from psilearn.data import load_dataset
-    from psilearn.models import load
     from psilearn.metrics.regression import calibration
+    from psilearn.models import load
 
     argv = ["fit", args.train, "--target", args.target, "--model", args.model, "-o", args.out, "--seed", str(args.seed)]
     if args.tensor:

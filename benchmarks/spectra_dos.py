@@ -21,7 +21,6 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
-
 from spectra_common import aggregate, krr_baseline, structure_features, summarise, table  # noqa: E402
 
 from psilearn.data.spectra import load_spectrum_dataset, read_deepmd_dos  # noqa: E402

@@ -306,7 +306,8 @@ def main(argv=None) -> int:
           if args.ml_train and (args.ml_data == "demo" or os.path.exists(WATER_SET)) else None)
     results = {m: run_molecule(m, args, ml) for m in args.molecules.split(",")}
     text = table(results)
-    settings = (f"MD: {args.trajectories} independent GFN2-xTB Langevin runs (friction {args.friction}/fs) at {args.temperature:g} K, each {args.equilibration} + {args.steps} steps "
+    settings = (f"MD: {args.trajectories} independent GFN2-xTB Langevin runs (friction {args.friction}/fs) at {args.temperature:g} K, each "
+        f"{args.equilibration} + {args.steps} steps "
                 f"of {args.timestep} fs, frames every {args.stride * args.timestep:g} fs, correlation length {args.correlation:g} fs, Hann "
                 f"window, harmonic QCF." + (f" ML dipoles: SA-GPR trained on {args.ml_train} structures ({args.ml_data} set)."
                                                         if ml is not None else ""))

@@ -14,6 +14,7 @@ from psilearn.models import load
 from psilearn.models.baseline import BaselineModel, fit_baseline
 from psilearn.models.registry import MODEL_KINDS, model_class
 from psilearn.targets import Target
+
 from ._synth import label_frames, molecules, random_rotation, transform_frames
 
 DEMO = Path(__file__).resolve().parents[2] / "src" / "psilearn" / "demo_data" / "molecules.xyz"

@@ -1,8 +1,8 @@
 """Reading structures and labels, validation errors, DeePMD sets, splits and subsets."""
 
 import os
-import warnings
 import re
+import warnings
 
 import ase.io
 import numpy as np

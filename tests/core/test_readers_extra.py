@@ -1,7 +1,7 @@
 """Readers: .magres NMR tensors, and labels that ASE's extxyz reader moves into a calculator."""
 
-import numpy as np
 import ase.io
+import numpy as np
 from ase.build import molecule
 
 from psilearn import Target, load_dataset, read_structures

@@ -6,9 +6,9 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from psilearn.data import DataError
+from psilearn.data.electronic_state import charge_and_multiplicity, structure_states
 from psilearn.physics import QEqParams, QEqSystem, equilibrate
 from psilearn.physics.coulomb import gaussian_coulomb_matrix
-from psilearn.data.electronic_state import charge_and_multiplicity, structure_states
 
 from ._mols import ammonia_borane, random_molecule
 

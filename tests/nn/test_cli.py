@@ -8,10 +8,10 @@ import json
 import numpy as np
 import yaml
 
+from core._synth import label_frames, molecules
 from psilearn.cli.main import main
 from psilearn.data import read_structures, write_structures
 
-from core._synth import label_frames, molecules
 from .conftest import TINY_NET, TINY_TRAIN
 
 
@@ -59,9 +59,9 @@ def test_fit_predict_evaluate_resume_learning_curve(tmp_path, capsys):
 def test_ase_calculator_unchanged(tmp_path):
     from psilearn.calculator import PsilearnCalculator
     from psilearn.models import load
+    from psilearn.targets import Target
 
     from .conftest import fit_tiny
-    from psilearn.targets import Target
 
     frames = label_frames(molecules(1, 8), "mu", "vector", "structure")
     model = fit_tiny(frames, Target("mu", tensor="i"))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from ase import Atoms
 
+from core._synth import cartesian_operator, label_frames, molecules, random_rotation, rel_dev, transform_frames
 from psilearn.targets import Target
 
-from core._synth import cartesian_operator, label_frames, molecules, random_rotation, rel_dev, transform_frames
 from .conftest import fit_tiny
 
 TOL = 1e-10

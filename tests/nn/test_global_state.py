@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core._synth import label_frames, molecules, random_rotation, rel_dev, transform_frames
 from psilearn.data import DataError, load_dataset
 from psilearn.models import load
 from psilearn.targets import Target
 
-from core._synth import label_frames, molecules, random_rotation, rel_dev, transform_frames
 from .conftest import fit_tiny, tiny_model
 
 

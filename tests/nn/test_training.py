@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from ase import Atoms
 
+from core._synth import label_frames, molecules
 from psilearn.data import DataError, load_dataset
 from psilearn.models import load
 from psilearn.targets import Target
 
-from core._synth import label_frames, molecules
 from .conftest import fit_tiny, tiny_model
 
 VEC = Target("y", tensor="i")

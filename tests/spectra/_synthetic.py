@@ -2,9 +2,9 @@
 its element and its local environment (smooth, rotation invariant), so a SOAP kernel can learn it."""
 
 import numpy as np
+from tests.core._synth import molecules
 
 from psilearn.features import SoapConfig
-from tests.core._synth import molecules
 
 GRID = np.linspace(-6.0, 6.0, 121)  # spacing 0.1
 CENTRE = {1: -2.0, 6: 0.0, 8: 2.0}

@@ -6,13 +6,12 @@ import ase.io
 import numpy as np
 import pytest
 from ase import Atoms
+from tests.spectra._shared import require
+from tests.spectra._synthetic import GRID, labelled
 
 from psilearn.cli.main import main
 from psilearn.data.spectra import read_spectrum_table, write_spectrum_table
 from psilearn.observe.correlation import C_CM_PER_FS
-
-from tests.spectra._shared import require
-from tests.spectra._synthetic import GRID, labelled
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,14 @@ import warnings
 import numpy as np
 import pytest
 from ase import Atoms
+from tests.spectra._synthetic import GRID, labelled
 
 from psilearn.data import DataError
 from psilearn.data.grids import GridWarning, match_spectra
 from psilearn.data.spectra import spectrum_target, write_spectrum_table
+from psilearn.observe.correlation import C_CM_PER_FS
 from psilearn.observe.spectrum_sets import compare_sources, comparison_summary, spectra_pca, write_comparison_csv, write_pca_csv
 from psilearn.observe.trajectory import frame_interval, trajectory_spectrum
-from psilearn.observe.correlation import C_CM_PER_FS
-
-from tests.spectra._synthetic import GRID, labelled
 
 
 def test_spectrum_target_grid_from_argument_data_or_index():

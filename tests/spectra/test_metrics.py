@@ -5,8 +5,17 @@ import pytest
 
 from psilearn.data.errors import DataError
 from psilearn.observe import (
-    FingerprintSpec, apply_shift, best_shift, compare_spectra, cosine, fingerprint_similarity, pearson,
-    peak_position_error, relative_integrated_error, rmse, shift_aligned_rmse,
+    FingerprintSpec,
+    apply_shift,
+    best_shift,
+    compare_spectra,
+    cosine,
+    fingerprint_similarity,
+    peak_position_error,
+    pearson,
+    relative_integrated_error,
+    rmse,
+    shift_aligned_rmse,
 )
 from psilearn.observe.harmonic import broadened, normal_modes
 from psilearn.spectral.pca import choose_clusters, fit_pca, kmeans

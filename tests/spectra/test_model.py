@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.spectra._synthetic import GRID, SOAP, labelled
 
 from psilearn.data import DataError
 from psilearn.data.spectra import load_spectrum_dataset
@@ -9,8 +10,6 @@ from psilearn.models import load
 from psilearn.models.spectrum import SpectrumConfig, SpectrumModel
 from psilearn.observe import pearson
 from psilearn.targets import Target
-
-from tests.spectra._synthetic import GRID, SOAP, labelled
 
 FAST = dict(n_sparse=60)
 

@@ -6,15 +6,19 @@ import warnings
 import numpy as np
 import pytest
 from ase import Atoms
+from tests.spectra._shared import XANES, require
 
 from psilearn.data import DataError, load_dataset
 from psilearn.data.spectra import (
-    GridWarning, dos_from_orbitals, load_spectrum_dataset, parse_grid, read_spectrum_table,
-    read_xanes, write_spectrum_table,
+    GridWarning,
+    dos_from_orbitals,
+    load_spectrum_dataset,
+    parse_grid,
+    read_spectrum_table,
+    read_xanes,
+    write_spectrum_table,
 )
 from psilearn.targets import Target
-
-from tests.spectra._shared import XANES, require
 
 GRID = np.linspace(-5.0, 5.0, 51)
 
@@ -151,8 +155,9 @@ def test_real_xanes_and_deepmd_dos_sets():
 
 
 def test_deepmd_dos_grid_handling():
-    from psilearn.data.spectra import read_deepmd_dos
     from tests.spectra._shared import DEEPMD_DOS
+
+    from psilearn.data.spectra import read_deepmd_dos
 
     require(DEEPMD_DOS)
     with pytest.warns(GridWarning, match="no energy grid"):

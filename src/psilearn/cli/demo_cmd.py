@@ -7,7 +7,6 @@ import os
 import time
 from importlib import resources
 
-
 # Label keys written by `psilearn label` (scripts/make_demo_data.sh regenerates the file).
 DEMO_TARGETS = [("dipole_moment", "i", "dipole moment", "dipole"), ("alpha", "ij=ji", "static polarizability", "polarizability")]
 
@@ -55,6 +54,7 @@ def cmd_demo(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="fit dipole and polarizability models on bundled data and report",
-                       description="Fit SA-GPR dipole and polarizability models on the bundled PySCF-labelled molecules, print test metrics and write parity plots.")
+                       description="Fit SA-GPR dipole and polarizability models on the bundled PySCF-labelled molecules, print test metrics "
+                           "and write parity plots.")
     p.add_argument("--out", default="demo-output", help="output directory (default demo-output)")
     p.set_defaults(func=cmd_demo)

@@ -22,7 +22,8 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target", required=True, metavar="KEY", help="label name in the input file")
     g.add_argument("--tensor", default="", metavar="FORMULA", help="Cartesian index formula, e.g. i, ij=ji, ijk=jik=ikj (default: scalar)")
     g.add_argument("--per", choices=["structure", "atom"], default="structure", help="one value per structure (default) or per atom")
-    g.add_argument("--pool", choices=["sum", "mean"], default="sum", help="structure targets: sum of atomic contributions (extensive, default) or mean (intensive)")
+    g.add_argument("--pool", choices=["sum", "mean"], default="sum", help="structure targets: sum of atomic contributions (extensive, "
+        "default) or mean (intensive)")
     g.add_argument("--pseudo", action="store_true", help="the observable is axial (pseudo-tensor): odd under inversion relative to a polar tensor")
     g.add_argument("--traceless", action="store_true", help="the tensor is traceless (e.g. an electric field gradient)")
     g.add_argument("--units", default="", help="units of the label, recorded in the model (values are never converted)")
@@ -41,7 +42,6 @@ def _model_options(args) -> tuple[str, dict, int]:
     validated against the kind here, before any data is read."""
     from psilearn.cli.qeq_args import check_no_long_range_flags, long_range_options
     from psilearn.config import load_config
-
     from psilearn.models.registry import model_class
 
     check_no_long_range_flags(args)
@@ -186,7 +186,8 @@ def register(sub) -> None:
     model_help = f"model kind ({describe_kinds()})"
     p = sub.add_parser("fit", help="fit a model to labelled structures", description="Fit a model to labelled structures and save it.\n\n" + TARGET_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("train", metavar="TRAIN", help="training structures: any ASE-readable file, optionally with @slice (data.xyz@:200), or a DeePMD set directory")
+    p.add_argument("train", metavar="TRAIN", help="training structures: any ASE-readable file, optionally with @slice (data.xyz@:200), or a "
+        "DeePMD set directory")
     _add_target_args(p)
     p.add_argument("--model", default="sagpr", help=model_help)
     p.add_argument("--config", metavar="YAML", help="options file: 'soap:' and 'model:' sections (kernel kinds), "
@@ -201,14 +202,17 @@ def register(sub) -> None:
     add_long_range_args(p)
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("predict", help="predict with a saved model", description="Predict the model's observable for new structures. Writes KEY and KEY_std (info for structure targets, arrays for atom targets), flattened row-major; an existing KEY in the input is kept as KEY_reference.")
+    p = sub.add_parser("predict", help="predict with a saved model", description="Predict the model's observable for new structures. Writes "
+        "KEY and KEY_std (info for structure targets, arrays for atom targets), flattened row-major; an existing KEY in the input is kept "
+        "as KEY_reference.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("input", metavar="INPUT", help="structures (ASE-readable, @slice allowed)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.xyz")
     p.add_argument("--no-std", action="store_true", help="skip uncertainties (several times faster for large models); KEY_std is not written")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration.")
+    p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test "
+        "set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("test", metavar="TEST")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -216,7 +220,8 @@ def register(sub) -> None:
     p.add_argument("--symmetrize", action="store_true", help="project test labels onto the declared symmetry")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("learning-curve", help="test error against training-set size", description="Fit on random subsets of TRAIN of the given sizes and report test errors on TEST.\n\n" + TARGET_HELP,
+    p = sub.add_parser("learning-curve", help="test error against training-set size", description="Fit on random subsets of TRAIN of the "
+        "given sizes and report test errors on TEST.\n\n" + TARGET_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("train", metavar="TRAIN")
     p.add_argument("test", metavar="TEST")

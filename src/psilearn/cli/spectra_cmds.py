@@ -121,7 +121,7 @@ def cmd_predict_spectrum(args) -> int:
 
 # ---- compare / pca ------------------------------------------------------------------------------
 def cmd_compare(args) -> int:
-    from psilearn.observe.spectrum_sets import comparison_summary, compare_sources, write_comparison_csv
+    from psilearn.observe.spectrum_sets import compare_sources, comparison_summary, write_comparison_csv
     from psilearn.spectral.fingerprint import FingerprintSpec
 
     res = compare_sources(args.a, args.b, key=args.key, key_b=args.key_b, grid=args.grid or None, split=args.split,
@@ -173,7 +173,8 @@ def cmd_pca(args) -> int:
 
 # ---- registration --------------------------------------------------------------------------------
 def _grid_args(p, mismatch_help: str = "spectra on another grid: interpolate (warning, default) or refuse") -> None:
-    p.add_argument("--grid", metavar="GRID", help="grid START:STOP:NUM (write --grid=-5:5:251 when START is negative), a comma list, or a file (default: recorded in the data)")
+    p.add_argument("--grid", metavar="GRID", help="grid START:STOP:NUM (write --grid=-5:5:251 when START is negative), a comma list, or a "
+        "file (default: recorded in the data)")
     p.add_argument("--on-grid-mismatch", choices=["interpolate", "refuse"], default="interpolate", help=mismatch_help)
     p.add_argument("--split", help="for XANES-style folders (xyz_SPLIT/ + xanes_SPLIT/): only this split, e.g. train")
 
@@ -182,7 +183,8 @@ def _register_fit(sub) -> None:
     p = sub.add_parser("fit-spectrum", help="fit a model of spectra (DOS, XANES) on a grid",
                        description="Fit a kernel model of a spectrum on invariant SOAP and save it (model kind 'spectrum').\n\n" + SPECTRUM_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("train", metavar="TRAIN", help="structures with spectra: extxyz/ASE file (@slice allowed), DeePMD system, or an XANES folder of xyz + spectrum files")
+    p.add_argument("train", metavar="TRAIN", help="structures with spectra: extxyz/ASE file (@slice allowed), DeePMD system, or an XANES "
+        "folder of xyz + spectrum files")
     g = p.add_argument_group("target")
     g.add_argument("--target", required=True, metavar="KEY", help="label name (info for structures, arrays for atoms); XANES folders store it under KEY")
     g.add_argument("--per", choices=["structure", "atom"], default="structure", help="one spectrum per structure (default) or per atom (local spectra)")

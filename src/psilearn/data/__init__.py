@@ -1,9 +1,9 @@
 """Reading structures and labels, validating them against a Target, and splitting data sets."""
 
+from psilearn.data.dataset import Dataset, load_dataset
 from psilearn.data.errors import DataError
 from psilearn.data.io import read_structures, write_structures
-from psilearn.data.dataset import Dataset, load_dataset
-from psilearn.data.splits import random_split, farthest_point_split, group_split
+from psilearn.data.splits import farthest_point_split, group_split, random_split
 
 __all__ = [
     "DataError",

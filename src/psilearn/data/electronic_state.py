@@ -7,9 +7,8 @@
 
 from __future__ import annotations
 
-from ase import Atoms
-
 import numpy as np
+from ase import Atoms
 
 from psilearn.data.errors import DataError, frame_location
 

@@ -13,11 +13,24 @@ from ase import Atoms
 
 from psilearn.data.errors import DataError
 from psilearn.data.grids import (  # noqa: F401  (re-exported)
-    GRID_SUFFIX, GridWarning, common_grid, conform_to_grid, data_grid, frame_grid, interpolate_spectra,
-    match_spectra, parse_grid, same_grid,
+    GRID_SUFFIX,
+    GridWarning,
+    common_grid,
+    conform_to_grid,
+    data_grid,
+    frame_grid,
+    interpolate_spectra,
+    match_spectra,
+    parse_grid,
+    same_grid,
 )
 from psilearn.data.spectrum_io import (  # noqa: F401  (re-exported)
-    load_spectra, read_deepmd_dos, read_plain_xyz, read_spectrum_table, read_structures_or_xanes, read_xanes,
+    load_spectra,
+    read_deepmd_dos,
+    read_plain_xyz,
+    read_spectrum_table,
+    read_structures_or_xanes,
+    read_xanes,
     write_spectrum_table,
 )
 

@@ -60,7 +60,9 @@ def read_spectrum_table(path, allow_grid_only: bool = False) -> tuple[np.ndarray
         raise DataError(f"{path}: contains NaN or infinite values")
     if np.any(np.diff(grid) <= 0):
         raise DataError(f"{path}: the first column (grid) must be strictly increasing")
-    names = header[1:] if header and len(header) == data.shape[1] else [f"{Path(path).stem}" if data.shape[1] == 2 else f"{Path(path).stem}:{j}" for j in range(1, data.shape[1])]
+    stem = Path(path).stem
+    default = [stem if data.shape[1] == 2 else f"{stem}:{j}" for j in range(1, data.shape[1])]
+    names = header[1:] if header and len(header) == data.shape[1] else default
     return grid, spectra, [n.strip("<>") for n in names]
 
 

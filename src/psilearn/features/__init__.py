@@ -1,5 +1,5 @@
 """Descriptors: lambda-SOAP (equivariant SOAP) features via featomic, in e3nn's harmonic basis."""
 
-from psilearn.features.lsoap import LambdaSoap, SoapConfig, AtomFeatures
+from psilearn.features.lsoap import AtomFeatures, LambdaSoap, SoapConfig
 
 __all__ = ["LambdaSoap", "SoapConfig", "AtomFeatures"]

@@ -18,8 +18,8 @@ import numpy as np
 from ase import Atoms
 
 from psilearn._tables import lookup
-from psilearn.features._featomic import import_featomic
 from psilearn.config import Checks, Options
+from psilearn.features._featomic import import_featomic
 from psilearn.features.basis import featomic_to_e3nn
 
 

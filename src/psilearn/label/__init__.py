@@ -8,7 +8,7 @@ Typical use::
     summary = run_campaign(structures, lab, "labels.db", workers=2)
 """
 
-from psilearn.label.base import OBSERVABLES, UNITS, LabelError, Labeler, parse_observables
+from psilearn.label.base import OBSERVABLES, UNITS, Labeler, LabelError, parse_observables
 from psilearn.label.campaign import CampaignSummary, label_one, run_campaign
 from psilearn.label.hashing import method_hash, structure_hash
 from psilearn.label.registry import make_labeler

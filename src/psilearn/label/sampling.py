@@ -3,7 +3,7 @@ displacements and harmonic normal-mode sampling. Positions in Angstrom, temperat
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from psilearn.label.base import LabelError
 from psilearn.data.electronic_state import checked_electronic_state
 from psilearn.data.errors import DataError
+from psilearn.label.base import LabelError
 
 #: Two atoms closer than this (Angstrom) are treated as overlapping.
 MIN_DISTANCE = 0.3

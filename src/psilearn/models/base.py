@@ -41,7 +41,8 @@ class Model(ABC):
     kind: ClassVar[str] = ""
     #: YAML section -> options class (:class:`psilearn.config.Options`) of each section this kind reads
     config_options: ClassVar[dict[str, type]] = {}
-    #: YAML sections this kind reads (``psilearn fit --config``); any other section is an error
+    #: YAML sections this kind reads (``psilearn fit --config``; set from ``config_options``); any
+    #: other section is an error
     config_sections: ClassVar[tuple[str, ...]] = ()
     #: True for kinds trained iteratively that accept run options (device, checkpoints, resume)
     iterative: ClassVar[bool] = False
@@ -50,12 +51,22 @@ class Model(ABC):
     species: list[int]
     metadata: dict
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.config_sections = tuple(cls.config_options)
+
     # ---- construction ----------------------------------------------------------------------------
     @classmethod
-    @abstractmethod
-    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "Model":
+    def build(cls, target: Target, config: dict | None = None, seed: int | None = None, progress: bool = False) -> "Model":
         """An unfitted model from ``config`` ({section: {option: value}}) and a random seed
         (None: the options' ``seed``, else 0; see :meth:`validate_config`)."""
+        options, seed = cls.validate_config(config, seed=seed)
+        return cls.from_options(target, options, seed, progress)
+
+    @classmethod
+    @abstractmethod
+    def from_options(cls, target: Target, options: dict, seed: int, progress: bool) -> "Model":
+        """An unfitted model from validated options ({section: options object}) and the seed."""
 
     @classmethod
     def validate_config(cls, config: dict | None, source=None, seed: int | None = None) -> tuple[dict, int]:

@@ -14,9 +14,12 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
     "baseline": ("psilearn.models.baseline.model:BaselineModel", "per-element composition fit of the invariant part, all else zero (the reference to beat)"),
     "sagpr": ("psilearn.models.sagpr.model:SAGPR", "sparse symmetry-adapted Gaussian process regression on lambda-SOAP (data-efficient)"),
     "nn": ("psilearn.models.nn.model:NNModel", "E(3)-equivariant message-passing network (e3nn) with LLPR or ensemble uncertainty (scales to large data)"),
-    "qeq": ("psilearn.models.qeq.model:QEqModel", "kernel charge equilibration: learned electronegativities + QEq, charges/dipoles with exact total charge (--long-range qeq)"),
-    "qeq-nn": ("psilearn.models.qeq.nn_model:QEqNNModel", "charge equilibration with NN electronegativities (e3nn network trained through QEq; --long-range qeq --model nn)"),
-    "spectrum": ("psilearn.models.spectrum.model:SpectrumModel", "kernel regression of spectra (DOS, XANES) on invariant SOAP, L2/shift-aware/aligned loss, optional PCA (psilearn fit-spectrum)"),
+    "qeq": ("psilearn.models.qeq.model:QEqModel", "kernel charge equilibration: learned electronegativities + QEq, charges/dipoles with "
+        "exact total charge (--long-range qeq)"),
+    "qeq-nn": ("psilearn.models.qeq.nn_model:QEqNNModel", "charge equilibration with NN electronegativities (e3nn network trained through "
+        "QEq; --long-range qeq --model nn)"),
+    "spectrum": ("psilearn.models.spectrum.model:SpectrumModel", "kernel regression of spectra (DOS, XANES) on invariant SOAP, "
+        "L2/shift-aware/aligned loss, optional PCA (psilearn fit-spectrum)"),
 }
 
 

@@ -4,8 +4,10 @@ from time series, harmonic analysis, PCA/clustering of spectra.
 Submodules import only numpy/scipy (matplotlib for plots), so this package stays light."""
 
 from psilearn.observe.correlation import autocorrelation, cosine_transform
-from psilearn.spectral.fingerprint import FingerprintSpec, fingerprint_similarity, fingerprints, tanimoto
 from psilearn.observe.ir import ir_spectrum
+from psilearn.observe.raman import raman_spectrum, rotational_invariants
+from psilearn.observe.vibrational import SpectrumOptions, VibrationalSpectrum
+from psilearn.spectral.fingerprint import FingerprintSpec, fingerprint_similarity, fingerprints, tanimoto
 from psilearn.spectral.metrics import (
     compare_spectra,
     cosine,
@@ -15,9 +17,7 @@ from psilearn.spectral.metrics import (
     shift_aligned_rmse,
 )
 from psilearn.spectral.peaks import peak_position_error, peak_positions
-from psilearn.observe.raman import raman_spectrum, rotational_invariants
 from psilearn.spectral.shift import apply_shift, best_shift
-from psilearn.observe.vibrational import SpectrumOptions, VibrationalSpectrum
 
 __all__ = [
     "autocorrelation", "cosine_transform", "FingerprintSpec", "fingerprint_similarity", "fingerprints",

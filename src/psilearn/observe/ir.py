@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from psilearn.spectral.checks import as_series
 from psilearn.observe.vibrational import SpectrumOptions, VibrationalSpectrum, derivative_spectrum, normalise
+from psilearn.spectral.checks import as_series
 
 
 def _as_runs(series) -> list:

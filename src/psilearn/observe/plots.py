@@ -23,13 +23,7 @@ def plot_spectra(grid, spectra: dict[str, np.ndarray], path: str, xlabel: str = 
         ax.plot(grid, y, label=name, lw=1.2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if len(spectra) > 1:
-        ax.legend()
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, legend=len(spectra) > 1)
 
 
 def plot_comparison(grid, ref: np.ndarray, pred: np.ndarray, path: str, names=("A", "B"), labels=None,
@@ -61,13 +55,7 @@ def plot_vibrational(spec, path: str, title: str = "") -> None:
     ax.set_xlabel("wavenumber (cm$^{-1}$)")
     ax.set_ylabel("intensity (arb. units)")
     ax.set_xlim(0, spec.wavenumber_cm1.max())
-    if len(spec.columns) > 1:
-        ax.legend()
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, legend=len(spec.columns) > 1)
 
 
 def plot_pca(grid, pca, labels: np.ndarray, path: str, xlabel: str = "energy", names=None) -> None:
@@ -95,6 +83,17 @@ def plot_pca(grid, pca, labels: np.ndarray, path: str, xlabel: str = "energy", n
     ax.set_xlabel(xlabel)
     ax.set_title("cluster mean spectra")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _finish(plt, fig, ax, path: str, title: str | None, legend: bool) -> None:
+    """Legend (when several curves), title, tight layout; write the PNG at 120 dpi and close."""
+    if legend:
+        ax.legend()
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

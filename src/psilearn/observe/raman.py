@@ -21,8 +21,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from psilearn.spectral.checks import as_series
 from psilearn.observe.vibrational import SpectrumOptions, VibrationalSpectrum, derivative_spectrum
+from psilearn.spectral.checks import as_series
 
 
 def rotational_invariants(alpha) -> tuple[np.ndarray, np.ndarray]:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from psilearn.spectral.checks import positive
 from psilearn.observe.correlation import angular_per_fs, autocorrelation, cosine_transform
 from psilearn.observe.quantum import absorption_factor
+from psilearn.spectral.checks import positive
 
 
 @dataclass

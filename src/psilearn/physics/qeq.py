@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
-from scipy.linalg import cho_factor, cho_solve, LinAlgError
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from psilearn.physics.coulomb import gaussian_coulomb_matrix
 from psilearn.physics.ewald import ewald_coulomb_matrix
@@ -130,8 +130,8 @@ def equilibrate(atoms: Atoms, chi: np.ndarray, params: QEqParams | None = None, 
 
     ``total_charge`` defaults to the validated ``atoms.info['charge']``; ``origin`` is the dipole
     convention of :func:`psilearn.physics.dipole.dipole_origin`."""
-    from psilearn.physics.dipole import dipole_origin
     from psilearn.data.electronic_state import charge_and_multiplicity
+    from psilearn.physics.dipole import dipole_origin
 
     params = params or QEqParams()
     if total_charge is None:

@@ -12,7 +12,7 @@ import numpy as np
 from psilearn.spectral.checks import as_grid, as_spectra
 from psilearn.spectral.fingerprint import FingerprintSpec, fingerprint_similarity
 from psilearn.spectral.peaks import peak_position_error
-from psilearn.spectral.shift import best_shift, apply_shift
+from psilearn.spectral.shift import apply_shift, best_shift
 
 
 def _pair(ref, pred, n_grid=None):
@@ -67,8 +67,11 @@ def shift_aligned_rmse(grid, ref, pred, max_shift: float) -> tuple[np.ndarray | 
     return _out(err, single), _out(np.atleast_1d(s), single)
 
 
+DEFAULT_FINGERPRINT = FingerprintSpec()  # frozen: safe as a shared default
+
+
 def compare_spectra(grid, ref, pred, n_peaks: int = 3, prominence: float = 0.05,
-                    fingerprint: FingerprintSpec = FingerprintSpec(), max_shift: float | None = None) -> dict:
+                    fingerprint: FingerprintSpec = DEFAULT_FINGERPRINT, max_shift: float | None = None) -> dict:
     """Every metric for each pair, plus their means: ``{"per_spectrum": {name: (n,)}, "mean":
     {name: float}}``. Names: rmse, relative_integrated_error, pearson, cosine,
     peak_position_error, tanimoto, and with ``max_shift`` also shift_aligned_rmse and best_shift."""

@@ -34,7 +34,6 @@ from psilearn.config import Checks, Options
 from psilearn.models._torch.graph import Batch
 from psilearn.models._torch.radial import RadialEmbedding
 
-
 # number of global-state scalars fed to the element embedding (Q; Q and unpaired electrons)
 STATE_INPUTS = {"none": 0, "charge": 1, "charge+spin": 2}
 

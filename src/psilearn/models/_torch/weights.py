@@ -6,7 +6,7 @@ never unpickles: safetensors holds only tensors and a JSON header.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

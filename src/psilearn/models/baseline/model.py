@@ -23,10 +23,10 @@ from typing import ClassVar
 import numpy as np
 from ase import Atoms
 
+from psilearn.config import Checks, Options
 from psilearn.data import Dataset
 from psilearn.data.prediction import Prediction
 from psilearn.data.splits import structure_folds
-from psilearn.config import Checks, Options
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_design, fit_composition
@@ -69,7 +69,6 @@ class BaselineModel(Model):
 
     kind: ClassVar[str] = "baseline"
     config_options: ClassVar[dict[str, type]] = {"model": BaselineConfig}
-    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
 
     def __post_init__(self) -> None:
         if self.target.is_spectrum:
@@ -77,9 +76,8 @@ class BaselineModel(Model):
                              "use psilearn fit-spectrum (model spectrum), which fits its own per-element baseline")
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "BaselineModel":
-        """From the ``model`` section (see :class:`BaselineConfig`); any other section is refused."""
-        options, seed = cls.validate_config(config, seed=seed)
+    def from_options(cls, target: Target, options: dict, seed: int, progress: bool) -> "BaselineModel":
+        """From the ``model`` section (see :class:`BaselineConfig`)."""
         return cls(target, options["model"], seed=seed, progress=progress)
 
     # ---- the linear model ----------------------------------------------------------------------

@@ -18,7 +18,9 @@ import torch
 from ase import Atoms
 
 from psilearn.data import Dataset
+from psilearn.data.prediction import Prediction
 from psilearn.data.splits import random_split
+from psilearn.models._torch import uncertainty as unc
 from psilearn.models._torch.graph import build_graphs, collate
 from psilearn.models._torch.network import EquivariantNetwork, NetworkConfig
 from psilearn.models._torch.run_options import TorchRunOptions
@@ -27,8 +29,6 @@ from psilearn.models._torch.weights import build_in_dtype, load_weights, weights
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_design, fit_composition
-from psilearn.models._torch import uncertainty as unc
-from psilearn.data.prediction import Prediction
 from psilearn.targets import IrrepBlock, Target
 
 log = logging.getLogger("psilearn")
@@ -64,13 +64,11 @@ class NNModel(TorchRunOptions, Model):
 
     kind: ClassVar[str] = "nn"
     config_options: ClassVar[dict[str, type]] = {"nn": NetworkConfig, "nn_train": TrainConfig}
-    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
     iterative: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "NNModel":
+    def from_options(cls, target: Target, options: dict, seed: int, progress: bool) -> "NNModel":
         """From the ``nn`` (architecture) and ``nn_train`` (training) sections (seed None: 0)."""
-        options, seed = cls.validate_config(config, seed=seed)
         return cls(target, options["nn"], options["nn_train"], seed=seed, progress=progress)
 
     # ---- helpers ---------------------------------------------------------------------------------

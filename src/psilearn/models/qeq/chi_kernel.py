@@ -14,8 +14,8 @@ import numpy as np
 
 from psilearn.features import AtomFeatures
 from psilearn.models._kernel.kernels import sparse_kernel, sparse_sparse_kernel
-from psilearn.models._kernel.state_kernel import scale_kernel_by_state, state_kernel
 from psilearn.models._kernel.sparse import select_sparse
+from psilearn.models._kernel.state_kernel import scale_kernel_by_state, state_kernel
 
 CHANNEL = (0, 1)
 

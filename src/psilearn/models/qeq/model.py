@@ -29,29 +29,30 @@ from typing import ClassVar
 import numpy as np
 from ase import Atoms
 
-from psilearn.models.base import Model
-from psilearn.models.composition import element_onehot
-from psilearn.models.checks import check_training_data
-from psilearn.models.qeq.config import QEqConfig
-from psilearn.models.qeq.state import qeq_from_state, qeq_state
 from psilearn.data import Dataset
+from psilearn.data.electronic_state import structure_states
 from psilearn.data.splits import structure_folds
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularization
-from psilearn.models.qeq.checks import QEqTargetMixin, check_charge_sums, check_target, is_dipole_target, reference_charges
+from psilearn.models._kernel.kind import SoapKernelKind
+from psilearn.models.base import Model
+from psilearn.models.checks import check_training_data
+from psilearn.models.composition import element_onehot
 from psilearn.models.qeq.atomic_dipoles import DIP_CHANNEL, AtomicDipoleKernel
+from psilearn.models.qeq.checks import QEqTargetMixin, check_charge_sums, check_target, is_dipole_target, reference_charges
 from psilearn.models.qeq.chi_kernel import CHANNEL, ChiKernel, choose_sparse
-from psilearn.physics.dipole import dipole_unit_factor
+from psilearn.models.qeq.config import QEqConfig
 from psilearn.models.qeq.linear_maps import QEqMaps
-from psilearn.physics.params import QEqParams
 from psilearn.models.qeq.prediction import QEqPrediction
-from psilearn.data.electronic_state import structure_states
+from psilearn.models.qeq.state import qeq_from_state, qeq_state
+from psilearn.physics.dipole import dipole_unit_factor
+from psilearn.physics.params import QEqParams
 from psilearn.targets import Target
 
 log = logging.getLogger("psilearn")
 
 @dataclass
-class QEqModel(QEqTargetMixin, Model):
+class QEqModel(QEqTargetMixin, SoapKernelKind, Model):
     """Kernel charge-equilibration model (see module docstring).
 
     >>> model = QEqModel(Target("dipole_vector", tensor="i", units="e*Bohr")).fit(dataset)
@@ -74,13 +75,6 @@ class QEqModel(QEqTargetMixin, Model):
 
     kind: ClassVar[str] = "qeq"
     config_options: ClassVar[dict[str, type]] = {"soap": SoapConfig, "model": QEqConfig}
-    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
-
-    @classmethod
-    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "QEqModel":
-        """From the ``soap`` and ``model`` (QEq options, :class:`QEqConfig`) sections."""
-        options, _ = cls.validate_config(config, seed=seed)
-        return cls(target, options["soap"], options["model"], progress=progress)
 
     def __post_init__(self) -> None:
         check_target(self.target)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from psilearn.models.qeq.linear_maps import QEqMaps
 from psilearn.models._torch.graph import Graph, collate
+from psilearn.models.qeq.linear_maps import QEqMaps
 
 
 @dataclass

@@ -34,25 +34,25 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from psilearn.data import Dataset
-from psilearn.data.splits import random_split
-from psilearn.models._torch.weights import build_in_dtype, load_weights, weights_blob
-from psilearn.models.base import Model
-from psilearn.models.checks import check_training_data
-from psilearn.models.qeq.config import QEqNNConfig
-from psilearn.models.qeq.checks import QEqTargetMixin, check_charge_sums, check_target, reference_charges
-from psilearn.physics.dipole import dipole_unit_factor
-from psilearn.models.qeq.linear_maps import QEqMaps
-from psilearn.models.qeq.nn_chi import ChiNetwork
-from psilearn.models.qeq.nn_llpr import QEqLLPR
-from psilearn.models.qeq.nn_loss import QEqItem, QEqLoss, qeq_items
-from psilearn.physics.params import QEqParams
-from psilearn.models.qeq.prediction import QEqPrediction
 from psilearn.data.electronic_state import structure_states
+from psilearn.data.splits import random_split
 from psilearn.models._torch import uncertainty as unc
 from psilearn.models._torch.graph import Graph, build_graphs, collate
 from psilearn.models._torch.network import NetworkConfig
 from psilearn.models._torch.run_options import TorchRunOptions
 from psilearn.models._torch.train import TrainConfig, Trainer
+from psilearn.models._torch.weights import build_in_dtype, load_weights, weights_blob
+from psilearn.models.base import Model
+from psilearn.models.checks import check_training_data
+from psilearn.models.qeq.checks import QEqTargetMixin, check_charge_sums, check_target, reference_charges
+from psilearn.models.qeq.config import QEqNNConfig
+from psilearn.models.qeq.linear_maps import QEqMaps
+from psilearn.models.qeq.nn_chi import ChiNetwork
+from psilearn.models.qeq.nn_llpr import QEqLLPR
+from psilearn.models.qeq.nn_loss import QEqItem, QEqLoss, qeq_items
+from psilearn.models.qeq.prediction import QEqPrediction
+from psilearn.physics.dipole import dipole_unit_factor
+from psilearn.physics.params import QEqParams
 from psilearn.targets import Target
 
 log = logging.getLogger("psilearn")
@@ -88,14 +88,12 @@ class QEqNNModel(TorchRunOptions, QEqTargetMixin, Model):
 
     kind: ClassVar[str] = "qeq-nn"
     config_options: ClassVar[dict[str, type]] = {"model": QEqNNConfig, "nn": NetworkConfig, "nn_train": TrainConfig}
-    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
     iterative: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "QEqNNModel":
+    def from_options(cls, target: Target, options: dict, seed: int, progress: bool) -> "QEqNNModel":
         """From the ``model`` (QEq, :class:`QEqNNConfig`), ``nn`` (architecture) and ``nn_train``
-        (training) sections (seed None: 0)."""
-        options, seed = cls.validate_config(config, seed=seed)
+        (training) sections."""
         return cls(target, options["nn"], options["nn_train"], options["model"], seed=seed, progress=progress)
 
     def __post_init__(self) -> None:

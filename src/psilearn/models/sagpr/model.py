@@ -16,20 +16,21 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data import Dataset
+from psilearn.data.prediction import Prediction
 from psilearn.data.splits import structure_folds
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import sigma_for
 from psilearn.metrics.regression import regression_metrics
-from psilearn.models.base import Model
-from psilearn.models.composition import composition_design, fit_composition
-from psilearn.models.checks import check_training_data
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
-from psilearn.data.prediction import Prediction
+from psilearn.models._kernel.kind import SoapKernelKind
+from psilearn.models._kernel.sparse import select_sparse
+from psilearn.models.base import Model
+from psilearn.models.checks import check_training_data
+from psilearn.models.composition import composition_design, fit_composition
 from psilearn.models.sagpr.config import SAGPRConfig
 from psilearn.models.sagpr.state import sagpr_from_state, sagpr_state
-from psilearn.models._kernel.sparse import select_sparse
 from psilearn.targets import Target
 
 log = logging.getLogger("psilearn")
@@ -45,7 +46,7 @@ class ChannelModel:
 
 
 @dataclass
-class SAGPR(Model):
+class SAGPR(SoapKernelKind, Model):
     """Sparse SA-GPR estimator for any Target.
 
     >>> model = SAGPR(Target("alpha", tensor="ij=ji")).fit(dataset)
@@ -68,13 +69,6 @@ class SAGPR(Model):
 
     kind: ClassVar[str] = "sagpr"
     config_options: ClassVar[dict[str, type]] = {"soap": SoapConfig, "model": SAGPRConfig}
-    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
-
-    @classmethod
-    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "SAGPR":
-        """From the ``soap`` and ``model`` sections (see :class:`SAGPRConfig`)."""
-        options, _ = cls.validate_config(config, seed=seed)
-        return cls(target, options["soap"], options["model"], progress=progress)
 
     # ---- channels --------------------------------------------------------------------------------
     def _channel_of(self, b) -> tuple[int, int]:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from psilearn.config import Checks, Options, positive_number
-from psilearn.models._kernel.gpr import REGULARIZATION_MODES, REGULARIZATION_RULE
+from psilearn.config import Checks
+from psilearn.models._kernel.options import SparseKernelOptions
 
 LOSSES = ("l2", "shift", "align")
 ALIGN_FEATURES = ("edge", "max", "onset")
 
 
 @dataclass
-class SpectrumConfig(Options):
+class SpectrumConfig(SparseKernelOptions):
     """How a spectrum model is fitted.
 
     ``zeta``: exponent of the invariant SOAP kernel. ``n_sparse``: sparse environments per element
@@ -37,33 +37,21 @@ class SpectrumConfig(Options):
 
     section: ClassVar[str] = "model"
 
-    zeta: float = 2.0
-    n_sparse: int = 400
-    sparse_method: str = "fps"
-    regularization: str | float = "ml"
     loss: str = "l2"
     max_shift: float | None = None
     shift_iterations: int = 8
     align_feature: str = "edge"
     align_level: float = 0.5
     pca: float = 0
-    cv_folds: int = 5
-    seed: int = 0
     species: list[int] | None = None
     crop: bool = True
 
     def check(self, c: Checks) -> None:
-        c.require(self.zeta >= 1, "zeta", "must be >= 1")
-        c.require(self.n_sparse >= 1, "n_sparse", "must be >= 1")
-        c.one_of("sparse_method", ("fps", "cur"))
-        c.require(self.regularization in REGULARIZATION_MODES or positive_number(self.regularization),
-                  "regularization", REGULARIZATION_RULE)
+        super().check(c)
         c.one_of("loss", LOSSES)
         c.require(self.max_shift is None or self.max_shift > 0, "max_shift", "must be positive (grid units)")
         c.one_of("align_feature", ALIGN_FEATURES)
         c.require(0 < self.align_level < 1, "align_level", "must be in (0, 1)")
         c.require(self.pca >= 0 and (self.pca < 1 or float(self.pca).is_integer()), "pca",
                   "must be 0 (off), a whole number of components, or a variance fraction in (0, 1)")
-        c.require(self.cv_folds >= 2, "cv_folds", "must be >= 2")
         c.require(self.shift_iterations >= 1, "shift_iterations", "must be >= 1")
-        c.require(self.seed >= 0, "seed", "must be >= 0")

@@ -18,21 +18,22 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from psilearn.data.errors import frame_location
-from psilearn.models.base import Model
-from psilearn.models.checks import check_training_data, unknown_elements_message
-from psilearn.models.spectrum.state import spectrum_from_state, spectrum_state
 from psilearn.data import DataError, Dataset
+from psilearn.data.errors import frame_location
+from psilearn.data.prediction import Prediction
 from psilearn.data.splits import structure_folds
 from psilearn.features import SoapConfig
 from psilearn.models._kernel.gpr import SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import self_kernel, sparse_kernel, sparse_sparse_kernel
-from psilearn.data.prediction import Prediction
+from psilearn.models._kernel.kind import SoapKernelKind
 from psilearn.models._kernel.sparse import select_sparse
+from psilearn.models.base import Model
+from psilearn.models.checks import check_training_data, unknown_elements_message
 from psilearn.models.spectrum.alignment import align_on_feature, optimise_shifts
 from psilearn.models.spectrum.config import SpectrumConfig
 from psilearn.models.spectrum.regression import ColumnsFit, cv_regularization, fit_columns, kfold_predict, predictive_scale
 from psilearn.models.spectrum.representation import CHANNEL, invariant_features
+from psilearn.models.spectrum.state import spectrum_from_state, spectrum_state
 from psilearn.models.spectrum.transform import TargetTransform, design_matrix
 from psilearn.targets import Target
 
@@ -40,7 +41,7 @@ log = logging.getLogger("psilearn")
 
 
 @dataclass
-class SpectrumModel(Model):
+class SpectrumModel(SoapKernelKind, Model):
     """Sparse kernel regression of a spectrum Target (``target.grid`` set).
 
     Per-structure targets pool atomic contributions (``target.pool``); per-atom targets (local
@@ -65,19 +66,10 @@ class SpectrumModel(Model):
 
     kind: ClassVar[str] = "spectrum"
     config_options: ClassVar[dict[str, type]] = {"soap": SoapConfig, "model": SpectrumConfig}
-    config_sections: ClassVar[tuple[str, ...]] = tuple(config_options)
-
-    @classmethod
-    def build(cls, target: Target, config: dict, seed: int | None = None, progress: bool = False) -> "SpectrumModel":
-        """From the ``soap`` and ``model`` (:class:`SpectrumConfig`) sections; the Target needs a grid."""
-        if not target.is_spectrum:
-            raise ValueError(f"--model spectrum needs a spectrum target with a grid; use `psilearn fit-spectrum` (target {target.key!r} has none)")
-        options, _ = cls.validate_config(config, seed=seed)
-        return cls(target, options["soap"], options["model"], progress=progress)
 
     def __post_init__(self) -> None:
         if not self.target.is_spectrum:
-            raise ValueError(f"target {self.target.key!r} has no grid: a spectrum model needs a spectrum target")
+            raise ValueError(f"target {self.target.key!r} has no grid: a spectrum model needs a spectrum target (use `psilearn fit-spectrum`)")
         if self.config.loss == "shift" and self.target.per == "atom":
             raise ValueError("the shift-aware loss is per structure; learn local spectra with loss 'l2' or 'align'")
 
