@@ -78,6 +78,9 @@ class AtomFeatures:
     n_structures: int
     index: dict[int, np.ndarray]
     blocks: dict[tuple[int, int], dict[int, np.ndarray]] = field(default_factory=dict)
+    #: with ``compute(..., keep_coefficients=True)``: {Z: (n_atoms_Z, C)} the density-expansion
+    #: coefficients the blocks are built from (all scales, e3nn basis; see LambdaSoap.from_coefficients)
+    coefficients: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def sigma_for(l: int, parity: int) -> int:
@@ -124,9 +127,11 @@ class LambdaSoap:
         ]
 
     def compute(
-        self, frames: list[Atoms], channels: list[tuple[int, int]], progress: bool = False
+        self, frames: list[Atoms], channels: list[tuple[int, int]], progress: bool = False, keep_coefficients: bool = False
     ) -> AtomFeatures:
-        """Compute the channels [(l, sigma), ...] for ``frames``; (0, 1) is always included."""
+        """Compute the channels [(l, sigma), ...] for ``frames``; (0, 1) is always included. With
+        ``keep_coefficients`` the per-atom expansion coefficients are kept too (``coefficients``),
+        from which :meth:`from_coefficients` rebuilds the same blocks (~20x smaller to store)."""
         from tqdm.auto import tqdm
 
         channels = sorted(set(channels) | {(0, 1)})
@@ -152,6 +157,8 @@ class LambdaSoap:
         # preallocated output blocks, filled batch by batch in place (they can be hundreds of MB)
         for ch in channels:
             feats.blocks[ch] = {z: np.zeros((len(index[z]), 2 * ch[0] + 1, n_scales * widths[ch])) for z in self.species}
+        if keep_coefficients:
+            feats.coefficients = {z: np.zeros((len(index[z]), self.n_coefficients)) for z in self.species}
         bs = max(1, self.config.batch_size)
         for start in tqdm(range(0, len(frames), bs), desc="lambda-SOAP", unit="batch", disable=not progress, leave=False):
             chunk = [_featomic_ready(a) for a in frames[start : start + bs]]
@@ -163,6 +170,9 @@ class LambdaSoap:
                         raise RuntimeError("featomic returned an unexpected set of atoms")  # defensive
                     contiguous = len(rows) == 0 or rows[-1] - rows[0] + 1 == len(rows)
                     sel = slice(rows[0], rows[-1] + 1) if contiguous and len(rows) else rows
+                    if keep_coefficients:
+                        c0 = scale * self.n_coefficients // n_scales
+                        feats.coefficients[z][sel, c0 : c0 + self.n_coefficients // n_scales] = _flatten(xl)
                     for ch in channels:
                         q0 = scale * widths[ch]
                         block = feats.blocks[ch][z]
@@ -172,13 +182,29 @@ class LambdaSoap:
                             block[sel, :, q0 : q0 + widths[ch]] = self._couple(xl, *ch)
         for ch in channels:
             for z in self.species:
-                x = feats.blocks[ch][z]
-                for scale in range(n_scales):
-                    part = x[:, :, scale * widths[ch] : (scale + 1) * widths[ch]]
-                    norm = np.sqrt(np.einsum("nmq,nmq->n", part, part))
-                    # unit norm per atom and scale, so each scale contributes equally to the kernel
-                    part /= (np.where(norm > 0, norm, 1.0) * np.sqrt(n_scales))[:, None, None]
+                _normalise(feats.blocks[ch][z], widths[ch], n_scales)
         return feats
+
+    @property
+    def n_coefficients(self) -> int:
+        """Expansion coefficients per atom: scales x sum_l (2l+1) x neighbour types x radial functions."""
+        c = self.config
+        return len(c.cutoffs) * (c.max_angular + 1) ** 2 * len(self.species) * c.max_radial
+
+    def from_coefficients(self, coefficients: np.ndarray, channels: list[tuple[int, int]]) -> dict:
+        """{(l, sigma): (n, 2l+1, Q)} normalised lambda-SOAP blocks of atoms given by their expansion
+        coefficients (n, C) as kept by ``compute(..., keep_coefficients=True)``: the same blocks,
+        up to floating-point rounding, without the structures."""
+        n_scales = len(self.config.cutoffs)
+        per_scale = np.split(np.asarray(coefficients, dtype=np.float64), n_scales, axis=1)
+        xls = [_unflatten(c, self.config.max_angular) for c in per_scale]
+        k = len(self.species) * self.config.max_radial
+        out = {}
+        for ch in sorted(set(channels) | {(0, 1)}):
+            width = len(self.pairs(*ch)) * k * k
+            block = np.concatenate([self._couple(xl, *ch) for xl in xls], axis=2)
+            out[ch] = _normalise(block, width, n_scales)
+        return out
 
     def _dense_expansion(self, tmap, offsets: np.ndarray, start: int, stop: int, index: dict) -> dict:
         """featomic's spherical expansion of frames [start, stop) ->
@@ -225,6 +251,32 @@ class LambdaSoap:
             p = np.matmul(t.reshape(n, -1, 2 * l2 + 1), xl[l2])  # (n, (2l+1) k, k)
             out[:, :, i * k * k : (i + 1) * k * k] = p.reshape(n, 2 * l + 1, k * k)
         return out
+
+
+def _normalise(x: np.ndarray, width: int, n_scales: int) -> np.ndarray:
+    """Unit norm per atom and scale (in place; ``x`` (n, 2l+1, n_scales*width)), so each scale
+    contributes equally to the kernel."""
+    for scale in range(n_scales):
+        part = x[:, :, scale * width : (scale + 1) * width]
+        norm = np.sqrt(np.einsum("nmq,nmq->n", part, part))
+        part /= (np.where(norm > 0, norm, 1.0) * np.sqrt(n_scales))[:, None, None]
+    return x
+
+
+def _flatten(xl: list[np.ndarray]) -> np.ndarray:
+    """[X_l (n, 2l+1, k) for l = 0..L] -> (n, sum_l (2l+1) k)."""
+    return np.concatenate([x.reshape(len(x), -1) for x in xl], axis=1)
+
+
+def _unflatten(flat: np.ndarray, l_max: int) -> list[np.ndarray]:
+    """Inverse of :func:`_flatten`: (n, (L+1)^2 k) -> [X_l (n, 2l+1, k)]."""
+    n, k = len(flat), flat.shape[1] // (l_max + 1) ** 2
+    out, start = [], 0
+    for l in range(l_max + 1):
+        size = (2 * l + 1) * k
+        out.append(flat[:, start : start + size].reshape(n, 2 * l + 1, k))
+        start += size
+    return out
 
 
 @lru_cache(maxsize=None)

@@ -64,6 +64,7 @@ class SAGPR(SoapKernelKind, Model):
     baseline: dict[int, float] = field(default_factory=dict)  # Z -> value (l=0 even channel)
     scales: np.ndarray | None = None  # (n_blocks,) normalisation of each irrep occurrence
     projections: dict = field(default_factory=dict)  # (l, sigma) -> {Z: (Q, K)} feature compression
+    sparse_coefficients: dict = field(default_factory=dict)  # Z -> (M_Z, C) expansion coefficients of the sparse points
     metadata: dict = field(default_factory=dict)
     _contracted: dict = field(default_factory=dict, repr=False)  # cache for the mean-only fast path
 
@@ -92,7 +93,8 @@ class SAGPR(SoapKernelKind, Model):
         self.species = data.species
         frames = data.frames
         irreps = self.target.to_irreps(data.values)  # (n_samples, n_irreps)
-        feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress)
+        feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress,
+                                                            keep_coefficients=True)
         self.projections = fit_projections(feats, self.config.feature_tol) if self.config.feature_tol > 0 else {}
         if self.projections:
             apply_projections(feats, self.projections)
@@ -139,6 +141,7 @@ class SAGPR(SoapKernelKind, Model):
         x0 = feats.blocks[(0, 1)]
         chosen = {z: select_sparse(x0[z][:, 0, :], self.config.n_sparse, self.config.sparse_method) for z in self.species}
         self.sparse = {ch: {z: feats.blocks[ch][z][chosen[z]] for z in self.species} for ch in feats.blocks}
+        self.sparse_coefficients = {z: feats.coefficients[z][chosen[z]] for z in self.species}
         if self.config.global_state != "none":
             from psilearn.data.electronic_state import state_vectors
             from psilearn.models._kernel.state_kernel import SPARSE_STATE_KEY, sparse_states
