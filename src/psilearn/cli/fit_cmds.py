@@ -13,6 +13,11 @@ atoms.arrays for per-atom values); --tensor gives its Cartesian symmetry as an i
   ij=ji symmetric (polarizability)   ijk=jik=ikj symmetric rank 3 (hyperpolarizability)   ... up to rank 4.
 Tensors are read flattened row-major (a 3x3 tensor is 9 numbers), as in extxyz."""
 
+VAL_HELP = ("hold out a random fraction F of the structures (drawn with the seed) and report the model's errors on them "
+            "after fitting (also stored in the model file). nn kinds: sets nn_train.val_fraction (their validation split, "
+            "used for early stopping and uncertainty calibration; overrides the options file). Other kinds: the model is "
+            "fitted on the other 1-F only and evaluated on the held-out structures, as `psilearn evaluate` would")
+
 SEED_HELP = ("random seed (folds, subsets, initial weights). Given, it wins over the options file's seed "
              "(model.seed, kernel kinds), which is used otherwise; default 0. Same seed + data = same model")
 
@@ -64,35 +69,63 @@ def _run_options(args, kind: str) -> dict:
     return opts
 
 
-def _metrics_table(metrics: dict, units: str = "", ratio: dict | None = None) -> str:
-    """MAE, RMSE and RMSE % of std per channel; with ``ratio`` a column RMSE / composition baseline."""
-    u = f" [{units}]" if units else ""
-    rows = [f"{'component':<12}{'MAE' + u:>16}{'RMSE' + u:>16}{'RMSE % std':>12}" + (f"{'RMSE/base':>11}" if ratio else "")]
-    for name, m in [("Cartesian", metrics["cartesian"]), *metrics["channels"].items()]:
-        row = f"{name:<12}{m['mae']:>16.5g}{m['rmse']:>16.5g}{m['pct_rmse']:>12.3f}"
-        if ratio:
-            r = ratio.get(name)
-            row += f"{r:>11.4f}" if r is not None else f"{'-':>11}"
-        rows.append(row)
-    return "\n".join(rows)
+def _warn_if_unrepresentative(command: str, spec: str) -> None:
+    """One line on stderr when TRAIN's @slice of an ordered file is a poor sample of it."""
+    from psilearn.data.representative import slice_warning
+
+    msg = slice_warning(spec)
+    if msg:
+        print(f"psilearn {command}: warning: {msg}", file=sys.stderr)
 
 
 def cmd_fit(args) -> int:
+    from psilearn.cli.report import ORTHONORMAL_NOTE, metrics_table
     from psilearn.data import load_dataset
     from psilearn.models.factory import fit_model
 
     target = _target(args)
     kind, config, seed = _model_options(args)
+    _warn_if_unrepresentative("fit", args.train)
     ds = load_dataset(args.train, target, symmetrize=args.symmetrize)
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     t0 = time.perf_counter()
-    model = fit_model(kind, target, ds, config, seed=seed, progress=True, run_options=_run_options(args, kind))
+    validation = None
+    from psilearn.evaluation.validation import fit_with_validation, reads_nn_train
+
+    if args.val_fraction is not None:
+        model, validation = fit_with_validation(kind, target, ds, config, val_fraction=args.val_fraction, seed=seed,
+                                                progress=True, run_options=_run_options(args, kind))
+    else:
+        model = fit_model(kind, target, ds, config, seed=seed, progress=True, run_options=_run_options(args, kind))
     model.save(args.output)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s; saved to {args.output}")
-    print(f"held-out estimate ({held['method']}):")
-    print(_metrics_table(held, target.units))
+    if validation is None or not reads_nn_train(kind):  # nn kinds: their held-out set is the validation set
+        print(f"held-out estimate ({held['method']}):")
+        print(metrics_table(held, target.units))
+        if target.rank == 2 and not target.is_spectrum:
+            print(ORTHONORMAL_NOTE)
+    if validation is not None:
+        _print_validation(validation, target)
     return 0
+
+
+def _print_validation(v: dict, target) -> None:
+    from psilearn.cli.report import ORTHONORMAL_NOTE, metrics_table, per_element_table
+
+    physical = v.get("physical")
+    print(f"validation ({v['method']}):")
+    print(metrics_table(v, target.units, physical=physical and physical["channels"]))
+    if physical:
+        print(physical["convention"])
+    elif target.rank == 2 and not target.is_spectrum:
+        print(ORTHONORMAL_NOTE)
+    if v.get("per_element"):
+        print(per_element_table(v["per_element"], target.units))
+    c = v.get("calibration")
+    if c:
+        print(f"validation uncertainty: {100 * c['within_1sigma']:.1f}% of errors within 1 sigma (ideal 68.3), "
+              f"{100 * c['within_2sigma']:.1f}% within 2 sigma (ideal 95.4)")
 
 
 def cmd_predict(args) -> int:
@@ -111,44 +144,38 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _print_evaluation(m: dict) -> None:
-    from psilearn.targets import Target
-
-    t = Target.from_dict(m["target"])
-    print(f"{t.describe()} on {m['n_structures']} structures ({m['n_samples']} samples) from {m['test']}")
-    if "spectral" in m:  # one channel per grid point: the spectral metrics say more
-        from psilearn.cli.spectra_cmds import print_spectral
-
-        print(_metrics_table({"cartesian": m["cartesian"], "channels": {}}, t.units))
-        print_spectral(m["spectral"], t.units, t.grid_units)
-    else:
-        base = m.get("baseline") or {}
-        print(_metrics_table(m, t.units, base.get("rmse_ratio")))
-        if base.get("rmse_ratio"):
-            print("RMSE/base: the model's RMSE over that of the per-element composition baseline fitted on the training data (< 1 is better)")
-        elif base.get("note"):
-            print(f"composition baseline: {base['note']}")
-    c = m["calibration"]
-    print(f"uncertainty: {100 * c['within_1sigma']:.1f}% of errors within 1 sigma (ideal 68.3), "
-          f"{100 * c['within_2sigma']:.1f}% within 2 sigma (ideal 95.4)")
-
-
 def cmd_evaluate(args) -> int:
+    from psilearn.cli.report import print_evaluation
     from psilearn.evaluation import evaluate
 
     metrics = evaluate(args.model, args.test, symmetrize=args.symmetrize, plot=args.plot)
     if args.json:
         print(json.dumps(metrics))
         return 0
-    _print_evaluation(metrics)
-    if args.plot:
-        print(f"parity plot: {args.plot}")
+    print_evaluation(metrics)
     return 0
 
 
 def _print_curve_row(row: dict) -> None:
-    print(f"  n_train={row['n_train']}: " + ", ".join(f"{k} {v:.2f}%" for k, v in row["pct_rmse"].items())
+    rep = f" repeat {row['repeat'] + 1}" if row.get("repeat") else ""
+    print(f"  n_train={row['n_train']}{rep}: " + ", ".join(f"{k} {v:.2f}%" for k, v in row["pct_rmse"].items())
           + f" (fit {row['fit_seconds']:.1f} s)", file=sys.stderr)
+
+
+def _print_curve(lc: dict, target, out) -> None:
+    from psilearn.metrics.channels import channel_titles
+
+    names = list(lc["pct_rmse"])
+    titles = {"Cartesian": "Cartesian", **channel_titles(target)}
+    n_rep = lc["repeats"]
+    spread = f", mean +- std over {n_rep} random subsets per size" if n_rep > 1 else ""
+    print(f"learning curve: {target.describe()}, test RMSE as % of std on {lc['n_test']} structures from {lc['test']}{spread}",
+          file=out)
+    width = 18 if n_rep > 1 else 17
+    print(f"{'n_train':>8}" + "".join(f"{titles[k]:>{width}}" for k in names) + f"{'fit [s]':>10}", file=out)
+    for i, n in enumerate(lc["sizes"]):
+        cells = [f"{lc['pct_rmse'][k][i]:.3f}" + (f" +- {lc['pct_rmse_std'][k][i]:.3f}" if n_rep > 1 else "") for k in names]
+        print(f"{n:>8}" + "".join(f"{c:>{width}}" for c in cells) + f"{lc['fit_seconds'][i]:>10.1f}", file=out)
 
 
 def cmd_learning_curve(args) -> int:
@@ -158,25 +185,30 @@ def cmd_learning_curve(args) -> int:
 
     target = _target(args)
     kind, config, seed = _model_options(args)
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    _warn_if_unrepresentative("learning-curve", args.train)
     train = load_dataset(args.train, target, symmetrize=args.symmetrize)
     test = load_dataset(args.test, target, symmetrize=args.symmetrize)
     try:
         sizes = check_sizes(args.sizes.split(","), len(train))
     except ValueError as exc:
         raise ValueError(f"--sizes: {exc}") from None
-    lc = learning_curve(train, test, target, sizes, model=kind, config=config, seed=seed, progress=_print_curve_row)
-    names = list(lc["pct_rmse"])
-    print(f"learning curve: {target.describe()}, test RMSE as % of std on {lc['n_test']} structures from {args.test}")
-    print(f"{'n_train':>8}" + "".join(f"{k:>12}" for k in names) + f"{'fit [s]':>10}")
-    for row in lc["rows"]:
-        print(f"{row['n_train']:>8}" + "".join(f"{row['pct_rmse'][k]:>12.3f}" for k in names) + f"{row['fit_seconds']:>10.1f}")
+    lc = learning_curve(train, test, target, sizes, model=kind, config=config, seed=seed, progress=_print_curve_row,
+                        repeats=args.repeats)
+    _print_curve(lc, target, sys.stderr if args.json else sys.stdout)
     if args.plot:
         from psilearn.evaluation.plots import learning_curve_plot
+        from psilearn.metrics.channels import channel_titles
 
-        learning_curve_plot(lc["sizes"], lc["pct_rmse"], args.plot, title=f"{target.key}: {args.train}")
-        print(f"plot: {args.plot}")
+        reps = f", {lc['repeats']} subsets per size (mean +- std)" if lc["repeats"] > 1 else ""
+        title = f"{target.key}, {kind}: trained on {args.train}\ntested on {args.test} ({lc['n_test']} structures){reps}"
+        titles = {"Cartesian": "Cartesian", **channel_titles(target)}
+        spread = {titles[k]: v for k, v in lc["pct_rmse_std"].items()} if lc["repeats"] > 1 else None
+        learning_curve_plot(lc["sizes"], {titles[k]: v for k, v in lc["pct_rmse"].items()}, args.plot, title=title, spread=spread)
+        print(f"plot: {args.plot}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps({"sizes": lc["sizes"], "pct_rmse": lc["pct_rmse"]}))
+        print(json.dumps(lc))
     return 0
 
 
@@ -193,6 +225,7 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="YAML", help="options file: 'soap:' and 'model:' sections (kernel kinds), "
                                                      "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F", help=VAL_HELP)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")
@@ -212,11 +245,19 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test "
-        "set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration.")
+        "set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration. Rank-2 "
+        "tensors: the channels in the data's units (isotropic = trace/3, antisymmetric and anisotropic parts as Frobenius norms "
+        "of their errors; the JSON keeps the orthonormal-basis numbers under 'channels' and adds 'physical'). Per-atom "
+        "targets: also per element ('per_element').")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("test", metavar="TEST")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", metavar="PNG", help="write a parity plot")
+    p.add_argument("--json", action="store_true", help="print one JSON object (per-element, physical-channel and "
+                   "calibration-curve entries included)")
+    p.add_argument("--plot", metavar="PNG", help="write a parity plot (per-atom targets: coloured by element; rank-2 tensors: "
+                   "isotropic, antisymmetric and anisotropic parts) and, next to it as PNG_calibration.png (parity.png -> "
+                   "parity_calibration.png), a calibration plot: the observed fraction of test errors inside the Gaussian "
+                   "interval +-z*std of the predicted uncertainty against the expected coverage (10%% ... 99%%), with the "
+                   "ideal diagonal; below it the uncertainties are too small. Not written for models without uncertainties")
     p.add_argument("--symmetrize", action="store_true", help="project test labels onto the declared symmetry")
     p.set_defaults(func=cmd_evaluate)
 
@@ -230,7 +271,11 @@ def register(sub) -> None:
     p.add_argument("--model", default="sagpr", help=model_help)
     p.add_argument("--config", metavar="YAML", help="options file, as for fit")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
-    p.add_argument("--plot", metavar="PNG", help="write the curve as a PNG")
-    p.add_argument("--json", action="store_true", help="also print the curve as JSON")
+    p.add_argument("--repeats", type=int, default=1, metavar="N", help="N random training subsets per size (default 1): the "
+                   "table, JSON and plot give the mean and the standard deviation over them (error bars)")
+    p.add_argument("--plot", metavar="PNG", help="write the curve as a PNG (log-log, ticks at the sizes, the test set in the title)")
+    p.add_argument("--json", action="store_true", help="print the whole curve as one JSON object on stdout (the table goes to "
+                   "stderr): sizes, pct_rmse (mean), pct_rmse_std, pct_rmse_all, rmse, rmse_std, fit_seconds, rows with "
+                   "the full test metrics of every fit")
     add_long_range_args(p)
     p.set_defaults(func=cmd_learning_curve)

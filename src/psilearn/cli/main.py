@@ -11,6 +11,7 @@ from psilearn._version import __version__
 # Each module defines register(subparsers) and sets a ``func(args) -> int`` default on its parsers.
 COMMAND_MODULES = [
     "psilearn.cli.fit_cmds",
+    "psilearn.cli.data_cmds",
     "psilearn.cli.demo_cmd",
     "psilearn.cli.label_cmds",
     "psilearn.cli.spectra_cmds",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 from psilearn.data import Dataset, load_dataset
-from psilearn.metrics.regression import calibration, regression_metrics
+from psilearn.metrics.channels import physical_metrics
+from psilearn.metrics.regression import calibration, calibration_curve, per_element_metrics, regression_metrics
 
 
 def _model(model):
@@ -53,7 +54,15 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     models get ``baseline``: the errors of the per-element composition baseline fitted on the
     model's training data (recorded in the model file at fit time) and ``rmse_ratio``, the model's
     RMSE divided by the baseline's per channel (< 1: the model beats the baseline), or None with
-    a ``note`` for model files that do not record it."""
+    a ``note`` for model files that do not record it.
+
+    Added for tensors and per-atom targets: ``physical`` (rank-2 targets: the channels in the data's
+    units, isotropic = trace/3, antisymmetric and anisotropic parts as Frobenius norms, with the
+    ``convention``; :mod:`psilearn.metrics.channels`); ``per_element`` (per-atom targets: {symbol:
+    {"n_atoms", "cartesian", "channels"[, "physical"]}}, RMSE % std relative to each element's own
+    spread); ``calibration_curve`` (observed vs expected coverage of Gaussian intervals, None without
+    uncertainties). With ``plot``, ``plots`` names the PNGs: the parity plot (``plot``, coloured by
+    element for per-atom targets) and the calibration plot next to it (``<plot stem>_calibration.png``)."""
     model, model_name = _model(model)
     t = model.target
     ds = _dataset(data_or_path, t, symmetrize)
@@ -67,11 +76,46 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
         out.update(_spectral(t, ds.values, pred.values))
     else:
         out["baseline"] = _relative_to_baseline(model, ds, ref, out)
+        out.update(_breakdown(t, ds, ref, pred.irreps))
+    out["calibration_curve"] = calibration_curve(ds.values, pred.values, pred.std)
     out.update(target=t.to_dict(), model=model_name, test=test_name)
     if plot:
-        from psilearn.evaluation.plots import parity_plot
+        out["plots"] = _plots(t, ds, ref, pred.irreps, out["calibration_curve"], str(plot), title or f"{model_name} on {test_name}")
+    return out
 
-        parity_plot(t, ref, pred.irreps, str(plot), title=title or f"{model_name} on {test_name}", channels=not t.is_spectrum)
+
+def _numbers(ds: Dataset):
+    """Atomic number of each sample of a per-atom target (None for per-structure targets)."""
+    import numpy as np
+
+    return np.concatenate([a.numbers for a in ds.frames]) if ds.target.per == "atom" else None
+
+
+def _breakdown(t, ds: Dataset, ref, pred) -> dict:
+    """``physical`` (rank-2 targets) and ``per_element`` (per-atom targets) metrics."""
+    out = {}
+    physical = physical_metrics(t, ref, pred)
+    if physical is not None:
+        out["physical"] = physical
+    if t.per == "atom":
+        out["per_element"] = per_element_metrics(t, ref, pred, _numbers(ds))
+    return out
+
+
+def calibration_plot_path(plot: str) -> str:
+    """Where ``evaluate(plot=...)`` writes the calibration plot: ``parity.png`` -> ``parity_calibration.png``."""
+    root, ext = os.path.splitext(plot)
+    return f"{root}_calibration{ext or '.png'}"
+
+
+def _plots(t, ds: Dataset, ref, pred, curve: dict | None, plot: str, title: str) -> dict:
+    from psilearn.evaluation.plots import calibration_plot, parity_plot
+
+    parity_plot(t, ref, pred, plot, title=title, channels=not t.is_spectrum, numbers=None if t.is_spectrum else _numbers(ds))
+    out = {"parity": plot, "calibration": None}
+    if curve is not None:
+        out["calibration"] = calibration_plot_path(plot)
+        calibration_plot(curve, out["calibration"], title=title)
     return out
 
 

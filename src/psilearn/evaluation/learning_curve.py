@@ -38,43 +38,71 @@ def _as_dataset(data, target, symmetrize: bool) -> Dataset:
 
 def learning_curve(train, test, target, sizes, *, model: str = "sagpr", config: dict | str | None = None, seed: int = 0,
                    symmetrize: bool = False, run_options: dict | None = None,
-                   progress: Callable[[dict], None] | None = None) -> dict:
+                   progress: Callable[[dict], None] | None = None, repeats: int = 1) -> dict:
     """Fit models of kind ``model`` on random subsets of ``train`` of each of ``sizes`` structures
-    (nested: the first n of one permutation drawn with ``seed``) and test each on ``test``.
+    and test each on ``test``. ``repeats`` random subsets per size: repeat r takes the first n of
+    the r-th permutation drawn from one generator seeded with ``seed`` (nested within a repeat; the
+    first repeat is the single curve of ``repeats=1``); a subset equal to one already fitted (e.g.
+    the whole training set) is not fitted again.
 
     ``train``/``test``: Datasets of ``target``, paths/specs or lists of Atoms. ``config``: options
     dict or YAML path for :func:`psilearn.models.factory.fit_model` (``run_options`` likewise).
-    ``progress(row)`` is called after each size with the row described below.
+    ``progress(row)`` is called after each fit with the row described below.
 
-    Returns a JSON-able dict: ``sizes``; ``pct_rmse`` {"Cartesian" and each irrep channel: [test
-    RMSE as % of the test labels' spread, one per size]}; ``fit_seconds`` (one per size); ``rows``
-    ({"n_train", "pct_rmse": {channel: value}, "fit_seconds", "metrics": full test metrics} per
-    size); ``n_train``/``n_test`` (structures available) and ``target`` (the Target as a dict)."""
+    Returns a JSON-able dict: ``sizes``; ``repeats``; ``pct_rmse`` {"Cartesian" and each irrep
+    channel: [mean over repeats of the test RMSE as % of the test labels' spread, one per size]};
+    ``pct_rmse_std`` (the standard deviation over repeats, ddof 1; 0 for one repeat) and
+    ``pct_rmse_all`` ([[one per repeat] one per size]) likewise; ``rmse`` and ``rmse_std`` (in the
+    label's units) likewise; ``fit_seconds`` (mean per size); ``rows`` ({"n_train", "repeat",
+    "pct_rmse": {channel: value}, "fit_seconds", "metrics": full test metrics} per fit, by size
+    then repeat); ``n_train``/``n_test`` (structures available), ``train``/``test`` (names),
+    ``model``, ``seed`` and ``target`` (the Target as a dict)."""
     from psilearn.models.factory import fit_model
 
+    if int(repeats) < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     train = _as_dataset(train, target, symmetrize)
     test = _as_dataset(test, target, symmetrize)
     sizes = check_sizes(sizes, len(train))
-    order = np.random.default_rng(seed).permutation(len(train))
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(len(train)) for _ in range(int(repeats))]
     names = ["Cartesian", *block_names(target)]
     ref = target.to_irreps(test.values)
-    rows = []
+    rows, done = [], {}
     for n in sizes:
-        t0 = time.perf_counter()
-        fitted = fit_model(model, target, train.subset(np.sort(order[:n])), config, seed=seed, progress=False,
-                           run_options=run_options)
-        fit_s = time.perf_counter() - t0
-        m = regression_metrics(target, ref, fitted.predict(test.frames, return_std=False).irreps)
-        pct = {"Cartesian": m["cartesian"]["pct_rmse"], **{k: m["channels"][k]["pct_rmse"] for k in names[1:]}}
-        rows.append({"n_train": n, "pct_rmse": pct, "fit_seconds": fit_s, "metrics": m})
-        if progress is not None:
-            progress(rows[-1])
+        for r, order in enumerate(orders):
+            idx = np.sort(order[:n])
+            key = idx.tobytes()
+            if key not in done:
+                t0 = time.perf_counter()
+                fitted = fit_model(model, target, train.subset(idx), config, seed=seed, progress=False, run_options=run_options)
+                fit_s = time.perf_counter() - t0
+                done[key] = (regression_metrics(target, ref, fitted.predict(test.frames, return_std=False).irreps), fit_s)
+            m, fit_s = done[key]
+            pct = {"Cartesian": m["cartesian"]["pct_rmse"], **{k: m["channels"][k]["pct_rmse"] for k in names[1:]}}
+            rows.append({"n_train": n, "repeat": r, "pct_rmse": pct, "fit_seconds": fit_s, "metrics": m})
+            if progress is not None:
+                progress(rows[-1])
+    return {"sizes": sizes, "repeats": len(orders), **_summary(rows, names, sizes, len(orders)), "rows": rows,
+            "n_train": len(train), "n_test": len(test), "train": train.name, "test": test.name, "model": model, "seed": seed,
+            "target": target.to_dict()}
+
+
+def _summary(rows: list[dict], names: list[str], sizes: list[int], repeats: int) -> dict:
+    """Means, spreads and all values per size of the % RMSE and RMSE of each channel."""
+    pct = np.array([[r["pct_rmse"][k] for k in names] for r in rows]).reshape(len(sizes), repeats, len(names))
+    rmse = np.array([[r["metrics"]["cartesian"]["rmse"], *[r["metrics"]["channels"][k]["rmse"] for k in names[1:]]]
+                     for r in rows]).reshape(len(sizes), repeats, len(names))
+    ddof = 1 if repeats > 1 else 0
+
+    def per_channel(a: np.ndarray) -> dict:
+        return {k: [float(x) for x in a[:, j]] for j, k in enumerate(names)}
+
     return {
-        "sizes": sizes,
-        "pct_rmse": {k: [r["pct_rmse"][k] for r in rows] for k in names},
-        "fit_seconds": [r["fit_seconds"] for r in rows],
-        "rows": rows,
-        "n_train": len(train),
-        "n_test": len(test),
-        "target": target.to_dict(),
+        "pct_rmse": per_channel(pct.mean(1)),
+        "pct_rmse_std": per_channel(pct.std(1, ddof=ddof)),
+        "pct_rmse_all": {k: pct[:, :, j].tolist() for j, k in enumerate(names)},
+        "rmse": per_channel(rmse.mean(1)),
+        "rmse_std": per_channel(rmse.std(1, ddof=ddof)),
+        "fit_seconds": [float(np.mean([r["fit_seconds"] for r in rows[i * repeats:(i + 1) * repeats]])) for i in range(len(sizes))],
     }
