@@ -152,3 +152,31 @@ def test_fit_spectrum_from_orbital_energies(tmp_path, capsys):
     assert "71 points from -1.2 to 0.2 Hartree" in capsys.readouterr().err
     assert main(["fit-spectrum", str(path), "--target", "odos", "--from-orbitals", "0.02", "-o", str(tmp_path / "x")]) == 2
     assert "--grid" in capsys.readouterr().err
+
+
+def test_spectrum_reads_the_frame_interval_that_md_records(tmp_path, capsys):
+    """`md --stride 2` records md_step every 2 steps; `spectrum ir` reads the interval (1 fs) from the
+    file, and refuses a --timestep that disagrees. Before, `--timestep 0.5` (the README's usage)
+    silently won and every wavenumber came out halved: 1650 cm^-1 reported at 825."""
+    pytest.importorskip("tblite")
+    from psilearn.observe.trajectory import recorded_interval
+
+    start = tmp_path / "water.xyz"
+    ase.io.write(start, Atoms("OH2", positions=[[0, 0, 0.117], [0, 0.757, -0.467], [0, -0.757, -0.467]]))
+    assert main(["md", str(start), "--steps", "6", "--stride", "2", "-o", str(tmp_path / "md.xyz")]) == 0
+    md = ase.io.read(tmp_path / "md.xyz", ":")
+    assert [a.info["md_step"] for a in md] == [2, 4, 6] and recorded_interval(md) == 1.0
+    frames = []
+    for i in range(2000):  # what `md --stride 2 --timestep 0.5` writes, with a stored 1650 cm^-1 dipole
+        a = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+        a.info["mu"] = np.array([np.cos(_omega(1650) * (i + 1) * 1.0), 0.1, 0.0])
+        a.info.update(md_step=2 * (i + 1), md_timestep_fs=0.5)
+        frames.append(a)
+    traj = tmp_path / "traj.xyz"
+    ase.io.write(traj, frames, format="extxyz")
+    capsys.readouterr()
+    assert main(["spectrum", "ir", str(traj), "--key", "mu", "--timestep", "0.5", "-o", str(tmp_path / "ir.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "--timestep 0.5 fs disagrees" in err and "1 fs" in err and len(err.strip().splitlines()) == 1
+    assert main(["spectrum", "ir", str(traj), "--key", "mu", "-o", str(tmp_path / "ir.csv")]) == 0
+    assert "1650" in capsys.readouterr().out

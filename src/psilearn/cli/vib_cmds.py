@@ -83,7 +83,9 @@ def _vib_args(p) -> None:
     p.add_argument("trajectory", metavar="TRAJ", help="trajectory (ASE-readable, e.g. from `psilearn md`)")
     p.add_argument("--model", metavar="MODEL", help="psilearn model predicting the property along TRAJ")
     p.add_argument("--key", help="use labels stored in the trajectory (info[KEY]) instead of a model")
-    p.add_argument("--timestep", type=float, metavar="FS", help="time between frames in fs (default: from md_step/md_timestep_fs in TRAJ)")
+    p.add_argument("--timestep", type=float, metavar="FS",
+                   help="time between frames in fs, for trajectories that do not record it (`psilearn md` records md_step and "
+                        "md_timestep_fs: the interval is read from TRAJ, and a different --timestep is an error)")
     p.add_argument("--correlation", type=float, metavar="FS", help="correlation length in fs (default half the trajectory)")
     p.add_argument("--window", choices=["hann", "blackman", "gaussian", "welch", "none"], default="hann")
     p.add_argument("--zero-padding", type=int, default=4, help="pad the correlation to this many times its length (default 4)")

@@ -64,7 +64,8 @@ def md_sample(
 ) -> list[Atoms]:
     """Langevin MD with GFN2-xTB; returns ``steps // stride`` frames (every ``stride`` steps).
 
-    Frames carry ``info['md_step']``, ``info['md_temperature']`` (target, K) and keep the input's
+    Frames carry ``info['md_step']``, ``info['md_temperature']`` (target, K), ``info['md_timestep_fs']``
+    (so the time between frames, md_step difference x md_timestep_fs, is known) and keep the input's
     charge/multiplicity. Velocities start Maxwell-Boltzmann at ``temperature``.
     """
     from ase import units
@@ -86,7 +87,7 @@ def md_sample(
         dyn.run(stride)
         frame = Atoms(numbers=work.numbers, positions=work.positions.copy(), cell=work.cell, pbc=work.pbc)
         frame.info.update({k: v for k, v in atoms.info.items() if k in ("charge", "multiplicity", "smiles")})
-        frame.info.update(md_step=step, md_temperature=float(temperature))
+        frame.info.update(md_step=step, md_temperature=float(temperature), md_timestep_fs=float(timestep_fs))
         frames.append(frame)
     return frames
 
@@ -105,7 +106,6 @@ def md_trajectory(atoms: Atoms, steps: int, method: str = "gfn2", temperature: f
         atoms = md_sample(atoms, steps=equilibration, stride=equilibration, seed=seed + 1, **opts)[-1]
     traj = md_sample(atoms, steps=steps, stride=stride, seed=seed, **opts)
     for f in traj:
-        f.info["md_timestep_fs"] = float(timestep_fs)
         f.info["md_calculator"] = method
     return traj
 
