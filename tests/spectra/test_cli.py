@@ -180,3 +180,45 @@ def test_spectrum_reads_the_frame_interval_that_md_records(tmp_path, capsys):
     assert "--timestep 0.5 fs disagrees" in err and "1 fs" in err and len(err.strip().splitlines()) == 1
     assert main(["spectrum", "ir", str(traj), "--key", "mu", "-o", str(tmp_path / "ir.csv")]) == 0
     assert "1650" in capsys.readouterr().out
+
+
+def _csv_spectrum(path):
+    lines = [l for l in path.read_text().splitlines() if not l.startswith("#")]
+    data = np.loadtxt(lines[1:], delimiter=",")
+    return data[:, 0], data[:, 1]
+
+
+def test_strongest_bands_are_the_maxima_of_the_written_spectrum(tmp_path, capsys):
+    """The printed 'strongest bands' are the highest local maxima of the written CSV above the stated
+    cut, highest first. Before, they were ordered by prominence and the cut was not stated: a band at
+    1640 cm^-1 (intensity 0.80) on the shoulder of one at 1600 was listed after a weaker, isolated one
+    at 3000 cm^-1 (0.35)."""
+    import re
+
+    t = np.arange(4000) * 0.5
+    frames = []
+    for i, ti in enumerate(t):
+        a = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+        a.info["mu"] = np.array([np.cos(_omega(1600) * ti) / 1600 + 0.9 * np.cos(_omega(1640) * ti) / 1640,
+                                 0.6 * np.cos(_omega(3000) * ti) / 3000 + 1.5 * np.cos(_omega(100) * ti) / 100, 0.0])
+        a.info.update(md_step=i, md_timestep_fs=0.5)
+        frames.append(a)
+    ase.io.write(tmp_path / "traj.xyz", frames, format="extxyz")
+    csv = tmp_path / "ir.csv"
+    assert main(["spectrum", "ir", str(tmp_path / "traj.xyz"), "--key", "mu", "-o", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "below 200 cm^-1 not listed" in out
+    bands = [(float(p), float(h)) for p, h in re.findall(r"(\d+) \((\d\.\d\d)\)", out.split("not listed):")[1])]
+    nu, y = _csv_spectrum(csv)
+    step = nu[1] - nu[0]
+    above = np.flatnonzero(nu >= 200)
+    assert y.max() == 1.0 and nu[np.argmax(y)] < 200  # the strongest feature is below the cut (left out)
+    maxima = [i for i in above[1:-1] if y[i] >= y[i - 1] and y[i] >= y[i + 1] and y[i] > 0.05 * y[above].max()]
+    assert [round(p, -1) for p, _ in bands[:3]] == [1600, 1640, 3000]
+    for p, h in bands:
+        i = int(np.argmin(np.abs(nu - p)))
+        assert abs(nu[i] - p) <= step / 2 + 0.5 and i in maxima and p >= 200  # a maximum of the CSV above the cut
+        assert h == pytest.approx(y[i], abs=0.005)
+    heights = [h for _, h in bands]
+    assert heights == sorted(heights, reverse=True)
+    assert bands[0][1] == pytest.approx(max(y[i] for i in maxima), abs=0.005)

@@ -50,9 +50,13 @@ def cmd_spectrum(args) -> int:
     png = args.png or (args.output.rsplit(".", 1)[0] + ".png")
     title = {"ir": "IR", "raman": "Raman"}[args.spectrum_kind]
     plot_vibrational(spec, png, title=f"{title}: {args.trajectory}")
+    from psilearn.observe.vibrational import BAND_CUT_CM1
+
     first = next(iter(spec.columns))
-    peaks = spec.peak_positions(first, n_peaks=6)
-    print(f"wrote {args.output} and {png}; strongest {first} bands (cm^-1): {', '.join(f'{p:.0f}' for p in peaks)}")
+    bands = spec.strongest_bands(first, n_bands=6)
+    listed = ", ".join(f"{p:.0f} ({h:.2f})" for p, h in bands) or "none"
+    print(f"wrote {args.output} and {png}; strongest {first} bands (cm^-1, intensity as in {args.output}; "
+          f"bands below {BAND_CUT_CM1:g} cm^-1 not listed): {listed}")
     return 0
 
 
