@@ -222,3 +222,33 @@ def test_strongest_bands_are_the_maxima_of_the_written_spectrum(tmp_path, capsys
     heights = [h for _, h in bands]
     assert heights == sorted(heights, reverse=True)
     assert bands[0][1] == pytest.approx(max(y[i] for i in maxima), abs=0.005)
+
+
+def test_evaluate_a_spectrum_model_reports_spectral_metrics_and_plots_examples(files, dos_model, capsys, tmp_path):
+    """Before: the per-grid-point 'channels' (121 here) were reported, NaN (or thousands of %) where
+    the test spectra do not vary, in the --json output as bare NaN (not JSON); --plot wrote a
+    parity plot (one panel per grid point at the time of the issue: 120 480 pixels wide)."""
+    import matplotlib.image
+
+    frames = ase.io.read(files / "test.xyz", ":")
+    for a in frames:  # the test spectra are exactly zero at the low end of the grid
+        a.info["dos"] = np.where(GRID < -5.5, 0.0, a.info["dos"])
+    test = tmp_path / "test0.xyz"
+    ase.io.write(test, frames, format="extxyz")
+    png = tmp_path / "ev.png"
+    assert main(["evaluate", str(dos_model), str(test), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower() and "0e#" not in out
+    assert all(float(p) < 1000 for p in __import__("re").findall(r"([\d.]+)%", out))
+    for words in ("RMSE", "rel. integrated error", "peak-position error", "Pearson r", "example spectra"):
+        assert words in out
+    h, w = matplotlib.image.imread(png).shape[:2]
+    assert 300 <= h <= 1500 and 600 <= w <= 2500 and w > h  # a 2 x 3 grid of spectra
+    assert main(["evaluate", str(dos_model), str(test), "--json", "--plot", str(png)]) == 0
+
+    def no_nan(token):
+        raise AssertionError(f"{token} in JSON output")
+
+    m = json.loads(capsys.readouterr().out, parse_constant=no_nan)
+    assert m["channels"] == {} and m["spectral"]["rmse"] > 0 and m["plot"]["kind"] == "example spectra"
+    assert len(m["plot"]["examples"]) == 6

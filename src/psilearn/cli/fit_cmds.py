@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -116,11 +117,14 @@ def _print_evaluation(m: dict) -> None:
 
     t = Target.from_dict(m["target"])
     print(f"{t.describe()} on {m['n_structures']} structures ({m['n_samples']} samples) from {m['test']}")
-    if "spectral" in m:  # one channel per grid point: the spectral metrics say more
+    if "spectral" in m:  # spectral metrics, not one row per grid point
         from psilearn.cli.spectra_cmds import print_spectral
 
-        print(_metrics_table({"cartesian": m["cartesian"], "channels": {}}, t.units))
+        print(f"spectral metrics, mean over the {m['n_samples']} test spectra:")
         print_spectral(m["spectral"], t.units, t.grid_units)
+        c, u = m["cartesian"], f" {t.units}" if t.units else ""
+        pct = f"{c['pct_rmse']:.2f}% of the test spectra's spread" if math.isfinite(c["pct_rmse"]) else "the test spectra do not vary"
+        print(f"  all grid points: MAE {c['mae']:.5g}{u}, RMSE {c['rmse']:.5g}{u} ({pct})")
     else:
         base = m.get("baseline") or {}
         print(_metrics_table(m, t.units, base.get("rmse_ratio")))
@@ -135,14 +139,16 @@ def _print_evaluation(m: dict) -> None:
 
 def cmd_evaluate(args) -> int:
     from psilearn.evaluation import evaluate
+    from psilearn.evaluation.evaluate import json_safe
 
     metrics = evaluate(args.model, args.test, symmetrize=args.symmetrize, plot=args.plot)
     if args.json:
-        print(json.dumps(metrics))
+        print(json.dumps(json_safe(metrics), allow_nan=False))
         return 0
     _print_evaluation(metrics)
     if args.plot:
-        print(f"parity plot: {args.plot}")
+        what = {"example spectra": "example spectra (reference vs predicted, ±1 std)"}.get(metrics["plot"]["kind"], "parity plot")
+        print(f"{what}: {args.plot}")
     return 0
 
 
@@ -212,11 +218,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test "
-        "set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration.")
+        "set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration. Spectrum models: "
+        "spectral metrics (RMSE, integrated error, peak-position error, similarities) instead of one row per grid point.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("test", metavar="TEST")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", metavar="PNG", help="write a parity plot")
+    p.add_argument("--plot", metavar="PNG", help="write a parity plot (spectrum models: a grid of example test spectra)")
     p.add_argument("--symmetrize", action="store_true", help="project test labels onto the declared symmetry")
     p.set_defaults(func=cmd_evaluate)
 

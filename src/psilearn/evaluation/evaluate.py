@@ -42,14 +42,18 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
 
     ``data_or_path``: a :class:`psilearn.data.Dataset`, a path/spec, or a list of Atoms carrying
     the model's label. ``symmetrize`` projects the labels onto the declared symmetry instead of
-    refusing asymmetric ones. ``plot``: write a parity plot (PNG) there.
+    refusing asymmetric ones. ``plot``: write a PNG there: a parity plot, or for spectrum models
+    a grid of example test spectra (reference vs prediction with its std band); ``plot`` in the
+    result says which.
 
     Returns a JSON-able dict: ``n_samples`` and ``n_structures``; ``cartesian`` and ``channels``
     ({irrep: ...}) each with ``mae``, ``rmse`` and ``pct_rmse`` (RMSE as % of the test labels'
     spread), in the label's units; ``calibration`` (fractions of errors within 1 and 2 predicted
     standard deviations, RMS z-score); ``target`` (the Target as a dict), ``model`` and ``test``
-    (names). Spectrum models (a target with a grid) also get ``spectral``: the mean over test
-    structures of the spectral metrics (:func:`psilearn.spectral.metrics.compare_spectra`); other
+    (names). Spectrum models (a target with a grid) get ``spectral`` instead of per-grid-point
+    ``channels`` (left empty): the mean over test spectra of the spectral metrics (RMSE,
+    integrated error, peak-position error, similarities:
+    :func:`psilearn.spectral.metrics.compare_spectra`); other
     models get ``baseline``: the errors of the per-element composition baseline fitted on the
     model's training data (recorded in the model file at fit time) and ``rmse_ratio``, the model's
     RMSE divided by the baseline's per channel (< 1: the model beats the baseline), or None with
@@ -64,15 +68,35 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     out["n_structures"] = len(ds)
     out["calibration"] = calibration(ds.values, pred.values, pred.std)
     if t.is_spectrum:
+        out["channels"] = {}  # one "channel" per grid point says nothing (NaN where the test spread is 0)
         out.update(_spectral(t, ds.values, pred.values))
     else:
         out["baseline"] = _relative_to_baseline(model, ds, ref, out)
     out.update(target=t.to_dict(), model=model_name, test=test_name)
     if plot:
-        from psilearn.evaluation.plots import parity_plot
+        from psilearn.evaluation.plots import parity_plot, spectra_plot
 
-        parity_plot(t, ref, pred.irreps, str(plot), title=title or f"{model_name} on {test_name}", channels=not t.is_spectrum)
+        title = title or f"{model_name} on {test_name}"
+        if t.is_spectrum:
+            picks = spectra_plot(t, ds.values, pred.values, pred.std, str(plot), title=title)
+            out["plot"] = {"path": os.fspath(plot), "kind": "example spectra", "examples": picks}
+        else:
+            parity_plot(t, ref, pred.irreps, str(plot), title=title)
+            out["plot"] = {"path": os.fspath(plot), "kind": "parity"}
     return out
+
+
+def json_safe(obj):
+    """``obj`` (an evaluate() result) with NaN/inf replaced by None, for strict JSON."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _spectral(target, ref, pred) -> dict:
