@@ -67,7 +67,7 @@ def test_ase_calculator_unchanged(tmp_path):
     model = fit_tiny(frames, Target("mu", tensor="i"))
     model.save(tmp_path / "mu.model")
     atoms = molecules(3, 1)[0]
-    atoms.calc = PsilearnCalculator({"dipole": str(tmp_path / "mu.model")})
+    atoms.calc = PsilearnCalculator({"dipole": str(tmp_path / "mu.model")}, units={"dipole": "e*A"})  # no units recorded
     mu = atoms.get_dipole_moment()
     assert mu.shape == (3,)
     assert np.allclose(mu, load(tmp_path / "mu.model").predict([atoms]).values[0])

@@ -152,3 +152,103 @@ def test_fit_spectrum_from_orbital_energies(tmp_path, capsys):
     assert "71 points from -1.2 to 0.2 Hartree" in capsys.readouterr().err
     assert main(["fit-spectrum", str(path), "--target", "odos", "--from-orbitals", "0.02", "-o", str(tmp_path / "x")]) == 2
     assert "--grid" in capsys.readouterr().err
+
+
+def test_spectrum_reads_the_frame_interval_that_md_records(tmp_path, capsys):
+    """`md --stride 2` records md_step every 2 steps; `spectrum ir` reads the interval (1 fs) from the
+    file, and refuses a --timestep that disagrees. Before, `--timestep 0.5` (the README's usage)
+    silently won and every wavenumber came out halved: 1650 cm^-1 reported at 825."""
+    pytest.importorskip("tblite")
+    from psilearn.observe.trajectory import recorded_interval
+
+    start = tmp_path / "water.xyz"
+    ase.io.write(start, Atoms("OH2", positions=[[0, 0, 0.117], [0, 0.757, -0.467], [0, -0.757, -0.467]]))
+    assert main(["md", str(start), "--steps", "6", "--stride", "2", "-o", str(tmp_path / "md.xyz")]) == 0
+    md = ase.io.read(tmp_path / "md.xyz", ":")
+    assert [a.info["md_step"] for a in md] == [2, 4, 6] and recorded_interval(md) == 1.0
+    frames = []
+    for i in range(2000):  # what `md --stride 2 --timestep 0.5` writes, with a stored 1650 cm^-1 dipole
+        a = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+        a.info["mu"] = np.array([np.cos(_omega(1650) * (i + 1) * 1.0), 0.1, 0.0])
+        a.info.update(md_step=2 * (i + 1), md_timestep_fs=0.5)
+        frames.append(a)
+    traj = tmp_path / "traj.xyz"
+    ase.io.write(traj, frames, format="extxyz")
+    capsys.readouterr()
+    assert main(["spectrum", "ir", str(traj), "--key", "mu", "--timestep", "0.5", "-o", str(tmp_path / "ir.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "--timestep 0.5 fs disagrees" in err and "1 fs" in err and len(err.strip().splitlines()) == 1
+    assert main(["spectrum", "ir", str(traj), "--key", "mu", "-o", str(tmp_path / "ir.csv")]) == 0
+    assert "1650" in capsys.readouterr().out
+
+
+def _csv_spectrum(path):
+    lines = [l for l in path.read_text().splitlines() if not l.startswith("#")]
+    data = np.loadtxt(lines[1:], delimiter=",")
+    return data[:, 0], data[:, 1]
+
+
+def test_strongest_bands_are_the_maxima_of_the_written_spectrum(tmp_path, capsys):
+    """The printed 'strongest bands' are the highest local maxima of the written CSV above the stated
+    cut, highest first. Before, they were ordered by prominence and the cut was not stated: a band at
+    1640 cm^-1 (intensity 0.80) on the shoulder of one at 1600 was listed after a weaker, isolated one
+    at 3000 cm^-1 (0.35)."""
+    import re
+
+    t = np.arange(4000) * 0.5
+    frames = []
+    for i, ti in enumerate(t):
+        a = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+        a.info["mu"] = np.array([np.cos(_omega(1600) * ti) / 1600 + 0.9 * np.cos(_omega(1640) * ti) / 1640,
+                                 0.6 * np.cos(_omega(3000) * ti) / 3000 + 1.5 * np.cos(_omega(100) * ti) / 100, 0.0])
+        a.info.update(md_step=i, md_timestep_fs=0.5)
+        frames.append(a)
+    ase.io.write(tmp_path / "traj.xyz", frames, format="extxyz")
+    csv = tmp_path / "ir.csv"
+    assert main(["spectrum", "ir", str(tmp_path / "traj.xyz"), "--key", "mu", "-o", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "below 200 cm^-1 not listed" in out
+    bands = [(float(p), float(h)) for p, h in re.findall(r"(\d+) \((\d\.\d\d)\)", out.split("not listed):")[1])]
+    nu, y = _csv_spectrum(csv)
+    step = nu[1] - nu[0]
+    above = np.flatnonzero(nu >= 200)
+    assert y.max() == 1.0 and nu[np.argmax(y)] < 200  # the strongest feature is below the cut (left out)
+    maxima = [i for i in above[1:-1] if y[i] >= y[i - 1] and y[i] >= y[i + 1] and y[i] > 0.05 * y[above].max()]
+    assert [round(p, -1) for p, _ in bands[:3]] == [1600, 1640, 3000]
+    for p, h in bands:
+        i = int(np.argmin(np.abs(nu - p)))
+        assert abs(nu[i] - p) <= step / 2 + 0.5 and i in maxima and p >= 200  # a maximum of the CSV above the cut
+        assert h == pytest.approx(y[i], abs=0.005)
+    heights = [h for _, h in bands]
+    assert heights == sorted(heights, reverse=True)
+    assert bands[0][1] == pytest.approx(max(y[i] for i in maxima), abs=0.005)
+
+
+def test_evaluate_a_spectrum_model_reports_spectral_metrics_and_plots_examples(files, dos_model, capsys, tmp_path):
+    """Before: the per-grid-point 'channels' (121 here) were reported, NaN (or thousands of %) where
+    the test spectra do not vary, in the --json output as bare NaN (not JSON); --plot wrote a
+    parity plot (one panel per grid point at the time of the issue: 120 480 pixels wide)."""
+    import matplotlib.image
+
+    frames = ase.io.read(files / "test.xyz", ":")
+    for a in frames:  # the test spectra are exactly zero at the low end of the grid
+        a.info["dos"] = np.where(GRID < -5.5, 0.0, a.info["dos"])
+    test = tmp_path / "test0.xyz"
+    ase.io.write(test, frames, format="extxyz")
+    png = tmp_path / "ev.png"
+    assert main(["evaluate", str(dos_model), str(test), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower() and "0e#" not in out
+    assert all(float(p) < 1000 for p in __import__("re").findall(r"([\d.]+)%", out))
+    for words in ("RMSE", "rel. integrated error", "peak-position error", "Pearson r", "example spectra"):
+        assert words in out
+    h, w = matplotlib.image.imread(png).shape[:2]
+    assert 300 <= h <= 1500 and 600 <= w <= 2500 and w > h  # a 2 x 3 grid of spectra
+    assert main(["evaluate", str(dos_model), str(test), "--json", "--plot", str(png)]) == 0
+
+    def no_nan(token):
+        raise AssertionError(f"{token} in JSON output")
+
+    m = json.loads(capsys.readouterr().out, parse_constant=no_nan)
+    assert m["channels"] == {} and m["spectral"]["rmse"] > 0 and m["plots"]["spectra"] is not None
+    assert len(m["plots"]["examples"]) == 6

@@ -70,7 +70,7 @@ def test_ir_of_a_trajectory_with_stored_dipoles():
         a.info["mu"] = np.array([np.cos(2 * np.pi * C_CM_PER_FS * 1650 * ti), 0.0, 0.0])
         a.info.update(md_step=2 * i, md_timestep_fs=0.25)
         frames.append(a)
-    assert frame_interval(frames) == 0.5 and frame_interval(frames, 1.0) == 1.0
+    assert frame_interval(frames) == 0.5 and frame_interval(frames, 0.5) == 0.5
     spec = trajectory_spectrum("ir", frames, key="mu")
     assert spec.peak_positions(n_peaks=1)[0] == pytest.approx(1650, abs=10)
     assert spec.meta["source"] == "info[mu]" and spec.meta["trajectory"] == "<memory>"
@@ -103,3 +103,40 @@ def test_evaluate_dispatches_spectrum_models():
         m = psilearn.evaluate(model, test)
     assert m["n_structures"] == 4 and m["model"] == "spectrum" and m["target"]["grid"] == list(GRID)
     assert m["spectral"]["pearson"] > 0.5 and 0 <= m["calibration"]["within_2sigma"] <= 1
+
+
+def _strided_trajectory(stride: int = 2, md_dt: float = 0.5, n: int = 1000, nu: float = 1650.0) -> list:
+    """What `psilearn md --stride STRIDE --timestep MD_DT` writes: md_step every STRIDE steps."""
+    frames = []
+    for i in range(n):
+        a = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+        a.info["mu"] = np.array([np.cos(2 * np.pi * C_CM_PER_FS * nu * i * stride * md_dt), 0.0, 0.0])
+        a.info.update(md_step=stride * (i + 1), md_timestep_fs=md_dt)
+        frames.append(a)
+    return frames
+
+
+def test_timestep_that_disagrees_with_the_recorded_interval_is_an_error():
+    """Before: --timestep silently overrode the recorded interval; with --stride 2 and --timestep 0.5
+    (the README's usage) every wavenumber came out halved (a 1650 cm^-1 band at 825 cm^-1)."""
+    frames = _strided_trajectory()
+    assert frame_interval(frames) == 1.0
+    with pytest.raises(ValueError, match=r"--timestep 0\.5 fs disagrees .* 1 fs \(md_step every 2 steps x md_timestep_fs 0\.5 fs\)"):
+        frame_interval(frames, 0.5)
+    with pytest.raises(ValueError, match="disagrees"):
+        trajectory_spectrum("ir", frames, key="mu", timestep_fs=0.5)
+    assert trajectory_spectrum("ir", frames, key="mu").peak_positions(n_peaks=1)[0] == pytest.approx(1650, abs=10)
+    assert trajectory_spectrum("ir", frames, key="mu", timestep_fs=1.0).meta["timestep_fs"] == 1.0  # agreeing: fine
+    # a selection of every other frame doubles the interval (the md_step differences say so)
+    assert frame_interval(frames[::2]) == 2.0
+
+
+def test_recorded_interval_must_be_consistent():
+    frames = _strided_trajectory(n=20)
+    with pytest.raises(ValueError, match="not evenly spaced"):
+        frame_interval(frames[:10] + frames[11:])
+    with pytest.raises(ValueError, match="not evenly spaced"):
+        frame_interval(frames + _strided_trajectory(n=20))  # two trajectories concatenated
+    del frames[3].info["md_timestep_fs"]
+    with pytest.raises(ValueError, match="some frames only"):
+        frame_interval(frames)

@@ -147,10 +147,11 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     from psilearn.cli.report import print_evaluation
     from psilearn.evaluation import evaluate
+    from psilearn.evaluation.evaluate import json_safe
 
     metrics = evaluate(args.model, args.test, symmetrize=args.symmetrize, plot=args.plot)
     if args.json:
-        print(json.dumps(metrics))
+        print(json.dumps(json_safe(metrics), allow_nan=False))
         return 0
     print_evaluation(metrics)
     return 0
@@ -248,12 +249,14 @@ def register(sub) -> None:
         "set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration. Rank-2 "
         "tensors: the channels in the data's units (isotropic = trace/3, antisymmetric and anisotropic parts as Frobenius norms "
         "of their errors; the JSON keeps the orthonormal-basis numbers under 'channels' and adds 'physical'). Per-atom "
-        "targets: also per element ('per_element').")
+        "targets: also per element ('per_element'). Spectrum models: spectral metrics (RMSE, integrated error, peak-position "
+        "error, similarities) instead of one row per grid point.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("test", metavar="TEST")
     p.add_argument("--json", action="store_true", help="print one JSON object (per-element, physical-channel and "
                    "calibration-curve entries included)")
-    p.add_argument("--plot", metavar="PNG", help="write a parity plot (per-atom targets: coloured by element; rank-2 tensors: "
+    p.add_argument("--plot", metavar="PNG", help="write a parity plot (spectrum models: a grid of example test spectra with the std band; "
+                   "per-atom targets: coloured by element; rank-2 tensors: "
                    "isotropic, antisymmetric and anisotropic parts) and, next to it as PNG_calibration.png (parity.png -> "
                    "parity_calibration.png), a calibration plot: the observed fraction of test errors inside the Gaussian "
                    "interval +-z*std of the predicted uncertainty against the expected coverage (10%% ... 99%%), with the "

@@ -7,6 +7,7 @@ Input problems raise ``ValueError``/``FileNotFoundError``, which the CLI prints 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -54,10 +55,9 @@ def _register_label(sub) -> None:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from psilearn.data import read_structures
-    from psilearn.label.campaign import run_campaign
+    from psilearn.data import read_structures, write_structures
+    from psilearn.label.campaign import labelled_output, run_campaign
     from psilearn.label.registry import make_labeler
-    from psilearn.label.store import LabelStore
     from psilearn.label.xtb_methods import is_xtb_method
 
     if args.workers < 0 or args.threads_per_worker < 1:
@@ -80,13 +80,13 @@ def cmd_label(args: argparse.Namespace) -> int:
                            retry_failed=args.retry_failed, progress=not args.no_progress)
     print(summary.report())
     if args.output:
-        n = LabelStore(args.db).export(args.output, keys=_unique(summary.keys))
-        print(f"wrote {n} labelled structures to {args.output} (atomic units)")
+        labelled, replaced = labelled_output(frames, summary, args.db)
+        if replaced:
+            print(f"psilearn label: warning: the input already had {', '.join(replaced)}; replaced by the {labeler.name} labels, "
+                  f"the input's values are kept as {', '.join(k + '_input' for k in replaced)}", file=sys.stderr)
+        write_structures(args.output, labelled, format="extxyz")
+        print(f"wrote {len(labelled)} labelled structures to {args.output} (atomic units)")
     return 1 if summary.failures else 0
-
-
-def _unique(keys: list[str]) -> list[str]:
-    return list(dict.fromkeys(keys))
 
 
 # ---- db --------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ psilearn.evaluation and psilearn.metrics)."""
 
 from __future__ import annotations
 
+import math
+
 ORTHONORMAL_NOTE = ("channels: components in e3nn's orthonormal basis (for a rank-2 tensor 0e = trace/sqrt(3)); "
                     "`psilearn evaluate` reports the isotropic value trace/3 and the parts' norms in the data's units")
 
@@ -50,8 +52,11 @@ def print_evaluation(m: dict) -> None:
     if "spectral" in m:  # one channel per grid point: the spectral metrics say more
         from psilearn.cli.spectra_cmds import print_spectral
 
-        print(metrics_table({"cartesian": m["cartesian"], "channels": {}}, t.units))
+        print(f"spectral metrics, mean over the {m['n_samples']} test spectra:")
         print_spectral(m["spectral"], t.units, t.grid_units)
+        c, u = m["cartesian"], f" {t.units}" if t.units else ""
+        pct = f"{c['pct_rmse']:.2f}% of the test spectra's spread" if math.isfinite(c["pct_rmse"]) else "the test spectra do not vary"
+        print(f"  all grid points: MAE {c['mae']:.5g}{u}, RMSE {c['rmse']:.5g}{u} ({pct})")
     else:
         base = m.get("baseline") or {}
         physical = m.get("physical")
@@ -75,6 +80,8 @@ def print_evaluation(m: dict) -> None:
     plots = m.get("plots") or {}
     if plots.get("parity"):
         print(f"parity plot: {plots['parity']}")
+    if plots.get("spectra"):
+        print(f"example spectra (reference vs predicted, ±1 std): {plots['spectra']}")
     if plots.get("calibration"):
         print(f"calibration plot: {plots['calibration']}")
     elif plots:

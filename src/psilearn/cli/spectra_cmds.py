@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -33,7 +34,8 @@ def print_spectral(m: dict, units: str = "", grid_units: str = "") -> None:
     for k, v in m.items():
         name, unit, better = METRIC_INFO.get(k, (k, "", ""))
         unit = {"spectrum units": units, "grid units": grid_units}.get(unit, unit)
-        print(f"  {name:<26}{v:>14.5g}  {('[' + unit + ']') if unit else ''}{'  (' + better + ' is better)' if better else ''}")
+        value = f"{v:>14.5g}" if v is not None and math.isfinite(v) else f"{'n/a':>14}"  # e.g. no peaks to compare
+        print(f"  {name:<26}{value}  {('[' + unit + ']') if unit else ''}{'  (' + better + ' is better)' if better else ''}")
 
 
 # ---- fit-spectrum / predict-spectrum ---------------------------------------------------------------

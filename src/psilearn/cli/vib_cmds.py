@@ -50,9 +50,13 @@ def cmd_spectrum(args) -> int:
     png = args.png or (args.output.rsplit(".", 1)[0] + ".png")
     title = {"ir": "IR", "raman": "Raman"}[args.spectrum_kind]
     plot_vibrational(spec, png, title=f"{title}: {args.trajectory}")
+    from psilearn.observe.vibrational import BAND_CUT_CM1
+
     first = next(iter(spec.columns))
-    peaks = spec.peak_positions(first, n_peaks=6)
-    print(f"wrote {args.output} and {png}; strongest {first} bands (cm^-1): {', '.join(f'{p:.0f}' for p in peaks)}")
+    bands = spec.strongest_bands(first, n_bands=6)
+    listed = ", ".join(f"{p:.0f} ({h:.2f})" for p, h in bands) or "none"
+    print(f"wrote {args.output} and {png}; strongest {first} bands (cm^-1, intensity as in {args.output}; "
+          f"bands below {BAND_CUT_CM1:g} cm^-1 not listed): {listed}")
     return 0
 
 
@@ -83,7 +87,9 @@ def _vib_args(p) -> None:
     p.add_argument("trajectory", metavar="TRAJ", help="trajectory (ASE-readable, e.g. from `psilearn md`)")
     p.add_argument("--model", metavar="MODEL", help="psilearn model predicting the property along TRAJ")
     p.add_argument("--key", help="use labels stored in the trajectory (info[KEY]) instead of a model")
-    p.add_argument("--timestep", type=float, metavar="FS", help="time between frames in fs (default: from md_step/md_timestep_fs in TRAJ)")
+    p.add_argument("--timestep", type=float, metavar="FS",
+                   help="time between frames in fs, for trajectories that do not record it (`psilearn md` records md_step and "
+                        "md_timestep_fs: the interval is read from TRAJ, and a different --timestep is an error)")
     p.add_argument("--correlation", type=float, metavar="FS", help="correlation length in fs (default half the trajectory)")
     p.add_argument("--window", choices=["hann", "blackman", "gaussian", "welch", "none"], default="hann")
     p.add_argument("--zero-padding", type=int, default=4, help="pad the correlation to this many times its length (default 4)")

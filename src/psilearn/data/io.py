@@ -8,6 +8,7 @@ from pathlib import Path
 from ase import Atoms
 
 from psilearn.data.errors import DataError
+from psilearn.data.periodicity import apply_periodicity
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -26,7 +27,8 @@ def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[
     optional ``@slice`` (``coords.xyz@:200``, ``coords.xyz@800:``, ``coords.xyz@-1``), or a DeePMD
     npy system directory (one holding ``type.raw``). Positions in Angstrom as in the file.
 
-    Structures whose lattice is all zeros are treated as non-periodic (``pbc=False``).
+    The periodicity rule of :mod:`psilearn.data.periodicity` is applied: a frame whose lattice is
+    all zeros is a molecule (``pbc=False``); a periodic frame with a degenerate cell is refused.
     Raises DataError for a missing, empty or unreadable file.
     """
     path, index = split_spec(str(spec))
@@ -92,11 +94,7 @@ def _restore_calculator_labels(atoms: Atoms) -> None:
 def _normalise(frames: list[Atoms], path: str) -> list[Atoms]:
     for i, atoms in enumerate(frames):
         _restore_calculator_labels(atoms)
-        if atoms.pbc.any() and atoms.cell.rank < 3:
-            if atoms.cell.rank == 0:
-                atoms.pbc = False  # extxyz 'Lattice' of zeros: a molecule
-            else:
-                raise DataError(f"{path}, frame {i}: periodic along some axes but the cell is degenerate")
+        apply_periodicity(atoms, f"{path}, frame {i}")  # the one periodicity rule (data/periodicity.py)
         if len(atoms) == 0:
             raise DataError(f"{path}, frame {i}: no atoms")
         atoms.info.setdefault("source", f"{Path(path).name}:{i}")

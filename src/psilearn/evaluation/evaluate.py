@@ -43,14 +43,18 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
 
     ``data_or_path``: a :class:`psilearn.data.Dataset`, a path/spec, or a list of Atoms carrying
     the model's label. ``symmetrize`` projects the labels onto the declared symmetry instead of
-    refusing asymmetric ones. ``plot``: write a parity plot (PNG) there.
+    refusing asymmetric ones. ``plot``: write a PNG there: a parity plot, or for spectrum models
+    a grid of example test spectra (reference vs prediction with its std band); ``plot`` in the
+    result says which.
 
     Returns a JSON-able dict: ``n_samples`` and ``n_structures``; ``cartesian`` and ``channels``
     ({irrep: ...}) each with ``mae``, ``rmse`` and ``pct_rmse`` (RMSE as % of the test labels'
     spread), in the label's units; ``calibration`` (fractions of errors within 1 and 2 predicted
     standard deviations, RMS z-score); ``target`` (the Target as a dict), ``model`` and ``test``
-    (names). Spectrum models (a target with a grid) also get ``spectral``: the mean over test
-    structures of the spectral metrics (:func:`psilearn.spectral.metrics.compare_spectra`); other
+    (names). Spectrum models (a target with a grid) get ``spectral`` instead of per-grid-point
+    ``channels`` (left empty): the mean over test spectra of the spectral metrics (RMSE,
+    integrated error, peak-position error, similarities:
+    :func:`psilearn.spectral.metrics.compare_spectra`); other
     models get ``baseline``: the errors of the per-element composition baseline fitted on the
     model's training data (recorded in the model file at fit time) and ``rmse_ratio``, the model's
     RMSE divided by the baseline's per channel (< 1: the model beats the baseline), or None with
@@ -73,6 +77,7 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     out["n_structures"] = len(ds)
     out["calibration"] = calibration(ds.values, pred.values, pred.std)
     if t.is_spectrum:
+        out["channels"] = {}  # one "channel" per grid point says nothing (NaN where the test spread is 0)
         out.update(_spectral(t, ds.values, pred.values))
     else:
         out["baseline"] = _relative_to_baseline(model, ds, ref, out)
@@ -80,7 +85,7 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     out["calibration_curve"] = calibration_curve(ds.values, pred.values, pred.std)
     out.update(target=t.to_dict(), model=model_name, test=test_name)
     if plot:
-        out["plots"] = _plots(t, ds, ref, pred.irreps, out["calibration_curve"], str(plot), title or f"{model_name} on {test_name}")
+        out["plots"] = _plots(t, ds, ref, pred, out["calibration_curve"], str(plot), title or f"{model_name} on {test_name}")
     return out
 
 
@@ -109,14 +114,33 @@ def calibration_plot_path(plot: str) -> str:
 
 
 def _plots(t, ds: Dataset, ref, pred, curve: dict | None, plot: str, title: str) -> dict:
-    from psilearn.evaluation.plots import calibration_plot, parity_plot
+    """The PNGs: a parity plot (spectrum models: a grid of example test spectra, reference vs
+    prediction with its std band) and the calibration plot next to it."""
+    from psilearn.evaluation.plots import calibration_plot, parity_plot, spectra_plot
 
-    parity_plot(t, ref, pred, plot, title=title, channels=not t.is_spectrum, numbers=None if t.is_spectrum else _numbers(ds))
-    out = {"parity": plot, "calibration": None}
+    if t.is_spectrum:
+        picks = spectra_plot(t, ds.values, pred.values, pred.std, plot, title=title)
+        out = {"spectra": plot, "examples": picks, "calibration": None}
+    else:
+        parity_plot(t, ref, pred.irreps, plot, title=title, numbers=_numbers(ds))
+        out = {"parity": plot, "calibration": None}
     if curve is not None:
         out["calibration"] = calibration_plot_path(plot)
         calibration_plot(curve, out["calibration"], title=title)
     return out
+
+
+def json_safe(obj):
+    """``obj`` (an evaluate() result) with NaN/inf replaced by None, for strict JSON."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _spectral(target, ref, pred) -> dict:

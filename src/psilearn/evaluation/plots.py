@@ -148,3 +148,40 @@ def learning_curve_plot(sizes: list[int], curves: dict[str, list[float]], path: 
     if title:
         ax.set_title(title, fontsize=9)
     _save(fig, plt, path)
+
+
+def spectra_plot(target: Target, ref: np.ndarray, pred: np.ndarray, std: np.ndarray | None, path: str, title: str = "",
+                 n_examples: int = 6, names: list[str] | None = None) -> list[int]:
+    """A grid (2 x 3 for 6) of example test spectra: reference and prediction with its ±1 std
+    band, on the target's grid with its units on the axes. The examples span the errors: the
+    best, the worst and evenly spaced ranks of the per-spectrum RMSE in between. Returns their
+    indices (rows of ``ref``)."""
+    plt = _plt()
+    grid = np.asarray(target.grid, dtype=float)
+    err = np.sqrt(np.mean((pred - ref) ** 2, axis=1))
+    order = np.argsort(err, kind="stable")
+    k = min(n_examples, len(order))
+    picks = [int(order[int(round(j))]) for j in np.linspace(0, len(order) - 1, k)] if k else []
+    cols = min(3, max(k, 1))
+    rows = max(1, -(-k // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    xlabel = "grid point" if target.grid_units in ("", "index") else f"{target.key} grid [{target.grid_units}]"
+    ylabel = f"{target.key}" + (f" [{target.units}]" if target.units else "")
+    for ax in axes.ravel()[k:]:
+        ax.set_visible(False)
+    for ax, i in zip(axes.ravel(), picks):
+        ax.plot(grid, ref[i], color="k", lw=1.2, label="reference")
+        ax.plot(grid, pred[i], color="C3", lw=1.0, label="predicted")
+        if std is not None:
+            ax.fill_between(grid, pred[i] - std[i], pred[i] + std[i], color="C3", alpha=0.25, lw=0, label="±1 std")
+        ax.set_title(f"{names[i] if names else f'test spectrum {i}'}: RMSE {err[i]:.3g}", fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    if picks:
+        axes.ravel()[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return picks

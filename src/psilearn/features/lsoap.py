@@ -161,7 +161,7 @@ class LambdaSoap:
             feats.coefficients = {z: np.zeros((len(index[z]), self.n_coefficients)) for z in self.species}
         bs = max(1, self.config.batch_size)
         for start in tqdm(range(0, len(frames), bs), desc="lambda-SOAP", unit="batch", disable=not progress, leave=False):
-            chunk = [_featomic_ready(a) for a in frames[start : start + bs]]
+            chunk = [_featomic_ready(a, start + j) for j, a in enumerate(frames[start : start + bs])]
             for scale, calc in enumerate(expansions):
                 dense = self._dense_expansion(calc.compute(chunk), offsets, start, start + len(chunk), index)
                 for z, (gidx, xl) in dense.items():
@@ -293,9 +293,11 @@ def e3nn_wigner3j(l1: int, l2: int, l: int) -> np.ndarray:
     return o3.wigner_3j(l1, l2, l, dtype=torch.float64).numpy()
 
 
-def _featomic_ready(atoms: Atoms) -> Atoms:
-    """featomic refuses pbc with a zero cell; such structures are molecules (extxyz 'Lattice' of zeros)."""
-    if atoms.pbc.any() and atoms.cell.rank < 3:
-        atoms = atoms.copy()
-        atoms.pbc = False
-    return atoms
+def _featomic_ready(atoms: Atoms, i: int) -> Atoms:
+    """The frame under psilearn's one periodicity rule (:mod:`psilearn.data.periodicity`): an
+    all-zero lattice is a molecule (a copy with pbc=False, which featomic needs); a periodic frame
+    with a partly zero or degenerate cell is refused (DataError)."""
+    from psilearn.data.errors import frame_location
+    from psilearn.data.periodicity import periodicity_applied
+
+    return periodicity_applied(atoms, frame_location(atoms, i))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 
 from psilearn.label.base import Labeler, LabelError
@@ -179,3 +180,61 @@ def _execute_dask(structures, pending, labeler, record, workers, threads, schedu
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+#: keys that describe a frame or how it was labeled, not labels: never kept as KEY_input
+BOOKKEEPING = frozenset({"numbers", "positions", "source", "charge", "multiplicity", "method", "method_hash",
+                         "structure_hash", "label_units", "label_error", "label_seconds", "label_status"})
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        x, y = np.asarray(a), np.asarray(b)
+        if x.shape == y.shape and x.dtype.kind in "biuf" and y.dtype.kind in "biuf":
+            return bool(np.allclose(x, y, rtol=1e-9, atol=1e-12, equal_nan=True))
+        return bool(np.all(x == y)) if x.shape == y.shape else False
+    except (TypeError, ValueError):
+        return a == b
+
+
+def keep_input_labels(inp: Atoms, out: Atoms) -> list[str]:
+    """Put back into the labelled frame ``out`` what its input ``inp`` had and the labeling replaced:
+    every input label (``info`` or ``arrays``, not :data:`BOOKKEEPING`) whose value differs in ``out``
+    is kept as ``KEY_input`` (``KEY_input_input`` if that is taken by another value); input keys that
+    ``out`` lacks are copied. Returns the replaced keys (``out`` is modified in place)."""
+    replaced = []
+    for src, dst in ((inp.info, out.info), (inp.arrays, out.arrays)):
+        for key, value in src.items():
+            if key in BOOKKEEPING:
+                continue
+            if key not in dst:
+                if dst is out.info or len(value) == len(out):
+                    dst[key] = value
+                continue
+            if _same(value, dst[key]):
+                continue
+            name = f"{key}_input"
+            while name in dst and not _same(dst[name], value):
+                name += "_input"
+            dst[name] = value
+            replaced.append(key)
+    return replaced
+
+
+def labelled_output(structures: Sequence[Atoms], summary: CampaignSummary, db_path: str | Path) -> tuple[list[Atoms], list[str]]:
+    """What ``psilearn label -o`` writes: the labelled structures of this campaign's input, in input
+    order, one per unique structure (failures left out), each the stored labels with the input's own
+    labels that the labeling replaced kept as ``KEY_input`` (:func:`keep_input_labels`), never lost.
+    Returns (frames, the replaced keys, sorted)."""
+    store = LabelStore(db_path)
+    first: dict[str, int] = {}
+    for i, key in enumerate(summary.keys):
+        first.setdefault(key, i)
+    rows = {r.key_value_pairs["label_key"]: r for r in store.rows(label_status="ok", method_hash=summary.method_hash)}
+    frames, replaced = [], set()
+    for key, i in first.items():
+        if key in rows:
+            atoms = store.to_atoms(rows[key])
+            replaced.update(keep_input_labels(structures[i], atoms))
+            frames.append(atoms)
+    return frames, sorted(replaced)

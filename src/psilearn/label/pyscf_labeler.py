@@ -18,7 +18,7 @@ from ase import Atoms
 from psilearn.label.base import LabelError, configure_threads, parse_observables
 from psilearn.label.hashing import code_version, method_hash
 from psilearn.label.orbitals import DOSGrid, orbital_labels
-from psilearn.label.validate import check_electrons, check_geometry
+from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
 
 #: Bumped whenever the meaning of a stored label changes (part of the method hash).
 LABEL_SCHEMA = 1
@@ -298,6 +298,7 @@ class PySCFLabeler:
 
         lib.num_threads(self.threads)
         t0 = time.perf_counter()
+        atoms = check_periodicity(atoms, self.name, periodic_ok=False)
         mol = self.build_mol(atoms)
         mf, rung = self.run_scf(mol)
         out = atoms.copy()

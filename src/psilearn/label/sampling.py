@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from ase import Atoms
 
+from psilearn.data.periodicity import apply_periodicity
 from psilearn.label.hashing import charge_multiplicity
 from psilearn.label.xtb_methods import check_xtb_method, tblite_name
 
@@ -63,7 +64,8 @@ def md_sample(
 ) -> list[Atoms]:
     """Langevin MD with GFN2-xTB; returns ``steps // stride`` frames (every ``stride`` steps).
 
-    Frames carry ``info['md_step']``, ``info['md_temperature']`` (target, K) and keep the input's
+    Frames carry ``info['md_step']``, ``info['md_temperature']`` (target, K), ``info['md_timestep_fs']``
+    (so the time between frames, md_step difference x md_timestep_fs, is known) and keep the input's
     charge/multiplicity. Velocities start Maxwell-Boltzmann at ``temperature``.
     """
     from ase import units
@@ -74,7 +76,7 @@ def md_sample(
         raise ValueError("steps and stride must be >= 1")
     if temperature <= 0:
         raise ValueError("temperature must be > 0 K")
-    work = atoms.copy()
+    work = apply_periodicity(atoms.copy())  # an all-zero lattice is a molecule (psilearn.data.periodicity)
     work.calc = xtb_calculator(work, method)
     rng = np.random.RandomState(seed)
     MaxwellBoltzmannDistribution(work, temperature_K=temperature, rng=rng)
@@ -85,7 +87,7 @@ def md_sample(
         dyn.run(stride)
         frame = Atoms(numbers=work.numbers, positions=work.positions.copy(), cell=work.cell, pbc=work.pbc)
         frame.info.update({k: v for k, v in atoms.info.items() if k in ("charge", "multiplicity", "smiles")})
-        frame.info.update(md_step=step, md_temperature=float(temperature))
+        frame.info.update(md_step=step, md_temperature=float(temperature), md_timestep_fs=float(timestep_fs))
         frames.append(frame)
     return frames
 
@@ -104,7 +106,6 @@ def md_trajectory(atoms: Atoms, steps: int, method: str = "gfn2", temperature: f
         atoms = md_sample(atoms, steps=equilibration, stride=equilibration, seed=seed + 1, **opts)[-1]
     traj = md_sample(atoms, steps=steps, stride=stride, seed=seed, **opts)
     for f in traj:
-        f.info["md_timestep_fs"] = float(timestep_fs)
         f.info["md_calculator"] = method
     return traj
 
@@ -139,8 +140,8 @@ def _min_distance(pos: np.ndarray) -> float:
 
 def hessian(atoms: Atoms, calc=None, delta: float = 0.005) -> np.ndarray:
     """Cartesian Hessian (eV/A^2), shape (3N, 3N), by central differences of forces."""
-    work = atoms.copy()
-    work.calc = calc if calc is not None else xtb_calculator(atoms)
+    work = apply_periodicity(atoms.copy())
+    work.calc = calc if calc is not None else xtb_calculator(work)
     n3 = 3 * len(work)
     h = np.zeros((n3, n3))
     x0 = work.positions.copy()
@@ -166,7 +167,7 @@ def normal_mode_sample(atoms: Atoms, n: int = 10, temperature: float = 300.0, se
     """
     from ase import units
 
-    ref = atoms.copy()
+    ref = apply_periodicity(atoms.copy())
     ref.calc = xtb_calculator(ref)
     if optimize:
         from ase.optimize import BFGS

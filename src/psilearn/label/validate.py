@@ -7,6 +7,7 @@ from ase import Atoms
 
 from psilearn.data.electronic_state import checked_electronic_state
 from psilearn.data.errors import DataError
+from psilearn.data.periodicity import is_molecule, periodicity_applied
 from psilearn.label.base import LabelError
 
 #: Two atoms closer than this (Angstrom) are treated as overlapping.
@@ -42,3 +43,19 @@ def check_electrons(atoms: Atoms) -> tuple[int, int, int]:
         return checked_electronic_state(atoms)
     except DataError as exc:
         raise LabelError(str(exc), stage="validate") from None
+
+
+def check_periodicity(atoms: Atoms, method: str, periodic_ok: bool) -> Atoms:
+    """The frame to label under the one periodicity rule (:mod:`psilearn.data.periodicity`):
+    ``atoms`` itself, or a copy with ``pbc=False`` when its lattice is all zero (a molecule).
+    Raises :class:`LabelError` for a periodic frame with a degenerate cell, and for any periodic
+    frame when the labeler (``method``) computes molecules only (``periodic_ok=False``)."""
+    try:
+        atoms = periodicity_applied(atoms)
+    except DataError as exc:
+        raise LabelError(str(exc), stage="validate") from None
+    if not periodic_ok and not is_molecule(atoms):
+        flags = " ".join("T" if p else "F" for p in atoms.pbc)
+        raise LabelError(f"{method} labels molecules only, but this frame is periodic (pbc=\"{flags}\" with a cell): use an "
+                         "xTB method (gfn2) for periodic cells, or pbc=\"F F F\" to label it as an isolated molecule", stage="validate")
+    return atoms

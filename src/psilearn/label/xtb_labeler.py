@@ -19,7 +19,7 @@ from ase.units import Bohr
 from psilearn.label.base import LabelError, parse_observables
 from psilearn.label.hashing import code_version, method_hash
 from psilearn.label.orbitals import DOSGrid, orbital_labels
-from psilearn.label.validate import check_electrons, check_geometry
+from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
 from psilearn.label.xtb_methods import XTB_METHODS, check_xtb_method
 
 LABEL_SCHEMA = 1
@@ -121,6 +121,7 @@ class XTBLabeler:
     def label(self, atoms: Atoms) -> Atoms:
         """Labelled copy of ``atoms`` (keys in :data:`psilearn.label.base.UNITS`)."""
         t0 = time.perf_counter()
+        atoms = check_periodicity(atoms, self.name, periodic_ok=True)
         check_geometry(atoms)
         charge, mult, _ = check_electrons(atoms)
         if atoms.numbers.max() > 86:

@@ -16,16 +16,46 @@ from psilearn.observe.vibrational import SpectrumOptions, VibrationalSpectrum
 PROPERTIES = {"ir": (("i",), "dipole", 3), "raman": (("ij=ji", "ij"), "polarizability", 9)}
 
 
-def frame_interval(frames, given: float | None = None) -> float:
-    """Time between frames in fs: ``given``, or from ``md_step`` and ``md_timestep_fs`` recorded
-    in the first two frames (as ``psilearn md`` writes them)."""
-    if given is not None:
+def recorded_interval(frames, where: str = "the trajectory") -> float | None:
+    """Time between frames in fs as recorded by ``psilearn md``: the ``md_step`` difference of
+    consecutive frames times ``md_timestep_fs`` (so a stride, or a ``@::2`` selection, counts);
+    None when no frame records both. ValueError for frames that are not evenly spaced in time
+    (e.g. two trajectories concatenated) or that record it only in part."""
+    has = [f.info.get("md_step") is not None and f.info.get("md_timestep_fs") is not None for f in frames]
+    if not any(has):
+        return None
+    if not all(has):
+        raise ValueError(f"{where}: md_step/md_timestep_fs are recorded on some frames only; the time between frames is unknown")
+    steps = [f.info["md_step"] for f in frames]
+    dt = {float(f.info["md_timestep_fs"]) for f in frames}
+    if len(dt) > 1:
+        raise ValueError(f"{where}: frames record different MD time steps ({', '.join(f'{x:g}' for x in sorted(dt))} fs)")
+    if len(frames) < 2:
+        raise ValueError(f"{where}: one frame: no time series")
+    diffs = np.diff(np.asarray(steps, dtype=float))
+    bad = np.flatnonzero((diffs <= 0) | (diffs != diffs[0]))
+    if len(bad):
+        k = int(bad[0]) + 1
+        raise ValueError(f"{where}: frames are not evenly spaced in time: md_step goes {steps[0]}, {steps[1]}, ... but from "
+                         f"{steps[k - 1]} to {steps[k]} at frame {k}; a spectrum needs one trajectory with a constant stride")
+    return float(diffs[0]) * dt.pop()
+
+
+def frame_interval(frames, given: float | None = None, where: str = "the trajectory") -> float:
+    """Time between frames in fs: the interval recorded in the frames (:func:`recorded_interval`,
+    as ``psilearn md`` writes it); ``given`` (``--timestep``) only where the frames record none.
+    A ``given`` value that disagrees with the recorded one is an error naming both."""
+    recorded = recorded_interval(frames, where)
+    if recorded is None:
+        if given is None:
+            raise ValueError(f"give --timestep FS (time between frames); {where} does not record md_step/md_timestep_fs")
         return float(given)
-    try:
-        steps = [int(f.info["md_step"]) for f in frames[:2]]
-        return (steps[1] - steps[0]) * float(frames[0].info["md_timestep_fs"])
-    except (KeyError, IndexError, ValueError):
-        raise ValueError("give --timestep FS (time between frames); the trajectory does not record md_step/md_timestep_fs") from None
+    if given is not None and not np.isclose(float(given), recorded, rtol=1e-9, atol=0.0):
+        step = float(frames[1].info["md_step"]) - float(frames[0].info["md_step"])
+        raise ValueError(f"--timestep {float(given):g} fs disagrees with the time between frames recorded in {where}: "
+                         f"{recorded:g} fs (md_step every {step:g} steps x md_timestep_fs {float(frames[0].info['md_timestep_fs']):g} fs); "
+                         "omit --timestep")
+    return recorded
 
 
 def stored_series(frames, key: str) -> np.ndarray:
@@ -87,8 +117,8 @@ def trajectory_spectrum(kind: str, trajectory, *, model=None, key: str | None = 
                         batch: int = 200, progress: bool = True, **options) -> VibrationalSpectrum:
     """IR (``kind="ir"``, from dipoles) or Raman (``"raman"``, from polarizabilities) spectrum of
     ``trajectory`` (a path/spec or a list of Atoms), with the property predicted by ``model`` or
-    read from ``info[key]`` (exactly one of them). ``timestep_fs``: time between frames (default:
-    recorded by ``psilearn md``). ``options``: the other fields of
+    read from ``info[key]`` (exactly one of them). ``timestep_fs``: time between frames, only for
+    frames that do not record it (``psilearn md`` records it; a different value is an error). ``options``: the other fields of
     :class:`~psilearn.observe.vibrational.SpectrumOptions` (correlation_fs, window, zero_padding,
     qcf, temperature_k, max_cm1). The source and trajectory are recorded in ``meta``."""
     from psilearn.observe.ir import ir_spectrum
@@ -99,17 +129,17 @@ def trajectory_spectrum(kind: str, trajectory, *, model=None, key: str | None = 
     if (model is None) == (key is None):
         raise ValueError("give either --model MODEL (predict along the trajectory) or --key KEY (use stored labels)")
     if isinstance(trajectory, (list, tuple)):
-        frames, where = list(trajectory), "<memory>"
+        frames, where = list(trajectory), "the trajectory"
     else:
         from psilearn.data import read_structures
 
         frames, where = read_structures(trajectory), str(trajectory)
-    opts = SpectrumOptions(timestep_fs=frame_interval(frames, timestep_fs), **options)
+    opts = SpectrumOptions(timestep_fs=frame_interval(frames, timestep_fs, where), **options)
     if key is not None:
         series, units = stored_series(frames, key), "as stored"
     else:
         series, units = predicted_series(frames, model, kind, batch=batch, progress=progress)
     spec = (ir_spectrum if kind == "ir" else raman_spectrum)(series, opts, units=units)
     spec.meta["source"] = f"info[{key}]" if key is not None else (str(model) if _is_path(model) else model.kind)
-    spec.meta["trajectory"] = where
+    spec.meta["trajectory"] = "<memory>" if isinstance(trajectory, (list, tuple)) else where
     return spec

@@ -16,6 +16,10 @@ from psilearn.observe.correlation import angular_per_fs, autocorrelation, cosine
 from psilearn.observe.quantum import absorption_factor
 from psilearn.spectral.checks import positive
 
+#: Bands below this wavenumber (cm^-1: translations, rotations, slow drifts of the series) are left
+#: out of the band summaries (:meth:`VibrationalSpectrum.strongest_bands`, ``peak_positions``).
+BAND_CUT_CM1 = 200.0
+
 
 @dataclass
 class SpectrumOptions:
@@ -74,13 +78,28 @@ class VibrationalSpectrum:
                 w.writerow([f"{nu:.4f}", *[f"{self.columns[n][i]:.8g}" for n in names]])
 
     def peak_positions(self, column: str | None = None, prominence: float = 0.05, n_peaks: int | None = None,
-                       min_cm1: float = 200.0) -> np.ndarray:
+                       min_cm1: float = BAND_CUT_CM1) -> np.ndarray:
         """Peak positions (cm^-1) of one column above ``min_cm1``, most prominent first."""
         from psilearn.spectral.peaks import peak_positions
 
         col = self.columns[column or next(iter(self.columns))]
         keep = self.wavenumber_cm1 >= min_cm1
         return peak_positions(self.wavenumber_cm1[keep], col[keep], prominence, n_peaks)
+
+    def strongest_bands(self, column: str | None = None, n_bands: int = 6, min_cm1: float = BAND_CUT_CM1,
+                        prominence: float = 0.05) -> list[tuple[float, float]]:
+        """The strongest bands of one column (default the first) above ``min_cm1``, as written by
+        :meth:`to_csv`: local maxima of the intensity standing out by ``prominence`` x its range
+        above the cut, highest first, as (position in cm^-1 refined below the grid spacing, the
+        intensity at the maximum's grid point). ``psilearn spectrum`` prints them."""
+        from psilearn.spectral.peaks import strongest_peaks
+
+        col = self.columns[column or next(iter(self.columns))]
+        keep = self.wavenumber_cm1 >= min_cm1
+        if np.count_nonzero(keep) < 3:
+            return []
+        pos, idx = strongest_peaks(self.wavenumber_cm1[keep], col[keep], prominence, n_bands)
+        return [(float(p), float(col[keep][i])) for p, i in zip(pos, idx)]
 
 
 def derivative(x: np.ndarray, timestep_fs: float) -> np.ndarray:

@@ -24,29 +24,25 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from ase.units import Bohr, Debye
+
+from psilearn.data.units import known_units, to_ase_factor
 
 ORIGINS = ("com", "nuclear_charge", "zero")
 PERIODIC_DIPOLES = ("as_stored", "molecules")
 
-#: label units per e*Angstrom for the dipole units psilearn understands (keys lower-case, no spaces)
-_DIPOLE_UNITS = {
-    "e*a": 1.0, "ea": 1.0, "e*angstrom": 1.0, "e*ang": 1.0, "eangstrom": 1.0, "e*å": 1.0, "eå": 1.0,
-    "e*bohr": 1.0 / Bohr, "ebohr": 1.0 / Bohr, "au": 1.0 / Bohr, "a.u.": 1.0 / Bohr, "e*a0": 1.0 / Bohr, "atomic": 1.0 / Bohr,
-    "d": 1.0 / Debye, "debye": 1.0 / Debye,
-}
-
 
 def dipole_unit_factor(units: str) -> float:
-    """Label units per e*Angstrom for a dipole unit name (``e*A``, ``e*Bohr``/``au``, ``D``/``Debye``).
+    """Label units per e*Angstrom for a dipole unit name (``e*A``, ``e*Bohr``/``au``, ``D``/``Debye``),
+    from psilearn's one unit table (:mod:`psilearn.data.units`).
 
     Raises ValueError for anything else: QEq needs to know the units of dipole labels, because
     the charges are in e and the positions in Angstrom."""
-    key = (units or "").strip().lower().replace(" ", "").replace("·", "*")
-    if key not in _DIPOLE_UNITS:
+    try:
+        return 1.0 / to_ase_factor("dipole", units)
+    except ValueError:
         raise ValueError(f"unknown dipole units {units!r}: QEq needs the units of the dipole labels; "
-                         "pass --units e*Bohr (atomic units, as written by `psilearn label`), e*A or Debye")
-    return _DIPOLE_UNITS[key]
+                         f"pass --units e*Bohr (atomic units, as written by `psilearn label`), e*A or Debye "
+                         f"(known: {', '.join(known_units('dipole'))})") from None
 
 
 def dipole_origin(atoms: Atoms, origin: str = "com") -> np.ndarray:
