@@ -37,7 +37,7 @@ def _register_label(sub) -> None:
     p.add_argument("--method", required=True, help=f"XC/BASIS[/df] for PySCF, or an xTB method ({' / '.join(XTB_METHODS)})")
     p.add_argument("--observables", default="energy",
                    help="comma list of energy,forces,dipole,quadrupole,polarizability,charges,"
-                        "orbitals,shielding,apt (default: energy)")
+                        "orbitals,shielding,apt,density (default: energy)")
     p.add_argument("--db", default="labels.db", help="ASE SQLite label database (default labels.db)")
     p.add_argument("-o", "--output", help="extxyz file with the labelled input structures")
     p.add_argument("--workers", type=int, default=1, help="local Dask worker processes (0: no Dask)")
@@ -49,6 +49,9 @@ def _register_label(sub) -> None:
     p.add_argument("--polarizability-mode", choices=["analytic", "finite_field", "both"],
                    help="CPHF (finite-field fallback), finite field only, or both as cross-check")
     p.add_argument("--max-cycle", type=int, help="SCF iterations per retry rung (PySCF)")
+    p.add_argument("--aux-basis", help="auxiliary basis of the density labels (PySCF name; default def2-universal-jkfit)")
+    p.add_argument("--density-metric", choices=["coulomb", "overlap"],
+                   help="metric of the density fit (default coulomb, as in RI-J)")
     p.add_argument("--retry-failed", action="store_true", help="recompute stored failures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_label)
@@ -56,6 +59,7 @@ def _register_label(sub) -> None:
 
 def cmd_label(args: argparse.Namespace) -> int:
     from psilearn.data import read_structures, write_structures
+    from psilearn.label.base import parse_observables
     from psilearn.label.campaign import labelled_output, run_campaign
     from psilearn.label.registry import make_labeler
     from psilearn.label.xtb_methods import is_xtb_method
@@ -69,11 +73,17 @@ def cmd_label(args: argparse.Namespace) -> int:
         if args.multiplicity is not None:
             atoms.info.setdefault("multiplicity", args.multiplicity)
     options = {"grid_level": args.grid_level, "polarizability_mode": args.polarizability_mode,
-               "max_cycle": args.max_cycle}
+               "max_cycle": args.max_cycle, "density_aux_basis": args.aux_basis,
+               "density_metric": args.density_metric}
+    flags = {"density_aux_basis": "--aux-basis", "density_metric": "--density-metric"}
     if is_xtb_method(args.method):
-        for name in ("grid_level", "polarizability_mode", "max_cycle"):
+        for name in list(options):
             if options.pop(name) is not None:
-                raise ValueError(f"--{name.replace('_', '-')} applies to PySCF methods only")
+                raise ValueError(f"{flags.get(name, '--' + name.replace('_', '-'))} applies to PySCF methods only")
+    elif "density" not in parse_observables(args.observables):
+        for name, flag in flags.items():
+            if options[name] is not None:
+                raise ValueError(f"{flag} applies to --observables density only")
     labeler = make_labeler(args.method, args.observables, **options)
     summary = run_campaign(frames, labeler, args.db, workers=args.workers,
                            threads_per_worker=args.threads_per_worker, scheduler=args.scheduler,

@@ -123,7 +123,12 @@ class Dataset:
 
 def load_dataset(source, target: Target, symmetrize: bool = False) -> Dataset:
     """Read structures (a path/spec such as ``coords.xyz@:200``, or a list of Atoms) and validate
-    the Target's labels. See :func:`extract_values` and :func:`check_symmetry` for the checks."""
+    the Target's labels. See :func:`extract_values` and :func:`check_symmetry` for the checks.
+    A :class:`psilearn.targets.DensityTarget` gives a DensityDataset (:mod:`psilearn.data.density`)."""
+    if getattr(target, "kind", None) == "density":
+        from psilearn.data.density import load_density_dataset
+
+        return load_density_dataset(source, target)
     if isinstance(source, (list, tuple)):
         frames, name = list(source), "<memory>"
     else:

@@ -24,6 +24,7 @@ OBSERVABLES: tuple[str, ...] = (
     "orbitals",
     "shielding",
     "apt",
+    "density",
 )
 
 #: Units of every key a labeler may write (``info`` keys are per structure, ``arrays`` per atom).
@@ -48,6 +49,15 @@ UNITS: dict[str, str] = {
     "dos_sigma": "Hartree (Gaussian standard deviation)",
     "shielding": "ppm, GIAO NMR shielding tensor per atom, 9 numbers row-major sigma[a,b]",
     "apt": "e (a.u.), atomic polar tensor per atom, apt[k, 3*a+b] = d mu_a / d R_{k,b}",
+    "density_coefficients": "e: coefficients c_P of rho(r) = sum_P c_P phi_P(r) over PySCF's normalised functions of "
+                            "make_auxmol(mol, density_aux_basis), in that order (atom, shell, PySCF's m order)",
+    "density_aux_basis": "PySCF name of the auxiliary basis of density_coefficients",
+    "density_metric": "'coulomb' (c = (P|Q)^-1 (P|rho)) or 'overlap' (c = <P|Q>^-1 <P|rho>)",
+    "density_aux_shells": "per element, the degree l of each auxiliary radial function in order: 'H:0,0,1;O:...'",
+    "density_electrons": "e, integral of the fitted density, sum_P c_P int phi_P",
+    "density_fit_l2": "dimensionless, sqrt(int (rho_fit - rho)^2 / int rho^2) on the integration grid",
+    "density_fit_l1": "dimensionless, int |rho_fit - rho| / N_electrons on the integration grid",
+    "density_fit_dipole_error": "e*Bohr, |dipole of nuclei + fitted density - SCF dipole|",
     "positions": "Angstrom (ASE convention)",
 }
 
@@ -62,6 +72,8 @@ OBSERVABLE_KEYS: dict[str, tuple[str, ...]] = {
     "orbitals": ("orbital_energies", "homo", "lumo", "gap", "dos"),
     "shielding": ("shielding",),
     "apt": ("apt",),
+    "density": ("density_coefficients", "density_aux_basis", "density_metric", "density_aux_shells",
+                "density_electrons", "density_fit_l2", "density_fit_l1", "density_fit_dipole_error"),
 }
 
 

@@ -19,6 +19,7 @@ from psilearn.label.base import LabelError, configure_threads, parse_observables
 from psilearn.label.hashing import code_version, method_hash
 from psilearn.label.orbitals import DOSGrid, orbital_labels
 from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
+from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, check_aux_basis, check_metric
 
 #: Bumped whenever the meaning of a stored label changes (part of the method hash).
 LABEL_SCHEMA = 1
@@ -50,6 +51,8 @@ class PySCFLabeler:
         or ``'both'`` (CPHF stored, finite field computed as cross-check: ``alpha_ff_rel_diff``).
     field_step: finite-field step (a.u. of field strength). apt_step: displacement (Bohr).
     dos: energy grid and broadening for the DOS (Hartree).
+    density_aux_basis, density_metric: auxiliary basis (a PySCF name) and metric (``coulomb`` or
+        ``overlap``) of the ``density`` labels (:mod:`psilearn.label.density`).
     threads: BLAS/OpenMP threads inside one label (use 1 and parallelise over processes).
     """
 
@@ -65,6 +68,8 @@ class PySCFLabeler:
     field_step: float = 1e-3
     apt_step: float = 1e-3
     dos: DOSGrid = field(default_factory=DOSGrid)
+    density_aux_basis: str = DEFAULT_AUX_BASIS
+    density_metric: str = "coulomb"
     threads: int = 1
     max_memory_mb: int = 2000
 
@@ -79,6 +84,8 @@ class PySCFLabeler:
             )
         if isinstance(self.dos, dict):
             self.dos = DOSGrid(**self.dos)
+        self.density_aux_basis = check_aux_basis(self.density_aux_basis)  # unknown names fail here
+        self.density_metric = check_metric(self.density_metric)
 
     # ---- identity ----------------------------------------------------------------------------
     @property
@@ -95,7 +102,10 @@ class PySCFLabeler:
         d.pop("max_memory_mb")
         d["dos"] = self.dos.as_dict()
         d["observables"] = sorted(self.observables)
-        if self.is_hf:
+        if "density" not in self.observables:
+            d.pop("density_aux_basis")
+            d.pop("density_metric")
+        if self.is_hf and "density" not in self.observables:  # the density fit's errors use a grid
             d.pop("grid_level")
         if "polarizability" not in self.observables:
             d.pop("polarizability_mode")
@@ -275,9 +285,8 @@ class PySCFLabeler:
                 apt[k, :, b] = (mus[0] - mus[1]) / (2.0 * self.apt_step)
         return apt
 
-    def hirshfeld(self, mol, mf) -> np.ndarray:
-        from psilearn.label.hirshfeld import hirshfeld_charges
-
+    def grids(self, mol, mf):
+        """The SCF's integration grid (built), or a level-``grid_level`` grid for HF."""
         grids = getattr(mf, "grids", None)
         if grids is None:
             from pyscf.dft import gen_grid
@@ -286,7 +295,12 @@ class PySCFLabeler:
             grids.level = self.grid_level
         if grids.coords is None:
             grids.build()
-        return hirshfeld_charges(mol, mf.make_rdm1(), grids)
+        return grids
+
+    def hirshfeld(self, mol, mf) -> np.ndarray:
+        from psilearn.label.hirshfeld import hirshfeld_charges
+
+        return hirshfeld_charges(mol, mf.make_rdm1(), self.grids(mol, mf))
 
     # ---- the protocol ------------------------------------------------------------------------
     def label(self, atoms: Atoms) -> Atoms:
@@ -294,12 +308,14 @@ class PySCFLabeler:
         configure_threads(self.threads)
         from pyscf import lib, scf
 
+        from psilearn.label.density import density_auxmol, density_labels
         from psilearn.label.multipoles import dipole_moment, quadrupole_moment
 
         lib.num_threads(self.threads)
         t0 = time.perf_counter()
         atoms = check_periodicity(atoms, self.name, periodic_ok=False)
         mol = self.build_mol(atoms)
+        auxmol = density_auxmol(mol, self.density_aux_basis) if "density" in self.observables else None
         mf, rung = self.run_scf(mol)
         out = atoms.copy()
         out.calc = None
@@ -337,6 +353,9 @@ class PySCFLabeler:
             arrays["shielding"] = shielding_tensors(mf).reshape(len(atoms), 9)
         if "apt" in obs:
             arrays["apt"] = self.atomic_polar_tensors(mol, mf).reshape(len(atoms), 9)
+        if "density" in obs:
+            info.update(density_labels(mol, dm, auxmol, self.density_aux_basis, self.density_metric,
+                                       self.grids(mol, mf)))
         info["label_seconds"] = time.perf_counter() - t0
         return out
 
