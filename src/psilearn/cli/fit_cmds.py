@@ -87,7 +87,7 @@ def cmd_fit(args) -> int:
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     t0 = time.perf_counter()
     model = fit_model(kind, target, ds, config, seed=seed, progress=True, run_options=_run_options(args, kind))
-    model.save(args.output)
+    model.save(args.output, overwrite=args.overwrite)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s; saved to {args.output}")
     print(f"held-out estimate ({held['method']}):")
@@ -199,8 +199,9 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="nn: continue an interrupted training run from its checkpoints")
     from psilearn.cli.qeq_args import add_long_range_args
 
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model at MODEL (refused otherwise)")
     add_long_range_args(p)
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=cmd_fit, reads=("train", "config"), writes={"output": "model"})
 
     p = sub.add_parser("predict", help="predict with a saved model", description="Predict the model's observable for new structures. Writes "
         "KEY and KEY_std (info for structure targets, arrays for atom targets), flattened row-major; an existing KEY in the input is kept "
@@ -209,7 +210,7 @@ def register(sub) -> None:
     p.add_argument("input", metavar="INPUT", help="structures (ASE-readable, @slice allowed)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.xyz")
     p.add_argument("--no-std", action="store_true", help="skip uncertainties (several times faster for large models); KEY_std is not written")
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, reads=("model", "input"), writes={"output": "file"})
 
     p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test "
         "set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration.")
@@ -218,7 +219,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="PNG", help="write a parity plot")
     p.add_argument("--symmetrize", action="store_true", help="project test labels onto the declared symmetry")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, reads=("model", "test"), writes={"plot": "file"})
 
     p = sub.add_parser("learning-curve", help="test error against training-set size", description="Fit on random subsets of TRAIN of the "
         "given sizes and report test errors on TEST.\n\n" + TARGET_HELP,
@@ -233,4 +234,4 @@ def register(sub) -> None:
     p.add_argument("--plot", metavar="PNG", help="write the curve as a PNG")
     p.add_argument("--json", action="store_true", help="also print the curve as JSON")
     add_long_range_args(p)
-    p.set_defaults(func=cmd_learning_curve)
+    p.set_defaults(func=cmd_learning_curve, reads=("train", "test", "config"), writes={"plot": "file"})

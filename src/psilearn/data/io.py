@@ -105,11 +105,13 @@ def _normalise(frames: list[Atoms], path: str) -> list[Atoms]:
 
 def write_structures(path: str | os.PathLike, frames: list[Atoms], format: str | None = None) -> None:
     """Write structures to extxyz (or ``format``, or any format ASE infers from the name),
-    atomically: a crash mid-write never leaves a truncated file in place of a good one."""
+    atomically (:func:`psilearn.data.outputs.atomic_write`): a crash or Ctrl-C mid-write never
+    leaves a truncated file in place of a good one. Missing directories are created."""
     import ase.io
 
+    from psilearn.data.outputs import atomic_write
+
     path = str(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
     fmt = format or ("extxyz" if path.endswith((".xyz", ".extxyz")) else None)
     clean = []
     for a in frames:
@@ -117,5 +119,8 @@ def write_structures(path: str | os.PathLike, frames: list[Atoms], format: str |
         b.calc = None
         b.info.pop("source", None)
         clean.append(b)
-    ase.io.write(tmp, clean, format=fmt)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        try:
+            ase.io.write(tmp, clean, format=fmt)
+        except (ValueError, KeyError) as exc:  # e.g. a format ASE cannot infer from the name
+            raise DataError(f"{path}: cannot write structures ({type(exc).__name__}: {exc})") from None

@@ -69,7 +69,9 @@ def read_spectrum_table(path, allow_grid_only: bool = False) -> tuple[np.ndarray
 def write_spectrum_table(path, grid, spectra, names: list[str], grid_name: str = "grid", comments: dict | None = None) -> None:
     """CSV: '#' comment lines, a header row, then one row per grid point."""
     spectra = np.atleast_2d(spectra)
-    with open(path, "w") as fh:
+    from psilearn.data.outputs import open_atomic
+
+    with open_atomic(path) as fh:
         for k, v in (comments or {}).items():
             fh.write(f"# {k}: {v}\n")
         fh.write(",".join([grid_name, *names]) + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from psilearn.data.outputs import atomic_write
 from psilearn.metrics.regression import block_names
 from psilearn.targets import Target
 
@@ -15,6 +16,12 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str) -> None:
+    """Write ``fig`` as a PNG (120 dpi) atomically: a crash mid-write leaves no half-written file."""
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=120)
 
 
 def parity_plot(target: Target, ref_irreps: np.ndarray, pred_irreps: np.ndarray, path: str, title: str = "",
@@ -39,7 +46,7 @@ def parity_plot(target: Target, ref_irreps: np.ndarray, pred_irreps: np.ndarray,
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -56,5 +63,5 @@ def learning_curve_plot(sizes: list[int], curves: dict[str, list[float]], path: 
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
