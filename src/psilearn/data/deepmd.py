@@ -95,6 +95,8 @@ def _symbols(path: str) -> list[str]:
     if bad is not None:
         raise DataError(f"{type_file}: {bad!r} is not an atom type (a non-negative integer indexing type_map.raw)")
     type_map = _read_tokens(map_file)
+    if not type_map:
+        raise DataError(f"{map_file}: empty (one element symbol per atom type expected)")
     unknown = next((t for t in type_map if t not in chemical_symbols[1:]), None)
     if unknown is not None:
         raise DataError(f"{map_file}: {unknown[:20]!r} is not an element symbol")

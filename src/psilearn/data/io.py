@@ -9,6 +9,7 @@ from ase import Atoms
 
 from psilearn.data.errors import DataError
 from psilearn.data.frame_checks import check_selection, check_structure, selected
+from psilearn.data.magres_scan import diagnose_magres, is_magres
 from psilearn.data.xyz_scan import is_xyz
 
 
@@ -57,6 +58,8 @@ def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[
     except StopIteration:
         frames = []
     except Exception as exc:  # ASE raises many types for malformed files; report them uniformly
+        if is_magres(path, format):
+            raise DataError(diagnose_magres(path, exc)) from None
         raise DataError(f"{path}: cannot read structures ({_reason(exc)})") from None
     if isinstance(frames, Atoms):
         frames = [frames]

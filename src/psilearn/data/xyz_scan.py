@@ -61,8 +61,9 @@ def scan_xyz(path: str) -> XYZLayout:
         if not line.strip():
             more = next((k for k in range(n + 1, len(lines)) if lines[k].strip()), None)
             if more is not None:
-                raise DataError(f"{path}, line {n + 1}: blank line after frame {len(starts) - 1}; readers stop there, so the "
-                                f"frames from line {more + 1} on would be lost (remove the blank line)")
+                after = f"after frame {len(starts) - 1}" if starts else "before the first frame"
+                raise DataError(f"{path}, line {n + 1}: blank line {after}; readers stop there, so the frames from line "
+                                f"{more + 1} on would be lost (remove the blank line)")
             break
         try:
             natoms = int(line)
@@ -136,6 +137,10 @@ def _diagnose_frame(layout: XYZLayout, k: int) -> str | None:
         _, _, dtype, convs = parse_properties(props)
     except Exception as exc:  # noqa: BLE001
         return f"{where}: invalid Properties {_short(str(props))} ({_ase_reason(exc)}); expected NAME:TYPE:NCOLS fields, e.g. species:S:1:pos:R:3"
+    fields = str(props).split(":")
+    shape = dict(zip(fields[::3], zip(fields[1::3], fields[2::3])))
+    if shape.get("pos", ("R", "3")) != ("R", "3") or "pos" not in shape:
+        return f"{where}: Properties {_short(str(props))} must hold pos:R:3 (the positions, three real columns)"
     for j in range(layout.natoms(k)):
         row = start + 2 + j
         reason = _diagnose_atom_line(lines[row].split(), dtype.names, convs, str(props))
