@@ -68,3 +68,18 @@ def test_good_cells_still_read(tmp_path):
     write_structures(tmp_path / "ok.xyz", [cubic, skewed, molecule])
     frames = read_structures(tmp_path / "ok.xyz")
     assert [bool(a.pbc.all()) for a in frames] == [True, True, False]
+
+
+def test_models_check_structures_built_in_memory(world):
+    """The ASE calculator and Python callers hand Atoms to Model.predict directly: same checks."""
+    from psilearn.models import load
+
+    model = load(world / "e.model")
+    flat = Atoms("OH2", positions=[[0, 0, 0], [0, 0.76, 0.59], [0, -0.76, 0.59]], cell=[[1, 0, 0], [2, 0, 0], [0, 0, 1]], pbc=True)
+    with pytest.raises(DataError, match="coplanar or collinear"):
+        model.predict(flat)
+    far = Atoms("OH2", positions=[[0, 0, 0], [0, 0.76, 0.59], [0, -0.76, 1e7]])
+    with pytest.raises(DataError, match="from the origin"):
+        model.predict([far])
+    zero_cell = Atoms("OH2", positions=[[0, 0, 0], [0, 0.76, 0.59], [0, -0.76, 0.59]], pbc=True)  # all-zero lattice: a molecule
+    assert model.predict(zero_cell).values.shape == (1, 1)

@@ -93,7 +93,7 @@ def check_structure(atoms: Atoms, where: str) -> None:
         raise DataError(f"{where}: the lattice (cell) has non-finite values")
     if np.abs(cell).max() > MAX_COORDINATE:
         raise DataError(f"{where}: a lattice vector is longer than {MAX_COORDINATE:.0e} Angstrom")
-    if atoms.pbc.any():
+    if atoms.pbc.any() and cell.any():  # an all-zero lattice is a molecule (read_structures sets pbc=False)
         _check_periodic_cell(atoms, cell, where)
 
 
