@@ -256,7 +256,7 @@ def test_fuzz_tensor_formula(formula, traceless, parity):
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(formula=FORMULAS, traceless=st.booleans(), parity=st.sampled_from([1, -1]))
 def test_fuzz_tensor_formula_with_e3nn(formula, traceless, parity):
     _formula_or_config_error(formula, traceless, parity)
