@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/psilearn demo --out demo-output
+	$(VENV)/bin/psilearn demo --out demo-output --overwrite
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts

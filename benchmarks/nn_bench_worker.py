@@ -41,7 +41,7 @@ def main() -> None:
     from psilearn.metrics.regression import calibration
     from psilearn.models import load
 
-    argv = ["fit", args.train, "--target", args.target, "--model", args.model, "-o", args.out, "--seed", str(args.seed)]
+    argv = ["fit", args.train, "--target", args.target, "--model", args.model, "-o", args.out, "--seed", str(args.seed), "--overwrite"]
     if args.tensor:
         argv += ["--tensor", args.tensor]
     if args.config:

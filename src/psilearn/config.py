@@ -250,9 +250,11 @@ def load_config(path: str | Path | None) -> dict:
     if not p.is_file():
         raise FileNotFoundError(f"config file {path} not found")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) file; expected a YAML options file") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+        raise ConfigError(f"{path}: invalid YAML ({_yaml_reason(exc)})") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with sections ({', '.join(SECTIONS)}), got {show(data)}")
@@ -263,6 +265,14 @@ def load_config(path: str | Path | None) -> dict:
         if options is not None and not isinstance(options, dict):
             raise Where(path, s).error(None, f"expected a mapping of options, got {show(options)}")
     return {s: dict(options or {}) for s, options in data.items()}
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    """'line 2, column 1: expected ',' or ']', but got '<stream end>'' from a YAML error (one line)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
 
 
 def check_sections(config: Mapping, allowed, kind: str, source: str | Path | None = None) -> None:

@@ -97,7 +97,7 @@ def cmd_fit(args) -> int:
                                                 progress=True, run_options=_run_options(args, kind))
     else:
         model = fit_model(kind, target, ds, config, seed=seed, progress=True, run_options=_run_options(args, kind))
-    model.save(args.output)
+    model.save(args.output, overwrite=args.overwrite)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s; saved to {args.output}")
     if validation is None or not reads_nn_train(kind):  # nn kinds: their held-out set is the validation set
@@ -233,8 +233,9 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="nn: continue an interrupted training run from its checkpoints")
     from psilearn.cli.qeq_args import add_long_range_args
 
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model at MODEL (refused otherwise)")
     add_long_range_args(p)
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=cmd_fit, reads=("train", "config"), writes={"output": "model"})
 
     p = sub.add_parser("predict", help="predict with a saved model", description="Predict the model's observable for new structures. Writes "
         "KEY and KEY_std (info for structure targets, arrays for atom targets), flattened row-major; an existing KEY in the input is kept "
@@ -243,7 +244,7 @@ def register(sub) -> None:
     p.add_argument("input", metavar="INPUT", help="structures (ASE-readable, @slice allowed)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.xyz")
     p.add_argument("--no-std", action="store_true", help="skip uncertainties (several times faster for large models); KEY_std is not written")
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, reads=("model", "input"), writes={"output": "file"})
 
     p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test "
         "set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration. Rank-2 "
@@ -262,7 +263,7 @@ def register(sub) -> None:
                    "interval +-z*std of the predicted uncertainty against the expected coverage (10%% ... 99%%), with the "
                    "ideal diagonal; below it the uncertainties are too small. Not written for models without uncertainties")
     p.add_argument("--symmetrize", action="store_true", help="project test labels onto the declared symmetry")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, reads=("model", "test"), writes={"plot": "file"})
 
     p = sub.add_parser("learning-curve", help="test error against training-set size", description="Fit on random subsets of TRAIN of the "
         "given sizes and report test errors on TEST.\n\n" + TARGET_HELP,
@@ -281,4 +282,4 @@ def register(sub) -> None:
                    "stderr): sizes, pct_rmse (mean), pct_rmse_std, pct_rmse_all, rmse, rmse_std, fit_seconds, rows with "
                    "the full test metrics of every fit")
     add_long_range_args(p)
-    p.set_defaults(func=cmd_learning_curve)
+    p.set_defaults(func=cmd_learning_curve, reads=("train", "test", "config"), writes={"plot": "file"})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +53,7 @@ def _register_label(sub) -> None:
                    help="metric of the density fit (default coulomb, as in RI-J)")
     p.add_argument("--retry-failed", action="store_true", help="recompute stored failures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_label)
+    p.set_defaults(func=cmd_label, reads=("input",), writes={"db": "database", "output": "file"})
 
 
 def cmd_label(args: argparse.Namespace) -> int:
@@ -111,16 +110,14 @@ def _register_db(sub) -> None:
     e.add_argument("-o", "--output", required=True)
     e.add_argument("--method-hash", help="only this method (hash or unique prefix)")
     e.add_argument("--include-failed", action="store_true", help="also write failed structures")
-    e.set_defaults(func=cmd_db_export)
+    e.set_defaults(func=cmd_db_export, reads=("db",), writes={"output": "file"})
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
 
 def _open_store(path: str):
     from psilearn.label.store import LabelStore
 
-    if not Path(path).exists():
-        raise FileNotFoundError(f"label database not found: {path}")
-    return LabelStore(path)
+    return LabelStore(path, create=False)  # reading: nothing is written to the file
 
 
 def cmd_db_status(args: argparse.Namespace) -> int:
@@ -173,7 +170,7 @@ def _register_sample(sub) -> None:
     p.add_argument("--stdev", type=float, default=0.05, help="rattle displacement, A")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, help="extxyz output")
-    p.set_defaults(func=cmd_sample)
+    p.set_defaults(func=cmd_sample, reads=("input",), writes={"output": "file"})
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -8,7 +8,10 @@ from importlib import import_module
 
 from psilearn._version import __version__
 
-# Each module defines register(subparsers) and sets a ``func(args) -> int`` default on its parsers.
+# Each module defines register(subparsers) and sets a ``func(args) -> int`` default on its parsers,
+# and, for commands that write, ``reads`` (the dests of its input arguments) and ``writes``
+# (dest -> "file" | "model" | "database" | "directory"): main checks those outputs before the command
+# runs (psilearn.data.outputs: never an input, never an existing model or database without --overwrite).
 COMMAND_MODULES = [
     "psilearn.cli.fit_cmds",
     "psilearn.cli.data_cmds",
@@ -39,6 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse (DataError) outputs that would lose data, from the command's ``reads`` and ``writes``."""
+    writes = getattr(args, "writes", None)
+    if not writes:
+        return
+    from psilearn.data.outputs import check_outputs
+
+    inputs = [getattr(args, dest, None) for dest in getattr(args, "reads", ())]
+    outputs = {_flag(dest): (getattr(args, dest, None), kind) for dest, kind in writes.items()}
+    check_outputs(outputs, inputs, overwrite=bool(getattr(args, "overwrite", False)))
+
+
+def _flag(dest: str) -> str:
+    return "-o" if dest == "output" else "--" + dest.replace("_", "-")
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an input error: a KeyError's key, an OSError's file and reason, newlines folded."""
+    if isinstance(exc, KeyError) and exc.args:
+        msg = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        msg = f"{exc.filename}: {exc.strerror}"
+    else:
+        msg = str(exc) or type(exc).__name__
+    return " ".join(part.strip() for part in msg.splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,14 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
+        check_paths(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
-        # Input problems (bad files, labels, options) get one readable line, not a traceback.
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"psilearn {args.command}: error: {msg}", file=sys.stderr)
+    except (UserError, ValueError, OSError, KeyError) as exc:
+        # Input problems (bad files, labels, options, paths) get one readable line, not a traceback.
+        print(f"psilearn {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
 
 

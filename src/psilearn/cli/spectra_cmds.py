@@ -87,7 +87,7 @@ def cmd_fit_spectrum(args) -> int:
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     t0 = time.perf_counter()
     model = fit_model("spectrum", target, ds, config, seed=args.seed, progress=True)
-    model.save(args.output)
+    model.save(args.output, overwrite=args.overwrite)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s ({model.metadata['n_columns']} output columns, loss {model.config.loss}); saved to {args.output}")
     if "train_shifts" in model.metadata:
@@ -148,12 +148,24 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _number(flag: str, text: str, what: str, integer: bool = False) -> int | float:
+    """A positive count (or, unless ``integer``, a fraction in (0, 1)) from a flag's text; ValueError naming the flag."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or (value >= 1 or integer) and value != int(value):
+        raise ValueError(f"{flag}: expected {what}, got {text!r}")
+    return value if value < 1 else int(value)
+
+
 def cmd_pca(args) -> int:
     from psilearn.observe.spectrum_sets import spectra_pca, write_pca_csv
 
-    n_comp = float(args.n_components) if float(args.n_components) < 1 else int(args.n_components)
+    n_comp = _number("--n-components", args.n_components, "a number of components or a variance fraction in (0, 1)")
+    clusters = args.clusters if args.clusters == "auto" else _number("--clusters", args.clusters, "a number of clusters or auto", integer=True)
     res = spectra_pca(args.spectra, key=args.key, grid=args.grid or None, split=args.split, on_mismatch=args.on_grid_mismatch,
-                      n_components=n_comp, clusters=args.clusters if args.clusters == "auto" else int(args.clusters),
+                      n_components=n_comp, clusters=clusters,
                       cluster_dims=args.cluster_dims, normalize=args.normalize, seed=args.seed)
     pca, labels = res["pca"], res["labels"]
     cum = np.cumsum(pca.explained)
@@ -210,7 +222,8 @@ def _register_fit(sub) -> None:
     m.add_argument("--config", metavar="YAML", help="options file with 'soap:' and 'model:' sections (SpectrumConfig)")
     m.add_argument("--seed", type=int, default=None, help="random seed (CV folds); wins over model.seed in --config; default 0")
     p.add_argument("-o", "--output", required=True, metavar="MODEL")
-    p.set_defaults(func=cmd_fit_spectrum)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model at MODEL (refused otherwise)")
+    p.set_defaults(func=cmd_fit_spectrum, reads=("train", "config", "grid"), writes={"output": "model"})
 
     p = sub.add_parser("predict-spectrum", help="predict spectra with a spectrum model",
                        description="Predict spectra for structures. OUT.csv: a table (grid + one column per structure, local spectra summed); "
@@ -219,7 +232,7 @@ def _register_fit(sub) -> None:
     p.add_argument("input", metavar="INPUT", help="structures (ASE file, DeePMD system or XANES folder)")
     p.add_argument("--split", help="XANES folders: only this split")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
-    p.set_defaults(func=cmd_predict_spectrum)
+    p.set_defaults(func=cmd_predict_spectrum, reads=("model", "input"), writes={"output": "file"})
 
 
 def _register_compare(sub) -> None:
@@ -241,7 +254,7 @@ def _register_compare(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--csv", metavar="CSV", help="write per-pair metrics")
     p.add_argument("--plot", metavar="PNG", help="overlay the worst pairs")
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, reads=("a", "b", "grid"), writes={"csv": "file", "plot": "file"})
 
     p = sub.add_parser("pca", help="PCA and clustering of a set of spectra, with a plot",
                        description="Principal components of SPECTRA (any source accepted by `psilearn compare`), k-means clusters of the "
@@ -256,7 +269,7 @@ def _register_compare(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--csv", metavar="CSV", help="write scores and cluster labels")
     p.add_argument("-o", "--output", metavar="PNG", help="plot (default: none)")
-    p.set_defaults(func=cmd_pca)
+    p.set_defaults(func=cmd_pca, reads=("spectra", "grid"), writes={"csv": "file", "output": "file"})
 
 
 def register(sub) -> None:

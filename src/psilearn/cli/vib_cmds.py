@@ -5,6 +5,7 @@ and :func:`psilearn.observe.trajectory.trajectory_spectrum`; these commands pars
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -39,15 +40,17 @@ def cmd_md(args) -> int:
 
 # ---- spectrum ir / raman -------------------------------------------------------------------------------
 def cmd_spectrum(args) -> int:
+    from psilearn.data.outputs import check_outputs
     from psilearn.observe.plots import plot_vibrational
     from psilearn.observe.trajectory import trajectory_spectrum
 
+    png = args.png or (os.path.splitext(args.output)[0] + ".png")
+    check_outputs({"-o": (args.output, "file"), "--png (default: OUTPUT with .png)": (png, "file")}, [args.trajectory, args.model])
     spec = trajectory_spectrum(args.spectrum_kind, args.trajectory, model=args.model or None, key=args.key or None,
                                timestep_fs=args.timestep, batch=args.batch, correlation_fs=args.correlation,
                                window=args.window, zero_padding=args.zero_padding, qcf=args.qcf,
                                temperature_k=args.temperature, max_cm1=args.max_cm1)
     spec.to_csv(args.output)
-    png = args.png or (args.output.rsplit(".", 1)[0] + ".png")
     title = {"ir": "IR", "raman": "Raman"}[args.spectrum_kind]
     plot_vibrational(spec, png, title=f"{title}: {args.trajectory}")
     from psilearn.observe.vibrational import BAND_CUT_CM1
@@ -80,7 +83,7 @@ def _register_md(sub) -> None:
     p.add_argument("--multiplicity", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, metavar="TRAJ.xyz")
-    p.set_defaults(func=cmd_md)
+    p.set_defaults(func=cmd_md, reads=("structure",), writes={"output": "file"})
 
 
 def _vib_args(p) -> None:
@@ -109,10 +112,10 @@ def _register_spectrum(sub) -> None:
     ssub = p.add_subparsers(dest="spectrum_kind", metavar="{ir,raman}")
     ir = ssub.add_parser("ir", help="IR absorption from a dipole model (target: vector 'i')")
     _vib_args(ir)
-    ir.set_defaults(func=cmd_spectrum)
+    ir.set_defaults(func=cmd_spectrum, reads=("trajectory", "model"), writes={"output": "file", "png": "file"})
     ra = ssub.add_parser("raman", help="isotropic/anisotropic (and VV/VH) Raman from a polarizability model (target 'ij=ji')")
     _vib_args(ra)
-    ra.set_defaults(func=cmd_spectrum)
+    ra.set_defaults(func=cmd_spectrum, reads=("trajectory", "model"), writes={"output": "file", "png": "file"})
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data.errors import DataError, frame_location
+from psilearn.data.frame_checks import check_structure
 from psilearn.data.io import read_structures
 from psilearn.targets import Target
 
@@ -131,6 +132,8 @@ def load_dataset(source, target: Target, symmetrize: bool = False) -> Dataset:
         return load_density_dataset(source, target)
     if isinstance(source, (list, tuple)):
         frames, name = list(source), "<memory>"
+        for i, atoms in enumerate(frames):
+            check_structure(atoms, frame_location(atoms, i))
     else:
         frames, name = read_structures(source), str(source)
     if not frames:

@@ -16,7 +16,7 @@ from psilearn.data.errors import DataError, frame_location
 def _integer(value, name: str, prefix: str) -> int:
     try:
         out = int(round(float(value)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: inf
         raise DataError(f"{prefix}atoms.info[{name!r}] must be an integer, got {value!r}") from None
     if abs(float(value) - out) > 1e-8:
         raise DataError(f"{prefix}atoms.info[{name!r}] must be an integer, got {value!r}")

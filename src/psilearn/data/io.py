@@ -8,16 +8,20 @@ from pathlib import Path
 from ase import Atoms
 
 from psilearn.data.errors import DataError
+from psilearn.data.frame_checks import check_selection, check_structure, selected
+from psilearn.data.magres_scan import diagnose_magres, is_magres
 from psilearn.data.periodicity import apply_periodicity
+from psilearn.data.xyz_scan import is_xyz
 
 
 def split_spec(spec: str) -> tuple[str, str]:
     """'coords.xyz@:200' -> ('coords.xyz', ':200'); a path without '@' selects every frame.
-    Only an '@' in the file name counts, so folders like 'user@host/' are fine."""
+    Only an '@' in the file name counts, so folders like 'user@host/' are fine, and an existing
+    file whose name holds an '@' is read whole."""
     spec = str(spec)
     head, tail = os.path.split(spec)
     name, sep, index = tail.rpartition("@")
-    if not sep or not name:
+    if not sep or not name or os.path.exists(spec):
         return spec, ":"
     return os.path.join(head, name), index or ":"
 
@@ -29,7 +33,9 @@ def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[
 
     The periodicity rule of :mod:`psilearn.data.periodicity` is applied: a frame whose lattice is
     all zeros is a molecule (``pbc=False``); a periodic frame with a degenerate cell is refused.
-    Raises DataError for a missing, empty or unreadable file.
+    Raises DataError, naming the file, the frame and for XYZ files the line, for a missing, empty or
+    unreadable file, a bad selection (``@0-50``), or a structure psilearn cannot use (unknown
+    element, non-finite or absurd coordinates, a flat periodic cell: :mod:`psilearn.data.frame_checks`).
     """
     path, index = split_spec(str(spec))
     if not os.path.exists(path):
@@ -37,20 +43,26 @@ def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[
     if os.path.isdir(path):
         from psilearn.data.deepmd import is_deepmd_system, read_deepmd
 
-        if is_deepmd_system(path):
-            frames = read_deepmd(path)
-            return _normalise(_apply_index(frames, index, path), path)
-        raise DataError(f"{path}: a directory, but not a DeePMD system (no type.raw)")
+        if not is_deepmd_system(path):
+            raise DataError(f"{path}: a directory, but not a DeePMD system (no type.raw)")
+        frames = read_deepmd(path)
+        chosen = selected(check_selection(index, path), len(frames), path)
+        return _normalise([frames[i] for i in chosen], path, chosen)
     if os.path.getsize(path) == 0:
         raise DataError(f"{path}: the file is empty")
+    index = check_selection(index, path, database=_is_database(path, format))
+    if is_xyz(path, format):
+        return _read_xyz(path, index, format)
     import ase.io
 
     try:
-        frames = ase.io.read(path, index=index, format=format)
+        frames = ase.io.read(path, index=index, format=format, do_not_split_by_at_sign=True)
     except StopIteration:
         frames = []
     except Exception as exc:  # ASE raises many types for malformed files; report them uniformly
-        raise DataError(f"{path}: cannot read structures ({type(exc).__name__}: {exc})") from None
+        if is_magres(path, format):
+            raise DataError(diagnose_magres(path, exc)) from None
+        raise DataError(f"{path}: cannot read structures ({_reason(exc)})") from None
     if isinstance(frames, Atoms):
         frames = [frames]
     if not frames:
@@ -58,14 +70,33 @@ def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[
     return _normalise(list(frames), path)
 
 
-def _apply_index(frames: list[Atoms], index: str, path: str) -> list[Atoms]:
+def _is_database(path: str, format: str | None) -> bool:
+    return format in ("db", "json") if format else path.lower().endswith((".db", ".json"))
+
+
+def _reason(exc: Exception) -> str:
+    from ase.io.formats import UnknownFileTypeError
+
+    if isinstance(exc, UnknownFileTypeError):
+        return f"unknown file format ({exc}); use a name ending in .xyz, .extxyz, .db, .traj, .magres, ... or a DeePMD folder"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _read_xyz(path: str, index: str, format: str | None) -> list[Atoms]:
+    """An (extended) XYZ file, its layout checked first so that errors name frame and line."""
+    import ase.io
+
+    from psilearn.data.xyz_scan import diagnose_xyz, scan_xyz
+
+    layout = scan_xyz(path)
+    if not layout.starts:
+        raise DataError(f"{path}: no structures (only blank lines)")
+    chosen = selected(index, len(layout.starts), path)
     try:
-        if ":" in index:
-            parts = [int(p) if p else None for p in index.split(":")]
-            return frames[slice(*parts)]
-        return [frames[int(index)]]
-    except (ValueError, IndexError):
-        raise DataError(f"{path}: invalid frame selection {index!r}") from None
+        frames = ase.io.read(path, index=index, format=format, do_not_split_by_at_sign=True)
+    except Exception as exc:  # noqa: BLE001 -- explained frame by frame
+        raise DataError(diagnose_xyz(layout, chosen, exc)) from None
+    return _normalise([frames] if isinstance(frames, Atoms) else list(frames), path, chosen)
 
 
 def _restore_calculator_labels(atoms: Atoms) -> None:
@@ -87,27 +118,31 @@ def _restore_calculator_labels(atoms: Atoms) -> None:
                 from ase.stress import voigt_6_to_full_3x3_stress
 
                 arr = voigt_6_to_full_3x3_stress(arr).ravel()
-            atoms.info.setdefault(key, arr if arr.ndim else float(arr))
+            atoms.info.setdefault(key, arr if arr.ndim else (float(arr) if arr.dtype.kind in "biuf" else arr.item()))
     atoms.calc = None
 
 
-def _normalise(frames: list[Atoms], path: str) -> list[Atoms]:
-    for i, atoms in enumerate(frames):
+def _normalise(frames: list[Atoms], path: str, numbers=None) -> list[Atoms]:
+    """Labels out of ASE's calculator, the zero-lattice rule, the checks of every structure, and
+    'source' ('file.xyz:7', ``numbers``: the frame numbers in the file when known)."""
+    numbers = range(len(frames)) if numbers is None else numbers
+    for i, atoms in zip(numbers, frames):
         _restore_calculator_labels(atoms)
         apply_periodicity(atoms, f"{path}, frame {i}")  # the one periodicity rule (data/periodicity.py)
-        if len(atoms) == 0:
-            raise DataError(f"{path}, frame {i}: no atoms")
+        check_structure(atoms, f"{path}, frame {i}")
         atoms.info.setdefault("source", f"{Path(path).name}:{i}")
     return frames
 
 
 def write_structures(path: str | os.PathLike, frames: list[Atoms], format: str | None = None) -> None:
     """Write structures to extxyz (or ``format``, or any format ASE infers from the name),
-    atomically: a crash mid-write never leaves a truncated file in place of a good one."""
+    atomically (:func:`psilearn.data.outputs.atomic_write`): a crash or Ctrl-C mid-write never
+    leaves a truncated file in place of a good one. Missing directories are created."""
     import ase.io
 
+    from psilearn.data.outputs import atomic_write
+
     path = str(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
     fmt = format or ("extxyz" if path.endswith((".xyz", ".extxyz")) else None)
     clean = []
     for a in frames:
@@ -115,5 +150,8 @@ def write_structures(path: str | os.PathLike, frames: list[Atoms], format: str |
         b.calc = None
         b.info.pop("source", None)
         clean.append(b)
-    ase.io.write(tmp, clean, format=fmt)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        try:
+            ase.io.write(tmp, clean, format=fmt)
+        except (ValueError, KeyError) as exc:  # e.g. a format ASE cannot infer from the name
+            raise DataError(f"{path}: cannot write structures ({type(exc).__name__}: {exc})") from None

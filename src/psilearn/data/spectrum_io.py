@@ -33,20 +33,21 @@ def read_spectrum_table(path, allow_grid_only: bool = False) -> tuple[np.ndarray
     path = str(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
+    from psilearn.data.xyz_scan import read_text
+
     rows, header = [], None
-    with open(path) as fh:
-        for line in fh:
-            s = line.strip()
-            if not s or s.startswith("#"):
-                continue
-            toks = [t for t in s.replace(",", " ").replace(";", " ").split()]
-            vals = _numeric(toks)
-            if vals is None:
-                if rows:
-                    raise DataError(f"{path}: non-numeric line inside the data: {s[:60]!r}")
-                header = toks
-                continue
-            rows.append(vals)
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        toks = [t for t in s.replace(",", " ").replace(";", " ").split()]
+        vals = _numeric(toks)
+        if vals is None:
+            if rows:
+                raise DataError(f"{path}, line {number}: non-numeric line inside the data: {s[:60]!r}")
+            header = toks
+            continue
+        rows.append(vals)
     if not rows:
         raise DataError(f"{path}: no numeric data")
     widths = {len(r) for r in rows}
@@ -69,7 +70,9 @@ def read_spectrum_table(path, allow_grid_only: bool = False) -> tuple[np.ndarray
 def write_spectrum_table(path, grid, spectra, names: list[str], grid_name: str = "grid", comments: dict | None = None) -> None:
     """CSV: '#' comment lines, a header row, then one row per grid point."""
     spectra = np.atleast_2d(spectra)
-    with open(path, "w") as fh:
+    from psilearn.data.outputs import open_atomic
+
+    with open_atomic(path) as fh:
         for k, v in (comments or {}).items():
             fh.write(f"# {k}: {v}\n")
         fh.write(",".join([grid_name, *names]) + "\n")
@@ -83,9 +86,11 @@ def read_plain_xyz(path) -> Atoms:
     (as in the XANES set: ``26  0.0 0.0 0.0``). Positions in Angstrom, non-periodic."""
     from ase.data import atomic_numbers
 
+    from psilearn.data.frame_checks import check_structure
+    from psilearn.data.xyz_scan import read_text
+
     path = str(path)
-    with open(path) as fh:
-        lines = [l for l in fh.read().splitlines()]
+    lines = read_text(path).split("\n")
     try:
         n = int(lines[0].split()[0])
         body = lines[2 : 2 + n]
@@ -98,7 +103,10 @@ def read_plain_xyz(path) -> Atoms:
         raise DataError(f"{path}: not a readable xyz file ({type(exc).__name__}: {exc})") from None
     if len(numbers) != n:
         raise DataError(f"{path}: header says {n} atoms, found {len(numbers)}")
+    if any(z < 1 or z > 118 for z in numbers) or any(len(p) != 3 for p in pos):
+        raise DataError(f"{path}: not a readable xyz file (an atomic number outside 1-118 or fewer than 3 coordinates)")
     atoms = Atoms(numbers=numbers, positions=pos)
+    check_structure(atoms, path)
     atoms.info["title"] = lines[1].strip() if len(lines) > 1 else ""
     return atoms
 

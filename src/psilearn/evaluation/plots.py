@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from psilearn.data.outputs import atomic_write
 from psilearn.metrics.channels import RANK2_PARTS, physical_metrics, physical_parts
 from psilearn.targets import Target
 
@@ -19,9 +20,15 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path: str, dpi: int = 120) -> None:
+    """Write ``fig`` as a PNG atomically: a crash mid-write leaves no half-written file."""
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+
+
 def _save(fig, plt, path: str) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -182,6 +189,6 @@ def spectra_plot(target: Target, ref: np.ndarray, pred: np.ndarray, std: np.ndar
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return picks

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from psilearn.data.io import write_structures
+from psilearn.errors import DataError
 from psilearn.label.base import UNITS
 
 KEY_TABLE = "psilearn_label_keys"
@@ -34,20 +36,29 @@ def label_key(shash: str, mhash: str) -> str:
 
 
 class LabelStore:
-    """An ASE SQLite database of labels. ``path`` is created if missing."""
+    """An ASE SQLite database of labels. ``path`` is created if missing (``create=False``: it must
+    exist, and opening it writes nothing, e.g. for ``psilearn db status``).
 
-    def __init__(self, path: str | Path) -> None:
+    A file that is not an SQLite database, or an SQLite database that is not an ASE database, is
+    refused with a DataError before anything is written to it."""
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
         import ase.db
 
         self.path = Path(path)
         if self.path.suffix != ".db":
-            raise ValueError(f"label database must be an SQLite file ending in .db, got {str(path)!r}")
-        # No ASE lock file: a SIGKILLed writer would leave it behind and block every later run;
-        # SQLite's own locking and one-transaction writes give the needed safety.
-        self.db = ase.db.connect(str(self.path), type="db", append=True, use_lock_file=False, serial=True)
-        self.db.count()  # creates ASE's tables
-        with sqlite3.connect(str(self.path), timeout=30) as con:
-            con.execute(f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (label_key TEXT PRIMARY KEY, row_id INTEGER)")
+            raise DataError(f"label database must be an SQLite file ending in .db, got {str(path)!r}")
+        _check_database(self.path, create)
+        try:
+            # No ASE lock file: a SIGKILLed writer would leave it behind and block every later run;
+            # SQLite's own locking and one-transaction writes give the needed safety.
+            self.db = ase.db.connect(str(self.path), type="db", append=True, use_lock_file=False, serial=True)
+            self.db.count()  # creates ASE's tables
+            if create:
+                with sqlite3.connect(str(self.path), timeout=30) as con:
+                    con.execute(f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (label_key TEXT PRIMARY KEY, row_id INTEGER)")
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path}: unreadable label database ({exc})") from None
 
     # ---- metadata ----------------------------------------------------------------------------
     def register_method(self, name: str, mhash: str, spec: dict[str, Any]) -> None:
@@ -172,8 +183,6 @@ class LabelStore:
 
         ``keys`` (label keys) selects and orders rows; otherwise all rows (of ``mhash``) by id.
         """
-        import ase.io
-
         selection: dict[str, Any] = {} if include_failed else {"label_status": "ok"}
         if mhash:
             selection["method_hash"] = mhash
@@ -183,8 +192,33 @@ class LabelStore:
         else:
             rows = list(self.db.select(**selection))
         frames = [self.to_atoms(r) for r in rows]
-        ase.io.write(str(path), frames, format="extxyz")
+        write_structures(path, frames, format="extxyz")
         return len(frames)
+
+
+def _check_database(path: Path, create: bool) -> None:
+    """DataError unless ``path`` is an ASE SQLite database (or absent/empty and ``create``)."""
+    from psilearn.data.outputs import is_sqlite
+
+    if not path.exists():
+        if not create:
+            raise DataError(f"{path}: label database not found")
+        return
+    if path.is_dir():
+        raise DataError(f"{path}: a directory, not a label database")
+    if path.stat().st_size == 0:
+        if not create:
+            raise DataError(f"{path}: an empty file, not a label database")
+        return
+    if not is_sqlite(path):
+        raise DataError(f"{path}: not an SQLite database (label databases are ASE SQLite files written by psilearn label)")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as con:
+            tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise DataError(f"{path}: unreadable SQLite database ({exc})") from None
+    if "systems" not in tables and (tables or not create):
+        raise DataError(f"{path}: an SQLite database but not an ASE label database (tables: {', '.join(sorted(tables)) or 'none'})")
 
 
 def _plain(value: Any) -> Any:

@@ -144,15 +144,17 @@ class Model(ABC):
         ``training``). KeyError/ValueError on inconsistent contents (load turns them into a
         ModelFileError naming the file)."""
 
-    def save(self, path) -> None:
-        """Write the model directory atomically (JSON metadata + checksummed npz, no pickle)."""
+    def save(self, path, overwrite: bool = False) -> None:
+        """Write the model directory atomically (JSON metadata + checksummed npz, no pickle). An
+        existing model at ``path`` is replaced only with ``overwrite=True`` (ModelFileError otherwise)."""
         from psilearn.models.io import write_model
 
         meta, arrays = self.to_state()
         clash = {"model", "target", "training"} & set(meta)
         if clash:
             raise RuntimeError(f"{type(self).__name__}.to_state() must not set {sorted(clash)}")
-        write_model(path, {"model": self.kind, "target": self.target.to_dict(), **meta, "training": self.metadata}, arrays)
+        write_model(path, {"model": self.kind, "target": self.target.to_dict(), **meta, "training": self.metadata}, arrays,
+                    overwrite=overwrite)
 
     def set_run_options(self, device=None, checkpoint_dir=None, resume: bool = False) -> None:
         """Training-run options of iterative kinds; other kinds refuse them."""

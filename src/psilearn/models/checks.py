@@ -6,6 +6,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from psilearn.data.errors import DataError, frame_location
+from psilearn.data.frame_checks import check_structure
 
 
 def check_training_data(target, data, min_structures: int = 2, why: str = "") -> None:
@@ -32,10 +33,14 @@ def check_known_elements(frames: list[Atoms], species: list[int]) -> None:
 
 
 def frames_to_predict(frames) -> list[Atoms]:
-    """``frames`` (one Atoms or an iterable of them) as a list; DataError if it is empty."""
-    if isinstance(frames, Atoms):
-        return [frames]
-    frames = list(frames)
+    """``frames`` (one Atoms or an iterable of them) as a list; DataError if it is empty or holds a
+    structure no model can use (:func:`psilearn.data.frame_checks.check_structure`: frames built in
+    memory, e.g. by the ASE calculator, get the checks read_structures applies to files)."""
+    frames = [frames] if isinstance(frames, Atoms) else list(frames)
     if not frames:
         raise DataError("empty batch: no structures to predict")
+    for i, a in enumerate(frames):
+        if not isinstance(a, Atoms):
+            raise DataError(f"structure {i}: expected an ase.Atoms, got {type(a).__name__}")
+        check_structure(a, frame_location(a, i))
     return frames

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from psilearn._version import __version__
+from psilearn.data.outputs import UMASK, make_parent
 
 FORMAT = "psilearn-model"
 FORMAT_VERSION = 1
@@ -38,27 +39,43 @@ def _meta_sha(meta: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def write_model(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write atomically: the directory appears complete or not at all."""
+def write_model(path, meta: dict, arrays: dict[str, np.ndarray], overwrite: bool = False) -> None:
+    """Write atomically: the directory appears complete or not at all. An existing model at ``path``
+    is replaced only with ``overwrite`` (and then the old one stays in place until the new one is
+    complete); anything else at ``path`` is never replaced."""
     path = Path(path)
+    _check_target(path, overwrite)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "psilearn_version": __version__, **meta}
     meta["integrity"] = {"arrays_sha256": {k: _sha(v) for k, v in arrays.items()}}
     meta["integrity"]["metadata_sha256"] = _meta_sha(meta)
+    make_parent(path)
     parent = path.parent if str(path.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
+    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes it private
+    old = None
     try:
         with open(tmp / "model.json", "w") as fh:
             json.dump(meta, fh, indent=1, sort_keys=True)
         np.savez(tmp / "arrays.npz", **arrays)
+        _check_target(path, overwrite)  # again: the fit may have taken hours
         if path.exists():
-            if not (path / "model.json").exists():
-                raise ModelFileError(f"{path}: exists and is not a psilearn model; refusing to overwrite")
-            shutil.rmtree(path)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=parent))
+            os.replace(path, old / "model")  # a crash from here on leaves the old model in `old`, not lost
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    if not path.exists():
+        return
+    if not path.is_dir() or not (path / "model.json").exists():
+        raise ModelFileError(f"{path}: exists and is not a psilearn model; refusing to overwrite")
+    if not overwrite:
+        raise ModelFileError(f"{path}: a model already exists there; pass overwrite=True (--overwrite) to replace it")
 
 
 def read_model(path) -> tuple[dict, dict[str, np.ndarray]]:

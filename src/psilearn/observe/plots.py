@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from psilearn.data.outputs import atomic_write
+
 
 def _plt():
     import matplotlib
@@ -12,6 +14,12 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str) -> None:
+    """Write ``fig`` as a PNG (120 dpi) atomically: a crash mid-write leaves no half-written file."""
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=120)
 
 
 def plot_spectra(grid, spectra: dict[str, np.ndarray], path: str, xlabel: str = "energy", ylabel: str = "intensity",
@@ -42,7 +50,7 @@ def plot_comparison(grid, ref: np.ndarray, pred: np.ndarray, path: str, names=("
     axes[0, 0].legend(fontsize=8)
     axes[-1, 0].set_xlabel(xlabel)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -84,7 +92,7 @@ def plot_pca(grid, pca, labels: np.ndarray, path: str, xlabel: str = "energy", n
     ax.set_title("cluster mean spectra")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -95,5 +103,5 @@ def _finish(plt, fig, ax, path: str, title: str | None, legend: bool) -> None:
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from psilearn.data.grids import match_spectra, parse_grid
+from psilearn.data.outputs import open_atomic
 from psilearn.data.spectrum_io import load_spectra
 from psilearn.spectral.fingerprint import FingerprintSpec
 
@@ -50,7 +51,7 @@ def comparison_summary(res: dict) -> dict:
 def write_comparison_csv(path, res: dict) -> None:
     """One row per pair: name_a, name_b, then every metric of :func:`compare_sources`."""
     keys = list(res["per_spectrum"])
-    with open(path, "w") as fh:
+    with open_atomic(path) as fh:
         fh.write(",".join(["name_a", "name_b", *keys]) + "\n")
         for i in range(res["n_spectra"]):
             fh.write(",".join([res["names_a"][i], res["names_b"][i], *[f"{res['per_spectrum'][k][i]:.6g}" for k in keys]]) + "\n")
@@ -87,7 +88,7 @@ def spectra_pca(source, *, key: str | None = None, grid=None, split: str | None 
 def write_pca_csv(path, res: dict) -> None:
     """One row per spectrum: name, cluster, then its PC scores."""
     scores = res["pca"].scores
-    with open(path, "w") as fh:
+    with open_atomic(path) as fh:
         fh.write(",".join(["name", "cluster", *[f"PC{i + 1}" for i in range(scores.shape[1])]]) + "\n")
         for n, c, s in zip(res["names"], res["labels"], scores):
             fh.write(",".join([n, str(c), *[f"{v:.6g}" for v in s]]) + "\n")

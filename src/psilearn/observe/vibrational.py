@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from psilearn.data.outputs import open_atomic
 from psilearn.observe.correlation import angular_per_fs, autocorrelation, cosine_transform
 from psilearn.observe.quantum import absorption_factor
 from psilearn.spectral.checks import positive
@@ -68,7 +69,7 @@ class VibrationalSpectrum:
     def to_csv(self, path: str) -> None:
         """CSV with a header: wavenumber_cm-1, then one column per intensity; '#' lines first
         record the options."""
-        with open(path, "w", newline="") as fh:
+        with open_atomic(path, newline="") as fh:
             for k, v in self.meta.items():
                 fh.write(f"# {k}: {v}\n")
             w = csv.writer(fh)

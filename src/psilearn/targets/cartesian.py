@@ -7,12 +7,16 @@ converting a whole data set is a single matrix product.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from psilearn._tables import lookup
+from psilearn.errors import ConfigError
+
+_INDICES = re.compile(r"[a-z]+")
 
 
 @dataclass(frozen=True)
@@ -59,20 +63,31 @@ def formula_rank(formula: str) -> int:
     return len(formula.split("=")[0]) if formula else 0
 
 
-@lru_cache(maxsize=None)
 def cartesian_basis(formula: str) -> CartesianBasis:
     """The exact change of basis for a Cartesian index formula ('' for a scalar, 'i', 'ij', 'ij=ji',
     'ijk=jik=ikj', ... up to rank 4), extracted from ``e3nn.io.CartesianTensor`` (common formulas
-    come from the shipped table of e3nn's own numbers, see :mod:`psilearn._tables`)."""
+    come from the shipped table of e3nn's own numbers, see :mod:`psilearn._tables`). A malformed
+    formula is a ConfigError."""
+    if not isinstance(formula, str):
+        raise ConfigError(f"a tensor formula is a string such as 'ij=ji', got {formula!r}")
+    return _cartesian_basis(formula)
+
+
+@lru_cache(maxsize=None)
+def _cartesian_basis(formula: str) -> CartesianBasis:
     rank = formula_rank(formula)
     parts = formula.split("=") if formula else []
-    if any(not p.isalpha() or not p.islower() or len(p) != rank or len(set(p)) != rank for p in parts):
-        raise ValueError(f"invalid tensor formula {formula!r}: use distinct lower-case index letters, e.g. 'ij=ji'")
+    if any(not _INDICES.fullmatch(p) or len(p) != rank or len(set(p)) != rank for p in parts):
+        raise ConfigError(f"invalid tensor formula {formula!r}: use distinct lower-case index letters a-z, the same in every "
+                          f"'='-separated part, e.g. 'i', 'ij', 'ij=ji', 'ijk=jik=ikj'")
+    if any(set(p) != set(parts[0]) for p in parts):
+        raise ConfigError(f"invalid tensor formula {formula!r}: every '='-separated part must permute the same indices "
+                          f"({parts[0]!r}), e.g. 'ij=ji'")
     if rank == 0:
         one = np.ones((1, 1))
         return CartesianBasis("", 0, one, one, (IrrepBlock(0, 1, 0),))
     if rank > 4:
-        raise ValueError(f"tensor formula {formula!r}: ranks above 4 are not supported")
+        raise ConfigError(f"tensor formula {formula!r}: ranks above 4 are not supported")
     shipped = _shipped_basis(formula, rank)
     if shipped is not None:
         return shipped
@@ -97,7 +112,7 @@ def e3nn_cartesian_basis(formula: str) -> CartesianBasis:
     try:
         ct = CartesianTensor(formula)
     except Exception as exc:  # e3nn raises assorted errors for malformed formulas
-        raise ValueError(f"invalid tensor formula {formula!r}: {exc}") from None
+        raise ConfigError(f"invalid tensor formula {formula!r}: {exc}") from None
     n_cart = 3**rank
     eye_cart = torch.eye(n_cart, dtype=torch.float64).reshape(n_cart, *([3] * rank))
     eye_irr = torch.eye(ct.dim, dtype=torch.float64)

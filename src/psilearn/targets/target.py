@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from psilearn.errors import ConfigError
 from psilearn.targets.cartesian import IrrepBlock, cartesian_basis, formula_rank
 
 _PER = ("structure", "atom")
@@ -63,19 +64,19 @@ class Target:
 
     def __post_init__(self) -> None:
         if not self.key:
-            raise ValueError("a Target needs a data key")
+            raise ConfigError("a Target needs a data key")
         if self.per not in _PER:
-            raise ValueError(f"per must be one of {_PER}, got {self.per!r}")
+            raise ConfigError(f"per must be one of {_PER}, got {self.per!r}")
         if self.pool not in _POOL:
-            raise ValueError(f"pool must be one of {_POOL}, got {self.pool!r}")
+            raise ConfigError(f"pool must be one of {_POOL}, got {self.pool!r}")
         if self.parity not in (1, -1):
-            raise ValueError(f"parity must be +1 or -1, got {self.parity!r}")
+            raise ConfigError(f"parity must be +1 or -1, got {self.parity!r}")
         if self.grid is not None:
             self._check_spectrum()
             object.__setattr__(self, "_blocks", tuple(IrrepBlock(0, 1, i) for i in range(len(self.grid))))
             return
         if self.grid_units or self.absorber:
-            raise ValueError("grid_units and absorber apply to spectrum targets only (give a grid)")
+            raise ConfigError("grid_units and absorber apply to spectrum targets only (give a grid)")
         basis = cartesian_basis(self.tensor)
         blocks = [IrrepBlock(b.l, b.p * self.parity, b.start) for b in basis.blocks]
         if self.traceless:
@@ -84,18 +85,21 @@ class Target:
 
     def _check_spectrum(self) -> None:
         """Validate a spectrum target and store its grid as a tuple of floats."""
-        g = np.asarray(self.grid, dtype=np.float64).ravel()
+        try:
+            g = np.asarray(self.grid, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise ConfigError(f"a spectrum grid must be numbers, got {str(self.grid)[:60]}") from None
         if len(g) < 2 or not np.all(np.isfinite(g)) or np.any(np.diff(g) <= 0):
-            raise ValueError("a spectrum grid needs at least 2 finite, strictly increasing points")
+            raise ConfigError("a spectrum grid needs at least 2 finite, strictly increasing points")
         if self.tensor or self.traceless or self.parity != 1:
-            raise ValueError("a spectrum target is a scalar (0e) per grid point: no tensor, parity or traceless")
+            raise ConfigError("a spectrum target is a scalar (0e) per grid point: no tensor, parity or traceless")
         if self.absorber:
             from ase.data import atomic_numbers
 
             if self.absorber not in atomic_numbers:
-                raise ValueError(f"absorber {self.absorber!r} is not an element symbol")
+                raise ConfigError(f"absorber {self.absorber!r} is not an element symbol")
             if self.per != "structure":
-                raise ValueError("an absorber-centred spectrum is a per-structure target")
+                raise ConfigError("an absorber-centred spectrum is a per-structure target")
         object.__setattr__(self, "grid", tuple(float(x) for x in g))
 
     @property
@@ -112,7 +116,7 @@ class Target:
         )
         if rank >= 3 and symmetric:  # fully symmetric: traceless part is the single l = rank irrep
             return [b for b in blocks if b.l == rank]
-        raise ValueError(
+        raise ConfigError(
             f"traceless is supported for rank-2 and fully symmetric tensors, not {self.tensor!r}"
         )
 
@@ -189,7 +193,7 @@ class Target:
         allowed = {"key", "per", "tensor", "parity", "traceless", "pool", "units", "grid", "grid_units", "absorber"}
         unknown = set(d) - allowed
         if unknown:
-            raise ValueError(f"unknown Target fields {sorted(unknown)}")
+            raise ConfigError(f"unknown Target fields {sorted(unknown)}")
         d = dict(d)
         if d.get("grid") is not None:
             d["grid"] = tuple(float(x) for x in d["grid"])
