@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "psilearn.cli.label_cmds",
     "psilearn.cli.spectra_cmds",
     "psilearn.cli.vib_cmds",
+    "psilearn.cli.chemiscope_cmd",
 ]
 
 
