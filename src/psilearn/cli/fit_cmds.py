@@ -90,9 +90,19 @@ def cmd_fit(args) -> int:
     model.save(args.output)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s; saved to {args.output}")
+    _loss_curves(model, args.output)
     print(f"held-out estimate ({held['method']}):")
     print(_metrics_table(held, target.units))
     return 0
+
+
+def _loss_curves(model, output) -> None:
+    """Iteratively trained kinds (nn, qeq-nn): MODEL.loss.csv and MODEL.loss.png beside the model."""
+    from psilearn.evaluation.loss_curves import write_loss_curves
+
+    written = write_loss_curves(model.metadata, output, title=f"{model.kind} {model.target.key}: {output}")
+    if written:
+        print(f"loss curves: {written[0]}, {written[1]}")
 
 
 def cmd_predict(args) -> int:
