@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import warnings
 from importlib import import_module
 
 from psilearn._version import __version__
@@ -17,6 +20,10 @@ COMMAND_MODULES = [
     "psilearn.cli.vib_cmds",
     "psilearn.cli.chemiscope_cmd",
 ]
+
+
+QUIET_HELP = ("no progress bars or info lines (everything these commands write to stderr except warnings and errors); "
+              "results on stdout still print")
 
 
 class UserError(Exception):
@@ -33,10 +40,36 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"psilearn {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         import_module(name).register(sub)
+    for p in sub.choices.values():  # also after the command: `psilearn fit ... --quiet` (SUPPRESS: keeps a leading --quiet)
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
     return parser
+
+
+def _warning_printer(stream):
+    """warnings.showwarning replacement: one line, ``psilearn: warning: MESSAGE``, never the source
+    line (the category is named unless it is a UserWarning, e.g. psilearn's GridWarning)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        kind = "" if issubclass(category, UserWarning) else f"{category.__name__}: "
+        print(f"psilearn: warning: {kind}{' '.join(str(message).split())}", file=stream)
+
+    return show
+
+
+@contextlib.contextmanager
+def _session(quiet: bool, stderr):
+    """One command's run: one-line warnings on ``stderr``; with ``quiet``, sys.stderr (progress bars
+    and info lines) goes to os.devnull. Both are undone afterwards."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())
+        warnings.showwarning = _warning_printer(stderr)
+        if quiet:
+            stack.enter_context(contextlib.redirect_stderr(stack.enter_context(open(os.devnull, "w"))))
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,16 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
-        # Input problems (bad files, labels, options) get one readable line, not a traceback.
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"psilearn {args.command}: error: {msg}", file=sys.stderr)
-        return 2
+    stderr = sys.stderr  # errors and warnings, also with --quiet
+    with _session(args.quiet, stderr):
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=stderr)
+            return 130
+        except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
+            # Input problems (bad files, labels, options) get one readable line, not a traceback.
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"psilearn {args.command}: error: {msg}", file=stderr)
+            return 2
 
 
 if __name__ == "__main__":
