@@ -1,6 +1,8 @@
 """CLI ergonomics: warnings print as one line without a source line; --quiet (before or after the
 command) drops progress bars and info lines but keeps results, warnings and errors."""
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -29,20 +31,28 @@ def files(tmp_path_factory):
     return d
 
 
-def _pca(files, *extra):
-    return main([*extra, "pca", str(files / "nogrid.xyz"), "--key", "dos", "--clusters", "2", "--n-components", "2"])
+def _pca(files, *extra) -> subprocess.CompletedProcess:
+    """`psilearn pca` on spectra without a grid, in a fresh interpreter: what a user sees (pytest
+    records warnings raised in-process instead of letting them print)."""
+    argv = [*extra, "pca", str(files / "nogrid.xyz"), "--key", "dos", "--clusters", "2", "--n-components", "2"]
+    return subprocess.run([sys.executable, "-m", "psilearn.cli.main", *argv], capture_output=True, text=True, timeout=300)
 
 
-def test_warning_prints_one_line_without_source(files, capsys):
-    before = warnings.showwarning
-    assert _pca(files) == 0
-    out, err = capsys.readouterr()
-    lines = err.splitlines()
-    assert len(lines) == 1, err
+def test_warning_prints_one_line_without_source(files):
+    res = _pca(files)
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, res.stderr
     assert lines[0].startswith("psilearn: warning: ") and "no grid recorded" in lines[0]
-    assert "warnings.warn" not in err and "GridWarning" not in err and ".py:" not in err
-    assert "2 components explain" in out
-    assert warnings.showwarning is before  # restored after the command
+    assert "warnings.warn" not in res.stderr and "GridWarning" not in res.stderr and ".py:" not in res.stderr
+    assert "2 components explain" in res.stdout
+
+
+def test_warnings_stay_recordable_in_process(files, capsys):
+    before = (warnings.showwarning, warnings.formatwarning)
+    with pytest.warns(UserWarning, match="no grid recorded"):
+        assert main(["pca", str(files / "nogrid.xyz"), "--key", "dos", "--clusters", "2", "--n-components", "2"]) == 0
+    assert (warnings.showwarning, warnings.formatwarning) == before  # restored after the command
 
 
 def _fit(files, *extra):
@@ -64,8 +74,8 @@ def test_quiet_drops_progress_and_info_lines(files, capsys):
 
 
 def test_quiet_keeps_warnings_and_errors(files, capsys):
-    assert _pca(files, "--quiet") == 0
-    assert capsys.readouterr().err.startswith("psilearn: warning: ")
+    res = _pca(files, "--quiet")
+    assert res.returncode == 0 and res.stderr.startswith("psilearn: warning: ") and len(res.stderr.splitlines()) == 1
     assert main(["fit", str(files / "missing.xyz"), "--target", "alpha", "-o", str(files / "m.model"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "psilearn fit: error:" in err

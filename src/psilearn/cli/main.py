@@ -49,24 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _warning_printer(stream):
-    """warnings.showwarning replacement: one line, ``psilearn: warning: MESSAGE``, never the source
-    line (the category is named unless it is a UserWarning, e.g. psilearn's GridWarning)."""
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        kind = "" if issubclass(category, UserWarning) else f"{category.__name__}: "
-        print(f"psilearn: warning: {kind}{' '.join(str(message).split())}", file=stream)
-
-    return show
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """warnings.formatwarning for the CLI: ``psilearn: warning: MESSAGE`` on one line, never the
+    source line (the category is named unless it is a UserWarning, e.g. psilearn's GridWarning)."""
+    kind = "" if issubclass(category, UserWarning) else f"{category.__name__}: "
+    return f"psilearn: warning: {kind}{' '.join(str(message).split())}\n"
 
 
 @contextlib.contextmanager
 def _session(quiet: bool, stderr):
-    """One command's run: one-line warnings on ``stderr``; with ``quiet``, sys.stderr (progress bars
-    and info lines) goes to os.devnull. Both are undone afterwards."""
+    """One command's run: warnings formatted as one line and written to ``stderr`` (also with
+    ``quiet``, when sys.stderr, i.e. progress bars and info lines, goes to os.devnull). The display
+    still goes through the current warnings.showwarning, so warnings recorded by a caller
+    (warnings.catch_warnings(record=True), pytest.warns) stay recorded. All is undone afterwards."""
     with contextlib.ExitStack() as stack:
-        stack.enter_context(warnings.catch_warnings())
-        warnings.showwarning = _warning_printer(stderr)
+        stack.enter_context(warnings.catch_warnings())  # restores showwarning and the filters
+        stack.callback(setattr, warnings, "formatwarning", warnings.formatwarning)
+        shown = warnings.showwarning
+        warnings.formatwarning = _one_line_warning
+        warnings.showwarning = lambda m, c, f, n, file=None, line=None: shown(m, c, f, n, stderr if file is None else file, line)
         if quiet:
             stack.enter_context(contextlib.redirect_stderr(stack.enter_context(open(os.devnull, "w"))))
         yield
