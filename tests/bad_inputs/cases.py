@@ -173,9 +173,11 @@ CASES: list[Case] = [
     Case("slice-zero-step", predict("good.xyz@::0"), "the step cannot be 0"),
     Case("slice-words", predict("good.xyz@first"), "invalid frame selection '@first'"),
     # ---- cells and coordinates ----
-    Case("cell-coplanar", predict("coplanar_cell.xyz"), "coplanar_cell.xyz, frame 0: periodic (pbc=\"T T T\") but the cell is degenerate: the lattice vectors are coplanar"),
+    Case("cell-coplanar", predict("coplanar_cell.xyz"), "coplanar_cell.xyz, frame 0: periodic (pbc=\"T T T\") but the cell is degenerate: "
+         "the lattice vectors are coplanar"),
     Case("cell-zero-vector", predict("zero_lattice_vector.xyz"), "lattice vector c is zero"),
-    Case("cell-nan", predict("nan_lattice.xyz"), "nan_lattice.xyz, frame 0: periodic (pbc=\"T T T\") but the cell is degenerate: the lattice has non-finite entries"),
+    Case("cell-nan", predict("nan_lattice.xyz"), "nan_lattice.xyz, frame 0: periodic (pbc=\"T T T\") but the cell is degenerate: the lattice has "
+         "non-finite entries"),
     Case("coord-absurd", predict("absurd_coordinate.xyz"), "atom 1 (H) is at 1e+30 Angstrom from the origin"),
     Case("coord-nan", predict("nan_coordinate.xyz"), "atom 1 (H) has a non-finite position"),
     Case("coord-inf", predict("inf_coordinate.xyz"), "atom 1 (H) has a non-finite position"),

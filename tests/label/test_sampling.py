@@ -45,3 +45,17 @@ def test_normal_mode_sampling_scales_with_temperature():
     assert rms(hot) / rms(cold) == pytest.approx(4.0, rel=0.02)
     com_shift = np.mean([f.positions.mean(axis=0) - ref.mean(axis=0) for f in hot], axis=0)
     assert np.abs(com_shift).max() < 0.05
+
+
+def test_md_progress_bar_and_quiet(tmp_path, capsys):
+    from psilearn.cli.main import main
+    from psilearn.data import write_structures
+
+    write_structures(tmp_path / "w.xyz", [water()])
+    args = ["md", str(tmp_path / "w.xyz"), "--steps", "4", "--equilibration", "2", "-o", str(tmp_path / "t.xyz")]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "wrote 4 frames" in out and "MD:" in err and "equilibration:" in err and "step" in err
+    assert main([*args, "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "wrote 4 frames" in out and err == ""

@@ -183,6 +183,7 @@ def test_training_from_charges_overfits_a_tiny_set(data):
                                    schedule="constant", restore_best=False)).fit(load_dataset(frames, CHARGES))
     hist = model.metadata["history"]
     assert hist[-1]["train_loss"] < 0.05 * hist[0]["train_loss"]
+    assert model.metadata["members"][0]["history"] == hist  # written as MODEL.loss.csv/png by `psilearn fit`
     from psilearn.data.splits import random_split
 
     fitted = [frames[i] for i in random_split(5, 0.2, 0)[0]]  # the structures trained on (one is validation)

@@ -39,8 +39,13 @@ def cmd_split(args) -> int:
     parts = split_structures(frames, fractions, by=args.by, fps=args.fps, seed=args.seed, progress=args.fps)
     how = f"by {args.by!r}" if args.by else ("farthest-point training set" if args.fps else "random")
     print(f"split {len(frames)} structures from {args.data} ({how}, seed {args.seed}):")
+    from psilearn.data.outputs import check_outputs
+
+    paths = {name: f"{args.output}_{name}.xyz" for name in parts}
+    check_outputs({f"-o ({name})": (path, "file") for name, path in paths.items()}, [args.data],
+                  overwrite=bool(getattr(args, "overwrite", False)))
     for name, idx in parts.items():
-        path = f"{args.output}_{name}.xyz"
+        path = paths[name]
         write_structures(path, [frames[i] for i in idx])
         n_groups = len({str(frames[i].info[args.by]) for i in idx}) if args.by else 0
         groups = f", {n_groups} group{'s' if n_groups != 1 else ''}" if args.by else ""
@@ -59,4 +64,4 @@ def register(sub) -> None:
     how.add_argument("--fps", action="store_true", help="farthest-point sampling of the training part on SOAP descriptors")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("-o", "--output", required=True, metavar="PREFIX", help="writes PREFIX_train.xyz, PREFIX_val.xyz, PREFIX_test.xyz")
-    p.set_defaults(func=cmd_split)
+    p.set_defaults(func=cmd_split, reads=("data",))

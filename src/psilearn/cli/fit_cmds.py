@@ -100,6 +100,7 @@ def cmd_fit(args) -> int:
     model.save(args.output, overwrite=args.overwrite)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s; saved to {args.output}")
+    _loss_curves(model, args.output)
     if validation is None or not reads_nn_train(kind):  # nn kinds: their held-out set is the validation set
         print(f"held-out estimate ({held['method']}):")
         print(metrics_table(held, target.units))
@@ -126,6 +127,15 @@ def _print_validation(v: dict, target) -> None:
     if c:
         print(f"validation uncertainty: {100 * c['within_1sigma']:.1f}% of errors within 1 sigma (ideal 68.3), "
               f"{100 * c['within_2sigma']:.1f}% within 2 sigma (ideal 95.4)")
+
+
+def _loss_curves(model, output) -> None:
+    """Iteratively trained kinds (nn, qeq-nn): MODEL.loss.csv and MODEL.loss.png beside the model."""
+    from psilearn.evaluation.loss_curves import write_loss_curves
+
+    written = write_loss_curves(model.metadata, output, title=f"{model.kind} {model.target.key}: {output}")
+    if written:
+        print(f"loss curves: {written[0]}, {written[1]}")
 
 
 def cmd_predict(args) -> int:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import warnings
 from importlib import import_module
 
 from psilearn._version import __version__
@@ -19,7 +22,12 @@ COMMAND_MODULES = [
     "psilearn.cli.label_cmds",
     "psilearn.cli.spectra_cmds",
     "psilearn.cli.vib_cmds",
+    "psilearn.cli.chemiscope_cmd",
 ]
+
+
+QUIET_HELP = ("no progress bars or info lines (everything these commands write to stderr except warnings and errors); "
+              "results on stdout still print")
 
 
 class UserError(Exception):
@@ -36,9 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"psilearn {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         import_module(name).register(sub)
+    for p in sub.choices.values():  # also after the command: `psilearn fit ... --quiet` (SUPPRESS: keeps a leading --quiet)
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
     return parser
 
 
@@ -69,22 +80,48 @@ def error_line(exc: BaseException) -> str:
     return " ".join(part.strip() for part in msg.splitlines() if part.strip())
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """warnings.formatwarning for the CLI: ``psilearn: warning: MESSAGE`` on one line, never the
+    source line (the category is named unless it is a UserWarning, e.g. psilearn's GridWarning)."""
+    kind = "" if issubclass(category, UserWarning) else f"{category.__name__}: "
+    return f"psilearn: warning: {kind}{' '.join(str(message).split())}\n"
+
+
+@contextlib.contextmanager
+def _session(quiet: bool, stderr):
+    """One command's run: warnings formatted as one line and written to ``stderr`` (also with
+    ``quiet``, when sys.stderr, i.e. progress bars and info lines, goes to os.devnull). The display
+    still goes through the current warnings.showwarning, so warnings recorded by a caller
+    (warnings.catch_warnings(record=True), pytest.warns) stay recorded. All is undone afterwards."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())  # restores showwarning and the filters
+        stack.callback(setattr, warnings, "formatwarning", warnings.formatwarning)
+        shown = warnings.showwarning
+        warnings.formatwarning = _one_line_warning
+        warnings.showwarning = lambda m, c, f, n, file=None, line=None: shown(m, c, f, n, stderr if file is None else file, line)
+        if quiet:
+            stack.enter_context(contextlib.redirect_stderr(stack.enter_context(open(os.devnull, "w"))))
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    try:
-        check_paths(args)
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (UserError, ValueError, OSError, KeyError) as exc:
-        # Input problems (bad files, labels, options, paths) get one readable line, not a traceback.
-        print(f"psilearn {args.command}: error: {error_line(exc)}", file=sys.stderr)
-        return 2
+    stderr = sys.stderr  # errors and warnings, also with --quiet
+    with _session(args.quiet, stderr):
+        try:
+            check_paths(args)
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=stderr)
+            return 130
+        except (UserError, ValueError, OSError, KeyError) as exc:
+            # Input problems (bad files, labels, options, paths) get one readable line, not a traceback.
+            print(f"psilearn {args.command}: error: {error_line(exc)}", file=stderr)
+            return 2
 
 
 if __name__ == "__main__":

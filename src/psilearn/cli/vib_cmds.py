@@ -31,7 +31,8 @@ def cmd_md(args) -> int:
     print(f"{tblite_name(method)} Langevin MD of {atoms.get_chemical_formula()} at {args.temperature:g} K: "
           f"{args.equilibration} equilibration + {args.steps} steps of {args.timestep:g} fs, friction {args.friction:g}/fs", file=sys.stderr)
     traj = md_trajectory(atoms, args.steps, method=method, temperature=args.temperature, timestep_fs=args.timestep,
-                         stride=args.stride, friction_per_fs=args.friction, equilibration=args.equilibration, seed=args.seed)
+                         stride=args.stride, friction_per_fs=args.friction, equilibration=args.equilibration, seed=args.seed,
+                         progress=not args.quiet)
     write_structures(args.output, traj)
     dt = time.perf_counter() - t0
     print(f"wrote {len(traj)} frames, {args.stride * args.timestep:g} fs apart, to {args.output} ({dt:.1f} s)")

@@ -12,6 +12,8 @@ from psilearn.data.periodicity import apply_periodicity
 from psilearn.label.hashing import charge_multiplicity
 from psilearn.label.xtb_methods import check_xtb_method, tblite_name
 
+_MD_CHUNK = 50  # MD steps between progress-bar updates
+
 
 def conformers_from_smiles(smiles: str, n: int = 1, seed: int = 0, optimize: bool = True) -> list[Atoms]:
     """Up to ``n`` RDKit ETKDG conformers (MMFF-relaxed if ``optimize``) of ``smiles``, with
@@ -61,16 +63,19 @@ def md_sample(
     friction_per_fs: float = 0.01,
     seed: int = 0,
     method: str = "GFN2-xTB",
+    progress: bool | str = False,
 ) -> list[Atoms]:
     """Langevin MD with GFN2-xTB; returns ``steps // stride`` frames (every ``stride`` steps).
 
     Frames carry ``info['md_step']``, ``info['md_temperature']`` (target, K), ``info['md_timestep_fs']``
     (so the time between frames, md_step difference x md_timestep_fs, is known) and keep the input's
-    charge/multiplicity. Velocities start Maxwell-Boltzmann at ``temperature``.
+    charge/multiplicity. Velocities start Maxwell-Boltzmann at ``temperature``. ``progress``: a
+    progress bar over the steps (on stderr; a string is its label).
     """
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from tqdm.auto import tqdm
 
     if steps < 1 or stride < 1:
         raise ValueError("steps and stride must be >= 1")
@@ -83,28 +88,35 @@ def md_sample(
     dyn = Langevin(work, timestep_fs * units.fs, temperature_K=temperature,
                    friction=friction_per_fs / units.fs, rng=rng, fixcm=False)
     frames: list[Atoms] = []
+    bar = tqdm(total=steps - steps % stride, desc=progress if isinstance(progress, str) else "MD", unit="step",
+               disable=not progress, leave=False)
     for step in range(stride, steps + 1, stride):
-        dyn.run(stride)
+        for done in range(0, stride, _MD_CHUNK):  # pieces, for the progress bar (the same trajectory)
+            dyn.run(min(_MD_CHUNK, stride - done))
+            bar.update(min(_MD_CHUNK, stride - done))
         frame = Atoms(numbers=work.numbers, positions=work.positions.copy(), cell=work.cell, pbc=work.pbc)
         frame.info.update({k: v for k, v in atoms.info.items() if k in ("charge", "multiplicity", "smiles")})
         frame.info.update(md_step=step, md_temperature=float(temperature), md_timestep_fs=float(timestep_fs))
         frames.append(frame)
+    bar.close()
     return frames
 
 
 def md_trajectory(atoms: Atoms, steps: int, method: str = "gfn2", temperature: float = 300.0, timestep_fs: float = 0.5,
-                  stride: int = 1, friction_per_fs: float = 0.001, equilibration: int = 0, seed: int = 0) -> list[Atoms]:
+                  stride: int = 1, friction_per_fs: float = 0.001, equilibration: int = 0, seed: int = 0,
+                  progress: bool = False) -> list[Atoms]:
     """A trajectory for time-correlation spectra: ``equilibration`` Langevin steps run first and
     discarded (seed ``seed + 1``), then ``steps`` steps of which every ``stride``-th is kept (see
     :func:`md_sample`). Frames record ``md_timestep_fs`` and ``md_calculator`` (the xTB method) so
-    that the time between frames is known. The default friction is weak, keeping bands sharp."""
+    that the time between frames is known. The default friction is weak, keeping bands sharp.
+    ``progress``: progress bars over the equilibration and production steps (stderr)."""
     method = check_xtb_method(method)
     if steps < 1 or stride < 1 or equilibration < 0:
         raise ValueError("steps and stride must be >= 1, equilibration >= 0")
     opts = dict(temperature=temperature, timestep_fs=timestep_fs, friction_per_fs=friction_per_fs, method=method)
     if equilibration:
-        atoms = md_sample(atoms, steps=equilibration, stride=equilibration, seed=seed + 1, **opts)[-1]
-    traj = md_sample(atoms, steps=steps, stride=stride, seed=seed, **opts)
+        atoms = md_sample(atoms, steps=equilibration, stride=equilibration, seed=seed + 1, progress=progress and "equilibration", **opts)[-1]
+    traj = md_sample(atoms, steps=steps, stride=stride, seed=seed, progress=progress and "MD", **opts)
     for f in traj:
         f.info["md_calculator"] = method
     return traj

@@ -212,7 +212,7 @@ class NNModel(TorchRunOptions, Model):
             "n_validation_structures": len(val_idx),
             "n_train_samples": int(len(y_tr)),
             "n_parameters": int(sum(p.numel() for p in self.nets[0].parameters())),
-            "members": [{k: v for k, v in s.items() if k != "history"} for s in summaries],
+            "members": summaries,  # each with its own loss history (written as MODEL.loss.csv/png by `psilearn fit`)
             "history": summaries[0]["history"],
             "heldout_metrics": {"method": f"validation split ({len(val_idx)} structures, used for early stopping)",
                                 **regression_metrics(t, self._full(y_va), self._full(pred_va))},

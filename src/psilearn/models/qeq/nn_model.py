@@ -259,7 +259,7 @@ class QEqNNModel(TorchRunOptions, QEqTargetMixin, Model):
             "n_train_samples": int(len(data.subset(train_idx).values)),
             "charges_key": self.config.charges_key if "charges" in self.metadata["trained_on"] and self.is_dipole else "",
             "n_parameters": int(sum(p.numel() for p in self.net.parameters())),
-            "members": [{k: v for k, v in summary.items() if k != "history"}],
+            "members": [summary],
             "history": summary["history"],
             "hardness_eV": {chemical_symbols[z]: float(v) for z, v in zip(self.species, self.params.hardness_of(np.array(self.species)))},
             "heldout_metrics": {"method": f"validation split ({len(val_idx)} structures, used for early stopping)",
