@@ -65,7 +65,7 @@ def test_quiet_drops_progress_and_info_lines(files, capsys):
     out, err = capsys.readouterr()
     assert "fitting alpha" in err and "saved to" in out
     for args in (["--quiet"], ["-q"]):  # after the command
-        assert _fit(files, *args) == 0
+        assert _fit(files, *args, "--overwrite") == 0
         out, err = capsys.readouterr()
         assert err == "" and "saved to" in out and "held-out estimate" in out
     assert main(["--quiet", "predict", str(files / "alpha.model"), str(files / "train.xyz"), "-o", str(files / "p.xyz")]) == 0

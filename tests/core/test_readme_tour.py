@@ -64,6 +64,8 @@ def test_tour_commands_parse_and_name_existing_files():
             if name.startswith("../shared/data/") and not SHARED.is_dir():
                 continue  # the public sets are not beside this checkout
             assert (ROOT / name).exists(), f"{shlex.join(argv)}: {name} does not exist and no earlier tour command writes it"
+        if argv[1] == "split":  # -o PREFIX writes PREFIX_train.xyz, PREFIX_val.xyz, PREFIX_test.xyz
+            outputs = {f"{prefix}_{part}.xyz" for prefix in outputs for part in ("train", "val", "test")}
         written |= outputs
 
 
