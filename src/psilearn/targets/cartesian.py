@@ -19,10 +19,9 @@ from psilearn.errors import ConfigError
 _INDICES = re.compile(r"[a-z]+")
 
 
-@dataclass(frozen=True)
-class IrrepBlock:
-    """One irreducible component of a tensor: degree ``l``, parity ``p`` (+1 even, -1 odd),
-    and its columns ``start:start+2l+1`` in the irreps vector (e3nn's real-harmonic basis)."""
+class IrrepColumns:
+    """What a block of 2l+1 columns with degree ``l``, parity ``p`` and first column ``start`` offers
+    (shared by tensor irreps and density-coefficient blocks)."""
 
     l: int
     p: int
@@ -39,6 +38,16 @@ class IrrepBlock:
     @property
     def cols(self) -> slice:
         return slice(self.start, self.start + self.dim)
+
+
+@dataclass(frozen=True)
+class IrrepBlock(IrrepColumns):
+    """One irreducible component of a tensor: degree ``l``, parity ``p`` (+1 even, -1 odd),
+    and its columns ``start:start+2l+1`` in the irreps vector (e3nn's real-harmonic basis)."""
+
+    l: int
+    p: int
+    start: int
 
 
 @dataclass(frozen=True)

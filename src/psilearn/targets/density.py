@@ -20,13 +20,14 @@ import numpy as np
 
 from psilearn.errors import DataError
 from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, check_metric, normalise_aux_basis
+from psilearn.targets.cartesian import IrrepColumns
 
 DENSITY_KEY = "density_coefficients"
 UNITS = "e: coefficients of PySCF's normalised auxiliary functions (rho = sum_P c_P phi_P, e/Bohr^3)"
 
 
 @dataclass(frozen=True)
-class DensityBlock:
+class DensityBlock(IrrepColumns):
     """One radial function of an atom: element, radial index ``n`` (counted per l, from 0), degree
     ``l``, and its components ``start:start+2l+1`` in the atom's vector (the same columns hold
     PySCF's m order in the flat label and e3nn's in :meth:`DensityTarget.to_irreps`)."""
@@ -39,18 +40,6 @@ class DensityBlock:
     @property
     def p(self) -> int:
         return (-1) ** self.l
-
-    @property
-    def dim(self) -> int:
-        return 2 * self.l + 1
-
-    @property
-    def name(self) -> str:
-        return f"{self.l}{'e' if self.p == 1 else 'o'}"
-
-    @property
-    def cols(self) -> slice:
-        return slice(self.start, self.start + self.dim)
 
 
 def format_shells(shells: dict[str, tuple[int, ...]]) -> str:
