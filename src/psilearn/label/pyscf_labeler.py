@@ -309,6 +309,7 @@ class PySCFLabeler:
         from pyscf import lib, scf
 
         from psilearn.label.density import density_auxmol, density_labels
+        from psilearn.label.hamiltonian import check_hamiltonian_mol, hamiltonian_labels
         from psilearn.label.multipoles import dipole_moment, quadrupole_moment
 
         lib.num_threads(self.threads)
@@ -316,6 +317,8 @@ class PySCFLabeler:
         atoms = check_periodicity(atoms, self.name, periodic_ok=False)
         mol = self.build_mol(atoms)
         auxmol = density_auxmol(mol, self.density_aux_basis) if "density" in self.observables else None
+        if "hamiltonian" in self.observables:
+            check_hamiltonian_mol(mol, self.basis)
         mf, rung = self.run_scf(mol)
         out = atoms.copy()
         out.calc = None
@@ -345,8 +348,10 @@ class PySCFLabeler:
             _, mull = scf.hf.mulliken_pop(mol, total, mf.get_ovlp(), verbose=0)
             arrays["mulliken_charges"] = np.asarray(mull, dtype=float)
             arrays["hirshfeld_charges"] = self.hirshfeld(mol, mf)
-        if "orbitals" in obs:
-            info.update(orbital_labels(mf.mo_energy, mf.mo_occ, self.dos))
+        ham = hamiltonian_labels(mol, mf, self.basis) if "hamiltonian" in obs else {}
+        if "orbitals" in obs:  # with hamiltonian: the eigenvalues of the stored F (one set of energies)
+            info.update(orbital_labels(ham.get("orbital_energies", mf.mo_energy), mf.mo_occ, self.dos))
+        info.update(ham)
         if "shielding" in obs:
             from psilearn.label.nmr import shielding_tensors
 
