@@ -4,7 +4,8 @@ F = ``mf.get_fock()`` at the converged density matrix (no level shift, damping o
 ``mf.get_ovlp()``, both Hartree / dimensionless, n_ao x n_ao flattened row-major. The stored
 ``orbital_energies`` are the eigenvalues of the stored F with S (``scipy.linalg.eigh(F, S)``), so the
 file is self-consistent; they differ from PySCF's ``mf.mo_energy`` (the eigenvalues of the previous
-iteration's F) by the SCF convergence (~1e-7 Ha at conv_tol 1e-10). ``mo_occ`` is PySCF's.
+iteration's F) by the SCF convergence (<= 1e-8 Ha with the labeler's orbital-gradient tolerance
+1e-8 for hamiltonian labels, ``hamiltonian_conv_tol_grad``). ``mo_occ`` is PySCF's.
 Restricted (closed-shell) SCFs only; structures above :data:`MAX_AO` functions are refused.
 """
 
