@@ -25,6 +25,7 @@ OBSERVABLES: tuple[str, ...] = (
     "shielding",
     "apt",
     "density",
+    "hamiltonian",
 )
 
 #: Units of every key a labeler may write (``info`` keys are per structure, ``arrays`` per atom).
@@ -39,7 +40,8 @@ UNITS: dict[str, str] = {
     "alpha_ff_rel_diff": "dimensionless, max|alpha_cphf - alpha_ff| / max|alpha_cphf|",
     "mulliken_charges": "e, shape (n_atoms,)",
     "hirshfeld_charges": "e, shape (n_atoms,)",
-    "orbital_energies": "Hartree, ascending (restricted); _alpha/_beta for open shell",
+    "orbital_energies": "Hartree, ascending (restricted); _alpha/_beta for open shell; with hamiltonian: "
+                        "the eigenvalues of the stored F with S",
     "homo": "Hartree",
     "lumo": "Hartree",
     "gap": "Hartree",
@@ -58,6 +60,11 @@ UNITS: dict[str, str] = {
     "density_fit_l2": "dimensionless, sqrt(int (rho_fit - rho)^2 / int rho^2) on the integration grid",
     "density_fit_l1": "dimensionless, int |rho_fit - rho| / N_electrons on the integration grid",
     "density_fit_dipole_error": "e*Bohr, |dipole of nuclei + fitted density - SCF dipole|",
+    "hamiltonian": "Hartree: converged Fock/Kohn-Sham matrix F in PySCF's AO order, n_ao x n_ao row-major",
+    "overlap": "dimensionless: AO overlap matrix S in PySCF's AO order, n_ao x n_ao row-major",
+    "mo_occ": "electrons per orbital (PySCF's mo_occ), in the order of orbital_energies",
+    "hamiltonian_basis": "PySCF name of the orbital basis of hamiltonian and overlap",
+    "hamiltonian_shells": "per element, the degree l of each AO radial function in PySCF's order: 'H:0,0,1;O:...'",
     "positions": "Angstrom (ASE convention)",
 }
 
@@ -74,6 +81,7 @@ OBSERVABLE_KEYS: dict[str, tuple[str, ...]] = {
     "apt": ("apt",),
     "density": ("density_coefficients", "density_aux_basis", "density_metric", "density_aux_shells",
                 "density_electrons", "density_fit_l2", "density_fit_l1", "density_fit_dipole_error"),
+    "hamiltonian": ("hamiltonian", "overlap", "orbital_energies", "mo_occ", "hamiltonian_basis", "hamiltonian_shells"),
 }
 
 

@@ -53,6 +53,7 @@ class PySCFLabeler:
     dos: energy grid and broadening for the DOS (Hartree).
     density_aux_basis, density_metric: auxiliary basis (a PySCF name) and metric (``coulomb`` or
         ``overlap``) of the ``density`` labels (:mod:`psilearn.label.density`).
+    hamiltonian_conv_tol_grad: SCF orbital-gradient convergence when ``hamiltonian`` is labelled.
     threads: BLAS/OpenMP threads inside one label (use 1 and parallelise over processes).
     """
 
@@ -70,6 +71,7 @@ class PySCFLabeler:
     dos: DOSGrid = field(default_factory=DOSGrid)
     density_aux_basis: str = DEFAULT_AUX_BASIS
     density_metric: str = "coulomb"
+    hamiltonian_conv_tol_grad: float = 1e-8
     threads: int = 1
     max_memory_mb: int = 2000
 
@@ -107,6 +109,8 @@ class PySCFLabeler:
             d.pop("density_metric")
         if self.is_hf and "density" not in self.observables:  # the density fit's errors use a grid
             d.pop("grid_level")
+        if "hamiltonian" not in self.observables:
+            d.pop("hamiltonian_conv_tol_grad")
         if "polarizability" not in self.observables:
             d.pop("polarizability_mode")
             d.pop("field_step")
@@ -148,7 +152,13 @@ class PySCFLabeler:
                 warnings.simplefilter("ignore")
                 mol.build()
         except BasisNotFoundError as exc:
-            raise LabelError(f"{exc} (element not available in basis {self.basis!r})", "basis") from None
+            from psilearn.targets.ao_basis import check_basis
+
+            try:
+                check_basis(self.basis)  # an unknown name: one line (PySCF's message spans lines)
+            except ValueError as bad:
+                raise LabelError(str(bad), "basis") from None
+            raise LabelError(f"{str(exc).splitlines()[0]} (element not available in basis {self.basis!r})", "basis") from None
         except (KeyError, RuntimeError, ValueError) as exc:
             raise LabelError(f"cannot build molecule with basis {self.basis!r}: {exc}", "basis") from None
         return mol
@@ -167,6 +177,8 @@ class PySCFLabeler:
         if self.density_fit:
             mf = mf.density_fit(auxbasis=self.auxbasis)
         mf.conv_tol = self.conv_tol
+        if "hamiltonian" in self.observables:  # F itself is the label: converge the orbital gradient
+            mf.conv_tol_grad = self.hamiltonian_conv_tol_grad
         mf.max_cycle = self.max_cycle
         mf.verbose = 0
         return mf
@@ -309,6 +321,7 @@ class PySCFLabeler:
         from pyscf import lib, scf
 
         from psilearn.label.density import density_auxmol, density_labels
+        from psilearn.label.hamiltonian import check_hamiltonian_mol, hamiltonian_labels
         from psilearn.label.multipoles import dipole_moment, quadrupole_moment
 
         lib.num_threads(self.threads)
@@ -316,6 +329,8 @@ class PySCFLabeler:
         atoms = check_periodicity(atoms, self.name, periodic_ok=False)
         mol = self.build_mol(atoms)
         auxmol = density_auxmol(mol, self.density_aux_basis) if "density" in self.observables else None
+        if "hamiltonian" in self.observables:
+            check_hamiltonian_mol(mol, self.basis)
         mf, rung = self.run_scf(mol)
         out = atoms.copy()
         out.calc = None
@@ -345,8 +360,10 @@ class PySCFLabeler:
             _, mull = scf.hf.mulliken_pop(mol, total, mf.get_ovlp(), verbose=0)
             arrays["mulliken_charges"] = np.asarray(mull, dtype=float)
             arrays["hirshfeld_charges"] = self.hirshfeld(mol, mf)
-        if "orbitals" in obs:
-            info.update(orbital_labels(mf.mo_energy, mf.mo_occ, self.dos))
+        ham = hamiltonian_labels(mol, mf, self.basis) if "hamiltonian" in obs else {}
+        if "orbitals" in obs:  # with hamiltonian: the eigenvalues of the stored F (one set of energies)
+            info.update(orbital_labels(ham.get("orbital_energies", mf.mo_energy), mf.mo_occ, self.dos))
+        info.update(ham)
         if "shielding" in obs:
             from psilearn.label.nmr import shielding_tensors
 

@@ -2,6 +2,7 @@
 
 from psilearn.targets.cartesian import IrrepBlock, cartesian_basis
 from psilearn.targets.density import DensityBlock, DensityTarget
+from psilearn.targets.hamiltonian import CoupledBlock, HamiltonianTarget
 from psilearn.targets.target import Target
 
-__all__ = ["Target", "IrrepBlock", "cartesian_basis", "DensityTarget", "DensityBlock"]
+__all__ = ["Target", "IrrepBlock", "cartesian_basis", "DensityTarget", "DensityBlock", "HamiltonianTarget", "CoupledBlock"]

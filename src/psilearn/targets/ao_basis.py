@@ -79,6 +79,47 @@ def check_aux_basis(aux_basis: str) -> str:
     return name
 
 
+@lru_cache(maxsize=None)
+def check_basis(basis: str) -> str:
+    """The normalised name of an orbital basis PySCF knows; DataError (one line) for an unknown name."""
+    name = normalise_aux_basis(basis)
+    if not any(_has_element(name, s) for s in _PROBE):
+        raise DataError(f"unknown basis {basis!r}: PySCF has no basis of that name "
+                        "(e.g. sto-3g, def2-svp, cc-pvdz; see pyscf.gto.basis)")
+    return name
+
+
+@lru_cache(maxsize=None)
+def basis_shells(basis: str, symbol: str) -> tuple[int, ...]:
+    """Degree l of each radial function of one atom of ``symbol`` in the orbital basis ``basis``, in
+    PySCF's AO order (DataError for an unknown basis or an element without functions in it)."""
+    from pyscf import gto
+
+    name = check_basis(basis)
+    if not _has_element(name, symbol):
+        raise DataError(f"element {symbol} has no functions in basis {name!r}")
+    with _quiet():
+        mol = gto.M(atom=[[symbol, (0.0, 0.0, 0.0)]], basis=name, spin=gto.charge(symbol) % 2, verbose=0)
+    return auxmol_shells(mol)[symbol]
+
+
+@lru_cache(maxsize=None)
+def wigner3j(l1: int, l2: int, l: int) -> np.ndarray:
+    """e3nn's real Wigner 3j symbol (2 l1 + 1, 2 l2 + 1, 2 l + 1), float64: the shipped constant
+    (:mod:`psilearn._tables`) when e3nn has the recorded version, else computed with e3nn. Read-only."""
+    from psilearn._tables import lookup
+
+    w = lookup(f"wigner3j/{l1}/{l2}/{l}", ("e3nn",))
+    if w is None:
+        import torch
+        from e3nn import o3
+
+        w = o3.wigner_3j(l1, l2, l, dtype=torch.float64).numpy()
+    w = np.asarray(w, dtype=np.float64)
+    w.setflags(write=False)
+    return w
+
+
 def missing_elements(aux_basis: str, symbols) -> list[str]:
     """Elements of ``symbols`` without functions in ``aux_basis`` (sorted, unique)."""
     name = check_aux_basis(aux_basis)
@@ -106,7 +147,7 @@ def make_auxmol(mol, aux_basis: str):
 
 def auxmol_shells(auxmol) -> dict[str, tuple[int, ...]]:
     """Element -> degree l of each radial function of one atom, in PySCF's order, from a built
-    auxiliary Mole (every atom of an element has the same functions; checked)."""
+    auxiliary (or orbital) Mole (every atom of an element has the same functions; checked)."""
     out: dict[str, tuple[int, ...]] = {}
     for i, (b0, b1, _, _) in enumerate(auxmol.aoslice_by_atom()):
         ls = tuple(int(auxmol.bas_angular(b)) for b in range(b0, b1) for _ in range(auxmol.bas_nctr(b)))
