@@ -356,6 +356,12 @@ class PySCFLabeler:
         if "density" in obs:
             info.update(density_labels(mol, dm, auxmol, self.density_aux_basis, self.density_metric,
                                        self.grids(mol, mf)))
+        if any(o in obs for o in ("efg", "spin", "hfc", "gtensor")):
+            from psilearn.label.magnetic import magnetic_labels
+
+            mag_info, mag_arrays = magnetic_labels(mf, obs, self.grids(mol, mf) if "spin" in obs else None)
+            info.update(mag_info)
+            arrays.update(mag_arrays)
         info["label_seconds"] = time.perf_counter() - t0
         return out
 
