@@ -18,7 +18,6 @@ All tensors are 3x3, stored flattened row-major, and rotate as ``T -> R T R^T`` 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import warnings
 from contextlib import contextmanager
@@ -213,8 +212,9 @@ def g_tensor(mf) -> np.ndarray:
         obj = GTensor(mf)
         obj.verbose = 0
         obj.max_cycle_cphf = 50
-        try:  # pyscf-properties' UKS g-tensor prints SOC terms to stdout: keep the CLI quiet
-            with _patched(mf), contextlib.redirect_stdout(io.StringIO()):
+        obj.stdout = io.StringIO()  # the UKS g-tensor writes its SOC terms whatever the verbosity
+        try:
+            with _patched(mf):
                 g = np.asarray(obj.kernel(), dtype=float)
         except LabelError:
             raise
