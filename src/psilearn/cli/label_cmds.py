@@ -36,7 +36,7 @@ def _register_label(sub) -> None:
     p.add_argument("--method", required=True, help=f"XC/BASIS[/df] for PySCF, or an xTB method ({' / '.join(XTB_METHODS)})")
     p.add_argument("--observables", default="energy",
                    help="comma list of energy,forces,dipole,quadrupole,polarizability,charges,"
-                        "orbitals,shielding,apt,density,hamiltonian (default: energy)")
+                        "orbitals,shielding,apt,density,hamiltonian,efg,spin,hfc,gtensor (default: energy)")
     p.add_argument("--db", default="labels.db", help="ASE SQLite label database (default labels.db)")
     p.add_argument("-o", "--output", help="extxyz file with the labelled input structures")
     p.add_argument("--workers", type=int, default=1, help="local Dask worker processes (0: no Dask)")

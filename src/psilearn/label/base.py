@@ -26,6 +26,10 @@ OBSERVABLES: tuple[str, ...] = (
     "apt",
     "density",
     "hamiltonian",
+    "efg",
+    "spin",
+    "hfc",
+    "gtensor",
 )
 
 #: Units of every key a labeler may write (``info`` keys are per structure, ``arrays`` per atom).
@@ -65,6 +69,20 @@ UNITS: dict[str, str] = {
     "mo_occ": "electrons per orbital (PySCF's mo_occ), in the order of orbital_energies",
     "hamiltonian_basis": "PySCF name of the orbital basis of hamiltonian and overlap",
     "hamiltonian_shells": "per element, the degree l of each AO radial function in PySCF's order: 'H:0,0,1;O:...'",
+    "efg": "E_h/(e*Bohr^2) (a.u.), electric field gradient V_ij at each nucleus, symmetric traceless, 9 row-major",
+    "efg_cq": "MHz, quadrupolar coupling constant e*Q*V_zz/h for the isotope in efg_isotopes (0 if none)",
+    "efg_eta": "dimensionless, EFG asymmetry (V_xx - V_yy)/V_zz with |V_zz| >= |V_yy| >= |V_xx|",
+    "efg_quadrupolar": "1 if the atom's element has the quadrupolar isotope used for efg_cq, else 0",
+    "efg_isotopes": "element:isotope of efg_cq, e.g. 'N:14N;H:2H' (Q from Pyykko 2018)",
+    "mulliken_spins": "e, Mulliken population of rho_alpha - rho_beta per atom (sums to 2S)",
+    "hirshfeld_spins": "e, Hirshfeld population of rho_alpha - rho_beta per atom (sums to 2S)",
+    "hfc": "MHz, hyperfine coupling tensor (Fermi contact + spin dipolar) per atom, 9 row-major",
+    "hfc_iso": "MHz, isotropic hyperfine coupling a_iso = trace(hfc)/3 per atom",
+    "hfc_isotopes": "element:isotope of hfc, e.g. 'C:13C;H:1H' (g_N from PySCF's nucprop)",
+    "gtensor": "dimensionless, electronic g-tensor (GIAO) per structure, 9 row-major g[a,b]",
+    "g_iso": "dimensionless, trace(gtensor)/3",
+    "delta_g": "ppm, g-shift tensor (gtensor - g_e*1)*1e6, 9 row-major",
+    "delta_g_iso": "ppm, trace(delta_g)/3",
     "positions": "Angstrom (ASE convention)",
 }
 
@@ -82,6 +100,10 @@ OBSERVABLE_KEYS: dict[str, tuple[str, ...]] = {
     "density": ("density_coefficients", "density_aux_basis", "density_metric", "density_aux_shells",
                 "density_electrons", "density_fit_l2", "density_fit_l1", "density_fit_dipole_error"),
     "hamiltonian": ("hamiltonian", "overlap", "orbital_energies", "mo_occ", "hamiltonian_basis", "hamiltonian_shells"),
+    "efg": ("efg", "efg_cq", "efg_eta", "efg_quadrupolar", "efg_isotopes"),
+    "spin": ("mulliken_spins", "hirshfeld_spins"),
+    "hfc": ("hfc", "hfc_iso", "hfc_isotopes"),
+    "gtensor": ("gtensor", "g_iso", "delta_g", "delta_g_iso"),
 }
 
 

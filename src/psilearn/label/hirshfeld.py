@@ -48,11 +48,17 @@ def hirshfeld_charges(mol, dm: np.ndarray, grids, block: int = 20000) -> np.ndar
     dm: total density matrix in the AO basis (nao, nao); for open shells pass alpha + beta.
     grids: a built ``pyscf.dft.gen_grid.Grids`` for ``mol`` (the DFT grid, or a fresh one for HF).
     """
-    from pyscf.dft import numint
-
     dm = np.asarray(dm)
     if dm.ndim == 3:
         dm = dm[0] + dm[1]
+    return mol.atom_charges().astype(float) - hirshfeld_populations(mol, dm, grids, block)
+
+
+def hirshfeld_populations(mol, dm: np.ndarray, grids, block: int = 20000) -> np.ndarray:
+    """Hirshfeld populations (e), shape (n_atoms,), of the density of the 2-D AO matrix ``dm``
+    (the total density, or the spin density alpha - beta), shared by the free-atom weights."""
+    from pyscf.dft import numint
+
     free = free_atom_density_matrices(mol)
     atoms = [_atom_mol(mol, ia) for ia in range(mol.natm)]
     free_dm = [free[mol.atom_symbol(ia)] for ia in range(mol.natm)]
@@ -69,4 +75,4 @@ def hirshfeld_charges(mol, dm: np.ndarray, grids, block: int = 20000) -> np.ndar
         total = rho_free.sum(axis=0)
         share = np.divide(rho_free, total, out=np.zeros_like(rho_free), where=total > 1e-30)
         pops += share @ (rho * w)
-    return mol.atom_charges().astype(float) - pops
+    return pops

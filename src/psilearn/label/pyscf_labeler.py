@@ -18,6 +18,7 @@ from ase import Atoms
 from psilearn.label.base import LabelError, configure_threads, parse_observables
 from psilearn.label.hashing import code_version, method_hash
 from psilearn.label.orbitals import DOSGrid, orbital_labels
+from psilearn.label.response import atomic_polar_tensors, cphf_polarizability, finite_field_polarizability
 from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
 from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, check_aux_basis, check_metric
 
@@ -217,85 +218,17 @@ class PySCFLabeler:
 
     # ---- observables -------------------------------------------------------------------------
     def polarizability_cphf(self, mf) -> np.ndarray:
-        """Static polarizability (Bohr^3), shape (3, 3), analytic CPHF/CPKS (pyscf-properties)."""
-        from pyscf import dft, scf
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            unrestricted = isinstance(mf, scf.uhf.UHF)
-            if isinstance(mf, dft.rks.KohnShamDFT):
-                if unrestricted:
-                    from pyscf.prop.polarizability.uks import Polarizability
-                else:
-                    from pyscf.prop.polarizability.rks import Polarizability
-            elif unrestricted:
-                from pyscf.prop.polarizability.uhf import Polarizability
-            else:
-                from pyscf.prop.polarizability.rhf import Polarizability
-            pol = Polarizability(mf)
-            pol.verbose = 0
-            pol.conv_tol = 1e-9
-            alpha = np.asarray(pol.polarizability(), dtype=float)
-        if not np.all(np.isfinite(alpha)):
-            raise RuntimeError("CPHF polarizability is not finite")
-        return alpha
-
-    def _field_dipole(self, mol, field: np.ndarray, dm0, origin: np.ndarray) -> np.ndarray:
-        from psilearn.label.multipoles import dipole_moment
-
-        mf = self.make_scf(mol)
-        hcore = mf.get_hcore()
-        with mol.with_common_orig(origin):
-            r = mol.intor_symmetric("int1e_r", comp=3)
-        perturbed = hcore + np.einsum("x,xij->ij", field, r)
-        mf.get_hcore = lambda *args, **kwargs: perturbed
-        mf.conv_tol = min(self.conv_tol, 1e-11)
-        mf.kernel(dm0=dm0)
-        if not mf.converged:
-            raise LabelError(f"SCF in finite field {field.tolist()} did not converge", "polarizability")
-        return dipole_moment(mol, mf.make_rdm1(), origin)
+        """Static polarizability (Bohr^3), (3, 3), analytic CPHF/CPKS (:mod:`psilearn.label.response`)."""
+        return cphf_polarizability(mf)
 
     def polarizability_finite_field(self, mf) -> np.ndarray:
-        """Static polarizability (Bohr^3), shape (3, 3), alpha[a, b] = d mu_a / d F_b by central
-        differences of the dipole in uniform fields +-``field_step`` (6 extra SCFs)."""
-        from psilearn.label.multipoles import centre_of_mass_bohr
-
-        mol = mf.mol
-        origin = centre_of_mass_bohr(mol)
-        dm0 = mf.make_rdm1()
-        alpha = np.zeros((3, 3))
-        for b in range(3):
-            f = np.zeros(3)
-            f[b] = self.field_step
-            plus = self._field_dipole(mol, f, dm0, origin)
-            minus = self._field_dipole(mol, -f, dm0, origin)
-            alpha[:, b] = (plus - minus) / (2.0 * self.field_step)
-        return alpha
+        """Static polarizability (Bohr^3), (3, 3), by central differences of the dipole in uniform
+        fields +-``field_step`` (6 extra SCFs; :mod:`psilearn.label.response`)."""
+        return finite_field_polarizability(self, mf)
 
     def atomic_polar_tensors(self, mol, mf) -> np.ndarray:
-        """APT (e), shape (n_atoms, 3, 3), apt[k, a, b] = d mu_a / d R_{k,b}, by central
-        differences of the dipole (fixed origin) over +-``apt_step`` Bohr displacements."""
-        from psilearn.label.multipoles import centre_of_mass_bohr, dipole_moment
-
-        origin = centre_of_mass_bohr(mol)
-        coords = mol.atom_coords()
-        dm0 = mf.make_rdm1()
-        apt = np.zeros((mol.natm, 3, 3))
-        for k in range(mol.natm):
-            for b in range(3):
-                mus = []
-                for sign in (1.0, -1.0):
-                    c = coords.copy()
-                    c[k, b] += sign * self.apt_step
-                    m = mol.set_geom_(c, unit="Bohr", inplace=False)
-                    mfd = self.make_scf(m)
-                    mfd.conv_tol = min(self.conv_tol, 1e-11)
-                    mfd.kernel(dm0=dm0)
-                    if not mfd.converged:
-                        raise LabelError(f"SCF for APT displacement of atom {k} did not converge", "apt")
-                    mus.append(dipole_moment(m, mfd.make_rdm1(), origin))
-                apt[k, :, b] = (mus[0] - mus[1]) / (2.0 * self.apt_step)
-        return apt
+        """APT (e), (n_atoms, 3, 3), apt[k, a, b] = d mu_a / d R_{k,b} (:mod:`psilearn.label.response`)."""
+        return atomic_polar_tensors(self, mol, mf)
 
     def grids(self, mol, mf):
         """The SCF's integration grid (built), or a level-``grid_level`` grid for HF."""
@@ -373,6 +306,12 @@ class PySCFLabeler:
         if "density" in obs:
             info.update(density_labels(mol, dm, auxmol, self.density_aux_basis, self.density_metric,
                                        self.grids(mol, mf)))
+        if any(o in obs for o in ("efg", "spin", "hfc", "gtensor")):
+            from psilearn.label.magnetic import magnetic_labels
+
+            mag_info, mag_arrays = magnetic_labels(mf, obs, self.grids(mol, mf) if "spin" in obs else None)
+            info.update(mag_info)
+            arrays.update(mag_arrays)
         info["label_seconds"] = time.perf_counter() - t0
         return out
 
