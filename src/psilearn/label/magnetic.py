@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -175,22 +174,12 @@ def _gen_vind_uhf(mf, mo_coeff, mo_occ):
     return vind
 
 
-@contextmanager
 def _patched(mf):
     import pyscf.prop.nmr.uhf as uhf_nmr
 
-    from psilearn.label.nmr import _BlockAlignedNumInt
+    from psilearn.label.nmr import patched_response
 
-    saved_vind, saved_ni = uhf_nmr.gen_vind, getattr(mf, "_numint", None)
-    uhf_nmr.gen_vind = _gen_vind_uhf
-    if saved_ni is not None:
-        mf._numint = _BlockAlignedNumInt(saved_ni)
-    try:
-        yield
-    finally:
-        uhf_nmr.gen_vind = saved_vind
-        if saved_ni is not None:
-            mf._numint = saved_ni
+    return patched_response(uhf_nmr, _gen_vind_uhf, mf)
 
 
 def g_tensor(mf) -> np.ndarray:

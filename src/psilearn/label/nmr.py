@@ -65,20 +65,26 @@ class _BlockAlignedNumInt:
 
 
 @contextmanager
-def _patched(mf):
-    import pyscf.prop.nmr.rhf as rhf_nmr
-
-    saved_vind = rhf_nmr.gen_vind
+def patched_response(module, gen_vind, mf):
+    """pyscf-properties' ``module.gen_vind`` replaced by psilearn's ``gen_vind`` and ``mf``'s numerical
+    integrator by a block-aligned one (the two compatibility fixes), both restored on exit."""
+    saved_vind = module.gen_vind
     saved_ni = getattr(mf, "_numint", None)
-    rhf_nmr.gen_vind = _gen_vind
+    module.gen_vind = gen_vind
     if saved_ni is not None:
         mf._numint = _BlockAlignedNumInt(saved_ni)
     try:
         yield
     finally:
-        rhf_nmr.gen_vind = saved_vind
+        module.gen_vind = saved_vind
         if saved_ni is not None:
             mf._numint = saved_ni
+
+
+def _patched(mf):
+    import pyscf.prop.nmr.rhf as rhf_nmr
+
+    return patched_response(rhf_nmr, _gen_vind, mf)
 
 
 def shielding_tensors(mf) -> np.ndarray:

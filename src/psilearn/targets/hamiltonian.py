@@ -30,6 +30,7 @@ import numpy as np
 
 from psilearn.errors import DataError
 from psilearn.targets.ao_basis import normalise_aux_basis
+from psilearn.targets.cartesian import IrrepColumns
 from psilearn.targets.density import _symbols, format_shells, parse_shells
 
 HAMILTONIAN_KEY = "hamiltonian"
@@ -37,7 +38,7 @@ UNITS = "Hartree: Fock/Kohn-Sham matrix in PySCF's AO order, n_ao x n_ao row-maj
 
 
 @dataclass(frozen=True)
-class CoupledBlock:
+class CoupledBlock(IrrepColumns):
     """One irrep of a pair block: radial functions ``a`` (of the row atom) and ``b`` (of the column
     atom) of degrees ``la``, ``lb`` coupled to ``L`` with parity ``p``; columns ``start:start+2L+1``
     of the pair's irreps vector."""
@@ -54,16 +55,8 @@ class CoupledBlock:
         return (-1) ** (self.la + self.lb)
 
     @property
-    def dim(self) -> int:
-        return 2 * self.L + 1
-
-    @property
-    def name(self) -> str:
-        return f"{self.L}{'e' if self.p == 1 else 'o'}"
-
-    @property
-    def cols(self) -> slice:
-        return slice(self.start, self.start + self.dim)
+    def l(self) -> int:  # noqa: E743 (the degree, as in IrrepColumns)
+        return self.L
 
 
 def coupling(la: int, lb: int, L: int) -> np.ndarray:
