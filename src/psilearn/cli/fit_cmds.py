@@ -99,6 +99,8 @@ def cmd_fit(args) -> int:
     kind, config, seed = _model_options(args)
     _warn_if_unrepresentative("fit", args.train)
     ds = load_dataset(args.train, target, symmetrize=args.symmetrize)
+    if not isinstance(kind, str):
+        kind.check_baseline(ds)
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     if not isinstance(kind, str):
         print(f"delta-learning: {kind.inner_kind} learns {target.key} - {kind.baseline_key}; predict needs "

@@ -140,6 +140,12 @@ class DeltaModel(Model):
         inner = model_class(cls.inner_kind).from_options(target, options, seed, progress)
         return cls(target, inner, cls.baseline_key, cls.symmetrize, progress)
 
+    @classmethod
+    def check_baseline(cls, data: Dataset) -> None:
+        """DataError naming file, frame and key if ``data``'s structures lack a valid baseline label
+        (the CLI calls it right after reading TRAIN, before fitting)."""
+        _baseline_values(data.frames, data.target, cls.baseline_key, cls.symmetrize)
+
     @property
     def species(self) -> list[int]:
         return self.inner.species
