@@ -43,18 +43,30 @@ def _target(args):
 
 
 def _model_options(args) -> tuple[str, dict, int]:
-    """(model kind, options, seed) from --model/--long-range/--config/--seed; the options file is
-    validated against the kind here, before any data is read."""
+    """(model kind, options, seed) from --model/--long-range/--baseline/--config/--seed; the options
+    file is validated against the kind here, before any data is read. With ``--baseline KEY`` the
+    kind is the delta kind wrapping ``--model`` (a class, accepted wherever a kind name is)."""
     from psilearn.cli.qeq_args import check_no_long_range_flags, long_range_options
     from psilearn.config import load_config
+    from psilearn.errors import ConfigError
+    from psilearn.models.fidelity.delta import REFUSED_INNER, check_inner_kind, delta_kind
     from psilearn.models.registry import model_class
 
     check_no_long_range_flags(args)
+    baseline = getattr(args, "baseline", None)
+    if args.model == "delta" and not baseline:
+        raise ConfigError("--model delta: give the baseline label with --baseline KEY (and the inner kind with --model)")
+    if baseline is not None and getattr(args, "long_range", None):
+        raise ConfigError("--baseline cannot be combined with --long-range: " + REFUSED_INNER["qeq"])
     name, config = args.model, load_config(args.config)
     merged = config
     if getattr(args, "long_range", None):
         name, merged = long_range_options(args, config)  # CLI flags over the file's model section
+    if baseline is not None:
+        check_inner_kind(name)  # before the options: an unsupported kind is the first thing to say
     _, seed = model_class(name).validate_config(config, source=args.config, seed=args.seed)
+    if baseline is not None:  # the inner kind reads the options file; the delta kind wraps it
+        return delta_kind(baseline, name, symmetrize=args.symmetrize), merged, seed
     return name, merged, seed
 
 
@@ -87,7 +99,12 @@ def cmd_fit(args) -> int:
     kind, config, seed = _model_options(args)
     _warn_if_unrepresentative("fit", args.train)
     ds = load_dataset(args.train, target, symmetrize=args.symmetrize)
+    if not isinstance(kind, str):
+        kind.check_baseline(ds)
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
+    if not isinstance(kind, str):
+        print(f"delta-learning: {kind.inner_kind} learns {target.key} - {kind.baseline_key}; predict needs "
+              f"{kind.baseline_key} in its input", file=sys.stderr)
     t0 = time.perf_counter()
     validation = None
     from psilearn.evaluation.validation import fit_with_validation, reads_nn_train
@@ -233,6 +250,10 @@ def register(sub) -> None:
         "DeePMD set directory")
     _add_target_args(p)
     p.add_argument("--model", default="sagpr", help=model_help)
+    p.add_argument("--baseline", default=None, metavar="KEY", help="delta-learning: KEY is a cheap label of the same observable "
+                   "in TRAIN (same shape and symmetry as --target); the --model kind learns --target minus KEY, and predict "
+                   "needs KEY in its input and writes the sum, TARGET_baseline and TARGET_correction (the uncertainty is the "
+                   "correction's; the baseline is taken as exact). Not with qeq or spectrum models (see docs/fidelity.md)")
     p.add_argument("--config", metavar="YAML", help="options file: 'soap:' and 'model:' sections (kernel kinds), "
                                                      "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
@@ -249,7 +270,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("predict", help="predict with a saved model", description="Predict the model's observable for new structures. Writes "
         "KEY and KEY_std (info for structure targets, arrays for atom targets), flattened row-major; an existing KEY in the input is kept "
-        "as KEY_reference.")
+        "as KEY_reference. Delta models (fit --baseline B) need B in the input and also write KEY_baseline and KEY_correction.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("input", metavar="INPUT", help="structures (ASE-readable, @slice allowed)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.xyz")

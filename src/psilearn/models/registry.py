@@ -20,11 +20,16 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "QEq; --long-range qeq --model nn)"),
     "spectrum": ("psilearn.models.spectrum.model:SpectrumModel", "kernel regression of spectra (DOS, XANES) on invariant SOAP, "
         "L2/shift-aware/aligned loss, optional PCA (psilearn fit-spectrum)"),
+    "delta": ("psilearn.models.fidelity.delta:DeltaModel", "delta-learning: a baseline label in the file plus a learned "
+        "correction by an inner kind (psilearn fit --baseline KEY --model INNER)"),
 }
 
 
-def model_class(name: str):
-    """The model class of kind ``name``; ValueError listing the kinds otherwise."""
+def model_class(name):
+    """The model class of kind ``name``; ValueError listing the kinds otherwise. A model class
+    (e.g. a delta kind configured by :func:`psilearn.models.fidelity.delta_kind`) is returned as is."""
+    if isinstance(name, type):
+        return name
     if name not in MODEL_KINDS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODEL_KINDS))}")
     module, cls = MODEL_KINDS[name][0].split(":")

@@ -1,0 +1,212 @@
+"""The `delta` model kind: Δ-learning from a baseline label carried by every structure.
+
+The training file holds the observable at the target level (``KEY``) and a cheap label of the same
+observable (``BASELINE``: the same shape and symmetry, e.g. ``alpha`` from DFT and ``alpha_gfn2``).
+The model learns the difference ``KEY - BASELINE`` with any inner kind (sagpr by default), and
+predicts ``BASELINE + correction``; prediction therefore needs ``BASELINE`` in every input
+structure.
+
+Uncertainty: the baseline is taken as exact (it is an input, not an estimate), so the predictive
+standard deviation (and covariance) is the inner model's uncertainty of the correction.
+
+The inner model is reached only through the registry (:func:`psilearn.models.registry.model_class`),
+never by importing another architecture. In model files its state is nested: its metadata under
+``"inner"`` and its arrays prefixed ``"inner/"``, with its kind in ``"inner_kind"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.data import Dataset
+from psilearn.data.dataset import check_symmetry, extract_values
+from psilearn.data.errors import DataError
+from psilearn.data.prediction import Prediction
+from psilearn.errors import ConfigError
+from psilearn.models.base import Model
+from psilearn.models.checks import check_training_data
+from psilearn.models.composition import composition_record
+from psilearn.models.registry import model_class
+from psilearn.targets import Target
+
+#: inner kinds that do not fit the pattern "learn a difference of two labels of one observable", and why
+REFUSED_INNER = {
+    "delta": "a delta model cannot wrap another delta model (one baseline per model)",
+    "qeq": "qeq learns charges constrained to each structure's total charge; a difference of two labels "
+           "carries total charge zero, and its by-products (charges, energies) would belong to neither level",
+    "qeq-nn": "qeq-nn learns charges constrained to each structure's total charge; a difference of two labels "
+              "carries total charge zero, and its by-products (charges, energies) would belong to neither level",
+    "spectrum": "spectrum models (psilearn fit-spectrum) fit their own per-element baseline, shifts and alignment "
+                "on a grid; a difference of two spectra is not a spectrum on that footing",
+}
+DEFAULT_INNER = "sagpr"
+
+
+def check_inner_kind(inner: str) -> type[Model]:
+    """The model class of ``inner``; ConfigError for unknown kinds and for kinds Δ-learning refuses."""
+    if inner in REFUSED_INNER:
+        raise ConfigError(f"--baseline: model kind {inner!r} cannot learn a correction: {REFUSED_INNER[inner]}")
+    try:
+        return model_class(inner)
+    except ValueError as exc:
+        raise ConfigError(f"--baseline: {exc}") from None
+
+
+def delta_kind(baseline: str, inner: str = DEFAULT_INNER, symmetrize: bool = False) -> type["DeltaModel"]:
+    """The delta kind configured for a baseline key and an inner kind: a subclass of
+    :class:`DeltaModel` reading the inner kind's YAML sections, usable wherever a kind name is
+    (``fit_model(delta_kind("alpha_gfn2", "nn"), target, dataset, config)``)."""
+    if not baseline:
+        raise ConfigError("--baseline: the baseline label name is empty")
+    cls = check_inner_kind(inner)
+    return type(f"DeltaModel[{inner}]", (DeltaModel,), {
+        "__module__": __name__, "inner_kind": inner, "baseline_key": baseline, "symmetrize": symmetrize,
+        "config_options": dict(cls.config_options), "iterative": cls.iterative})
+
+
+def _baseline_values(frames: list[Atoms], target: Target, key: str, symmetrize: bool) -> np.ndarray:
+    """The baseline labels ``key`` of ``frames``, validated as the Target's own labels (same
+    shape, per-structure/per-atom, symmetry); DataError naming file, frame and key otherwise."""
+    base = dataclasses.replace(target, key=key)
+    try:
+        values = extract_values(frames, base)
+        return check_symmetry(frames, base, values, symmetrize)
+    except DataError as exc:
+        raise DataError(f"{exc} (the baseline of the delta model of {target.key!r})") from None
+
+
+@dataclass
+class DeltaPrediction(Prediction):
+    """A Prediction (the sum) with the baseline and the correction as extras, written by
+    :func:`psilearn.data.prediction_io.predictions_to_atoms` as ``KEY_baseline`` and ``KEY_correction``."""
+
+    baseline: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
+    correction: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
+    key: str = ""
+    per: str = "structure"
+
+    def _extras(self) -> dict[str, np.ndarray]:
+        squeeze = (lambda v: v[:, 0]) if self.baseline.shape[1] == 1 else (lambda v: v)
+        return {f"{self.key}_baseline": squeeze(self.baseline), f"{self.key}_correction": squeeze(self.correction)}
+
+    @property
+    def extra_info(self) -> dict[str, np.ndarray]:
+        return self._extras() if self.per == "structure" else {}
+
+    @property
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        return self._extras() if self.per == "atom" else {}
+
+
+@dataclass
+class DeltaModel(Model):
+    """Δ-learning: ``prediction = baseline label + inner model's correction``.
+
+    >>> model = delta_kind("alpha_gfn2", "sagpr").build(Target("alpha", tensor="ij=ji"), config).fit(dataset)
+    >>> model.predict(frames_with_alpha_gfn2).values
+    """
+
+    target: Target
+    inner: Model | None = None  # the unfitted or fitted model of the correction (same Target)
+    baseline: str = ""  # key of the baseline label in every structure
+    symmetrize_baseline: bool = False  # project baseline labels onto the Target's symmetry instead of refusing
+    progress: bool = False
+    metadata: dict = field(default_factory=dict)
+
+    kind: ClassVar[str] = "delta"
+    inner_kind: ClassVar[str] = DEFAULT_INNER
+    baseline_key: ClassVar[str] = ""
+    symmetrize: ClassVar[bool] = False
+    config_options: ClassVar[dict[str, type]] = dict(model_class(DEFAULT_INNER).config_options)
+
+    def __post_init__(self) -> None:
+        if self.target.is_spectrum or type(self.target) is not Target:
+            raise ValueError(f"the delta model learns Cartesian-tensor targets, not {self.target.describe()}")
+        if self.inner is not None and self.inner.target != self.target:
+            raise ValueError("the inner model's Target differs from the delta model's")
+
+    @classmethod
+    def from_options(cls, target: Target, options: dict, seed: int, progress: bool) -> "DeltaModel":
+        """The inner kind's model from its options, wrapped (the class must come from :func:`delta_kind`)."""
+        if not cls.baseline_key:
+            raise ConfigError("the delta kind needs a baseline label: psilearn fit --baseline KEY, "
+                              "or psilearn.models.fidelity.delta_kind(KEY, inner)")
+        inner = model_class(cls.inner_kind).from_options(target, options, seed, progress)
+        return cls(target, inner, cls.baseline_key, cls.symmetrize, progress)
+
+    @classmethod
+    def check_baseline(cls, data: Dataset) -> None:
+        """DataError naming file, frame and key if ``data``'s structures lack a valid baseline label
+        (the CLI calls it right after reading TRAIN, before fitting)."""
+        _baseline_values(data.frames, data.target, cls.baseline_key, cls.symmetrize)
+
+    @property
+    def species(self) -> list[int]:
+        return self.inner.species
+
+    def set_run_options(self, device=None, checkpoint_dir=None, resume: bool = False) -> None:
+        self.inner.set_run_options(device=device, checkpoint_dir=checkpoint_dir, resume=resume)
+
+    def check_elements(self, frames: list[Atoms]) -> None:
+        self.inner.check_elements(frames)
+
+    # ---- fitting ---------------------------------------------------------------------------------
+    def fit(self, data: Dataset) -> "DeltaModel":
+        """Fit the inner model on ``target - baseline`` of ``data``'s structures. Returns self."""
+        check_training_data(self.target, data)
+        t0 = time.perf_counter()
+        base = _baseline_values(data.frames, self.target, self.baseline, self.symmetrize_baseline)
+        diff = Dataset(data.frames, self.target, data.values - base, f"{data.name} ({self.target.key} - {self.baseline})")
+        self.inner.fit(diff)
+        self.metadata = {
+            **self.inner.metadata, **self.training_record(data, t0),
+            "fit_seconds": self.inner.metadata.get("fit_seconds", round(time.perf_counter() - t0, 3)),
+            "composition_baseline": composition_record(self.target, data),
+            "delta": {"baseline_key": self.baseline, "inner_kind": self.inner.kind,
+                      "note": "heldout_metrics are those of the correction: absolute errors equal those of the sum "
+                              "(the baseline is exact), percentages are relative to the spread of the correction"},
+        }
+        return self
+
+    # ---- prediction ------------------------------------------------------------------------------
+    def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, **options) -> DeltaPrediction:
+        if self.inner is None or not self.metadata:
+            raise RuntimeError("model is not fitted")
+        base = _baseline_values(frames, self.target, self.baseline, self.symmetrize_baseline)
+        self.inner.progress = self.progress
+        corr = self.inner.predict(frames, return_std=return_std, return_cov=return_cov, **options)
+        return DeltaPrediction(values=base + corr.values, std=corr.std, irreps=self.target.to_irreps(base) + corr.irreps,
+                               irreps_std=corr.irreps_std, cov=corr.cov, baseline=base, correction=corr.values,
+                               key=self.target.key, per=self.target.per)
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """Metadata: the baseline key, the inner kind and the inner model's metadata (``inner``,
+        with its training record); arrays: the inner model's, prefixed ``inner/``."""
+        if self.inner is None or not self.metadata:
+            raise RuntimeError("model is not fitted")
+        meta, arrays = self.inner.to_state()
+        return ({"baseline_key": self.baseline, "symmetrize_baseline": self.symmetrize_baseline, "inner_kind": self.inner.kind,
+                 "inner": {**meta, "training": self.inner.metadata}},
+                {f"inner/{k}": v for k, v in arrays.items()})
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "DeltaModel":
+        kind = meta["inner_kind"]
+        if kind in REFUSED_INNER:
+            raise ValueError(f"inner kind {kind!r} is not allowed in a delta model")
+        outer = {k: v for k, v in meta.items() if k not in ("inner", "inner_kind", "baseline_key", "symmetrize_baseline", "training")}
+        inner_meta = {**outer, **meta["inner"], "model": kind}
+        inner = model_class(kind).from_state(inner_meta, {k[len("inner/"):]: v for k, v in arrays.items() if k.startswith("inner/")})
+        if len(arrays) != len([k for k in arrays if k.startswith("inner/")]):
+            raise ValueError("arrays outside 'inner/' in a delta model")
+        klass = delta_kind(str(meta["baseline_key"]), kind, bool(meta["symmetrize_baseline"]))
+        model = klass(Target.from_dict(meta["target"]), inner, klass.baseline_key, klass.symmetrize)
+        model.metadata = meta["training"]
+        return model
