@@ -19,8 +19,13 @@ from ase import Atoms
 
 from psilearn._tables import lookup
 from psilearn.config import Checks, Options
+from psilearn.data.memory import check_allocation
 from psilearn.features._featomic import import_featomic
 from psilearn.features.basis import featomic_to_e3nn
+
+#: what to change when lambda-SOAP features do not fit in memory
+FEATURE_HINT = ("soap.max_radial or soap.max_angular, the number of elements (features grow with its square) "
+                "or the number of structures")
 
 
 @dataclass
@@ -154,6 +159,9 @@ class LambdaSoap:
         n_scales = len(expansions)
         k = len(self.species) * self.config.max_radial
         widths = {ch: len(self.pairs(*ch)) * k * k for ch in channels}  # features per scale
+        counts_z = {z: len(index[z]) for z in self.species}
+        check_allocation(self.estimate_bytes(counts_z, channels, keep_coefficients),
+                         f"lambda-SOAP of {len(numbers)} atoms ({len(self.species)} elements)", FEATURE_HINT)
         # preallocated output blocks, filled batch by batch in place (they can be hundreds of MB)
         for ch in channels:
             feats.blocks[ch] = {z: np.zeros((len(index[z]), 2 * ch[0] + 1, n_scales * widths[ch])) for z in self.species}
@@ -184,6 +192,23 @@ class LambdaSoap:
             for z in self.species:
                 _normalise(feats.blocks[ch][z], widths[ch], n_scales)
         return feats
+
+    def estimate_bytes(self, counts: dict[int, int], channels: list[tuple[int, int]], keep_coefficients: bool = False) -> int:
+        """Bytes of the arrays :meth:`compute` keeps for ``counts`` {Z: atoms of element Z}: the
+        blocks, sum over channels and elements of n_Z x (2l+1) x Q x 8 (Q = scales x pairs(l, sigma)
+        x (elements x max_radial)^2, hence the square of the number of elements), plus the kept
+        coefficients (n_atoms x n_coefficients x 8). The per-batch temporaries (soap.batch_size
+        frames) are left to the guard's safety factor."""
+        n_atoms = sum(counts.values())
+        per_atom = sum((2 * l + 1) * self.width(l, s) for l, s in set(channels) | {(0, 1)})
+        if keep_coefficients:
+            per_atom += self.n_coefficients
+        return 8 * n_atoms * per_atom
+
+    def width(self, l: int, sigma: int) -> int:
+        """Q, the number of features of channel (l, sigma) (all scales)."""
+        k = len(self.species) * self.config.max_radial
+        return len(self.config.cutoffs) * len(self.pairs(l, sigma)) * k * k
 
     @property
     def n_coefficients(self) -> int:

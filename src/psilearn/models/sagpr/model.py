@@ -16,15 +16,17 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data import Dataset
+from psilearn.data.memory import check_allocation, gb
 from psilearn.data.prediction import Prediction
 from psilearn.data.splits import structure_folds
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
-from psilearn.features.lsoap import sigma_for
+from psilearn.features.lsoap import FEATURE_HINT, sigma_for
 from psilearn.metrics.regression import regression_metrics
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.models._kernel.kind import SoapKernelKind
+from psilearn.models._kernel.memory import KERNEL_HINT, PREDICT_HINT, channel_fit_bytes, channel_predict_bytes, projection_bytes
 from psilearn.models._kernel.sparse import select_sparse
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
@@ -92,6 +94,7 @@ class SAGPR(SoapKernelKind, Model):
         t0 = time.perf_counter()
         self.species = data.species
         frames = data.frames
+        self._check_fit_memory(frames)
         irreps = self.target.to_irreps(data.values)  # (n_samples, n_irreps)
         feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress,
                                                             keep_coefficients=True)
@@ -119,6 +122,25 @@ class SAGPR(SoapKernelKind, Model):
             **regression_metrics(self.target, irreps, cv_irreps),
         })
         return self
+
+    def _check_fit_memory(self, frames: list[Atoms]) -> None:
+        """Refuse (MemoryBudgetError) a fit whose peak memory would exceed the budget, before any work:
+        the features and their sparse copies (both alive while the channels are fitted), plus the
+        largest of the per-channel kernels and the ``feature_tol`` compression (psilearn.data.memory)."""
+        soap = LambdaSoap(self.soap, self.species)
+        numbers = np.concatenate([a.numbers for a in frames])
+        counts = {z: int(np.sum(numbers == z)) for z in self.species}
+        m = {z: min(n, self.config.n_sparse) for z, n in counts.items()}
+        channels = sorted(set(self._channel_list()) | {(0, 1)})
+        feats = soap.estimate_bytes(counts, channels, True) + soap.estimate_bytes(m, channels, True)
+        n_samples = len(frames) if self.target.per == "structure" else len(numbers)
+        kernels = max(channel_fit_bytes(n_samples, 2 * l + 1, list(m.values())) for l, _ in channels)
+        if self.config.feature_tol > 0:
+            kernels = max(kernels, projection_bytes([soap.width(*ch) for ch in channels]))
+        what = (f"SA-GPR fit of {len(numbers)} atoms, {len(self.species)} elements (lambda-SOAP "
+                f"{gb(feats)}, largest kernel step {gb(kernels)})")
+        hint = FEATURE_HINT if feats >= kernels else KERNEL_HINT
+        check_allocation(feats + kernels, what, hint)
 
     def _fit_baseline(self, frames: list[Atoms], irreps: np.ndarray) -> np.ndarray:
         """Per-element composition baseline of the invariant channel and per-block scales; returns
@@ -177,8 +199,18 @@ class SAGPR(SoapKernelKind, Model):
 
     # ---- prediction ------------------------------------------------------------------------------
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:
+        """Predictions in batches of ``soap.batch_size`` structures (samples are independent, so the
+        result does not depend on the batch size), which bounds the memory of features and kernels."""
         if not self.channels:
             raise RuntimeError("model is not fitted")
+        bs = max(1, self.soap.batch_size)
+        parts = [self._predict_batch(frames[i : i + bs], return_std, return_cov) for i in range(0, len(frames), bs)]
+        if len(parts) == 1:
+            return parts[0]
+        cat = [np.concatenate(a) for a in zip(*[(p.values, p.std, p.irreps, p.irreps_std) for p in parts])]
+        return Prediction(*cat, np.concatenate([p.cov for p in parts]) if return_cov else None)
+
+    def _predict_batch(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:
         feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress)
         if self.projections:
             apply_projections(feats, self.projections)
@@ -203,6 +235,8 @@ class SAGPR(SoapKernelKind, Model):
                     mean = contracted_mean(feats, cm.channel, self.config.zeta, self._contracted[key], self.target.per, self.target.pool)
                     irreps[:, blocks[bi].cols] = mean * self.scales[bi]
                 continue
+            check_allocation(channel_predict_bytes(n, d, n_env, return_std or return_cov),
+                             f"SA-GPR prediction kernels of {n} samples, channel l={d // 2}", PREDICT_HINT)
             phi = sparse_kernel(feats, self.sparse, cm.channel, self.config.zeta, self.target.per, self.target.pool)
             phi, _ = self._with_global_state(phi, [], feats, frames, d)
             if return_std or return_cov:
