@@ -49,25 +49,39 @@ def _model_options(args) -> tuple[str, dict, int]:
     from psilearn.cli.qeq_args import check_no_long_range_flags, long_range_options
     from psilearn.config import load_config
     from psilearn.errors import ConfigError
-    from psilearn.models.fidelity.delta import REFUSED_INNER, check_inner_kind, delta_kind
+    from psilearn.models.fidelity.delta import REFUSED_INNER, check_inner_kind, delta_kind, delta_method_kind
     from psilearn.models.registry import model_class
 
     check_no_long_range_flags(args)
-    baseline = getattr(args, "baseline", None)
-    if args.model == "delta" and not baseline:
-        raise ConfigError("--model delta: give the baseline label with --baseline KEY (and the inner kind with --model)")
-    if baseline is not None and getattr(args, "long_range", None):
-        raise ConfigError("--baseline cannot be combined with --long-range: " + REFUSED_INNER["qeq"])
+    baseline, method = getattr(args, "baseline", None), getattr(args, "baseline_method", None)
+    if baseline is not None and method is not None:
+        raise ConfigError("give either --baseline KEY (a label in TRAIN) or --baseline-method METHOD (computed by psilearn), not both")
+    if method is None and (getattr(args, "baseline_db", None) or getattr(args, "baseline_label", None)):
+        raise ConfigError("--baseline-db and --baseline-label go with --baseline-method")
+    if args.model == "delta" and not baseline and not method:
+        raise ConfigError("--model delta: give the baseline label with --baseline KEY or the method with --baseline-method "
+                          "METHOD (and the inner kind with --model)")
+    flag = "--baseline-method" if method is not None else "--baseline"
+    if (baseline is not None or method is not None) and getattr(args, "long_range", None):
+        raise ConfigError(f"{flag} cannot be combined with --long-range: " + REFUSED_INNER["qeq"])
     name, config = args.model, load_config(args.config)
     merged = config
     if getattr(args, "long_range", None):
         name, merged = long_range_options(args, config)  # CLI flags over the file's model section
-    if baseline is not None:
+    if baseline is not None or method is not None:
         check_inner_kind(name)  # before the options: an unsupported kind is the first thing to say
     _, seed = model_class(name).validate_config(config, source=args.config, seed=args.seed)
     if baseline is not None:  # the inner kind reads the options file; the delta kind wraps it
         return delta_kind(baseline, name, symmetrize=args.symmetrize), merged, seed
+    if method is not None:
+        return delta_method_kind(method, name, db=args.baseline_db or default_baseline_db(args.output),
+                                 label=args.baseline_label, symmetrize=args.symmetrize, workers=args.baseline_workers), merged, seed
     return name, merged, seed
+
+
+def default_baseline_db(model: str) -> str:
+    """The label store of a --baseline-method model: MODEL.baseline.db, next to the model."""
+    return f"{str(model).rstrip('/')}.baseline.db"
 
 
 def _run_options(args, kind: str) -> dict:
@@ -97,12 +111,19 @@ def cmd_fit(args) -> int:
 
     target = _target(args)
     kind, config, seed = _model_options(args)
+    method = kind.resolve_method(target) if not isinstance(kind, str) and kind.method_name else None
     _warn_if_unrepresentative("fit", args.train)
     ds = load_dataset(args.train, target, symmetrize=args.symmetrize)
     if not isinstance(kind, str):
-        kind.check_baseline(ds)
+        summary = kind.check_baseline(ds)
+        if summary is not None:
+            print(f"baseline {method.label} ({method.units}) from {summary.report()}; label database {kind.method_db}",
+                  file=sys.stderr)
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
-    if not isinstance(kind, str):
+    if method is not None:
+        print(f"delta-learning: {kind.inner_kind} learns {target.key} - {method.label} from {method.name}; predict "
+              f"labels its input with {method.name} through {kind.method_db}", file=sys.stderr)
+    elif not isinstance(kind, str):
         print(f"delta-learning: {kind.inner_kind} learns {target.key} - {kind.baseline_key}; predict needs "
               f"{kind.baseline_key} in its input", file=sys.stderr)
     t0 = time.perf_counter()
@@ -158,14 +179,24 @@ def _loss_curves(model, output) -> None:
 def cmd_predict(args) -> int:
     from psilearn.data import read_structures, write_structures
     from psilearn.data.prediction_io import predictions_to_atoms
+    from psilearn.errors import ConfigError
     from psilearn.models import load
 
     model = load(args.model)
+    method = getattr(model, "baseline_method", None)
+    if method:
+        model.baseline_db = args.baseline_db or default_baseline_db(args.model)
+        model.baseline_workers = args.baseline_workers
+    elif args.baseline_db:
+        raise ConfigError(f"--baseline-db: {args.model} is not a --baseline-method model")
     frames = read_structures(args.input)
     t0 = time.perf_counter()
     model.progress = True
     pred = model.predict(frames, return_std=not args.no_std)
     dt = time.perf_counter() - t0
+    if method:
+        print(f"baseline {method.label} from {model.last_baseline_summary.report()}; label database {model.baseline_db}",
+              file=sys.stderr)
     write_structures(args.output, predictions_to_atoms(frames, pred, model.target, with_std=not args.no_std))
     print(f"predicted {model.target.key} for {len(frames)} structures in {dt:.2f} s ({len(frames) / max(dt, 1e-9):.0f} structures/s); wrote {args.output}")
     return 0
@@ -240,6 +271,22 @@ def cmd_learning_curve(args) -> int:
     return 0
 
 
+def _add_baseline_method_args(p: argparse.ArgumentParser, fit: bool) -> None:
+    if fit:
+        p.add_argument("--baseline-method", default=None, metavar="METHOD", help="delta-learning from a baseline psilearn "
+                       "computes itself: gfn2, gfn1 or XC/BASIS (as psilearn label --method), at fit and at predict time "
+                       "(its cost is paid for every prediction too). The label is inferred from --target (dipole_moment, "
+                       "alpha, total_energy, mulliken_charges, ...; suffixes such as _input or _pbe0 allowed) and --units "
+                       "must be its atomic units (e*Bohr, Bohr^3, Hartree, e, or a.u.). The model records the method and "
+                       "its hash. See docs/fidelity.md")
+        p.add_argument("--baseline-label", default=None, metavar="LABEL", help="--baseline-method: the label key providing "
+                       "the baseline (default: inferred from --target)")
+    p.add_argument("--baseline-db", default=None, metavar="DB", help="--baseline-method: the label database (ASE SQLite, "
+                   "resumable; structures labelled there with the same method hash are reused; default MODEL.baseline.db)")
+    p.add_argument("--baseline-workers", type=int, default=0, metavar="N", help="--baseline-method: labeling processes "
+                   "(a local Dask cluster); default 0: in this process")
+
+
 def register(sub) -> None:
     from psilearn.models.registry import describe_kinds
 
@@ -254,6 +301,7 @@ def register(sub) -> None:
                    "in TRAIN (same shape and symmetry as --target); the --model kind learns --target minus KEY, and predict "
                    "needs KEY in its input and writes the sum, TARGET_baseline and TARGET_correction (the uncertainty is the "
                    "correction's; the baseline is taken as exact). Not with qeq or spectrum models (see docs/fidelity.md)")
+    _add_baseline_method_args(p, fit=True)
     p.add_argument("--config", metavar="YAML", help="options file: 'soap:' and 'model:' sections (kernel kinds), "
                                                      "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
@@ -266,16 +314,19 @@ def register(sub) -> None:
 
     p.add_argument("--overwrite", action="store_true", help="replace an existing model at MODEL (refused otherwise)")
     add_long_range_args(p)
-    p.set_defaults(func=cmd_fit, reads=("train", "config"), writes={"output": "model"})
+    p.set_defaults(func=cmd_fit, reads=("train", "config"), writes={"output": "model", "baseline_db": "database"})
 
     p = sub.add_parser("predict", help="predict with a saved model", description="Predict the model's observable for new structures. Writes "
         "KEY and KEY_std (info for structure targets, arrays for atom targets), flattened row-major; an existing KEY in the input is kept "
-        "as KEY_reference. Delta models (fit --baseline B) need B in the input and also write KEY_baseline and KEY_correction.")
+        "as KEY_reference. Delta models (fit --baseline B) need B in the input and also write KEY_baseline and KEY_correction; "
+        "models fitted with --baseline-method label the input with that method themselves (through the label database "
+        "MODEL.baseline.db or --baseline-db, so structures labelled before are not labelled again).")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("input", metavar="INPUT", help="structures (ASE-readable, @slice allowed)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.xyz")
     p.add_argument("--no-std", action="store_true", help="skip uncertainties (several times faster for large models); KEY_std is not written")
-    p.set_defaults(func=cmd_predict, reads=("model", "input"), writes={"output": "file"})
+    _add_baseline_method_args(p, fit=False)
+    p.set_defaults(func=cmd_predict, reads=("model", "input"), writes={"output": "file", "baseline_db": "database"})
 
     p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test "
         "set's standard deviation, per irreducible channel and for the Cartesian tensor, plus uncertainty calibration. Rank-2 "

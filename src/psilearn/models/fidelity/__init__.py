@@ -1,5 +1,6 @@
 """Δ-learning and multi-fidelity wrappers usable with any architecture (inner kinds through the registry)."""
 
-from psilearn.models.fidelity.delta import DeltaModel, DeltaPrediction, delta_kind
+from psilearn.models.fidelity.baseline_method import BaselineMethod
+from psilearn.models.fidelity.delta import DeltaModel, DeltaPrediction, delta_kind, delta_method_kind
 
-__all__ = ["DeltaModel", "DeltaPrediction", "delta_kind"]
+__all__ = ["BaselineMethod", "DeltaModel", "DeltaPrediction", "delta_kind", "delta_method_kind"]

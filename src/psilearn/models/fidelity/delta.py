@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from ase import Atoms
@@ -32,8 +33,12 @@ from psilearn.errors import ConfigError
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
+from psilearn.models.fidelity.baseline_method import BaselineMethod
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
+
+if TYPE_CHECKING:
+    from psilearn.label.campaign import CampaignSummary
 
 #: inner kinds that do not fit the pattern "learn a difference of two labels of one observable", and why
 REFUSED_INNER = {
@@ -67,6 +72,21 @@ def delta_kind(baseline: str, inner: str = DEFAULT_INNER, symmetrize: bool = Fal
     cls = check_inner_kind(inner)
     return type(f"DeltaModel[{inner}]", (DeltaModel,), {
         "__module__": __name__, "inner_kind": inner, "baseline_key": baseline, "symmetrize": symmetrize,
+        "config_options": dict(cls.config_options), "iterative": cls.iterative})
+
+
+def delta_method_kind(method: str, inner: str = DEFAULT_INNER, db: str | Path | None = None, label: str | None = None,
+                      symmetrize: bool = False, workers: int = 0) -> type["DeltaModel"]:
+    """The delta kind whose baseline psilearn computes with its own labeler ``method`` ('gfn2',
+    'XC/BASIS'), cached in the label store ``db`` (an ASE SQLite file), at fit and at predict time
+    (``fit_model(delta_method_kind("gfn2", db="b.db"), target, dataset, config)``). ``label``
+    overrides the label key inferred from the Target's key; ``workers`` as for psilearn label."""
+    if not (method or "").strip():
+        raise ConfigError("--baseline-method: the method is empty (gfn2, gfn1 or XC/BASIS)")
+    cls = check_inner_kind(inner)
+    return type(f"DeltaModel[{inner}]", (DeltaModel,), {
+        "__module__": __name__, "inner_kind": inner, "method_name": method, "method_label": label,
+        "method_db": None if db is None else str(db), "method_workers": workers, "symmetrize": symmetrize,
         "config_options": dict(cls.config_options), "iterative": cls.iterative})
 
 
@@ -110,6 +130,11 @@ class DeltaModel(Model):
 
     >>> model = delta_kind("alpha_gfn2", "sagpr").build(Target("alpha", tensor="ij=ji"), config).fit(dataset)
     >>> model.predict(frames_with_alpha_gfn2).values
+
+    With ``baseline_method`` ('gfn2', 'XC/BASIS', or a resolved :class:`BaselineMethod`) instead of
+    ``baseline``, psilearn labels every structure itself through the label store ``baseline_db``:
+
+    >>> DeltaModel(target, inner, baseline_method="gfn2", baseline_db="baseline.db")
     """
 
     target: Target
@@ -118,11 +143,21 @@ class DeltaModel(Model):
     symmetrize_baseline: bool = False  # project baseline labels onto the Target's symmetry instead of refusing
     progress: bool = False
     metadata: dict = field(default_factory=dict)
+    baseline_method: BaselineMethod | str | None = None  # or: psilearn's labeler computes the baseline
+    baseline_db: str | Path | None = None  # the label store of baseline_method (ASE SQLite, resumable)
+    baseline_label: str | None = None  # label key of baseline_method (default: inferred from the Target's key)
+    baseline_workers: int = 0  # labeling workers (0: in this process; N: a local Dask cluster)
+    last_baseline_summary: CampaignSummary | None = field(default=None, repr=False, compare=False)
+    last_baseline_seconds: float = field(default=0.0, repr=False, compare=False)  # stored compute time of those labels
 
     kind: ClassVar[str] = "delta"
     inner_kind: ClassVar[str] = DEFAULT_INNER
     baseline_key: ClassVar[str] = ""
     symmetrize: ClassVar[bool] = False
+    method_name: ClassVar[str | None] = None
+    method_label: ClassVar[str | None] = None
+    method_db: ClassVar[str | None] = None
+    method_workers: ClassVar[int] = 0
     config_options: ClassVar[dict[str, type]] = dict(model_class(DEFAULT_INNER).config_options)
 
     def __post_init__(self) -> None:
@@ -130,21 +165,65 @@ class DeltaModel(Model):
             raise ValueError(f"the delta model learns Cartesian-tensor targets, not {self.target.describe()}")
         if self.inner is not None and self.inner.target != self.target:
             raise ValueError("the inner model's Target differs from the delta model's")
+        if self.baseline and self.baseline_method:
+            raise ConfigError("give either a baseline label (--baseline) or a baseline method (--baseline-method), not both")
+        if isinstance(self.baseline_method, str):
+            self.baseline_method = BaselineMethod.resolve(self.baseline_method, self.target, self.baseline_label)
 
     @classmethod
     def from_options(cls, target: Target, options: dict, seed: int, progress: bool) -> "DeltaModel":
         """The inner kind's model from its options, wrapped (the class must come from :func:`delta_kind`)."""
-        if not cls.baseline_key:
-            raise ConfigError("the delta kind needs a baseline label: psilearn fit --baseline KEY, "
-                              "or psilearn.models.fidelity.delta_kind(KEY, inner)")
+        if not cls.baseline_key and not cls.method_name:
+            raise ConfigError("the delta kind needs a baseline label: psilearn fit --baseline KEY or --baseline-method "
+                              "METHOD, or psilearn.models.fidelity.delta_kind(KEY, inner) / delta_method_kind(METHOD, inner)")
         inner = model_class(cls.inner_kind).from_options(target, options, seed, progress)
+        if cls.method_name:
+            return cls(target, inner, "", cls.symmetrize, progress, baseline_method=cls.resolve_method(target),
+                       baseline_db=cls.method_db, baseline_label=cls.method_label, baseline_workers=cls.method_workers)
         return cls(target, inner, cls.baseline_key, cls.symmetrize, progress)
 
     @classmethod
-    def check_baseline(cls, data: Dataset) -> None:
+    def resolve_method(cls, target: Target) -> BaselineMethod:
+        """The baseline method of a :func:`delta_method_kind` for ``target``: ConfigError for an unknown
+        method, a Target without a labeler observable or units that differ (the CLI calls it before reading data)."""
+        return BaselineMethod.resolve(cls.method_name, target, cls.method_label)
+
+    @classmethod
+    def check_baseline(cls, data: Dataset) -> CampaignSummary | None:
         """DataError naming file, frame and key if ``data``'s structures lack a valid baseline label
-        (the CLI calls it right after reading TRAIN, before fitting)."""
+        (the CLI calls it right after reading TRAIN, before fitting). With a baseline method: labels
+        ``data`` into the store (what fitting then reuses) and returns the campaign summary."""
+        if cls.method_name:
+            probe = cls(data.target, None, "", cls.symmetrize, baseline_method=cls.resolve_method(data.target),
+                        baseline_db=cls.method_db, baseline_workers=cls.method_workers, progress=True)
+            probe._baseline(data.frames)
+            return probe.last_baseline_summary
         _baseline_values(data.frames, data.target, cls.baseline_key, cls.symmetrize)
+        return None
+
+    def _baseline(self, frames: list[Atoms]) -> np.ndarray:
+        """The baseline of ``frames``: their label ``baseline``, or ``baseline_method``'s labels from the store."""
+        if not self.baseline_method:
+            return _baseline_values(frames, self.target, self.baseline, self.symmetrize_baseline)
+        if not self.baseline_db:
+            raise ConfigError(f"the baseline method {self.baseline_method.name} needs a label database: "
+                              f"baseline_db=PATH.db (psilearn: --baseline-db, default MODEL.baseline.db)")
+        labelled, self.last_baseline_summary, self.last_baseline_seconds = self.baseline_method.label_frames(
+            frames, self.baseline_db, workers=self.baseline_workers, progress=self.progress)
+        return _baseline_values(labelled, self.target, self.baseline_method.key, self.symmetrize_baseline)
+
+    def _campaign_record(self) -> dict:
+        """The cost of the training baseline: the labels' stored compute seconds (summed over the
+        structures, however many were reused from the store) and what the last campaign did."""
+        summary = self.last_baseline_summary
+        return {"n_structures": summary.n_input, "label_seconds": round(self.last_baseline_seconds, 3),
+                "labelled_now": summary.done, "reused_from_store": summary.skipped}
+
+    @property
+    def baseline_name(self) -> str:
+        """What the baseline is, for messages: the label key, or 'LABEL from METHOD'."""
+        bm = self.baseline_method
+        return f"{bm.label} from {bm.name}" if bm else self.baseline
 
     @property
     def species(self) -> list[int]:
@@ -161,14 +240,16 @@ class DeltaModel(Model):
         """Fit the inner model on ``target - baseline`` of ``data``'s structures. Returns self."""
         check_training_data(self.target, data)
         t0 = time.perf_counter()
-        base = _baseline_values(data.frames, self.target, self.baseline, self.symmetrize_baseline)
-        diff = Dataset(data.frames, self.target, data.values - base, f"{data.name} ({self.target.key} - {self.baseline})")
+        base = self._baseline(data.frames)
+        diff = Dataset(data.frames, self.target, data.values - base, f"{data.name} ({self.target.key} - {self.baseline_name})")
         self.inner.fit(diff)
         self.metadata = {
             **self.inner.metadata, **self.training_record(data, t0),
             "fit_seconds": self.inner.metadata.get("fit_seconds", round(time.perf_counter() - t0, 3)),
             "composition_baseline": composition_record(self.target, data),
             "delta": {"baseline_key": self.baseline, "inner_kind": self.inner.kind,
+                      **({"baseline_method": self.baseline_method.record(),
+                          "baseline_labels": self._campaign_record()} if self.baseline_method else {}),
                       "note": "heldout_metrics are those of the correction: absolute errors equal those of the sum "
                               "(the baseline is exact), percentages are relative to the spread of the correction"},
         }
@@ -178,7 +259,7 @@ class DeltaModel(Model):
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, **options) -> DeltaPrediction:
         if self.inner is None or not self.metadata:
             raise RuntimeError("model is not fitted")
-        base = _baseline_values(frames, self.target, self.baseline, self.symmetrize_baseline)
+        base = self._baseline(frames)
         self.inner.progress = self.progress
         corr = self.inner.predict(frames, return_std=return_std, return_cov=return_cov, **options)
         return DeltaPrediction(values=base + corr.values, std=corr.std, irreps=self.target.to_irreps(base) + corr.irreps,
@@ -192,8 +273,10 @@ class DeltaModel(Model):
         if self.inner is None or not self.metadata:
             raise RuntimeError("model is not fitted")
         meta, arrays = self.inner.to_state()
+        method = {"baseline_method": self.baseline_method.record(),
+                  "baseline_db": str(Path(self.baseline_db).resolve()) if self.baseline_db else None} if self.baseline_method else {}
         return ({"baseline_key": self.baseline, "symmetrize_baseline": self.symmetrize_baseline, "inner_kind": self.inner.kind,
-                 "inner": {**meta, "training": self.inner.metadata}},
+                 **method, "inner": {**meta, "training": self.inner.metadata}},
                 {f"inner/{k}": v for k, v in arrays.items()})
 
     @classmethod
@@ -201,12 +284,21 @@ class DeltaModel(Model):
         kind = meta["inner_kind"]
         if kind in REFUSED_INNER:
             raise ValueError(f"inner kind {kind!r} is not allowed in a delta model")
-        outer = {k: v for k, v in meta.items() if k not in ("inner", "inner_kind", "baseline_key", "symmetrize_baseline", "training")}
+        outer = {k: v for k, v in meta.items() if k not in ("inner", "inner_kind", "baseline_key", "symmetrize_baseline", "training",
+                                                            "baseline_method", "baseline_db")}
         inner_meta = {**outer, **meta["inner"], "model": kind}
         inner = model_class(kind).from_state(inner_meta, {k[len("inner/"):]: v for k, v in arrays.items() if k.startswith("inner/")})
         if len(arrays) != len([k for k in arrays if k.startswith("inner/")]):
             raise ValueError("arrays outside 'inner/' in a delta model")
-        klass = delta_kind(str(meta["baseline_key"]), kind, bool(meta["symmetrize_baseline"]))
-        model = klass(Target.from_dict(meta["target"]), inner, klass.baseline_key, klass.symmetrize)
+        target = Target.from_dict(meta["target"])
+        if meta.get("baseline_method"):
+            method = BaselineMethod.from_record(meta["baseline_method"])
+            klass = delta_method_kind(method.method, kind, meta.get("baseline_db"), method.label, bool(meta["symmetrize_baseline"]))
+            model = klass(target, inner, "", klass.symmetrize, baseline_method=method, baseline_db=klass.method_db,
+                          baseline_label=method.label)
+        else:
+            klass = delta_kind(str(meta["baseline_key"]), kind, bool(meta["symmetrize_baseline"]))
+            model = klass(target, inner, klass.baseline_key, klass.symmetrize)
         model.metadata = meta["training"]
         return model
+

@@ -1,0 +1,195 @@
+"""A baseline computed by psilearn's own labeler (``psilearn fit --baseline-method gfn2|XC/BASIS``).
+
+The Target's key is mapped to one label key of the labelers (``dipole_moment_input`` -> observable
+``dipole``, key ``dipole_moment`` in e*Bohr), the Target's declared units are checked against the
+label's atomic units through the one unit table (:mod:`psilearn.data.units`), and structures are
+labelled through a resumable label store (:func:`psilearn.label.campaign.run_campaign`): a structure
+already labelled there with the same method hash is never labelled again, at fit or at predict time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+
+from psilearn.data.units import UNITS as UNIT_TABLE
+from psilearn.data.units import canonical_unit, to_ase_factor
+from psilearn.errors import ConfigError, DataError
+from psilearn.label.base import OBSERVABLE_KEYS, UNITS
+from psilearn.label.xtb_methods import xtb_method
+from psilearn.targets import Target
+
+#: label keys a Cartesian-tensor Target can take as its baseline -> whether they are per atom
+LEARNABLE: dict[str, str] = {
+    **{k: "structure" for k in ("total_energy", "dipole_moment", "quadrupole_moment", "alpha", "homo", "lumo", "gap",
+                                "gtensor", "g_iso", "delta_g", "delta_g_iso")},
+    **{k: "atom" for k in ("atomic_forces", "mulliken_charges", "hirshfeld_charges", "shielding", "apt", "efg", "efg_cq",
+                           "efg_eta", "mulliken_spins", "hirshfeld_spins", "hfc", "hfc_iso")},
+}
+#: other names of an observable's value in a Target key -> the label key
+ALIASES: dict[str, str] = {"energy": "total_energy", "dipole": "dipole_moment", "mu": "dipole_moment",
+                           "quadrupole": "quadrupole_moment", "polarizability": "alpha", "forces": "atomic_forces",
+                           "charges": "mulliken_charges"}
+#: label key -> its observable (the inverse of OBSERVABLE_KEYS, first observable that writes it)
+OBSERVABLE_OF: dict[str, str] = {}
+for _obs, _keys in OBSERVABLE_KEYS.items():
+    for _k in _keys:
+        OBSERVABLE_OF.setdefault(_k, _obs)
+
+
+def label_unit(label: str) -> str:
+    """The unit of a label key as :data:`psilearn.label.base.UNITS` states it ('e*Bohr', 'Bohr^3', 'Hartree')."""
+    text = UNITS[label].split(",")[0].strip()
+    return re.sub(r"\s*\(a\.u\.\)$", "", text)
+
+
+def _quantity(unit: str) -> str | None:
+    """The quantity of the unit table (psilearn.data.units) that knows ``unit``, if any."""
+    key = canonical_unit(unit)
+    for quantity, (_, names) in UNIT_TABLE.items():
+        if key in {canonical_unit(n) for n in names}:
+            return quantity
+    return None
+
+
+def label_for_target(target: Target, label: str | None = None) -> str:
+    """The label key providing the baseline of ``target``: ``label`` if given, else the Target's key
+    (``_input`` suffixes removed; aliases such as ``dipole``/``polarizability``; or a label key
+    followed by ``_`` and a level name, e.g. ``alpha_pbe0``). ConfigError if there is none."""
+    choices = ", ".join(LEARNABLE)
+    if label:
+        if label not in LEARNABLE:
+            raise ConfigError(f"--baseline-label: {label!r} is not a label the labelers compute for a Cartesian "
+                              f"target; choose from {choices}")
+        found = label
+    else:
+        key = target.key
+        while key.endswith("_input"):
+            key = key[: -len("_input")]
+        names = {**{k: k for k in LEARNABLE}, **ALIASES}
+        found = names.get(key)
+        if found is None:  # a label key followed by a level name: alpha_pbe0, dipole_moment_dft
+            prefixes = sorted((n for n in names if key.startswith(n + "_")), key=len, reverse=True)
+            found = names[prefixes[0]] if prefixes else None
+        if found is None:
+            raise ConfigError(f"--baseline-method: the target {target.key!r} has no labeler observable: name it after "
+                              f"a label key ({choices}; a suffix such as _input or _pbe0 is allowed) or give "
+                              f"--baseline-label LABEL")
+    if LEARNABLE[found] != target.per:
+        raise ConfigError(f"--baseline-method: the label {found!r} is per {LEARNABLE[found]}, the target {target.key!r} "
+                          f"per {target.per}")
+    return found
+
+
+def check_units(target: Target, label: str) -> None:
+    """ConfigError unless the Target's declared units are the label's (atomic) units, compared through
+    the unit table: 'e*Bohr', 'a.u.' and 'e a0' are one dipole unit; values are never converted."""
+    unit = label_unit(label)
+    if not target.units:
+        raise ConfigError(f"--baseline-method: declare the units of {target.key!r} with --units (Target.units): the "
+                          f"baseline {label!r} is in {unit}, and values are never converted")
+    quantity = _quantity(unit)
+    if quantity is not None:
+        try:
+            same = abs(to_ase_factor(quantity, target.units) / to_ase_factor(quantity, unit) - 1) < 1e-12
+        except ValueError:
+            same = False
+    else:
+        atomic = "(a.u.)" in UNITS[label]
+        same = canonical_unit(target.units) in {canonical_unit(unit)} | ({"au"} if atomic else set())
+    if not same:
+        raise ConfigError(f"--baseline-method: the target {target.key!r} is in {target.units!r} but the baseline "
+                          f"{label!r} is in {unit}; values are never converted: convert the labels and declare {unit}")
+
+
+@dataclass(frozen=True)
+class BaselineMethod:
+    """A labeler method providing one label key as the baseline of a Target.
+
+    ``method`` is canonical ('gfn2', 'pbe0/def2-svp'); ``method_hash`` the labeler's hash (recorded at
+    fit; at predict time the labeler built from ``method`` must reproduce it)."""
+
+    method: str
+    observable: str
+    label: str
+    units: str
+    method_hash: str
+    name: str
+
+    @classmethod
+    def resolve(cls, method: str, target: Target, label: str | None = None) -> "BaselineMethod":
+        """ConfigError for an unknown method, a Target without a labeler observable, a label the
+        method cannot compute, or units that differ."""
+        text = (method or "").strip().lower()
+        if not text:
+            raise ConfigError("--baseline-method: the method is empty (gfn2, gfn1 or XC/BASIS)")
+        text = xtb_method(text) or text
+        found = label_for_target(target, label)
+        check_units(target, found)
+        observable = OBSERVABLE_OF[found]
+        labeler = _labeler(text, observable)
+        return cls(text, observable, found, label_unit(found), labeler.method_hash(), labeler.name)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "BaselineMethod":
+        return cls(**{k: str(record[k]) for k in ("method", "observable", "label", "units", "method_hash", "name")})
+
+    def record(self) -> dict[str, str]:
+        return {"method": self.method, "observable": self.observable, "label": self.label, "units": self.units,
+                "method_hash": self.method_hash, "name": self.name}
+
+    @property
+    def key(self) -> str:
+        """The key the baseline values get in copies of the input frames (never the input's own keys)."""
+        return f"{self.label}@{self.method}"
+
+    def labeler(self):
+        """The labeler; ConfigError if its method hash is not the recorded one (another code version or options)."""
+        labeler = _labeler(self.method, self.observable)
+        if labeler.method_hash() != self.method_hash:
+            raise ConfigError(f"the baseline method {self.name} now hashes to {labeler.method_hash()[:12]}, not "
+                              f"{self.method_hash[:12]} as when the model was fitted (spec now: {labeler.spec()}); "
+                              f"the baseline would not be the one the correction was learned on: refit the model")
+        return labeler
+
+    def label_frames(self, frames: list[Atoms], db: str | Path, workers: int = 0, progress: bool = False):
+        """Copies of ``frames`` carrying the baseline under :attr:`key`, labelled through the store ``db``
+        (labels already there for this method hash are reused), the campaign summary, and the summed
+        compute seconds the store records for these labels (however many were reused)."""
+        from psilearn.label.campaign import run_campaign
+        from psilearn.label.store import LabelStore
+
+        summary = run_campaign(frames, self.labeler(), db, workers=workers, progress=progress)
+        store = LabelStore(db)
+        wanted = set(summary.keys)
+        rows = {r.key_value_pairs["label_key"]: r for r in store.rows(method_hash=self.method_hash, label_status="ok")
+                if r.key_value_pairs["label_key"] in wanted}
+        failed = {shash: (stage, reason) for _, shash, stage, reason in summary.failures}
+        out, seconds = [], 0.0
+        for i, (atoms, lkey) in enumerate(zip(frames, summary.keys)):
+            if lkey not in rows:
+                stage, reason = failed.get(lkey.split("-")[0], ("?", "no label stored"))
+                raise DataError(f"--baseline-method {self.name}: structure {i} could not be labelled ({stage}): {reason} "
+                                f"(database {db}; psilearn label --retry-failed relabels failures)")
+            data = rows[lkey].data or {}
+            where = "info" if LEARNABLE[self.label] == "structure" else "arrays"
+            if self.label not in data.get(where, {}):
+                raise DataError(f"--baseline-method {self.name}: the labeler wrote no {self.label!r} for structure {i}")
+            seconds += float(rows[lkey].key_value_pairs.get("label_seconds", 0.0))
+            copy = atoms.copy()
+            getattr(copy, where)[self.key] = data[where][self.label]
+            out.append(copy)
+        return out, summary, seconds
+
+
+def _labeler(method: str, observable: str):
+    from psilearn.label.registry import make_labeler
+
+    try:
+        return make_labeler(method, (observable,))
+    except ValueError as exc:
+        raise ConfigError(f"--baseline-method {method!r}: {exc}") from None
