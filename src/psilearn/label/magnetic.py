@@ -37,13 +37,20 @@ def _dm_pair(dm) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---- EFG ---------------------------------------------------------------------------------------
-def _field_gradient_integrals(mol, ia: int) -> np.ndarray:
-    """AO integrals of d_i d_j (1/|r - R_a|) (traceless, the delta-function term removed), (3,3,nao,nao)."""
+def _rinv_hessian(mol, ia: int) -> np.ndarray:
+    """AO integrals <p| d_i d_j (1/|r - R_a|) |q>, symmetrised over p, q, shape (3, 3, nao, nao). As
+    distributions they contain a contact (delta-function) term at R_a, which the EFG removes and the
+    hyperfine coupling keeps as its Fermi-contact part."""
     nao = mol.nao
     with mol.with_rinv_origin(mol.atom_coord(ia)):
         h = mol.intor("int1e_ipiprinv", 9).reshape(3, 3, nao, nao)
         h = h + mol.intor("int1e_iprinvip", 9).reshape(3, 3, nao, nao)
-    h = h + h.transpose(0, 1, 3, 2)
+    return h + h.transpose(0, 1, 3, 2)
+
+
+def _field_gradient_integrals(mol, ia: int) -> np.ndarray:
+    """AO integrals of d_i d_j (1/|r - R_a|) (traceless, the delta-function term removed), (3,3,nao,nao)."""
+    h = _rinv_hessian(mol, ia)
     ao = mol.eval_gto("GTOval", mol.atom_coord(ia).reshape(1, 3))
     contact = 4.0 * np.pi / 3.0 * np.einsum("ip,iq->pq", ao, ao)
     for k in range(3):
@@ -123,11 +130,7 @@ def hfc_prefactor(mol) -> float:
 
 def _spin_dipolar_integrals(mol, ia: int) -> np.ndarray:
     """AO integrals of d_i d_j (1/r) - delta_ij lap(1/r): dipolar + (8 pi/3) delta(r) (Fermi contact)."""
-    nao = mol.nao
-    with mol.with_rinv_origin(mol.atom_coord(ia)):
-        h = mol.intor("int1e_ipiprinv", 9).reshape(3, 3, nao, nao)
-        h = h + mol.intor("int1e_iprinvip", 9).reshape(3, 3, nao, nao)
-    h = h + h.transpose(0, 1, 3, 2)
+    h = _rinv_hessian(mol, ia)
     trace = h[0, 0] + h[1, 1] + h[2, 2]
     for k in range(3):
         h[k, k] -= trace
