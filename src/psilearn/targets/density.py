@@ -42,6 +42,19 @@ class DensityBlock(IrrepColumns):
         return (-1) ** self.l
 
 
+def shell_target_fields(d: dict, kind: str, name: str, fields: set[str]) -> dict:
+    """The constructor fields of a target defined by per-element shell layouts (density, Hamiltonian)
+    from its ``to_dict``: ValueError for another ``kind`` or unknown fields; ``shells`` as tuples."""
+    d = dict(d)
+    if d.pop("kind", kind) != kind:
+        raise ValueError(f"not a {kind} target")
+    unknown = set(d) - fields
+    if unknown:
+        raise ValueError(f"unknown {name} fields {sorted(unknown)}")
+    d["shells"] = tuple((s, tuple(ls)) for s, ls in dict(d.get("shells", {})).items())
+    return d
+
+
 def format_shells(shells: dict[str, tuple[int, ...]]) -> str:
     """``{'H': (0, 0, 1), 'O': (0, 1)}`` -> ``'H:0,0,1;O:0,1'`` (the ``density_aux_shells`` label)."""
     return ";".join(f"{s}:{','.join(str(l) for l in ls)}" for s, ls in sorted(shells.items()))
@@ -228,14 +241,7 @@ class DensityTarget:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DensityTarget":
-        d = dict(d)
-        if d.pop("kind", "density") != "density":
-            raise ValueError("not a density target")
-        unknown = set(d) - {"key", "aux_basis", "metric", "shells", "units"}
-        if unknown:
-            raise ValueError(f"unknown DensityTarget fields {sorted(unknown)}")
-        d["shells"] = tuple((s, tuple(ls)) for s, ls in dict(d.get("shells", {})).items())
-        return cls(**d)
+        return cls(**shell_target_fields(d, "density", cls.__name__, {"key", "aux_basis", "metric", "shells", "units"}))
 
     def describe(self) -> str:
         per = ", ".join(f"{s} {self.atom_size(s)} ({self.irreps_of(s)})" for s in self.elements)

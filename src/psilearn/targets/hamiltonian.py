@@ -31,7 +31,7 @@ import numpy as np
 from psilearn.errors import DataError
 from psilearn.targets.ao_basis import normalise_aux_basis
 from psilearn.targets.cartesian import IrrepColumns
-from psilearn.targets.density import _symbols, format_shells, parse_shells
+from psilearn.targets.density import _symbols, format_shells, parse_shells, shell_target_fields
 
 HAMILTONIAN_KEY = "hamiltonian"
 UNITS = "Hartree: Fock/Kohn-Sham matrix in PySCF's AO order, n_ao x n_ao row-major"
@@ -248,14 +248,7 @@ class HamiltonianTarget:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HamiltonianTarget":
-        d = dict(d)
-        if d.pop("kind", "hamiltonian") != "hamiltonian":
-            raise ValueError("not a hamiltonian target")
-        unknown = set(d) - {"key", "basis", "shells", "units"}
-        if unknown:
-            raise ValueError(f"unknown HamiltonianTarget fields {sorted(unknown)}")
-        d["shells"] = tuple((s, tuple(ls)) for s, ls in dict(d.get("shells", {})).items())
-        return cls(**d)
+        return cls(**shell_target_fields(d, "hamiltonian", cls.__name__, {"key", "basis", "shells", "units"}))
 
     def describe(self) -> str:
         per = ", ".join(f"{s} {self.atom_size(s)}" for s in self.elements)
