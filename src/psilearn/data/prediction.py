@@ -22,3 +22,19 @@ class Prediction:
     irreps: np.ndarray
     irreps_std: np.ndarray
     cov: np.ndarray | None = None
+
+
+@dataclass
+class DensityPrediction:
+    """Predicted density-fitting coefficients of n structures (the ``density`` target kind).
+
+    ``coefficients[s]`` the flat vector of structure s in the labeler's layout (PySCF's order for
+    ``make_auxmol(mol, aux_basis)``; e per PySCF-normalised auxiliary function, see
+    :mod:`psilearn.targets.density`); ``std[s]`` its per-coefficient predictive standard deviation,
+    or None where the model gives none; ``aux_basis`` and ``metric`` as in the training labels.
+    """
+
+    coefficients: list[np.ndarray]
+    aux_basis: str
+    metric: str
+    std: list[np.ndarray] | None = None
