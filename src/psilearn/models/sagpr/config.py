@@ -24,9 +24,14 @@ class SAGPRConfig(SparseKernelOptions):
     # cation, an anion and a radical of one geometry differ (psilearn.models._kernel.state_kernel)
     global_state: str = "none"
     state_width: float = 1.0
+    # what the model file keeps for the predictive covariance: 'basis' (each channel's float32 basis P;
+    # fast to load) or 'training' (the training environments' expansion coefficients, ~10x smaller
+    # for large models; P is rebuilt on the first prediction with std: psilearn.models.sagpr.covariance)
+    covariance_storage: str = "basis"
 
     def check(self, c: Checks) -> None:
         super().check(c)
         c.require(0 <= self.feature_tol < 1, "feature_tol", "must be in [0, 1)")
         c.one_of("global_state", ("none", "charge", "charge+spin"))
         c.require(self.state_width > 0, "state_width", "must be > 0")
+        c.one_of("covariance_storage", ("basis", "training"))

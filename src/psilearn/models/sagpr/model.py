@@ -32,6 +32,7 @@ from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_design, fit_composition
 from psilearn.models.sagpr.config import SAGPRConfig
+from psilearn.models.sagpr.covariance import needs_rebuild, rebuild_covariance_basis, training_environments
 from psilearn.models.sagpr.state import sagpr_from_state, sagpr_state
 from psilearn.targets import Target
 
@@ -67,6 +68,8 @@ class SAGPR(SoapKernelKind, Model):
     scales: np.ndarray | None = None  # (n_blocks,) normalisation of each irrep occurrence
     projections: dict = field(default_factory=dict)  # (l, sigma) -> {Z: (Q, K)} feature compression
     sparse_coefficients: dict = field(default_factory=dict)  # Z -> (M_Z, C) expansion coefficients of the sparse points
+    # covariance_storage 'training': the training environments the covariance basis is rebuilt from
+    training_envs: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     _contracted: dict = field(default_factory=dict, repr=False)  # cache for the mean-only fast path
 
@@ -105,6 +108,8 @@ class SAGPR(SoapKernelKind, Model):
 
         resid = self._fit_baseline(frames, irreps)
         self._choose_sparse(feats, frames)
+        if self.config.covariance_storage == "training":
+            self.training_envs = training_environments(feats, self._states(frames))
         # folds by structure, shared by all channels (for CV regularisation and held-out metrics)
         k = min(self.config.cv_folds, len(frames))
         fold_of_struct = structure_folds(len(frames), k, self.config.seed)
@@ -203,6 +208,8 @@ class SAGPR(SoapKernelKind, Model):
         result does not depend on the batch size), which bounds the memory of features and kernels."""
         if not self.channels:
             raise RuntimeError("model is not fitted")
+        if (return_std or return_cov) and needs_rebuild(self):
+            rebuild_covariance_basis(self)
         bs = max(1, self.soap.batch_size)
         parts = [self._predict_batch(frames[i : i + bs], return_std, return_cov) for i in range(0, len(frames), bs)]
         if len(parts) == 1:
@@ -269,18 +276,24 @@ class SAGPR(SoapKernelKind, Model):
             std = np.sqrt(np.clip(np.einsum("nkk->nk", cov_cart), 0.0, None))
         return Prediction(values, std, irreps, np.sqrt(np.clip(var, 0.0, None)), cov_cart if return_cov else None)
 
-    def _with_global_state(self, phi, kmm, feats, frames, d):
+    def _states(self, frames: list[Atoms]) -> np.ndarray | None:
+        """(n_structures, 2) electronic states of ``frames`` when ``global_state`` is set, else None."""
+        if self.config.global_state == "none":
+            return None
+        from psilearn.data.electronic_state import state_vectors
+
+        return state_vectors(frames, self.config.global_state)
+
+    def _with_global_state(self, phi, kmm, feats, frames, d, states: np.ndarray | None = None):
         """Kernels times the state kernel when ``global_state`` is set (k_state(s, s) = 1, so the
-        self-kernels are unchanged)."""
+        self-kernels are unchanged); ``states`` (n_structures, 2) instead of reading them from ``frames``."""
         if self.config.global_state == "none":
             return phi, kmm
-        from psilearn.data.electronic_state import state_vectors
         from psilearn.models._kernel.state_kernel import SPARSE_STATE_KEY, apply_state_kernel
 
-        states = state_vectors(frames, self.config.global_state)
+        states = self._states(frames) if states is None else states
         sample = states if self.target.per == "structure" else states[feats.structure]
-        sparse = self.sparse[SPARSE_STATE_KEY]
-        return apply_state_kernel(phi, kmm, sample, sparse, d, self.config.state_width)
+        return apply_state_kernel(phi, kmm, sample, self.sparse[SPARSE_STATE_KEY], d, self.config.state_width)
 
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict]:

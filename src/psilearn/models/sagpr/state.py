@@ -6,7 +6,10 @@ density-expansion coefficients, from which loading rebuilds their lambda-SOAP bl
 themselves ``sparse/l/sigma/Z`` (M_Z, 2l+1, Q) (psilearn 0.1.0); ``sparse/-1/0/Z``: their electronic
 states with ``global_state``; ``proj/l/sigma/Z`` (Q, K) feature compression; per channel ``chC/P``
 (M', r) (float32 from 0.2: the predictive std changes by < 1e-4 relative, the mean not at all),
-``chC/S2`` (r,) and per irrep occurrence ``chC/bB/coef``, ``chC/bB/d``.
+``chC/S2`` (r,) and per irrep occurrence ``chC/bB/coef``, ``chC/bB/d``. With ``covariance_storage:
+training`` (metadata ``covariance_storage``) P, S2 and d are left out and the training environments
+are stored instead, as ``train/numbers``, ``train/structure``, ``train/coef/Z`` (and ``train/states``):
+see :mod:`psilearn.models.sagpr.covariance`.
 """
 
 from __future__ import annotations
@@ -37,14 +40,19 @@ def sagpr_state(model) -> tuple[dict, dict[str, np.ndarray]]:
     for (l, s), per_z in model.projections.items():
         for z, v in per_z.items():
             arrays[f"proj/{l}/{s}/{z}"] = v
+    from_training = bool(model.training_envs)
+    for name, x in model.training_envs.items():
+        arrays[f"train/{name}"] = x
     channels = []
     for ci, cm in enumerate(model.channels):
-        arrays[f"ch{ci}/P"] = cm.gp.P.astype(np.float32) if compact else cm.gp.P
-        arrays[f"ch{ci}/S2"] = cm.gp.S2
+        if not from_training:
+            arrays[f"ch{ci}/P"] = cm.gp.P.astype(np.float32) if compact else cm.gp.P
+            arrays[f"ch{ci}/S2"] = cm.gp.S2
         cols = []
         for bi, col in cm.columns:
             arrays[f"ch{ci}/b{bi}/coef"] = col.coef
-            arrays[f"ch{ci}/b{bi}/d"] = col.d
+            if not from_training:
+                arrays[f"ch{ci}/b{bi}/d"] = col.d
             cols.append({"block": bi, "reg": col.reg, "s2": col.s2})
         channels.append({"l": cm.channel[0], "sigma": cm.channel[1], "columns": cols})
     meta = {
@@ -56,6 +64,8 @@ def sagpr_state(model) -> tuple[dict, dict[str, np.ndarray]]:
     }
     if compact:
         meta["sparse_storage"] = "coefficients"
+    if from_training:
+        meta["covariance_storage"] = "training"
     return meta, arrays
 
 
@@ -77,10 +87,14 @@ def sagpr_from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
             store.setdefault((int(l), int(s)), {})[int(z)] = x
     if meta.get("sparse_storage") == "coefficients":
         _rebuild_sparse(model, {int(k.split("/")[1]): v for k, v in arrays.items() if k.startswith("sparse_coef/")})
+    from_training = meta.get("covariance_storage") == "training"
+    if from_training:  # the covariance basis is rebuilt on the first prediction with std
+        model.training_envs = {k[len("train/"):]: v for k, v in arrays.items() if k.startswith("train/")}
     for ci, ch in enumerate(meta["channels"]):
-        gp = SparseGP(np.asarray(arrays[f"ch{ci}/P"], dtype=np.float64), arrays[f"ch{ci}/S2"])
+        gp = SparseGP(None, None) if from_training else SparseGP(np.asarray(arrays[f"ch{ci}/P"], dtype=np.float64), arrays[f"ch{ci}/S2"])
         cols = [
-            (c["block"], ColumnFit(c["reg"], c["s2"], arrays[f"ch{ci}/b{c['block']}/coef"], arrays[f"ch{ci}/b{c['block']}/d"]))
+            (c["block"], ColumnFit(c["reg"], c["s2"], arrays[f"ch{ci}/b{c['block']}/coef"],
+                                   None if from_training else arrays[f"ch{ci}/b{c['block']}/d"]))
             for c in ch["columns"]
         ]
         model.channels.append(ChannelModel((ch["l"], ch["sigma"]), gp, cols))
