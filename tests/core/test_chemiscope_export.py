@@ -136,3 +136,30 @@ def test_tensor_summaries_of_vectors_and_rank3():
     out = tensor_summaries(beta, xb)
     assert set(out) == {"_|1o|", "_|3o|"}  # rank 3: the norm of each irreducible part
     assert np.allclose(np.hypot(out["_|1o|"][0], out["_|3o|"][0]), np.linalg.norm(beta.to_cartesian(xb), axis=1))
+
+
+@pytest.mark.parametrize("model, per", [("alpha.model", "structure"), ("q.model", "atom")])
+def test_partially_labelled_data(files, model, per):
+    """Labels on some structures only: their references and errors are exported, the others are
+    missing (NaN), never dropped for every structure nor filled with made-up values."""
+    from psilearn.observe.chemiscope_export import export_chemiscope
+
+    frames = read_structures(str(files / "test.xyz"))
+    for i in (1, 4):
+        frames[i].info.pop("alpha")
+        del frames[i].arrays["q"]
+    out = files / f"partial_{per}.json"
+    s = export_chemiscope(str(files / model), frames, out)
+    assert s["reference"] and s["n_reference"] == 4
+    data = _read(out)
+    assert "for the 4 of 6 structures that carry them" in data["meta"]["description"]
+    key = "alpha_reference_iso" if per == "structure" else "q_reference"
+    ref = np.asarray(data["properties"][key]["values"], float)
+    sizes = [1] * 6 if per == "structure" else [len(a) for a in frames]
+    owner = np.repeat(np.arange(6), sizes)
+    assert np.all(np.isnan(ref[np.isin(owner, (1, 4))])) and np.all(np.isfinite(ref[~np.isin(owner, (1, 4))]))
+    full = read_structures(str(files / "test.xyz"))
+    expect = (np.array([np.trace(np.reshape(a.info["alpha"], (3, 3))) / 3 for a in full]) if per == "structure"
+              else np.concatenate([a.arrays["q"] for a in full]))
+    keep = ~np.isin(owner, (1, 4))
+    np.testing.assert_allclose(ref[keep], expect[keep])

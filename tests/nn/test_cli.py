@@ -40,6 +40,13 @@ def test_fit_predict_evaluate_resume_learning_curve(tmp_path, capsys):
     before = load(model).predict(first).values
     assert main(args + ["--resume", "-o", str(tmp_path / "again.model"), "--checkpoint-dir", str(tmp_path / "alpha.model.ckpt")]) == 0
     assert np.array_equal(load(tmp_path / "again.model").predict(first).values, before)
+    # the checkpoints of a run are neither replaced silently nor written over an input
+    capsys.readouterr()
+    assert main(args[:-4] + ["-o", str(tmp_path / "third.model"), "--checkpoint-dir", str(tmp_path / "alpha.model.ckpt")]) == 2
+    assert "holds the checkpoints of an earlier training run; pass --resume" in capsys.readouterr().err
+    assert main(args[:-4] + ["-o", str(tmp_path / "third.model"), "--checkpoint-dir", str(tmp_path / "train.xyz")]) == 2
+    assert "the output is also an input" in capsys.readouterr().err
+    assert not (tmp_path / "third.model").exists()
 
     assert main(["predict", str(model), str(tmp_path / "test.xyz"), "-o", str(tmp_path / "out.xyz")]) == 0
     out = read_structures(str(tmp_path / "out.xyz"))

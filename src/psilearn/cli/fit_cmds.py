@@ -92,6 +92,11 @@ def _run_options(args, kind: str) -> dict:
             "resume": getattr(args, "resume", False)}
     if opts["checkpoint_dir"] is None and getattr(args, "output", None) and is_iterative(kind):
         opts["checkpoint_dir"] = f"{args.output}.ckpt"
+    if opts["checkpoint_dir"] and is_iterative(kind):
+        from psilearn.data.outputs import check_checkpoint_dir
+
+        check_checkpoint_dir(opts["checkpoint_dir"], [args.train, getattr(args, "config", None)], opts["resume"],
+                             bool(getattr(args, "overwrite", False)))
     return opts
 
 

@@ -31,6 +31,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 #: what an output is: a file (replaced), a model directory, a label database (appended to), a directory
 KINDS = ("file", "model", "database", "directory")
 TMP_TAG = ".psilearn-tmp-"
+OLD_TAG = ".psilearn-old-"  #: a model being replaced, kept until its successor is in place
 
 
 def is_sqlite(path: str | os.PathLike) -> bool:
@@ -128,6 +129,17 @@ def check_outputs(outputs: Mapping[str, tuple], inputs: Iterable = (), overwrite
     return [check_output(path, inputs, overwrite=overwrite, kind=kind, name=name) for name, (path, kind) in given.items()]
 
 
+def check_checkpoint_dir(path: str | os.PathLike, inputs: Iterable = (), resume: bool = False, overwrite: bool = False) -> Path:
+    """Refuse (DataError) a training-checkpoint directory that is an input, lies under a file, is not a
+    directory, or holds the checkpoints of an earlier run that would be replaced neither resumed
+    (``resume``) nor explicitly discarded (``overwrite``)."""
+    out = check_output(path, inputs, kind="directory", name="--checkpoint-dir")
+    if out.is_dir() and not resume and not overwrite and any(out.rglob("state.json")):
+        raise DataError(f"--checkpoint-dir {path}: holds the checkpoints of an earlier training run; pass --resume to "
+                        f"continue it or --overwrite to start over")
+    return out
+
+
 def make_parent(path: str | os.PathLike) -> Path:
     """Create the missing directories above ``path`` (DataError if a file is in the way)."""
     parent = Path(os.path.abspath(os.fspath(path))).parent
@@ -147,11 +159,46 @@ def _umask() -> int:
 UMASK = _umask()  #: the process's umask, for the permissions of files written through a temporary
 
 
-def temporary_name(path: str | os.PathLike) -> Path:
-    """A hidden temporary sibling of ``path`` that ends with the same name (so formats inferred
-    from the file name, .xyz, .png, .gz, are the same)."""
+def temporary_name(path: str | os.PathLike, tag: str = TMP_TAG) -> Path:
+    """A hidden temporary sibling of ``path`` that names the writing process and ends with the same
+    name (so formats inferred from the file name, .xyz, .png, .gz, are the same)."""
     p = Path(os.fspath(path))
-    return p.with_name(f"{TMP_TAG}{secrets.token_hex(4)}-{p.name}")
+    return p.with_name(f"{tag}{os.getpid()}-{secrets.token_hex(4)}-{p.name}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def stale_temporaries(path: str | os.PathLike, tag: str = TMP_TAG) -> list[Path]:
+    """Temporary siblings of ``path`` left by writers that no longer run (killed with SIGKILL, or a
+    machine that went down mid-write: the only ways :func:`atomic_write` cannot clean up)."""
+    p = Path(os.fspath(path))
+    parent = p.parent if str(p.parent) else Path(".")
+    out = []
+    try:
+        candidates = list(parent.glob(f"{tag}*-{p.name}"))
+    except OSError:
+        return []
+    for c in candidates:
+        pid = c.name[len(tag):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            out.append(c)
+    return out
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+    """Delete the half-written temporaries of ``path`` whose writer is gone."""
+    import shutil
+
+    for c in stale_temporaries(path):
+        shutil.rmtree(c, ignore_errors=True) if c.is_dir() else c.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -160,6 +207,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[str]:
     (``os.replace``, atomic on one file system); on any exception, Ctrl-C included, it is removed
     and ``path`` is left as it was. Missing parent directories are created."""
     make_parent(path)
+    remove_stale_temporaries(path)
     tmp = temporary_name(path)
     try:
         yield str(tmp)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from psilearn._version import __version__
-from psilearn.data.outputs import UMASK, make_parent
+from psilearn.data.outputs import OLD_TAG, UMASK, make_parent, remove_stale_temporaries, stale_temporaries, temporary_name
+
+log = logging.getLogger("psilearn")
 
 FORMAT = "psilearn-model"
 FORMAT_VERSION = 1
@@ -49,9 +51,11 @@ def write_model(path, meta: dict, arrays: dict[str, np.ndarray], overwrite: bool
     meta["integrity"] = {"arrays_sha256": {k: _sha(v) for k, v in arrays.items()}}
     meta["integrity"]["metadata_sha256"] = _meta_sha(meta)
     make_parent(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
-    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes it private
+    _recover_interrupted(path)
+    _check_target(path, overwrite)
+    tmp = temporary_name(path)
+    tmp.mkdir()
+    os.chmod(tmp, 0o777 & ~UMASK)
     old = None
     try:
         with open(tmp / "model.json", "w") as fh:
@@ -59,13 +63,27 @@ def write_model(path, meta: dict, arrays: dict[str, np.ndarray], overwrite: bool
         np.savez(tmp / "arrays.npz", **arrays)
         _check_target(path, overwrite)  # again: the fit may have taken hours
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=parent))
+            old = temporary_name(path, OLD_TAG)
+            old.mkdir()
             os.replace(path, old / "model")  # a crash from here on leaves the old model in `old`, not lost
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover_interrupted(path: Path) -> None:
+    """Clean up after a writer of ``path`` that was killed (SIGKILL, power loss): remove its
+    half-written directory, and if it died between moving the old model aside and putting the new
+    one in place, move the old model back (it is never deleted while it is the only copy)."""
+    remove_stale_temporaries(path)
+    for old in stale_temporaries(path, OLD_TAG):
+        if not path.exists() and (old / "model" / "model.json").exists():
+            os.replace(old / "model", path)
+            log.warning("%s: restored the previous model left aside by an interrupted write", path)
+        if path.exists():
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -83,6 +101,10 @@ def read_model(path) -> tuple[dict, dict[str, np.ndarray]]:
     path = Path(path)
     mfile, afile = path / "model.json", path / "arrays.npz"
     if not path.exists():
+        aside = [p / "model" for p in stale_temporaries(path, OLD_TAG) if (p / "model" / "model.json").exists()]
+        if aside:
+            raise ModelFileError(f"{path}: no such model, but an interrupted write left the previous one in {aside[0]} "
+                                 f"(writing {path.name} again restores it first)")
         raise ModelFileError(f"{path}: no such model")
     if not path.is_dir() or not mfile.exists():
         raise ModelFileError(f"{path}: not a psilearn model (expected a directory with model.json and arrays.npz)")

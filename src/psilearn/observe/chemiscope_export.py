@@ -186,14 +186,25 @@ def _pca2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---- properties ----------------------------------------------------------------------------------
-def _reference(frames: list[Atoms], target: Target) -> np.ndarray | None:
-    """The Target's labels in ``frames`` (Cartesian), or None when not every frame carries them."""
+def _reference(frames: list[Atoms], target: Target) -> tuple[np.ndarray | None, int]:
+    """The Target's labels in ``frames`` (Cartesian, one row per sample) and the number of structures
+    that carry them; rows of structures without the labels are NaN (shown as missing by chemiscope).
+    None when no structure carries them."""
     store = (lambda a: a.info) if target.per == "structure" else (lambda a: a.arrays)
-    if not all(target.key in store(a) for a in frames):
-        return None
-    if target.is_spectrum:  # on the model's grid (interpolated, with a warning, from another recorded grid)
-        return load_spectrum_dataset(frames, target).values
-    return extract_values(frames, target)
+    have = [i for i, a in enumerate(frames) if target.key in store(a)]
+    if not have:
+        return None, 0
+    sub = [frames[i] for i in have]
+    # spectra on the model's grid (interpolated, with a warning, from another recorded grid)
+    values = load_spectrum_dataset(sub, target).values if target.is_spectrum else extract_values(sub, target)
+    if len(have) == len(frames):
+        return values, len(have)
+    sizes = np.ones(len(frames), int) if target.per == "structure" else np.array([len(a) for a in frames])
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in have])
+    out = np.full((int(starts[-1]), values.shape[1]), np.nan)
+    out[rows] = values
+    return out, len(have)
 
 
 def _prop(values, description: str, units: str = "", **extra) -> dict:
@@ -278,7 +289,7 @@ def export_chemiscope(model, data, path, *, name: str = "", progress: bool = Fal
     frames = read_structures(data) if isinstance(data, (str, Path)) else list(data)
     target = model.target
     pred = model.predict(frames, return_std=True)
-    ref = _reference(frames, target)
+    ref, n_ref = _reference(frames, target)
     props, parameters = chemiscope_properties(model, frames, pred, ref)
     scores, explained, map_desc = invariant_map(model, frames, progress=progress)
     for k in range(2):
@@ -291,7 +302,7 @@ def export_chemiscope(model, data, path, *, name: str = "", progress: bool = Fal
     meta = {"name": name or f"{target.key}: {model.kind} model predictions",
             "description": (f"Predictions of a psilearn {model.kind} model of {target.describe()} on {len(frames)} structures"
                             f"{' from ' + str(data) if isinstance(data, (str, Path)) else ''}; "
-                            f"{'reference labels and errors included' if ref is not None else 'no reference labels in the data'}. "
+                            f"{_reference_note(n_ref, len(frames))}. "
                             f"Map: {map_desc}. Uncertainties are predictive standard deviations (_std).")}
     path.parent.mkdir(parents=True, exist_ok=True)
     environments = chemiscope.all_atomic_environments(frames, cutoff=max(_map_soap(model)[0].cutoffs)) if has_atoms else None
@@ -299,4 +310,12 @@ def export_chemiscope(model, data, path, *, name: str = "", progress: bool = Fal
                            metadata=meta, parameters=parameters or None)
     return {"path": str(path), "n_structures": len(frames), "n_atoms": int(sum(len(a) for a in frames)),
             "properties": sorted(props), "map": map_desc, "explained": explained.tolist(), "reference": ref is not None,
-            "color": color}
+            "n_reference": n_ref, "color": color}
+
+
+def _reference_note(n_ref: int, n: int) -> str:
+    if n_ref == 0:
+        return "no reference labels in the data"
+    if n_ref == n:
+        return "reference labels and errors included"
+    return f"reference labels and errors included for the {n_ref} of {n} structures that carry them (missing elsewhere)"
