@@ -22,6 +22,8 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "L2/shift-aware/aligned loss, optional PCA (psilearn fit-spectrum)"),
     "delta": ("psilearn.models.fidelity.delta:DeltaModel", "delta-learning: a baseline label in the file plus a learned "
         "correction by an inner kind (psilearn fit --baseline KEY --model INNER)"),
+    "multifidelity": ("psilearn.models.fidelity.multifidelity:MultiFidelityModel", "several levels of theory pooled by recursive "
+        "co-kriging: each level = rho x the level below + a correction by an inner kind (psilearn fit --fidelity-key KEY)"),
 }
 
 
