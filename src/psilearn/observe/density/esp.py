@@ -52,3 +52,19 @@ def electrostatic_potential(atoms, coefficients, aux_basis: str, points_angstrom
     (n, 3, Angstrom); multiply by :data:`VOLT_PER_AU` for volts. Checks as
     :func:`psilearn.observe.density.structure.fitted_density`."""
     return esp_of(fitted_density(atoms, coefficients, aux_basis, charge), points_angstrom)
+
+
+def read_points(path) -> list[np.ndarray]:
+    """ESP points (Angstrom) from an ASE-readable file: the positions of each frame (any element
+    symbol, e.g. X dummies; not checked as structures). DataError for an unreadable or empty file."""
+    import ase.io
+
+    try:
+        frames = ase.io.read(path, index=":")
+    except OSError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read ESP points ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+    if not frames or any(len(a) == 0 for a in frames):
+        raise DataError(f"{path}: no ESP points (a frame without positions)")
+    return [a.positions.copy() for a in frames]
