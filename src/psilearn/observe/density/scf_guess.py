@@ -45,11 +45,14 @@ class ScfGuessResult:
 def _labeler(method: str, conv_tol: float, grid_level: int, max_cycle: int):
     from psilearn.label import make_labeler
     from psilearn.label.pyscf_labeler import PySCFLabeler
+    from psilearn.label.xtb_methods import xtb_method
 
+    if xtb_method(str(method).strip().lower()) is not None:
+        raise DataError(f"the SCF guess needs a PySCF method XC/BASIS (e.g. pbe/def2-svp), got {method!r}")
     try:
         lab = make_labeler(method, "energy", conv_tol=conv_tol, grid_level=grid_level, max_cycle=max_cycle)
     except ValueError as exc:
-        raise DataError(f"--scf-guess {method!r}: {exc}") from None
+        raise DataError(f"SCF-guess method {method!r}: {exc}") from None
     if not isinstance(lab, PySCFLabeler) or lab.density_fit:
         raise DataError(f"the SCF guess needs a PySCF method XC/BASIS (e.g. pbe/def2-svp), got {method!r}")
     return lab
