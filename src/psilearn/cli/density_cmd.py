@@ -57,8 +57,10 @@ def print_summary(rows: list[dict], args) -> None:
     if "scf_guess" in rows[0]:
         guess, default = sum(r["scf_guess"] for r in rows), sum(r["scf_default"] for r in rows)
         de = max(abs(r["scf_de"]) for r in rows)
+        t_guess, t_default = sum(r["scf_seconds_guess"] for r in rows), sum(r["scf_seconds_default"] for r in rows)
         print(f"SCF {args.scf_guess} (conv_tol {args.conv_tol:g}): {guess} cycles from the fitted-density guess vs "
               f"{default} from PySCF's default guess: {default - guess} saved ({100 * (default - guess) / max(default, 1):.0f} %); "
+              f"wall time {t_guess:.1f} s (guess built from the density included) vs {t_default:.1f} s; "
               f"max |E_guess - E_default| {de:.1e} Ha")
 
 

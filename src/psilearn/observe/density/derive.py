@@ -133,7 +133,8 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
         info["density_scf_method"], info["density_scf_conv_tol"] = r.method, options.scf_conv_tol
         info["density_scf_cycles_guess"], info["density_scf_cycles_default"] = r.cycles_guess, r.cycles_default
         row.update(scf_guess=r.cycles_guess, scf_default=r.cycles_default,
-                   scf_converged=r.converged_guess and r.converged_default, scf_de=r.energy_guess - r.energy_default)
+                   scf_converged=r.converged_guess and r.converged_default, scf_de=r.energy_guess - r.energy_default,
+                   scf_seconds_guess=r.seconds_guess, scf_seconds_default=r.seconds_default)
     info["density_source"] = options.source
     return out, row
 
