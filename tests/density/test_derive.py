@@ -167,3 +167,13 @@ def test_no_warning_for_the_labels(water_pbe):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fitted_density(water_pbe.labelled, _c(water_pbe), AUX)
+
+
+def test_scf_guess_open_shell_converges_to_the_same_state():
+    """UKS: the same orbitals for both spins, occupied 5 alpha / 4 beta (OH radical, measured 8 -> 7 cycles)."""
+    from psilearn.label import make_labeler
+
+    a = make_labeler("pbe/def2-svp", "density").label(Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97]]))
+    assert a.info["multiplicity"] == 2
+    r = scf_guess_cycles(a, a.info["density_coefficients"], AUX, "pbe/def2-svp")
+    assert r.converged_guess and abs(r.energy_guess - r.energy_default) < 1e-6 and r.cycles_guess <= r.cycles_default

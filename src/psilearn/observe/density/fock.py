@@ -2,8 +2,9 @@
 
 F = h + J[rho_fit] + V_xc[rho_fit]: J_mn = sum_P (mn|P) c_P with PySCF's ``int3c2e``
 (``df.incore.aux_e2``, blocked over aux shells), and V_xc from PySCF's numint (``eval_xc_eff``) on
-rho_fit and, for GGAs, its gradient from ``eval_ao(auxmol, coords, deriv=1)``, on the SCF's own
-grid. Exact exchange needs orbitals, which a density does not have: the exact-exchange fraction of
+rho_fit and, for GGAs, its gradient from ``eval_ao(auxmol, coords, deriv=1)``, on a PySCF grid (the
+SCF's own, or a coarser one: a guess needs no fine grid, and the aux functions on the grid dominate
+the cost). Exact exchange needs orbitals, which a density does not have: the exact-exchange fraction of
 a hybrid (all of it for HF) is replaced by the same fraction of Slater (LDA) exchange. Meta-GGAs
 need the kinetic-energy density and are refused.
 """
@@ -77,16 +78,16 @@ def xc_matrix(ni, xc: str, grids, mol, auxmol, coefficients: np.ndarray) -> np.n
     return vmat
 
 
-def fitted_fock(mf, auxmol, coefficients: np.ndarray, xc: str) -> np.ndarray:
-    """F = h + J[rho_fit] + V_xc[rho_fit] (Hartree) in the AO basis of ``mf.mol``; ``mf.grids`` (built
-    here if needed) is the DFT grid, or a level-3 grid for HF."""
+def fitted_fock(mf, auxmol, coefficients: np.ndarray, xc: str, grid_level: int | None = None) -> np.ndarray:
+    """F = h + J[rho_fit] + V_xc[rho_fit] (Hartree) in the AO basis of ``mf.mol``. V_xc is integrated
+    on a fresh level-``grid_level`` grid, or on ``mf.grids`` (level 3 for HF) when None."""
     from pyscf.dft import gen_grid, numint
 
     mol = mf.mol
-    grids = getattr(mf, "grids", None)
+    grids = None if grid_level is not None else getattr(mf, "grids", None)
     if grids is None:
         grids = gen_grid.Grids(mol)
-        grids.level = 3
+        grids.level = 3 if grid_level is None else grid_level
     if grids.coords is None:
         grids.build()
     ni = getattr(mf, "_numint", None) or numint.NumInt()
