@@ -177,3 +177,34 @@ def test_scf_guess_open_shell_converges_to_the_same_state():
     assert a.info["multiplicity"] == 2
     r = scf_guess_cycles(a, a.info["density_coefficients"], AUX, "pbe/def2-svp")
     assert r.converged_guess and abs(r.energy_guess - r.energy_default) < 1e-6 and r.cycles_guess <= r.cycles_default
+
+
+@pytest.mark.parametrize("xc", ["pbe", "lda,vwn"])
+def test_xc_matrix_is_the_derivative_of_the_xc_energy(water_pbe, xc):
+    """Tr(V_xc[rho_fit] dD) = d/de E_xc[rho_fit + e rho(dD)] (central difference on the same grid)."""
+    from pyscf.dft import gen_grid, numint
+
+    from psilearn.observe.density.fock import xc_matrix
+
+    mol, aux, c = water_pbe.mol, water_pbe.auxmol, _c(water_pbe)
+    grids = gen_grid.Grids(mol)
+    grids.level = 1
+    grids.build()
+    ni = numint.NumInt()
+    xctype = ni._xc_type(xc)
+    d = np.random.default_rng(1).normal(size=(mol.nao, mol.nao)) * 0.01
+    d = d + d.T
+    deriv = 1 if xctype == "GGA" else 0
+    ao, ao_aux = ni.eval_ao(mol, grids.coords, deriv=deriv), ni.eval_ao(aux, grids.coords, deriv=deriv)
+    rho_fit = ao_aux @ c if not deriv else np.einsum("xgp,p->xg", ao_aux, c)
+    rho_d = numint.eval_rho(mol, ao, d, xctype=xctype)
+
+    def energy(e):
+        rho = rho_fit + e * rho_d
+        exc = ni.eval_xc_eff(xc, rho, deriv=0, xctype=xctype)[0]
+        return grids.weights @ (exc * (rho[0] if deriv else rho))
+
+    h = 1e-4
+    fd = (energy(h) - energy(-h)) / (2 * h)
+    tr = np.einsum("ij,ij", xc_matrix(ni, xc, grids, mol, aux, c), d)
+    assert abs(fd) > 1e-3 and abs(tr - fd) < 1e-8  # measured (pbe) 0.0927488 both, 2e-11 apart

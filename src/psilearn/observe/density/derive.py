@@ -10,7 +10,7 @@ row for the table the CLI prints.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -36,7 +36,8 @@ class DeriveOptions:
     """What to derive: ``multipoles``; the ESP at ``esp_points`` (one (n, 3) Angstrom array for all
     structures or one per structure); cube files in ``cube_dir`` (``spacing``/``margin`` Angstrom, and
     ESP cubes with ``esp_grid``); ``hirshfeld`` charges (free atoms in ``hirshfeld_basis``); the SCF
-    guess for ``scf_method`` (``XC/BASIS``) at ``scf_conv_tol``."""
+    guess for ``scf_method`` (``XC/BASIS``) at ``scf_conv_tol``; ``source`` is recorded as
+    ``density_source`` ('labels' or the model path)."""
 
     multipoles: bool = True
     esp_points: list[np.ndarray] | None = None
@@ -49,7 +50,6 @@ class DeriveOptions:
     scf_method: str | None = None
     scf_conv_tol: float = 1e-9
     source: str = "labels"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.esp_grid and not self.cube_dir:
