@@ -246,4 +246,13 @@ CASES: list[Case] = [
     Case("model-foreign-dir", ("predict", "notes", "good.xyz", "-o", "out.xyz"), "notes: not a psilearn model", make=foreign_model_dir),
     Case("model-missing", ("predict", "nowhere.model", "good.xyz", "-o", "out.xyz"), "nowhere.model: no such model"),
     Case("model-is-a-file", ("predict", "afile", "good.xyz", "-o", "out.xyz"), "afile: not a psilearn model"),
+    # ---- psilearn density ----
+    Case("density-no-labels", ("density", "labels", "good.xyz", "-o", "out.xyz"), "frame 0: no 'density_coefficients'"),
+    Case("density-not-a-density-model", ("density", "e.model", "good.xyz", "-o", "out.xyz"),
+         "the model predicts 'total_energy', not density-fitting coefficients"),
+    Case("density-out-is-input", ("density", "labels", "good.xyz", "-o", "good.xyz"), "-o good.xyz: the output is also an input"),
+    Case("density-esp-grid-without-cube", ("density", "labels", "good.xyz", "-o", "out.xyz", "--esp-grid"),
+         "--esp-grid writes ESP cube files: give --cube DIR"),
+    Case("density-cube-over-file", ("density", "labels", "good.xyz", "-o", "out.xyz", "--cube", "afile"),
+         "--cube afile: exists and is not a directory"),
 ]

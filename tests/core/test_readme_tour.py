@@ -16,7 +16,7 @@ SHARED = ROOT.parent / "shared" / "data"
 PATH_PREFIXES = ("../shared/data/", "src/psilearn/demo_data/", "examples/")
 PATH_SUFFIXES = (".xyz", ".yaml", ".model", ".db", ".json", ".json.gz", ".csv", ".png")
 OUTPUT_FLAGS = ("-o", "--output", "--db", "--plot", "--png")
-LONG = {"label"}  # DFT: minutes; parsed and path-checked, not run (GFN2-xTB labels run)
+LONG = {"label", "density"}  # DFT (and what reads DFT labels): parsed and path-checked, not run (GFN2-xTB labels run)
 
 
 def tour_commands() -> list[list[str]]:

@@ -54,25 +54,35 @@ def hirshfeld_charges(mol, dm: np.ndarray, grids, block: int = 20000) -> np.ndar
     return mol.atom_charges().astype(float) - hirshfeld_populations(mol, dm, grids, block)
 
 
+def promolecule(mol) -> list[tuple[object, np.ndarray]]:
+    """The free atoms of ``mol``: per atom, its one-atom Mole (same basis) and spherically averaged
+    free-atom density matrix, for :func:`hirshfeld_shares`."""
+    free = free_atom_density_matrices(mol)
+    return [(_atom_mol(mol, ia), free[mol.atom_symbol(ia)]) for ia in range(mol.natm)]
+
+
+def hirshfeld_shares(free_atoms, coords: np.ndarray) -> np.ndarray:
+    """Hirshfeld weights w_A(r) = rho_A^free(r) / sum_B rho_B^free(r), shape (n_atoms, n_points), at
+    ``coords`` (Bohr) for the :func:`promolecule` ``free_atoms`` (0 where the promolecule vanishes)."""
+    from pyscf.dft import numint
+
+    rho_free = np.array([numint.eval_rho(a, numint.eval_ao(a, coords), d) for a, d in free_atoms])
+    rho_free = np.clip(rho_free, 0.0, None)
+    total = rho_free.sum(axis=0)
+    return np.divide(rho_free, total, out=np.zeros_like(rho_free), where=total > 1e-30)
+
+
 def hirshfeld_populations(mol, dm: np.ndarray, grids, block: int = 20000) -> np.ndarray:
     """Hirshfeld populations (e), shape (n_atoms,), of the density of the 2-D AO matrix ``dm``
     (the total density, or the spin density alpha - beta), shared by the free-atom weights."""
     from pyscf.dft import numint
 
-    free = free_atom_density_matrices(mol)
-    atoms = [_atom_mol(mol, ia) for ia in range(mol.natm)]
-    free_dm = [free[mol.atom_symbol(ia)] for ia in range(mol.natm)]
+    free_atoms = promolecule(mol)
     pops = np.zeros(mol.natm)
     coords, weights = grids.coords, grids.weights
     for start in range(0, len(weights), block):
         c = coords[start : start + block]
         w = weights[start : start + block]
         rho = numint.eval_rho(mol, numint.eval_ao(mol, c), dm)
-        rho_free = np.array(
-            [numint.eval_rho(a, numint.eval_ao(a, c), d) for a, d in zip(atoms, free_dm)]
-        )
-        rho_free = np.clip(rho_free, 0.0, None)
-        total = rho_free.sum(axis=0)
-        share = np.divide(rho_free, total, out=np.zeros_like(rho_free), where=total > 1e-30)
-        pops += share @ (rho * w)
+        pops += hirshfeld_shares(free_atoms, c) @ (rho * w)
     return pops

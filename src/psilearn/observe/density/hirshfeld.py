@@ -1,0 +1,65 @@
+"""Hirshfeld charges of a fitted density: rho_fit integrated on a PySCF DFT grid with free-atom weights.
+
+q_A = Z_A - int w_A(r) rho_fit(r) dr, w_A = rho_A^free / sum_B rho_B^free, in e. The promolecule is
+the labeler's (:mod:`psilearn.label.hirshfeld`: spherically averaged fractional-occupation HF free
+atoms in an orbital basis, default def2-SVP; use the labelling basis to match the labeler's
+``hirshfeld_charges``). The charges sum to the structure's charge up to the fit's electron-count
+error (``fitted_electrons - n_electrons``) and the grid error.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from psilearn.errors import DataError
+from psilearn.observe.density.structure import FittedDensity, density_values, fitted_density
+
+DEFAULT_PROMOLECULE_BASIS = "def2-svp"
+
+
+def _orbital_mol(density: FittedDensity, basis: str):
+    from pyscf.lib.exceptions import BasisNotFoundError
+
+    from psilearn.targets.ao_basis import check_basis
+
+    mol = density.auxmol.copy()
+    mol.basis = check_basis(basis)
+    mol.charge, mol.spin = density.charge, density.multiplicity - 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mol.build(False, False)
+    except (BasisNotFoundError, KeyError, RuntimeError) as exc:
+        raise DataError(f"{density.atoms.get_chemical_formula()}: cannot build the promolecule in basis {basis!r}: "
+                        f"{str(exc).splitlines()[0]}") from None
+    return mol
+
+
+def hirshfeld_of(density: FittedDensity, basis: str = DEFAULT_PROMOLECULE_BASIS, grid_level: int = 3,
+                 block: int = 20000) -> np.ndarray:
+    """Hirshfeld charges (e), shape (n_atoms,), of a checked :class:`FittedDensity`, on a level-``grid_level``
+    PySCF (Becke) grid, with free atoms in the orbital ``basis``."""
+    from pyscf.dft import gen_grid
+
+    from psilearn.label.hirshfeld import hirshfeld_shares, promolecule
+
+    mol = _orbital_mol(density, basis)
+    grids = gen_grid.Grids(mol)
+    grids.level = grid_level
+    grids.build()
+    free_atoms = promolecule(mol)
+    pops = np.zeros(mol.natm)
+    for p0 in range(0, len(grids.weights), block):
+        pts, w = grids.coords[p0 : p0 + block], grids.weights[p0 : p0 + block]
+        rho = density_values(density.auxmol, density.coefficients, pts, block)
+        pops += hirshfeld_shares(free_atoms, pts) @ (rho * w)
+    return mol.atom_charges().astype(float) - pops
+
+
+def hirshfeld_charges(atoms, coefficients, aux_basis: str, charge: int | None = None,
+                      basis: str = DEFAULT_PROMOLECULE_BASIS, grid_level: int = 3) -> np.ndarray:
+    """Hirshfeld charges (e), shape (n_atoms,), of the fitted density (see the module doc). Checks as
+    :func:`psilearn.observe.density.structure.fitted_density`."""
+    return hirshfeld_of(fitted_density(atoms, coefficients, aux_basis, charge), basis, grid_level)
