@@ -155,3 +155,42 @@ def test_clear_errors(fitted, frames):
     data = load_dataset(_levels(frames, list(range(10)), [1, 2]), TARGET)
     with pytest.raises(DataError, match="not among the levels"):
         fit_model(multifidelity_kind("level", ["xtb", "pbe0"], "pbe0"), TARGET, data, CONFIG, seed=0)
+
+
+def test_cli_several_files_and_predict_fidelity(frames, tmp_path, capsys):
+    from psilearn.cli.main import main
+    from psilearn.data import read_structures, write_structures
+
+    data = _levels(frames, list(range(40)), list(range(0, 40, 5)))
+    write_structures(tmp_path / "lo.xyz", [a for a in data if a.info["level"] == "gfn2"])
+    write_structures(tmp_path / "hi.xyz", [a for a in data if a.info["level"] == "pbe0"])
+    write_structures(tmp_path / "new.xyz", frames[60:64])
+    soap = ", ".join(f"{k}: {v}" for k, v in SMALL_SOAP.items())
+    (tmp_path / "c.yaml").write_text(f"soap: {{{soap}}}\nmodel: {{n_sparse: 40}}\n")
+    fit = ["fit", str(tmp_path / "lo.xyz"), str(tmp_path / "hi.xyz"), "--target", "alpha", "--tensor", "ij=ji",
+           "--config", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "mf.model")]
+    assert main(fit + ["--fidelity-key", "level", "--target-fidelity", "pbe0"]) == 0
+    err = capsys.readouterr().err
+    assert "48 structures from" in err and "multi-fidelity: levels by level, predicting pbe0" in err
+    model = load(tmp_path / "mf.model")
+    assert model.levels == ["gfn2", "pbe0"]
+    for extra, level in (([], "pbe0"), (["--fidelity", "gfn2"], "gfn2")):
+        out = tmp_path / f"p_{level}.xyz"
+        assert main(["predict", str(tmp_path / "mf.model"), str(tmp_path / "new.xyz"), "-o", str(out), *extra]) == 0
+        got = np.array([a.info["alpha"] for a in read_structures(str(out))])
+        np.testing.assert_allclose(got, model.predict(frames[60:64], fidelity=level).values, atol=1e-10)
+    capsys.readouterr()
+    # clear one-line errors
+    assert main(["predict", str(tmp_path / "mf.model"), str(tmp_path / "new.xyz"), "-o", str(tmp_path / "x.xyz"), "--fidelity", "ccsd"]) == 2
+    assert "fidelity 'ccsd' is not a level of this model" in capsys.readouterr().err
+    assert main(fit[:-1] + [str(tmp_path / "b.model"), "--target-fidelity", "pbe0"]) == 2
+    assert "go with --fidelity-key" in capsys.readouterr().err
+    assert main(fit[:-1] + [str(tmp_path / "b.model"), "--fidelity-key", "level", "--target-fidelity", "pbe0", "--val-fraction", "0.2"]) == 2
+    assert "would mix levels" in capsys.readouterr().err
+    assert main(fit[:-1] + [str(tmp_path / "b.model"), "--fidelity-key", "level", "--target-fidelity", "pbe0",
+                            "--baseline", "alpha"]) == 2
+    assert "cannot be combined" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "lo.xyz"), "--target", "alpha", "--tensor", "ij=ji", "--config", str(tmp_path / "c.yaml"),
+                 "-o", str(tmp_path / "plain.model")]) == 0
+    assert main(["predict", str(tmp_path / "plain.model"), str(tmp_path / "new.xyz"), "-o", str(tmp_path / "x.xyz"), "--fidelity", "gfn2"]) == 2
+    assert "not a multi-fidelity one" in capsys.readouterr().err

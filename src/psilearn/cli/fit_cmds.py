@@ -7,6 +7,8 @@ import json
 import sys
 import time
 
+from psilearn.cli.model_options import add_baseline_method_args, add_fidelity_args, default_baseline_db, model_options
+
 TARGET_HELP = """Declaring the observable: --target names the label (atoms.info for per-structure,
 atoms.arrays for per-atom values); --tensor gives its Cartesian symmetry as an index formula:
   (none) scalar   i vector (dipole)   ij general rank 2 (NMR shielding, Born charge)
@@ -42,48 +44,6 @@ def _target(args):
                   traceless=args.traceless, pool=args.pool, units=args.units)
 
 
-def _model_options(args) -> tuple[str, dict, int]:
-    """(model kind, options, seed) from --model/--long-range/--baseline/--config/--seed; the options
-    file is validated against the kind here, before any data is read. With ``--baseline KEY`` the
-    kind is the delta kind wrapping ``--model`` (a class, accepted wherever a kind name is)."""
-    from psilearn.cli.qeq_args import check_no_long_range_flags, long_range_options
-    from psilearn.config import load_config
-    from psilearn.errors import ConfigError
-    from psilearn.models.fidelity.delta import REFUSED_INNER, check_inner_kind, delta_kind, delta_method_kind
-    from psilearn.models.registry import model_class
-
-    check_no_long_range_flags(args)
-    baseline, method = getattr(args, "baseline", None), getattr(args, "baseline_method", None)
-    if baseline is not None and method is not None:
-        raise ConfigError("give either --baseline KEY (a label in TRAIN) or --baseline-method METHOD (computed by psilearn), not both")
-    if method is None and (getattr(args, "baseline_db", None) or getattr(args, "baseline_label", None)):
-        raise ConfigError("--baseline-db and --baseline-label go with --baseline-method")
-    if args.model == "delta" and not baseline and not method:
-        raise ConfigError("--model delta: give the baseline label with --baseline KEY or the method with --baseline-method "
-                          "METHOD (and the inner kind with --model)")
-    flag = "--baseline-method" if method is not None else "--baseline"
-    if (baseline is not None or method is not None) and getattr(args, "long_range", None):
-        raise ConfigError(f"{flag} cannot be combined with --long-range: " + REFUSED_INNER["qeq"])
-    name, config = args.model, load_config(args.config)
-    merged = config
-    if getattr(args, "long_range", None):
-        name, merged = long_range_options(args, config)  # CLI flags over the file's model section
-    if baseline is not None or method is not None:
-        check_inner_kind(name)  # before the options: an unsupported kind is the first thing to say
-    _, seed = model_class(name).validate_config(config, source=args.config, seed=args.seed)
-    if baseline is not None:  # the inner kind reads the options file; the delta kind wraps it
-        return delta_kind(baseline, name, symmetrize=args.symmetrize), merged, seed
-    if method is not None:
-        return delta_method_kind(method, name, db=args.baseline_db or default_baseline_db(args.output),
-                                 label=args.baseline_label, symmetrize=args.symmetrize, workers=args.baseline_workers), merged, seed
-    return name, merged, seed
-
-
-def default_baseline_db(model: str) -> str:
-    """The label store of a --baseline-method model: MODEL.baseline.db, next to the model."""
-    return f"{str(model).rstrip('/')}.baseline.db"
-
-
 def _run_options(args, kind: str) -> dict:
     """--device, --resume, --checkpoint-dir (default MODEL.ckpt for iterative kinds)."""
     from psilearn.models.factory import is_iterative
@@ -95,7 +55,8 @@ def _run_options(args, kind: str) -> dict:
     if opts["checkpoint_dir"] and is_iterative(kind):
         from psilearn.data.outputs import check_checkpoint_dir
 
-        check_checkpoint_dir(opts["checkpoint_dir"], [args.train, getattr(args, "config", None)], opts["resume"],
+        check_checkpoint_dir(opts["checkpoint_dir"], [*(args.train if isinstance(args.train, list) else [args.train]),
+                                                      getattr(args, "config", None)], opts["resume"],
                              bool(getattr(args, "overwrite", False)))
     return opts
 
@@ -109,26 +70,42 @@ def _warn_if_unrepresentative(command: str, spec: str) -> None:
         print(f"psilearn {command}: warning: {msg}", file=sys.stderr)
 
 
+def _pooled(specs: list[str]):
+    """One spec as is (its name stays in messages), several read and pooled in order (every frame
+    keeps its own file and index in ``info['source']``)."""
+    if len(specs) == 1:
+        return specs[0]
+    from psilearn.data import read_structures
+
+    return [a for spec in specs for a in read_structures(spec)]
+
+
 def cmd_fit(args) -> int:
     from psilearn.cli.report import ORTHONORMAL_NOTE, metrics_table
     from psilearn.data import load_dataset
     from psilearn.models.factory import fit_model
 
     target = _target(args)
-    kind, config, seed = _model_options(args)
-    method = kind.resolve_method(target) if not isinstance(kind, str) and kind.method_name else None
-    _warn_if_unrepresentative("fit", args.train)
-    ds = load_dataset(args.train, target, symmetrize=args.symmetrize)
-    if not isinstance(kind, str):
+    kind, config, seed = model_options(args)
+    delta = getattr(kind, "kind", None) == "delta"
+    method = kind.resolve_method(target) if delta and kind.method_name else None
+    trains = args.train if isinstance(args.train, list) else [args.train]
+    for spec in trains:
+        _warn_if_unrepresentative("fit", spec)
+    ds = load_dataset(_pooled(trains), target, symmetrize=args.symmetrize)
+    if delta:
         summary = kind.check_baseline(ds)
         if summary is not None:
             print(f"baseline {method.label} ({method.units}) from {summary.report()}; label database {kind.method_db}",
                   file=sys.stderr)
-    print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
+    print(f"fitting {target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
+    if getattr(kind, "kind", None) == "multifidelity":
+        print(f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; each level = "
+              f"rho x the level below + a {kind.inner_kind} correction", file=sys.stderr)
     if method is not None:
         print(f"delta-learning: {kind.inner_kind} learns {target.key} - {method.label} from {method.name}; predict "
               f"labels its input with {method.name} through {kind.method_db}", file=sys.stderr)
-    elif not isinstance(kind, str):
+    elif delta:
         print(f"delta-learning: {kind.inner_kind} learns {target.key} - {kind.baseline_key}; predict needs "
               f"{kind.baseline_key} in its input", file=sys.stderr)
     t0 = time.perf_counter()
@@ -194,10 +171,15 @@ def cmd_predict(args) -> int:
         model.baseline_workers = args.baseline_workers
     elif args.baseline_db:
         raise ConfigError(f"--baseline-db: {args.model} is not a --baseline-method model")
+    options = {}
+    if getattr(args, "fidelity", None) is not None:
+        if model.kind != "multifidelity":
+            raise ConfigError(f"--fidelity: {args.model} is a {model.kind} model, not a multi-fidelity one")
+        options["fidelity"] = args.fidelity
     frames = read_structures(args.input)
     t0 = time.perf_counter()
     model.progress = True
-    pred = model.predict(frames, return_std=not args.no_std)
+    pred = model.predict(frames, return_std=not args.no_std, **options)
     dt = time.perf_counter() - t0
     if method:
         print(f"baseline {method.label} from {model.last_baseline_summary.report()}; label database {model.baseline_db}",
@@ -248,7 +230,7 @@ def cmd_learning_curve(args) -> int:
     from psilearn.evaluation.learning_curve import check_sizes
 
     target = _target(args)
-    kind, config, seed = _model_options(args)
+    kind, config, seed = model_options(args)
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     _warn_if_unrepresentative("learning-curve", args.train)
@@ -276,37 +258,22 @@ def cmd_learning_curve(args) -> int:
     return 0
 
 
-def _add_baseline_method_args(p: argparse.ArgumentParser, fit: bool) -> None:
-    if fit:
-        p.add_argument("--baseline-method", default=None, metavar="METHOD", help="delta-learning from a baseline psilearn "
-                       "computes itself: gfn2, gfn1 or XC/BASIS (as psilearn label --method), at fit and at predict time "
-                       "(its cost is paid for every prediction too). The label is inferred from --target (dipole_moment, "
-                       "alpha, total_energy, mulliken_charges, ...; suffixes such as _input or _pbe0 allowed) and --units "
-                       "must be its atomic units (e*Bohr, Bohr^3, Hartree, e, or a.u.). The model records the method and "
-                       "its hash. See docs/fidelity.md")
-        p.add_argument("--baseline-label", default=None, metavar="LABEL", help="--baseline-method: the label key providing "
-                       "the baseline (default: inferred from --target)")
-    p.add_argument("--baseline-db", default=None, metavar="DB", help="--baseline-method: the label database (ASE SQLite, "
-                   "resumable; structures labelled there with the same method hash are reused; default MODEL.baseline.db)")
-    p.add_argument("--baseline-workers", type=int, default=0, metavar="N", help="--baseline-method: labeling processes "
-                   "(a local Dask cluster); default 0: in this process")
-
-
 def register(sub) -> None:
     from psilearn.models.registry import describe_kinds
 
     model_help = f"model kind ({describe_kinds()})"
     p = sub.add_parser("fit", help="fit a model to labelled structures", description="Fit a model to labelled structures and save it.\n\n" + TARGET_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("train", metavar="TRAIN", help="training structures: any ASE-readable file, optionally with @slice (data.xyz@:200), or a "
-        "DeePMD set directory")
+    p.add_argument("train", metavar="TRAIN", nargs="+", help="training structures: any ASE-readable file, optionally with @slice "
+        "(data.xyz@:200), or a DeePMD set directory; several are pooled (e.g. one file per level of theory with --fidelity-key)")
     _add_target_args(p)
     p.add_argument("--model", default="sagpr", help=model_help)
     p.add_argument("--baseline", default=None, metavar="KEY", help="delta-learning: KEY is a cheap label of the same observable "
                    "in TRAIN (same shape and symmetry as --target); the --model kind learns --target minus KEY, and predict "
                    "needs KEY in its input and writes the sum, TARGET_baseline and TARGET_correction (the uncertainty is the "
                    "correction's; the baseline is taken as exact). Not with qeq or spectrum models (see docs/fidelity.md)")
-    _add_baseline_method_args(p, fit=True)
+    add_baseline_method_args(p, fit=True)
+    add_fidelity_args(p, fit=True)
     p.add_argument("--config", metavar="YAML", help="options file: 'soap:' and 'model:' sections (kernel kinds), "
                                                      "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
@@ -330,7 +297,8 @@ def register(sub) -> None:
     p.add_argument("input", metavar="INPUT", help="structures (ASE-readable, @slice allowed)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.xyz")
     p.add_argument("--no-std", action="store_true", help="skip uncertainties (several times faster for large models); KEY_std is not written")
-    _add_baseline_method_args(p, fit=False)
+    add_fidelity_args(p, fit=False)
+    add_baseline_method_args(p, fit=False)
     p.set_defaults(func=cmd_predict, reads=("model", "input"), writes={"output": "file", "baseline_db": "database"})
 
     p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test "

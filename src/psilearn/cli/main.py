@@ -61,7 +61,10 @@ def check_paths(args: argparse.Namespace) -> None:
         return
     from psilearn.data.outputs import check_outputs
 
-    inputs = [getattr(args, dest, None) for dest in getattr(args, "reads", ())]
+    inputs = []
+    for dest in getattr(args, "reads", ()):
+        value = getattr(args, dest, None)
+        inputs.extend(value if isinstance(value, list) else [value])
     outputs = {_flag(dest): (getattr(args, dest, None), kind) for dest, kind in writes.items()}
     check_outputs(outputs, inputs, overwrite=bool(getattr(args, "overwrite", False)))
 

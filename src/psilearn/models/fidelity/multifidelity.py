@@ -97,6 +97,7 @@ class MultiFidelityModel(Model):
     progress: bool = False
     metadata: dict = field(default_factory=dict)
     _factory: object = field(default=None, repr=False, compare=False)
+    _run_options: dict = field(default_factory=dict, repr=False, compare=False)
 
     kind: ClassVar[str] = "multifidelity"
     inner_kind: ClassVar[str] = DEFAULT_INNER
@@ -122,6 +123,12 @@ class MultiFidelityModel(Model):
     @property
     def species(self) -> list[int]:
         return sorted({z for m in self.models for z in m.species})
+
+    def set_run_options(self, device=None, checkpoint_dir=None, resume: bool = False) -> None:
+        """Run options of iterative inner kinds, applied to every level (checkpoints in DIR/levelK)."""
+        if not self.iterative:
+            super().set_run_options(device, checkpoint_dir, resume)
+        self._run_options = {"device": device, "checkpoint_dir": checkpoint_dir, "resume": resume}
 
     def check_elements(self, frames: list[Atoms]) -> None:
         for m in self.models:
@@ -164,6 +171,9 @@ class MultiFidelityModel(Model):
                 rho = self._fit_rho(self.target.to_irreps(y), self.target.to_irreps(below))
                 y = y - self._scale(rho, below)
             model = self._factory()
+            if self._run_options:
+                ckpt = self._run_options["checkpoint_dir"]
+                model.set_run_options(self._run_options["device"], f"{ckpt}/level{k}" if ckpt else None, self._run_options["resume"])
             model.fit(Dataset(frames, self.target, y, f"{data.name} ({self.fidelity_key}={level}"
                                                         f"{', correction' if k else ''})"))
             self.models.append(model)

@@ -1,0 +1,119 @@
+"""Pooling fidelities on the shared water dimers (issue 14): plain SA-GPR, delta-learning on GFN2-xTB,
+and multi-fidelity (recursive co-kriging: GFN2 on every pool structure + N reference labels), at
+N = 25-200 reference labels, on an i.i.d. test set and on the compressed dimers.
+
+Data: ../shared/data/water_tensors/water_dimer/coords_1000.xyz (`mu`, the set's reference dipole, a.u.).
+Frames 0-799: 200 random ones are the i.i.d. test set, the other 600 the pool; frames 800-999 (compressed
+dimers, O-O 2.4-3.2 A) the shifted test set. GFN2-xTB dipoles (e*Bohr) are computed once for all 1000 frames
+with psilearn's labeler (tblite) into a resumable store. The delta model needs GFN2 on the test structures
+too (its cost is charged at prediction); multi-fidelity uses GFN2 only in training (600 pool structures).
+RMSE of the dipole components in e*Bohr, mean over seeds (the N reference structures are drawn per seed).
+
+    .venv/bin/python benchmarks/fidelity_water_dimer.py [--seeds 3] [--sizes 25,50,100,200] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "water_tensors", "water_dimer", "coords_1000.xyz")
+
+
+def gfn2_dipoles(frames, db: str) -> tuple[np.ndarray, float]:
+    """GFN2-xTB dipoles (n, 3) e*Bohr of ``frames`` through the label store ``db``, and their total compute seconds."""
+    from psilearn.models.fidelity import BaselineMethod
+    from psilearn.targets import Target
+
+    method = BaselineMethod.resolve("gfn2", Target("mu", tensor="i", units="e*Bohr"), label="dipole_moment")
+    labelled, _, seconds = method.label_frames(frames, db, workers=0, progress=True)
+    return np.array([np.asarray(a.info[method.key], float) for a in labelled]), seconds
+
+
+def rmse(pred, truth) -> float:
+    return float(np.sqrt(np.mean((np.asarray(pred) - truth) ** 2)))
+
+
+def run(sizes: list[int], seeds: int, out: str) -> None:
+    from psilearn.data import load_dataset, read_structures
+    from psilearn.models.factory import fit_model
+    from psilearn.models.fidelity import delta_kind, multifidelity_kind
+    from psilearn.targets import Target
+
+    os.makedirs(out, exist_ok=True)
+    frames = read_structures(DATA)
+    t0 = time.perf_counter()
+    gfn2, label_s = gfn2_dipoles(frames, os.path.join(out, "gfn2_dimers.db"))
+    print(f"GFN2-xTB dipoles of {len(frames)} dimers: {label_s:.1f} s of stored compute ({time.perf_counter() - t0:.1f} s now)")
+    for a, g in zip(frames, gfn2):
+        a.info["mu_gfn2"] = g
+    target = Target("mu", tensor="i", units="e*Bohr")
+    ref = np.array([a.info["mu"] for a in frames])
+    rows = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(800)
+        iid, pool = perm[:200], perm[200:]
+        tests = {"iid": [frames[i] for i in iid], "shifted": frames[800:]}
+        truth = {"iid": ref[iid], "shifted": ref[800:]}
+        base = {"iid": gfn2[iid], "shifted": gfn2[800:]}
+        for name in tests:
+            rows.append(("GFN2-xTB alone", 0, seed, name, rmse(base[name], truth[name]), 0.0))
+        lo = []
+        for i in pool:
+            b = frames[i].copy()
+            b.info["mu"], b.info["level"] = gfn2[i], "gfn2"
+            lo.append(b)
+        for n in sizes:
+            hi = [frames[i].copy() for i in pool[:n]]
+            for b in hi:
+                b.info["level"] = "ref"
+            models = {}
+            t = time.perf_counter()
+            models["plain SA-GPR"] = fit_model("sagpr", target, load_dataset(hi, target), {}, seed=0)
+            t_plain = time.perf_counter() - t
+            t = time.perf_counter()
+            models["delta on GFN2"] = fit_model(delta_kind("mu_gfn2"), target, load_dataset(hi, target), {}, seed=0)
+            t_delta = time.perf_counter() - t
+            t = time.perf_counter()
+            models["multi-fidelity"] = fit_model(multifidelity_kind("level", ["gfn2", "ref"], "ref"), target,
+                                                 load_dataset(lo + hi, target), {}, seed=0)
+            t_mf = time.perf_counter() - t
+            for label, model in models.items():
+                fit_s = {"plain SA-GPR": t_plain, "delta on GFN2": t_delta, "multi-fidelity": t_mf}[label]
+                for name, test in tests.items():
+                    rows.append((label, n, seed, name, rmse(model.predict(test, return_std=False).values, truth[name]), fit_s))
+            print(f"seed {seed} N={n}: " + ", ".join(f"{r[0]} {r[3]} {r[4]:.4f}" for r in rows[-6:]), flush=True)
+    _table(rows, sizes)
+
+
+def _table(rows, sizes) -> None:
+    methods = ["GFN2-xTB alone", "plain SA-GPR", "delta on GFN2", "multi-fidelity"]
+    print("\nRMSE of the dipole components (e*Bohr), mean +- std over seeds; fit seconds at the largest N")
+    print("| method | N ref | i.i.d. test | shifted test (compressed dimers) | fit s |")
+    print("|---|---|---|---|---|")
+    for m in methods:
+        for n in ([0] if m == "GFN2-xTB alone" else sizes):
+            sel = [r for r in rows if r[0] == m and r[1] == n]
+            cell = {}
+            for name in ("iid", "shifted"):
+                v = np.array([r[4] for r in sel if r[3] == name])
+                cell[name] = f"{v.mean():.4f} +- {v.std():.4f}"
+            fit = np.mean([r[5] for r in sel]) if sel else 0.0
+            print(f"| {m} | {n if n else '-'} | {cell['iid']} | {cell['shifted']} | {fit:.1f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="25,50,100,200")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--out", default="bench-fidelity", help="directory for the GFN2 label store")
+    args = ap.parse_args()
+    run([int(s) for s in args.sizes.split(",")], args.seeds, args.out)
+
+
+if __name__ == "__main__":
+    main()
