@@ -194,3 +194,41 @@ def test_cli_several_files_and_predict_fidelity(frames, tmp_path, capsys):
                  "-o", str(tmp_path / "plain.model")]) == 0
     assert main(["predict", str(tmp_path / "plain.model"), str(tmp_path / "new.xyz"), "-o", str(tmp_path / "x.xyz"), "--fidelity", "gfn2"]) == 2
     assert "not a multi-fidelity one" in capsys.readouterr().err
+
+
+def test_experiment_like_source_affine_calibration_is_recovered(frames, tmp_path):
+    """A synthetic 'experiment': 1.3 x the computed level + 0.5 on the isotropic part + noise (0.05 per
+    component), measured on structures also computed (nested) - the scale, offset and noise are recovered,
+    and predictions of that source carry its noise."""
+    rng = np.random.default_rng(7)
+    calc = label_frames(frames[:50], "alpha", "sym2", "structure")
+    for a in calc:
+        a.info["level"] = "dft"
+    exp = []
+    for a in calc[:40]:
+        b = a.copy()
+        b.info["alpha"] = 1.3 * np.asarray(a.info["alpha"]) + 0.5 * np.eye(3).ravel() + rng.normal(0, 0.05, 9)
+        b.info["alpha"] = (b.info["alpha"].reshape(3, 3) + b.info["alpha"].reshape(3, 3).T).ravel() / 2
+        b.info["level"] = "exp"
+        exp.append(b)
+    data = load_dataset(calc + exp, TARGET)
+    model = fit_model(multifidelity_kind("level", ["dft", "exp"], "exp", affine=["exp"]), TARGET, data, CONFIG, seed=0)
+    cal = model.metadata["multifidelity"]["per_level"][1]["affine_calibration"]
+    assert abs(cal["rho"]["0e"] - 1.3) < 0.02 and abs(cal["rho"]["2e"] - 1.3) < 0.02
+    np.testing.assert_allclose(cal["offset_cartesian"], 0.5 * np.eye(3).ravel(), atol=0.05)
+    assert 0.02 < cal["noise_std"]["2e"] < 0.08  # symmetrised noise: per component of 2e ~0.05/sqrt(2)..0.05
+    assert model.models[1] is None
+    test = frames[55:60]
+    p_exp, p_dft = model.predict(test, return_cov=True), model.predict(test, fidelity="dft", return_cov=True)
+    np.testing.assert_allclose(p_exp.values, p_dft.values @ model._cartesian_map(model.rho[0]).T + 0.5 * np.eye(3).ravel(),
+                               atol=0.06)
+    a = model._cartesian_map(model.rho[0])  # the source's own noise is added to the scaled level's covariance
+    noise = np.einsum("ij,njk,lk->nil", a, p_dft.cov, a) - p_exp.cov
+    np.testing.assert_allclose(-noise, np.broadcast_to(model.calibrations[1].noise_covariance(TARGET), noise.shape), atol=1e-10)
+    assert np.all(np.linalg.eigvalsh(-noise[0]) > -1e-12) and np.trace(-noise[0]) > 0
+    model.save(tmp_path / "exp.model")
+    back = load(tmp_path / "exp.model")
+    np.testing.assert_allclose(back.predict(test).values, p_exp.values, atol=1e-12)
+    np.testing.assert_allclose(back.predict(test).std, p_exp.std, rtol=1e-4)
+    with pytest.raises(DataError, match="affine levels dft"):
+        fit_model(multifidelity_kind("level", ["dft", "exp"], "exp", affine=["dft"]), TARGET, data, CONFIG, seed=0)

@@ -38,6 +38,7 @@ from psilearn.errors import ConfigError
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
+from psilearn.models.fidelity.calibration import AffineCalibration
 from psilearn.models.fidelity.delta import REFUSED_INNER
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
@@ -45,10 +46,13 @@ from psilearn.targets import Target
 DEFAULT_INNER = "sagpr"
 
 
-def multifidelity_kind(fidelity_key: str, levels: list[str] | None, target_level: str, inner: str = DEFAULT_INNER) -> type["MultiFidelityModel"]:
+def multifidelity_kind(fidelity_key: str, levels: list[str] | None, target_level: str, inner: str = DEFAULT_INNER,
+                       affine: list[str] | None = None) -> type["MultiFidelityModel"]:
     """The multifidelity kind for structures labelled at several levels named by ``info[fidelity_key]``:
     ``levels`` from the cheapest to the most accurate (None: ordered at fit time by decreasing number
-    of structures, ``target_level`` last), predicting ``target_level`` by default."""
+    of structures, ``target_level`` last), predicting ``target_level`` by default. ``affine`` names
+    levels (sources such as an experiment) that are an affine calibration of the level below plus noise
+    (:mod:`psilearn.models.fidelity.calibration`) instead of a learned correction."""
     if not fidelity_key:
         raise ConfigError("--fidelity-key: empty")
     if not target_level:
@@ -65,7 +69,8 @@ def multifidelity_kind(fidelity_key: str, levels: list[str] | None, target_level
             raise ConfigError(f"--fidelities {','.join(levels)}: each level once, and the target level {target_level!r} among them")
     return type(f"MultiFidelityModel[{inner}]", (MultiFidelityModel,), {
         "__module__": __name__, "inner_kind": inner, "fidelity_key_default": fidelity_key, "levels_default": levels,
-        "target_level_default": target_level, "config_options": dict(cls.config_options), "iterative": cls.iterative})
+        "target_level_default": target_level, "affine_default": [str(v) for v in affine or []],
+        "config_options": dict(cls.config_options), "iterative": cls.iterative})
 
 
 def fidelity_of(frames: list[Atoms], key: str) -> np.ndarray:
@@ -94,6 +99,8 @@ class MultiFidelityModel(Model):
     target_level: str = ""
     models: list[Model] = field(default_factory=list)  # one per level: the level-0 model, then the corrections
     rho: list[np.ndarray] = field(default_factory=list)  # per level k >= 1: (n_blocks,) scale of level k-1
+    affine: list[str] = field(default_factory=list)  # levels that are affine calibrations (models[k] is None)
+    calibrations: dict[int, AffineCalibration] = field(default_factory=dict)  # level index -> calibration
     progress: bool = False
     metadata: dict = field(default_factory=dict)
     _factory: object = field(default=None, repr=False, compare=False)
@@ -104,6 +111,7 @@ class MultiFidelityModel(Model):
     fidelity_key_default: ClassVar[str] = "level"
     levels_default: ClassVar[list[str] | None] = None
     target_level_default: ClassVar[str] = ""
+    affine_default: ClassVar[list[str]] = []
     config_options: ClassVar[dict[str, type]] = dict(model_class(DEFAULT_INNER).config_options)
 
     def __post_init__(self) -> None:
@@ -116,13 +124,14 @@ class MultiFidelityModel(Model):
             raise ConfigError("the multifidelity kind needs a fidelity key and a target level: psilearn fit --fidelity-key KEY "
                               "--target-fidelity NAME, or psilearn.models.fidelity.multifidelity_kind(KEY, levels, NAME)")
         inner = model_class(cls.inner_kind)
-        model = cls(target, cls.fidelity_key_default, list(cls.levels_default or []), cls.target_level_default, progress=progress)
+        model = cls(target, cls.fidelity_key_default, list(cls.levels_default or []), cls.target_level_default, progress=progress,
+                    affine=list(cls.affine_default))
         model._factory = lambda: inner.from_options(target, options, seed, progress)
         return model
 
     @property
     def species(self) -> list[int]:
-        return sorted({z for m in self.models for z in m.species})
+        return sorted({z for m in self.models if m is not None for z in m.species})
 
     def set_run_options(self, device=None, checkpoint_dir=None, resume: bool = False) -> None:
         """Run options of iterative inner kinds, applied to every level (checkpoints in DIR/levelK)."""
@@ -132,7 +141,8 @@ class MultiFidelityModel(Model):
 
     def check_elements(self, frames: list[Atoms]) -> None:
         for m in self.models:
-            m.check_elements(frames)
+            if m is not None:
+                m.check_elements(frames)
 
     # ---- fitting ---------------------------------------------------------------------------------
     def _order(self, names: np.ndarray) -> list[str]:
@@ -160,12 +170,24 @@ class MultiFidelityModel(Model):
         names = fidelity_of(data.frames, self.fidelity_key)
         self.levels = self._order(names)
         sample_struct = np.arange(len(data.frames)) if self.target.per == "structure" else data.atom_structure
-        self.models, self.rho, record = [], [], []
+        if [a for a in self.affine if a not in self.levels[1:]]:
+            raise DataError(f"affine levels {', '.join(self.affine)}: each must be a level with data above the cheapest "
+                            f"(levels, cheapest first: {', '.join(self.levels)})")
+        self.models, self.rho, self.calibrations, record = [], [], {}, []
         for k, level in enumerate(self.levels):
             rows = np.flatnonzero(names[sample_struct] == level)
             frames = [a for a, n in zip(data.frames, names) if n == level]
             y = data.values[rows]
             rho = np.ones(len(self.target.blocks))
+            if level in self.affine:
+                cal = AffineCalibration.fit(self.target, self.target.to_irreps(y),
+                                            self.target.to_irreps(self._below(k, frames, data, names, sample_struct)))
+                self.models.append(None)
+                self.rho.append(cal.rho)
+                self.calibrations[k] = cal
+                record.append({"level": level, "n_structures": len(frames), "n_samples": int(len(rows)),
+                               "affine_calibration": cal.record(self.target)})
+                continue
             if k:
                 below = self._below(k, frames, data, names, sample_struct)
                 rho = self._fit_rho(self.target.to_irreps(y), self.target.to_irreps(below))
@@ -181,7 +203,7 @@ class MultiFidelityModel(Model):
                 self.rho.append(rho)
             record.append({"level": level, "n_structures": len(frames), "n_samples": int(len(rows)),
                            "rho": rho.tolist() if k else None, "heldout_metrics": model.metadata.get("heldout_metrics")})
-        top = self.models[-1].metadata
+        top = next(m for m in reversed(self.models) if m is not None).metadata
         self.metadata = {**self.training_record(data, t0), "fit_seconds": round(time.perf_counter() - t0, 3),
                          "heldout_metrics": {**top.get("heldout_metrics", {}), "method": (
                              f"{top.get('heldout_metrics', {}).get('method', 'held-out')} of the level-{self.target_level} "
@@ -229,13 +251,20 @@ class MultiFidelityModel(Model):
     # ---- prediction ------------------------------------------------------------------------------
     def _predict_level(self, k: int, frames: list[Atoms], with_cov: bool) -> Prediction:
         """Mean (and Cartesian covariance) of level ``k`` on ``frames``."""
-        own = self.models[k].predict(frames, return_std=with_cov, return_cov=with_cov)
         if k == 0:
-            return own
+            return self.models[0].predict(frames, return_std=with_cov, return_cov=with_cov)
         below = self._predict_level(k - 1, frames, with_cov)
         a = self._cartesian_map(self.rho[k - 1])
-        values = below.values @ a.T + own.values
-        cov = np.einsum("ij,njk,lk->nil", a, below.cov, a) + own.cov if with_cov else None
+        values = below.values @ a.T
+        cov = np.einsum("ij,njk,lk->nil", a, below.cov, a) if with_cov else None
+        if k in self.calibrations:
+            cal = self.calibrations[k]
+            values = values + cal.offset_cartesian(self.target)
+            cov = cov + cal.noise_covariance(self.target) if with_cov else None
+        else:
+            own = self.models[k].predict(frames, return_std=with_cov, return_cov=with_cov)
+            values = values + own.values
+            cov = cov + own.cov if with_cov else None
         return self._assemble(values, cov)
 
     def _assemble(self, values: np.ndarray, cov: np.ndarray | None) -> Prediction:
@@ -254,7 +283,8 @@ class MultiFidelityModel(Model):
         if level not in self.levels:
             raise ConfigError(f"fidelity {level!r} is not a level of this model (levels, cheapest first: {', '.join(self.levels)})")
         for m in self.models:
-            m.progress = self.progress
+            if m is not None:
+                m.progress = self.progress
         pred = self._predict_level(self.levels.index(level), frames, return_std or return_cov)
         if not return_cov:
             pred.cov = None
@@ -267,29 +297,41 @@ class MultiFidelityModel(Model):
             raise RuntimeError("model is not fitted")
         metas, arrays = [], {}
         for k, m in enumerate(self.models):
+            if m is None:
+                cal = self.calibrations[k]
+                metas.append({"affine": True})
+                arrays[f"offset{k}"], arrays[f"noise{k}"] = cal.offset, cal.noise
+                continue
             meta, arr = m.to_state()
             metas.append({**meta, "training": m.metadata})
             arrays.update({f"level{k}/{name}": v for name, v in arr.items()})
         for k, r in enumerate(self.rho):
             arrays[f"rho{k + 1}"] = np.asarray(r, dtype=np.float64)
         return ({"fidelity_key": self.fidelity_key, "levels": self.levels, "target_level": self.target_level,
-                 "inner_kind": self.inner_kind, "levels_state": metas}, arrays)
+                 "inner_kind": self.inner_kind, "affine": self.affine, "levels_state": metas}, arrays)
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "MultiFidelityModel":
         inner = meta["inner_kind"]
-        klass = multifidelity_kind(meta["fidelity_key"], meta["levels"], meta["target_level"], inner)
+        affine = [str(v) for v in meta.get("affine", [])]
+        klass = multifidelity_kind(meta["fidelity_key"], meta["levels"], meta["target_level"], inner, affine)
         outer = {k: v for k, v in meta.items() if k not in ("levels_state", "inner_kind", "levels", "target_level",
-                                                            "fidelity_key", "training")}
-        models = []
+                                                            "fidelity_key", "training", "affine")}
+        models, calibrations = [], {}
         for k, m in enumerate(meta["levels_state"]):
+            if m.get("affine"):
+                calibrations[k] = AffineCalibration(np.asarray(arrays[f"rho{k}"]), np.asarray(arrays[f"offset{k}"]),
+                                                    np.asarray(arrays[f"noise{k}"]))
+                models.append(None)
+                continue
             prefix = f"level{k}/"
             models.append(model_class(inner).from_state({**outer, **m, "model": inner},
                                                         {n[len(prefix):]: v for n, v in arrays.items() if n.startswith(prefix)}))
         rho = [np.asarray(arrays[f"rho{k}"]) for k in range(1, len(models))]
-        known = {f"rho{k}" for k in range(1, len(models))}
+        known = {f"rho{k}" for k in range(1, len(models))} | {f"{p}{k}" for k in calibrations for p in ("offset", "noise")}
         if any(not (n in known or any(n.startswith(f"level{k}/") for k in range(len(models)))) for n in arrays):
             raise ValueError("unexpected arrays in a multifidelity model")
-        model = klass(Target.from_dict(meta["target"]), meta["fidelity_key"], list(meta["levels"]), meta["target_level"], models, rho)
+        model = klass(Target.from_dict(meta["target"]), meta["fidelity_key"], list(meta["levels"]), meta["target_level"], models, rho,
+                      affine=affine, calibrations=calibrations)
         model.metadata = meta["training"]
         return model
