@@ -109,6 +109,10 @@ def cmd_fit(args) -> int:
     from psilearn.data import load_dataset
     from psilearn.models.factory import fit_model
 
+    if getattr(args, "density", False) or args.model == "density":
+        from psilearn.cli.density_fit import fit_density
+
+        return fit_density(args)
     target = _target(args)
     kind, config, seed = _model_options(args)
     method = kind.resolve_method(target) if not isinstance(kind, str) and kind.method_name else None
@@ -306,6 +310,9 @@ def register(sub) -> None:
                                                      "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help=VAL_HELP)
+    p.add_argument("--density", action="store_true", help="learn electron densities (labels of psilearn label --observables "
+                   "density; --target density_coefficients) with the density model kind: options in the 'soap:' and "
+                   "'density:' sections (docs/density.md)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")

@@ -21,7 +21,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from psilearn.data.errors import frame_location
+from psilearn.data.errors import DataError, frame_location
 from psilearn.data.memory import check_allocation
 from psilearn.data.prediction import DensityPrediction
 from psilearn.features import LambdaSoap, SoapConfig
@@ -75,9 +75,16 @@ class DensityModel(Model):
         return sorted({channel(l) for z in self.species for l in self.degrees(z)})
 
     def check_elements(self, frames: list[Atoms]) -> None:
-        """DataError naming file and frame: elements the model never saw, or that the aux basis lacks."""
+        """DataError naming file and frame: elements the model never saw or that its aux basis lacks,
+        and inputs carrying density labels of another aux basis or metric than the model's."""
         for i, a in enumerate(frames):
-            self.target.check_elements(a, frame_location(a, i))
+            where = frame_location(a, i)
+            for name, want in (("density_aux_basis", self.target.aux_basis), ("density_metric", self.target.metric)):
+                have = str(a.info.get(name, want)).strip().lower()
+                if have != want:
+                    raise DataError(f"{where}: the input's density labels use {name.split('_', 1)[1].replace('_', ' ')} "
+                                    f"{have!r} but the model was trained on and predicts {want!r}")
+            self.target.check_elements(a, where)
         super().check_elements(frames)
 
     # ---- fitting -----------------------------------------------------------------------------------
@@ -161,11 +168,13 @@ class DensityModel(Model):
         for start in range(0, len(frames), bs):
             batch = frames[start : start + bs]
             out += self._predict_batch(soap, batch)
-        if conserve:
-            for k, a in enumerate(frames):
-                s, q = structure_metric(self.target, a)
+        electrons = []
+        for k, a in enumerate(frames):
+            s, q = structure_metric(self.target, a)
+            if conserve:
                 out[k] = conserve_electrons(out[k], s, q, electron_count(a))
-        return DensityPrediction(out, self.target.aux_basis, self.target.metric, None)
+            electrons.append(float(q @ out[k]))
+        return DensityPrediction(out, self.target.aux_basis, self.target.metric, None, electrons)
 
     def _predict_batch(self, soap: LambdaSoap, frames: list[Atoms]) -> list[np.ndarray]:
         feats = soap.compute(frames, self.channels(), progress=self.progress)
@@ -174,6 +183,8 @@ class DensityModel(Model):
         for (z, l), u in self._contracted_weights().items():
             xs, x0s = self.basis.sparse(z, l)
             x, x0 = feats.blocks[channel(l)][z], feats.blocks[(0, 1)][z][:, 0, :]
+            if len(x) == 0:
+                continue
             k = atom_kernel(x, x0, xs, x0s, self.basis.zeta)
             n, d = k.shape[:2]
             pred = (k.reshape(n * d, -1) @ u).reshape(n, d, -1).transpose(0, 2, 1)  # (n, n_l, 2l+1)

@@ -114,18 +114,11 @@ def mean_diagonal(eq: NormalEquations) -> float:
 
 def choose_regularization(train: NormalEquations, val: NormalEquations, grid: list[float]) -> tuple[float, list[float]]:
     """The relative lambda of ``grid`` minimising the validation loss of the weights fitted on
-    ``train`` (one eigendecomposition of A_train, then every lambda in O(n_weights^2)); returns it
-    and the validation relative errors over the grid."""
-    from scipy.linalg import eigh
-
-    e, v = eigh(train.a, overwrite_a=False, check_finite=False)
-    vb = v.T @ train.b
-    unit = mean_diagonal(train)
-    errors = []
-    for rel in grid:
-        w = v @ (vb / (np.clip(e, 0.0, None) + rel * unit))
-        errors.append(val.relative_error(w))
-    del v
+    ``train``; returns it and the validation relative errors over the grid. One Cholesky solve per
+    grid point: on this OpenBLAS (one core) a Cholesky factorisation of A_train is ~20x cheaper than
+    its eigendecomposition (n = 3000: 0.35 s against 7.5 s), so a grid of up to ~20 values costs
+    less than the one eigendecomposition that would make every lambda free."""
+    errors = [val.relative_error(solve(train, rel)) for rel in grid]
     best = int(np.nanargmin(errors))
     return float(grid[best]), [float(x) for x in errors]
 
@@ -135,15 +128,17 @@ def solve(eq: NormalEquations, rel: float) -> np.ndarray:
     from scipy.linalg import cho_factor, cho_solve
 
     lam = rel * mean_diagonal(eq)
-    a = eq.a + lam * np.eye(len(eq.b))
+    a = eq.a.copy()
+    a[np.diag_indices_from(a)] += lam
     try:
         return cho_solve(cho_factor(a, overwrite_a=True, check_finite=False), eq.b)
-    except np.linalg.LinAlgError:
-        return np.linalg.lstsq(eq.a + lam * np.eye(len(eq.b)), eq.b, rcond=None)[0]
+    except np.linalg.LinAlgError:  # lambda too small for a numerically semi-definite A
+        a = eq.a.copy()
+        a[np.diag_indices_from(a)] += lam
+        return np.linalg.lstsq(a, eq.b, rcond=None)[0]
 
 
 def fit_bytes(n_weights: int, cv: bool) -> int:
-    """Peak bytes of accumulating and solving: A and b per part (train and validation with CV),
-    the eigenvectors and LAPACK workspace of A_train's eigendecomposition (~2 n^2), the system
-    matrix of the final solve."""
-    return 8 * n_weights * n_weights * (5 if cv else 2)
+    """Peak bytes of accumulating and solving: A per part (training and validation with CV) and
+    the shifted copy each Cholesky solve factorises in place."""
+    return 8 * n_weights * n_weights * (3 if cv else 2)

@@ -109,6 +109,8 @@ class SparseBasis:
         if rows is not None:
             x, x0 = x[rows], x0[rows]
         xs, x0s = self.sparse(z, l)
+        if len(x) == 0:
+            return np.zeros((0, 2 * l + 1, self.width(z, l)))
         k = atom_kernel(x, x0, xs, x0s, self.zeta)
         n, d = k.shape[:2]
         return (k.reshape(n * d, -1) @ self.projectors[(z, l)]).reshape(n, d, -1)
