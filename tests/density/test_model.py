@@ -162,3 +162,34 @@ def test_memory_guard_refuses_with_one_line(data, monkeypatch):
     monkeypatch.setenv("PSILEARN_MEMORY_LIMIT", "1M")
     with pytest.raises(MemoryBudgetError, match=r"density-model fit of 6 structures .* needs about .* reduce density.n_sparse"):
         fit_model("density", data.target, data.subset(range(6)), {"soap": SOAP})
+
+
+@pytest.mark.parametrize("proper", [True, False], ids=["rotation", "rotation+inversion"])
+def test_lambda_soap_m_order_is_e3nn_with_density_parity(data, proper):
+    """The (l, sigma=+1) lambda-SOAP blocks rotate by e3nn's D^l (the basis of DensityTarget.to_irreps)
+    and pick up (-1)^l under inversion, as density coefficients of degree l do: measured, not assumed."""
+    from psilearn.features import LambdaSoap, SoapConfig
+    from psilearn.models.density.rkhs import channel
+
+    a = _probe(data)
+    rot = Rotation.random(random_state=5).as_matrix() * (1 if proper else -1)
+    b = a.copy()
+    b.positions = a.positions @ rot.T
+    soap = LambdaSoap(SoapConfig(**SOAP), sorted(set(a.numbers)))
+    chans = [channel(l) for l in range(5)]
+    fa, fb = soap.compute([a], chans), soap.compute([b], chans)
+    for l in range(5):
+        for z in fa.index:
+            xa, xb = fa.blocks[channel(l)][z], fb.blocks[channel(l)][z]
+            expected = np.einsum("mk,nkq->nmq", e3nn_rotation(l, rot), xa)
+            assert np.abs(xb - expected).max() < 1e-10 * max(np.abs(xa).max(), 1e-300), (l, z)
+
+
+def test_streaming_does_not_depend_on_the_batch_size(data):
+    """Normal equations accumulated in batches of 2 structures (elements missing from some
+    batches) give the weights of one batch."""
+    sub = data.subset(range(8))
+    one = fit_model("density", data.target, sub, {"soap": SOAP, "density": {"regularization": 1e-3}})
+    small = fit_model("density", data.target, sub, {"soap": {**SOAP, "batch_size": 2}, "density": {"regularization": 1e-3}})
+    for key, w in one.weights.items():
+        assert np.abs(small.weights[key] - w).max() < 1e-9 * np.abs(w).max()  # rounding only

@@ -5,6 +5,11 @@ from __future__ import annotations
 import sys
 
 
+def add_density_flag(p) -> None:
+    p.add_argument("--density", action="store_true", help="learn electron densities (labels of psilearn label --observables "
+                   "density; --target density_coefficients) with the density model kind: options in the 'soap:' and "
+                   "'density:' sections (docs/density.md)")
+
 def fit_density(args) -> int:
     """``fit --density``: the density model on a file's density labels (its aux basis, metric, shells)."""
     from psilearn.config import load_config

@@ -292,6 +292,7 @@ def _add_baseline_method_args(p: argparse.ArgumentParser, fit: bool) -> None:
 
 
 def register(sub) -> None:
+    from psilearn.cli.density_fit import add_density_flag
     from psilearn.models.registry import describe_kinds
 
     model_help = f"model kind ({describe_kinds()})"
@@ -310,9 +311,7 @@ def register(sub) -> None:
                                                      "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help=VAL_HELP)
-    p.add_argument("--density", action="store_true", help="learn electron densities (labels of psilearn label --observables "
-                   "density; --target density_coefficients) with the density model kind: options in the 'soap:' and "
-                   "'density:' sections (docs/density.md)")
+    add_density_flag(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")

@@ -15,8 +15,7 @@ from ase.data import chemical_symbols
 
 from psilearn.data.memory import check_allocation
 from psilearn.models.density.constraint import metric_in_irreps, structure_metric
-from psilearn.models.density.normal import (WEIGHTS_HINT, NormalEquations, WeightLayout, choose_regularization, fit_bytes,
-                                            solve, structure_rows)
+from psilearn.models.density.normal import WEIGHTS_HINT, NormalEquations, WeightLayout, choose_regularization, fit_bytes, solve, structure_rows
 
 log = logging.getLogger("psilearn")
 
