@@ -60,7 +60,7 @@ def main() -> None:
         t0 = time.perf_counter()
         pred = model.predict(test.frames)
         t_pred = time.perf_counter() - t0
-        free = model._predict(test.frames, return_std=False, return_cov=False, conserve=False)
+        free = model.predict(test.frames, conserve=False)
         mean = [target.from_irreps(a, model.baseline_vector(a)) for a in test.frames]
         dn = max(abs(e - k) for e, k in zip(pred.electrons, n_el))
         err, err_free = (metric_error(target, test.frames, p.coefficients, ref) for p in (pred, free))

@@ -99,7 +99,7 @@ def test_electron_count_is_exact_only_with_the_constraint(model, data):
     for (_, q), c, n, e in zip((structure_metric(model.target, a) for a in frames + [charged]), pred.coefficients, want,
                                pred.electrons):
         assert abs(q @ c - n) < 1e-10 and abs(e - n) < 1e-10
-    free = model._predict(frames, return_std=False, return_cov=False, conserve=False)
+    free = model.predict(frames, conserve=False)
     assert max(abs(e - n) for e, n in zip(free.electrons, want)) > 1e-6
     assert pred.std is None
 
@@ -160,7 +160,7 @@ def test_memory_guard_refuses_with_one_line(data, monkeypatch):
     from psilearn.errors import MemoryBudgetError
 
     monkeypatch.setenv("PSILEARN_MEMORY_LIMIT", "1M")
-    with pytest.raises(MemoryBudgetError, match=r"density-model fit of 6 structures .* needs about .* reduce density.n_sparse"):
+    with pytest.raises(MemoryBudgetError, match=r"^density-model normal equations \(\d+ weights: .* needs about .* reduce density.n_sparse"):
         fit_model("density", data.target, data.subset(range(6)), {"soap": SOAP})
 
 

@@ -30,7 +30,7 @@ from psilearn.models.checks import check_training_data
 from psilearn.models.density.config import DensityConfig
 from psilearn.models.density.constraint import conserve_electrons, electron_count, structure_metric
 from psilearn.models.density.fit import fit_weights
-from psilearn.models.density.normal import WEIGHTS_HINT, fit_bytes, structure_rows
+from psilearn.models.density.normal import WEIGHTS_HINT, structure_rows
 from psilearn.models.density.rkhs import SparseBasis, atom_kernel, channel, fps_order
 
 log = logging.getLogger("psilearn")
@@ -111,15 +111,14 @@ class DensityModel(Model):
 
     def _choose_sparse(self, soap: LambdaSoap, frames: list[Atoms]) -> None:
         """Sparse environments per element by farthest-point sampling of the invariant lambda-SOAP,
-        then the RKHS projectors per (element, l)."""
+        then the RKHS projectors per (element, l). The normal equations' memory is checked once
+        their size is known (:func:`~psilearn.models.density.fit.fit_weights`), before the pass
+        over the structures."""
         counts_z = {z: int(sum(np.sum(a.numbers == z) for a in frames)) for z in self.species}
         want = {(z, l): self.config.sparse_count(counts_z[z], l) for z in self.species for l in self.degrees(z)}
-        bound = sum(m * (2 * l + 1) * self.target.block_index(chemical_symbols[z], l).shape[0] for (z, l), m in want.items())
-        if self.config.max_features:
-            bound = min(bound, sum(self.config.max_features * self.target.block_index(chemical_symbols[z], l).shape[0]
-                                   for z, l in want))
-        check_allocation(soap.estimate_bytes(counts_z, [(0, 1)], True) + fit_bytes(bound, self.config.regularization == "cv"),
-                         f"density-model fit of {len(frames)} structures (at most {bound} weights)", WEIGHTS_HINT)
+        kmm = sum(3 * 8 * (m * (2 * l + 1)) ** 2 for (_, l), m in want.items())  # K_MM, eigenvectors, workspace
+        check_allocation(soap.estimate_bytes(counts_z, [(0, 1)], True) + kmm,
+                         f"density-model sparse environments of {len(frames)} structures", WEIGHTS_HINT)
         feats = soap.compute(frames, [(0, 1)], progress=self.progress, keep_coefficients=True)
         self.sparse_coefficients = {}
         for z in self.species:
