@@ -149,6 +149,10 @@ def test_clear_errors(model, data):
     other.info["density_aux_basis"] = "cc-pvdz-jkfit"
     with pytest.raises(DataError, match="aux basis 'cc-pvdz-jkfit' but the model was trained on and predicts 'def2-universal-jkfit'"):
         model.predict(other)
+    from psilearn.evaluation import evaluate
+
+    with pytest.raises(ConfigError, match="evaluate does not score density models yet"):
+        evaluate(model, data.subset(range(20, 24)))
     with pytest.raises(ConfigError, match="density.zeta"):
         build_model("density", data.target, {"density": {"zeta": 0.5}})
     with pytest.raises(ValueError, match="density targets"):
