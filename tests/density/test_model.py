@@ -140,6 +140,16 @@ def test_cli_fit_predict_writes_a_density_labelled_file(labelled, tmp_path, caps
     for a in ds.frames:
         assert abs(a.info["density_electrons"] - a.numbers.sum()) < 1e-10
         assert "density_coefficients_reference" in a.info
+    other = ds.frames[0].copy()
+    other.info["density_aux_basis"] = "cc-pvdz-jkfit"
+    ase.io.write(tmp_path / "other.xyz", other)
+    capsys.readouterr()
+    assert cli_main(["predict", str(out_model), str(tmp_path / "other.xyz"), "-o", str(tmp_path / "o2.xyz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "aux basis 'cc-pvdz-jkfit' but the model was trained on and predicts" in err
+    assert cli_main(["fit", str(labelled), "--target", "density_coefficients", "--density", "--model", "nn",
+                     "-o", str(tmp_path / "n")]) == 2
+    assert "--density fits the density model kind; it does not take --model nn" in capsys.readouterr().err
 
 
 def test_clear_errors(model, data):
