@@ -30,7 +30,7 @@ class DensityConfig(Options):
     n_sparse: int = 0
     n_sparse_l: dict[str, int] | None = None
     zeta: float = 2.0
-    eigen_tol: float = 1e-8
+    eigen_tol: float = 1e-10
     max_features: int = 0
     regularization: str | float = "cv"
     reg_grid: list[float] = field(default_factory=lambda: list(DEFAULT_REG_GRID))
