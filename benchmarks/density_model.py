@@ -52,7 +52,10 @@ def main() -> None:
     n_el = [a.numbers.sum() - a.info.get("charge", 0) for a in test.frames]
     print(f"{args.data}: {len(data)} frames, {target.describe()}")
     print("n_train  err%     err%(free)  mean-model%  SALTED%RMSE(free)  max|dN|  lambda  weights  fit_s  predict_s")
-    for n in [int(x) for x in args.train.split(",")]:
+    sizes = [int(x) for x in args.train.split(",")]
+    if args.test + max(sizes) > len(data):
+        raise SystemExit(f"--test {args.test} + --train {max(sizes)} > {len(data)} frames")
+    for n in sizes:
         train = data.subset(range(args.test, args.test + n))
         t0 = time.perf_counter()
         model = fit_model("density", target, train, load_config(args.config))
