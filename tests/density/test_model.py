@@ -123,6 +123,9 @@ def test_save_load_identical(model, data, tmp_path):
     for p, q in zip(model.predict(frames).coefficients, again.predict(frames).coefficients):
         assert np.array_equal(p, q)
     assert again.target == model.target
+    from psilearn.targets import Target
+
+    assert Target.from_dict(model.target.to_dict()) == model.target  # model files restore kind: density
 
 
 def test_cli_fit_predict_writes_a_density_labelled_file(labelled, tmp_path, capsys):
@@ -207,3 +210,25 @@ def test_streaming_does_not_depend_on_the_batch_size(data):
     small = fit_model("density", data.target, sub, {"soap": {**SOAP, "batch_size": 2}, "density": {"regularization": 1e-3}})
     for key, w in one.weights.items():
         assert np.abs(small.weights[key] - w).max() < 1e-9 * np.abs(w).max()  # rounding only
+
+
+def test_overlap_metric_labels(tmp_path):
+    """Labels fitted in the overlap metric: the loss and the constraint use <P|Q>; the model file
+    records the metric and predictions carry it."""
+    from psilearn.label import make_labeler
+    from psilearn.label.density import aux_metric
+
+    lab = make_labeler("hf/sto-3g", "density", grid_level=2, density_metric="overlap")
+    rng = np.random.default_rng(1)
+    frames = []
+    for _ in range(6):
+        a = molecule("H2O")
+        a.positions += rng.normal(0, 0.08, a.positions.shape)
+        frames.append(lab.label(a))
+    ds = load_density_dataset(frames)
+    assert ds.target.metric == "overlap"
+    m = fit_model("density", ds.target, ds.subset(range(5)), {"soap": SOAP})
+    pred = m.predict(ds.frames[5:])
+    s, q = aux_metric(ds.frames[5], ds.target.aux_basis, "overlap")
+    assert pred.metric == "overlap" and abs(q @ pred.coefficients[0] - 10) < 1e-10
+    assert np.allclose(s, structure_metric(ds.target, ds.frames[5])[0])
