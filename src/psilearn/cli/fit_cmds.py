@@ -85,6 +85,10 @@ def cmd_fit(args) -> int:
     from psilearn.data import load_dataset
     from psilearn.models.factory import fit_model
 
+    if getattr(args, "density", False) or args.model == "density":
+        from psilearn.cli.density_fit import fit_density
+
+        return fit_density(args)
     target = _target(args)
     kind, config, seed = model_options(args)
     delta = getattr(kind, "kind", None) == "delta"
@@ -259,6 +263,7 @@ def cmd_learning_curve(args) -> int:
 
 
 def register(sub) -> None:
+    from psilearn.cli.density_fit import add_density_flag
     from psilearn.models.registry import describe_kinds
 
     model_help = f"model kind ({describe_kinds()})"
@@ -278,6 +283,7 @@ def register(sub) -> None:
                                                      "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help=VAL_HELP)
+    add_density_flag(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")

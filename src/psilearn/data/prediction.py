@@ -31,10 +31,12 @@ class DensityPrediction:
     ``coefficients[s]`` the flat vector of structure s in the labeler's layout (PySCF's order for
     ``make_auxmol(mol, aux_basis)``; e per PySCF-normalised auxiliary function, see
     :mod:`psilearn.targets.density`); ``std[s]`` its per-coefficient predictive standard deviation,
-    or None where the model gives none; ``aux_basis`` and ``metric`` as in the training labels.
+    or None where the model gives none; ``aux_basis`` and ``metric`` as in the training labels;
+    ``electrons[s]`` the predicted electron count sum_P c_P int phi_P, where the model computed it.
     """
 
     coefficients: list[np.ndarray]
     aux_basis: str
     metric: str
     std: list[np.ndarray] | None = None
+    electrons: list[float] | None = None

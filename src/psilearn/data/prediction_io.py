@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data.grids import GRID_SUFFIX
-from psilearn.data.prediction import Prediction
+from psilearn.data.prediction import DensityPrediction, Prediction
 
 
 def atom_offsets(frames: list[Atoms]) -> np.ndarray:
@@ -43,10 +43,38 @@ def _write_extras(atoms: Atoms, pred: Prediction, i: int, atoms_slice: slice) ->
         atoms.arrays[name] = np.asarray(values[atoms_slice])
 
 
-def predictions_to_atoms(frames: list[Atoms], pred: Prediction, target, with_std: bool = True) -> list[Atoms]:
+def _density_to_atoms(frames: list[Atoms], pred: DensityPrediction, target, with_std: bool) -> list[Atoms]:
+    """Density predictions in the labeler's layout (a valid density-labelled file): ``KEY`` (flat,
+    PySCF's order), ``density_aux_basis``, ``density_metric``, ``density_aux_shells``,
+    ``density_electrons`` (when computed) and ``KEY_std`` (when the model has one); labels already
+    present are kept as ``NAME_reference``."""
+    if len(pred.coefficients) != len(frames):
+        raise ValueError(f"{len(pred.coefficients)} predicted densities for {len(frames)} structures")
+    out = []
+    for i, a in enumerate(frames):
+        b = a.copy()
+        b.calc = None
+        values = {target.key: np.asarray(pred.coefficients[i], dtype=np.float64), "density_aux_basis": pred.aux_basis,
+                  "density_metric": pred.metric, "density_aux_shells": target.shells_text()}
+        if pred.electrons is not None:
+            values["density_electrons"] = float(pred.electrons[i])
+        if with_std and pred.std is not None:
+            values[f"{target.key}_std"] = np.asarray(pred.std[i], dtype=np.float64)
+        for name in (target.key, "density_electrons"):
+            if name in b.info and name in values:
+                b.info[f"{name}_reference"] = b.info.pop(name)
+        b.info.update(values)
+        out.append(b)
+    return out
+
+
+def predictions_to_atoms(frames: list[Atoms], pred: Prediction | DensityPrediction, target, with_std: bool = True) -> list[Atoms]:
     """Copies of ``frames`` (calculators dropped) carrying ``pred``, the prediction of ``target``
     (a :class:`psilearn.targets.Target`) for them, as described in the module docstring.
-    ``with_std=False`` writes no ``KEY_std`` (for predictions made without uncertainties)."""
+    ``with_std=False`` writes no ``KEY_std`` (for predictions made without uncertainties). A
+    :class:`DensityPrediction` is written in the density labeler's layout."""
+    if isinstance(pred, DensityPrediction):
+        return _density_to_atoms(frames, pred, target, with_std)
     key, per = target.key, target.per
     offsets = atom_offsets(frames)
     n = len(frames) if per == "structure" else int(offsets[-1])

@@ -69,6 +69,11 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     element for per-atom targets) and the calibration plot next to it (``<plot stem>_calibration.png``)."""
     model, model_name = _model(model)
     t = model.target
+    if getattr(t, "kind", None) == "density":
+        from psilearn.errors import ConfigError
+
+        raise ConfigError(f"{model_name}: evaluate does not score density models yet; predict, then compare in the "
+                          "aux-basis metric (benchmarks/density_model.py)")
     ds = _dataset(data_or_path, t, symmetrize)
     test_name = ds.name or "<memory>"
     pred = model.predict(ds.frames)

@@ -151,3 +151,37 @@ def density_labels(mol, dm, auxmol, aux_basis: str, metric: str, grids) -> dict:
         "density_fit_l1": l1,
         "density_fit_dipole_error": float(np.linalg.norm(dip - scf_dipole)),
     }
+
+
+def structure_auxmol(atoms, aux_basis: str):
+    """The auxiliary Mole of an ASE structure (Angstrom), without an SCF: the orbital basis of the
+    intermediate Mole is the aux basis itself and its spin is set to the parity of the nuclear
+    charge, neither of which enters the aux functions. DataError (one line) for an unknown basis or
+    an element without functions in it."""
+    import warnings
+
+    from pyscf import gto
+
+    symbols = atoms.get_chemical_symbols()
+    name = check_aux_basis(aux_basis)
+    mol = gto.Mole()
+    mol.atom = [(s, tuple(p)) for s, p in zip(symbols, atoms.positions)]
+    mol.unit, mol.basis, mol.verbose = "Angstrom", name, 0
+    mol.spin = int(sum(atoms.numbers)) % 2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mol.build()
+    except Exception:  # noqa: BLE001 - a missing element: make_auxmol gives the one clear message
+        mol = gto.M(atom=mol.atom, unit="Angstrom", basis="sto-3g", spin=mol.spin, verbose=0)
+    return make_auxmol(mol, name)
+
+
+def aux_metric(atoms, aux_basis: str, metric: str = "coulomb") -> tuple[np.ndarray, np.ndarray]:
+    """(S, q) of a structure in the labeler's layout (PySCF's order): the fit's metric S_PQ,
+    (P|Q) (``int2c2e``) for ``coulomb`` or <P|Q> (``int1e_ovlp``) for ``overlap``, and the
+    aux-function charges q_P = int phi_P (closed form, :func:`aux_moments`). The loss of a density
+    model and the exact electron-count constraint use them; sum_P q_P c_P is the electron count."""
+    auxmol = structure_auxmol(atoms, aux_basis)
+    s = auxmol.intor("int2c2e" if check_metric(metric) == "coulomb" else "int1e_ovlp")
+    return 0.5 * (s + s.T), aux_moments(auxmol)[0]

@@ -20,6 +20,8 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "QEq; --long-range qeq --model nn)"),
     "spectrum": ("psilearn.models.spectrum.model:SpectrumModel", "kernel regression of spectra (DOS, XANES) on invariant SOAP, "
         "L2/shift-aware/aligned loss, optional PCA (psilearn fit-spectrum)"),
+    "density": ("psilearn.models.density.model:DensityModel", "SALTED-style sparse GPR of electron-density coefficients "
+        "(loss in the aux-basis metric, exact electron count; psilearn fit --density)"),
     "delta": ("psilearn.models.fidelity.delta:DeltaModel", "delta-learning: a baseline label in the file plus a learned "
         "correction by an inner kind (psilearn fit --baseline KEY --model INNER)"),
     "multifidelity": ("psilearn.models.fidelity.multifidelity:MultiFidelityModel", "several levels of theory pooled by recursive "
