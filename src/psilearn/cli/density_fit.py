@@ -13,22 +13,24 @@ def add_density_flag(p) -> None:
 def fit_density(args) -> int:
     """``fit --density``: the density model on a file's density labels (its aux basis, metric, shells)."""
     from psilearn.config import load_config
-    from psilearn.data import density_target, load_density_dataset
+    from psilearn.data import density_target, load_density_dataset, read_structures
     from psilearn.errors import ConfigError
     from psilearn.models.factory import fit_model
     from psilearn.models.registry import model_class
 
     other = [f for f, on in (("--baseline", args.baseline), ("--baseline-method", args.baseline_method),
                              ("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
-                             ("--tensor", args.tensor)) if on]
+                             ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None))) if on]
     if args.model not in ("sagpr", "density") or other:
         raise ConfigError(f"--density fits the density model kind; it does not take {', '.join(other) or '--model ' + args.model}")
     config = load_config(args.config)
     _, seed = model_class("density").validate_config(config, source=args.config, seed=args.seed)
-    ds = load_density_dataset(args.train)
+    trains = args.train if isinstance(args.train, list) else [args.train]
+    source = trains[0] if len(trains) == 1 else [a for spec in trains for a in read_structures(spec)]
+    ds = load_density_dataset(source)
     if ds.target.key != args.target:
-        ds = load_density_dataset(args.train, density_target(ds.frames, args.target))
-    print(f"fitting {ds.target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
+        ds = load_density_dataset(source, density_target(ds.frames, args.target))
+    print(f"fitting {ds.target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
     model = fit_model("density", ds.target, ds, config, seed=seed, progress=True)
     model.save(args.output, overwrite=args.overwrite)
     m = model.metadata

@@ -273,10 +273,6 @@ def register(sub) -> None:
         "(data.xyz@:200), or a DeePMD set directory; several are pooled (e.g. one file per level of theory with --fidelity-key)")
     _add_target_args(p)
     p.add_argument("--model", default="sagpr", help=model_help)
-    p.add_argument("--baseline", default=None, metavar="KEY", help="delta-learning: KEY is a cheap label of the same observable "
-                   "in TRAIN (same shape and symmetry as --target); the --model kind learns --target minus KEY, and predict "
-                   "needs KEY in its input and writes the sum, TARGET_baseline and TARGET_correction (the uncertainty is the "
-                   "correction's; the baseline is taken as exact). Not with qeq or spectrum models (see docs/fidelity.md)")
     add_baseline_method_args(p, fit=True)
     add_fidelity_args(p, fit=True)
     p.add_argument("--config", metavar="YAML", help="options file: 'soap:' and 'model:' sections (kernel kinds), "

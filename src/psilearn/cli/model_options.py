@@ -62,7 +62,12 @@ def default_baseline_db(model: str) -> str:
 
 
 def add_baseline_method_args(p: argparse.ArgumentParser, fit: bool) -> None:
+    """fit: --baseline, --baseline-method, --baseline-label; fit and predict: --baseline-db, --baseline-workers."""
     if fit:
+        p.add_argument("--baseline", default=None, metavar="KEY", help="delta-learning: KEY is a cheap label of the same observable "
+                       "in TRAIN (same shape and symmetry as --target); the --model kind learns --target minus KEY, and predict "
+                       "needs KEY in its input and writes the sum, TARGET_baseline and TARGET_correction (the uncertainty is the "
+                       "correction's; the baseline is taken as exact). Not with qeq or spectrum models (see docs/fidelity.md)")
         p.add_argument("--baseline-method", default=None, metavar="METHOD", help="delta-learning from a baseline psilearn "
                        "computes itself: gfn2, gfn1 or XC/BASIS (as psilearn label --method), at fit and at predict time "
                        "(its cost is paid for every prediction too). The label is inferred from --target (dipole_moment, "
