@@ -92,7 +92,7 @@ def run(sizes: list[int], seeds: int, out: str) -> None:
 
 def _table(rows, sizes) -> None:
     methods = ["GFN2-xTB alone", "plain SA-GPR", "delta on GFN2", "multi-fidelity"]
-    print("\nRMSE of the dipole components (e*Bohr), mean +- std over seeds; fit seconds at the largest N")
+    print("\nRMSE of the dipole components (e*Bohr), mean +- std over seeds; fit s: mean seconds to fit that model")
     print("| method | N ref | i.i.d. test | shifted test (compressed dimers) | fit s |")
     print("|---|---|---|---|---|")
     for m in methods:

@@ -185,6 +185,9 @@ def test_cli_several_files_and_predict_fidelity(frames, tmp_path, capsys):
     assert "fidelity 'ccsd' is not a level of this model" in capsys.readouterr().err
     assert main(fit[:-1] + [str(tmp_path / "b.model"), "--target-fidelity", "pbe0"]) == 2
     assert "go with --fidelity-key" in capsys.readouterr().err
+    assert main(fit[:-1] + [str(tmp_path / "a.model"), "--fidelity-key", "level", "--target-fidelity", "pbe0",
+                            "--affine-fidelities", "pbe0"]) == 0
+    assert load(tmp_path / "a.model").affine == ["pbe0"] and load(tmp_path / "a.model").models[1] is None
     assert main(fit[:-1] + [str(tmp_path / "b.model"), "--fidelity-key", "level", "--target-fidelity", "pbe0", "--val-fraction", "0.2"]) == 2
     assert "would mix levels" in capsys.readouterr().err
     assert main(fit[:-1] + [str(tmp_path / "b.model"), "--fidelity-key", "level", "--target-fidelity", "pbe0",

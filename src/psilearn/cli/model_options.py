@@ -26,8 +26,9 @@ def model_options(args) -> tuple[str, dict, int]:
         raise ConfigError("--model delta: give the baseline label with --baseline KEY or the method with --baseline-method "
                           "METHOD (and the inner kind with --model)")
     fidelity = getattr(args, "fidelity_key", None)
-    if fidelity is None and (getattr(args, "target_fidelity", None) or getattr(args, "fidelities", None)):
-        raise ConfigError("--target-fidelity and --fidelities go with --fidelity-key")
+    if fidelity is None and (getattr(args, "target_fidelity", None) or getattr(args, "fidelities", None)
+                             or getattr(args, "affine_fidelities", None)):
+        raise ConfigError("--target-fidelity, --fidelities and --affine-fidelities go with --fidelity-key")
     if fidelity is not None and getattr(args, "val_fraction", None) is not None:
         raise ConfigError("--val-fraction cannot be combined with --fidelity-key (a random split would mix levels): the fit reports "
                           "the k-fold estimate of the target level; evaluate on a file of target-level structures")
@@ -47,7 +48,8 @@ def model_options(args) -> tuple[str, dict, int]:
         from psilearn.models.fidelity.multifidelity import multifidelity_kind
 
         levels = [v.strip() for v in args.fidelities.split(",")] if getattr(args, "fidelities", None) else None
-        return multifidelity_kind(fidelity, levels, args.target_fidelity or "", name), merged, seed
+        affine = [v.strip() for v in args.affine_fidelities.split(",")] if getattr(args, "affine_fidelities", None) else None
+        return multifidelity_kind(fidelity, levels, args.target_fidelity or "", name, affine), merged, seed
     if baseline is not None:  # the inner kind reads the options file; the delta kind wraps it
         return delta_kind(baseline, name, symmetrize=args.symmetrize), merged, seed
     if method is not None:
@@ -94,5 +96,8 @@ def add_fidelity_args(p: argparse.ArgumentParser, fit: bool) -> None:
     p.add_argument("--target-fidelity", default=None, metavar="NAME", help="multi-fidelity: the level predict returns by default")
     p.add_argument("--fidelities", default=None, metavar="A,B,...", help="multi-fidelity: the levels from the cheapest to the "
                    "best (default: by decreasing number of structures, --target-fidelity last)")
+    p.add_argument("--affine-fidelities", default=None, metavar="A,...", help="multi-fidelity: levels (e.g. an experiment) that "
+                   "are an affine calibration of the level below plus noise (scale per irreducible part, offset of the "
+                   "isotropic part, noise per part) instead of a learned correction")
 
 
