@@ -163,3 +163,28 @@ def test_cli_errors(tmp_path, capsys):
         assert main(["fit", TRAIN, *args, "-o", m]) == 2
         assert message in _error_line(capsys)
     assert not (tmp_path / "m.baseline.db").exists()  # refused before anything was labelled
+
+
+def test_evaluate_and_learning_curve_with_a_baseline_method(fitted, tmp_path, capsys):
+    import json
+
+    from psilearn.cli.main import main
+
+    _, m_method, _ = fitted
+    db = tmp_path / "eval.db"
+    capsys.readouterr()
+    assert main(["evaluate", str(m_method), TEST, "--baseline-db", str(db), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert LabelStore(db).count() == 10 and m["cartesian"]["rmse"] < 0.05  # errors of the sum, in e*Bohr
+    lc_db = tmp_path / "lc.db"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CFG)
+    args = ["learning-curve", TRAIN, TEST, *TARGET, "--sizes", "5,10", "--config", str(cfg), "--baseline-method", "gfn2"]
+    assert main(args + ["--baseline-db", str(lc_db), "--json"]) == 0
+    lc = json.loads(capsys.readouterr().out)
+    assert lc["sizes"] == [5, 10] and LabelStore(lc_db).count() == 20  # train and test labelled once each
+    assert main(args) == 2
+    assert "needs --baseline-db DB" in _error_line(capsys)
+    plain = fitted[0] / "key.model"
+    assert main(["evaluate", str(plain), TEST, "--baseline-db", str(db)]) == 2
+    assert "is not a --baseline-method model" in _error_line(capsys)

@@ -198,7 +198,16 @@ def cmd_evaluate(args) -> int:
     from psilearn.evaluation import evaluate
     from psilearn.evaluation.evaluate import json_safe
 
-    metrics = evaluate(args.model, args.test, symmetrize=args.symmetrize, plot=args.plot)
+    model = args.model
+    if args.baseline_db:
+        from psilearn.errors import ConfigError
+        from psilearn.models import load
+
+        model = load(args.model)
+        if not getattr(model, "baseline_method", None):
+            raise ConfigError(f"--baseline-db: {args.model} is not a --baseline-method model")
+        model.baseline_db = args.baseline_db
+    metrics = evaluate(model, args.test, symmetrize=args.symmetrize, plot=args.plot)
     if args.json:
         print(json.dumps(json_safe(metrics), allow_nan=False))
         return 0
@@ -252,7 +261,7 @@ def cmd_learning_curve(args) -> int:
         from psilearn.metrics.channels import channel_titles
 
         reps = f", {lc['repeats']} subsets per size (mean +- std)" if lc["repeats"] > 1 else ""
-        title = f"{target.key}, {kind}: trained on {args.train}\ntested on {args.test} ({lc['n_test']} structures){reps}"
+        title = f"{target.key}, {lc['model']}: trained on {args.train}\ntested on {args.test} ({lc['n_test']} structures){reps}"
         titles = {"Cartesian": "Cartesian", **channel_titles(target)}
         spread = {titles[k]: v for k, v in lc["pct_rmse_std"].items()} if lc["repeats"] > 1 else None
         learning_curve_plot(lc["sizes"], {titles[k]: v for k, v in lc["pct_rmse"].items()}, args.plot, title=title, spread=spread)
@@ -263,10 +272,17 @@ def cmd_learning_curve(args) -> int:
 
 
 def register(sub) -> None:
-    from psilearn.cli.density_fit import add_density_flag
     from psilearn.models.registry import describe_kinds
 
     model_help = f"model kind ({describe_kinds()})"
+    _register_fit(sub, model_help)
+    _register_predict_evaluate(sub)
+    _register_learning_curve(sub, model_help)
+
+
+def _register_fit(sub, model_help: str) -> None:
+    from psilearn.cli.density_fit import add_density_flag
+
     p = sub.add_parser("fit", help="fit a model to labelled structures", description="Fit a model to labelled structures and save it.\n\n" + TARGET_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("train", metavar="TRAIN", nargs="+", help="training structures: any ASE-readable file, optionally with @slice "
@@ -290,6 +306,8 @@ def register(sub) -> None:
     add_long_range_args(p)
     p.set_defaults(func=cmd_fit, reads=("train", "config"), writes={"output": "model", "baseline_db": "database"})
 
+
+def _register_predict_evaluate(sub) -> None:
     p = sub.add_parser("predict", help="predict with a saved model", description="Predict the model's observable for new structures. Writes "
         "KEY and KEY_std (info for structure targets, arrays for atom targets), flattened row-major; an existing KEY in the input is kept "
         "as KEY_reference. Delta models (fit --baseline B) need B in the input and also write KEY_baseline and KEY_correction; "
@@ -320,7 +338,13 @@ def register(sub) -> None:
                    "interval +-z*std of the predicted uncertainty against the expected coverage (10%% ... 99%%), with the "
                    "ideal diagonal; below it the uncertainties are too small. Not written for models without uncertainties")
     p.add_argument("--symmetrize", action="store_true", help="project test labels onto the declared symmetry")
-    p.set_defaults(func=cmd_evaluate, reads=("model", "test"), writes={"plot": "file"})
+    p.add_argument("--baseline-db", default=None, metavar="DB", help="--baseline-method models: the label database of the "
+                   "baseline (default: the one recorded at fit)")
+    p.set_defaults(func=cmd_evaluate, reads=("model", "test"), writes={"plot": "file", "baseline_db": "database"})
+
+
+def _register_learning_curve(sub, model_help: str) -> None:
+    from psilearn.cli.qeq_args import add_long_range_args
 
     p = sub.add_parser("learning-curve", help="test error against training-set size", description="Fit on random subsets of TRAIN of the "
         "given sizes and report test errors on TEST.\n\n" + TARGET_HELP,
@@ -338,5 +362,6 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the whole curve as one JSON object on stdout (the table goes to "
                    "stderr): sizes, pct_rmse (mean), pct_rmse_std, pct_rmse_all, rmse, rmse_std, fit_seconds, rows with "
                    "the full test metrics of every fit")
+    add_baseline_method_args(p, fit=True)
     add_long_range_args(p)
-    p.set_defaults(func=cmd_learning_curve, reads=("train", "test", "config"), writes={"plot": "file"})
+    p.set_defaults(func=cmd_learning_curve, reads=("train", "test", "config"), writes={"plot": "file", "baseline_db": "database"})

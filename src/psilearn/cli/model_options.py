@@ -53,6 +53,8 @@ def model_options(args) -> tuple[str, dict, int]:
     if baseline is not None:  # the inner kind reads the options file; the delta kind wraps it
         return delta_kind(baseline, name, symmetrize=args.symmetrize), merged, seed
     if method is not None:
+        if not args.baseline_db and not getattr(args, "output", None):
+            raise ConfigError("--baseline-method here needs --baseline-db DB: the label store of the baseline labels")
         return delta_method_kind(method, name, db=args.baseline_db or default_baseline_db(args.output),
                                  label=args.baseline_label, symmetrize=args.symmetrize, workers=args.baseline_workers), merged, seed
     return name, merged, seed

@@ -84,7 +84,7 @@ def learning_curve(train, test, target, sizes, *, model: str = "sagpr", config: 
             if progress is not None:
                 progress(rows[-1])
     return {"sizes": sizes, "repeats": len(orders), **_summary(rows, names, sizes, len(orders)), "rows": rows,
-            "n_train": len(train), "n_test": len(test), "train": train.name, "test": test.name, "model": model, "seed": seed,
+            "n_train": len(train), "n_test": len(test), "train": train.name, "test": test.name, "model": _kind_name(model), "seed": seed,
             "target": target.to_dict()}
 
 
@@ -106,3 +106,12 @@ def _summary(rows: list[dict], names: list[str], sizes: list[int], repeats: int)
         "rmse_std": per_channel(rmse.std(1, ddof=ddof)),
         "fit_seconds": [float(np.mean([r["fit_seconds"] for r in rows[i * repeats:(i + 1) * repeats]])) for i in range(len(sizes))],
     }
+
+
+def _kind_name(model) -> str:
+    """A model kind for reports: its name, or for a configured kind class (delta, multifidelity) the
+    kind and its inner kind, e.g. 'delta[sagpr]'."""
+    if isinstance(model, str):
+        return model
+    inner = getattr(model, "inner_kind", None)
+    return f"{model.kind}[{inner}]" if inner else str(model.kind)

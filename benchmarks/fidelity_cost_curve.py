@@ -1,0 +1,131 @@
+"""Cost curves of pooling fidelities (issue 14): error at the high level against the compute seconds of
+every label used, for single-fidelity SA-GPR, delta-learning on GFN2-xTB and multi-fidelity.
+
+DATA is a file labelled by `psilearn label` at the high level (it records `label_seconds` per structure),
+e.g. GFN2-MD methanol frames labelled with PBE/def2-SVP. GFN2-xTB labels of every frame are computed here
+with psilearn's labeler (stored in --out/gfn2.db, reused on reruns). The first --test frames are the test
+set; training sets are drawn from the rest per seed. Cost charged to each method:
+  single fidelity: the N high-level labels;
+  delta:           the N high-level labels + GFN2 on the N training and on every test structure (a delta
+                   model needs its baseline at prediction);
+  multi-fidelity:  the N high-level labels + GFN2 on the whole pool (training only).
+RMSE of the Cartesian components in the label's units, mean over seeds.
+
+    .venv/bin/python benchmarks/fidelity_cost_curve.py /work/bench/methanol_density.xyz --key dipole_moment --units e*Bohr \\
+        --test 100 --sizes 10,25,50,100,200,300 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def gfn2_labels(frames, key: str, units: str, tensor: str, db: str) -> tuple[np.ndarray, np.ndarray]:
+    """GFN2-xTB values (n, 3**rank) of ``key``'s observable and per-structure compute seconds (the mean of
+    the stored seconds of those labels: the labelled copies keep the input's own ``label_seconds``)."""
+    from psilearn.models.fidelity import BaselineMethod
+    from psilearn.targets import Target
+
+    method = BaselineMethod.resolve("gfn2", Target(key, tensor=tensor, units=units))
+    labelled, _, total = method.label_frames(frames, db, workers=0, progress=True)
+    values = np.array([np.ravel(np.asarray(a.info[method.key], float)) for a in labelled])
+    return values, np.full(len(frames), total / len(frames))
+
+
+def run(args) -> list[tuple]:
+    from psilearn.data import load_dataset, read_structures
+    from psilearn.models.factory import fit_model
+    from psilearn.models.fidelity import delta_kind, multifidelity_kind
+    from psilearn.targets import Target
+
+    frames = read_structures(args.data)
+    target = Target(args.key, tensor=args.tensor, units=args.units)
+    hi_values = load_dataset(frames, target).values
+    hi_seconds = np.array([float(a.info["label_seconds"]) for a in frames])
+    os.makedirs(args.out, exist_ok=True)
+    lo_values, lo_seconds = gfn2_labels(frames, args.key, args.units, args.tensor, os.path.join(args.out, "gfn2.db"))
+    print(f"{len(frames)} frames; high level {frames[0].info.get('method')}: {hi_seconds.mean():.2f} s per label; "
+          f"GFN2-xTB: {lo_seconds.mean() * 1000:.1f} ms per label")
+    test = list(range(args.test))
+    truth = hi_values[test]
+    rows = []
+    for seed in range(args.seeds):
+        pool = np.random.default_rng(seed).permutation(np.arange(args.test, len(frames)))
+        lo = []
+        for i in pool:
+            b = frames[i].copy()
+            b.info[args.key], b.info["level"] = lo_values[i], "gfn2"
+            lo.append(b)
+        for n in args.sizes:
+            idx = pool[:n]
+            hi = [frames[i].copy() for i in idx]
+            for b, i in zip(hi, idx):
+                b.info["level"], b.info["gfn2_value"] = "high", lo_values[i]
+            tests = [frames[i].copy() for i in test]
+            for b, i in zip(tests, test):
+                b.info["gfn2_value"] = lo_values[i]
+            cost_hi = hi_seconds[idx].sum()
+            runs = {
+                "single fidelity": ("sagpr", hi, cost_hi),
+                "delta on GFN2": (delta_kind("gfn2_value"), hi, cost_hi + lo_seconds[idx].sum() + lo_seconds[test].sum()),
+                "multi-fidelity": (multifidelity_kind("level", ["gfn2", "high"], "high"), lo + hi, cost_hi + lo_seconds[pool].sum()),
+            }
+            for name, (kind, train, cost) in runs.items():
+                t = time.perf_counter()
+                model = fit_model(kind, target, load_dataset(train, target), {}, seed=0)
+                fit_s = time.perf_counter() - t
+                err = float(np.sqrt(np.mean((model.predict(tests, return_std=False).values - truth) ** 2)))
+                rows.append((name, n, seed, cost, err, fit_s))
+            print(f"seed {seed} N={n}: " + ", ".join(f"{r[0]} {r[4]:.4f} ({r[3]:.0f} s)" for r in rows[-3:]), flush=True)
+    rows += [("GFN2-xTB alone", 0, 0, lo_seconds[test].sum(), float(np.sqrt(np.mean((lo_values[test] - truth) ** 2))), 0.0)]
+    return rows
+
+
+def table(rows, sizes, units: str) -> None:
+    print(f"\nRMSE at the high level ({units}) and label seconds charged, mean over seeds")
+    print("| method | N high-level labels | label seconds | RMSE | fit s |")
+    print("|---|---|---|---|---|")
+    for m in ("GFN2-xTB alone", "single fidelity", "delta on GFN2", "multi-fidelity"):
+        for n in ([0] if m == "GFN2-xTB alone" else sizes):
+            sel = [r for r in rows if r[0] == m and r[1] == n]
+            err = np.array([r[4] for r in sel])
+            print(f"| {m} | {n if n else '-'} | {np.mean([r[3] for r in sel]):.0f} | {err.mean():.4f} +- {err.std():.4f} | "
+                  f"{np.mean([r[5] for r in sel]):.1f} |")
+    single = {n: np.mean([r[4] for r in rows if r[0] == "single fidelity" and r[1] == n]) for n in sizes}
+    cost = {(m, n): np.mean([r[3] for r in rows if r[0] == m and r[1] == n]) for m in ("single fidelity", "delta on GFN2",
+                                                                                       "multi-fidelity") for n in sizes}
+    print("\nlabel-cost ratio at equal error: for each method and N, the cost of the cheapest single-fidelity N' whose "
+          "error is at most this method's, divided by this method's cost ('>' when no single-fidelity size reaches it)")
+    for m in ("delta on GFN2", "multi-fidelity"):
+        out = []
+        for n in sizes:
+            e = np.mean([r[4] for r in rows if r[0] == m and r[1] == n])
+            reach = [k for k in sizes if single[k] <= e]
+            ratio = cost[("single fidelity", reach[0])] / cost[(m, n)] if reach else cost[("single fidelity", sizes[-1])] / cost[(m, n)]
+            out.append(f"N={n}: {'' if reach else '>'}{ratio:.1f}x")
+        print(f"  {m}: " + ", ".join(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data")
+    ap.add_argument("--key", default="dipole_moment")
+    ap.add_argument("--tensor", default="i")
+    ap.add_argument("--units", default="e*Bohr")
+    ap.add_argument("--test", type=int, default=100)
+    ap.add_argument("--sizes", default="10,25,50,100,200")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--out", default="bench-fidelity-cost")
+    args = ap.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"# python benchmarks/fidelity_cost_curve.py {args.data} --key {args.key} --tensor {args.tensor} --units {args.units} "
+          f"--test {args.test} --sizes {','.join(map(str, args.sizes))} --seeds {args.seeds}")
+    table(run(args), args.sizes, args.units)
+
+
+if __name__ == "__main__":
+    main()
