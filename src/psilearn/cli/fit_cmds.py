@@ -7,6 +7,8 @@ import json
 import sys
 import time
 
+from psilearn.cli.tune_args import add_tune_args, check_tune, tuned_fit
+
 TARGET_HELP = """Declaring the observable: --target names the label (atoms.info for per-structure,
 atoms.arrays for per-atom values); --tensor gives its Cartesian symmetry as an index formula:
   (none) scalar   i vector (dipole)   ij general rank 2 (NMR shielding, Born charge)
@@ -111,6 +113,7 @@ def cmd_fit(args) -> int:
 
     target = _target(args)
     kind, config, seed = _model_options(args)
+    check_tune(args, kind)
     method = kind.resolve_method(target) if not isinstance(kind, str) and kind.method_name else None
     _warn_if_unrepresentative("fit", args.train)
     ds = load_dataset(args.train, target, symmetrize=args.symmetrize)
@@ -130,7 +133,9 @@ def cmd_fit(args) -> int:
     validation = None
     from psilearn.evaluation.validation import fit_with_validation, reads_nn_train
 
-    if args.val_fraction is not None:
+    if getattr(args, "tune", None) is not None:
+        model = tuned_fit(args, kind, target, ds, config, seed)
+    elif args.val_fraction is not None:
         model, validation = fit_with_validation(kind, target, ds, config, val_fraction=args.val_fraction, seed=seed,
                                                 progress=True, run_options=_run_options(args, kind))
     else:
@@ -306,6 +311,7 @@ def register(sub) -> None:
                                                      "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help=VAL_HELP)
+    add_tune_args(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")
