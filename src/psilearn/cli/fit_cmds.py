@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from psilearn.cli.tune_args import add_tune_args, check_tune, tuned_fit
+from psilearn.cli.fit_options import add_fit_options, check_tune, tuned_fit
 
 TARGET_HELP = """Declaring the observable: --target names the label (atoms.info for per-structure,
 atoms.arrays for per-atom values); --tensor gives its Cartesian symmetry as an index formula:
@@ -116,7 +116,7 @@ def cmd_fit(args) -> int:
     check_tune(args, kind)
     method = kind.resolve_method(target) if not isinstance(kind, str) and kind.method_name else None
     _warn_if_unrepresentative("fit", args.train)
-    ds = load_dataset(args.train, target, symmetrize=args.symmetrize)
+    ds = load_dataset(args.train, target, symmetrize=args.symmetrize, label_mask=args.label_mask)
     if not isinstance(kind, str):
         summary = kind.check_baseline(ds)
         if summary is not None:
@@ -311,7 +311,7 @@ def register(sub) -> None:
                                                      "'nn:' and 'nn_train:' (nn; qeq-nn also 'model:'); checked before data is read")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help=VAL_HELP)
-    add_tune_args(p)
+    add_fit_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")

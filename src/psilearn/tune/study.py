@@ -13,7 +13,7 @@ regularisation. So the best trial's model *is* the final model refitted on all t
 with the best settings, and nothing is fitted twice. A trial whose settings would not fit in
 memory (:class:`~psilearn.errors.MemoryBudgetError`) is pruned, and one whose linear algebra or radial
 basis fails is recorded as failed, not fatal. The study stops when the budget is spent, or earlier when the next trial (estimated as the
-slowest so far) would overrun it; ``n_trials`` caps the number of trials (same seed + data +
+median so far) would overrun it; ``n_trials`` caps the number of trials (same seed + data +
 ``n_trials`` = same study). The record (``model.metadata["tuning"]``, JSON in the model file):
 method, budget, seed, search space, best parameters, best CV RMSE, and every trial's parameters,
 CV RMSE, state and seconds.
@@ -62,7 +62,7 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5))
     study.enqueue_trial(space.first_trial())
-    state = {"best": None, "t0": time.perf_counter(), "history": [], "slowest": 0.0}
+    state = {"best": None, "t0": time.perf_counter(), "history": []}
 
     def objective(trial) -> float:
         trial_config = space.suggest(trial)
@@ -81,7 +81,6 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
             else:
                 row["cv_rmse"] = score
         row["seconds"] = round(time.perf_counter() - t1, 3)
-        state["slowest"] = max(state["slowest"], row["seconds"])
         state["history"].append(row)
         if progress is not None:
             progress(row)
@@ -91,8 +90,9 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
             state["best"] = (score, model, trial_config)
         return score
 
-    def stop_early(study, trial) -> None:  # the next trial would overrun the budget
-        if time.perf_counter() - state["t0"] + state["slowest"] > seconds:
+    def stop_early(study, trial) -> None:  # a typical (median) trial would overrun the budget
+        typical = float(np.median([r["seconds"] for r in state["history"]]))
+        if time.perf_counter() - state["t0"] + typical > seconds:
             study.stop()
 
     study.optimize(objective, n_trials=n_trials, timeout=seconds, callbacks=[stop_early], catch=())

@@ -71,6 +71,7 @@ class SAGPR(SoapKernelKind, Model):
     metadata: dict = field(default_factory=dict)
     _contracted: dict = field(default_factory=dict, repr=False)  # cache for the mean-only fast path
     _sizes: dict = field(default_factory=dict, repr=False)  # Z -> number of sparse environments of this fit
+    _rows: np.ndarray | None = field(default=None, repr=False)  # labelled atoms of this fit (label mask), or None
 
     kind: ClassVar[str] = "sagpr"
     config_options: ClassVar[dict[str, type]] = {"soap": SoapConfig, "model": SAGPRConfig}
@@ -91,13 +92,17 @@ class SAGPR(SoapKernelKind, Model):
 
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "SAGPR":
-        """Fit on a Dataset whose Target equals this model's. Returns self."""
-        check_training_data(self.target, data)
+        """Fit on a Dataset whose Target equals this model's. Returns self. Per-atom labels on only
+        some atoms (a Dataset with ``labelled``): every atom is described and can be a sparse point,
+        only the labelled atoms are fitted."""
+        check_training_data(self.target, data, partial_labels=True)
         t0 = time.perf_counter()
         self.species = data.species
         frames = data.frames
         check_elements_known(self.config.n_sparse, self.species)
-        reg_w = self._regularization_weights(np.concatenate([a.numbers for a in frames]))
+        self._rows = data.labelled
+        numbers = np.concatenate([a.numbers for a in frames])
+        reg_w = self._regularization_weights(numbers if self._rows is None else numbers[self._rows])
         self._check_fit_memory(frames)
         irreps = self.target.to_irreps(data.values)  # (n_samples, n_irreps)
         feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress,
@@ -112,7 +117,7 @@ class SAGPR(SoapKernelKind, Model):
         # folds by structure, shared by all channels (for CV regularisation and held-out metrics)
         k = min(self.config.cv_folds, len(frames))
         fold_of_struct = structure_folds(len(frames), k, self.config.seed)
-        sample_fold = fold_of_struct if self.target.per == "structure" else fold_of_struct[data.atom_structure]
+        sample_fold = fold_of_struct[data.sample_structure]
         cv_pred = np.zeros_like(irreps)
         self.channels = []
         self._contracted = {}
@@ -125,7 +130,8 @@ class SAGPR(SoapKernelKind, Model):
 
         n_sparse = {chemical_symbols[z]: int(len(x)) for z, x in self.sparse[(0, 1)].items()}
         self.metadata = self.training_record(data, t0, featurize_seconds=round(t_feat, 3), n_sparse=n_sparse,
-                                             n_sparse_rule=AUTO_RULE if self.config.n_sparse is None else "stated", heldout_metrics={
+                                             n_sparse_rule=AUTO_RULE if self.config.n_sparse is None else "stated",
+                                             **({"label_mask": data.label_mask} if data.labelled is not None else {}), heldout_metrics={
             "method": f"{k}-fold cross-validation by structure (hyperparameters fixed at their final values)",
             **regression_metrics(self.target, irreps, cv_irreps),
         })
@@ -168,6 +174,8 @@ class SAGPR(SoapKernelKind, Model):
         the residual irreps (n_samples, n_irreps)."""
         blocks = self.target.blocks
         design = self._baseline_design(frames)
+        if self._rows is not None:
+            design = design[self._rows]
         resid = irreps.copy()
         self.baseline = {}
         for b in blocks:
@@ -223,6 +231,8 @@ class SAGPR(SoapKernelKind, Model):
         phi = sparse_kernel(feats, self.sparse, ch, self.config.zeta, self.target.per, self.target.pool)
         kmm = sparse_sparse_kernel(self.sparse, ch, self.config.zeta)
         phi, kmm = self._with_global_state(phi, kmm, feats, frames, d)
+        if self._rows is not None:  # labels on only some atoms: their rows
+            phi = phi[np.repeat(self._rows, d)]
         rw = np.ones(len(phi)) if reg_w is None else np.repeat(reg_w, d)
         if reg_w is not None:
             phi = phi * rw[:, None]

@@ -1,4 +1,5 @@
-"""`psilearn fit --tune [SECONDS]`: the arguments and the call (the study is psilearn.tune)."""
+"""Options of `psilearn fit` beyond the basic fit: `--tune [SECONDS]` (the study is psilearn.tune) and
+`--label-mask KEY` (per-atom labels on only some atoms)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ TUNE_HELP = ("choose the lambda-SOAP and kernel settings (cutoff, radial/angular
              "printed. Kernel kind sagpr only (see docs/tuning.md)")
 
 
-def add_tune_args(p: argparse.ArgumentParser) -> None:
+MASK_HELP = ("per-atom targets labelled on only some atoms: KEY is a per-atom array (nonzero: labelled), e.g. has_tensor; "
+             "the other atoms' values are ignored (NaN allowed), every atom is still described. The model records KEY "
+             "and psilearn evaluate applies it to the test file. sagpr only")
+
+
+def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", nargs="?", type=float, const=300.0, default=None, metavar="SECONDS", help=TUNE_HELP)
+    p.add_argument("--label-mask", default=None, metavar="KEY", help=MASK_HELP)
 
 
 def check_tune(args, kind) -> None:
