@@ -139,3 +139,24 @@ def test_per_element_regularization(charge_data):
                   {**SMALL, "model": {"regularization": {"H": 1e-3}}})
     with pytest.raises(ConfigError, match=r"^model\.regularization: a value per element is supported by sagpr only"):
         fit_model("spectrum", Target("dos", grid=[0.0, 1.0, 2.0]), charge_data, {"model": {"regularization": {"H": 1e-3}}})
+
+
+def test_default_sizes_shrink_to_fit_memory_stated_ones_do_not(alpha_data, monkeypatch):
+    from psilearn.models.sagpr.model import SAGPR
+
+    def budget(self, frames, numbers, counts, m):  # a fit "fits" with at most 30 sparse points in all
+        if sum(m.values()) > 30:
+            raise MemoryBudgetError("SA-GPR fit needs about 9 GB of memory but 1 GB is available; reduce model.n_sparse")
+
+    monkeypatch.setattr(SAGPR, "_check_fit_bytes", budget)
+    model = fit_model("sagpr", ALPHA, alpha_data, SMALL)
+    assert 4 <= sum(model.metadata["n_sparse"].values()) <= 30
+    with pytest.raises(MemoryBudgetError, match="model.n_sparse"):
+        fit_model("sagpr", ALPHA, alpha_data, {**SMALL, "model": {"n_sparse": 20}})
+
+
+def test_delta_kinds_are_refused(alpha_data):
+    from psilearn.models.fidelity.delta import delta_kind
+
+    with pytest.raises(ConfigError, match=r"model kind 'delta' cannot be tuned yet"):
+        tune_model(delta_kind("alpha_gfn2", "sagpr"), ALPHA, alpha_data, seconds=5)

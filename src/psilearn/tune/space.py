@@ -1,7 +1,7 @@
 """The search space of ``psilearn fit --tune``: which settings are searched, over which ranges.
 
-For the SA-GPR kind (``sagpr``) a trial sets, in the ``soap`` section, ``cutoff`` (2.5-7 Angstrom,
-steps of 0.5), ``max_radial`` (3-10), ``max_angular`` (the smallest value the Target's channels
+For the SA-GPR kind (``sagpr``) a trial sets, in the ``soap`` section, ``cutoff`` (2.5-8 Angstrom,
+steps of 0.5), ``max_radial`` (3-12), ``max_angular`` (the smallest value the Target's channels
 allow, up to 6 or that value + 2), ``density_width`` (0.15-0.8 Angstrom, log) and
 ``radial_scaling`` (off, or Willatt's c / (c + (r/r0)^m) with rate c = 1, exponent m 2-6 and
 scale r0 1-4 Angstrom); in the ``model`` section ``zeta`` (1-4) and ``n_sparse`` (per element:
@@ -64,7 +64,7 @@ class SearchSpace:
     def ranges(self) -> dict:
         """The searched settings and their ranges (JSON, stored with the study)."""
         a_hi = max(6, self.l_min + 2)
-        out = {"soap.cutoff": [2.5, 7.0, "step 0.5"], "soap.max_radial": [3, 10], "soap.max_angular": [max(self.l_min, 1), a_hi],
+        out = {"soap.cutoff": [2.5, 8.0, "step 0.5"], "soap.max_radial": [3, 12], "soap.max_angular": [max(self.l_min, 1), a_hi],
                "soap.density_width": [0.15, 0.8, "log"], "soap.radial_scaling": ["off", "rate 1, exponent 2-6, scale 1-4"],
                "model.zeta": [1, 4], "model.n_sparse": ["data-scaled default per element times", 0.25, 4.0, "log"]}
         return {k: v for k, v in out.items() if self.free(k)}
@@ -83,9 +83,9 @@ class SearchSpace:
         soap = dict(self.config.get("soap") or {})
         model = dict(self.config.get("model") or {})
         if self.free("soap.cutoff"):
-            soap["cutoff"] = trial.suggest_float("cutoff", 2.5, 7.0, step=0.5)
+            soap["cutoff"] = trial.suggest_float("cutoff", 2.5, 8.0, step=0.5)
         if self.free("soap.max_radial"):
-            soap["max_radial"] = trial.suggest_int("max_radial", 3, 10)
+            soap["max_radial"] = trial.suggest_int("max_radial", 3, 12)
         if self.free("soap.max_angular"):
             soap["max_angular"] = trial.suggest_int("max_angular", max(self.l_min, 1), max(6, self.l_min + 2))
         if self.free("soap.density_width"):
