@@ -160,3 +160,17 @@ def test_delta_kinds_are_refused(alpha_data):
 
     with pytest.raises(ConfigError, match=r"model kind 'delta' cannot be tuned yet"):
         tune_model(delta_kind("alpha_gfn2", "sagpr"), ALPHA, alpha_data, seconds=5)
+
+
+def test_ctrl_c_keeps_the_best_trial(alpha_data, monkeypatch):
+    real, calls = study_module._fit, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(study_module, "_fit", interrupted)
+    rec = tune_model("sagpr", ALPHA, alpha_data, SMALL, seconds=120, n_trials=6, seed=0).metadata["tuning"]
+    assert rec["interrupted"] and rec["n_trials"] == 2

@@ -95,28 +95,43 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
         if time.perf_counter() - state["t0"] + typical > seconds:
             study.stop()
 
-    study.optimize(objective, n_trials=n_trials, timeout=seconds, callbacks=[stop_early], catch=())
+    interrupted = False
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=seconds, callbacks=[stop_early], catch=())
+    except KeyboardInterrupt:  # Ctrl-C ends the study; the best trial so far is kept
+        if state["best"] is None:
+            raise
+        interrupted = True
+        log.warning("tuning interrupted after %d trials; keeping the best so far", len(state["history"]))
     elapsed = time.perf_counter() - state["t0"]
     if state["best"] is None:
         reasons = {r.get("reason", "") for r in state["history"]}
         raise ConfigError(f"--tune: no trial succeeded in {elapsed:.0f} s ({'; '.join(sorted(reasons))[:300]})")
     score, model, best_config = state["best"]
-    model.metadata["tuning"] = {
+    model.metadata["tuning"] = _record(space, target, seconds, elapsed, seed, state["history"], best_config, score, interrupted)
+    return model
+
+
+def _record(space, target, seconds, elapsed, seed, history, best_config, score, interrupted) -> dict:
+    """The study as JSON-able metadata (``model.metadata["tuning"]``)."""
+    import optuna
+
+    return {
         "method": ("Optuna TPE (seeded); score: Cartesian RMSE of the fit's k-fold cross-validation by structure; "
                    "regularisation by each trial's marginal likelihood unless stated; best trial's fit kept"),
         "optuna_version": optuna.__version__,
         "budget_seconds": float(seconds),
         "seconds": round(elapsed, 3),
+        "interrupted": interrupted,
         "seed": seed,
-        "n_trials": len(state["history"]),
+        "n_trials": len(history),
         "search_space": space.ranges(),
         "fixed": sorted(space.fixed),
         "best_params": {k: v for k, v in best_config.items() if k in ("soap", "model")},
         "best_cv_rmse": score,
         "units": target.units,
-        "history": state["history"],
+        "history": history,
     }
-    return model
 
 
 def _numerical_errors() -> tuple:
@@ -146,7 +161,8 @@ def describe_tuning(record: dict) -> str:
     units = f" {record['units']}" if record.get("units") else ""
     done = [r for r in record["history"] if r["cv_rmse"] is not None]
     first = record["history"][0]
-    lines = [f"tuning: {record['n_trials']} trials ({len(done)} scored) in {record['seconds']:.0f} s of a "
+    stop = " (interrupted)" if record.get("interrupted") else ""
+    lines = [f"tuning{stop}: {record['n_trials']} trials ({len(done)} scored) in {record['seconds']:.0f} s of a "
              f"{record['budget_seconds']:.0f} s budget, seed {record['seed']}; best k-fold CV RMSE "
              f"{record['best_cv_rmse']:.5g}{units}"
              + (f" (untuned {first['cv_rmse']:.5g})" if first["cv_rmse"] is not None else "")]
