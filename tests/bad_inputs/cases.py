@@ -246,4 +246,10 @@ CASES: list[Case] = [
     Case("model-foreign-dir", ("predict", "notes", "good.xyz", "-o", "out.xyz"), "notes: not a psilearn model", make=foreign_model_dir),
     Case("model-missing", ("predict", "nowhere.model", "good.xyz", "-o", "out.xyz"), "nowhere.model: no such model"),
     Case("model-is-a-file", ("predict", "afile", "good.xyz", "-o", "out.xyz"), "afile: not a psilearn model"),
+    # ---- fit --tune and --label-mask ----
+    Case("tune-untunable-kind", fit("good.xyz", "--tune", "5"), "--tune: model kind 'baseline' cannot be tuned yet"),
+    Case("tune-with-val-fraction", fit("good.xyz", "--model", "sagpr", "--tune", "5", "--val-fraction", "0.2"),
+         "--tune cannot be combined with --val-fraction"),
+    Case("tune-negative-budget", fit("good.xyz", "--model", "sagpr", "--tune", "-5"), "--tune: the budget must be a positive number"),
+    Case("label-mask-structure-target", fit("good.xyz", "--label-mask", "has_tensor"), "applies to per-atom targets only"),
 ]
