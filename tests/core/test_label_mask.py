@@ -93,3 +93,12 @@ def test_cli_label_mask(frames, tmp_path, capsys):
     assert json.loads((out / "model.json").read_text())["training"]["label_mask"] == "has_tensor"
     assert main(["evaluate", str(out), str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["n_samples"] == sum(int((a.symbols == "H").sum()) for a in frames[::2])
+
+
+def test_learning_curve_with_partial_labels(frames):
+    from psilearn.evaluation import learning_curve
+
+    ds = load_dataset(_masked(frames), SHIELD, label_mask="has_tensor")
+    lc = learning_curve(ds.subset(np.arange(0, len(ds), 2)), ds.subset(np.arange(1, len(ds), 2)), SHIELD, [4, 9], config=SMALL)
+    assert lc["rows"][-1]["metrics"]["n_samples"] == len(ds.subset(np.arange(1, len(ds), 2)).values)
+    assert all(np.isfinite(lc["pct_rmse"]["Cartesian"]))
