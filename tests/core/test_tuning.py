@@ -77,10 +77,25 @@ def test_memory_refusal_prunes_a_trial(alpha_data, monkeypatch):
     assert model.config.zeta == 2
 
 
-@pytest.mark.parametrize("kind", ["nn", "qeq", "spectrum", "baseline"])
+@pytest.mark.parametrize("kind", ["nn", "qeq-nn", "baseline"])
 def test_untunable_kinds_are_refused(alpha_data, kind):
-    with pytest.raises(ConfigError, match=rf"^--tune: model kind '{kind}' cannot be tuned yet \(.*\); tunable kinds: sagpr$"):
+    with pytest.raises(ConfigError, match=rf"^--tune: model kind '{kind}' cannot be tuned yet \(.*\); tunable kinds: sagpr, qeq, spectrum$"):
         tune_model(kind, ALPHA, alpha_data, seconds=5)
+
+
+def test_qeq_and_spectrum_kinds_tune(charge_data):
+    from tests.spectra._synthetic import GRID, labelled
+
+    from psilearn.data.spectra import load_spectrum_dataset
+
+    qeq = tune_model("qeq", CHARGES, charge_data, SMALL, seconds=60, n_trials=2, seed=0)
+    assert qeq.kind == "qeq" and len(qeq.metadata["tuning"]["history"]) == 2
+    dos = Target("dos", grid=GRID, grid_units="eV")
+    spectra = load_spectrum_dataset(labelled(20), dos)
+    spec = tune_model("spectrum", dos, spectra, SMALL, seconds=60, n_trials=2, seed=0)
+    assert spec.kind == "spectrum" and np.isfinite(spec.metadata["tuning"]["best_cv_rmse"])
+    with pytest.raises(ConfigError, match=r"^--tune: spectrum models with loss 'shift' cannot be tuned yet"):
+        tune_model("spectrum", dos, spectra, {"model": {"loss": "shift"}}, seconds=5)
 
 
 def test_cli_tune(tmp_path, capsys):

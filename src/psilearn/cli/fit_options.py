@@ -10,7 +10,7 @@ TUNE_HELP = ("choose the lambda-SOAP and kernel settings (cutoff, radial/angular
              "zeta, sparse points per element) by k-fold cross-validation with Optuna's TPE sampler within SECONDS of "
              "wall time (default 300); options stated in --config stay fixed, regularisation is chosen by each fit's "
              "marginal likelihood; the chosen values, every trial and the best CV error are stored in the model and "
-             "printed. Kernel kind sagpr only (see docs/tuning.md)")
+             "printed. Kernel kinds: sagpr, qeq (--long-range qeq); see docs/tuning.md")
 
 
 MASK_HELP = ("per-atom targets labelled on only some atoms: KEY is a per-atom array (nonzero: labelled), e.g. has_tensor; "

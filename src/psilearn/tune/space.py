@@ -6,6 +6,8 @@ allow, up to 6 or that value + 2), ``density_width`` (0.15-0.8 Angstrom, log) an
 ``radial_scaling`` (off, or Willatt's c / (c + (r/r0)^m) with rate c = 1, exponent m 2-6 and
 scale r0 1-4 Angstrom); in the ``model`` section ``zeta`` (1-4) and ``n_sparse`` (per element:
 the data-scaled default times a factor 0.25-4, log, at most the element's number of environments).
+The same space serves ``qeq`` (its electronegativity kernel is invariant, so
+``max_angular`` only shapes the invariant SOAP) and ``spectrum`` (loss 'l2').
 The regularisation is not searched: each trial's GP chooses it by its marginal likelihood (or as
 the options file says). Every option stated in the options file is kept fixed, and the first
 trial is the untuned configuration, so the study never reports worse than the defaults.
@@ -19,12 +21,10 @@ from dataclasses import dataclass, field
 from psilearn.models._kernel.sparse import auto_sparse_size
 
 #: kinds ``--tune`` can tune, and why the others cannot (yet)
-TUNABLE = ("sagpr",)
+TUNABLE = ("sagpr", "qeq", "spectrum")
 NOT_TUNABLE = {
     "nn": "its training has no fast cross-validation; set nn/nn_train options by hand",
     "qeq-nn": "its training has no fast cross-validation; set nn/nn_train options by hand",
-    "qeq": "its charges are fitted through the QEq solve, not yet wired into the tuner",
-    "spectrum": "its shift/align losses are not yet wired into the tuner",
     "baseline": "it has no hyperparameters",
     "delta": "tune the inner kind's settings on the corrected labels instead",
 }
@@ -33,9 +33,14 @@ DEFAULT_TRIAL = {"cutoff": 5.0, "max_radial": 6, "density_width": 0.3, "radial_s
                  "n_sparse_factor": 1.0}
 
 
-def tunable_error(kind) -> str | None:
-    """One line saying why ``kind`` (a name or a wrapped kind) cannot be tuned, or None."""
+def tunable_error(kind, options: dict | None = None) -> str | None:
+    """One line saying why ``kind`` (a name or a wrapped kind; with its validated ``options`` when
+    known) cannot be tuned, or None."""
     name = kind if isinstance(kind, str) else getattr(kind, "kind", str(kind))
+    loss = getattr((options or {}).get("model"), "loss", "l2")
+    if name == "spectrum" and loss != "l2":
+        return (f"--tune: spectrum models with loss {loss!r} cannot be tuned yet (their CV error is measured against "
+                "each trial's own alignment); tune with loss l2, then refit with the chosen settings")
     if name in TUNABLE:
         return None
     why = NOT_TUNABLE.get(name, "only kernel kinds with a fast k-fold estimate can be tuned")

@@ -56,7 +56,10 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
     if not seconds > 0:
         raise ConfigError(f"--tune: the budget must be a positive number of seconds, got {seconds}")
     config = load_config(config) if config is None or isinstance(config, str) else config
-    _, seed = model_class(kind).validate_config(config, seed=seed)
+    options, seed = model_class(kind).validate_config(config, seed=seed)
+    why = tunable_error(kind, options)
+    if why:
+        raise ConfigError(why)
     numbers = np.concatenate([a.numbers for a in data.frames])
     space = SearchSpace.for_data(config, target, {int(z): int(np.sum(numbers == z)) for z in np.unique(numbers)})
     optuna.logging.set_verbosity(optuna.logging.WARNING)
