@@ -46,7 +46,7 @@ def krr_baseline(train, test, target):
     )
 
     def feats(frames):
-        t = calc.compute([_featomic_ready(a) for a in frames])
+        t = calc.compute([_featomic_ready(a, i) for i, a in enumerate(frames)])
         t = t.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"])
         import metatensor
 

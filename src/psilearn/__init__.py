@@ -9,6 +9,7 @@ Public API (scikit-learn-like)::
     pred = model.predict(atoms_list)        # Prediction: Cartesian values and std
     model.save("alpha.model"); model = load("alpha.model")
     metrics = evaluate(model, "test.xyz")   # errors per channel, calibration
+    model = tune_model("sagpr", target, ds, seconds=300)   # settings chosen by k-fold CV (Optuna)
 """
 
 from importlib import import_module
@@ -25,6 +26,7 @@ _LAZY = {
     "load": "psilearn.models",
     "evaluate": "psilearn.evaluation",
     "learning_curve": "psilearn.evaluation",
+    "tune_model": "psilearn.tune",
     "PsilearnCalculator": "psilearn.calculator",
 }
 __all__ = [*_LAZY, "__version__"]

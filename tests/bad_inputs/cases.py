@@ -255,4 +255,10 @@ CASES: list[Case] = [
          "--esp-grid writes ESP cube files: give --cube DIR"),
     Case("density-cube-over-file", ("density", "labels", "good.xyz", "-o", "out.xyz", "--cube", "afile"),
          "--cube afile: exists and is not a directory"),
+    # ---- fit --tune and --label-mask ----
+    Case("tune-untunable-kind", fit("good.xyz", "--tune", "5"), "--tune: model kind 'baseline' cannot be tuned yet"),
+    Case("tune-with-val-fraction", fit("good.xyz", "--model", "sagpr", "--tune", "5", "--val-fraction", "0.2"),
+         "--tune cannot be combined with --val-fraction"),
+    Case("tune-negative-budget", fit("good.xyz", "--model", "sagpr", "--tune", "-5"), "--tune: the budget must be a positive number"),
+    Case("label-mask-structure-target", fit("good.xyz", "--label-mask", "has_tensor"), "applies to per-atom targets only"),
 ]

@@ -79,8 +79,9 @@ def test_bools_are_not_numbers_and_null_only_where_allowed():
         TrainConfig.from_dict({"epochs": False})
     with pytest.raises(ConfigError, match=r"^model\.atomic_dipoles: expected true or false, got 1$"):
         QEqConfig.from_dict({"atomic_dipoles": 1})
-    with pytest.raises(ConfigError, match=r"^model\.n_sparse: expected an integer, got null$"):
-        SAGPRConfig.from_dict({"n_sparse": None})
+    with pytest.raises(ConfigError, match=r"^model\.zeta: expected a number, got null$"):
+        SAGPRConfig.from_dict({"zeta": None})
+    assert SAGPRConfig.from_dict({"n_sparse": None}).n_sparse is None  # null: the data-scaled default
     cfg = SpectrumConfig.from_dict({"max_shift": None, "species": None})
     assert cfg.max_shift is None and cfg.species is None
     assert SoapConfig.from_dict({"radial_scaling": None}).radial_scaling is None

@@ -20,7 +20,8 @@ def fit_density(args) -> int:
 
     other = [f for f, on in (("--baseline", args.baseline), ("--baseline-method", args.baseline_method),
                              ("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
-                             ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None))) if on]
+                             ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None)),
+                             ("--tune", getattr(args, "tune", None) is not None), ("--label-mask", getattr(args, "label_mask", None))) if on]
     if args.model not in ("sagpr", "density") or other:
         raise ConfigError(f"--density fits the density model kind; it does not take {', '.join(other) or '--model ' + args.model}")
     config = load_config(args.config)

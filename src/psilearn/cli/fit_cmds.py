@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+from psilearn.cli.fit_options import add_fit_options, check_tune, tuned_fit
 from psilearn.cli.model_options import add_baseline_method_args, add_fidelity_args, default_baseline_db, model_options
 
 TARGET_HELP = """Declaring the observable: --target names the label (atoms.info for per-structure,
@@ -91,12 +92,13 @@ def cmd_fit(args) -> int:
         return fit_density(args)
     target = _target(args)
     kind, config, seed = model_options(args)
+    check_tune(args, kind)
     delta = getattr(kind, "kind", None) == "delta"
     method = kind.resolve_method(target) if delta and kind.method_name else None
     trains = args.train if isinstance(args.train, list) else [args.train]
     for spec in trains:
         _warn_if_unrepresentative("fit", spec)
-    ds = load_dataset(_pooled(trains), target, symmetrize=args.symmetrize)
+    ds = load_dataset(_pooled(trains), target, symmetrize=args.symmetrize, label_mask=args.label_mask)
     if delta:
         summary = kind.check_baseline(ds)
         if summary is not None:
@@ -116,7 +118,9 @@ def cmd_fit(args) -> int:
     validation = None
     from psilearn.evaluation.validation import fit_with_validation, reads_nn_train
 
-    if args.val_fraction is not None:
+    if getattr(args, "tune", None) is not None:
+        model = tuned_fit(args, kind, target, ds, config, seed)
+    elif args.val_fraction is not None:
         model, validation = fit_with_validation(kind, target, ds, config, val_fraction=args.val_fraction, seed=seed,
                                                 progress=True, run_options=_run_options(args, kind))
     else:
@@ -296,6 +300,7 @@ def _register_fit(sub, model_help: str) -> None:
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help=VAL_HELP)
     add_density_flag(p)
+    add_fit_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR", help="nn: training checkpoints (default MODEL.ckpt)")

@@ -23,9 +23,10 @@ def _model(model):
     return model, model.kind
 
 
-def _dataset(data, target, symmetrize: bool) -> Dataset:
+def _dataset(data, target, symmetrize: bool, label_mask: str | None = None) -> Dataset:
     """``data`` (a Dataset, a path/spec such as ``test.xyz@:50``, or a list of Atoms) validated
-    against ``target``; spectra are put on the target's grid first (GridWarning when interpolated)."""
+    against ``target``; spectra are put on the target's grid first (GridWarning when interpolated).
+    ``label_mask``: the per-atom mask the model was trained with (labels on only some atoms)."""
     if isinstance(data, Dataset):
         if data.target != target:
             raise ValueError(f"the data's target {data.target.describe()} is not the model's {target.describe()}")
@@ -34,7 +35,7 @@ def _dataset(data, target, symmetrize: bool) -> Dataset:
         from psilearn.data.spectra import load_spectrum_dataset
 
         return load_spectrum_dataset(data, target)
-    return load_dataset(data, target, symmetrize=symmetrize)
+    return load_dataset(data, target, symmetrize=symmetrize, label_mask=label_mask)
 
 
 def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.PathLike | None = None,
@@ -74,9 +75,12 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
 
         raise ConfigError(f"{model_name}: evaluate does not score density models yet; predict, then compare in the "
                           "aux-basis metric (benchmarks/density_model.py)")
-    ds = _dataset(data_or_path, t, symmetrize)
+    ds = _dataset(data_or_path, t, symmetrize, (model.metadata or {}).get("label_mask"))
     test_name = ds.name or "<memory>"
     pred = model.predict(ds.frames)
+    if getattr(ds, "labelled", None) is not None:  # labels on only some atoms: score those
+        m = ds.labelled
+        pred = type(pred)(pred.values[m], pred.std[m], pred.irreps[m], pred.irreps_std[m], None if pred.cov is None else pred.cov[m])
     ref = t.to_irreps(ds.values)
     out = regression_metrics(t, ref, pred.irreps)
     out["n_structures"] = len(ds)
@@ -98,7 +102,10 @@ def _numbers(ds: Dataset):
     """Atomic number of each sample of a per-atom target (None for per-structure targets)."""
     import numpy as np
 
-    return np.concatenate([a.numbers for a in ds.frames]) if ds.target.per == "atom" else None
+    if ds.target.per != "atom":
+        return None
+    numbers = np.concatenate([a.numbers for a in ds.frames])
+    return numbers if getattr(ds, "labelled", None) is None else numbers[ds.labelled]
 
 
 def _breakdown(t, ds: Dataset, ref, pred) -> dict:
@@ -165,7 +172,10 @@ def _relative_to_baseline(model, ds: Dataset, ref, metrics: dict) -> dict:
     if not record:
         return {"rmse_ratio": None, "note": "no composition baseline recorded in this model file (psilearn 0.1.0 did not record one)"}
     t = model.target
-    base = regression_metrics(t, ref, composition_predict(record, t, ds.frames))
+    base_pred = composition_predict(record, t, ds.frames)
+    if getattr(ds, "labelled", None) is not None:
+        base_pred = base_pred[ds.labelled]
+    base = regression_metrics(t, ref, base_pred)
     pairs = [("Cartesian", metrics["cartesian"], base["cartesian"]),
              *[(k, metrics["channels"][k], base["channels"][k]) for k in metrics["channels"]]]
     ratio = {k: (m["rmse"] / b["rmse"] if b["rmse"] > 0 else None) for k, m, b in pairs}

@@ -77,7 +77,10 @@ def learning_curve(train, test, target, sizes, *, model: str = "sagpr", config: 
                 t0 = time.perf_counter()
                 fitted = fit_model(model, target, train.subset(idx), config, seed=seed, progress=False, run_options=run_options)
                 fit_s = time.perf_counter() - t0
-                done[key] = (regression_metrics(target, ref, fitted.predict(test.frames, return_std=False).irreps), fit_s)
+                pred = fitted.predict(test.frames, return_std=False).irreps
+                if test.labelled is not None:  # labels on only some atoms: score those
+                    pred = pred[test.labelled]
+                done[key] = (regression_metrics(target, ref, pred), fit_s)
             m, fit_s = done[key]
             pct = {"Cartesian": m["cartesian"]["pct_rmse"], **{k: m["channels"][k]["pct_rmse"] for k in names[1:]}}
             rows.append({"n_train": n, "repeat": r, "pct_rmse": pct, "fit_seconds": fit_s, "metrics": m})

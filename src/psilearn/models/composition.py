@@ -54,6 +54,8 @@ def composition_record(target, data) -> dict | None:
     coef = np.zeros((len(species), len(columns)))
     if columns:
         design = composition_design(data.frames, species, target.per, target.pool)
+        if getattr(data, "labelled", None) is not None:  # labels on only some atoms
+            design = design[data.labelled]
         coef = fit_composition(design, target.to_irreps(data.values)[:, columns]).reshape(len(species), len(columns))
     return {"species": species, "columns": columns, "coef": coef.tolist()}
 

@@ -1,11 +1,79 @@
-"""Choosing sparse (representative) environments: farthest-point sampling or CUR."""
+"""Choosing sparse (representative) environments: farthest-point sampling or CUR, and how many.
+
+How many per element (``model.n_sparse``): a number (the same for every element), a mapping by
+element symbol (``{H: 800, C: 400}``; elements not named get the data-scaled default), or unset
+(None): the data-scaled default
+
+    M_Z = min(n_Z, max(AUTO_MIN, ceil(AUTO_FACTOR * sqrt(n_Z))))
+
+where n_Z is the number of training environments (atoms) of element Z: every environment up to
+AUTO_MIN of them, then growing with the square root of their number, so the fit's cost (n M) grows
+as n^1.5 rather than n^2 (docs/tuning.md has the measurement behind the constants). A fit whose
+default sizes would not fit in memory shrinks them (:func:`shrink_sizes`); explicit sizes never change.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy.linalg import qr, svd
 
 from psilearn.data.splits import farthest_point_order
+
+#: the data-scaled default (see the module docstring)
+AUTO_MIN = 400
+AUTO_FACTOR = 10.0
+AUTO_RULE = f"min(n_Z, max({AUTO_MIN}, ceil({AUTO_FACTOR:g} * sqrt(n_Z)))) per element Z with n_Z training environments"
+
+
+def auto_sparse_size(n_env: int) -> int:
+    """The data-scaled default number of sparse environments for ``n_env`` environments of one element."""
+    return int(min(n_env, max(AUTO_MIN, math.ceil(AUTO_FACTOR * math.sqrt(max(n_env, 0))))))
+
+
+def sparse_sizes(option, counts: dict[int, int]) -> dict[int, int]:
+    """{Z: M_Z} for the training environment counts {Z: n_Z} and the ``n_sparse`` option (an int,
+    a {symbol: int} mapping, or None for the data-scaled default)."""
+    from ase.data import chemical_symbols
+
+    out = {}
+    for z, n in counts.items():
+        if option is None or isinstance(option, dict) and chemical_symbols[z] not in option:
+            out[z] = auto_sparse_size(n)
+        else:
+            m = option[chemical_symbols[z]] if isinstance(option, dict) else option
+            out[z] = int(min(n, m))
+    return out
+
+
+def is_automatic(option, z: int) -> bool:
+    """True when element ``z``'s number of sparse environments comes from the data-scaled default."""
+    from ase.data import chemical_symbols
+
+    return option is None or isinstance(option, dict) and chemical_symbols[z] not in option
+
+
+def shrink_sizes(sizes: dict[int, int], option, factor: float = 0.7) -> dict[int, int] | None:
+    """The default (not user-stated) sizes times ``factor`` (at least 1), or None when none can shrink."""
+    auto = [z for z in sizes if is_automatic(option, z) and sizes[z] > 1]
+    if not auto:
+        return None
+    return {z: max(1, int(m * factor)) if z in auto else m for z, m in sizes.items()}
+
+
+def check_elements_known(option, species, key: str = "model.n_sparse") -> None:
+    """ConfigError for a per-element mapping naming an element absent from the training data."""
+    if not isinstance(option, dict):
+        return
+    from ase.data import chemical_symbols
+
+    from psilearn.errors import ConfigError
+
+    present = [chemical_symbols[z] for z in sorted(species)]
+    extra = [s for s in option if s not in present]
+    if extra:
+        raise ConfigError(f"{key}: element {extra[0]!r} is not in the training data (elements: {', '.join(present)})")
 
 
 def select_sparse(x: np.ndarray, n: int, method: str = "fps") -> np.ndarray:

@@ -14,17 +14,19 @@ import numpy as np
 
 from psilearn.features import AtomFeatures
 from psilearn.models._kernel.kernels import sparse_kernel, sparse_sparse_kernel
-from psilearn.models._kernel.sparse import select_sparse
+from psilearn.models._kernel.sparse import check_elements_known, select_sparse, sparse_sizes
 from psilearn.models._kernel.state_kernel import scale_kernel_by_state, state_kernel
 
 CHANNEL = (0, 1)
 
 
-def choose_sparse(feats: AtomFeatures, species: list[int], n_sparse: int, method: str) -> dict[int, np.ndarray]:
-    """Up to ``n_sparse`` environments per element (FPS or CUR on the invariant SOAP): indices into
-    the atoms of each element."""
+def choose_sparse(feats: AtomFeatures, species: list[int], n_sparse, method: str) -> dict[int, np.ndarray]:
+    """Environments per element (the ``n_sparse`` option: a number, per element, or the data-scaled
+    default; FPS or CUR on the invariant SOAP): indices into the atoms of each element."""
     x0 = feats.blocks[CHANNEL]
-    return {z: select_sparse(x0[z][:, 0, :], n_sparse, method) for z in species}
+    check_elements_known(n_sparse, species)
+    sizes = sparse_sizes(n_sparse, {z: len(x0[z]) for z in species})
+    return {z: select_sparse(x0[z][:, 0, :], sizes[z], method) for z in species}
 
 
 @dataclass

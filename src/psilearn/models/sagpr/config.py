@@ -16,6 +16,7 @@ class SAGPRConfig(SparseKernelOptions):
     :class:`~psilearn.models._kernel.options.SparseKernelOptions`) and:"""
 
     section: ClassVar[str] = "model"
+    per_element_regularization: ClassVar[bool] = True
 
     feature_tol: float = 0.0  # PCA-compress features, dropping this fraction of variance (0: off; costs an
     # eigendecomposition of the Q x Q feature covariance, Q growing with the square of the element count)

@@ -16,9 +16,10 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data import Dataset
-from psilearn.data.memory import check_allocation, gb
+from psilearn.data.memory import MemoryBudgetError, check_allocation, gb
 from psilearn.data.prediction import Prediction
 from psilearn.data.splits import structure_folds
+from psilearn.errors import ConfigError
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import FEATURE_HINT, sigma_for
@@ -27,7 +28,7 @@ from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularizatio
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.models._kernel.kind import SoapKernelKind
 from psilearn.models._kernel.memory import KERNEL_HINT, PREDICT_HINT, channel_fit_bytes, channel_predict_bytes, projection_bytes
-from psilearn.models._kernel.sparse import select_sparse
+from psilearn.models._kernel.sparse import AUTO_RULE, check_elements_known, select_sparse, shrink_sizes, sparse_sizes
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_design, fit_composition
@@ -72,6 +73,8 @@ class SAGPR(SoapKernelKind, Model):
     training_envs: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     _contracted: dict = field(default_factory=dict, repr=False)  # cache for the mean-only fast path
+    _sizes: dict = field(default_factory=dict, repr=False)  # Z -> number of sparse environments of this fit
+    _rows: np.ndarray | None = field(default=None, repr=False)  # labelled atoms of this fit (label mask), or None
 
     kind: ClassVar[str] = "sagpr"
     config_options: ClassVar[dict[str, type]] = {"soap": SoapConfig, "model": SAGPRConfig}
@@ -92,11 +95,17 @@ class SAGPR(SoapKernelKind, Model):
 
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "SAGPR":
-        """Fit on a Dataset whose Target equals this model's. Returns self."""
-        check_training_data(self.target, data)
+        """Fit on a Dataset whose Target equals this model's. Returns self. Per-atom labels on only
+        some atoms (a Dataset with ``labelled``): every atom is described and can be a sparse point,
+        only the labelled atoms are fitted."""
+        check_training_data(self.target, data, partial_labels=True)
         t0 = time.perf_counter()
         self.species = data.species
         frames = data.frames
+        check_elements_known(self.config.n_sparse, self.species)
+        self._rows = data.labelled
+        numbers = np.concatenate([a.numbers for a in frames])
+        reg_w = self._regularization_weights(numbers if self._rows is None else numbers[self._rows])
         self._check_fit_memory(frames)
         irreps = self.target.to_irreps(data.values)  # (n_samples, n_irreps)
         feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress,
@@ -113,16 +122,21 @@ class SAGPR(SoapKernelKind, Model):
         # folds by structure, shared by all channels (for CV regularisation and held-out metrics)
         k = min(self.config.cv_folds, len(frames))
         fold_of_struct = structure_folds(len(frames), k, self.config.seed)
-        sample_fold = fold_of_struct if self.target.per == "structure" else fold_of_struct[data.atom_structure]
+        sample_fold = fold_of_struct[data.sample_structure]
         cv_pred = np.zeros_like(irreps)
         self.channels = []
         self._contracted = {}
         from tqdm.auto import tqdm
 
         for ch in tqdm(self._channel_list(), desc="fitting channels", disable=not self.progress, leave=False):
-            self.channels.append(self._fit_channel(ch, feats, frames, resid, sample_fold, cv_pred))
+            self.channels.append(self._fit_channel(ch, feats, frames, resid, sample_fold, cv_pred, reg_w))
         cv_irreps = cv_pred + (irreps - resid)  # held-out (k-fold) predictions, baseline added back
-        self.metadata = self.training_record(data, t0, featurize_seconds=round(t_feat, 3), heldout_metrics={
+        from ase.data import chemical_symbols
+
+        n_sparse = {chemical_symbols[z]: int(len(x)) for z, x in self.sparse[(0, 1)].items()}
+        self.metadata = self.training_record(data, t0, featurize_seconds=round(t_feat, 3), n_sparse=n_sparse,
+                                             n_sparse_rule=AUTO_RULE if self.config.n_sparse is None else "stated",
+                                             **({"label_mask": data.label_mask} if data.labelled is not None else {}), heldout_metrics={
             "method": f"{k}-fold cross-validation by structure (hyperparameters fixed at their final values)",
             **regression_metrics(self.target, irreps, cv_irreps),
         })
@@ -131,11 +145,24 @@ class SAGPR(SoapKernelKind, Model):
     def _check_fit_memory(self, frames: list[Atoms]) -> None:
         """Refuse (MemoryBudgetError) a fit whose peak memory would exceed the budget, before any work:
         the features and their sparse copies (both alive while the channels are fitted), plus the
-        largest of the per-channel kernels and the ``feature_tol`` compression (psilearn.data.memory)."""
-        soap = LambdaSoap(self.soap, self.species)
+        largest of the per-channel kernels and the ``feature_tol`` compression (psilearn.data.memory).
+        Data-scaled default sparse sizes (``n_sparse`` unset) shrink until the fit fits; stated ones never do."""
         numbers = np.concatenate([a.numbers for a in frames])
         counts = {z: int(np.sum(numbers == z)) for z in self.species}
-        m = {z: min(n, self.config.n_sparse) for z, n in counts.items()}
+        m = sparse_sizes(self.config.n_sparse, counts)
+        while True:
+            try:
+                self._check_fit_bytes(frames, numbers, counts, m)
+                break
+            except MemoryBudgetError:
+                m = shrink_sizes(m, self.config.n_sparse)
+                if m is None:
+                    raise
+                log.info("data-scaled n_sparse reduced to %s to fit in memory", m)
+        self._sizes = m
+
+    def _check_fit_bytes(self, frames, numbers, counts: dict, m: dict) -> None:
+        soap = LambdaSoap(self.soap, self.species)
         channels = sorted(set(self._channel_list()) | {(0, 1)})
         feats = soap.estimate_bytes(counts, channels, True) + soap.estimate_bytes(m, channels, True)
         n_samples = len(frames) if self.target.per == "structure" else len(numbers)
@@ -152,6 +179,8 @@ class SAGPR(SoapKernelKind, Model):
         the residual irreps (n_samples, n_irreps)."""
         blocks = self.target.blocks
         design = self._baseline_design(frames)
+        if self._rows is not None:
+            design = design[self._rows]
         resid = irreps.copy()
         self.baseline = {}
         for b in blocks:
@@ -166,7 +195,8 @@ class SAGPR(SoapKernelKind, Model):
     def _choose_sparse(self, feats, frames: list[Atoms]) -> None:
         """Sparse environments per element, chosen on the invariant SOAP vectors (and their states)."""
         x0 = feats.blocks[(0, 1)]
-        chosen = {z: select_sparse(x0[z][:, 0, :], self.config.n_sparse, self.config.sparse_method) for z in self.species}
+        sizes = self._sizes or sparse_sizes(self.config.n_sparse, {z: len(x0[z]) for z in self.species})
+        chosen = {z: select_sparse(x0[z][:, 0, :], sizes[z], self.config.sparse_method) for z in self.species}
         self.sparse = {ch: {z: feats.blocks[ch][z][chosen[z]] for z in self.species} for ch in feats.blocks}
         self.sparse_coefficients = {z: feats.coefficients[z][chosen[z]] for z in self.species}
         if self.config.global_state != "none":
@@ -175,13 +205,42 @@ class SAGPR(SoapKernelKind, Model):
 
             self.sparse[SPARSE_STATE_KEY] = sparse_states(feats, state_vectors(frames, self.config.global_state), chosen)
 
-    def _fit_channel(self, ch, feats, frames, resid: np.ndarray, sample_fold: np.ndarray, cv_pred: np.ndarray) -> ChannelModel:
+    def _regularization_weights(self, numbers: np.ndarray) -> np.ndarray | None:
+        """Per-element regularisation (a {symbol: sigma2/s2} mapping, per-atom targets): 1/sqrt(reg)
+        of each sample's element, which turns the per-element noise into a common noise (reg = 1) of
+        row-scaled kernels and labels; None otherwise. ConfigError for a structure target or a
+        training element without a value."""
+        regs = self.config.regularization
+        if not isinstance(regs, dict):
+            return None
+        from ase.data import chemical_symbols
+
+        if self.target.per != "atom":
+            raise ConfigError("model.regularization: a value per element needs a per-atom target (--per atom)")
+        present = [chemical_symbols[z] for z in self.species]
+        check_elements_known(regs, self.species, "model.regularization")
+        missing = [s for s in present if s not in regs]
+        if missing:
+            raise ConfigError(f"model.regularization: no value for element {missing[0]!r} (give one for each of: {', '.join(present)})")
+        table = np.zeros(max(self.species) + 1)
+        for s, v in regs.items():
+            table[chemical_symbols.index(s)] = float(v)
+        return 1.0 / np.sqrt(table[numbers])
+
+    def _fit_channel(self, ch, feats, frames, resid: np.ndarray, sample_fold: np.ndarray, cv_pred: np.ndarray,
+                     reg_w: np.ndarray | None = None) -> ChannelModel:
         """Sparse GP of channel ``ch`` = (l, sigma) and one column fit per irrep occurrence; fills the
-        channel's k-fold predictions into ``cv_pred``."""
+        channel's k-fold predictions into ``cv_pred``. ``reg_w``: per-sample weights of per-element
+        regularisation (:meth:`_regularization_weights`)."""
         d = 2 * ch[0] + 1
         phi = sparse_kernel(feats, self.sparse, ch, self.config.zeta, self.target.per, self.target.pool)
         kmm = sparse_sparse_kernel(self.sparse, ch, self.config.zeta)
         phi, kmm = self._with_global_state(phi, kmm, feats, frames, d)
+        if self._rows is not None:  # labels on only some atoms: their rows
+            phi = phi[np.repeat(self._rows, d)]
+        rw = np.ones(len(phi)) if reg_w is None else np.repeat(reg_w, d)
+        if reg_w is not None:
+            phi = phi * rw[:, None]
         gp, bw = SparseGP.build(phi, kmm)
         if len(gp.S2) == 0:
             log.warning(
@@ -189,16 +248,16 @@ class SAGPR(SoapKernelKind, Model):
                 "it is predicted as 0 with the training data's spread as uncertainty", ch[0], ch[1])
         row_fold = np.repeat(sample_fold, d)
         mode = self.config.regularization
-        reg = fixed_regularization(mode)
+        reg = 1.0 if reg_w is not None else fixed_regularization(mode)
         cols = []
         for bi, b in enumerate(self.target.blocks):
             if self._channel_of(b) != ch:
                 continue
-            y = (resid[:, b.cols] / self.scales[bi]).reshape(-1)
+            y = (resid[:, b.cols] / self.scales[bi]).reshape(-1) * rw
             fit = gp.fit_column(bw, y, reg=reg, folds=row_fold if mode == "cv" else None)
             cols.append((bi, fit))
             _, pred = gp.kfold_residuals(bw, y[:, None], row_fold, np.array([fit.reg]))
-            cv_pred[:, b.cols] = pred[:, 0].reshape(-1, d) * self.scales[bi]
+            cv_pred[:, b.cols] = (pred[:, 0] / rw).reshape(-1, d) * self.scales[bi]
             log.info("channel %s block %d: reg=%.3g s2=%.3g", ch, bi, fit.reg, fit.s2)
         return ChannelModel(ch, gp, cols)
 
@@ -253,7 +312,11 @@ class SAGPR(SoapKernelKind, Model):
                 b = blocks[bi]
                 irreps[:, b.cols] = cm.gp.predict(phi, col).reshape(n, d) * self.scales[bi]
                 if return_std or return_cov:
-                    cov = cm.gp.covariance(t, kss, col) * self.scales[bi] ** 2
+                    cov = cm.gp.covariance(t, kss, col)
+                    if isinstance(self.config.regularization, dict):  # the noise of each atom's element
+                        w = self._regularization_weights(feats.numbers)
+                        cov = cov + (col.s2 * (1 / w**2 - 1))[:, None, None] * np.eye(d)
+                    cov = cov * self.scales[bi] ** 2
                     covs[bi] = cov
                     var[:, b.cols] = np.einsum("naa->na", cov)
         if self.baseline:

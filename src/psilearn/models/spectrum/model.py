@@ -26,7 +26,7 @@ from psilearn.features import SoapConfig
 from psilearn.models._kernel.gpr import SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.models._kernel.kind import SoapKernelKind
-from psilearn.models._kernel.sparse import select_sparse
+from psilearn.models._kernel.sparse import select_sparse, sparse_sizes
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data, unknown_elements_message
 from psilearn.models.spectrum.alignment import align_on_feature, optimise_shifts
@@ -124,7 +124,8 @@ class SpectrumModel(SoapKernelKind, Model):
         t_feat = time.perf_counter() - t0
         x0 = feats.blocks[CHANNEL]
         self.centre_species = sorted(z for z, x in x0.items() if len(x))
-        chosen = {z: select_sparse(x0[z][:, 0, :], cfg.n_sparse, cfg.sparse_method) for z in self.centre_species}
+        sizes = sparse_sizes(cfg.n_sparse, {z: len(x0[z]) for z in self.centre_species})
+        chosen = {z: select_sparse(x0[z][:, 0, :], sizes[z], cfg.sparse_method) for z in self.centre_species}
         self.sparse = {CHANNEL: {z: x0[z][chosen[z]] for z in self.centre_species}}
         phi = sparse_kernel(feats, self.sparse, CHANNEL, cfg.zeta, self._per, self.target.pool)
         self.gp, bw = SparseGP.build(phi, sparse_sparse_kernel(self.sparse, CHANNEL, cfg.zeta))

@@ -1,0 +1,53 @@
+"""Options of `psilearn fit` beyond the basic fit: `--tune [SECONDS]` (the study is psilearn.tune) and
+`--label-mask KEY` (per-atom labels on only some atoms)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TUNE_HELP = ("choose the lambda-SOAP and kernel settings (cutoff, radial/angular sizes, density width, radial scaling, "
+             "zeta, sparse points per element) by k-fold cross-validation with Optuna's TPE sampler within SECONDS of "
+             "wall time (default 300); options stated in --config stay fixed, regularisation is chosen by each fit's "
+             "marginal likelihood; the chosen values, every trial and the best CV error are stored in the model and "
+             "printed. Kernel kinds: sagpr, qeq (--long-range qeq); see docs/tuning.md")
+
+
+MASK_HELP = ("per-atom targets labelled on only some atoms: KEY is a per-atom array (nonzero: labelled), e.g. has_tensor; "
+             "the other atoms' values are ignored (NaN allowed), every atom is still described. The model records KEY "
+             "and psilearn evaluate applies it to the test file. sagpr only")
+
+
+def add_fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tune", nargs="?", type=float, const=300.0, default=None, metavar="SECONDS", help=TUNE_HELP)
+    p.add_argument("--label-mask", default=None, metavar="KEY", help=MASK_HELP)
+
+
+def check_tune(args, kind) -> None:
+    """ConfigError, before any data is read, for --tune with a kind that cannot be tuned or with --val-fraction."""
+    if getattr(args, "tune", None) is None:
+        return
+    from psilearn.errors import ConfigError
+    from psilearn.tune import tunable_error
+
+    why = tunable_error(kind)
+    if why:
+        raise ConfigError(why)
+    if args.val_fraction is not None:
+        raise ConfigError("--tune cannot be combined with --val-fraction (the study's k-fold CV error is stored and printed; "
+                          "use psilearn evaluate on held-out data)")
+    if not args.tune > 0:
+        raise ConfigError(f"--tune: the budget must be a positive number of seconds, got {args.tune:g}")
+
+
+def tuned_fit(args, kind, target, ds, config, seed):
+    """The tuned model; one line per trial on stderr (silenced by psilearn -q), then the chosen settings."""
+    from psilearn.tune import describe_trial, describe_tuning, tune_model
+
+    print(f"tuning {kind} for {args.tune:g} s (Optuna TPE, seed {seed})", file=sys.stderr)
+    def progress(row: dict) -> None:
+        print(describe_trial(row), file=sys.stderr, flush=True)
+
+    model = tune_model(kind, target, ds, config, seconds=args.tune, seed=seed, progress=progress)
+    print(describe_tuning(model.metadata["tuning"]))
+    return model
