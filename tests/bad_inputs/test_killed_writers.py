@@ -30,6 +30,22 @@ def _killed_midway(script: str, cwd: Path, marker: str) -> None:
     proc.wait()
 
 
+#: replaces m.model, and is killed after moving the old model aside and before putting the new one in place
+KILLED_WHILE_REPLACING = """
+import os, time
+import numpy as np
+from psilearn.models import io
+real = os.replace
+def slow_replace(src, dst):
+    real(src, dst)
+    if str(src).endswith("m.model"):
+        open("started", "w").close()
+        time.sleep(600)
+io.os.replace = slow_replace
+io.write_model("m.model", {"kind": "test", "n": 2}, {"x": np.zeros(3)}, overwrite=True)
+"""
+
+
 def test_half_written_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
     (tmp_path / "out.txt").write_text("old\n")
     _killed_midway("""
@@ -51,20 +67,7 @@ def test_half_written_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_p
 
 def test_model_replaced_by_a_killed_writer_is_restored(tmp_path):
     write_model(tmp_path / "m.model", {"kind": "test", "n": 1}, {"x": np.arange(3.0)})
-    # killed after moving the old model aside and before putting the new one in place
-    _killed_midway("""
-        import os, time
-        import numpy as np
-        from psilearn.models import io
-        real = os.replace
-        def slow_replace(src, dst):
-            real(src, dst)
-            if str(src).endswith("m.model"):
-                open("started", "w").close()
-                time.sleep(600)
-        io.os.replace = slow_replace
-        io.write_model("m.model", {"kind": "test", "n": 2}, {"x": np.zeros(3)}, overwrite=True)
-    """, tmp_path, "started")
+    _killed_midway(KILLED_WHILE_REPLACING, tmp_path, "started")
     assert not (tmp_path / "m.model").exists()  # the old model is aside, the new one unfinished
     with pytest.raises(ModelFileError, match="interrupted write left the previous one in"):
         read_model(tmp_path / "m.model")
@@ -78,19 +81,7 @@ def test_model_replaced_by_a_killed_writer_is_restored(tmp_path):
 
 def test_restored_model_is_not_replaced_without_overwrite(tmp_path):
     write_model(tmp_path / "m.model", {"kind": "test", "n": 1}, {"x": np.arange(3.0)})
-    _killed_midway("""
-        import os, time
-        import numpy as np
-        from psilearn.models import io
-        real = os.replace
-        def slow_replace(src, dst):
-            real(src, dst)
-            if str(src).endswith("m.model"):
-                open("started", "w").close()
-                time.sleep(600)
-        io.os.replace = slow_replace
-        io.write_model("m.model", {"kind": "test", "n": 2}, {"x": np.zeros(3)}, overwrite=True)
-    """, tmp_path, "started")
+    _killed_midway(KILLED_WHILE_REPLACING, tmp_path, "started")
     with pytest.raises(ModelFileError, match="already exists"):
         write_model(tmp_path / "m.model", {"kind": "test", "n": 3}, {"x": np.ones(3)})
     meta, _ = read_model(tmp_path / "m.model")
