@@ -50,6 +50,10 @@ class SoapConfig(Options):
     # as {"exponent": m, "rate": c, "scale": r0 (Angstrom)}; None for no scaling
     radial_scaling: dict[str, float] | None = None
     batch_size: int = 100
+    # element compression: the neighbour density's element channels projected onto this many
+    # pseudo-elements before coupling (features then grow linearly, not quadratically, with the number
+    # of elements; 0: off, one channel per element; psilearn.features.species_embedding)
+    species_embedding: int = 0
 
     def check(self, c: Checks) -> None:
         c.require(bool(self.cutoffs) and min(self.cutoffs) > 0, "cutoff", "must be > 0 (or a non-empty list of them)")
@@ -58,6 +62,7 @@ class SoapConfig(Options):
         c.require(self.max_angular >= 0, "max_angular", "must be >= 0")
         c.require(self.max_radial >= 1, "max_radial", "must be >= 1")
         c.require(self.batch_size >= 1, "batch_size", "must be >= 1")
+        c.require(self.species_embedding >= 0, "species_embedding", "must be >= 0 (0: one channel per element)")
         if self.radial_scaling is not None:
             rs = self.radial_scaling
             ok = set(rs) == {"exponent", "rate", "scale"} and rs["exponent"] >= 0 and rs["rate"] >= 0 and rs["scale"] > 0
@@ -99,6 +104,16 @@ class LambdaSoap:
     def __init__(self, config: SoapConfig, species: list[int]):
         self.config = config
         self.species = sorted(int(z) for z in species)
+        self._embedding = None
+        if config.species_embedding:
+            from psilearn.features.species_embedding import element_embedding
+
+            self._embedding = element_embedding(self.species, config.species_embedding)
+
+    @property
+    def n_channels(self) -> int:
+        """Element channels of the neighbour density: the elements, or the embedding's dimension."""
+        return self.config.species_embedding or len(self.species)
 
     def _expansion(self, cutoff: float):
         featomic = import_featomic()
@@ -157,7 +172,7 @@ class LambdaSoap:
         feats = AtomFeatures(numbers, structure, len(frames), index)
         expansions = [self._expansion(rc) for rc in self.config.cutoffs]
         n_scales = len(expansions)
-        k = len(self.species) * self.config.max_radial
+        k = self.n_channels * self.config.max_radial
         widths = {ch: len(self.pairs(*ch)) * k * k for ch in channels}  # features per scale
         counts_z = {z: len(index[z]) for z in self.species}
         check_allocation(self.estimate_bytes(counts_z, channels, keep_coefficients),
@@ -172,6 +187,10 @@ class LambdaSoap:
             chunk = [_featomic_ready(a, start + j) for j, a in enumerate(frames[start : start + bs])]
             for scale, calc in enumerate(expansions):
                 dense = self._dense_expansion(calc.compute(chunk), offsets, start, start + len(chunk), index)
+            if self._embedding is not None:
+                from psilearn.features.species_embedding import compress
+
+                dense = {z: (g, compress(xl, self._embedding, self.config.max_radial)) for z, (g, xl) in dense.items()}
                 for z, (gidx, xl) in dense.items():
                     rows = np.searchsorted(index[z], gidx)
                     if not np.array_equal(index[z][rows], gidx):
@@ -207,14 +226,14 @@ class LambdaSoap:
 
     def width(self, l: int, sigma: int) -> int:
         """Q, the number of features of channel (l, sigma) (all scales)."""
-        k = len(self.species) * self.config.max_radial
+        k = self.n_channels * self.config.max_radial
         return len(self.config.cutoffs) * len(self.pairs(l, sigma)) * k * k
 
     @property
     def n_coefficients(self) -> int:
         """Expansion coefficients per atom: scales x sum_l (2l+1) x neighbour types x radial functions."""
         c = self.config
-        return len(c.cutoffs) * (c.max_angular + 1) ** 2 * len(self.species) * c.max_radial
+        return len(c.cutoffs) * (c.max_angular + 1) ** 2 * self.n_channels * c.max_radial
 
     def from_coefficients(self, coefficients: np.ndarray, channels: list[tuple[int, int]]) -> dict:
         """{(l, sigma): (n, 2l+1, Q)} normalised lambda-SOAP blocks of atoms given by their expansion
@@ -223,7 +242,7 @@ class LambdaSoap:
         n_scales = len(self.config.cutoffs)
         per_scale = np.split(np.asarray(coefficients, dtype=np.float64), n_scales, axis=1)
         xls = [_unflatten(c, self.config.max_angular) for c in per_scale]
-        k = len(self.species) * self.config.max_radial
+        k = self.n_channels * self.config.max_radial
         out = {}
         for ch in sorted(set(channels) | {(0, 1)}):
             width = len(self.pairs(*ch)) * k * k
