@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "metrics": 3, "features": 3, "physics": 3, "label": 3,
     "models": 4,
     "evaluation": 5, "observe": 5,
-    # 6: orchestration (an active-learning loop), when it lands
+    "active": 6,
     "cli": 7, "calculator": 7,
 }
 #: inside psilearn.models: the shared engines sit below the architectures, which never import each other

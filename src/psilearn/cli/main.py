@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "psilearn.cli.spectra_cmds",
     "psilearn.cli.vib_cmds",
     "psilearn.cli.chemiscope_cmd",
+    "psilearn.cli.active_cmd",
 ]
 
 
