@@ -32,16 +32,19 @@ class _Run:
     failed: dict = field(default_factory=dict)  # pool index -> reason
     model: object = None
     progress: bool = False
+    on_fit: Callable | None = None
 
 
 def run_active(options: ActiveOptions, output: str | None = None, state_dir: str | None = None, overwrite: bool = False,
-               report: Callable[[str], None] | None = None, progress: bool = False):
+               report: Callable[[str], None] | None = None, progress: bool = False,
+               on_fit: Callable[[dict, object], None] | None = None):
     """Run (or resume) active learning; returns (the final model, the log). ``output``: save the final
     model there (``overwrite`` replaces an existing one and starts over a run logged with other
     options); ``state_dir``: the log's folder (default ``OUTPUT.active``); ``report``: called with one
-    line per step (the CLI prints them on stderr)."""
+    line per step (the CLI prints them on stderr); ``on_fit(round, model)``: called after each round's
+    fit (e.g. extra test sets in a benchmark)."""
     run = _prepare(options, output, state_dir, overwrite, report or (lambda line: None))
-    run.progress = progress
+    run.progress, run.on_fit = progress, on_fit
     rounds = run.log["rounds"]
     if not rounds:
         _select(run, 0)
@@ -204,6 +207,8 @@ def _fit(run: _Run, r: dict) -> None:
         r["seconds"]["test"] = round(time.perf_counter() - t0, 3)
     r["n_labelled"] = int(run.model.metadata["n_train_structures"])
     r["status"] = "done"
+    if run.on_fit is not None:
+        run.on_fit(r, run.model)
     save_log(run.state_dir, run.log)
     run.report(f"round {r['round']}: fitted on {r['n_labelled']} in {seconds:.1f} s; {_summary(r['validation'])}")
 
