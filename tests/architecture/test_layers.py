@@ -1,7 +1,7 @@
 """Data flows one way: a module may import only from its own package or from a lower layer.
 
 The layers (docs/architecture.md): errors/_version <- targets, config, spectral <- data <-
-metrics, features, physics, label <- models <- evaluation, observe <- (orchestration) <- cli,
+metrics, features, physics, label <- models <- evaluation, observe <- active (orchestration) <- cli,
 calculator.
 Every import counts, including imports inside functions; there is no exception list.
 """
