@@ -69,6 +69,7 @@ def test_batch_is_diverse():
     # equidistant candidates: the diversity term shrinks all alike, the order is that of the variance
     far = np.eye(30) * 100
     assert diverse_batch(var[4:], far, np.arange(4, 30), np.array([0]), 3) == [4, 5, 6]
+    assert len(set(diverse_batch(var[1:], x, np.arange(1, 30), np.array([], int), 5))) == 5  # nothing labelled yet
     assert sorted(random_batch(np.arange(10), 4, 0, 1)) == sorted(random_batch(np.arange(10), 4, 0, 1))
 
 

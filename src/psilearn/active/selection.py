@@ -57,11 +57,13 @@ def random_batch(candidates: np.ndarray, b: int, seed: int, round_: int) -> list
 
 def length_scale(descriptors: np.ndarray, candidates: np.ndarray, labelled: np.ndarray) -> float:
     """The surrogate kernel's length scale: the median distance of the candidates to their nearest
-    labelled structure (positive; the median pairwise candidate distance if that is zero)."""
+    labelled structure (positive; the median pairwise candidate distance if that is zero or nothing is labelled)."""
     x = np.asarray(descriptors, float)
     c, lab = x[candidates], x[labelled]
-    d2 = np.einsum("ij,ij->i", c, c)[:, None] + np.einsum("ij,ij->i", lab, lab)[None, :] - 2 * c @ lab.T
-    scale = float(np.sqrt(np.median(np.maximum(d2.min(axis=1), 0.0))))
+    scale = 0.0
+    if len(lab):
+        d2 = np.einsum("ij,ij->i", c, c)[:, None] + np.einsum("ij,ij->i", lab, lab)[None, :] - 2 * c @ lab.T
+        scale = float(np.sqrt(np.median(np.maximum(d2.min(axis=1), 0.0))))
     if scale <= 0:
         d2c = np.einsum("ij,ij->i", c, c)[:, None] * 2 - 2 * c @ c.T
         scale = float(np.sqrt(np.median(np.maximum(d2c, 0.0))))
