@@ -3,9 +3,10 @@
 Data: ../shared/data/water_tensors/water_dimer/coords_1000.xyz (info keys: potential, mu, alpha, beta).
 Frames 800-999 are compressed dimers: the *shifted* test set. Frames 0-799 are split once (split seed 0)
 into an i.i.d. test set (--n-iid, default 200) and the pool (the rest). For each seed, `psilearn active`
-(run_active) with --strategy variance (farthest-point initial set) and with --strategy random (random
-initial set) from --init to --budget labels in batches of --batch; after each round the model is
-scored on both test sets. The table gives the mean (and spread over seeds) Cartesian test RMSE vs the
+(run_active) with --strategy variance (farthest-point initial set), --strategy targeted (the same, with the
+shifted structures, unlabelled, as --focus: what a study that knows where it will predict can do) and
+--strategy random (random initial set) from --init to --budget labels in batches of --batch; after each
+round the model is scored on both test sets. The table gives the mean (and spread over seeds) Cartesian test RMSE vs the
 number of labels, and the labels-for-equal-error ratio: random's error at the budget, and the number
 of labels active learning needs for it (log-log interpolation), and active's error at the budget and
 the labels random would need (log-log extrapolation of random's last points where beyond the budget).
@@ -41,7 +42,7 @@ def _split(n_iid: int, tmp: str) -> tuple[str, str, str]:
     return tuple(paths)
 
 
-def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str) -> dict[int, dict]:
+def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus: str) -> dict[int, dict]:
     from psilearn.active import ActiveOptions, run_active
     from psilearn.evaluation import evaluate
 
@@ -52,7 +53,8 @@ def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str) -> di
 
     opts = ActiveOptions(pool=pool, target={"key": "alpha", "tensor": "ij=ji"}, init=args.init, batch=args.batch,
                          budget=args.budget, config=SMALL if args.small else {}, seed=seed, strategy=strategy,
-                         init_strategy="fps" if strategy == "variance" else "random", oracle="alpha")
+                         init_strategy=args.init_strategy if strategy != "random" else "random", oracle="alpha",
+                         focus=focus if strategy == "targeted" else None)
     run_active(opts, state_dir=os.path.join(tmp, f"{strategy}-{seed}"), on_fit=on_fit)
     return curve
 
@@ -75,21 +77,24 @@ def _labels_for(ns: np.ndarray, err: np.ndarray, level: float) -> float:
 
 
 def _table(results: dict, name: str) -> None:
-    ns = sorted(next(iter(results["variance"].values())).keys())
+    ns = sorted(next(iter(results["random"].values())).keys())
     mean = {s: np.array([np.mean([results[s][seed][n][name] for seed in results[s]]) for n in ns]) for s in results}
     spread = {s: np.array([np.std([results[s][seed][n][name] for seed in results[s]]) for n in ns]) for s in results}
-    print(f"\n{name} test set: Cartesian RMSE of alpha (a.u.), mean +- std over {len(results['random'])} seeds")
-    print(f"{'labels':>7} {'active':>18} {'random':>18} {'ratio':>7}")
+    active = [s for s in results if s != "random"]
+    print(f"\n{name} test set: Cartesian RMSE of alpha (a.u.), mean +- std over {len(results['random'])} seeds; "
+          "ratio = random's RMSE / the strategy's at equal labels")
+    print(f"{'labels':>7}" + "".join(f"{s:>19}" for s in results) + "".join(f"{'ratio ' + s:>16}" for s in active))
     for k, n in enumerate(ns):
-        print(f"{n:>7} {mean['variance'][k]:>9.4f} +- {spread['variance'][k]:<6.4f}"
-              f"{mean['random'][k]:>9.4f} +- {spread['random'][k]:<6.4f}{mean['random'][k] / mean['variance'][k]:>7.2f}")
+        print(f"{n:>7}" + "".join(f"{mean[s][k]:>10.4f} +- {spread[s][k]:<5.4f}" for s in results)
+              + "".join(f"{mean['random'][k] / mean[s][k]:>16.2f}" for s in active))
     ns_a = np.array(ns, float)
-    n_a = _labels_for(ns_a, mean["variance"], mean["random"][-1])
-    n_r = _labels_for(ns_a, mean["random"], mean["variance"][-1])
-    print(f"labels for equal error: random's error at {ns[-1]} ({mean['random'][-1]:.4f}) is reached by active at "
-          f"{n_a:.0f} labels ({ns[-1] / n_a:.2f}x fewer{', extrapolated' if n_a > ns[-1] else ''}); "
-          f"active's error at {ns[-1]} ({mean['variance'][-1]:.4f}) needs {n_r:.0f} random labels "
-          f"({n_r / ns[-1]:.2f}x more{', extrapolated' if n_r > ns[-1] else ''})")
+    for s in active:
+        n_a = _labels_for(ns_a, mean[s], mean["random"][-1])
+        n_r = _labels_for(ns_a, mean["random"], mean[s][-1])
+        print(f"labels for equal error, {s}: random's error at {ns[-1]} ({mean['random'][-1]:.4f}) is reached at "
+              f"{n_a:.0f} labels ({ns[-1] / n_a:.2f}x fewer{', extrapolated' if n_a > ns[-1] else ''}); "
+              f"its error at {ns[-1]} ({mean[s][-1]:.4f}) needs {n_r:.0f} random labels "
+              f"({n_r / ns[-1]:.2f}x more{', extrapolated' if n_r > ns[-1] else ''})")
 
 
 def main() -> int:
@@ -100,6 +105,10 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--n-iid", type=int, default=200)
     ap.add_argument("--small", action="store_true", help="smaller SOAP and 200 sparse points (faster)")
+    ap.add_argument("--init-strategy", default="random", choices=["random", "fps"], help="the initial set of the active "
+                    "strategies (random: the same as the random baseline's, default)")
+    ap.add_argument("--strategies", default="variance,targeted,random", help="comma list of variance, targeted (focus: the "
+                    "shifted structures, unlabelled), random (always run: the reference)")
     args = ap.parse_args()
     if not os.path.exists(FILE):
         print(f"skipped: {FILE} not found")
@@ -112,11 +121,11 @@ def main() -> int:
         pool, iid, shifted = _split(args.n_iid, tmp)
         target = Target("alpha", tensor="ij=ji")
         tests = {"i.i.d.": load_dataset(iid, target), "shifted (compressed)": load_dataset(shifted, target)}
-        results = {"variance": {}, "random": {}}
+        results = {s: {} for s in args.strategies.split(",") if s != "random"} | {"random": {}}
         for seed in range(args.seeds):
             for strategy in results:
                 t1 = time.perf_counter()
-                results[strategy][seed] = _run(strategy, seed, pool, tests, args, tmp)
+                results[strategy][seed] = _run(strategy, seed, pool, tests, args, tmp, shifted)
                 print(f"seed {seed} {strategy}: {time.perf_counter() - t1:.0f} s", file=sys.stderr)
     print(f"water dimer alpha, pool {800 - args.n_iid} (frames 0-799 minus the i.i.d. test set), init {args.init}, "
           f"batch {args.batch}, budget {args.budget}, {'small' if args.small else 'default'} SA-GPR settings")

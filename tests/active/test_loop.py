@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from psilearn.active import run_active
-from psilearn.active.selection import diverse_batch, random_batch, structure_variance
+from psilearn.active.selection import diverse_batch, random_batch, structure_variance, targeted_batch
 from psilearn.models import load
 
 from ._common import TEST, options, selected
@@ -71,6 +71,31 @@ def test_batch_is_diverse():
     assert diverse_batch(var[4:], far, np.arange(4, 30), np.array([0]), 3) == [4, 5, 6]
     assert len(set(diverse_batch(var[1:], x, np.arange(1, 30), np.array([], int), 5))) == 5  # nothing labelled yet
     assert sorted(random_batch(np.arange(10), 4, 0, 1)) == sorted(random_batch(np.arange(10), 4, 0, 1))
+
+
+def test_targeted_batch_goes_where_the_focus_is():
+    """Two tight clusters of candidates: the first pick comes from the one holding the focus structures,
+    though the other is more uncertain; once it is labelled the rest of its cluster says little more
+    about the focus (the cluster is narrower than the kernel), and no duplicate is picked."""
+    rng = np.random.default_rng(1)
+    near = rng.normal(scale=0.05, size=(10, 3))
+    far = 5.0 + rng.normal(scale=0.05, size=(10, 3))
+    x = np.vstack([near, far, [[2.5, 2.5, 2.5]]])  # the last: labelled, between the clusters
+    x[1] = x[0]
+    var = np.r_[np.ones(10), 3 * np.ones(10)]
+    focus = rng.normal(scale=0.05, size=(5, 3))
+    picks = targeted_batch(var, np.ones(5), x, focus, np.arange(20), np.array([20]), 4)
+    assert len(set(picks)) == 4 and picks[0] < 10 and not {0, 1} <= set(picks)
+    assert diverse_batch(var, x, np.arange(20), np.array([20]), 4)[0] >= 10
+
+
+def test_targeted_run_needs_focus(tmp_path):
+    from psilearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--strategy targeted needs --focus"):
+        run_active(options(strategy="targeted"), state_dir=str(tmp_path / "s"))
+    _, log = run_active(options(strategy="targeted", focus=TEST, budget=11), state_dir=str(tmp_path / "t"))
+    assert len(set(selected(log))) == 11
 
 
 def test_structure_variance_sums_components_and_atoms():

@@ -12,7 +12,7 @@ from ase import Atoms
 
 from psilearn.active.labels import MethodLabels, OracleLabels, check_unique, order_indices
 from psilearn.active.options import ActiveOptions
-from psilearn.active.selection import diverse_batch, initial_set, random_batch, structure_variance
+from psilearn.active.selection import diverse_batch, initial_set, random_batch, structure_variance, targeted_batch
 from psilearn.active.state import default_state_dir, save_log, start_or_resume
 from psilearn.errors import ConfigError, DataError
 
@@ -28,6 +28,8 @@ class _Run:
     log: dict
     report: Callable[[str], None]
     descriptors: np.ndarray | None = None
+    focus: list | None = None
+    focus_descriptors: np.ndarray | None = None
     labels: dict = field(default_factory=dict)  # pool index -> labelled Atoms
     failed: dict = field(default_factory=dict)  # pool index -> reason
     model: object = None
@@ -98,6 +100,8 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
     test = load_dataset(options.test, target) if options.test else None
     log, resumed = start_or_resume(state_dir, options.record(), overwrite)
     run = _Run(options, target, pool, source, test, str(state_dir), log, report)
+    if options.focus:
+        run.focus = read_structures(options.focus)
     if resumed:
         _restore(run)
     report(f"{'resuming' if resumed else 'starting'} active learning: {len(pool)} structures in {options.pool}, "
@@ -129,6 +133,16 @@ def _descriptors(run: _Run) -> np.ndarray:
     return run.descriptors
 
 
+def _focus_descriptors(run: _Run) -> np.ndarray:
+    """The focus structures' invariant descriptors, with the pool's SOAP species (one descriptor space)."""
+    if run.focus_descriptors is None:
+        from psilearn.features.invariants import structure_invariants
+
+        both = structure_invariants(list(run.pool) + list(run.focus))
+        run.descriptors, run.focus_descriptors = both[: len(run.pool)], both[len(run.pool):]
+    return run.focus_descriptors
+
+
 def _select(run: _Run, round_: int) -> None:
     """Choose round ``round_``'s structures and log them (status ``selected``) before any labelling."""
     opts, t0 = run.options, time.perf_counter()
@@ -141,12 +155,16 @@ def _select(run: _Run, round_: int) -> None:
     else:
         candidates = np.setdiff1d(np.arange(len(run.pool)), taken)
         b = min(opts.batch, opts.budget - len(taken))
+        labelled = np.array([i for i in taken if i in run.labels], int)
         if opts.strategy == "random":
             chosen = random_batch(candidates, b, opts.seed, round_)
+        elif opts.strategy == "targeted":
+            focus = _focus_descriptors(run)  # first: it sets the pool's descriptors in the same space
+            chosen = targeted_batch(_variance(run, [run.pool[i] for i in candidates]), _variance(run, run.focus),
+                                    run.descriptors, focus, candidates, labelled, b)
         else:
-            var = _pool_variance(run, candidates)
-            labelled = np.array([i for i in taken if i in run.labels], int)
-            chosen = diverse_batch(var, _descriptors(run), candidates, labelled, b)
+            chosen = diverse_batch(_variance(run, [run.pool[i] for i in candidates]), _descriptors(run), candidates,
+                                   labelled, b)
     check_unique(taken + chosen)
     run.log["rounds"].append({"round": round_, "selected": chosen, "status": "selected", "failed": {},
                               "seconds": {"select": round(time.perf_counter() - t0, 3)}})
@@ -154,8 +172,7 @@ def _select(run: _Run, round_: int) -> None:
     run.report(f"round {round_}: selected {len(chosen)} structures ({len(taken) + len(chosen)}/{opts.budget})")
 
 
-def _pool_variance(run: _Run, candidates: np.ndarray) -> np.ndarray:
-    frames = [run.pool[i] for i in candidates]
+def _variance(run: _Run, frames: list[Atoms]) -> np.ndarray:
     pred = run.model.predict(frames, return_std=True)
     if pred.irreps_std is None or not np.all(np.isfinite(pred.irreps_std)):
         raise ConfigError(f"model kind {run.options.kind!r} gives no predictive uncertainty; --strategy variance "

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from psilearn.errors import ConfigError
 
-STRATEGIES = ("variance", "random")
+STRATEGIES = ("variance", "targeted", "random")
 INIT_STRATEGIES = ("fps", "random")
 
 
@@ -19,7 +19,8 @@ class ActiveOptions:
     random batches); ``init``: the initial set N0; ``batch``: structures per round B; ``budget``: the
     total number of structures sent to labelling, N0 included (a failed label uses its slot);
     ``strategy``: ``variance`` (largest predictive variance, diversified, see
-    :mod:`psilearn.active.selection`) or ``random`` (the baseline); ``init_strategy``: ``fps``
+    :mod:`psilearn.active.selection`), ``targeted`` (the batch that most reduces the predictive variance on
+    the unlabelled ``focus`` structures) or ``random`` (the baseline); ``init_strategy``: ``fps``
     (farthest-point on invariant SOAP, from a random first structure) or ``random``; ``oracle``: take
     the labels from the pool's KEY, or ``method`` (gfn2, XC/BASIS: the labeling campaign through the
     label store ``db``, ``workers`` Dask processes, 0: in this process; ``scheduler``: a running cluster).
@@ -42,6 +43,7 @@ class ActiveOptions:
     workers: int = 0
     scheduler: str | None = None
     test: str | None = None
+    focus: str | None = None
 
     def check(self, n_pool: int | None = None) -> None:
         """ConfigError (one line) for inconsistent options; ``n_pool``: the pool's size, once read."""
@@ -54,6 +56,9 @@ class ActiveOptions:
                               "the budget counts every labelled structure, the initial ones included")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if (self.strategy == "targeted") != (self.focus is not None):
+            raise ConfigError("--strategy targeted needs --focus FILE (the structures the model should be good at), "
+                              "and --focus goes with --strategy targeted only")
         if self.init_strategy not in INIT_STRATEGIES:
             raise ConfigError(f"--init-strategy must be one of {', '.join(INIT_STRATEGIES)}, got {self.init_strategy!r}")
         if (self.oracle is None) == (self.method is None):

@@ -101,3 +101,39 @@ def diverse_batch(variance: np.ndarray, descriptors: np.ndarray, candidates: np.
 def _fill(masked: np.ndarray) -> int:
     free = np.flatnonzero(np.isfinite(masked))
     return int(free[0])
+
+
+def _rbf(a: np.ndarray, b: np.ndarray, ell: float) -> np.ndarray:
+    d2 = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2 * a @ b.T
+    return np.exp(-np.maximum(d2, 0.0) / (2 * ell**2))
+
+
+def targeted_batch(variance: np.ndarray, focus_variance: np.ndarray, descriptors: np.ndarray, focus_descriptors: np.ndarray,
+                   candidates: np.ndarray, labelled: np.ndarray, b: int) -> list[int]:
+    """Greedy batch of ``b`` candidates that most reduces the total predictive variance on the *focus*
+    structures (the region where the model should be good; unlabelled). Under the surrogate covariance
+    C = diag(s) K diag(s) over focus and candidates (s: the model's predictive stds, K: the Gaussian
+    kernel of :func:`diverse_batch`), labelling candidate j removes sum_t C_tj^2 / C_jj from the focus
+    variance; each pick conditions C on it (rank-one update), so the batch is diverse as well."""
+    candidates = np.asarray(candidates, int)
+    xc = np.asarray(descriptors, float)[candidates]
+    xt = np.asarray(focus_descriptors, float)
+    sc = np.sqrt(np.maximum(np.asarray(variance, float), 0.0))
+    st = np.sqrt(np.maximum(np.asarray(focus_variance, float), 0.0))
+    ell = length_scale(descriptors, candidates, np.asarray(labelled, int))
+    c_tc = st[:, None] * _rbf(xt, xc, ell) * sc[None, :]
+    c_cc = sc[:, None] * _rbf(xc, xc, ell) * sc[None, :]
+    floor = DUPLICATE * max(float(sc.max()) ** 2, 1e-300)
+    picked: list[int] = []
+    for _ in range(min(b, len(candidates))):
+        diag = np.diag(c_cc).copy()
+        score = np.sum(c_tc**2, axis=0) / np.maximum(diag, floor)
+        score[diag <= floor] = -1.0  # labelled already in effect: duplicates of picks
+        score[picked] = -np.inf
+        j = int(np.argmax(score))
+        picked.append(j)
+        cj = c_cc[:, j].copy()
+        denom = max(cj[j], floor)
+        c_tc -= np.outer(c_tc[:, j], cj) / denom
+        c_cc -= np.outer(cj, cj) / denom
+    return [int(candidates[j]) for j in picked]

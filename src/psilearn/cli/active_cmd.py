@@ -33,8 +33,11 @@ def register(sub) -> None:
     p.add_argument("--init", type=int, required=True, metavar="N0", help="initial set size")
     p.add_argument("--batch", type=int, required=True, metavar="B", help="structures labelled per round")
     p.add_argument("--budget", type=int, required=True, metavar="N", help="total labelled structures, the initial set included")
-    p.add_argument("--strategy", choices=["variance", "random"], default="variance", help="variance: largest predictive "
-                   "variance, diversified (default); random: uniform (the baseline to compare against)")
+    p.add_argument("--strategy", choices=["variance", "targeted", "random"], default="variance", help="variance: largest "
+                   "predictive variance, diversified (default); targeted: the batch that most reduces the predictive variance "
+                   "on the --focus structures; random: uniform (the baseline to compare against)")
+    p.add_argument("--focus", metavar="FILE", help="--strategy targeted: structures (unlabelled) where the model should "
+                   "be good, e.g. the region a study will predict")
     p.add_argument("--init-strategy", choices=["fps", "random"], default="fps", help="the initial set: farthest-point "
                    "sampling on invariant SOAP from a seeded random start (default) or uniform")
     p.add_argument("--model", default="sagpr", help=f"model kind with a predictive uncertainty ({describe_kinds()})")
@@ -45,7 +48,7 @@ def register(sub) -> None:
     p.add_argument("--state-dir", default=None, metavar="DIR", help="the log's folder (default MODEL.active)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL and start over a run logged "
                    "with other options (otherwise refused)")
-    p.set_defaults(func=cmd_active, reads=("pool_file", "config", "test"),
+    p.set_defaults(func=cmd_active, reads=("pool_file", "config", "test", "focus"),
                    writes={"output": "model", "db": "database", "state_dir": "directory"})
 
 
@@ -68,7 +71,7 @@ def cmd_active(args) -> int:
                          kind=args.model, config=config, seed=seed, strategy=args.strategy,
                          init_strategy=args.init_strategy, oracle=args.oracle, method=args.method,
                          observables=args.observables, db=db, workers=args.workers, scheduler=args.scheduler,
-                         test=args.test)
+                         test=args.test, focus=args.focus)
     opts.check()
 
     def report(line: str) -> None:
