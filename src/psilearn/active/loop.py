@@ -94,10 +94,11 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
         if options.oracle != target.key:
             raise ConfigError(f"--oracle {options.oracle!r} must be the --target key {target.key!r}")
         source = OracleLabels(pool, options.oracle, options.pool)
+        load_dataset(options.pool, target, symmetrize=options.symmetrize)  # every label checked (file, frame), before any work
     else:
         source = MethodLabels(pool, target.key, options.method, options.db, options.observables,
                               options.workers, options.scheduler)
-    test = load_dataset(options.test, target) if options.test else None
+    test = load_dataset(options.test, target, symmetrize=options.symmetrize) if options.test else None
     log, resumed = start_or_resume(state_dir, options.record(), overwrite)
     run = _Run(options, target, pool, source, test, str(state_dir), log, report)
     if options.focus:
@@ -207,7 +208,7 @@ def _fit_model(run: _Run):
 
     t0 = time.perf_counter()
     order = [i for i in order_indices(run.log["rounds"]) if i in run.labels]
-    data = load_dataset([run.labels[i] for i in order], run.target)
+    data = load_dataset([run.labels[i] for i in order], run.target, symmetrize=run.options.symmetrize)
     data.name = f"{run.options.pool} (active learning, {len(order)} structures)"
     model = fit_model(run.options.kind, run.target, data, run.options.config, seed=run.options.seed)
     return model, time.perf_counter() - t0

@@ -23,7 +23,9 @@ class ActiveOptions:
     the unlabelled ``focus`` structures) or ``random`` (the baseline); ``init_strategy``: ``fps``
     (farthest-point on invariant SOAP, from a random first structure) or ``random``; ``oracle``: take
     the labels from the pool's KEY, or ``method`` (gfn2, XC/BASIS: the labeling campaign through the
-    label store ``db``, ``workers`` Dask processes, 0: in this process; ``scheduler``: a running cluster).
+    label store ``db``, ``workers`` Dask processes, 0: in this process; ``scheduler``: a running cluster);
+    ``test``: labelled structures scored after every fit; ``focus``: see ``targeted``; ``symmetrize``:
+    project labels onto the Target's symmetry instead of refusing asymmetric ones.
     """
 
     pool: str
@@ -44,6 +46,7 @@ class ActiveOptions:
     scheduler: str | None = None
     test: str | None = None
     focus: str | None = None
+    symmetrize: bool = False
 
     def check(self, n_pool: int | None = None) -> None:
         """ConfigError (one line) for inconsistent options; ``n_pool``: the pool's size, once read."""

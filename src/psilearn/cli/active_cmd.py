@@ -71,7 +71,7 @@ def cmd_active(args) -> int:
                          kind=args.model, config=config, seed=seed, strategy=args.strategy,
                          init_strategy=args.init_strategy, oracle=args.oracle, method=args.method,
                          observables=args.observables, db=db, workers=args.workers, scheduler=args.scheduler,
-                         test=args.test, focus=args.focus)
+                         test=args.test, focus=args.focus, symmetrize=args.symmetrize)
     opts.check()
 
     def report(line: str) -> None:
