@@ -91,9 +91,10 @@ def _table(results: dict, name: str) -> None:
     for s in active:
         n_a = _labels_for(ns_a, mean[s], mean["random"][-1])
         n_r = _labels_for(ns_a, mean["random"], mean[s][-1])
-        print(f"labels for equal error, {s}: random's error at {ns[-1]} ({mean['random'][-1]:.4f}) is reached at "
-              f"{n_a:.0f} labels ({ns[-1] / n_a:.2f}x fewer{', extrapolated' if n_a > ns[-1] else ''}); "
-              f"its error at {ns[-1]} ({mean[s][-1]:.4f}) needs {n_r:.0f} random labels "
+        print(f"labels for equal error, {s}: random's error at {ns[-1]} ({mean['random'][-1]:.4f}) is reached "
+              + (f"at {n_a:.0f} labels ({ns[-1] / n_a:.2f}x fewer{', extrapolated' if n_a > ns[-1] else ''})" if np.isfinite(n_a)
+                 else "never (the error does not fall towards it)")
+              + f"; its error at {ns[-1]} ({mean[s][-1]:.4f}) needs {n_r:.0f} random labels "
               f"({n_r / ns[-1]:.2f}x more{', extrapolated' if n_r > ns[-1] else ''})")
 
 
