@@ -35,8 +35,14 @@ def test_cli_run_and_resume_refusal(cfg, tmp_path, capsys):
     assert main(_args(cfg, tmp_path / "m2.model", "--seed", "2", "--state-dir", str(tmp_path / "m.model.active"))) == 2
     msg = _error(capsys)
     assert "other options" in msg and "seed: 1 -> 2" in msg and "--overwrite" in msg
-    assert main(_args(cfg, out)) == 2
-    assert "--overwrite" in _error(capsys)
+    assert main(_args(cfg, out, "--seed", "1")) == 2  # finished: the model is not replaced silently
+    assert "a model already exists there; pass --overwrite" in _error(capsys)
+    log = (tmp_path / "m.model.active" / "log.json").read_text()
+    assert main(_args(cfg, out, "--seed", "1", "--overwrite")) == 0  # same options: refit from the log, same picks
+    assert "resuming" in capsys.readouterr().err
+    assert (tmp_path / "m.model.active" / "log.json").read_text() == log
+    assert main(_args(cfg, out, "--seed", "2", "--overwrite")) == 0  # other options: start over
+    assert "starting" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("change, fragment", [

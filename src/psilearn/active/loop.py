@@ -66,14 +66,8 @@ def run_active(options: ActiveOptions, output: str | None = None, state_dir: str
     save_log(run.state_dir, run.log)
     run.model.metadata["active_learning"] = {"options": run.log["options"], "rounds": rounds}
     if output:
-        run.model.save(output, overwrite=overwrite or _exists(output))
+        run.model.save(output, overwrite=overwrite)
     return run.model, run.log
-
-
-def _exists(path) -> bool:
-    from psilearn.data.outputs import is_model_dir
-
-    return is_model_dir(path)
 
 
 def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _Run:
