@@ -1,7 +1,7 @@
 """Data flows one way: a module may import only from its own package or from a lower layer.
 
 The layers (docs/architecture.md): errors/_version <- targets, config, spectral <- data <-
-metrics, features, physics, label <- models <- evaluation, observe <- tune (orchestration) <- cli,
+metrics, features, physics, label <- models <- evaluation, observe <- tune, active (orchestration) <- cli,
 calculator.
 Every import counts, including imports inside functions; there is no exception list.
 """
@@ -22,7 +22,8 @@ LAYERS: dict[str, int] = {
     "metrics": 3, "features": 3, "physics": 3, "label": 3,
     "models": 4,
     "evaluation": 5, "observe": 5,
-    "tune": 6,  # orchestration: hyperparameter studies driving model fits (an active-learning loop would sit here too)
+    "tune": 6,  # orchestration: hyperparameter studies driving model fits
+    "active": 6,  # orchestration: the active-learning loop driving labelers and models
     "cli": 7, "calculator": 7,
 }
 #: inside psilearn.models: the shared engines sit below the architectures, which never import each other

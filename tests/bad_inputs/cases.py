@@ -35,6 +35,11 @@ def predict(path: str) -> tuple[str, ...]:
     return ("predict", "e.model", path, "-o", "out.xyz")
 
 
+def active(*extra: str) -> tuple[str, ...]:
+    return ("active", "good.xyz", "--target", "total_energy", "--oracle", "total_energy", "--init", "2", "--batch", "1",
+            "--budget", "4", "-o", "al.model", *extra)
+
+
 def fit(path: str, *extra: str) -> tuple[str, ...]:
     return ("fit", path, "--target", "total_energy", "--model", "baseline", "-o", "new.model", *extra)
 
@@ -261,4 +266,15 @@ CASES: list[Case] = [
          "--tune cannot be combined with --val-fraction"),
     Case("tune-negative-budget", fit("good.xyz", "--model", "sagpr", "--tune", "-5"), "--tune: the budget must be a positive number"),
     Case("label-mask-structure-target", fit("good.xyz", "--label-mask", "has_tensor"), "applies to per-atom targets only"),
+    # ---- active learning ----
+    Case("active-budget-below-init", active("--init", "4", "--budget", "3"), "--budget 3 is smaller than the initial set --init 4"),
+    Case("active-init-zero", active("--init", "0"), "--init must be >= 1"),
+    Case("active-batch-zero", active("--batch", "0"), "--batch must be >= 1"),
+    Case("active-pool-below-budget", active("--budget", "10"), "good.xyz holds 6 structures, fewer than --budget 10"),
+    Case("active-oracle-missing", ("active", "good.xyz", "--target", "homo", "--oracle", "homo", "--init", "2", "--batch", "1",
+                                   "--budget", "4", "-o", "al.model"), "good.xyz: frame 0 has no label 'homo'"),
+    Case("active-unknown-kind", active("--model", "gpr2"), "unknown model 'gpr2'"),
+    Case("active-no-source", ("active", "good.xyz", "--target", "total_energy", "--init", "2", "--batch", "1", "--budget", "4",
+                              "-o", "al.model"), "either --oracle KEY"),
+    Case("active-model-exists", active("-o", "e.model"), "-o e.model: a model already exists there"),
 ]

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "psilearn.cli.vib_cmds",
     "psilearn.cli.chemiscope_cmd",
     "psilearn.cli.density_cmd",
+    "psilearn.cli.active_cmd",
 ]
 
 

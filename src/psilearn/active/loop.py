@@ -1,0 +1,230 @@
+"""The active-learning loop: fit -> predict the pool with uncertainty -> select a batch -> label ->
+refit, until the budget is spent; resumable from its log (:mod:`psilearn.active.state`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.active.labels import MethodLabels, OracleLabels, check_unique, order_indices
+from psilearn.active.options import ActiveOptions
+from psilearn.active.selection import diverse_batch, initial_set, random_batch, structure_variance, targeted_batch
+from psilearn.active.state import default_state_dir, save_log, start_or_resume
+from psilearn.errors import ConfigError, DataError
+
+
+@dataclass
+class _Run:
+    options: ActiveOptions
+    target: object
+    pool: list[Atoms]
+    source: object
+    test: object
+    state_dir: str
+    log: dict
+    report: Callable[[str], None]
+    descriptors: np.ndarray | None = None
+    focus: list | None = None
+    focus_descriptors: np.ndarray | None = None
+    labels: dict = field(default_factory=dict)  # pool index -> labelled Atoms
+    failed: dict = field(default_factory=dict)  # pool index -> reason
+    model: object = None
+    progress: bool = False
+    on_fit: Callable | None = None
+
+
+def run_active(options: ActiveOptions, output: str | None = None, state_dir: str | None = None, overwrite: bool = False,
+               report: Callable[[str], None] | None = None, progress: bool = False,
+               on_fit: Callable[[dict, object], None] | None = None):
+    """Run (or resume) active learning; returns (the final model, the log). ``output``: save the final
+    model there (``overwrite`` replaces an existing one and starts over a run logged with other
+    options); ``state_dir``: the log's folder (default ``OUTPUT.active``); ``report``: called with one
+    line per step (the CLI prints them on stderr); ``on_fit(round, model)``: called after each round's
+    fit (e.g. extra test sets in a benchmark)."""
+    run = _prepare(options, output, state_dir, overwrite, report or (lambda line: None))
+    run.progress, run.on_fit = progress, on_fit
+    rounds = run.log["rounds"]
+    if not rounds:
+        _select(run, 0)
+    while True:
+        r = rounds[-1]
+        if r["status"] == "selected":
+            _label(run, r)
+        if r["status"] == "labelled":
+            _fit(run, r)
+        elif run.model is None:  # resumed after a finished round: the same data and seed give the same model
+            run.model, _ = _fit_model(run)
+        n_selected = len(order_indices(rounds))
+        if n_selected >= options.budget or n_selected >= len(run.pool):
+            break
+        _select(run, len(rounds))
+    run.log["complete"] = True
+    save_log(run.state_dir, run.log)
+    run.model.metadata["active_learning"] = {"options": run.log["options"], "rounds": rounds}
+    if output:
+        run.model.save(output, overwrite=overwrite)
+    return run.model, run.log
+
+
+def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _Run:
+    from psilearn.data import load_dataset, read_structures
+    from psilearn.models.registry import model_class
+    from psilearn.targets import Target
+
+    options.check()
+    model_class(options.kind)  # an unknown kind: ValueError listing the kinds
+    target = Target.from_dict(options.target)
+    if state_dir is None:
+        if output is None:
+            raise ConfigError("give an output model or a state directory for the active-learning log")
+        state_dir = default_state_dir(output)
+    pool = read_structures(options.pool)
+    options.check(len(pool))
+    if options.oracle is not None:
+        if options.oracle != target.key:
+            raise ConfigError(f"--oracle {options.oracle!r} must be the --target key {target.key!r}")
+        source = OracleLabels(pool, options.oracle, options.pool)
+        load_dataset(options.pool, target, symmetrize=options.symmetrize)  # every label checked (file, frame), before any work
+    else:
+        source = MethodLabels(pool, target.key, options.method, options.db, options.observables,
+                              options.workers, options.scheduler)
+    test = load_dataset(options.test, target, symmetrize=options.symmetrize) if options.test else None
+    log, resumed = start_or_resume(state_dir, options.record(), overwrite)
+    run = _Run(options, target, pool, source, test, str(state_dir), log, report)
+    if options.focus:
+        run.focus = read_structures(options.focus)
+    if resumed:
+        _restore(run)
+    report(f"{'resuming' if resumed else 'starting'} active learning: {len(pool)} structures in {options.pool}, "
+           f"{options.strategy} selection, labels from {source.describe()}; log {state_dir}/log.json")
+    return run
+
+
+def _restore(run: _Run) -> None:
+    """Read back the labels of the logged rounds (oracle: the pool; method: the label store)."""
+    rounds = run.log["rounds"]
+    for r in rounds:
+        run.failed.update({int(k): v for k, v in r.get("failed", {}).items()})
+    done = [i for r in rounds if r["status"] != "selected" for i in r["selected"] if i not in run.failed]
+    got = run.source.label(done) if done else {}
+    lost = [i for i, a in got.items() if isinstance(a, str)]
+    if lost:
+        raise DataError(f"the labels of pool structures {lost[:5]} logged as labelled are missing from the label store; "
+                        "was the database changed? (rerun with --overwrite to start over)")
+    run.labels.update(got)
+    n = sum(len(r["selected"]) for r in rounds)
+    run.report(f"  {len(rounds)} rounds logged, {n} structures selected, {len(run.labels)} labelled")
+
+
+def _descriptors(run: _Run) -> np.ndarray:
+    if run.descriptors is None:
+        from psilearn.features.invariants import structure_invariants
+
+        run.descriptors = structure_invariants(run.pool)
+    return run.descriptors
+
+
+def _focus_descriptors(run: _Run) -> np.ndarray:
+    """The focus structures' invariant descriptors, with the pool's SOAP species (one descriptor space)."""
+    if run.focus_descriptors is None:
+        from psilearn.features.invariants import structure_invariants
+
+        both = structure_invariants(list(run.pool) + list(run.focus))
+        run.descriptors, run.focus_descriptors = both[: len(run.pool)], both[len(run.pool):]
+    return run.focus_descriptors
+
+
+def _select(run: _Run, round_: int) -> None:
+    """Choose round ``round_``'s structures and log them (status ``selected``) before any labelling."""
+    opts, t0 = run.options, time.perf_counter()
+    taken = order_indices(run.log["rounds"])
+    if round_ == 0:
+        if opts.init_strategy == "fps":
+            chosen = initial_set(_descriptors(run), opts.init, "fps", opts.seed)
+        else:
+            chosen = initial_set(np.zeros((len(run.pool), 1)), opts.init, "random", opts.seed)
+    else:
+        candidates = np.setdiff1d(np.arange(len(run.pool)), taken)
+        b = min(opts.batch, opts.budget - len(taken))
+        labelled = np.array([i for i in taken if i in run.labels], int)
+        if opts.strategy == "random":
+            chosen = random_batch(candidates, b, opts.seed, round_)
+        elif opts.strategy == "targeted":
+            focus = _focus_descriptors(run)  # first: it sets the pool's descriptors in the same space
+            chosen = targeted_batch(_variance(run, [run.pool[i] for i in candidates]), _variance(run, run.focus),
+                                    run.descriptors, focus, candidates, labelled, b)
+        else:
+            chosen = diverse_batch(_variance(run, [run.pool[i] for i in candidates]), _descriptors(run), candidates,
+                                   labelled, b)
+    check_unique(taken + chosen)
+    run.log["rounds"].append({"round": round_, "selected": chosen, "status": "selected", "failed": {},
+                              "seconds": {"select": round(time.perf_counter() - t0, 3)}})
+    save_log(run.state_dir, run.log)
+    run.report(f"round {round_}: selected {len(chosen)} structures ({len(taken) + len(chosen)}/{opts.budget})")
+
+
+def _variance(run: _Run, frames: list[Atoms]) -> np.ndarray:
+    pred = run.model.predict(frames, return_std=True)
+    if pred.irreps_std is None or not np.all(np.isfinite(pred.irreps_std)):
+        raise ConfigError(f"model kind {run.options.kind!r} gives no predictive uncertainty; --strategy variance "
+                          "needs one (use sagpr, or --strategy random)")
+    atoms = None if run.target.per == "structure" else np.repeat(np.arange(len(frames)), [len(a) for a in frames])
+    return structure_variance(pred.irreps_std, atoms, len(frames))
+
+
+def _label(run: _Run, r: dict) -> None:
+    t0 = time.perf_counter()
+    got = run.source.label(r["selected"], progress=getattr(run, "progress", False))
+    for i, a in got.items():
+        if isinstance(a, str):
+            r["failed"][str(i)] = a
+            run.failed[i] = a
+        else:
+            run.labels[i] = a
+    if len(r["failed"]) == len(r["selected"]):
+        raise DataError(f"round {r['round']}: every label failed (first: {next(iter(r['failed'].values()))}); "
+                        "see the label database")
+    r["status"] = "labelled"
+    r["seconds"]["label"] = round(time.perf_counter() - t0, 3)
+    save_log(run.state_dir, run.log)
+    fails = f", {len(r['failed'])} failed" if r["failed"] else ""
+    run.report(f"round {r['round']}: labelled {len(r['selected']) - len(r['failed'])}{fails} in {r['seconds']['label']:.1f} s")
+
+
+def _fit_model(run: _Run):
+    """The model fitted on every labelled structure, in selection order; (model, seconds)."""
+    from psilearn.data import load_dataset
+    from psilearn.models.factory import fit_model
+
+    t0 = time.perf_counter()
+    order = [i for i in order_indices(run.log["rounds"]) if i in run.labels]
+    data = load_dataset([run.labels[i] for i in order], run.target, symmetrize=run.options.symmetrize)
+    data.name = f"{run.options.pool} (active learning, {len(order)} structures)"
+    model = fit_model(run.options.kind, run.target, data, run.options.config, seed=run.options.seed)
+    return model, time.perf_counter() - t0
+
+
+def _fit(run: _Run, r: dict) -> None:
+    from psilearn.active.validation import validation_record
+
+    run.model, seconds = _fit_model(run)
+    r["seconds"]["fit"] = round(seconds, 3)
+    t0 = time.perf_counter()
+    r["validation"] = validation_record(run.model, run.test)
+    if run.test is not None:
+        r["seconds"]["test"] = round(time.perf_counter() - t0, 3)
+    r["n_labelled"] = int(run.model.metadata["n_train_structures"])
+    r["status"] = "done"
+    if run.on_fit is not None:
+        run.on_fit(r, run.model)
+    save_log(run.state_dir, run.log)
+    run.report(f"round {r['round']}: fitted on {r['n_labelled']} in {seconds:.1f} s; {_summary(r['validation'])}")
+
+
+def _summary(v: dict) -> str:
+    parts = [f"{name} RMSE {m['rmse']:.4g} ({m['pct_rmse']:.1f}% of std)" for name, m in v.items() if m]
+    return "; ".join(parts) or "no validation estimate"

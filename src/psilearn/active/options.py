@@ -1,0 +1,89 @@
+"""The options of an active-learning run, their checks, and what of them a resumed run must match."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from psilearn.errors import ConfigError
+
+STRATEGIES = ("variance", "targeted", "random")
+INIT_STRATEGIES = ("fps", "random")
+
+
+@dataclass
+class ActiveOptions:
+    """One active-learning run (``psilearn active``).
+
+    ``target``: the Target as a dict (:meth:`psilearn.targets.Target.to_dict`); ``kind``, ``config``
+    and ``seed``: the model, as for ``psilearn fit`` (the seed also draws the initial set and the
+    random batches); ``init``: the initial set N0; ``batch``: structures per round B; ``budget``: the
+    total number of structures sent to labelling, N0 included (a failed label uses its slot);
+    ``strategy``: ``variance`` (largest predictive variance, diversified, see
+    :mod:`psilearn.active.selection`), ``targeted`` (the batch that most reduces the predictive variance on
+    the unlabelled ``focus`` structures) or ``random`` (the baseline); ``init_strategy``: ``fps``
+    (farthest-point on invariant SOAP, from a random first structure) or ``random``; ``oracle``: take
+    the labels from the pool's KEY, or ``method`` (gfn2, XC/BASIS: the labeling campaign through the
+    label store ``db``, ``workers`` Dask processes, 0: in this process; ``scheduler``: a running cluster);
+    ``test``: labelled structures scored after every fit; ``focus``: see ``targeted``; ``symmetrize``:
+    project labels onto the Target's symmetry instead of refusing asymmetric ones.
+    """
+
+    pool: str
+    target: dict
+    init: int
+    batch: int
+    budget: int
+    kind: str = "sagpr"
+    config: dict = field(default_factory=dict)
+    seed: int = 0
+    strategy: str = "variance"
+    init_strategy: str = "fps"
+    oracle: str | None = None
+    method: str | None = None
+    observables: str | None = None
+    db: str | None = None
+    workers: int = 0
+    scheduler: str | None = None
+    test: str | None = None
+    focus: str | None = None
+    symmetrize: bool = False
+
+    def check(self, n_pool: int | None = None) -> None:
+        """ConfigError (one line) for inconsistent options; ``n_pool``: the pool's size, once read."""
+        if self.init < 1:
+            raise ConfigError(f"--init must be >= 1, got {self.init}")
+        if self.batch < 1:
+            raise ConfigError(f"--batch must be >= 1, got {self.batch}")
+        if self.budget < self.init:
+            raise ConfigError(f"--budget {self.budget} is smaller than the initial set --init {self.init}; "
+                              "the budget counts every labelled structure, the initial ones included")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if (self.strategy == "targeted") != (self.focus is not None):
+            raise ConfigError("--strategy targeted needs --focus FILE (the structures the model should be good at), "
+                              "and --focus goes with --strategy targeted only")
+        if self.init_strategy not in INIT_STRATEGIES:
+            raise ConfigError(f"--init-strategy must be one of {', '.join(INIT_STRATEGIES)}, got {self.init_strategy!r}")
+        if (self.oracle is None) == (self.method is None):
+            raise ConfigError("give the labels' source: either --oracle KEY (labels already in POOL) or --method METHOD")
+        if self.method is None and (self.db or self.observables or self.scheduler):
+            raise ConfigError("--db, --observables and --scheduler go with --method")
+        if self.method is not None and not self.db:
+            raise ConfigError("--method needs a label database (--db)")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        if n_pool is not None and n_pool < self.budget:
+            raise ConfigError(f"the pool {self.pool} holds {n_pool} structures, fewer than --budget {self.budget}")
+
+    def record(self) -> dict:
+        """What the log stores and a resumed run must repeat (the label workers and scheduler may change)."""
+        out = asdict(self)
+        for name in ("workers", "scheduler"):
+            out.pop(name)
+        return out
+
+
+def differences(logged: dict, now: dict) -> list[str]:
+    """The options of ``now`` that differ from the ``logged`` ones, as ``name: logged -> now``."""
+    names = sorted(set(logged) | set(now))
+    return [f"{n}: {logged.get(n)!r} -> {now.get(n)!r}" for n in names if logged.get(n) != now.get(n)]

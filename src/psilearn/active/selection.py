@@ -1,0 +1,139 @@
+"""Which structures to label: the initial set, and each round's batch.
+
+The acquisition is the predictive variance of a structure: the sum of the variances of its
+irreducible components (``Prediction.irreps_std ** 2``), i.e. the trace of the predictive covariance
+in the orthonormal irreps basis (for a symmetric rank-2 tensor the Cartesian trace would count each
+off-diagonal pair twice); per-atom targets sum it over the atoms of the structure.
+
+A batch is chosen greedily so that it is both uncertain and diverse: the batch of B maximises
+det(L_S) for L = diag(s) K diag(s), s the predictive standard deviations and K a surrogate kernel
+between structures (a greedy determinantal / posterior-variance selection): each pick is the
+candidate of largest *conditional* variance s_j^2 (1 - k_jS K_SS^-1 k_Sj), the variance left after
+the structures already in the batch were labelled under K. K is a Gaussian kernel on the invariant
+SOAP descriptor (:func:`psilearn.features.invariants.structure_invariants`) with length scale the
+median distance of the pool to its nearest labelled structure (the resolution of the training set),
+so near-duplicates never share a batch while distant candidates are ranked by their variance alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from psilearn.data.splits import farthest_point_order
+
+#: a candidate whose conditional variance falls below this fraction of its own is a duplicate
+DUPLICATE = 1e-10
+
+
+def initial_set(descriptors: np.ndarray, n: int, strategy: str, seed: int) -> list[int]:
+    """N0 pool indices: farthest-point sampling from a seeded random first structure (``fps``;
+    topped up at random if the pool holds fewer than ``n`` distinct structures) or uniform (``random``)."""
+    rng = np.random.default_rng([seed, 0])
+    if strategy == "random":
+        return [int(i) for i in rng.choice(len(descriptors), size=n, replace=False)]
+    order = [int(i) for i in farthest_point_order(np.asarray(descriptors, float), int(rng.integers(len(descriptors))), n)]
+    if len(order) < n:
+        rest = np.setdiff1d(np.arange(len(descriptors)), order)
+        order += [int(i) for i in rng.choice(rest, size=n - len(order), replace=False)]
+    return order
+
+
+def structure_variance(irreps_std: np.ndarray, atom_structure: np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) acquisition per structure from a prediction's ``irreps_std`` (samples, irreps):
+    per structure, or summed over the atoms (``atom_structure``: each atom's structure)."""
+    var = np.sum(np.asarray(irreps_std, float) ** 2, axis=1)
+    if atom_structure is None:
+        return var
+    out = np.zeros(n)
+    np.add.at(out, atom_structure, var)
+    return out
+
+
+def random_batch(candidates: np.ndarray, b: int, seed: int, round_: int) -> list[int]:
+    """``b`` candidates drawn uniformly, reproducibly from (seed, round)."""
+    rng = np.random.default_rng([seed, round_])
+    return [int(i) for i in rng.choice(np.asarray(candidates), size=min(b, len(candidates)), replace=False)]
+
+
+def length_scale(descriptors: np.ndarray, candidates: np.ndarray, labelled: np.ndarray) -> float:
+    """The surrogate kernel's length scale: the median distance of the candidates to their nearest
+    labelled structure (positive; the median pairwise candidate distance if that is zero or nothing is labelled)."""
+    x = np.asarray(descriptors, float)
+    c, lab = x[candidates], x[labelled]
+    scale = 0.0
+    if len(lab):
+        d2 = np.einsum("ij,ij->i", c, c)[:, None] + np.einsum("ij,ij->i", lab, lab)[None, :] - 2 * c @ lab.T
+        scale = float(np.sqrt(np.median(np.maximum(d2.min(axis=1), 0.0))))
+    if scale <= 0:
+        d2c = np.einsum("ij,ij->i", c, c)[:, None] * 2 - 2 * c @ c.T
+        scale = float(np.sqrt(np.median(np.maximum(d2c, 0.0))))
+    return scale if scale > 0 else 1.0
+
+
+def diverse_batch(variance: np.ndarray, descriptors: np.ndarray, candidates: np.ndarray, labelled: np.ndarray,
+                  b: int) -> list[int]:
+    """Greedy determinantal selection of ``b`` of ``candidates`` (pool indices) from their predictive
+    ``variance`` (per candidate) and the pool ``descriptors`` (see the module docstring). Incremental
+    Cholesky: O(len(candidates) * b^2). Ties go to the lower pool index."""
+    candidates = np.asarray(candidates, int)
+    x = np.asarray(descriptors, float)[candidates]
+    s = np.sqrt(np.maximum(np.asarray(variance, float), 0.0))
+    ell = length_scale(descriptors, candidates, np.asarray(labelled, int))
+    sq = np.einsum("ij,ij->i", x, x)
+    cond = s**2  # conditional variance of each candidate given the picks so far
+    rows: list[np.ndarray] = []  # Cholesky rows of L restricted to the picks, over all candidates
+    picked: list[int] = []
+    for _ in range(min(b, len(candidates))):
+        masked = cond.copy()
+        masked[picked] = -np.inf
+        j = int(np.argmax(masked))
+        if masked[j] <= DUPLICATE * max(s.max() ** 2, 1e-300) and picked:
+            j = _fill(masked)  # only duplicates left: any unpicked candidate, lowest index first
+        picked.append(j)
+        k = np.exp(-np.maximum(sq + sq[j] - 2 * x @ x[j], 0.0) / (2 * ell**2))
+        lj = s * k * s[j]  # column j of L
+        e = (lj - sum(r * r[j] for r in rows)) / np.sqrt(max(cond[j], 1e-300))
+        rows.append(e)
+        cond = np.maximum(cond - e**2, 0.0)
+    return [int(candidates[j]) for j in picked]
+
+
+def _fill(masked: np.ndarray) -> int:
+    free = np.flatnonzero(np.isfinite(masked))
+    return int(free[0])
+
+
+def _rbf(a: np.ndarray, b: np.ndarray, ell: float) -> np.ndarray:
+    d2 = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2 * a @ b.T
+    return np.exp(-np.maximum(d2, 0.0) / (2 * ell**2))
+
+
+def targeted_batch(variance: np.ndarray, focus_variance: np.ndarray, descriptors: np.ndarray, focus_descriptors: np.ndarray,
+                   candidates: np.ndarray, labelled: np.ndarray, b: int) -> list[int]:
+    """Greedy batch of ``b`` candidates that most reduces the total predictive variance on the *focus*
+    structures (the region where the model should be good; unlabelled). Under the surrogate covariance
+    C = diag(s) K diag(s) over focus and candidates (s: the model's predictive stds, K: the Gaussian
+    kernel of :func:`diverse_batch`), labelling candidate j removes sum_t C_tj^2 / C_jj from the focus
+    variance; each pick conditions C on it (rank-one update), so the batch is diverse as well."""
+    candidates = np.asarray(candidates, int)
+    xc = np.asarray(descriptors, float)[candidates]
+    xt = np.asarray(focus_descriptors, float)
+    sc = np.sqrt(np.maximum(np.asarray(variance, float), 0.0))
+    st = np.sqrt(np.maximum(np.asarray(focus_variance, float), 0.0))
+    ell = length_scale(descriptors, candidates, np.asarray(labelled, int))
+    c_tc = st[:, None] * _rbf(xt, xc, ell) * sc[None, :]
+    c_cc = sc[:, None] * _rbf(xc, xc, ell) * sc[None, :]
+    floor = DUPLICATE * max(float(sc.max()) ** 2, 1e-300)
+    picked: list[int] = []
+    for _ in range(min(b, len(candidates))):
+        diag = np.diag(c_cc).copy()
+        score = np.sum(c_tc**2, axis=0) / np.maximum(diag, floor)
+        score[diag <= floor] = -1.0  # labelled already in effect: duplicates of picks
+        score[picked] = -np.inf
+        j = int(np.argmax(score))
+        picked.append(j)
+        cj = c_cc[:, j].copy()
+        denom = max(cj[j], floor)
+        c_tc -= np.outer(c_tc[:, j], cj) / denom
+        c_cc -= np.outer(cj, cj) / denom
+    return [int(candidates[j]) for j in picked]

@@ -1,0 +1,70 @@
+"""`psilearn active --method gfn2`: labels computed through the resumable label store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from psilearn.active import run_active
+from psilearn.label.store import LabelStore
+
+from ._common import MOLECULES, options, selected
+
+pytest.importorskip("tblite")
+
+
+def test_gfn2_labels_through_the_store(tmp_path):
+    db = tmp_path / "labels.db"
+    opts = options(pool=f"{MOLECULES}@0:300:25", oracle=None, method="gfn2", db=str(db), init=4, batch=3, budget=10)
+    model, log = run_active(opts, output=str(tmp_path / "m.model"))
+    sel = selected(log)
+    assert len(sel) == 10 and len(set(sel)) == 10
+    store = LabelStore(db)
+    rows = list(store.rows(label_status="ok"))
+    assert len(rows) == 10  # every selected structure labelled once, nothing else
+    # the model learned the GFN2 dipoles (not the pool's PBE0 ones): its training labels are the stored ones
+    from psilearn.data import read_structures
+
+    pool = read_structures(opts.pool)
+    gfn2 = {r.key_value_pairs["structure_hash"]: store.to_atoms(r).info["dipole_moment"] for r in rows}
+    from psilearn.label.hashing import structure_hash
+
+    frames = [pool[i] for i in sel]
+    stored = np.array([gfn2[structure_hash(a)] for a in frames])
+    pbe0 = np.array([a.info["dipole_moment"] for a in frames])
+    pred = model.predict(frames).values
+    assert np.abs(pred - stored).max() < 0.5 * np.abs(pbe0 - stored).max()
+    # a rerun reads every label back from the store and labels nothing again
+    _, again = run_active(opts, state_dir=str(tmp_path / "m.model.active"))
+    assert selected(again) == sel and len(list(LabelStore(db).rows())) == 10
+
+
+def test_killed_mid_campaign_resumes_without_relabelling(tmp_path, monkeypatch):
+    """The campaign dies after storing part of round 1's batch: the resumed run labels only the rest,
+    every selected structure ends with one label, and the picks equal an uninterrupted run's."""
+    from psilearn.label import campaign
+
+    real = campaign.run_campaign
+    calls = {"n": 0}
+
+    def dying(frames, labeler, db, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:  # round 1: store two of its structures, then die
+            real(frames[:2], labeler, db, **kw)
+            raise KeyboardInterrupt
+        return real(frames, labeler, db, **kw)
+
+    opts = options(pool=f"{MOLECULES}@0:300:25", oracle=None, method="gfn2", db=str(tmp_path / "a.db"), init=4, batch=3,
+                   budget=10)
+    monkeypatch.setattr(campaign, "run_campaign", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_active(opts, state_dir=str(tmp_path / "s"))
+    assert len(list(LabelStore(tmp_path / "a.db").rows())) == 6
+    monkeypatch.setattr(campaign, "run_campaign", real)
+    _, log = run_active(opts, state_dir=str(tmp_path / "s"))
+    store = LabelStore(tmp_path / "a.db")
+    rows = list(store.rows())
+    assert len(rows) == 10 and len({r.key_value_pairs["label_key"] for r in rows}) == 10
+    ref = options(pool=opts.pool, oracle=None, method="gfn2", db=str(tmp_path / "b.db"), init=4, batch=3, budget=10)
+    _, uninterrupted = run_active(ref, state_dir=str(tmp_path / "ref"))
+    assert selected(log) == selected(uninterrupted)
