@@ -133,3 +133,17 @@ def test_a_finished_run_rerun_changes_nothing(reference, tmp_path):
     tmp, _, log = reference
     _, again = run_active(options(test=TEST), state_dir=str(tmp / "m.model.active"))
     assert selected(again) == selected(log)
+
+
+def test_initial_set_covers_every_element_of_the_pool():
+    from psilearn.active.selection import initial_set
+
+    elements = [{1, 6}] * 8 + [{1, 7}] + [{8}]
+    desc = np.arange(10, dtype=float)[:, None] * np.array([[1.0, 0.0]])
+    desc[8:] = desc[:2]  # the N and O structures sit on top of others: farthest-point alone would skip them
+    for strategy in ("fps", "random"):
+        for seed in range(5):
+            chosen = initial_set(desc, 3, strategy, seed, elements)
+            assert len(set(chosen)) == 3 and set().union(*(elements[i] for i in chosen)) == {1, 6, 7, 8}
+    with pytest.raises(ValueError, match="cannot cover the pool's elements H, C, N, O"):
+        initial_set(desc, 2, "fps", 0, elements)

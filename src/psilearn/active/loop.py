@@ -143,10 +143,11 @@ def _select(run: _Run, round_: int) -> None:
     opts, t0 = run.options, time.perf_counter()
     taken = order_indices(run.log["rounds"])
     if round_ == 0:
+        elements = [set(int(z) for z in a.numbers) for a in run.pool]
         if opts.init_strategy == "fps":
-            chosen = initial_set(_descriptors(run), opts.init, "fps", opts.seed)
+            chosen = initial_set(_descriptors(run), opts.init, "fps", opts.seed, elements)
         else:
-            chosen = initial_set(np.zeros((len(run.pool), 1)), opts.init, "random", opts.seed)
+            chosen = initial_set(np.zeros((len(run.pool), 1)), opts.init, "random", opts.seed, elements)
     else:
         candidates = np.setdiff1d(np.arange(len(run.pool)), taken)
         b = min(opts.batch, opts.budget - len(taken))

@@ -25,16 +25,43 @@ from psilearn.data.splits import farthest_point_order
 DUPLICATE = 1e-10
 
 
-def initial_set(descriptors: np.ndarray, n: int, strategy: str, seed: int) -> list[int]:
+def initial_set(descriptors: np.ndarray, n: int, strategy: str, seed: int, elements: list[set[int]] | None = None) -> list[int]:
     """N0 pool indices: farthest-point sampling from a seeded random first structure (``fps``;
-    topped up at random if the pool holds fewer than ``n`` distinct structures) or uniform (``random``)."""
+    topped up at random if the pool holds fewer than ``n`` distinct structures) or uniform (``random``).
+    With ``elements`` (each pool structure's atomic numbers) the set then covers every element of the
+    pool (a model cannot predict an element it never saw): see :func:`cover_elements`."""
     rng = np.random.default_rng([seed, 0])
     if strategy == "random":
-        return [int(i) for i in rng.choice(len(descriptors), size=n, replace=False)]
-    order = [int(i) for i in farthest_point_order(np.asarray(descriptors, float), int(rng.integers(len(descriptors))), n)]
-    if len(order) < n:
-        rest = np.setdiff1d(np.arange(len(descriptors)), order)
-        order += [int(i) for i in rng.choice(rest, size=n - len(order), replace=False)]
+        order = [int(i) for i in rng.choice(len(descriptors), size=n, replace=False)]
+    else:
+        order = [int(i) for i in farthest_point_order(np.asarray(descriptors, float), int(rng.integers(len(descriptors))), n)]
+        if len(order) < n:
+            rest = np.setdiff1d(np.arange(len(descriptors)), order)
+            order += [int(i) for i in rng.choice(rest, size=n - len(order), replace=False)]
+    return order if elements is None else cover_elements(order, elements, rng)
+
+
+def cover_elements(order: list[int], elements: list[set[int]], rng: np.random.Generator) -> list[int]:
+    """``order`` with structures swapped in until every element of the pool occurs: for each missing
+    element (in order of Z) a random structure containing it replaces the latest pick whose removal
+    loses no element. ValueError when the initial set is too small to cover them all."""
+    from ase.data import chemical_symbols
+
+    order = list(order)
+    for z in sorted(set().union(*elements) - set().union(*(elements[i] for i in order))):
+        have = set().union(*(elements[i] for i in order))
+        if z in have:
+            continue
+        pick = int(rng.choice([i for i, e in enumerate(elements) if z in e and i not in order]))
+        for j in range(len(order) - 1, -1, -1):
+            rest = set().union(*(elements[i] for k, i in enumerate(order) if k != j))
+            if elements[order[j]] <= rest | elements[pick]:
+                order[j] = pick
+                break
+        else:
+            need = sorted(set().union(*elements))
+            raise ValueError(f"--init {len(order)} structures cannot cover the pool's elements "
+                             f"{', '.join(chemical_symbols[e] for e in need)}: raise --init")
     return order
 
 

@@ -187,10 +187,10 @@ class LambdaSoap:
             chunk = [_featomic_ready(a, start + j) for j, a in enumerate(frames[start : start + bs])]
             for scale, calc in enumerate(expansions):
                 dense = self._dense_expansion(calc.compute(chunk), offsets, start, start + len(chunk), index)
-            if self._embedding is not None:
-                from psilearn.features.species_embedding import compress
+                if self._embedding is not None:
+                    from psilearn.features.species_embedding import compress
 
-                dense = {z: (g, compress(xl, self._embedding, self.config.max_radial)) for z, (g, xl) in dense.items()}
+                    dense = {z: (g, compress(xl, self._embedding, self.config.max_radial)) for z, (g, xl) in dense.items()}
                 for z, (gidx, xl) in dense.items():
                     rows = np.searchsorted(index[z], gidx)
                     if not np.array_equal(index[z][rows], gidx):
