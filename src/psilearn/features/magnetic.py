@@ -50,7 +50,7 @@ def collinear_moments(frames: list[Atoms], offset: int = 0) -> list[np.ndarray]:
         where = frame_location(a, offset + i)
         if MOMENT_KEY not in a.arrays:
             raise DataError(f"{where}: no per-atom '{MOMENT_KEY}' (the model takes collinear magnetic moments "
-                            f"as inputs: model.magnetic_moments = collinear)")
+                            "as inputs)")
         m = np.asarray(a.arrays[MOMENT_KEY], dtype=np.float64)
         if m.ndim != 1:
             raise DataError(f"{where}: '{MOMENT_KEY}' has shape {m.shape}; collinear moments are one signed "

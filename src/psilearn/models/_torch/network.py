@@ -54,6 +54,9 @@ class NetworkConfig(Options):
     radial_hidden: int = 64  # width of the radial MLP (two hidden layers)
     parity: str = "auto"  # 'natural' (l with parity (-1)^l), 'both', or 'auto' (both only if needed)
     global_state: str = "none"  # 'none', 'charge' or 'charge+spin': total charge / unpaired electrons as inputs
+    # 'none' or 'collinear': each atom's initial_magmoms as a scalar node input, the features averaged
+    # over m and -m (exact time-reversal invariance; docs/magnetic.md)
+    magnetic_moments: str = "none"
 
     def check(self, c: Checks) -> None:
         c.require(self.cutoff > 0, "cutoff", "must be > 0")
@@ -62,6 +65,7 @@ class NetworkConfig(Options):
         c.require(self.lmax >= 0, "lmax", "must be >= 0")
         c.one_of("parity", ("auto", "natural", "both"))
         c.one_of("global_state", tuple(STATE_INPUTS))
+        c.one_of("magnetic_moments", ("none", "collinear"))
 
 
 def hidden_irreps(out_irreps: list[tuple[int, int]], cfg: NetworkConfig) -> o3.Irreps:
@@ -169,7 +173,9 @@ class EquivariantNetwork(torch.nn.Module):
         # the structure's total charge / unpaired electrons (invariant scalars) join the element
         # one-hot in the embedding, so every layer sees them and equivariance is untouched
         self.n_state = STATE_INPUTS[cfg.global_state]
-        self.embedding = o3.Linear(o3.Irreps(f"{n_species + self.n_state}x0e"), o3.Irreps(f"{cfg.channels}x0e"))
+        # a collinear moment (a scalar under O(3)) joins them too
+        self.n_moment = 1 if cfg.magnetic_moments == "collinear" else 0
+        self.embedding = o3.Linear(o3.Irreps(f"{n_species + self.n_state + self.n_moment}x0e"), o3.Irreps(f"{cfg.channels}x0e"))
         layers, irreps = [], o3.Irreps(f"{cfg.channels}x0e")
         for _ in range(cfg.layers):
             layers.append(Interaction(irreps, self.sh_irreps, hidden, n_species, cfg, avg_num_neighbors))
@@ -188,7 +194,15 @@ class EquivariantNetwork(torch.nn.Module):
 
     def features(self, batch: Batch) -> torch.Tensor:
         """Per-atom features of all layers concatenated, (N, irreps_features.dim): the input of the
-        linear readout (used by the last-layer uncertainty estimate)."""
+        linear readout (used by the last-layer uncertainty estimate). With collinear moments: the
+        mean of the features for m and -m, so everything downstream is exactly time-reversal even."""
+        if self.n_moment:
+            if batch.moments is None:
+                raise ValueError("this network takes magnetic moments as inputs: the batch has none")
+            return 0.5 * (self._features(batch, batch.moments) + self._features(batch, -batch.moments))
+        return self._features(batch, None)
+
+    def _features(self, batch: Batch, moments: torch.Tensor | None) -> torch.Tensor:
         vec = batch.edge_vec
         sh = self.sh(vec)
         radial = self.radial(torch.linalg.norm(vec, dim=1))
@@ -196,6 +210,8 @@ class EquivariantNetwork(torch.nn.Module):
         x = onehot
         if self.n_state:
             x = torch.cat([onehot, batch.state[batch.batch, : self.n_state].to(vec.dtype)], dim=1)
+        if moments is not None:
+            x = torch.cat([x, moments.to(vec.dtype)[:, None]], dim=1)
         h = self.embedding(x)
         feats = []
         for layer in self.layers:
