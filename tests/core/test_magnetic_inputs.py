@@ -1,6 +1,7 @@
-"""Collinear magnetic moments as SA-GPR inputs (model.magnetic_moments = collinear): O(3)
-equivariance, time-reversal invariance, zero moments = no moments, permutation invariance,
-save/load and the required-input error (psilearn.features.magnetic)."""
+"""Magnetic moments as SA-GPR inputs (model.magnetic_moments = collinear | noncollinear): O(3)
+equivariance (moments as axial vectors in the non-collinear mode), time-reversal invariance, zero
+moments = no moments, permutation invariance, save/load and the required-input error
+(psilearn.features.magnetic)."""
 
 from __future__ import annotations
 
@@ -169,10 +170,65 @@ def test_moments_are_read_from_extxyz_and_the_option_is_checked(frames, tmp_path
     read = read_structures(str(path))
     assert np.allclose(energy_model.predict(read).values, energy_model.predict(frames[N_TRAIN:]).values, atol=1e-10)
     with pytest.raises(ConfigError, match="magnetic_moments"):
-        SAGPR.build(Target("y"), {"model": {"magnetic_moments": "noncollinear"}})
+        SAGPR.build(Target("y"), {"model": {"magnetic_moments": "vector"}})
 
 
 def test_model_files_without_the_option_do_not_mention_it(frames):
     model = _fit(frames[:N_TRAIN], moments="none")
     meta, _ = model.to_state()
     assert "magnetic_moments" not in meta["config"] and "required_inputs" not in meta
+
+
+# ---- non-collinear: an axial vector per atom -------------------------------------------------------
+def _vector_moments(frames, seed: int):
+    rng = np.random.default_rng(seed)
+    out = []
+    for a in frames:
+        b = a.copy()
+        b.arrays[MOMENT_KEY] = rng.normal(size=(len(b), 3))
+        out.append(b)
+    return out
+
+
+def _moved(frames, q: np.ndarray, spin: np.ndarray):
+    """Positions by q (plus a translation), moments by ``spin`` (det(q) q for axial vectors)."""
+    out = []
+    for a in frames:
+        b = a.copy()
+        b.positions = a.positions @ q.T + np.array([0.3, -1.0, 2.0])
+        b.arrays[MOMENT_KEY] = a.arrays[MOMENT_KEY] @ spin.T
+        out.append(b)
+    return out
+
+
+def test_noncollinear_moments_rotate_as_axial_vectors_and_reverse_time_exactly():
+    frames = _vector_moments(molecules(12, N_TRAIN + 3), seed=6)
+    model = _fit(frames[:N_TRAIN], kind="gen2", tensor="ij", moments="noncollinear")
+    test = frames[N_TRAIN:]
+    ref = model.predict(test)
+    rng = np.random.default_rng(7)
+    for q in (random_rotation(rng), -random_rotation(rng), np.diag([1.0, -1.0, 1.0])):
+        pred = model.predict(_moved(test, q, np.linalg.det(q) * q))
+        assert rel_dev(pred.values, ref.values @ cartesian_operator(q, 2).T) < 1e-8
+    # time reversal: bit-identical; a rotation of the moments alone changes nothing (no spin-orbit coupling)
+    flipped = model.predict(_flipped(test))
+    assert np.array_equal(flipped.values, ref.values) and np.array_equal(flipped.std, ref.std)
+    spin_only = model.predict(_moved(test, np.eye(3), random_rotation(rng)))
+    assert rel_dev(spin_only.values, ref.values) < 1e-8
+    assert rel_dev(model.predict(_vector_moments(test, seed=1)).values, ref.values) > 1e-4
+
+
+def test_moments_along_z_equal_the_collinear_features(frames):
+    along_z = []
+    for a in frames[:3]:
+        b = a.copy()
+        b.arrays[MOMENT_KEY] = np.outer(a.arrays[MOMENT_KEY], [0.0, 0.0, 1.0])
+        along_z.append(b)
+    channels = [(0, 1), (1, -1), (2, 1)]
+    col = MagneticLambdaSoap(small_soap(), [1, 6, 8]).compute(frames[:3], channels)
+    vec = MagneticLambdaSoap(small_soap(), [1, 6, 8], "noncollinear").compute(along_z, channels)
+    for ch in channels:
+        for z in (1, 6, 8):
+            assert np.array_equal(col.blocks[ch][z], vec.blocks[ch][z])
+    with pytest.raises(DataError, match="non-collinear moments, a vector"):
+        MagneticLambdaSoap(small_soap(), [1, 6, 8], "noncollinear").compute(frames[:1], channels)

@@ -37,37 +37,53 @@ from psilearn.features.lsoap import FEATURE_HINT, AtomFeatures, LambdaSoap, Soap
 
 #: the per-atom array holding collinear moments (ASE's name, also read by get_initial_magnetic_moments)
 MOMENT_KEY = "initial_magmoms"
-#: values of the ``magnetic_moments`` option
-MOMENT_MODES = ("none", "collinear")
+#: values of the ``magnetic_moments`` option and the moment components each reads
+MOMENT_MODES = {"none": 0, "collinear": 1, "noncollinear": 3}
 
 
-def collinear_moments(frames: list[Atoms], offset: int = 0) -> list[np.ndarray]:
-    """The signed moment of every atom, one (n_atoms,) array per frame. DataError (one line naming
-    file, frame and key) when a frame has no ``initial_magmoms``, non-collinear (n, 3) moments or
-    non-finite values; ``offset`` is added to frame numbers of frames read from no file."""
+def read_moments(frames: list[Atoms], mode: str = "collinear") -> list[np.ndarray]:
+    """The moments of every atom, one (n_atoms, c) array per frame (c = 1 collinear, 3 non-collinear).
+    DataError (one line naming file, frame and key) when a frame has no ``initial_magmoms``, moments
+    of the other kind or non-finite values."""
+    n_comp = MOMENT_MODES[mode]
     out = []
     for i, a in enumerate(frames):
-        where = frame_location(a, offset + i)
+        where = frame_location(a, i)
         if MOMENT_KEY not in a.arrays:
-            raise DataError(f"{where}: no per-atom '{MOMENT_KEY}' (the model takes collinear magnetic moments "
-                            "as inputs)")
+            raise DataError(f"{where}: no per-atom '{MOMENT_KEY}' (the model takes {mode} magnetic moments as inputs)")
         m = np.asarray(a.arrays[MOMENT_KEY], dtype=np.float64)
-        if m.ndim != 1:
-            raise DataError(f"{where}: '{MOMENT_KEY}' has shape {m.shape}; collinear moments are one signed "
-                            "number per atom (non-collinear vectors are not supported)")
+        if n_comp == 1 and m.ndim != 1:
+            raise DataError(f"{where}: '{MOMENT_KEY}' has shape {m.shape}; this model takes collinear moments, one "
+                            "signed number per atom (non-collinear vectors need magnetic_moments: noncollinear)")
+        if n_comp == 3 and m.shape != (len(a), 3):
+            raise DataError(f"{where}: '{MOMENT_KEY}' has shape {m.shape}; this model takes non-collinear moments, "
+                            "a vector (3 numbers) per atom")
         if not np.all(np.isfinite(m)):
             raise DataError(f"{where}: '{MOMENT_KEY}' holds non-finite values")
-        out.append(m)
+        out.append(m.reshape(len(a), n_comp))
     return out
 
 
+def collinear_moments(frames: list[Atoms]) -> list[np.ndarray]:
+    """The signed moment of every atom, one (n_atoms,) array per frame (see :func:`read_moments`)."""
+    return [m[:, 0] for m in read_moments(frames, "collinear")]
+
+
 def lambda_soap(config: SoapConfig, species: list[int], magnetic_moments: str = "none") -> LambdaSoap:
-    """The lambda-SOAP calculator of a model: the ordinary one, or with collinear moments."""
-    return MagneticLambdaSoap(config, species) if magnetic_moments == "collinear" else LambdaSoap(config, species)
+    """The lambda-SOAP calculator of a model: the ordinary one, or with collinear/non-collinear moments."""
+    if magnetic_moments == "none":
+        return LambdaSoap(config, species)
+    return MagneticLambdaSoap(config, species, magnetic_moments)
 
 
 class MagneticLambdaSoap(LambdaSoap):
-    """lambda-SOAP blocks [x (x) x, y (x) y, x (x) m_i y] per scale (see the module docstring)."""
+    """lambda-SOAP blocks [x (x) x, sum_a y_a (x) y_a, x (x) sum_a m_ia y_a] per scale (module
+    docstring); a = the one collinear component or the three Cartesian ones of a non-collinear moment."""
+
+    def __init__(self, config: SoapConfig, species: list[int], mode: str = "collinear"):
+        super().__init__(config, species)
+        self.mode = mode
+        self.n_comp = MOMENT_MODES[mode]
 
     def cross_pairs(self, l: int, sigma: int) -> list[tuple[int, int]]:
         """All ordered (l1, l2) coupling to (l, sigma): x_l1 (x) y_l2 is not symmetric in l1, l2."""
@@ -84,7 +100,7 @@ class MagneticLambdaSoap(LambdaSoap):
 
     @property
     def n_coefficients(self) -> int:
-        return 2 * super().n_coefficients + 1
+        return (1 + self.n_comp) * super().n_coefficients + self.n_comp
 
     def compute(self, frames: list[Atoms], channels: list[tuple[int, int]], progress: bool = False,
                 keep_coefficients: bool = False) -> AtomFeatures:
@@ -94,7 +110,7 @@ class MagneticLambdaSoap(LambdaSoap):
         if l_top > 2 * self.config.max_angular:
             raise ValueError(f"a channel with l={l_top} needs SOAP max_angular >= {(l_top + 1) // 2} "
                              f"(have {self.config.max_angular})")
-        moments = np.concatenate(collinear_moments(frames)) if frames else np.zeros(0)
+        moments = np.concatenate(read_moments(frames, self.mode)) if frames else np.zeros((0, self.n_comp))
         numbers = np.concatenate([a.numbers for a in frames]) if frames else np.zeros(0, int)
         unknown = sorted(set(numbers.tolist()) - set(self.species))
         if unknown:
@@ -113,32 +129,35 @@ class MagneticLambdaSoap(LambdaSoap):
         return feats
 
     def coefficients(self, frames: list[Atoms], moments: np.ndarray, progress: bool = False) -> dict[int, np.ndarray]:
-        """{Z: (n_Z, C)} per-atom coefficients [x (all scales), y (all scales), m_i]."""
+        """{Z: (n_Z, C)} per-atom coefficients [x, y_a for each component a (all scales each), m_i (c)];
+        ``moments`` (n_atoms, c)."""
         from tqdm.auto import tqdm
 
         featomic = self._featomic()
         numbers = np.concatenate([a.numbers for a in frames]) if frames else np.zeros(0, int)
         offsets = np.concatenate([[0], np.cumsum([len(a) for a in frames])]).astype(int)
         index = {z: np.flatnonzero(numbers == z) for z in self.species}
-        half = (self.n_coefficients - 1) // 2
-        per_scale = half // len(self.config.cutoffs)
+        nc = self.n_comp
+        part = super().n_coefficients
+        per_scale = part // len(self.config.cutoffs)
         out = {z: np.zeros((len(index[z]), self.n_coefficients)) for z in self.species}
         for z in self.species:
-            out[z][:, -1] = moments[index[z]]
+            out[z][:, -nc:] = moments[index[z]]
         bs = max(1, self.config.batch_size)
         for start in tqdm(range(0, len(frames), bs), desc="magnetic lambda-SOAP", unit="batch", disable=not progress, leave=False):
             chunk = [_featomic_ready(a, start + j) for j, a in enumerate(frames[start : start + bs])]
             for scale, rc in enumerate(self.config.cutoffs):
                 x = self._dense_expansion(self._expansion(rc).compute(chunk), offsets, start, start + len(chunk), index)
                 pairs = featomic.SphericalExpansionByPair(**self._expansion_options(rc)).compute(chunk)
-                y = self._dense_expansion(_moment_weighted(pairs, moments, offsets, start), offsets, start,
-                                          start + len(chunk), index)
+                c0 = scale * per_scale
                 for z, (gidx, xl) in x.items():
-                    rows = np.searchsorted(index[z], gidx)
-                    c0 = scale * per_scale
-                    out[z][rows, c0 : c0 + per_scale] = _flatten(xl)
-                    if z in y:
-                        out[z][rows, half + c0 : half + c0 + per_scale] = _flatten(y[z][1])
+                    out[z][np.searchsorted(index[z], gidx), c0 : c0 + per_scale] = _flatten(xl)
+                for a in range(nc):
+                    y = self._dense_expansion(_moment_weighted(pairs, moments[:, a], offsets, start), offsets, start,
+                                              start + len(chunk), index)
+                    ca = (1 + a) * part + c0
+                    for z, (gidx, yl) in y.items():
+                        out[z][np.searchsorted(index[z], gidx), ca : ca + per_scale] = _flatten(yl)
         return out
 
     def _featomic(self):
@@ -154,21 +173,23 @@ class MagneticLambdaSoap(LambdaSoap):
                            "radial": {"type": "Gto", "max_radial": c.max_radial - 1}})
 
     def from_coefficients(self, coefficients: np.ndarray, channels: list[tuple[int, int]]) -> dict:
-        """{(l, sigma): (n, 2l+1, Q)} normalised blocks from coefficients [x, y, m_i] (see :meth:`coefficients`)."""
+        """{(l, sigma): (n, 2l+1, Q)} normalised blocks from coefficients [x, y_a, m_i] (:meth:`coefficients`)."""
         coefficients = np.asarray(coefficients, dtype=np.float64)
-        n_scales = len(self.config.cutoffs)
-        half = (coefficients.shape[1] - 1) // 2
-        m = coefficients[:, -1]
-        xs = np.split(coefficients[:, :half], n_scales, axis=1)
-        ys = np.split(coefficients[:, half : 2 * half], n_scales, axis=1)
-        L = self.config.max_angular
+        n_scales, nc, L = len(self.config.cutoffs), self.n_comp, self.config.max_angular
+        part = super().n_coefficients
+        m = coefficients[:, (1 + nc) * part :]
+        # [component][scale] -> [X_l]: component 0 is x, then y_a
+        dens = [[_unflatten(c, L) for c in np.split(coefficients[:, k * part : (k + 1) * part], n_scales, axis=1)]
+                for k in range(1 + nc)]
         out = {}
         for ch in sorted(set(channels) | {(0, 1)}):
             parts = []
-            for xc, yc in zip(xs, ys):
-                xl, yl = _unflatten(xc, L), _unflatten(yc, L)
-                myl = [m[:, None, None] * y for y in yl]
-                parts += [self._couple(xl, *ch), self._couple(yl, *ch), self._cross(xl, myl, *ch)]
+            for s in range(n_scales):
+                xl = dens[0][s]
+                yy = sum(self._couple(dens[1 + a][s], *ch) for a in range(nc))
+                # the centre's moment times rho_m, summed over components (m_i . y for vectors)
+                myl = [sum(m[:, a, None, None] * dens[1 + a][s][l] for a in range(nc)) for l in range(L + 1)]
+                parts += [self._couple(xl, *ch), yy, self._cross(xl, myl, *ch)]
             out[ch] = _normalise(np.concatenate(parts, axis=2), self._scale_width(*ch), n_scales)
         return out
 

@@ -23,7 +23,7 @@ from psilearn.errors import ConfigError
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import FEATURE_HINT, sigma_for
-from psilearn.features.magnetic import collinear_moments, lambda_soap
+from psilearn.features.magnetic import lambda_soap, read_moments
 from psilearn.metrics.regression import regression_metrics
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
@@ -273,7 +273,7 @@ class SAGPR(SoapKernelKind, Model):
         if not self.channels:
             raise RuntimeError("model is not fitted")
         if self.config.magnetic_moments != "none":
-            collinear_moments(frames)  # a missing moment is one DataError naming file, frame and key
+            read_moments(frames, self.config.magnetic_moments)  # a missing moment is one DataError naming file, frame and key
         if (return_std or return_cov) and needs_rebuild(self):
             rebuild_covariance_basis(self)
         bs = max(1, self.soap.batch_size)
