@@ -9,13 +9,16 @@ r1 = 2.485 A (the first shell), fc a cosine cutoff from 4.0 to 4.5 A: ferromagne
 second shells, antiferromagnetic third shell.
 
 Two models of the per-structure energy are fitted on the same training set: `model:
-{magnetic_moments: collinear}` and the default (geometry only). Reported: test RMSE (meV/atom and
+{magnetic_moments: collinear}` and the default (geometry only). With `--noncollinear` the moments are
+vectors (half the configurations collinear along z with the magnitudes above, half random directions
+with magnitudes in [0.5, 2.5]), E = -sum_{i<j} J(r_ij) m_i . m_j, and the moment model is `noncollinear`. Reported: test RMSE (meV/atom and
 relative to the test set's std), Spearman's rank correlation of the test energies (the ordering), and
 J(r) recovered from the model by the four-state method on test geometries and moment backgrounds,
 J_ij = -[E(++) + E(--) - E(+-) - E(-+)] / 4 (m_i, m_j set to +-1, the rest fixed), against the
 true J(r_ij) for the neighbours of one atom of each of the first test structures.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/magnetic_spin_lattice.py            # ~2-4 min
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/magnetic_spin_lattice.py --noncollinear
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/magnetic_spin_lattice.py --n-train 100 --supercell 2
 """
 
@@ -37,14 +40,16 @@ def exchange(r: np.ndarray) -> np.ndarray:
 
 
 def energy(atoms, m: np.ndarray) -> float:
-    """-sum_{i<j} J(r_ij) m_i m_j, periodic images included (each pair appears twice in the list)."""
+    """-sum_{i<j} J(r_ij) m_i . m_j (m (n,) or (n, 3)), periodic images included (each pair appears
+    twice in the list)."""
     from ase.neighborlist import neighbor_list
 
     i, j, d = neighbor_list("ijd", atoms, RC)
-    return float(-0.5 * np.sum(exchange(d) * m[i] * m[j]))
+    mm = m.reshape(len(m), -1)
+    return float(-0.5 * np.sum(exchange(d) * np.einsum("pa,pa->p", mm[i], mm[j])))
 
 
-def structures(n: int, supercell: int, seed: int) -> list:
+def structures(n: int, supercell: int, seed: int, noncollinear: bool = False) -> list:
     from ase.build import bulk
 
     rng = np.random.default_rng(seed)
@@ -55,6 +60,12 @@ def structures(n: int, supercell: int, seed: int) -> list:
         m = rng.choice([-1.0, 1.0], len(a))
         if k % 2:
             m = m * rng.uniform(0.5, 2.5, len(a))
+        if noncollinear:
+            if k % 4 >= 2:  # random directions
+                u = rng.normal(size=(len(a), 3))
+                m = u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(0.5, 2.5, (len(a), 1))
+            else:
+                m = np.outer(m, [0.0, 0.0, 1.0])
         a.arrays["initial_magmoms"] = m
         a.info["energy"] = energy(a, m)
         out.append(a)
@@ -68,6 +79,8 @@ def four_state_j(model, atoms, i: int, neighbours: np.ndarray) -> np.ndarray:
         for si, sj in ((1, 1), (-1, -1), (1, -1), (-1, 1)):
             b = atoms.copy()
             m = b.arrays["initial_magmoms"].copy()
+            if m.ndim == 2:  # vectors: the pair along +-z
+                si, sj = np.array([0.0, 0.0, si]), np.array([0.0, 0.0, sj])
             m[i], m[j] = si, sj
             b.arrays["initial_magmoms"] = m
             frames.append(b)
@@ -83,6 +96,7 @@ def main() -> int:
     ap.add_argument("--n-sparse", type=int, default=400)
     ap.add_argument("--j-structures", type=int, default=3, help="test structures used for J(r)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noncollinear", action="store_true", help="vector moments, model magnetic_moments: noncollinear")
     args = ap.parse_args()
     from ase.neighborlist import neighbor_list
     from scipy.stats import spearmanr
@@ -90,15 +104,15 @@ def main() -> int:
     from psilearn import Target, load_dataset
     from psilearn.models.factory import fit_model
 
-    frames = structures(args.n_train + args.n_test, args.supercell, args.seed)
+    frames = structures(args.n_train + args.n_test, args.supercell, args.seed, args.noncollinear)
     target = Target("energy")
     train, test = load_dataset(frames[: args.n_train], target), frames[args.n_train :]
     e_true = np.array([a.info["energy"] for a in test])
     n_atoms = len(test[0])
     print(f"{len(frames[0])} atoms per structure, {args.n_train} training / {args.n_test} test structures; "
           f"test energies: std {1000 * e_true.std() / n_atoms:.3f} meV/atom")
-    print(f"{'model':<12}{'RMSE meV/atom':>15}{'RMSE/std':>10}{'Spearman':>10}{'J RMSE meV':>12}{'J corr':>8}{'fit s':>8}")
-    for mode in ("collinear", "none"):
+    print(f"{'model':<13}{'RMSE meV/atom':>15}{'RMSE/std':>10}{'Spearman':>10}{'J RMSE meV':>12}{'J corr':>8}{'fit s':>8}")
+    for mode in ("noncollinear" if args.noncollinear else "collinear", "none"):
         t0 = time.perf_counter()
         config = {"soap": SOAP, "model": {"n_sparse": args.n_sparse, "magnetic_moments": mode}}
         model = fit_model("sagpr", target, train, config, seed=args.seed)
@@ -116,7 +130,7 @@ def main() -> int:
         j_true, j_pred, r_ij = map(np.concatenate, (j_true, j_pred, r_ij))
         j_rmse = 1000 * np.sqrt(np.mean((j_pred - j_true) ** 2))
         j_corr = np.corrcoef(j_true, j_pred)[0, 1] if np.ptp(j_pred) > 0 else float("nan")
-        print(f"{mode:<12}{1000 * rmse / n_atoms:>15.3f}{rmse / e_true.std():>10.3f}{rho:>10.3f}{j_rmse:>12.3f}"
+        print(f"{mode:<13}{1000 * rmse / n_atoms:>15.3f}{rmse / e_true.std():>10.3f}{rho:>10.3f}{j_rmse:>12.3f}"
               f"{j_corr:>8.3f}{fit_s:>8.1f}", flush=True)
         for lo, hi in ((2.2, 2.7), (2.7, 3.3), (3.7, 4.5)):
             s = (r_ij >= lo) & (r_ij < hi)
