@@ -1,4 +1,4 @@
-"""lambda-SOAP with per-atom collinear magnetic moments as inputs (issue 16, item 2).
+"""lambda-SOAP with per-atom magnetic moments as inputs (issue 16, item 2).
 
 Each atom j carries a signed moment m_j (``atoms.arrays["initial_magmoms"]``, ASE's name). Besides
 the neighbour density rho(r) = sum_j g(r - r_j) around each centre i we expand the moment-weighted
@@ -22,6 +22,14 @@ With all moments zero the last two parts are exactly zero and the normalised blo
 lambda-SOAP padded with zeros: kernels and predictions equal those of a model without moments to
 rounding. Per-atom expansion coefficients (the model file's compact storage) are
 [x (all scales), y (all scales), m_i].
+
+Non-collinear moments (``initial_magmoms`` of shape (n, 3), an axial vector per atom): one density
+y_a per Cartesian component a, and the blocks x (x) x, sum_a y_a (x) y_a, x (x) (sum_a m_ia y_a): the
+moments enter only through dot products over the spin index, so the features are invariant under
+any global rotation of the moments alone (isotropic exchange, no spin-orbit coupling), hence under
+the axial-vector transformation m -> det(R) R m that accompanies a rotation R of the positions, and
+exactly even under m -> -m. Moments along z reproduce the collinear features bit for bit.
+Coefficients: [x, y_x, y_y, y_z (all scales each), m_i (3)].
 """
 
 from __future__ import annotations
