@@ -232,3 +232,12 @@ def test_moments_along_z_equal_the_collinear_features(frames):
             assert np.array_equal(col.blocks[ch][z], vec.blocks[ch][z])
     with pytest.raises(DataError, match="non-collinear moments, a vector"):
         MagneticLambdaSoap(small_soap(), [1, 6, 8], "noncollinear").compute(frames[:1], channels)
+
+
+def test_covariance_storage_training_rebuilds_the_same_std(frames, tmp_path):
+    model = _fit(frames[:N_TRAIN], covariance_storage="training")
+    model.save(tmp_path / "t")
+    loaded = load(tmp_path / "t")
+    a, b = model.predict(frames[N_TRAIN:]), loaded.predict(frames[N_TRAIN:])
+    assert np.array_equal(a.values, b.values)
+    assert rel_dev(b.std, a.std) < 1e-8
