@@ -19,6 +19,7 @@ true J(r_ij) for the neighbours of one atom of each of the first test structures
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/magnetic_spin_lattice.py            # ~2-4 min
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/magnetic_spin_lattice.py --noncollinear
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/magnetic_spin_lattice.py --model nn --max-seconds 300
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/magnetic_spin_lattice.py --n-train 100 --supercell 2
 """
 
@@ -31,6 +32,7 @@ import numpy as np
 
 A_FE, R1, J0, RC_IN, RC = 2.87, 2.485, 0.020, 4.0, 4.5
 SOAP = {"cutoff": 5.0, "smoothing": 0.5, "density_width": 0.25, "max_radial": 8, "max_angular": 2}
+NET = {"cutoff": 4.6, "channels": 16, "layers": 2, "correlation": 2, "lmax": 1, "n_basis": 8}
 
 
 def exchange(r: np.ndarray) -> np.ndarray:
@@ -97,6 +99,8 @@ def main() -> int:
     ap.add_argument("--j-structures", type=int, default=3, help="test structures used for J(r)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--noncollinear", action="store_true", help="vector moments, model magnetic_moments: noncollinear")
+    ap.add_argument("--model", choices=("sagpr", "nn"), default="sagpr", help="nn: collinear moments only")
+    ap.add_argument("--max-seconds", type=float, default=300.0, help="nn: training time budget per model")
     args = ap.parse_args()
     from ase.neighborlist import neighbor_list
     from scipy.stats import spearmanr
@@ -115,7 +119,10 @@ def main() -> int:
     for mode in ("noncollinear" if args.noncollinear else "collinear", "none"):
         t0 = time.perf_counter()
         config = {"soap": SOAP, "model": {"n_sparse": args.n_sparse, "magnetic_moments": mode}}
-        model = fit_model("sagpr", target, train, config, seed=args.seed)
+        if args.model == "nn":
+            config = {"nn": {**NET, "magnetic_moments": mode},
+                      "nn_train": {"epochs": 300, "threads": 1, "uncertainty": "none", "max_seconds": args.max_seconds}}
+        model = fit_model(args.model, target, train, config, seed=args.seed)
         fit_s = time.perf_counter() - t0
         e_pred = model.predict(test, return_std=False).values[:, 0]
         rmse = np.sqrt(np.mean((e_pred - e_true) ** 2))

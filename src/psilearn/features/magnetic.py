@@ -45,6 +45,7 @@ from psilearn.features.lsoap import FEATURE_HINT, AtomFeatures, LambdaSoap, Soap
 
 #: the per-atom array holding collinear moments (ASE's name, also read by get_initial_magnetic_moments)
 MOMENT_KEY = "initial_magmoms"
+_CHUNK = 1024  # atoms coupled at once
 #: values of the ``magnetic_moments`` option and the moment components each reads
 MOMENT_MODES = {"none": 0, "collinear": 1, "noncollinear": 3}
 
@@ -129,9 +130,12 @@ class MagneticLambdaSoap(LambdaSoap):
         check_allocation(self.estimate_bytes({z: len(i) for z, i in index.items()}, channels, True),
                          f"magnetic lambda-SOAP of {len(numbers)} atoms ({len(self.species)} elements)", FEATURE_HINT)
         coefficients = self.coefficients(frames, moments, progress)
-        for z in self.species:
-            for ch, block in self.from_coefficients(coefficients[z], channels).items():
-                feats.blocks.setdefault(ch, {})[z] = block
+        for ch in channels:
+            feats.blocks[ch] = {z: np.zeros((len(index[z]), 2 * ch[0] + 1, self.width(*ch))) for z in self.species}
+        for z in self.species:  # in chunks of atoms (blocks are per atom), bounding the coupling's temporaries
+            for start in range(0, len(index[z]), _CHUNK):
+                for ch, block in self.from_coefficients(coefficients[z][start : start + _CHUNK], channels).items():
+                    feats.blocks[ch][z][start : start + _CHUNK] = block
         if keep_coefficients:
             feats.coefficients = coefficients
         return feats
