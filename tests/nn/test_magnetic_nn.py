@@ -82,3 +82,30 @@ def test_without_the_option_files_do_not_mention_it():
     assert "magnetic_moments" not in meta["nn"] and "required_inputs" not in meta
     with pytest.raises(ConfigError, match="magnetic_moments"):
         NetworkConfig.from_dict({"magnetic_moments": "vector"})
+
+
+def test_noncollinear_moments_are_axial_vectors_and_time_reversal_is_exact():
+    rng = np.random.default_rng(6)
+    frames = label_frames(molecules(1, 8), "y", "vector", "structure")
+    for a in frames:
+        a.arrays[KEY] = rng.normal(size=(len(a), 3))
+    model = fit_tiny(frames, Target("y", tensor="i"), net={"magnetic_moments": "noncollinear"}, train={"dtype": "float64"})
+    probe = label_frames(molecules(5, 3), "y", "vector", "structure")
+    for a in probe:
+        a.arrays[KEY] = rng.normal(size=(len(a), 3))
+    ref = model.predict(probe).values
+    assert np.array_equal(model.predict(_flip(probe)).values, ref)
+    for q in (random_rotation(rng), -random_rotation(rng)):
+        moved = transform_frames(probe, q)
+        for a, b in zip(moved, probe):
+            a.arrays[KEY] = b.arrays[KEY] @ (np.linalg.det(q) * q).T  # axial: det(q) q m
+        assert rel_dev(model.predict(moved).values, ref @ q.T) < 1e-10
+    # the moments' directions relative to the structure matter (spin-lattice coupling is allowed)
+    spun = [a.copy() for a in probe]
+    for a, b in zip(spun, probe):
+        a.arrays[KEY] = b.arrays[KEY] @ random_rotation(rng).T
+    assert rel_dev(model.predict(spun).values, ref) > 1e-8
+    collinear = [a.copy() for a in probe]
+    collinear[0].arrays[KEY] = np.ones(len(collinear[0]))
+    with pytest.raises(DataError, match="non-collinear moments, a vector"):
+        model.predict(collinear)

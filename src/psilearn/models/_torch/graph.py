@@ -7,8 +7,8 @@ A graph holds, for one structure of n atoms with E directed edges within the cut
 - ``edge_vec`` (E, 3) float64: r_j - r_i + S @ cell, in Angstrom (periodic images included);
 - ``state`` (2,) float64: the structure's total charge Q (e) and number of unpaired electrons
   (multiplicity - 1), from ``atoms.info`` (zeros unless the model uses a global state);
-- ``moments`` (n,) float64: collinear magnetic moments (``initial_magmoms``) when the model takes
-  them as inputs, else None.
+- ``moments`` (n,) or (n, 3) float64: collinear or non-collinear magnetic moments
+  (``initial_magmoms``) when the model takes them as inputs, else None.
 
 Neighbour lists come from ``ase.neighborlist.neighbor_list`` (a cell-list algorithm, linear in the
 number of atoms, no Python loop over pairs). Edge vectors are computed once in float64 and cast to
@@ -89,8 +89,8 @@ def build_graphs(frames: list[Atoms], species: list[int], cutoff: float, progres
     """Graphs of many structures; checks every element first so the error names the frame.
     ``global_state`` 'charge' or 'charge+spin' records (and validates) each structure's total
     charge and unpaired electrons in ``Graph.state`` (DataError naming the frame if impossible);
-    ``magnetic_moments`` 'collinear' the ``initial_magmoms`` in ``Graph.moments`` (DataError naming
-    file, frame and key if absent)."""
+    ``magnetic_moments`` 'collinear' or 'noncollinear' the ``initial_magmoms`` in ``Graph.moments``
+    (DataError naming file, frame and key if absent or of the other kind)."""
     check_known_elements(frames, species)
     from tqdm.auto import tqdm
 
@@ -101,10 +101,10 @@ def build_graphs(frames: list[Atoms], species: list[int], cutoff: float, progres
         for g, st in zip(graphs, state_vectors(frames, global_state)):
             g.state = st
     if magnetic_moments != "none":
-        from psilearn.features.magnetic import collinear_moments
+        from psilearn.features.magnetic import read_moments
 
-        for g, m in zip(graphs, collinear_moments(frames)):
-            g.moments = m
+        for g, m in zip(graphs, read_moments(frames, magnetic_moments)):
+            g.moments = m[:, 0] if magnetic_moments == "collinear" else m
     return graphs
 
 
