@@ -99,7 +99,7 @@ def main() -> int:
     ap.add_argument("--j-structures", type=int, default=3, help="test structures used for J(r)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--noncollinear", action="store_true", help="vector moments, model magnetic_moments: noncollinear")
-    ap.add_argument("--model", choices=("sagpr", "nn"), default="sagpr", help="nn: collinear moments only")
+    ap.add_argument("--model", choices=("sagpr", "nn"), default="sagpr")
     ap.add_argument("--max-seconds", type=float, default=300.0, help="nn: training time budget per model")
     args = ap.parse_args()
     from ase.neighborlist import neighbor_list
