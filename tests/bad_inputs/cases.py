@@ -208,6 +208,8 @@ CASES: list[Case] = [
     Case("config-tab-indent", fit("good.xyz", "--config", "tab_indent.yaml"), "tab_indent.yaml: invalid YAML (line 3, column 1"),
     Case("config-unknown-section", fit("good.xyz", "--config", "unknown_section.yaml"), "unknown section 'soup'"),
     Case("config-option-typo", fit("good.xyz", "--model", "sagpr", "--config", "option_typo.yaml"), "did you mean 'cutoff'?"),
+    Case("magmoms-missing", fit("good.xyz", "--model", "sagpr", "--config", "magnetic_moments.yaml"),
+         "good.xyz, frame 0: no per-atom 'initial_magmoms' (the model takes collinear magnetic moments as inputs)"),
     Case("config-not-a-mapping", fit("good.xyz", "--config", "not_a_mapping.yaml"), "not_a_mapping.yaml: expected a mapping"),
     Case("config-not-text", fit("good.xyz", "--config", "not_text.yaml"), "not_text.yaml: not a text (UTF-8) file"),
     Case("config-missing", fit("good.xyz", "--config", "nowhere.yaml"), "config file nowhere.yaml not found"),

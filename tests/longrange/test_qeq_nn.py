@@ -358,3 +358,10 @@ def test_cli_charges_model_and_errors(files, capsys, tmp_path):
     rc = main(["fit", str(files / "train.xyz"), "--target", "mu", "--tensor", "i", "--long-range", "qeq", "--model", "nn",
                "--config", str(files / "cfg.yaml"), "-o", str(tmp_path / "m2")])
     assert rc == 2 and "units" in capsys.readouterr().err
+
+
+def test_qeq_nn_refuses_magnetic_moments():
+    from psilearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="magnetic_moments"):
+        QEqNNModel.build(DIPOLE, {"nn": {"magnetic_moments": "collinear"}})

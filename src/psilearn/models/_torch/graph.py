@@ -6,7 +6,9 @@ A graph holds, for one structure of n atoms with E directed edges within the cut
 - ``edge_index`` (2, E) int64: rows (receiver i, sender j);
 - ``edge_vec`` (E, 3) float64: r_j - r_i + S @ cell, in Angstrom (periodic images included);
 - ``state`` (2,) float64: the structure's total charge Q (e) and number of unpaired electrons
-  (multiplicity - 1), from ``atoms.info`` (zeros unless the model uses a global state).
+  (multiplicity - 1), from ``atoms.info`` (zeros unless the model uses a global state);
+- ``moments`` (n,) or (n, 3) float64: collinear or non-collinear magnetic moments
+  (``initial_magmoms``) when the model takes them as inputs, else None.
 
 Neighbour lists come from ``ase.neighborlist.neighbor_list`` (a cell-list algorithm, linear in the
 number of atoms, no Python loop over pairs). Edge vectors are computed once in float64 and cast to
@@ -33,6 +35,7 @@ class Graph:
     edge_index: np.ndarray
     edge_vec: np.ndarray
     state: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    moments: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -49,7 +52,7 @@ class Batch:
 
     ``species`` (N,), ``edge_index`` (2, E), ``edge_vec`` (E, 3) [Angstrom], ``batch`` (N,) index of
     the structure of each atom, ``n_atoms`` (S,) atoms per structure, ``n_structures`` = S,
-    ``state`` (S, 2) total charge and unpaired electrons of each structure.
+    ``state`` (S, 2) total charge and unpaired electrons of each structure, ``moments`` (N,) or None.
     """
 
     species: torch.Tensor
@@ -59,6 +62,7 @@ class Batch:
     n_atoms: torch.Tensor
     n_structures: int
     state: torch.Tensor | None = None
+    moments: torch.Tensor | None = None
 
 
 def build_graph(atoms: Atoms, species: list[int], cutoff: float) -> Graph:
@@ -81,10 +85,12 @@ def build_graph(atoms: Atoms, species: list[int], cutoff: float) -> Graph:
 
 
 def build_graphs(frames: list[Atoms], species: list[int], cutoff: float, progress: bool = False,
-                 global_state: str = "none") -> list[Graph]:
+                 global_state: str = "none", magnetic_moments: str = "none") -> list[Graph]:
     """Graphs of many structures; checks every element first so the error names the frame.
     ``global_state`` 'charge' or 'charge+spin' records (and validates) each structure's total
-    charge and unpaired electrons in ``Graph.state`` (DataError naming the frame if impossible)."""
+    charge and unpaired electrons in ``Graph.state`` (DataError naming the frame if impossible);
+    ``magnetic_moments`` 'collinear' or 'noncollinear' the ``initial_magmoms`` in ``Graph.moments``
+    (DataError naming file, frame and key if absent or of the other kind)."""
     check_known_elements(frames, species)
     from tqdm.auto import tqdm
 
@@ -94,6 +100,11 @@ def build_graphs(frames: list[Atoms], species: list[int], cutoff: float, progres
 
         for g, st in zip(graphs, state_vectors(frames, global_state)):
             g.state = st
+    if magnetic_moments != "none":
+        from psilearn.features.magnetic import read_moments
+
+        for g, m in zip(graphs, read_moments(frames, magnetic_moments)):
+            g.moments = m[:, 0] if magnetic_moments == "collinear" else m
     return graphs
 
 
@@ -110,5 +121,6 @@ def collate(graphs: list[Graph], device: torch.device | str = "cpu", dtype: torc
     batch = np.repeat(np.arange(len(graphs)), n_atoms)
     t = lambda a, dt: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
     state = np.stack([g.state for g in graphs])
+    moments = None if any(g.moments is None for g in graphs) else t(np.concatenate([g.moments for g in graphs]), dtype)
     return Batch(t(species, torch.long), t(edge_index, torch.long), t(edge_vec, dtype), t(batch, torch.long),
-                 t(n_atoms, torch.long), len(graphs), t(state, dtype))
+                 t(n_atoms, torch.long), len(graphs), t(state, dtype), moments)

@@ -54,6 +54,10 @@ class NetworkConfig(Options):
     radial_hidden: int = 64  # width of the radial MLP (two hidden layers)
     parity: str = "auto"  # 'natural' (l with parity (-1)^l), 'both', or 'auto' (both only if needed)
     global_state: str = "none"  # 'none', 'charge' or 'charge+spin': total charge / unpaired electrons as inputs
+    # 'none', 'collinear' (each atom's initial_magmoms as a scalar node input) or 'noncollinear' (as a
+    # 1e node input, an axial vector); the features averaged over m and -m (exact time-reversal
+    # invariance; docs/magnetic.md)
+    magnetic_moments: str = "none"
 
     def check(self, c: Checks) -> None:
         c.require(self.cutoff > 0, "cutoff", "must be > 0")
@@ -62,13 +66,15 @@ class NetworkConfig(Options):
         c.require(self.lmax >= 0, "lmax", "must be >= 0")
         c.one_of("parity", ("auto", "natural", "both"))
         c.one_of("global_state", tuple(STATE_INPUTS))
+        c.one_of("magnetic_moments", ("none", "collinear", "noncollinear"))
 
 
 def hidden_irreps(out_irreps: list[tuple[int, int]], cfg: NetworkConfig) -> o3.Irreps:
     """``channels`` copies of each irrep the hidden features carry, for target irreps (l, p)."""
     lmax = max([cfg.lmax] + [l for l, _ in out_irreps])
     natural = all(p == (-1) ** l for l, p in out_irreps)
-    both = cfg.parity == "both" or (cfg.parity == "auto" and not natural)
+    # axial moments (1e) need both parities to meet as m_i . m_j (1e x 1e -> 0e)
+    both = cfg.parity == "both" or (cfg.parity == "auto" and (not natural or cfg.magnetic_moments == "noncollinear"))
     if cfg.parity == "natural" and not natural:
         raise ValueError("nn.parity 'natural' cannot represent this target (it has pseudo-tensor parts); use 'auto'")
     irs = []
@@ -169,8 +175,15 @@ class EquivariantNetwork(torch.nn.Module):
         # the structure's total charge / unpaired electrons (invariant scalars) join the element
         # one-hot in the embedding, so every layer sees them and equivariance is untouched
         self.n_state = STATE_INPUTS[cfg.global_state]
-        self.embedding = o3.Linear(o3.Irreps(f"{n_species + self.n_state}x0e"), o3.Irreps(f"{cfg.channels}x0e"))
+        # a collinear moment (a scalar under O(3)) joins them too
+        self.n_moment = 1 if cfg.magnetic_moments == "collinear" else 0
+        self.embedding = o3.Linear(o3.Irreps(f"{n_species + self.n_state + self.n_moment}x0e"), o3.Irreps(f"{cfg.channels}x0e"))
         layers, irreps = [], o3.Irreps(f"{cfg.channels}x0e")
+        # non-collinear moments: an axial vector (1e; e3nn's l = 1 basis is Cartesian x, y, z) per atom
+        self.vector_moments = cfg.magnetic_moments == "noncollinear"
+        if self.vector_moments:
+            self.moment_embedding = o3.Linear(o3.Irreps("1x1e"), o3.Irreps(f"{cfg.channels}x1e"))
+            irreps = o3.Irreps(f"{cfg.channels}x0e + {cfg.channels}x1e")
         for _ in range(cfg.layers):
             layers.append(Interaction(irreps, self.sh_irreps, hidden, n_species, cfg, avg_num_neighbors))
             irreps = layers[-1].irreps_out
@@ -188,7 +201,15 @@ class EquivariantNetwork(torch.nn.Module):
 
     def features(self, batch: Batch) -> torch.Tensor:
         """Per-atom features of all layers concatenated, (N, irreps_features.dim): the input of the
-        linear readout (used by the last-layer uncertainty estimate)."""
+        linear readout (used by the last-layer uncertainty estimate). With magnetic moments: the
+        mean of the features for m and -m, so everything downstream is exactly time-reversal even."""
+        if self.n_moment or self.vector_moments:
+            if batch.moments is None:
+                raise ValueError("this network takes magnetic moments as inputs: the batch has none")
+            return 0.5 * (self._features(batch, batch.moments) + self._features(batch, -batch.moments))
+        return self._features(batch, None)
+
+    def _features(self, batch: Batch, moments: torch.Tensor | None) -> torch.Tensor:
         vec = batch.edge_vec
         sh = self.sh(vec)
         radial = self.radial(torch.linalg.norm(vec, dim=1))
@@ -196,7 +217,11 @@ class EquivariantNetwork(torch.nn.Module):
         x = onehot
         if self.n_state:
             x = torch.cat([onehot, batch.state[batch.batch, : self.n_state].to(vec.dtype)], dim=1)
+        if moments is not None and not self.vector_moments:
+            x = torch.cat([x, moments.to(vec.dtype)[:, None]], dim=1)
         h = self.embedding(x)
+        if self.vector_moments:
+            h = torch.cat([h, self.moment_embedding(moments.to(vec.dtype))], dim=1)
         feats = []
         for layer in self.layers:
             h = layer(h, onehot, sh, radial, batch.edge_index)

@@ -156,7 +156,7 @@ class NNModel(TorchRunOptions, Model):
         self._apply_threads()
         self.species = data.species
         graphs = build_graphs(data.frames, self.species, self.net_config.cutoff, progress=self.progress,
-                              global_state=self.net_config.global_state)
+                              global_state=self.net_config.global_state, magnetic_moments=self.net_config.magnetic_moments)
         train_idx, val_idx = random_split(len(data), cfg.val_fraction, self.seed)
         tr, va = data.subset(train_idx), data.subset(val_idx)
         y_tr, y_va = self._compact(t.to_irreps(tr.values)), self._compact(t.to_irreps(va.values))
@@ -253,7 +253,7 @@ class NNModel(TorchRunOptions, Model):
         t = self.target
         self._apply_threads()
         graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=False,
-                              global_state=self.net_config.global_state)
+                              global_state=self.net_config.global_state, magnetic_moments=self.net_config.magnetic_moments)
         members = self._member_irreps(graphs)
         irreps = self._full(members.mean(0))
         values = t.to_cartesian(irreps)
@@ -279,8 +279,11 @@ class NNModel(TorchRunOptions, Model):
             llpr_meta = [[l, p] for l, p in self.llpr.inv]
         if self.ens_alpha2 is not None:
             arrays["ensemble/alpha2"] = np.asarray(self.ens_alpha2, float)
+        net = self.net_config.to_dict()
+        if net.get("magnetic_moments") == "none":  # files without moments stay as before the option
+            del net["magnetic_moments"]
         meta = {
-            "nn": self.net_config.to_dict(),
+            "nn": net,
             "nn_train": self.train_config.to_dict(),
             "seed": self.seed,
             "species": self.species,
@@ -288,6 +291,8 @@ class NNModel(TorchRunOptions, Model):
             "n_members": len(self.nets),
             "llpr_irreps": llpr_meta,
         }
+        if self.net_config.magnetic_moments != "none":  # what predict needs besides the structures
+            meta["required_inputs"] = {"arrays": {"initial_magmoms": self.net_config.magnetic_moments}}
         return meta, arrays
 
     @classmethod

@@ -36,6 +36,7 @@ from ase.data import chemical_symbols
 from psilearn.data import Dataset
 from psilearn.data.electronic_state import structure_states
 from psilearn.data.splits import random_split
+from psilearn.errors import ConfigError
 from psilearn.models._torch import uncertainty as unc
 from psilearn.models._torch.graph import Graph, build_graphs, collate
 from psilearn.models._torch.network import NetworkConfig
@@ -98,6 +99,8 @@ class QEqNNModel(TorchRunOptions, QEqTargetMixin, Model):
 
     def __post_init__(self) -> None:
         check_target(self.target)
+        if self.net_config.magnetic_moments != "none":
+            raise ConfigError("nn.magnetic_moments: magnetic moments as inputs are not supported by the qeq-nn model")
         tc = self.train_config
         if tc.uncertainty == "ensemble":
             raise ValueError("the qeq-nn model estimates uncertainty by LLPR through QEq; nn_train.uncertainty must be "

@@ -29,6 +29,10 @@ class SAGPRConfig(SparseKernelOptions):
     # fast to load) or 'training' (the training environments' expansion coefficients, ~10x smaller
     # for large models; P is rebuilt on the first prediction with std: psilearn.models.sagpr.covariance)
     covariance_storage: str = "basis"
+    # per-atom moments as inputs: 'none', 'collinear' (a signed number per atom in
+    # atoms.arrays['initial_magmoms']) or 'noncollinear' (a vector per atom there, (n, 3)); required
+    # at fit and predict; time-even features only: psilearn.features.magnetic, docs/magnetic.md
+    magnetic_moments: str = "none"
 
     def check(self, c: Checks) -> None:
         super().check(c)
@@ -36,3 +40,4 @@ class SAGPRConfig(SparseKernelOptions):
         c.one_of("global_state", ("none", "charge", "charge+spin"))
         c.require(self.state_width > 0, "state_width", "must be > 0")
         c.one_of("covariance_storage", ("basis", "training"))
+        c.one_of("magnetic_moments", ("none", "collinear", "noncollinear"))

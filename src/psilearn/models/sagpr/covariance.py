@@ -23,7 +23,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from psilearn.features import LambdaSoap
 from psilearn.features.compress import apply_projections
 from psilearn.features.lsoap import AtomFeatures
 from psilearn.models._kernel.gpr import SparseGP
@@ -52,7 +51,7 @@ def _features(model, env: dict[str, np.ndarray]) -> AtomFeatures:
     n_struct = int(structure.max()) + 1 if len(structure) else 0
     index = {z: np.flatnonzero(numbers == z) for z in model.species}
     feats = AtomFeatures(numbers, structure, n_struct, index)
-    soap = LambdaSoap(model.soap, model.species)
+    soap = model._lsoap()
     channels = model._channel_list()
     for z in model.species:
         for ch, block in soap.from_coefficients(env[f"coef/{z}"], channels).items():

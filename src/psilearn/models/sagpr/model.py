@@ -23,6 +23,7 @@ from psilearn.errors import ConfigError
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.features.compress import apply_projections, fit_projections
 from psilearn.features.lsoap import FEATURE_HINT, sigma_for
+from psilearn.features.magnetic import lambda_soap, read_moments
 from psilearn.metrics.regression import regression_metrics
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
@@ -90,6 +91,11 @@ class SAGPR(SoapKernelKind, Model):
         """(n_samples, n_species) composition design for the l=0 baseline."""
         return composition_design(frames, self.species, self.target.per, self.target.pool)
 
+    def _lsoap(self) -> LambdaSoap:
+        """The lambda-SOAP calculator: with collinear moments as inputs when ``model.magnetic_moments``
+        is set (psilearn.features.magnetic)."""
+        return lambda_soap(self.soap, self.species, self.config.magnetic_moments)
+
     def _has_baseline(self, b) -> bool:
         return b.l == 0 and b.p == 1
 
@@ -108,8 +114,7 @@ class SAGPR(SoapKernelKind, Model):
         reg_w = self._regularization_weights(numbers if self._rows is None else numbers[self._rows])
         self._check_fit_memory(frames)
         irreps = self.target.to_irreps(data.values)  # (n_samples, n_irreps)
-        feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress,
-                                                            keep_coefficients=True)
+        feats = self._lsoap().compute(frames, self._channel_list(), progress=self.progress, keep_coefficients=True)
         self.projections = fit_projections(feats, self.config.feature_tol) if self.config.feature_tol > 0 else {}
         if self.projections:
             apply_projections(feats, self.projections)
@@ -162,7 +167,7 @@ class SAGPR(SoapKernelKind, Model):
         self._sizes = m
 
     def _check_fit_bytes(self, frames, numbers, counts: dict, m: dict) -> None:
-        soap = LambdaSoap(self.soap, self.species)
+        soap = self._lsoap()
         channels = sorted(set(self._channel_list()) | {(0, 1)})
         feats = soap.estimate_bytes(counts, channels, True) + soap.estimate_bytes(m, channels, True)
         n_samples = len(frames) if self.target.per == "structure" else len(numbers)
@@ -267,6 +272,8 @@ class SAGPR(SoapKernelKind, Model):
         result does not depend on the batch size), which bounds the memory of features and kernels."""
         if not self.channels:
             raise RuntimeError("model is not fitted")
+        if self.config.magnetic_moments != "none":
+            read_moments(frames, self.config.magnetic_moments)  # a missing moment is one DataError naming file, frame and key
         if (return_std or return_cov) and needs_rebuild(self):
             rebuild_covariance_basis(self)
         bs = max(1, self.soap.batch_size)
@@ -277,7 +284,7 @@ class SAGPR(SoapKernelKind, Model):
         return Prediction(*cat, np.concatenate([p.cov for p in parts]) if return_cov else None)
 
     def _predict_batch(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> Prediction:
-        feats = LambdaSoap(self.soap, self.species).compute(frames, self._channel_list(), progress=self.progress)
+        feats = self._lsoap().compute(frames, self._channel_list(), progress=self.progress)
         if self.projections:
             apply_projections(feats, self.projections)
         blocks = self.target.blocks

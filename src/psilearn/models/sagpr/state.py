@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from psilearn.features import LambdaSoap, SoapConfig
+from psilearn.features import SoapConfig
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP
 from psilearn.models._kernel.state_kernel import SPARSE_STATE_KEY
 from psilearn.targets import Target
@@ -55,15 +55,20 @@ def sagpr_state(model) -> tuple[dict, dict[str, np.ndarray]]:
                 arrays[f"ch{ci}/b{bi}/d"] = col.d
             cols.append({"block": bi, "reg": col.reg, "s2": col.s2})
         channels.append({"l": cm.channel[0], "sigma": cm.channel[1], "columns": cols})
+    config = asdict(model.config)
+    if config["magnetic_moments"] == "none":  # files without moments stay as before the option
+        del config["magnetic_moments"]
     meta = {
         "soap": model.soap.to_dict(),
-        "config": asdict(model.config),
+        "config": config,
         "species": model.species,
         "baseline": {str(k): v for k, v in model.baseline.items()},
         "channels": channels,
     }
     if compact:
         meta["sparse_storage"] = "coefficients"
+    if model.config.magnetic_moments != "none":  # what predict needs besides the structures
+        meta["required_inputs"] = {"arrays": {"initial_magmoms": model.config.magnetic_moments}}
     if from_training:
         meta["covariance_storage"] = "training"
     return meta, arrays
@@ -108,7 +113,7 @@ def _rebuild_sparse(model, coefficients: dict[int, np.ndarray]) -> None:
     compression, as at fit time)."""
     if set(coefficients) != set(model.species):
         raise ValueError("sparse coefficients do not match the model's elements")
-    soap = LambdaSoap(model.soap, model.species)
+    soap = model._lsoap()
     model.sparse_coefficients = coefficients
     for z, c in coefficients.items():
         if c.shape[1] != soap.n_coefficients:
