@@ -57,6 +57,9 @@ def test_hermitian_by_construction(target, water_hf):
 
 def test_serialisation(target):
     assert HamiltonianTarget.from_dict(target.to_dict()) == target
+    from psilearn.targets import Target
+
+    assert Target.from_dict(target.to_dict()) == target  # model files restore targets through Target.from_dict
     assert "def2-svp" in target.describe()
 
 

@@ -190,12 +190,16 @@ class Target:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Target":
-        """The Target of :meth:`to_dict`; a dict of another target kind (``kind: "density"``, as in
-        model files of the density model) is dispatched to that kind's ``from_dict``."""
+        """The Target of :meth:`to_dict`; a dict of another target kind (``kind: "density"`` or
+        ``"hamiltonian"``, as model files record them) is dispatched to that kind's ``from_dict``."""
         if cls is Target and d.get("kind") == "density":
             from psilearn.targets.density import DensityTarget
 
             return DensityTarget.from_dict(d)
+        if cls is Target and d.get("kind") == "hamiltonian":
+            from psilearn.targets.hamiltonian import HamiltonianTarget
+
+            return HamiltonianTarget.from_dict(d)
         allowed = {"key", "per", "tensor", "parity", "traceless", "pool", "units", "grid", "grid_units", "absorber"}
         unknown = set(d) - allowed
         if unknown:
