@@ -102,3 +102,21 @@ def test_learning_curve_with_partial_labels(frames):
     lc = learning_curve(ds.subset(np.arange(0, len(ds), 2)), ds.subset(np.arange(1, len(ds), 2)), SHIELD, [4, 9], config=SMALL)
     assert lc["rows"][-1]["metrics"]["n_samples"] == len(ds.subset(np.arange(1, len(ds), 2)).values)
     assert all(np.isfinite(lc["pct_rmse"]["Cartesian"]))
+
+
+@pytest.mark.parametrize("case", ["mask", "per-element regularization"])
+def test_covariance_storage_training_rebuilds_the_fitted_rows(frames, tmp_path, case):
+    """A model stored with ``covariance_storage: training`` rebuilds the covariance basis from the
+    same rows the fit used: the labelled atoms only, scaled by the per-element regularisation."""
+    model_opts = {**SMALL["model"], "covariance_storage": "training"}
+    if case == "mask":
+        data = load_dataset(_masked(frames), SHIELD, label_mask="has_tensor")
+    else:
+        data = load_dataset(frames, SHIELD)
+        model_opts["regularization"] = {"H": 1e-3, "N": 1e-2, "C": 1e-2, "O": 1e-2}
+    model = fit_model("sagpr", SHIELD, data, {**SMALL, "model": model_opts})
+    model.save(tmp_path / "m.model")
+    test = ase.io.read(DEMO, "15:510:60")
+    a, b = model.predict(test), load(tmp_path / "m.model").predict(test)
+    np.testing.assert_array_equal(b.values, a.values)
+    np.testing.assert_allclose(b.std, a.std, rtol=1e-9)

@@ -30,18 +30,18 @@ from psilearn.models._kernel.kernels import sparse_kernel, sparse_sparse_kernel
 
 log = logging.getLogger("psilearn")
 
-STORAGE_MODES = ("basis", "training")
-
-
-def training_environments(feats: AtomFeatures, states: np.ndarray | None) -> dict[str, np.ndarray]:
+def training_environments(feats: AtomFeatures, states: np.ndarray | None, rows: np.ndarray | None) -> dict[str, np.ndarray]:
     """What ``covariance_storage: training`` keeps of the training features ``feats`` (computed with
-    ``keep_coefficients=True``): arrays ``numbers``, ``structure`` (n_atoms,), ``coef/Z`` (n_Z, C)
-    and, with a global state, ``states`` (n_structures, 2)."""
+    ``keep_coefficients=True``): arrays ``numbers``, ``structure`` (n_atoms,), ``coef/Z`` (n_Z, C),
+    with a global state ``states`` (n_structures, 2), and with a label mask ``rows`` (n_atoms,), the
+    labelled atoms (the only ones fitted)."""
     out = {"numbers": np.asarray(feats.numbers), "structure": np.asarray(feats.structure)}
     for z, c in feats.coefficients.items():
         out[f"coef/{z}"] = np.asarray(c)
     if states is not None:
         out["states"] = np.asarray(states, dtype=np.float64)
+    if rows is not None:
+        out["rows"] = np.asarray(rows, dtype=bool)
     return out
 
 
@@ -69,12 +69,15 @@ def rebuild_covariance_basis(model) -> None:
     log.info("rebuilding the covariance basis from %d training environments (covariance_storage: training)", len(env["numbers"]))
     feats = _features(model, env)
     per = model.target.per
+    # the fitted rows, as at fit time: the label mask and the per-element regularisation weights
+    rows = env["rows"].astype(bool) if "rows" in env else None
+    reg_w = model._regularization_weights(env["numbers"] if rows is None else env["numbers"][rows])
     for cm in model.channels:
         d = 2 * cm.channel[0] + 1
         phi = sparse_kernel(feats, model.sparse, cm.channel, model.config.zeta, per, model.target.pool)
         kmm = sparse_sparse_kernel(model.sparse, cm.channel, model.config.zeta)
         phi, kmm = model._with_global_state(phi, kmm, feats, None, d, states=env.get("states"))
-        cm.gp, _ = SparseGP.build(phi, kmm)
+        cm.gp, _ = SparseGP.build(model._fitted_rows(phi, d, rows, reg_w), kmm)
         # d = sigma2 / (S2 + reg) per direction, as at fit time (SparseGP.fit_column)
         cm.columns = [(bi, replace(col, d=col.s2 * col.reg / (cm.gp.S2 + col.reg))) for bi, col in cm.columns]
     log.info("covariance basis rebuilt in %.1f s", time.perf_counter() - t0)

@@ -123,7 +123,7 @@ class SAGPR(SoapKernelKind, Model):
         resid = self._fit_baseline(frames, irreps)
         self._choose_sparse(feats, frames)
         if self.config.covariance_storage == "training":
-            self.training_envs = training_environments(feats, self._states(frames))
+            self.training_envs = training_environments(feats, self._states(frames), self._rows)
         # folds by structure, shared by all channels (for CV regularisation and held-out metrics)
         k = min(self.config.cv_folds, len(frames))
         fold_of_struct = structure_folds(len(frames), k, self.config.seed)
@@ -232,6 +232,15 @@ class SAGPR(SoapKernelKind, Model):
             table[chemical_symbols.index(s)] = float(v)
         return 1.0 / np.sqrt(table[numbers])
 
+    @staticmethod
+    def _fitted_rows(phi: np.ndarray, d: int, rows: np.ndarray | None, reg_w: np.ndarray | None) -> np.ndarray:
+        """The kernel rows each channel's GP is fitted on: those of the labelled samples (``rows``, a
+        label mask, or all) scaled by the per-element regularisation weights ``reg_w`` (or not).
+        Shared by the fit and the rebuild of the covariance basis (:mod:`psilearn.models.sagpr.covariance`)."""
+        if rows is not None:
+            phi = phi[np.repeat(rows, d)]
+        return phi if reg_w is None else phi * np.repeat(reg_w, d)[:, None]
+
     def _fit_channel(self, ch, feats, frames, resid: np.ndarray, sample_fold: np.ndarray, cv_pred: np.ndarray,
                      reg_w: np.ndarray | None = None) -> ChannelModel:
         """Sparse GP of channel ``ch`` = (l, sigma) and one column fit per irrep occurrence; fills the
@@ -241,11 +250,8 @@ class SAGPR(SoapKernelKind, Model):
         phi = sparse_kernel(feats, self.sparse, ch, self.config.zeta, self.target.per, self.target.pool)
         kmm = sparse_sparse_kernel(self.sparse, ch, self.config.zeta)
         phi, kmm = self._with_global_state(phi, kmm, feats, frames, d)
-        if self._rows is not None:  # labels on only some atoms: their rows
-            phi = phi[np.repeat(self._rows, d)]
+        phi = self._fitted_rows(phi, d, self._rows, reg_w)
         rw = np.ones(len(phi)) if reg_w is None else np.repeat(reg_w, d)
-        if reg_w is not None:
-            phi = phi * rw[:, None]
         gp, bw = SparseGP.build(phi, kmm)
         if len(gp.S2) == 0:
             log.warning(
