@@ -171,8 +171,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True
+    except OSError:  # e.g. PermissionError: it runs, under another user
+        pass
     return True
 
 

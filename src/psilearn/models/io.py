@@ -46,13 +46,12 @@ def write_model(path, meta: dict, arrays: dict[str, np.ndarray], overwrite: bool
     is replaced only with ``overwrite`` (and then the old one stays in place until the new one is
     complete); anything else at ``path`` is never replaced."""
     path = Path(path)
+    _recover_interrupted(path)  # first: it may put back a model a killed writer had set aside
     _check_target(path, overwrite)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "psilearn_version": __version__, **meta}
     meta["integrity"] = {"arrays_sha256": {k: _sha(v) for k, v in arrays.items()}}
     meta["integrity"]["metadata_sha256"] = _meta_sha(meta)
     make_parent(path)
-    _recover_interrupted(path)
-    _check_target(path, overwrite)
     tmp = temporary_name(path)
     tmp.mkdir()
     os.chmod(tmp, 0o777 & ~UMASK)
