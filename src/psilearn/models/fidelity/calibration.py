@@ -19,6 +19,12 @@ import numpy as np
 from psilearn.targets import Target
 
 
+def scale_through_origin(y: np.ndarray, m: np.ndarray) -> float:
+    """The least-squares rho of y = rho * m over all entries (0 when m is zero)."""
+    den = float(np.sum(m * m))
+    return float(np.sum(m * y)) / den if den > 0 else 0.0
+
+
 @dataclass
 class AffineCalibration:
     """``rho`` (n_blocks,) scales, ``offset`` (n_irreps,) in the irreps basis (zero outside invariant
@@ -40,8 +46,7 @@ class AffineCalibration:
                 (rho[b], c), *_ = np.linalg.lstsq(design, y.ravel(), rcond=None)
                 offset[blk.cols] = c
             else:
-                den = float(np.sum(m * m))
-                rho[b] = float(np.sum(m * y)) / den if den > 0 else 0.0
+                rho[b] = scale_through_origin(y, m)
             resid = y - rho[b] * m - offset[blk.cols]
             noise[b] = float(np.sqrt(np.mean(resid**2))) if resid.size else 0.0
         return cls(rho, offset, noise)

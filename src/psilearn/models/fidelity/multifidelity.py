@@ -38,7 +38,7 @@ from psilearn.errors import ConfigError
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
-from psilearn.models.fidelity.calibration import AffineCalibration
+from psilearn.models.fidelity.calibration import AffineCalibration, scale_through_origin
 from psilearn.models.fidelity.delta import REFUSED_INNER
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
@@ -229,12 +229,7 @@ class MultiFidelityModel(Model):
 
     def _fit_rho(self, y_irreps: np.ndarray, m_irreps: np.ndarray) -> np.ndarray:
         """Least-squares scale of each irreducible block of the level below: (n_blocks,)."""
-        rho = np.zeros(len(self.target.blocks))
-        for b, blk in enumerate(self.target.blocks):
-            m, y = m_irreps[:, blk.cols], y_irreps[:, blk.cols]
-            den = float(np.sum(m * m))
-            rho[b] = float(np.sum(m * y)) / den if den > 0 else 0.0
-        return rho
+        return np.array([scale_through_origin(y_irreps[:, blk.cols], m_irreps[:, blk.cols]) for blk in self.target.blocks])
 
     def _cartesian_map(self, rho: np.ndarray) -> np.ndarray:
         """A (D, D) with A x = to_cartesian(rho * to_irreps(x)) for a Cartesian row x (D = 3**rank)."""
