@@ -12,8 +12,9 @@ def add_density_flag(p) -> None:
 
 def fit_density(args) -> int:
     """``fit --density``: the density model on a file's density labels (its aux basis, metric, shells)."""
+    from psilearn.cli.fit_options import pooled, train_specs
     from psilearn.config import load_config
-    from psilearn.data import density_target, load_density_dataset, read_structures
+    from psilearn.data import density_target, load_density_dataset
     from psilearn.errors import ConfigError
     from psilearn.models.factory import fit_model
     from psilearn.models.registry import model_class
@@ -26,8 +27,8 @@ def fit_density(args) -> int:
         raise ConfigError(f"--density fits the density model kind; it does not take {', '.join(other) or '--model ' + args.model}")
     config = load_config(args.config)
     _, seed = model_class("density").validate_config(config, source=args.config, seed=args.seed)
-    trains = args.train if isinstance(args.train, list) else [args.train]
-    source = trains[0] if len(trains) == 1 else [a for spec in trains for a in read_structures(spec)]
+    trains = train_specs(args)
+    source = pooled(trains)
     ds = load_density_dataset(source)
     if ds.target.key != args.target:
         ds = load_density_dataset(source, density_target(ds.frames, args.target))

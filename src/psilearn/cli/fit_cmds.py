@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from psilearn.cli.fit_options import add_fit_options, check_tune, tuned_fit
+from psilearn.cli.fit_options import add_fit_options, check_tune, pooled, train_specs, tuned_fit
 from psilearn.cli.model_options import add_baseline_method_args, add_fidelity_args, default_baseline_db, model_options
 
 TARGET_HELP = """Declaring the observable: --target names the label (atoms.info for per-structure,
@@ -56,8 +56,7 @@ def _run_options(args, kind: str) -> dict:
     if opts["checkpoint_dir"] and is_iterative(kind):
         from psilearn.data.outputs import check_checkpoint_dir
 
-        check_checkpoint_dir(opts["checkpoint_dir"], [*(args.train if isinstance(args.train, list) else [args.train]),
-                                                      getattr(args, "config", None)], opts["resume"],
+        check_checkpoint_dir(opts["checkpoint_dir"], [*train_specs(args), getattr(args, "config", None)], opts["resume"],
                              bool(getattr(args, "overwrite", False)))
     return opts
 
@@ -69,16 +68,6 @@ def _warn_if_unrepresentative(command: str, spec: str) -> None:
     msg = slice_warning(spec)
     if msg:
         print(f"psilearn {command}: warning: {msg}", file=sys.stderr)
-
-
-def _pooled(specs: list[str]):
-    """One spec as is (its name stays in messages), several read and pooled in order (every frame
-    keeps its own file and index in ``info['source']``)."""
-    if len(specs) == 1:
-        return specs[0]
-    from psilearn.data import read_structures
-
-    return [a for spec in specs for a in read_structures(spec)]
 
 
 def cmd_fit(args) -> int:
@@ -95,10 +84,10 @@ def cmd_fit(args) -> int:
     check_tune(args, kind)
     delta = getattr(kind, "kind", None) == "delta"
     method = kind.resolve_method(target) if delta and kind.method_name else None
-    trains = args.train if isinstance(args.train, list) else [args.train]
+    trains = train_specs(args)
     for spec in trains:
         _warn_if_unrepresentative("fit", spec)
-    ds = load_dataset(_pooled(trains), target, symmetrize=args.symmetrize, label_mask=args.label_mask)
+    ds = load_dataset(pooled(trains), target, symmetrize=args.symmetrize, label_mask=args.label_mask)
     if delta:
         summary = kind.check_baseline(ds)
         if summary is not None:

@@ -18,6 +18,21 @@ MASK_HELP = ("per-atom targets labelled on only some atoms: KEY is a per-atom ar
              "and psilearn evaluate applies it to the test file. sagpr only")
 
 
+def train_specs(args) -> list[str]:
+    """The TRAIN specs of ``fit`` (one or several; ``learning-curve`` has one)."""
+    return args.train if isinstance(args.train, list) else [args.train]
+
+
+def pooled(specs: list[str]):
+    """One spec as is (its name stays in messages), several read and pooled in order (every frame
+    keeps its own file and index in ``info['source']``)."""
+    if len(specs) == 1:
+        return specs[0]
+    from psilearn.data import read_structures
+
+    return [a for spec in specs for a in read_structures(spec)]
+
+
 def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", nargs="?", type=float, const=300.0, default=None, metavar="SECONDS", help=TUNE_HELP)
     p.add_argument("--label-mask", default=None, metavar="KEY", help=MASK_HELP)
