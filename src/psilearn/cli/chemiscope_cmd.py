@@ -8,9 +8,8 @@ def cmd_chemiscope(args) -> int:
     from psilearn.observe.chemiscope_export import export_chemiscope
 
     s = export_chemiscope(args.model, args.data, args.output, name=args.name or "", progress=not getattr(args, "quiet", False))
-    ref = ("no reference labels in DATA" if not s["reference"] else "with reference labels and errors"
-           + ("" if s["n_reference"] == s["n_structures"] else f" ({s['n_reference']} of {s['n_structures']} structures labelled)"))
-    print(f"wrote {s['path']}: {s['n_structures']} structures ({s['n_atoms']} atoms), {len(s['properties'])} properties, {ref}; "
+    print(f"wrote {s['path']}: {s['n_structures']} structures ({s['n_atoms']} atoms), {len(s['properties'])} properties, "
+          f"{s['reference_note']}; "
           f"map: {s['map']} (PC1 {100 * s['explained'][0]:.0f}%, PC2 {100 * s['explained'][1]:.0f}% of the variance), "
           f"coloured by {s['color']}. Open it at https://chemiscope.org or with chemiscope.show_input()")
     return 0

@@ -310,7 +310,7 @@ def export_chemiscope(model, data, path, *, name: str = "", progress: bool = Fal
                            metadata=meta, parameters=parameters or None)
     return {"path": str(path), "n_structures": len(frames), "n_atoms": int(sum(len(a) for a in frames)),
             "properties": sorted(props), "map": map_desc, "explained": explained.tolist(), "reference": ref is not None,
-            "n_reference": n_ref, "color": color}
+            "n_reference": n_ref, "reference_note": _reference_note(n_ref, len(frames)), "color": color}
 
 
 def _reference_note(n_ref: int, n: int) -> str:
