@@ -7,7 +7,7 @@ import ase.io
 import pytest
 
 from psilearn.cli.main import main
-from psilearn.config import ConfigError, Options, load_config, resolve_seed
+from psilearn.config import SECTIONS, ConfigError, Options, load_config, resolve_seed
 from psilearn.errors import ConfigError as ErrorsConfigError
 from psilearn.features.lsoap import SoapConfig
 from psilearn.models import load
@@ -145,7 +145,7 @@ def test_round_trip_of_non_default_values():
 def test_load_config_sections(tmp_path):
     assert load_config(None) == {}
     assert load_config(_yaml(tmp_path, "soap: {cutoff: 4}\nmodel:\n")) == {"soap": {"cutoff": 4}, "model": {}}
-    with pytest.raises(ConfigError, match=r"unknown section 'sop' \(did you mean 'soap'\?\); known sections: soap, model, nn, nn_train, density$"):
+    with pytest.raises(ConfigError, match=r"unknown section 'sop' \(did you mean 'soap'\?\); known sections: soap, model, nn, nn_train, density, hamiltonian$"):
         load_config(_yaml(tmp_path, "sop: {cutoff: 4}\n"))
     with pytest.raises(ConfigError, match=r"o\.yaml: model: expected a mapping of options, got 3$"):
         load_config(_yaml(tmp_path, "model: 3\n", "o.yaml"))
@@ -159,7 +159,7 @@ def test_each_kind_refuses_sections_of_other_kinds(kind):
     assert tuple(cls.config_options) == cls.config_sections
     options, seed = cls.validate_config({s: {} for s in cls.config_sections})
     assert set(options) == set(cls.config_sections) and seed == 0
-    for other in {"soap", "model", "nn", "nn_train", "density"} - set(cls.config_sections):
+    for other in set(SECTIONS) - set(cls.config_sections):
         with pytest.raises(ConfigError, match=rf"^o\.yaml: section '{other}' is not used by model kind '{kind}' "
                                               rf"\(it reads: {', '.join(cls.config_sections)}\)$"):
             cls.validate_config({other: {}}, source="o.yaml")

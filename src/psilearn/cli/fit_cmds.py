@@ -79,6 +79,10 @@ def cmd_fit(args) -> int:
         from psilearn.cli.density_fit import fit_density
 
         return fit_density(args)
+    if getattr(args, "hamiltonian", False) or args.model == "hamiltonian":
+        from psilearn.cli.hamiltonian_cmds import fit_hamiltonian
+
+        return fit_hamiltonian(args, _run_options(args, "hamiltonian"))
     target = _target(args)
     kind, config, seed = model_options(args)
     check_tune(args, kind)
@@ -181,7 +185,16 @@ def cmd_predict(args) -> int:
     if method:
         print(f"baseline {method.label} from {model.last_baseline_summary.report()}; label database {model.baseline_db}",
               file=sys.stderr)
-    write_structures(args.output, predictions_to_atoms(frames, pred, model.target, with_std=not args.no_std))
+    if model.kind == "hamiltonian":
+        from psilearn.cli.hamiltonian_cmds import predict_hamiltonian
+
+        out = predict_hamiltonian(args, model, frames, pred)
+    elif getattr(args, "scf_guess", None):
+        raise ConfigError(f"--scf-guess: {args.model} is a {model.kind} model; the guess comes from a hamiltonian model "
+                          "(density models: psilearn density --scf-guess)")
+    else:
+        out = predictions_to_atoms(frames, pred, model.target, with_std=not args.no_std)
+    write_structures(args.output, out)
     print(f"predicted {model.target.key} for {len(frames)} structures in {dt:.2f} s ({len(frames) / max(dt, 1e-9):.0f} structures/s); wrote {args.output}")
     return 0
 
@@ -275,6 +288,7 @@ def register(sub) -> None:
 
 def _register_fit(sub, model_help: str) -> None:
     from psilearn.cli.density_fit import add_density_flag
+    from psilearn.cli.hamiltonian_cmds import add_hamiltonian_flags
 
     p = sub.add_parser("fit", help="fit a model to labelled structures", description="Fit a model to labelled structures and save it.\n\n" + TARGET_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -289,6 +303,7 @@ def _register_fit(sub, model_help: str) -> None:
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP)
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help=VAL_HELP)
     add_density_flag(p)
+    add_hamiltonian_flags(p)
     add_fit_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model directory to write")
     p.add_argument("--device", default=None, help="nn: 'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:1'")
@@ -313,6 +328,9 @@ def _register_predict_evaluate(sub) -> None:
     p.add_argument("--no-std", action="store_true", help="skip uncertainties (several times faster for large models); KEY_std is not written")
     add_fidelity_args(p, fit=False)
     add_baseline_method_args(p, fit=False)
+    from psilearn.cli.hamiltonian_cmds import add_predict_flags
+
+    add_predict_flags(p)
     p.set_defaults(func=cmd_predict, reads=("model", "input"), writes={"output": "file", "baseline_db": "database"})
 
     p = sub.add_parser("evaluate", help="errors of a saved model on labelled test data", description="MAE, RMSE and RMSE as % of the test "

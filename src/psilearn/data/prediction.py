@@ -40,3 +40,20 @@ class DensityPrediction:
     metric: str
     std: list[np.ndarray] | None = None
     electrons: list[float] | None = None
+
+
+@dataclass
+class HamiltonianPrediction:
+    """Predicted AO Hamiltonians of n structures (the ``hamiltonian`` target kind).
+
+    ``matrices[s]`` the (n_ao, n_ao) Fock/Kohn-Sham matrix of structure s in Hartree, PySCF's AO
+    order for ``basis`` (symmetric); ``std[s]`` its per-entry predictive standard deviation, or None
+    where the model gives none; ``n_pairs``/``n_pairs_within_cutoff`` per structure: how many atom
+    pairs there are and how many the model predicted (pairs beyond its cutoff are zero blocks).
+    """
+
+    matrices: list[np.ndarray]
+    basis: str
+    std: list[np.ndarray] | None = None
+    n_pairs: list[int] | None = None
+    n_pairs_within_cutoff: list[int] | None = None

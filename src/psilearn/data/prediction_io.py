@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data.grids import GRID_SUFFIX
-from psilearn.data.prediction import DensityPrediction, Prediction
+from psilearn.data.prediction import DensityPrediction, HamiltonianPrediction, Prediction
 
 
 def atom_offsets(frames: list[Atoms]) -> np.ndarray:
@@ -68,13 +68,38 @@ def _density_to_atoms(frames: list[Atoms], pred: DensityPrediction, target, with
     return out
 
 
-def predictions_to_atoms(frames: list[Atoms], pred: Prediction | DensityPrediction, target, with_std: bool = True) -> list[Atoms]:
+def _hamiltonian_to_atoms(frames: list[Atoms], pred: HamiltonianPrediction, target, with_std: bool) -> list[Atoms]:
+    """Hamiltonian predictions in the labeler's layout: ``KEY`` (F, Hartree, flat row-major, PySCF's
+    AO order), ``hamiltonian_basis``, ``hamiltonian_shells`` and ``KEY_std`` (when the model has one);
+    labels already present (F and what derives from it) are kept as ``NAME_reference``."""
+    if len(pred.matrices) != len(frames):
+        raise ValueError(f"{len(pred.matrices)} predicted hamiltonians for {len(frames)} structures")
+    out = []
+    for i, a in enumerate(frames):
+        b = a.copy()
+        b.calc = None
+        for name in (target.key, f"{target.key}_std", "orbital_energies", "mo_occ", "homo", "lumo", "gap", "dipole"):
+            if name in b.info:
+                b.info[f"{name}_reference"] = b.info.pop(name)
+        b.info[target.key] = np.asarray(pred.matrices[i], dtype=np.float64).ravel()
+        b.info["hamiltonian_basis"] = pred.basis
+        b.info["hamiltonian_shells"] = target.shells_text()
+        if with_std and pred.std is not None:
+            b.info[f"{target.key}_std"] = np.asarray(pred.std[i], dtype=np.float64).ravel()
+        out.append(b)
+    return out
+
+
+def predictions_to_atoms(frames: list[Atoms], pred: Prediction | DensityPrediction | HamiltonianPrediction, target,
+                         with_std: bool = True) -> list[Atoms]:
     """Copies of ``frames`` (calculators dropped) carrying ``pred``, the prediction of ``target``
     (a :class:`psilearn.targets.Target`) for them, as described in the module docstring.
     ``with_std=False`` writes no ``KEY_std`` (for predictions made without uncertainties). A
-    :class:`DensityPrediction` is written in the density labeler's layout."""
+    :class:`DensityPrediction` or :class:`HamiltonianPrediction` is written in its labeler's layout."""
     if isinstance(pred, DensityPrediction):
         return _density_to_atoms(frames, pred, target, with_std)
+    if isinstance(pred, HamiltonianPrediction):
+        return _hamiltonian_to_atoms(frames, pred, target, with_std)
     key, per = target.key, target.per
     offsets = atom_offsets(frames)
     n = len(frames) if per == "structure" else int(offsets[-1])

@@ -22,6 +22,8 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "L2/shift-aware/aligned loss, optional PCA (psilearn fit-spectrum)"),
     "density": ("psilearn.models.density.model:DensityModel", "SALTED-style sparse GPR of electron-density coefficients "
         "(loss in the aux-basis metric, exact electron count; psilearn fit --density)"),
+    "hamiltonian": ("psilearn.models.hamiltonian.model:HamiltonianModel", "equivariant node/edge network (e3nn) for AO "
+        "Fock/Kohn-Sham matrices: orbital energies, gaps, density matrices (psilearn fit --hamiltonian)"),
     "delta": ("psilearn.models.fidelity.delta:DeltaModel", "delta-learning: a baseline label in the file plus a learned "
         "correction by an inner kind (psilearn fit --baseline KEY --model INNER)"),
     "multifidelity": ("psilearn.models.fidelity.multifidelity:MultiFidelityModel", "several levels of theory pooled by recursive "

@@ -1,0 +1,96 @@
+"""`psilearn fit --hamiltonian` and the Hamiltonian part of `psilearn predict` (called by fit_cmds)."""
+
+from __future__ import annotations
+
+import sys
+
+MICRO = 1e6  # Hartree -> micro-Hartree, the unit of the Hamiltonian-learning literature
+
+
+def add_hamiltonian_flags(fit_parser) -> None:
+    fit_parser.add_argument("--hamiltonian", action="store_true", help="learn AO Fock/Kohn-Sham matrices (labels of psilearn "
+                            "label --observables hamiltonian; --target hamiltonian) with the hamiltonian model kind: options in "
+                            "the 'nn:', 'nn_train:' and 'hamiltonian:' sections (docs/hamiltonian.md)")
+
+
+def add_predict_flags(predict_parser) -> None:
+    predict_parser.add_argument("--scf-guess", metavar="METHOD", default=None,
+                                help="hamiltonian models: also run PySCF's SCF (METHOD as in psilearn label, e.g. pbe/def2-svp; "
+                                     "the model's basis) from the predicted density matrix and from PySCF's default guess, and "
+                                     "report the cycles saved")
+
+
+def metrics_lines(m: dict) -> list[str]:
+    """Hamiltonian metrics (Hartree) as lines in micro-Hartree."""
+    return [f"  H entry MAE {m['h_mae'] * MICRO:.1f} uHa; occupied orbital-energy MAE {m['occupied_energy_mae'] * MICRO:.1f} uHa; "
+            f"gap MAE {m['gap_mae'] * MICRO:.1f} uHa; occupied orbital cosine {m['coefficient_cosine']:.6f} "
+            f"({m['n_structures']} structures)"]
+
+
+def fit_hamiltonian(args, run_options: dict) -> int:
+    """``fit --hamiltonian``: the hamiltonian model on a file's F labels (its basis and shells)."""
+    from psilearn.cli.fit_options import pooled, train_specs
+    from psilearn.config import load_config
+    from psilearn.data import hamiltonian_target, load_hamiltonian_dataset
+    from psilearn.errors import ConfigError
+    from psilearn.models.factory import fit_model
+    from psilearn.models.registry import model_class
+
+    other = [f for f, on in (("--baseline", args.baseline), ("--baseline-method", args.baseline_method),
+                             ("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
+                             ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None)),
+                             ("--density", getattr(args, "density", False)),
+                             ("--tune", getattr(args, "tune", None) is not None), ("--label-mask", getattr(args, "label_mask", None))) if on]
+    if args.model not in ("sagpr", "hamiltonian") or other:
+        raise ConfigError(f"--hamiltonian fits the hamiltonian model kind; it does not take {', '.join(other) or '--model ' + args.model} "
+                          f"(its validation split is nn_train.val_fraction)")
+    config = load_config(args.config)
+    _, seed = model_class("hamiltonian").validate_config(config, source=args.config, seed=args.seed)
+    trains = train_specs(args)
+    source = pooled(trains)
+    ds = load_hamiltonian_dataset(source)
+    if args.target != ds.target.key:
+        ds = load_hamiltonian_dataset(source, hamiltonian_target(ds.frames, args.target))
+    print(f"fitting {ds.target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
+    model = fit_model("hamiltonian", ds.target, ds, config, seed=seed, progress=True, run_options=run_options)
+    model.save(args.output, overwrite=args.overwrite)
+    m = model.metadata
+    print(f"fitted in {m['fit_seconds']:.1f} s ({m['n_parameters']} parameters, {m['members'][0]['epochs']} epochs: "
+          f"{m['members'][0]['stopped']}); saved to {args.output}")
+    print(f"held-out estimate ({m['heldout_metrics']['method']}):")
+    print("\n".join(metrics_lines(m["heldout_metrics"])))
+    cut = m["cutoff_truncation"]
+    print(f"cutoff {cut['cutoff']:g} A alone (labels with farther pair blocks zeroed): orbital-energy MAE "
+          f"{cut['occupied_energy_mae'] * MICRO:.2f} uHa, H MAE {cut['h_mae'] * MICRO:.2f} uHa")
+    return 0
+
+
+def predict_hamiltonian(args, model, frames: list, pred) -> list:
+    """Structures carrying the predicted F and what derives from it (orbital energies, HOMO, LUMO,
+    gap, Mulliken charges, dipole); with ``--scf-guess`` the SCF cycles from the predicted guess."""
+    from psilearn.data.prediction_io import predictions_to_atoms
+    from psilearn.observe.hamiltonian import derive, scf_guess_cycles
+
+    out = predictions_to_atoms(frames, pred, model.target, with_std=False)
+    for i, (a, f) in enumerate(zip(out, pred.matrices)):
+        d = derive(a, f, model.target.basis)
+        a.info.update({"orbital_energies": d.orbital_energies, "mo_occ": d.mo_occ, "homo": d.homo, "lumo": d.lumo,
+                       "gap": d.gap, "dipole": d.dipole})
+        a.arrays["mulliken_charges"] = d.mulliken_charges
+        if pred.n_pairs_within_cutoff[i] < pred.n_pairs[i]:
+            a.info["hamiltonian_pairs_beyond_cutoff"] = pred.n_pairs[i] - pred.n_pairs_within_cutoff[i]
+    if args.scf_guess:
+        method = args.scf_guess
+        saved = []
+        for i, (a, f) in enumerate(zip(out, pred.matrices)):
+            r = scf_guess_cycles(a, f, method)
+            a.info.update({"scf_cycles_guess": r.cycles_guess, "scf_cycles_default": r.cycles_default})
+            saved.append(r)
+        tot_g, tot_d = sum(r.cycles_guess for r in saved), sum(r.cycles_default for r in saved)
+        print(f"SCF ({method}) from the predicted guess: {tot_g} cycles in total vs {tot_d} from PySCF's default guess "
+              f"({100 * (tot_d - tot_g) / max(tot_d, 1):.0f}% fewer) over {len(saved)} structures")
+    beyond = sum(p - w for p, w in zip(pred.n_pairs, pred.n_pairs_within_cutoff))
+    if beyond:
+        print(f"note: {beyond} atom pairs lie beyond the model's cutoff ({model.net_config.cutoff:g} A); their blocks are zero",
+              file=sys.stderr)
+    return out
