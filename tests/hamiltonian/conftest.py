@@ -38,3 +38,11 @@ def target(water_hf):
     from psilearn.targets import HamiltonianTarget
 
     return HamiltonianTarget.from_labels(water_hf)
+
+
+@pytest.fixture(scope="session")
+def water_observed():
+    """The same water labelled with the observables that a Hamiltonian gives again (orbitals, dipole, charges)."""
+    from psilearn.label import make_labeler
+
+    return make_labeler("hf/def2-svp", "hamiltonian,orbitals,dipole,charges", conv_tol=CONV_TOL).label(water())

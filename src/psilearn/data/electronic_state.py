@@ -23,6 +23,17 @@ def _integer(value, name: str, prefix: str) -> int:
     return out
 
 
+def with_charge(atoms: Atoms, charge: int | None) -> Atoms:
+    """``atoms`` itself when ``charge`` is None, else a copy with ``info['charge'] = charge`` (e) and
+    the multiplicity back to its default (the declared one belonged to the old charge)."""
+    if charge is None:
+        return atoms
+    atoms = atoms.copy()
+    atoms.info["charge"] = int(charge)
+    atoms.info.pop("multiplicity", None)
+    return atoms
+
+
 def charge_multiplicity(atoms: Atoms, where: str = "") -> tuple[int, int]:
     """(total charge [e], multiplicity) as declared, with the default multiplicity filled in.
     DataError (a ValueError) for non-integer values; no check against the electron count."""

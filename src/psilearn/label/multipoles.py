@@ -1,4 +1,4 @@
-"""Electric multipoles from a PySCF density matrix (atomic units, explicit origin)."""
+"""Electric multipoles and Mulliken charges from a PySCF density matrix (atomic units, explicit origin)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ def centre_of_mass_bohr(mol) -> np.ndarray:
 def _total_dm(dm: np.ndarray) -> np.ndarray:
     dm = np.asarray(dm)
     return dm[0] + dm[1] if dm.ndim == 3 else dm
+
+
+def mulliken_charges(mol, dm: np.ndarray, overlap: np.ndarray | None = None) -> np.ndarray:
+    """Mulliken charges (e), shape (n_atoms,): Z_A - sum_{mu in A} (D S)_{mu mu} (PySCF's ``mulliken_pop``;
+    ``dm`` restricted (n_ao, n_ao) or the (2, n_ao, n_ao) spin pair, ``overlap`` default ``mol.intor('int1e_ovlp')``)."""
+    from pyscf import scf
+
+    s = mol.intor_symmetric("int1e_ovlp") if overlap is None else overlap
+    return np.asarray(scf.hf.mulliken_pop(mol, _total_dm(dm), s, verbose=0)[1], dtype=float)
 
 
 def dipole_moment(mol, dm: np.ndarray, origin: np.ndarray | None = None) -> np.ndarray:

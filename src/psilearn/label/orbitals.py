@@ -35,6 +35,14 @@ def broadened_dos(levels: np.ndarray, weights: np.ndarray, grid: DOSGrid) -> np.
     return gaussian_broadening(levels, weights, grid.energies, grid.sigma)
 
 
+def frontier(levels: np.ndarray, occupied: np.ndarray) -> tuple[float, float, float]:
+    """(HOMO, LUMO, gap) in the units of ``levels``: the highest ``occupied`` level (a boolean mask), the
+    lowest other one and their difference; NaN where there is no such level."""
+    homo = float(levels[occupied].max()) if occupied.any() else float("nan")
+    lumo = float(levels[~occupied].min()) if (~occupied).any() else float("nan")
+    return homo, lumo, lumo - homo
+
+
 def orbital_labels(
     mo_energy: np.ndarray | list[np.ndarray],
     mo_occ: np.ndarray | list[np.ndarray],
@@ -61,12 +69,7 @@ def orbital_labels(
         levels, occ = energies, occs
         weights = np.full_like(levels, 2.0)
         occupied = occ > 1e-6  # fractional occupations (smearing) count as occupied
-    homo = float(levels[occupied].max()) if occupied.any() else float("nan")
-    virt = levels[~occupied]
-    lumo = float(virt.min()) if virt.size else float("nan")
-    info["homo"] = homo
-    info["lumo"] = lumo
-    info["gap"] = lumo - homo
+    info["homo"], info["lumo"], info["gap"] = frontier(levels, occupied)
     info["dos"] = broadened_dos(levels, weights, grid)
     info["dos_emin"] = grid.emin
     info["dos_emax"] = grid.emax

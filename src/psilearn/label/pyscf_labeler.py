@@ -251,11 +251,11 @@ class PySCFLabeler:
     def label(self, atoms: Atoms) -> Atoms:
         """Labelled copy of ``atoms`` (keys in :data:`psilearn.label.base.UNITS`)."""
         configure_threads(self.threads)
-        from pyscf import lib, scf
+        from pyscf import lib
 
         from psilearn.label.density import density_auxmol, density_labels
         from psilearn.label.hamiltonian import check_hamiltonian_mol, hamiltonian_labels
-        from psilearn.label.multipoles import dipole_moment, quadrupole_moment
+        from psilearn.label.multipoles import dipole_moment, mulliken_charges, quadrupole_moment
 
         lib.num_threads(self.threads)
         t0 = time.perf_counter()
@@ -289,9 +289,7 @@ class PySCFLabeler:
         if "polarizability" in obs:
             info.update(self._polarizability(mf))
         if "charges" in obs:
-            total = dm[0] + dm[1] if np.ndim(dm) == 3 else dm
-            _, mull = scf.hf.mulliken_pop(mol, total, mf.get_ovlp(), verbose=0)
-            arrays["mulliken_charges"] = np.asarray(mull, dtype=float)
+            arrays["mulliken_charges"] = mulliken_charges(mol, dm, mf.get_ovlp())
             arrays["hirshfeld_charges"] = self.hirshfeld(mol, mf)
         ham = hamiltonian_labels(mol, mf, self.basis) if "hamiltonian" in obs else {}
         if "orbitals" in obs:  # with hamiltonian: the eigenvalues of the stored F (one set of energies)

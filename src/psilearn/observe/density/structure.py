@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from psilearn.data.electronic_state import checked_electronic_state
+from psilearn.data.electronic_state import checked_electronic_state, with_charge
 from psilearn.data.periodicity import is_molecule, periodicity_applied
 from psilearn.errors import DataError
 from psilearn.targets.ao_basis import check_aux_basis, make_auxmol, missing_elements
@@ -73,10 +73,7 @@ def fitted_density(atoms: Atoms, coefficients, aux_basis: str, charge: int | Non
     if not is_molecule(atoms):
         raise DataError(f"{formula}: derived density observables are for molecules only, but this structure is "
                         "periodic (pbc with a cell); set pbc=\"F F F\" to treat it as an isolated molecule")
-    if charge is not None:
-        atoms = atoms.copy()
-        atoms.info["charge"] = int(charge)
-        atoms.info.pop("multiplicity", None)
+    atoms = with_charge(atoms, charge)
     q, mult, n_elec = checked_electronic_state(atoms, formula)
     name = check_aux_basis(aux_basis)
     missing = missing_elements(name, atoms.get_chemical_symbols())
