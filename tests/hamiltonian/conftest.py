@@ -46,3 +46,28 @@ def water_observed():
     from psilearn.label import make_labeler
 
     return make_labeler("hf/def2-svp", "hamiltonian,orbitals,dipole,charges", conv_tol=CONV_TOL).label(water())
+
+
+#: a small hamiltonian model (seconds to fit on a few sto-3g waters)
+TINY = {"nn": {"channels": 4, "layers": 1, "radial_hidden": 16}, "hamiltonian": {"edge_channels": 4},
+        "nn_train": {"batch_size": 4, "threads": 1, "val_fraction": 0.2}}
+
+
+def distorted_waters(n: int, seed: int = 0) -> list[Atoms]:
+    rng = np.random.default_rng(seed)
+    base = np.array([[0.0, 0.0, 0.117], [0.0, 0.76, -0.47], [0.0, -0.76, -0.47]])
+    out = []
+    for k in range(n):
+        pos = (base + rng.normal(scale=0.06, size=(3, 3))) @ Rotation.random(random_state=seed * 100 + k).as_matrix().T
+        out.append(Atoms("OH2", positions=pos))
+    return out
+
+
+@pytest.fixture(scope="session")
+def sto3g_waters():
+    from psilearn.label import make_labeler
+
+    lab = make_labeler("hf/sto-3g", "hamiltonian", conv_tol=1e-10)
+    return [lab.label(a) for a in distorted_waters(16)]
+
+

@@ -65,6 +65,18 @@ def fit_hamiltonian(args, run_options: dict) -> int:
     return 0
 
 
+def _check_guess_basis(method: str, basis: str) -> None:
+    from psilearn.errors import ConfigError
+    from psilearn.label import make_labeler
+    from psilearn.targets.ao_basis import normalise_aux_basis
+
+    lab = make_labeler(method)
+    have = normalise_aux_basis(getattr(lab, "basis", "") or "")
+    if have != basis:
+        raise ConfigError(f"--scf-guess {method}: the model predicts F in basis {basis!r}, not {have or 'an AO basis'!r}; "
+                          f"use a method in {basis}")
+
+
 def predict_hamiltonian(args, model, frames: list, pred) -> list:
     """Structures carrying the predicted F and what derives from it (orbital energies, HOMO, LUMO,
     gap, Mulliken charges, dipole); with ``--scf-guess`` the SCF cycles from the predicted guess."""
@@ -75,12 +87,13 @@ def predict_hamiltonian(args, model, frames: list, pred) -> list:
     for i, (a, f) in enumerate(zip(out, pred.matrices)):
         d = derive(a, f, model.target.basis)
         a.info.update({"orbital_energies": d.orbital_energies, "mo_occ": d.mo_occ, "homo": d.homo, "lumo": d.lumo,
-                       "gap": d.gap, "dipole": d.dipole})
+                       "gap": d.gap, "dipole_moment": d.dipole})
         a.arrays["mulliken_charges"] = d.mulliken_charges
         if pred.n_pairs_within_cutoff[i] < pred.n_pairs[i]:
             a.info["hamiltonian_pairs_beyond_cutoff"] = pred.n_pairs[i] - pred.n_pairs_within_cutoff[i]
     if args.scf_guess:
         method = args.scf_guess
+        _check_guess_basis(method, model.target.basis)
         saved = []
         for i, (a, f) in enumerate(zip(out, pred.matrices)):
             r = scf_guess_cycles(a, f, method)

@@ -78,7 +78,7 @@ def _hamiltonian_to_atoms(frames: list[Atoms], pred: HamiltonianPrediction, targ
     for i, a in enumerate(frames):
         b = a.copy()
         b.calc = None
-        for name in (target.key, f"{target.key}_std", "orbital_energies", "mo_occ", "homo", "lumo", "gap", "dipole"):
+        for name in (target.key, f"{target.key}_std", "orbital_energies", "mo_occ", "homo", "lumo", "gap", "dipole_moment"):
             if name in b.info:
                 b.info[f"{name}_reference"] = b.info.pop(name)
         b.info[target.key] = np.asarray(pred.matrices[i], dtype=np.float64).ravel()
