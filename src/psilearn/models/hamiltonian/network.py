@@ -67,8 +67,11 @@ class HamiltonianNetwork(torch.nn.Module):
         self.edge_radial = FullyConnectedNet([net_cfg.n_basis, net_cfg.radial_hidden, self.edge_tp.weight_numel], torch.nn.functional.silu)
         pair_feats = (self.product.irreps_out.simplify() + mid.simplify()).sort().irreps.simplify()
         self.pair_feats = pair_feats
-        self.node_heads = torch.nn.ModuleDict({e: o3.Linear(feats, outs[e]) for e in elements})
-        self.edge_heads = torch.nn.ModuleDict({t: o3.Linear(pair_feats, outs[t]) for t in self.pairs})
+        # one mix to a compact width first, then the small per-element / per-pair heads: each e3nn op
+        # costs a backward pass over its whole input per irrep slice, so wide inputs are mixed once
+        self.node_mix, self.edge_mix = o3.Linear(feats, edge), o3.Linear(pair_feats, edge)
+        self.node_heads = torch.nn.ModuleDict({e: o3.Linear(edge, outs[e]) for e in elements})
+        self.edge_heads = torch.nn.ModuleDict({t: o3.Linear(edge, outs[t]) for t in self.pairs})
         for name, irs in outs.items():
             onsite = "-" not in name
             a, b = (name, name) if onsite else name.split("-")
@@ -82,7 +85,7 @@ class HamiltonianNetwork(torch.nn.Module):
         return c @ getattr(self, f"map_{name}").T
 
     def edge_features(self, h: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """(E, pair_feats.dim) features of every directed edge (receiver i, sender j)."""
+        """(E, edge irreps dim) features of every directed edge (receiver i, sender j)."""
         i, j = batch.edge_index[0], batch.edge_index[1]
         a, b = self.edge_a(h), self.edge_b(h)
         vec = batch.edge_vec
@@ -90,16 +93,17 @@ class HamiltonianNetwork(torch.nn.Module):
         radial = self.body.radial(torch.linalg.norm(vec, dim=1))
         prod = self.product(a[i], b[j])
         geo = self.edge_tp(a[i] + b[j], sh, self.edge_radial(radial))
-        return _merge(prod, self.product.irreps_out, geo, self.edge_tp.irreps_out, self.pair_feats)
+        return self.edge_mix(_merge(prod, self.product.irreps_out, geo, self.edge_tp.irreps_out, self.pair_feats))
 
     def forward(self, batch: Batch, index: BatchIndex) -> torch.Tensor:
         h = self.body.features(batch)
+        hc = self.node_mix(h)
         dev = h.device
         out = torch.zeros(index.total, dtype=h.dtype, device=dev)
         t = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
         for e in self.elements:
             if e in index.nodes:
-                blocks = self._head(e, self.node_heads[e], h[t(index.nodes[e])])
+                blocks = self._head(e, self.node_heads[e], hc[t(index.nodes[e])])
                 out = out.index_add(0, t(index.node_idx[e]).reshape(-1), blocks.reshape(-1))
         if index.edges:
             x = self.edge_features(h, batch)
