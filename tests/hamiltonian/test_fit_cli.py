@@ -55,3 +55,23 @@ def test_cli_errors(tmp_path, capsys, sto3g_waters):
     rc = cli_main(["fit", str(nolabel), "--hamiltonian", "--target", "hamiltonian", "-o", str(tmp_path / "m")])
     err = capsys.readouterr().err
     assert rc != 0 and "hamiltonian_basis" in err and "Traceback" not in err
+
+
+def test_evaluate_and_guess_basis(tmp_path, capsys, sto3g_waters):
+    from psilearn.evaluation import evaluate
+    from psilearn.models.registry import model_class
+
+    from .test_model import fit
+
+    model, _ = fit(sto3g_waters[:10], 3)
+    path = tmp_path / "h.model"
+    model.save(path)
+    test = tmp_path / "test.xyz"
+    ase.io.write(test, sto3g_waters[10:])
+    m = evaluate(str(path), str(test))
+    assert m["n_structures"] == 6 and m["hamiltonian"]["h_mae"] > 0 and 0 < m["hamiltonian"]["coefficient_cosine"] <= 1
+    assert cli_main(["evaluate", str(path), str(test)]) == 0
+    assert "H entry MAE" in capsys.readouterr().out
+    rc = cli_main(["predict", str(path), str(test), "-o", str(tmp_path / "p.xyz"), "--scf-guess", "hf/def2-svp"])
+    assert rc != 0 and "predicts F in basis 'sto-3g', not 'def2-svp'" in capsys.readouterr().err
+    assert model_class("hamiltonian").kind == "hamiltonian"

@@ -47,6 +47,12 @@ def print_evaluation(m: dict) -> None:
     per-atom targets, against the composition baseline, and the uncertainty calibration."""
     from psilearn.targets import Target
 
+    if "hamiltonian" in m:
+        from psilearn.cli.hamiltonian_cmds import metrics_lines
+
+        print(f"{m['target']['key']} (Hamiltonian in {m['target']['basis']}) on {m['n_structures']} structures from {m['test']}:")
+        print("\n".join(metrics_lines(m["hamiltonian"])))
+        return
     t = Target.from_dict(m["target"])
     print(f"{t.describe()} on {m['n_structures']} structures ({m['n_samples']} samples) from {m['test']}")
     if "spectral" in m:  # one channel per grid point: the spectral metrics say more

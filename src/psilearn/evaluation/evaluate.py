@@ -70,6 +70,10 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     element for per-atom targets) and the calibration plot next to it (``<plot stem>_calibration.png``)."""
     model, model_name = _model(model)
     t = model.target
+    if getattr(t, "kind", None) == "hamiltonian":
+        from psilearn.evaluation.hamiltonian import evaluate_hamiltonian
+
+        return evaluate_hamiltonian(model, model_name, data_or_path, plot)
     if getattr(t, "kind", None) == "density":
         from psilearn.errors import ConfigError
 
