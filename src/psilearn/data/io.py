@@ -11,6 +11,7 @@ from psilearn.data.errors import DataError
 from psilearn.data.frame_checks import check_selection, check_structure, selected
 from psilearn.data.magres_scan import diagnose_magres, is_magres
 from psilearn.data.periodicity import apply_periodicity
+from psilearn.data.sidecar import restore_large, sidecar_path, split_large
 from psilearn.data.xyz_scan import is_xyz
 
 
@@ -33,7 +34,8 @@ def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[
 
     The periodicity rule of :mod:`psilearn.data.periodicity` is applied: a frame whose lattice is
     all zeros is a molecule (``pbc=False``); a periodic frame with a degenerate cell is refused.
-    Raises DataError, naming the file, the frame and for XYZ files the line, for a missing, empty or
+    Matrices moved to a ``FILE.arrays.npz`` beside the file (:mod:`psilearn.data.sidecar`: large
+    Hamiltonian labels) are put back into ``info``. Raises DataError, naming the file, the frame and for XYZ files the line, for a missing, empty or
     unreadable file, a bad selection (``@0-50``), or a structure psilearn cannot use (unknown
     element, non-finite or absurd coordinates, a flat periodic cell: :mod:`psilearn.data.frame_checks`).
     """
@@ -131,7 +133,7 @@ def _normalise(frames: list[Atoms], path: str, numbers=None) -> list[Atoms]:
         apply_periodicity(atoms, f"{path}, frame {i}")  # the one periodicity rule (data/periodicity.py)
         check_structure(atoms, f"{path}, frame {i}")
         atoms.info.setdefault("source", f"{Path(path).name}:{i}")
-    return frames
+    return restore_large(frames, path)
 
 
 def write_structures(path: str | os.PathLike, frames: list[Atoms], format: str | None = None) -> None:
@@ -150,6 +152,13 @@ def write_structures(path: str | os.PathLike, frames: list[Atoms], format: str |
         b.calc = None
         b.info.pop("source", None)
         clean.append(b)
+    large = split_large(clean, path) if fmt == "extxyz" else {}
+    if large:  # the npz first: a file that names it never exists without it
+        import numpy as np
+
+        with atomic_write(sidecar_path(path)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **large)
     with atomic_write(path) as tmp:
         try:
             ase.io.write(tmp, clean, format=fmt)

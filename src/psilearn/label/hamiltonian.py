@@ -18,8 +18,10 @@ from psilearn.label.base import LabelError
 from psilearn.targets.ao_basis import auxmol_shells
 from psilearn.targets.density import format_shells
 
-#: Largest basis stored in the extxyz/ASE-db labels (two n_ao^2 matrices per structure).
-MAX_AO = 300
+#: Largest basis labelled: two n_ao^2 float64 matrices per structure (64 MB at 2000) in memory and in
+#: the database; extxyz exports move matrices above 300 x 300 to an npz beside the file
+#: (:mod:`psilearn.data.sidecar`).
+MAX_AO = 2000
 
 
 def check_hamiltonian_mol(mol, basis: str) -> None:
