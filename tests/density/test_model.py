@@ -16,28 +16,7 @@ from psilearn.models.density.constraint import structure_metric
 from psilearn.models.factory import build_model, fit_model
 from psilearn.targets.ao_basis import e3nn_rotation
 
-SOAP = {"cutoff": 4.0, "max_radial": 4, "max_angular": 3}
-
-
-@pytest.fixture(scope="session")
-def labelled(tmp_path_factory):
-    from psilearn.label import make_labeler
-
-    rng = np.random.default_rng(3)
-    lab = make_labeler("hf/sto-3g", "density", grid_level=2)
-    frames = []
-    for k in range(24):
-        a = molecule(["H2O", "CH4", "HCN"][k % 3])
-        a.positions += rng.normal(0, 0.08, a.positions.shape)
-        frames.append(lab.label(a))
-    path = tmp_path_factory.mktemp("density_model") / "train.xyz"
-    ase.io.write(path, frames)
-    return path
-
-
-@pytest.fixture(scope="session")
-def data(labelled):
-    return load_density_dataset(str(labelled))
+from ._shared import SOAP
 
 
 @pytest.fixture(scope="session")
@@ -178,7 +157,7 @@ def test_memory_guard_refuses_with_one_line(data, monkeypatch):
 
     monkeypatch.setenv("PSILEARN_MEMORY_LIMIT", "1M")
     with pytest.raises(MemoryBudgetError, match=r"^density-model normal equations \(\d+ weights: .* needs about .* reduce density.n_sparse"):
-        fit_model("density", data.target, data.subset(range(6)), {"soap": SOAP})
+        fit_model("density", data.target, data.subset(range(6)), {"soap": SOAP, "density": {"solver": "direct"}})
 
 
 @pytest.mark.parametrize("proper", [True, False], ids=["rotation", "rotation+inversion"])
