@@ -23,6 +23,8 @@ error in the fit metric (Coulomb: (P|Q)) relative to that of the per-element mea
 ``psilearn.observe.density.dipole`` (exact integrals); the same for the reference fits is the floor.
 dN = mean |N_pred - N|. Cost: fit seconds, prediction ms per structure (constrained prediction of the
 test set / n_test), peak RSS of the process so far (it also holds the data and the cached SCF labels).
+``--solver direct|cg|auto`` sets ``density.solver`` (issue 12's memory comparison: run one process per
+solver and size so that each peak RSS is that fit's).
 
 Rotated copies of one geometry in the test set (water_monomer's first 91 frames are one geometry) are
 reported twice: pooled over all test frames (the issue's protocol) and over the distinct geometries only.
@@ -209,9 +211,13 @@ def main() -> None:
     ap.add_argument("--grid-level", type=int, default=3)
     ap.add_argument("--scf-guess", type=int, default=0, help="SCF-guess comparison on this many test structures")
     ap.add_argument("--conv-tol", type=float, default=1e-9, help="SCF conv_tol of the guess comparison")
+    ap.add_argument("--solver", choices=["auto", "direct", "cg"], default=None,
+                    help="density.solver for every fit (default: the config's, else auto)")
     ap.add_argument("-o", "--output", default=None, help="also write the tables (markdown) here")
     args = ap.parse_args()
+    import logging
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     lines: list[str] = []
 
     def emit(text: str = "") -> None:
@@ -271,7 +277,10 @@ def main() -> None:
     for n in sizes:
         train = data.subset(range(args.test, args.test + n))
         t0 = time.perf_counter()
-        model = fit_model("density", target, train, load_config(args.config))
+        options = load_config(args.config)
+        if args.solver:
+            options["density"] = {**(options.get("density") or {}), "solver": args.solver}
+        model = fit_model("density", target, train, options)
         t_fit = time.perf_counter() - t0
         t0 = time.perf_counter()
         pred = model.predict(frames)
@@ -287,6 +296,9 @@ def main() -> None:
         dips = dipole_errors(frames, sets[1:], aux_basis)
         dns = np.abs(np.stack([np.asarray(p.electrons) for p in (pred, free)], axis=1) - n_el[:, None])
         lam, nw = model.metadata["regularization"], model.metadata["n_weights"]
+        emit(f"n_train {n}: {model.metadata.get('solver', 'direct')} solve, {model.metadata['solve_seconds']} s solving"
+             + "".join(f"; CG lambda {h['lambda']:.0e}: {h['iterations']} iterations, residual {h['relative_residual']:.1e}, {h['seconds']} s"
+                       for h in model.metadata.get("cg", {}).get("solves", [])) + "  ")
         for tname, mask in (("all", np.ones(len(frames), bool)), ("distinct", distinct)):
             l2s, l1s, l2f, l1f = pooled(g, mask)
             me = 100 * np.sqrt(merr[mask].sum(0) / mref[mask].sum())

@@ -1,4 +1,6 @@
-"""One water molecule labelled once per session (PBE/def2-SVP, density in def2-universal-jkfit).
+"""One water molecule labelled once per session (PBE/def2-SVP, density in def2-universal-jkfit), and
+24 small molecules (water, methane, HCN, randomly distorted) labelled with HF/STO-3G in
+def2-universal-jkfit (Coulomb metric) for the density-model tests.
 
 The molecule is distorted and rotated off the axes so that every dipole component and every m
 component of the fit is non-zero."""
@@ -10,10 +12,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from dataclasses import dataclass
 
+import ase.io
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.build import molecule
 from scipy.spatial.transform import Rotation
+
+from psilearn.data import load_density_dataset
 
 AUX = "def2-universal-jkfit"
 
@@ -45,3 +51,24 @@ def water_pbe() -> WaterRun:
     mol = lab.build_mol(atoms)
     mf, _ = lab.run_scf(mol)
     return WaterRun(labelled, mol, mf, make_auxmol(mol, AUX))
+
+
+@pytest.fixture(scope="session")
+def labelled(tmp_path_factory):
+    from psilearn.label import make_labeler
+
+    rng = np.random.default_rng(3)
+    lab = make_labeler("hf/sto-3g", "density", grid_level=2)
+    frames = []
+    for k in range(24):
+        a = molecule(["H2O", "CH4", "HCN"][k % 3])
+        a.positions += rng.normal(0, 0.08, a.positions.shape)
+        frames.append(lab.label(a))
+    path = tmp_path_factory.mktemp("density_model") / "train.xyz"
+    ase.io.write(path, frames)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data(labelled):
+    return load_density_dataset(str(labelled))

@@ -16,28 +16,7 @@ from psilearn.models.density.constraint import structure_metric
 from psilearn.models.factory import build_model, fit_model
 from psilearn.targets.ao_basis import e3nn_rotation
 
-SOAP = {"cutoff": 4.0, "max_radial": 4, "max_angular": 3}
-
-
-@pytest.fixture(scope="session")
-def labelled(tmp_path_factory):
-    from psilearn.label import make_labeler
-
-    rng = np.random.default_rng(3)
-    lab = make_labeler("hf/sto-3g", "density", grid_level=2)
-    frames = []
-    for k in range(24):
-        a = molecule(["H2O", "CH4", "HCN"][k % 3])
-        a.positions += rng.normal(0, 0.08, a.positions.shape)
-        frames.append(lab.label(a))
-    path = tmp_path_factory.mktemp("density_model") / "train.xyz"
-    ase.io.write(path, frames)
-    return path
-
-
-@pytest.fixture(scope="session")
-def data(labelled):
-    return load_density_dataset(str(labelled))
+from ._shared import SOAP
 
 
 @pytest.fixture(scope="session")
@@ -164,8 +143,8 @@ def test_clear_errors(model, data):
         model.predict(other)
     from psilearn.evaluation import evaluate
 
-    with pytest.raises(ConfigError, match="evaluate does not score density models yet"):
-        evaluate(model, data.subset(range(20, 24)))
+    with pytest.raises(ConfigError, match="evaluate --plot has no parity plot for density models"):
+        evaluate(model, data.subset(range(20, 24)), plot="x.png")
     with pytest.raises(ConfigError, match="density.zeta"):
         build_model("density", data.target, {"density": {"zeta": 0.5}})
     with pytest.raises(ValueError, match="density targets"):
@@ -178,7 +157,7 @@ def test_memory_guard_refuses_with_one_line(data, monkeypatch):
 
     monkeypatch.setenv("PSILEARN_MEMORY_LIMIT", "1M")
     with pytest.raises(MemoryBudgetError, match=r"^density-model normal equations \(\d+ weights: .* needs about .* reduce density.n_sparse"):
-        fit_model("density", data.target, data.subset(range(6)), {"soap": SOAP})
+        fit_model("density", data.target, data.subset(range(6)), {"soap": SOAP, "density": {"solver": "direct"}})
 
 
 @pytest.mark.parametrize("proper", [True, False], ids=["rotation", "rotation+inversion"])
@@ -232,3 +211,48 @@ def test_overlap_metric_labels(tmp_path):
     s, q = aux_metric(ds.frames[5], ds.target.aux_basis, "overlap")
     assert pred.metric == "overlap" and abs(q @ pred.coefficients[0] - 10) < 1e-10
     assert np.allclose(s, structure_metric(ds.target, ds.frames[5])[0])
+
+
+def test_evaluate_density_model(model, data, labelled, capsys):
+    """evaluate: the error in the fit metric equals the one computed here, the L2 error is the overlap
+    metric's, the dipole error matches psilearn.observe.density.dipole (another code path); the CLI prints it."""
+    from psilearn.cli.main import main as cli_main
+    from psilearn.evaluation import evaluate
+    from psilearn.label.density import aux_metric
+    from psilearn.observe.density import DEBYE_PER_AU, dipole
+
+    test = data.subset(range(20, 24))
+    m = evaluate(model, test)
+    frames, ref = test.frames, [test.coefficients(i) for i in range(4)]
+    pred = model.predict(frames).coefficients
+    assert m["n_structures"] == 4 and m["metric"] == "coulomb" and m["max_electron_error"] < 1e-10
+    assert np.isclose(m["metric_error_percent"], 100 * _metric_error(model.target, frames, pred, ref), rtol=1e-10)
+    num = den = 0.0
+    for a, p, c in zip(frames, pred, ref):
+        s, _ = aux_metric(a, model.target.aux_basis, "overlap")
+        num, den = num + (p - c) @ s @ (p - c), den + c @ s @ c
+    assert np.isclose(m["l2_percent"], 100 * np.sqrt(num / den), rtol=1e-10) and 0 < m["l2_percent"] < 5
+    dmu = np.mean([np.linalg.norm(dipole(a, p, model.target.aux_basis) - dipole(a, c, model.target.aux_basis))
+                   for a, p, c in zip(frames, pred, ref)])
+    assert np.isclose(m["dipole_mae_debye"], DEBYE_PER_AU * dmu, rtol=1e-6) and m["dipole_mae_vs_label_debye"] is None
+    model.save(tmp := labelled.parent / "eval.model", overwrite=True)
+    assert cli_main(["evaluate", str(tmp), f"{labelled}@20:"]) == 0
+    out = capsys.readouterr().out
+    assert f"density L2 error vs the fitted densities: {m['l2_percent']:.4f}%" in out and "dipole MAE" in out
+
+
+def test_learning_curve_of_density_models(labelled, capsys):
+    import json
+
+    from psilearn.cli.main import main as cli_main
+
+    cfg = labelled.parent / "lc.yaml"
+    cfg.write_text("soap: {cutoff: 4.0, max_radial: 3, max_angular: 2}\ndensity: {regularization: 1.0e-3}\n")
+    assert cli_main(["learning-curve", f"{labelled}@:12", f"{labelled}@20:", "--target", "density_coefficients", "--density",
+                     "--sizes", "3,12", "--config", str(cfg), "--json"]) == 0
+    captured = capsys.readouterr()
+    lc = json.loads(captured.out)
+    assert lc["sizes"] == [3, 12] and lc["model"] == "density" and lc["n_test"] == 4
+    l2 = lc["metrics"]["l2_percent"]
+    assert l2[1] < l2[0] and all(r["metrics"]["max_electron_error"] < 1e-10 for r in lc["rows"])  # more data, smaller error
+    assert "L2 % vs fit" in captured.err

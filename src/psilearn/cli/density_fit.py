@@ -1,4 +1,5 @@
-"""`psilearn fit --density`: the density model kind on a file's density labels (called by fit_cmds)."""
+"""`psilearn fit --density` and `learning-curve --density`: the density model kind on a file's density labels, and the
+reports of `evaluate` / `learning-curve` for density models (called by fit_cmds and report)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,35 @@ def fit_density(args) -> int:
         print(f"held-out density error in the {ds.target.metric} metric ({held['method']}): {held['density_error_percent']:.4f}%")
     print(f"training density error in the {ds.target.metric} metric: {m['training_error_percent']:.4f}%")
     return 0
+
+
+def density_data(args):
+    """(train, test, target) of ``learning-curve --density``: the target from TRAIN's own density labels
+    (aux basis, metric, shells); TEST must use the same."""
+    from psilearn.data import density_target, load_density_dataset
+
+    train = load_density_dataset(args.train)
+    if train.target.key != args.target:
+        train = load_density_dataset(args.train, density_target(train.frames, args.target))
+    return train, load_density_dataset(args.test, train.target), train.target
+
+
+def print_density_evaluation(m: dict, target) -> None:
+    """The ``evaluate`` report of a density model (:func:`psilearn.evaluation.density.evaluate_density`)."""
+    print(f"{target.describe()} on {m['n_structures']} structures from {m['test']}")
+    print(f"  density L2 error vs the fitted densities: {m['l2_percent']:.4f}% (sqrt(sum int d^2 / sum int rho_fit^2), exact aux integrals)")
+    print(f"  error in the {m['metric']} metric (the fit's): {m['metric_error_percent']:.4f}%")
+    label = m.get("dipole_mae_vs_label_debye")
+    print(f"  dipole MAE vs the fitted densities' dipoles: {m['dipole_mae_debye']:.4f} D"
+          + (f"; vs the dipole_moment labels: {label:.4f} D" if label is not None else ""))
+    print(f"  max |N_pred - N|: {m['max_electron_error']:.1e} e")
+
+
+def print_density_curve(lc: dict, out) -> None:
+    """The ``learning-curve --density`` table (means over repeats)."""
+    reps = f", mean over {lc['repeats']} random subsets per size" if lc["repeats"] > 1 else ""
+    print(f"learning curve: density model on {lc['n_test']} test structures from {lc['test']}{reps}", file=out)
+    print(f"{'n_train':>8}{'L2 % vs fit':>14}{'metric err %':>14}{'dipole MAE D':>14}{'fit [s]':>10}", file=out)
+    for i, n in enumerate(lc["sizes"]):
+        m = {k: v[i] for k, v in lc["metrics"].items()}
+        print(f"{n:>8}{m['l2_percent']:>14.4f}{m['metric_error_percent']:>14.4f}{m['dipole_mae_debye']:>14.4f}{lc['fit_seconds'][i]:>10.1f}", file=out)

@@ -248,10 +248,12 @@ def cmd_learning_curve(args) -> int:
     from psilearn.evaluation import learning_curve
     from psilearn.evaluation.learning_curve import check_sizes
 
-    target = _target(args)
-    kind, config, seed = model_options(args)
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.density:
+        return _density_curve(args)
+    target = _target(args)
+    kind, config, seed = model_options(args)
     _warn_if_unrepresentative("learning-curve", args.train)
     train = load_dataset(args.train, target, symmetrize=args.symmetrize)
     test = load_dataset(args.test, target, symmetrize=args.symmetrize)
@@ -272,6 +274,29 @@ def cmd_learning_curve(args) -> int:
         spread = {titles[k]: v for k, v in lc["pct_rmse_std"].items()} if lc["repeats"] > 1 else None
         learning_curve_plot(lc["sizes"], {titles[k]: v for k, v in lc["pct_rmse"].items()}, args.plot, title=title, spread=spread)
         print(f"plot: {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(lc))
+    return 0
+
+
+def _density_curve(args) -> int:
+    """``learning-curve --density``: the density model kind, its options from --config ('soap:', 'density:')."""
+    from psilearn.cli.density_fit import density_data, print_density_curve
+    from psilearn.config import load_config
+    from psilearn.evaluation import learning_curve
+    from psilearn.evaluation.learning_curve import check_sizes
+    from psilearn.models.registry import model_class
+
+    config = load_config(args.config)
+    _, seed = model_class("density").validate_config(config, source=args.config, seed=args.seed)
+    train, test, target = density_data(args)
+    try:
+        sizes = check_sizes(args.sizes.split(","), len(train))
+    except ValueError as exc:
+        raise ValueError(f"--sizes: {exc}") from None
+    row = lambda r: print(f"  n_train={r['n_train']}: L2 {r['metrics']['l2_percent']:.4f}% (fit {r['fit_seconds']:.1f} s)", file=sys.stderr)  # noqa: E731
+    lc = learning_curve(train, test, target, sizes, model="density", config=config, seed=seed, progress=row, repeats=args.repeats)
+    print_density_curve(lc, sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(lc))
     return 0
@@ -356,6 +381,7 @@ def _register_predict_evaluate(sub) -> None:
 
 
 def _register_learning_curve(sub, model_help: str) -> None:
+    from psilearn.cli.density_fit import add_density_flag
     from psilearn.cli.qeq_args import add_long_range_args
 
     p = sub.add_parser("learning-curve", help="test error against training-set size", description="Fit on random subsets of TRAIN of the "
@@ -376,4 +402,5 @@ def _register_learning_curve(sub, model_help: str) -> None:
                    "the full test metrics of every fit")
     add_baseline_method_args(p, fit=True)
     add_long_range_args(p)
+    add_density_flag(p)
     p.set_defaults(func=cmd_learning_curve, reads=("train", "test", "config"), writes={"plot": "file", "baseline_db": "database"})

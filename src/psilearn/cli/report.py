@@ -54,6 +54,11 @@ def print_evaluation(m: dict) -> None:
         print("\n".join(metrics_lines(m["hamiltonian"])))
         return
     t = Target.from_dict(m["target"])
+    if "l2_percent" in m:
+        from psilearn.cli.density_fit import print_density_evaluation
+
+        print_density_evaluation(m, t)
+        return
     print(f"{t.describe()} on {m['n_structures']} structures ({m['n_samples']} samples) from {m['test']}")
     if "spectral" in m:  # one channel per grid point: the spectral metrics say more
         from psilearn.cli.spectra_cmds import print_spectral

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from psilearn.errors import ConfigError, MemoryBudgetError
 
-__all__ = ["ENV_VAR", "SAFETY", "MemoryBudgetError", "available_bytes", "check_allocation", "parse_size"]
+__all__ = ["ENV_VAR", "SAFETY", "MemoryBudgetError", "available_bytes", "check_allocation", "fits", "parse_size"]
 
 ENV_VAR = "PSILEARN_MEMORY_LIMIT"
 #: a step may use at most this fraction of the available memory (the estimates leave out small
@@ -79,11 +79,18 @@ def gb(nbytes: float) -> str:
     return f"{nbytes / 1e9:.2f} GB" if nbytes < 1e10 else f"{nbytes / 1e9:.0f} GB"
 
 
+def fits(nbytes: float, avail: int | None = None) -> bool:
+    """True if ``nbytes`` is within SAFETY x the available memory (``avail``, default
+    :func:`available_bytes`; unknown: True)."""
+    avail = available_bytes() if avail is None else avail
+    return avail is None or nbytes <= SAFETY * avail
+
+
 def check_allocation(nbytes: float, what: str, setting_hint: str) -> None:
     """Raise MemoryBudgetError if ``nbytes`` (the estimate of the step ``what``) exceeds SAFETY x
     the available memory; ``setting_hint`` names what to change, e.g. "soap.max_radial"."""
     avail = available_bytes()
-    if avail is None or nbytes <= SAFETY * avail:
+    if fits(nbytes, avail):
         return
     source = f"{ENV_VAR}={os.environ[ENV_VAR].strip()}" if os.environ.get(ENV_VAR, "").strip() else "available now"
     raise MemoryBudgetError(

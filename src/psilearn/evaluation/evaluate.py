@@ -67,7 +67,11 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     {"n_atoms", "cartesian", "channels"[, "physical"]}}, RMSE % std relative to each element's own
     spread); ``calibration_curve`` (observed vs expected coverage of Gaussian intervals, None without
     uncertainties). With ``plot``, ``plots`` names the PNGs: the parity plot (``plot``, coloured by
-    element for per-atom targets) and the calibration plot next to it (``<plot stem>_calibration.png``)."""
+    element for per-atom targets) and the calibration plot next to it (``<plot stem>_calibration.png``).
+
+    Density models (``kind: density`` targets): the metrics of
+    :func:`psilearn.evaluation.density.evaluate_density` instead (``l2_percent``,
+    ``metric_error_percent``, ``dipole_mae_debye``, ...), with ``target``, ``model`` and ``test``."""
     model, model_name = _model(model)
     t = model.target
     if getattr(t, "kind", None) == "hamiltonian":
@@ -75,10 +79,7 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
 
         return evaluate_hamiltonian(model, model_name, data_or_path, plot)
     if getattr(t, "kind", None) == "density":
-        from psilearn.errors import ConfigError
-
-        raise ConfigError(f"{model_name}: evaluate does not score density models yet; predict, then compare in the "
-                          "aux-basis metric (benchmarks/density_model.py)")
+        return _evaluate_density(model, model_name, data_or_path, plot)
     ds = _dataset(data_or_path, t, symmetrize, (model.metadata or {}).get("label_mask"))
     test_name = ds.name or "<memory>"
     pred = model.predict(ds.frames)
@@ -100,6 +101,18 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
     if plot:
         out["plots"] = _plots(t, ds, ref, pred, out["calibration_curve"], str(plot), title or f"{model_name} on {test_name}")
     return out
+
+
+def _evaluate_density(model, model_name: str, data, plot) -> dict:
+    """Density models: :func:`psilearn.evaluation.density.evaluate_density` (L2 density error vs the
+    fitted coefficients, error in the fit metric, dipole errors, electron count)."""
+    from psilearn.errors import ConfigError
+    from psilearn.evaluation.density import evaluate_density, load_density_test
+
+    if plot:
+        raise ConfigError(f"{model_name}: evaluate --plot has no parity plot for density models (use psilearn density for cube files)")
+    ds = load_density_test(data, model.target)
+    return {**evaluate_density(model, ds), "target": model.target.to_dict(), "model": model_name, "test": ds.name or "<memory>"}
 
 
 def _numbers(ds: Dataset):

@@ -56,16 +56,36 @@ def learning_curve(train, test, target, sizes, *, model: str = "sagpr", config: 
     label's units) likewise; ``fit_seconds`` (mean per size); ``rows`` ({"n_train", "repeat",
     "pct_rmse": {channel: value}, "fit_seconds", "metrics": full test metrics} per fit, by size
     then repeat); ``n_train``/``n_test`` (structures available), ``train``/``test`` (names),
-    ``model``, ``seed`` and ``target`` (the Target as a dict)."""
+    ``model``, ``seed`` and ``target`` (the Target as a dict).
+
+    Density targets (``kind: density``; ``model`` 'density' or the default): the density model is
+    fitted and scored by :func:`psilearn.evaluation.density.density_learning_curve`: ``metrics``
+    {"l2_percent", "metric_error_percent", "dipole_mae_debye": [mean per size]} instead of
+    ``pct_rmse``/``rmse``, and ``rows`` with each fit's full density metrics."""
     from psilearn.models.factory import fit_model
 
     if int(repeats) < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    train = _as_dataset(train, target, symmetrize)
-    test = _as_dataset(test, target, symmetrize)
+    density = getattr(target, "kind", None) == "density"
+    if density:
+        from psilearn.evaluation.density import load_density_test
+
+        train, test = load_density_test(train, target), load_density_test(test, target)
+    else:
+        train = _as_dataset(train, target, symmetrize)
+        test = _as_dataset(test, target, symmetrize)
     sizes = check_sizes(sizes, len(train))
     rng = np.random.default_rng(seed)
     orders = [rng.permutation(len(train)) for _ in range(int(repeats))]
+    info = {"n_train": len(train), "n_test": len(test), "train": train.name, "test": test.name, "seed": seed, "target": target.to_dict()}
+    if density:
+        from psilearn.evaluation.density import density_learning_curve
+
+        if model not in ("sagpr", "density"):
+            raise ValueError(f"density targets are learnt by the density model kind, not {_kind_name(model)}")
+        lc = density_learning_curve(train, test, target, sizes, orders,
+                                    lambda sub: fit_model("density", target, sub, config, seed=seed, progress=False), progress)
+        return {**lc, **info, "model": "density"}
     names = ["Cartesian", *block_names(target)]
     ref = target.to_irreps(test.values)
     rows, done = [], {}
@@ -86,9 +106,8 @@ def learning_curve(train, test, target, sizes, *, model: str = "sagpr", config: 
             rows.append({"n_train": n, "repeat": r, "pct_rmse": pct, "fit_seconds": fit_s, "metrics": m})
             if progress is not None:
                 progress(rows[-1])
-    return {"sizes": sizes, "repeats": len(orders), **_summary(rows, names, sizes, len(orders)), "rows": rows,
-            "n_train": len(train), "n_test": len(test), "train": train.name, "test": test.name, "model": _kind_name(model), "seed": seed,
-            "target": target.to_dict()}
+    return {"sizes": sizes, "repeats": len(orders), **_summary(rows, names, sizes, len(orders)), "rows": rows, **info,
+            "model": _kind_name(model)}
 
 
 def _summary(rows: list[dict], names: list[str], sizes: list[int], repeats: int) -> dict:

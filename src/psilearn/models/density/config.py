@@ -9,6 +9,8 @@ from psilearn.config import Checks, Options
 
 #: relative regularisation grid (lambda / mean diagonal of the normal matrix), searched by hold-out
 DEFAULT_REG_GRID = [1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
+#: how the weights are solved for (see DensityConfig)
+SOLVERS = ("auto", "direct", "cg")
 
 
 @dataclass
@@ -23,7 +25,13 @@ class DensityConfig(Options):
     eigenvalues are kept); ``regularization``: 'cv' (hold-out of ``val_fraction`` of the
     structures, lambda from ``reg_grid``, relative to the mean diagonal of the normal matrix) or a
     number (that relative lambda); ``conserve_electrons``: project predictions onto the exact
-    electron count in the metric norm; ``seed``: the hold-out split."""
+    electron count in the metric norm; ``seed``: the hold-out split. ``solver``: 'direct' (dense
+    normal equations, Cholesky; 8 n_weights^2 bytes per matrix, up to three), 'cg' (matrix-free
+    block-Jacobi preconditioned conjugate gradients, :mod:`psilearn.models.density.cg`; memory of the
+    order of the training features and metrics) or 'auto' (direct when its estimate fits both the
+    available memory and ``direct_max_gb``, else cg); ``cg_tol``: CG stops at ||r|| <= cg_tol ||b||;
+    ``cg_maxiter``: at most this many iterations per solve; ``cg_patience``: with 'cv', CG walks the
+    grid from the largest lambda down and stops after this many candidates in a row worse than the best."""
 
     section: ClassVar[str] = "density"
 
@@ -37,6 +45,11 @@ class DensityConfig(Options):
     val_fraction: float = 0.2
     conserve_electrons: bool = True
     seed: int = 0
+    solver: str = "auto"
+    direct_max_gb: float = 4.0
+    cg_tol: float = 1e-6
+    cg_maxiter: int = 3000
+    cg_patience: int = 1
 
     def check(self, c: Checks) -> None:
         c.require(self.n_sparse >= 0, "n_sparse", "must be >= 0 (0: automatic)")
@@ -53,6 +66,11 @@ class DensityConfig(Options):
         c.require(len(self.reg_grid) >= 1 and min(self.reg_grid) > 0, "reg_grid", "must be positive numbers")
         c.require(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
         c.require(self.seed >= 0, "seed", "must be >= 0")
+        c.require(self.solver in SOLVERS, "solver", f"must be one of {', '.join(SOLVERS)}")
+        c.require(self.direct_max_gb >= 0, "direct_max_gb", "must be >= 0 (0: only the available memory limits the direct solve)")
+        c.require(0 < self.cg_tol < 1, "cg_tol", "must be in (0, 1)")
+        c.require(self.cg_maxiter >= 1, "cg_maxiter", "must be >= 1")
+        c.require(self.cg_patience >= 1, "cg_patience", "must be >= 1")
 
     def sparse_count(self, n_atoms: int, l: int) -> int:
         """Sparse environments of an element with ``n_atoms`` training atoms, for degree ``l``."""

@@ -2,8 +2,9 @@
 
 Structures are featurised in batches of ``soap.batch_size``; each structure's metric S_s (PySCF,
 :func:`psilearn.label.density.aux_metric`) and RKHS features enter the normal equations of its part
-(training or validation with ``regularization: cv``) and are dropped. Memory: the normal matrices
-(n_weights^2 each, independent of the number of structures) and one batch of features.
+(training or validation with ``regularization: cv``). Direct solve: the parts are dense normal
+matrices (n_weights^2 each, independent of the number of structures) and the features are dropped;
+CG (:mod:`psilearn.models.density.cg`): the parts keep the features and metrics, never A.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import logging
 import numpy as np
 from ase.data import chemical_symbols
 
-from psilearn.data.memory import check_allocation
+from psilearn.data.memory import check_allocation, fits, gb
+from psilearn.models.density.cg import CGSolver, StructureOperator, cg_bytes
 from psilearn.models.density.constraint import metric_in_irreps, structure_metric
-from psilearn.models.density.normal import WEIGHTS_HINT, NormalEquations, WeightLayout, choose_regularization, fit_bytes, solve, structure_rows
+from psilearn.models.density.normal import WEIGHTS_HINT, LeastSquares, NormalEquations, WeightLayout, choose_regularization, fit_bytes, solve, structure_rows
 
 log = logging.getLogger("psilearn")
 
@@ -28,7 +30,7 @@ def validation_split(n: int, fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
-def accumulate(model, soap, data, layout: WeightLayout, parts: list[NormalEquations], part_of: np.ndarray) -> None:
+def accumulate(model, soap, data, layout: WeightLayout, parts: list[LeastSquares], part_of: np.ndarray) -> None:
     """Add every structure of ``data`` to ``parts[part_of[s]]``."""
     from tqdm.auto import tqdm
 
@@ -54,45 +56,67 @@ def accumulate(model, soap, data, layout: WeightLayout, parts: list[NormalEquati
             parts[part_of[s_idx]].add(layout, mine, rows, s, y, c)
 
 
+def choose_solver(model, data, layout: WeightLayout, widths: dict, cv: bool) -> str:
+    """'direct' or 'cg' (``density.solver``; 'auto': direct when :func:`fit_bytes` fits the available
+    memory and ``direct_max_gb``, else cg). The chosen solver's estimate is then checked (one-line
+    :class:`MemoryBudgetError` if even that does not fit)."""
+    cfg = model.config
+    direct = fit_bytes(layout.size, cv)
+    solver = cfg.solver
+    if solver == "auto":
+        capped = cfg.direct_max_gb == 0 or direct <= cfg.direct_max_gb * 1e9
+        solver = "direct" if capped and fits(direct) else "cg"
+        log.info("density model: %s solve (direct would need %s; density.direct_max_gb %g)", solver, gb(direct), cfg.direct_max_gb)
+    if solver == "direct":
+        check_allocation(direct, f"density-model normal equations ({layout.size} weights: {layout.size}^2 x 8 bytes per matrix)",
+                         WEIGHTS_HINT)
+    else:
+        atoms = {z: int(sum(np.sum(a.numbers == z) for a in data.frames)) for z in model.species}
+        need = cg_bytes(layout, widths, atoms, [model.target.size(a) for a in data.frames], model.target)
+        check_allocation(need, f"density-model CG solve ({layout.size} weights, features and metrics of {len(data)} structures)",
+                         WEIGHTS_HINT)
+    return solver
+
+
 def fit_weights(model, soap, data) -> dict:
-    """Set ``model.weights`` {(Z, l): (D, n_l)}; returns the fit record (lambda, errors)."""
+    """Set ``model.weights`` {(Z, l): (D, n_l)}; returns the fit record (lambda, errors, solver)."""
     import time
 
     t0 = time.perf_counter()
     widths = {key: model.basis.width(*key) for key in model.basis.projectors}
     layout = WeightLayout.of(model.target, model.species, widths)
-    cv = model.config.regularization == "cv"
-    check_allocation(fit_bytes(layout.size, cv), f"density-model normal equations ({layout.size} weights: "
-                     f"{layout.size}^2 x 8 bytes per matrix)", WEIGHTS_HINT)
+    cfg = model.config
+    cv = cfg.regularization == "cv"
+    solver = choose_solver(model, data, layout, widths, cv)
     n = len(data)
-    part_of = validation_split(n, model.config.val_fraction, model.config.seed).astype(int) if cv else np.zeros(n, int)
-    parts = [NormalEquations.zeros(layout.size) for _ in range(2 if cv else 1)]
+    part_of = validation_split(n, cfg.val_fraction, cfg.seed).astype(int) if cv else np.zeros(n, int)
+    parts = [NormalEquations.zeros(layout.size) if solver == "direct" else StructureOperator.empty(layout) for _ in range(2 if cv else 1)]
     accumulate(model, soap, data, layout, parts, part_of)
     t_acc = time.perf_counter() - t0
-    record = {"n_weights": layout.size, "accumulate_seconds": round(t_acc, 3)}
+    record = {"n_weights": layout.size, "accumulate_seconds": round(t_acc, 3), "solver": solver}
+    solve_with = solve if solver == "direct" else CGSolver(cfg.cg_tol, cfg.cg_maxiter, model.progress)
+    full = parts[0]
     if cv:
-        train, val = parts
-        rel, errors = choose_regularization(train, val, list(model.config.reg_grid))
-        record.update({"regularization": rel, "reg_grid": list(model.config.reg_grid), "validation_errors": errors,
+        val = parts[1]
+        rel, errors = choose_regularization(full, val, list(cfg.reg_grid), solve_with, None if solver == "direct" else cfg.cg_patience)
+        record.update({"regularization": rel, "reg_grid": list(cfg.reg_grid), "validation_errors": errors,
                        "n_validation_structures": val.n,
                        "heldout_metrics": {"method": f"hold-out of {val.n} structures (lambda chosen on them)",
-                                           "density_error_percent": 100 * min(errors)}})
-        train.a += val.a
-        train.b += val.b
-        train.yy += val.yy
-        train.ref += val.ref
-        train.n += val.n
-        full = train
+                                           "density_error_percent": 100 * min(e for e in errors if e is not None)}})
+        full.merge(val)
         del parts, val
     else:
-        rel, full = float(model.config.regularization), parts[0]
+        rel = float(cfg.regularization)
         record.update({"regularization": rel, "heldout_metrics": {"method": "none (fixed regularization)"}})
-    w = solve(full, rel)
+    w = solve_with(full, rel)
     record["training_error_percent"] = 100 * full.relative_error(w)
     record["solve_seconds"] = round(time.perf_counter() - t0 - t_acc, 3)
+    if solver == "cg":
+        record["cg"] = {"tol": cfg.cg_tol, "solves": solve_with.history}
     model.weights = {(z, l): np.stack([w[layout.slices[(z, l, n)]] for n in range(_count(model.target, z, l))], axis=1)
                      for z, l in widths}
-    log.info("density model: %d weights, lambda %.3g, training error %.3f%%", layout.size, rel, record["training_error_percent"])
+    log.info("density model: %d weights, %s solve, lambda %.3g, training error %.3f%%", layout.size, solver, rel,
+             record["training_error_percent"])
     return record
 
 

@@ -62,44 +62,59 @@ def structure_rows(target, symbols: list[str], numbers: np.ndarray) -> dict:
     return out
 
 
-@dataclass
-class NormalEquations:
-    """A = sum_s Psi_s^T S_s Psi_s, b = sum_s Psi_s^T S_s y_s, yy = sum_s y_s^T S_s y_s,
-    ref = sum_s c_s^T S_s c_s (the reference densities' squared norm) and the structure count."""
+def block_columns(layout: WeightLayout, rows: dict) -> list[tuple[tuple[int, int, int], np.ndarray, slice]]:
+    """[((Z, l, n), rr, sl)] for the weight blocks a structure touches: ``rr`` the flat coefficient
+    rows (n_atoms_Z (2l+1),) of block (Z, l, n) in (atom, m) order (the row order of the stacked Phi),
+    ``sl`` the block's slice of w."""
+    return [((z, l, n), r[:, n, :].reshape(-1), layout.slices[(z, l, n)])
+            for z, l, n in layout.blocks for r in [rows.get((z, l))] if r is not None]
 
-    a: np.ndarray
+
+def stack_features(phis: dict) -> dict:
+    """{(Z, l): Phi (n_atoms_Z, 2l+1, D)} -> {(Z, l): (n_atoms_Z (2l+1), D)}, rows in (atom, m) order."""
+    return {k: p.reshape(-1, p.shape[2]) for k, p in phis.items()}
+
+
+@dataclass
+class LeastSquares:
+    """One part (training or hold-out) of sum_s (Psi_s w - y_s)^T S_s (Psi_s w - y_s): b = sum_s
+    Psi_s^T S_s y_s (n_weights,), yy = sum_s y_s^T S_s y_s, ref = sum_s c_s^T S_s c_s (the reference
+    densities' squared norm) and the structure count. Subclasses hold A = sum_s Psi_s^T S_s Psi_s:
+    dense (:class:`NormalEquations`) or as the structures themselves
+    (:class:`~psilearn.models.density.cg.StructureOperator`), and give ``matvec`` and ``diagonal``."""
+
     b: np.ndarray
     yy: float = 0.0
     ref: float = 0.0
     n: int = 0
 
-    @classmethod
-    def zeros(cls, size: int) -> "NormalEquations":
-        return cls(np.zeros((size, size)), np.zeros(size))
+    def matvec(self, w: np.ndarray) -> np.ndarray:
+        """A w, shape (n_weights,)."""
+        raise NotImplementedError
 
-    def add(self, layout: WeightLayout, phis: dict, rows: dict, s: np.ndarray, y: np.ndarray, c: np.ndarray) -> None:
-        """One structure: ``phis`` {(Z, l): Phi (n_atoms_Z, 2l+1, D)}, ``rows`` from
-        :func:`structure_rows`, metric ``s``, target ``y`` and full reference ``c`` (e3nn basis)."""
-        cols = [(key, r) for key in layout.blocks for r in [rows.get(key[:2])] if r is not None]
+    def diagonal(self) -> np.ndarray:
+        """diag(A), shape (n_weights,)."""
+        raise NotImplementedError
+
+    def add_rhs(self, cols: list, stacked: dict, s: np.ndarray, y: np.ndarray, c: np.ndarray) -> None:
+        """One structure's b, yy, ref and count (``cols`` from :func:`block_columns`)."""
         sy = s @ y
-        t = np.zeros((len(y), layout.size))
-        stacked = {k: p.reshape(-1, p.shape[2]) for k, p in phis.items()}
-        for (z, l, n), r in cols:
-            rr = r[:, n, :].reshape(-1)
-            t[:, layout.slices[(z, l, n)]] = s[:, rr] @ stacked[(z, l)]
-        for (z, l, n), r in cols:
-            rr = r[:, n, :].reshape(-1)
-            f = stacked[(z, l)]
-            sl = layout.slices[(z, l, n)]
-            self.a[sl] += f.T @ t[rr]
-            self.b[sl] += f.T @ sy[rr]
+        for (z, l, _), rr, sl in cols:
+            self.b[sl] += stacked[(z, l)].T @ sy[rr]
         self.yy += float(y @ sy)
         self.ref += float(c @ s @ c)
         self.n += 1
 
+    def merge(self, other: "LeastSquares") -> None:
+        """Add ``other``'s structures to this part (``other`` is not to be used afterwards)."""
+        self.b += other.b
+        self.yy += other.yy
+        self.ref += other.ref
+        self.n += other.n
+
     def loss(self, w: np.ndarray) -> float:
         """sum_s (Psi_s w - y_s)^T S_s (Psi_s w - y_s) of the accumulated structures."""
-        return float(w @ self.a @ w - 2 * self.b @ w + self.yy)
+        return float(w @ self.matvec(w) - 2 * self.b @ w + self.yy)
 
     def relative_error(self, w: np.ndarray) -> float:
         """sqrt(loss / sum_s ||c_s||_S^2): the error of the predicted densities relative to the
@@ -107,20 +122,70 @@ class NormalEquations:
         return float(np.sqrt(max(self.loss(w), 0.0) / self.ref)) if self.ref > 0 else float("nan")
 
 
-def mean_diagonal(eq: NormalEquations) -> float:
+@dataclass
+class NormalEquations(LeastSquares):
+    """The dense A (n_weights, n_weights) of the direct solve."""
+
+    a: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    @classmethod
+    def zeros(cls, size: int) -> "NormalEquations":
+        return cls(np.zeros(size), a=np.zeros((size, size)))
+
+    def add(self, layout: WeightLayout, phis: dict, rows: dict, s: np.ndarray, y: np.ndarray, c: np.ndarray) -> None:
+        """One structure: ``phis`` {(Z, l): Phi (n_atoms_Z, 2l+1, D)}, ``rows`` from
+        :func:`structure_rows`, metric ``s``, target ``y`` and full reference ``c`` (e3nn basis)."""
+        cols = block_columns(layout, rows)
+        stacked = stack_features(phis)
+        t = np.zeros((len(y), layout.size))
+        for (z, l, _), rr, sl in cols:
+            t[:, sl] = s[:, rr] @ stacked[(z, l)]
+        for (z, l, _), rr, sl in cols:
+            self.a[sl] += stacked[(z, l)].T @ t[rr]
+        self.add_rhs(cols, stacked, s, y, c)
+
+    def merge(self, other: "NormalEquations") -> None:
+        super().merge(other)
+        self.a += other.a
+
+    def matvec(self, w: np.ndarray) -> np.ndarray:
+        return self.a @ w
+
+    def diagonal(self) -> np.ndarray:
+        return np.diag(self.a)
+
+
+def mean_diagonal(eq: LeastSquares) -> float:
     """Mean diagonal of A per structure: the unit of the relative regularisation."""
-    return float(np.mean(np.diag(eq.a))) / max(eq.n, 1) if eq.a.size else 1.0
+    d = eq.diagonal()
+    return float(np.mean(d)) / max(eq.n, 1) if d.size else 1.0
 
 
-def choose_regularization(train: NormalEquations, val: NormalEquations, grid: list[float]) -> tuple[float, list[float]]:
+def choose_regularization(train: LeastSquares, val: LeastSquares, grid: list[float], solver=None,
+                          patience: int | None = None) -> tuple[float, list[float | None]]:
     """The relative lambda of ``grid`` minimising the validation loss of the weights fitted on
-    ``train``; returns it and the validation relative errors over the grid. One Cholesky solve per
-    grid point: on this OpenBLAS (one core) a Cholesky factorisation of A_train is ~20x cheaper than
-    its eigendecomposition (n = 3000: 0.35 s against 7.5 s), so a grid of up to ~20 values costs
-    less than the one eigendecomposition that would make every lambda free."""
-    errors = [val.relative_error(solve(train, rel)) for rel in grid]
-    best = int(np.nanargmin(errors))
-    return float(grid[best]), [float(x) for x in errors]
+    ``train`` by ``solver(train, rel)`` (default :func:`solve`); returns it and the validation
+    relative errors over the grid (None where not solved). The grid is walked from the largest lambda
+    down (so an iterative solver can warm-start from the previous, better-conditioned solution);
+    with ``patience`` the walk stops once the error has risen for that many candidates in a row
+    past the best. Direct: one Cholesky solve per grid point: on this OpenBLAS (one core) a Cholesky
+    factorisation of A_train is ~20x cheaper than its eigendecomposition (n = 3000: 0.35 s against
+    7.5 s), so a grid of up to ~20 values costs less than the one eigendecomposition that would make
+    every lambda free."""
+    solver = solver or solve
+    errors: list[float | None] = [None] * len(grid)
+    best, worse = None, 0
+    for i in sorted(range(len(grid)), key=lambda k: -grid[k]):
+        errors[i] = e = val.relative_error(solver(train, grid[i]))
+        if not np.isnan(e) and (best is None or e < errors[best]):
+            best, worse = i, 0
+        else:
+            worse += 1
+        if patience is not None and worse >= patience:
+            break
+    if best is None:
+        raise np.linalg.LinAlgError("no regularisation of the grid gave a finite validation error")
+    return float(grid[best]), [None if e is None else float(e) for e in errors]
 
 
 def solve(eq: NormalEquations, rel: float) -> np.ndarray:

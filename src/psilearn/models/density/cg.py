@@ -1,0 +1,215 @@
+"""Matrix-free solve of the density model's normal equations: preconditioned conjugate gradients.
+
+(A + lambda I) w = b with A = sum_s Psi_s^T S_s Psi_s is solved without forming A. The pass over the
+structures (:func:`~psilearn.models.density.fit.accumulate`, the same one as the direct solve's)
+keeps, instead of A, what one product A w needs: per (element Z, l) the RKHS features Phi of every
+training atom stacked (n_atoms_Z (2l+1), D_{Z,l}) with their rows in the concatenated coefficient
+vector of all structures, and each structure's metric S_s (n_coef_s^2). Then
+
+    u = Psi w:    u[R_{Z,l}] = Phi_{Z,l} W_{Z,l}^T        (W_{Z,l}: the n_l weight blocks, (n_l, D))
+    v = S u:      v_s = S_s u_s                           (structure by structure)
+    A w = Psi^T v: (A w)_{Z,l} = (Phi_{Z,l}^T v[R_{Z,l}])^T
+
+one GEMM per (Z, l) each way, the same block-sparse bookkeeping as the direct solve
+(:func:`~psilearn.models.density.normal.block_columns`). Memory: the features and metrics of the
+structures (the size of the data: methanol, 100 sparse environments, ~1 MB per structure) plus
+O(n_weights) vectors and the preconditioner, never n_weights^2 (:func:`cg_bytes`).
+
+Preconditioner: block Jacobi over the weight blocks (Z, l, n): A_bb = sum_s Phi^T S_s[rr, rr] Phi,
+(D, D) each, accumulated in the same pass and Cholesky-factorised with lambda added (sum_b D_b^2
+numbers: ~5 % of A for methanol). Blocks of one (Z, l) and different n couple through the metric;
+those couplings are what CG iterates on.
+
+CG is scipy.sparse.linalg.cg on a LinearOperator (A is symmetric positive definite for lambda > 0),
+stopped at ||b - (A + lambda I) w|| <= ``cg_tol`` ||b|| or ``cg_maxiter`` iterations (then a warning
+and the record say so). The hold-out choice of lambda walks the grid from the largest lambda down,
+each solve warm-started from the previous (best-conditioned first), and stops after ``cg_patience``
+candidates in a row worse than the best (the smallest lambdas are both the slowest to converge and,
+past the optimum, not needed); the final fit on all structures warm-starts from the chosen lambda's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from psilearn.models.density.normal import LeastSquares, WeightLayout, block_columns, mean_diagonal, stack_features
+
+log = logging.getLogger("psilearn")
+
+
+@dataclass
+class StructureOperator(LeastSquares):
+    """A = sum_s Psi_s^T S_s Psi_s as the structures' features and metrics (see the module docstring).
+
+    ``feats[(Z, l)]`` (n_atoms_Z (2l+1), D) and ``rows[(Z, l)]`` (n_atoms_Z, n_l, 2l+1) into the
+    concatenated coefficient vector (``n_coef`` long); ``metrics`` the S_s (n_coef_s, n_coef_s) at
+    ``offsets``; ``blocks[(Z, l, n)]`` the diagonal blocks of A (D, D)."""
+
+    layout: WeightLayout | None = None
+    feats: dict = field(default_factory=dict)
+    rows: dict = field(default_factory=dict)
+    metrics: list = field(default_factory=list)
+    offsets: list = field(default_factory=list)
+    n_coef: int = 0
+    blocks: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, layout: WeightLayout) -> "StructureOperator":
+        return cls(np.zeros(layout.size), layout=layout)
+
+    def add(self, layout: WeightLayout, phis: dict, rows: dict, s: np.ndarray, y: np.ndarray, c: np.ndarray) -> None:
+        """One structure, as :meth:`NormalEquations.add <psilearn.models.density.normal.NormalEquations.add>`."""
+        cols = block_columns(layout, rows)
+        stacked = stack_features(phis)
+        for key, f in stacked.items():
+            r = rows[key]  # (n_atoms_Z, n_l, 2l+1)
+            n_l, k = r.shape[1], r.shape[0] * r.shape[2]
+            idx = r.transpose(1, 0, 2).reshape(-1)  # n-major, then (atom, m): the rows of f for each n
+            sub = s[np.ix_(idx, idx)].reshape(n_l, k, n_l, k)
+            blk = np.einsum("ka,ikjb->iajb", f, np.einsum("ikjl,lb->ikjb", sub, f)).reshape(n_l * f.shape[1], -1)
+            self.blocks[key] = self.blocks[key] + blk if key in self.blocks else blk
+            self.feats.setdefault(key, []).append(f)
+            self.rows.setdefault(key, []).append(rows[key] + self.n_coef)
+        self.metrics.append(s)
+        self.offsets.append(self.n_coef)
+        self.n_coef += len(y)
+        self.add_rhs(cols, stacked, s, y, c)
+
+    def merge(self, other: "StructureOperator") -> None:
+        super().merge(other)
+        for key, blk in other.blocks.items():
+            self.blocks[key] = self.blocks[key] + blk if key in self.blocks else blk
+        for key in other.feats:
+            self.feats.setdefault(key, []).extend(other.feats[key])
+            self.rows.setdefault(key, []).extend(r + self.n_coef for r in other.rows[key])
+        self.metrics += other.metrics
+        self.offsets += [o + self.n_coef for o in other.offsets]
+        self.n_coef += other.n_coef
+        other.feats, other.rows, other.metrics = {}, {}, []
+
+    def _packed(self) -> dict:
+        """{(Z, l): (Phi, rows)}, each list concatenated once (one key at a time: the transient is
+        one (Z, l)'s features)."""
+        for key in self.feats:
+            if len(self.feats[key]) > 1:
+                self.feats[key] = [np.concatenate(self.feats[key])]
+                self.rows[key] = [np.concatenate(self.rows[key])]
+        return {key: (self.feats[key][0], self.rows[key][0]) for key in self.feats}
+
+    def _span(self, z: int, l: int, n_l: int) -> slice:
+        """The weights of (Z, l), all n: contiguous in the layout, n-major, (n_l D,)."""
+        return slice(self.layout.slices[(z, l, 0)].start, self.layout.slices[(z, l, n_l - 1)].stop)
+
+    def element_blocks(self) -> list[tuple[tuple[int, int], slice]]:
+        """[((Z, l), span)] in layout order: the preconditioner's blocks."""
+        keys = list(dict.fromkeys(key[:2] for key in self.layout.blocks))
+        return [(key, self._span(*key, sum(1 for b in self.layout.blocks if b[:2] == key))) for key in keys]
+
+    def matvec(self, w: np.ndarray) -> np.ndarray:
+        """A w (n_weights,) for weights ``w`` (n_weights,): one pass over the stored structures."""
+        packed = self._packed()
+        u = np.zeros(self.n_coef)
+        for (z, l), (f, r) in packed.items():
+            n_at, n_l, d = r.shape
+            u[r] = (f @ w[self._span(z, l, n_l)].reshape(n_l, -1).T).reshape(n_at, d, n_l).transpose(0, 2, 1)
+        v = np.empty_like(u)
+        for o, s in zip(self.offsets, self.metrics):
+            v[o : o + len(s)] = s @ u[o : o + len(s)]
+        out = np.zeros(self.layout.size)
+        for (z, l), (f, r) in packed.items():
+            n_at, n_l, d = r.shape
+            out[self._span(z, l, n_l)] = (f.T @ v[r].transpose(0, 2, 1).reshape(n_at * d, n_l)).T.reshape(-1)
+        return out
+
+    def diagonal(self) -> np.ndarray:
+        out = np.zeros(self.layout.size)
+        for key, sl in self.element_blocks():
+            if key in self.blocks:
+                out[sl] = np.diag(self.blocks[key])
+        return out
+
+
+def block_jacobi(op: StructureOperator, lam: float):
+    """LinearOperator applying (A_bb + lam I)^-1 block by block (Cholesky factors, sum_b D_b^2 numbers)."""
+    from scipy.linalg import cho_factor, cho_solve
+    from scipy.sparse.linalg import LinearOperator
+
+    factors = []
+    for key, sl in op.element_blocks():
+        a = op.blocks[key].copy() if key in op.blocks else np.zeros((sl.stop - sl.start,) * 2)
+        a[np.diag_indices_from(a)] += lam
+        factors.append((sl, cho_factor(a, overwrite_a=True, check_finite=False)))
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x).reshape(-1)
+        out = np.empty_like(x)
+        for sl, fac in factors:
+            out[sl] = cho_solve(fac, x[sl], check_finite=False)
+        return out
+
+    return LinearOperator((op.layout.size,) * 2, matvec=apply, dtype=float)
+
+
+@dataclass
+class CGSolver:
+    """``solver(op, rel) -> w``: preconditioned CG for (A + rel x mean-diagonal I) w = b, warm-started
+    from the solution of the nearest lambda (in log) solved before: the previous grid point during
+    the hold-out walk, the chosen lambda's training solution for the final fit on all structures.
+    ``history``: one record per solve (lambda, iterations, relative residual, seconds, converged)."""
+
+    tol: float = 1e-6
+    maxiter: int = 3000
+    progress: bool = False
+    history: list = field(default_factory=list)
+    _solutions: dict = field(default_factory=dict, repr=False)  # lambda -> w (n_weights,)
+
+    def __call__(self, op: StructureOperator, rel: float) -> np.ndarray:
+        from scipy.sparse.linalg import LinearOperator, cg
+        from tqdm.auto import tqdm
+
+        t0 = time.perf_counter()
+        lam = rel * mean_diagonal(op)
+        a = LinearOperator((op.layout.size,) * 2, matvec=lambda x: op.matvec(np.asarray(x).reshape(-1)) + lam * np.asarray(x).reshape(-1),
+                           dtype=float)
+        x0 = self._solutions[min(self._solutions, key=lambda r: abs(np.log(r / rel)))] if self._solutions else None
+        bar = tqdm(total=self.maxiter, desc=f"density CG lambda {rel:.0e}", unit="it", disable=not self.progress, leave=False)
+        count = [0]
+
+        def step(_x) -> None:
+            count[0] += 1
+            bar.update(1)
+
+        w, info = cg(a, op.b, x0=x0, rtol=self.tol, atol=0.0, maxiter=self.maxiter, M=block_jacobi(op, lam), callback=step)
+        bar.close()
+        res = float(np.linalg.norm(op.b - a.matvec(w)) / max(np.linalg.norm(op.b), 1e-300))
+        rec = {"lambda": rel, "iterations": count[0], "relative_residual": res, "seconds": round(time.perf_counter() - t0, 3),
+               "converged": info == 0}
+        self.history.append(rec)
+        if info != 0:
+            log.warning("density CG: lambda %.0e not converged in %d iterations (relative residual %.1e > cg_tol %.0e)",
+                        rel, self.maxiter, res, self.tol)
+        log.info("density CG: lambda %.0e, %d iterations, relative residual %.1e, %.1f s", rel, count[0], res, rec["seconds"])
+        self._solutions[rel] = w
+        return w
+
+
+def cg_bytes(layout: WeightLayout, widths: dict, atoms_per_element: dict, coef_sizes: list[int], target) -> int:
+    """Peak bytes of the CG fit: the stacked features (per (Z, l) and atom, (2l+1) D_{Z,l} floats) and
+    their row indices ((2l+1) n_l integers), the metrics (8 sum_s n_coef_s^2), the
+    diagonal blocks and their factors (2 x 8 sum_b D_b^2), one (Z, l)'s concatenation transient and
+    ~20 vectors of n_weights or n_coef. ``atoms_per_element`` {Z: training atoms},
+    ``coef_sizes`` the coefficient count of each training structure."""
+    from ase.data import chemical_symbols
+
+    per_key = {}
+    for (z, l), d in widths.items():
+        n_l = target.block_index(chemical_symbols[z], l).shape[0]
+        per_key[(z, l)] = atoms_per_element.get(z, 0) * (2 * l + 1) * (8 * d + 8 * n_l)
+    feats = sum(per_key.values()) + max(per_key.values(), default=0)
+    metrics = 8 * sum(n * n for n in coef_sizes)
+    blocks = 2 * 8 * sum(widths[(z, l)] ** 2 for z, l, _ in layout.blocks)
+    return int(feats + metrics + blocks + 20 * 8 * (layout.size + sum(coef_sizes)))
