@@ -71,7 +71,9 @@ def evaluate(model, data_or_path, *, symmetrize: bool = False, plot: str | os.Pa
 
     Density models (``kind: density`` targets): the metrics of
     :func:`psilearn.evaluation.density.evaluate_density` instead (``l2_percent``,
-    ``metric_error_percent``, ``dipole_mae_debye``, ...), with ``target``, ``model`` and ``test``."""
+    ``metric_error_percent``, ``dipole_mae_debye``, ...), with ``target``, ``model`` and ``test``.
+    Hamiltonian models: :func:`psilearn.evaluation.hamiltonian.evaluate_hamiltonian` (``hamiltonian``:
+    entry, occupied orbital-energy and gap MAE in Hartree, orbital cosine)."""
     model, model_name = _model(model)
     t = model.target
     if getattr(t, "kind", None) == "hamiltonian":
