@@ -108,14 +108,21 @@ class DensityDataset(Dataset):
         return DensityDataset([self.frames[i] for i in idx], self.target, values, self.name)
 
 
-def load_density_dataset(source, target: DensityTarget | None = None) -> DensityDataset:
-    """A DensityDataset from a path/spec (``labelled.xyz@:100``) or a list of Atoms; ``target``
-    defaults to the one recorded in the file (:func:`density_target`)."""
+def labelled_frames(source) -> tuple[list[Atoms], str]:
+    """(structures, name) of a path/spec (read with :func:`psilearn.data.io.read_structures`) or a list
+    of Atoms (named ``<memory>``); DataError when there are none."""
     from psilearn.data.io import read_structures
 
     frames, name = (list(source), "<memory>") if isinstance(source, (list, tuple)) else (read_structures(source), str(source))
     if not frames:
         raise DataError(f"{name}: no structures")
+    return frames, name
+
+
+def load_density_dataset(source, target: DensityTarget | None = None) -> DensityDataset:
+    """A DensityDataset from a path/spec (``labelled.xyz@:100``) or a list of Atoms; ``target``
+    defaults to the one recorded in the file (:func:`density_target`)."""
+    frames, name = labelled_frames(source)
     if target is None:
         target = density_target(frames)
     values = [check_density_frame(a, i, target) for i, a in enumerate(frames)]

@@ -14,7 +14,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data.dataset import Dataset
-from psilearn.data.density import _recorded
+from psilearn.data.density import _recorded, labelled_frames
 from psilearn.data.errors import DataError, frame_location
 from psilearn.targets.density import parse_shells
 from psilearn.targets.hamiltonian import HAMILTONIAN_KEY, HamiltonianTarget
@@ -113,11 +113,7 @@ class HamiltonianDataset(Dataset):
 def load_hamiltonian_dataset(source, target: HamiltonianTarget | None = None) -> HamiltonianDataset:
     """A HamiltonianDataset from a path/spec (``labelled.xyz@:100``) or a list of Atoms; ``target``
     defaults to the one recorded in the file (:func:`hamiltonian_target`)."""
-    from psilearn.data.io import read_structures
-
-    frames, name = (list(source), "<memory>") if isinstance(source, (list, tuple)) else (read_structures(source), str(source))
-    if not frames:
-        raise DataError(f"{name}: no structures")
+    frames, name = labelled_frames(source)
     if target is None:
         target = hamiltonian_target(frames)
     pairs = [check_hamiltonian_frame(a, i, target) for i, a in enumerate(frames)]
