@@ -37,7 +37,7 @@ def fit_density(args) -> int:
     model = fit_model("density", ds.target, ds, config, seed=seed, progress=True)
     model.save(args.output, overwrite=args.overwrite)
     m = model.metadata
-    print(f"fitted in {m['fit_seconds']:.1f} s ({m['n_weights']} weights, lambda {m['regularization']:.3g} x mean "
+    print(f"fitted in {m['fit_seconds']:.1f} s ({m['n_weights']} weights, {m['solver']} solve, lambda {m['regularization']:.3g} x mean "
           f"diagonal per structure); saved to {args.output}")
     held = m["heldout_metrics"]
     if "density_error_percent" in held:

@@ -26,6 +26,9 @@ and the record say so). The hold-out choice of lambda walks the grid from the la
 each solve warm-started from the previous (best-conditioned first), and stops after ``cg_patience``
 candidates in a row worse than the best (the smallest lambdas are both the slowest to converge and,
 past the optimum, not needed); the final fit on all structures warm-starts from the chosen lambda's.
+The walk resolves lambda only as far as ``cg_tol`` does: once lambda ||w|| is below ~cg_tol ||b||
+the previous solution already meets the tolerance (0 iterations, the same held-out error), which
+counts as not better and ends the walk (methanol, 160 structures: at 1e-5 after 1e-4).
 """
 
 from __future__ import annotations
