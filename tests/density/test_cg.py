@@ -5,7 +5,7 @@ The 24 HF/STO-3G molecules of conftest.py; fits on 8-10 of them (~1300 weights) 
 import numpy as np
 import pytest
 
-from psilearn.models.density.cg import StructureOperator
+from psilearn.models.density.cg import StructureOperator, cg_bytes
 from psilearn.models.density.constraint import structure_metric
 from psilearn.models.density.fit import accumulate
 from psilearn.models.density.normal import NormalEquations, WeightLayout, fit_bytes
@@ -74,6 +74,11 @@ def test_operator_products_are_the_dense_normal_equations(pair, data):
         assert np.allclose(op.b, dense.b, rtol=1e-12, atol=1e-14 * np.abs(dense.b).max())
         assert op.n == 6 and np.isclose(op.yy, dense.yy, rtol=1e-12) and np.isclose(op.ref, dense.ref, rtol=1e-12)
         assert np.isclose(op.loss(w), dense.loss(w), rtol=1e-10)
+    held = sum(x.nbytes for d in (whole.feats, whole.rows) for v in d.values() for x in v)
+    held += sum(s.nbytes for s in whole.metrics) + 2 * sum(b.nbytes for b in whole.blocks.values())  # blocks + their factors
+    atoms = {z: int(sum(np.sum(a.numbers == z) for a in sub.frames)) for z in model.species}
+    estimate = cg_bytes(layout, widths, atoms, [model.target.size(a) for a in sub.frames], model.target)
+    assert held <= estimate <= 2 * held + 20 * 8 * (layout.size + whole.n_coef)  # the guard's estimate bounds what is held
 
 
 def test_cg_holdout_chooses_the_direct_lambda(data):
