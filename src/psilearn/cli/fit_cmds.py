@@ -161,7 +161,6 @@ def _loss_curves(model, output) -> None:
 
 def cmd_predict(args) -> int:
     from psilearn.data import read_structures, write_structures
-    from psilearn.data.prediction_io import predictions_to_atoms
     from psilearn.errors import ConfigError
     from psilearn.models import load
 
@@ -185,16 +184,9 @@ def cmd_predict(args) -> int:
     if method:
         print(f"baseline {method.label} from {model.last_baseline_summary.report()}; label database {model.baseline_db}",
               file=sys.stderr)
-    if model.kind == "hamiltonian":
-        from psilearn.cli.hamiltonian_cmds import predict_hamiltonian
+    from psilearn.cli.hamiltonian_cmds import prediction_frames
 
-        out = predict_hamiltonian(args, model, frames, pred)
-    elif getattr(args, "scf_guess", None):
-        raise ConfigError(f"--scf-guess: {args.model} is a {model.kind} model; the guess comes from a hamiltonian model "
-                          "(density models: psilearn density --scf-guess)")
-    else:
-        out = predictions_to_atoms(frames, pred, model.target, with_std=not args.no_std)
-    write_structures(args.output, out)
+    write_structures(args.output, prediction_frames(args, model, frames, pred))
     print(f"predicted {model.target.key} for {len(frames)} structures in {dt:.2f} s ({len(frames) / max(dt, 1e-9):.0f} structures/s); wrote {args.output}")
     return 0
 

@@ -77,6 +77,20 @@ def _check_guess_basis(method: str, basis: str) -> None:
                           f"use a method in {basis}")
 
 
+def prediction_frames(args, model, frames: list, pred) -> list:
+    """What `psilearn predict` writes: hamiltonian models through :func:`predict_hamiltonian`, every
+    other kind through the one prediction writer (``--scf-guess`` refused for them)."""
+    from psilearn.data.prediction_io import predictions_to_atoms
+    from psilearn.errors import ConfigError
+
+    if model.kind == "hamiltonian":
+        return predict_hamiltonian(args, model, frames, pred)
+    if getattr(args, "scf_guess", None):
+        raise ConfigError(f"--scf-guess: {args.model} is a {model.kind} model; the guess comes from a hamiltonian model "
+                          "(density models: psilearn density --scf-guess)")
+    return predictions_to_atoms(frames, pred, model.target, with_std=not args.no_std)
+
+
 def predict_hamiltonian(args, model, frames: list, pred) -> list:
     """Structures carrying the predicted F and what derives from it (orbital energies, HOMO, LUMO,
     gap, Mulliken charges, dipole); with ``--scf-guess`` the SCF cycles from the predicted guess."""
