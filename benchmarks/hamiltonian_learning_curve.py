@@ -42,7 +42,7 @@ def main() -> None:
 
     from psilearn.config import load_config
     from psilearn.data import load_hamiltonian_dataset
-    from psilearn.metrics.hamiltonian import closed_shell_occupied, hamiltonian_metrics
+    from psilearn.metrics.hamiltonian import dataset_metrics
     from psilearn.models.registry import model_class
     from psilearn.observe.hamiltonian import scf_guess_cycles
 
@@ -50,9 +50,6 @@ def main() -> None:
     perm = np.random.default_rng(0).permutation(len(ds))
     test, pool = perm[-args.test:], perm[: -args.test]
     te = ds.subset(test)
-    refs = [te.matrix(i) for i in range(len(te))]
-    overlaps = [te.overlap(i) for i in range(len(te))]
-    occ = [closed_shell_occupied(a.numbers, a.info.get("charge", 0)) for a in te.frames]
     rows = []
     for n in [int(x) for x in args.sizes.split(",")]:
         config = load_config(args.config) if args.config else {}
@@ -64,7 +61,7 @@ def main() -> None:
         t0 = time.perf_counter()
         preds = model.predict(te.frames).matrices
         pred_ms = 1e3 * (time.perf_counter() - t0) / len(te)
-        m = hamiltonian_metrics(preds, refs, overlaps, occ)
+        m = dataset_metrics(preds, te)
         row = {"n_train": n, "fit_s": fit_s, "predict_ms": pred_ms, "epochs": model.metadata["members"][0]["epochs"],
                "stopped": model.metadata["members"][0]["stopped"], "n_parameters": model.metadata["n_parameters"], **m}
         if args.scf:

@@ -13,26 +13,11 @@ def add_density_flag(p) -> None:
 
 def fit_density(args) -> int:
     """``fit --density``: the density model on a file's density labels (its aux basis, metric, shells)."""
-    from psilearn.cli.fit_options import pooled, train_specs
-    from psilearn.config import load_config
+    from psilearn.cli.fit_options import labelled_kind_data
     from psilearn.data import density_target, load_density_dataset
-    from psilearn.errors import ConfigError
     from psilearn.models.factory import fit_model
-    from psilearn.models.registry import model_class
 
-    other = [f for f, on in (("--baseline", args.baseline), ("--baseline-method", args.baseline_method),
-                             ("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
-                             ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None)),
-                             ("--tune", getattr(args, "tune", None) is not None), ("--label-mask", getattr(args, "label_mask", None))) if on]
-    if args.model not in ("sagpr", "density") or other:
-        raise ConfigError(f"--density fits the density model kind; it does not take {', '.join(other) or '--model ' + args.model}")
-    config = load_config(args.config)
-    _, seed = model_class("density").validate_config(config, source=args.config, seed=args.seed)
-    trains = train_specs(args)
-    source = pooled(trains)
-    ds = load_density_dataset(source)
-    if ds.target.key != args.target:
-        ds = load_density_dataset(source, density_target(ds.frames, args.target))
+    ds, trains, config, seed = labelled_kind_data(args, "density", "--density", load_density_dataset, density_target)
     print(f"fitting {ds.target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
     model = fit_model("density", ds.target, ds, config, seed=seed, progress=True)
     model.save(args.output, overwrite=args.overwrite)

@@ -66,3 +66,30 @@ def tuned_fit(args, kind, target, ds, config, seed):
     model = tune_model(kind, target, ds, config, seconds=args.tune, seed=seed, progress=progress)
     print(describe_tuning(model.metadata["tuning"]))
     return model
+
+
+def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = ""):
+    """(dataset, TRAIN specs, options, seed) for ``fit FLAG`` (``--density``, ``--hamiltonian``): a kind
+    whose Target comes from the file's own labels. ConfigError, before any data is read, for another
+    ``--model`` or a flag of other kinds (``note`` is appended); ``load(source[, target])`` reads the
+    pooled TRAIN, ``target_of(frames, key)`` gives the file's target under ``--target``."""
+    from psilearn.config import load_config
+    from psilearn.errors import ConfigError
+    from psilearn.models.registry import model_class
+
+    flags = (("--baseline", args.baseline), ("--baseline-method", args.baseline_method),
+             ("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
+             ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None)),
+             ("--density", getattr(args, "density", False)), ("--hamiltonian", getattr(args, "hamiltonian", False)),
+             ("--tune", getattr(args, "tune", None) is not None), ("--label-mask", getattr(args, "label_mask", None)))
+    other = [f for f, on in flags if on and f != flag]
+    if args.model not in ("sagpr", kind) or other:
+        raise ConfigError(f"{flag} fits the {kind} model kind; it does not take {', '.join(other) or '--model ' + args.model}{note}")
+    config = load_config(args.config)
+    _, seed = model_class(kind).validate_config(config, source=args.config, seed=args.seed)
+    trains = train_specs(args)
+    source = pooled(trains)
+    ds = load(source)
+    if ds.target.key != args.target:
+        ds = load(source, target_of(ds.frames, args.target))
+    return ds, trains, config, seed

@@ -29,28 +29,12 @@ def metrics_lines(m: dict) -> list[str]:
 
 def fit_hamiltonian(args, run_options: dict) -> int:
     """``fit --hamiltonian``: the hamiltonian model on a file's F labels (its basis and shells)."""
-    from psilearn.cli.fit_options import pooled, train_specs
-    from psilearn.config import load_config
+    from psilearn.cli.fit_options import labelled_kind_data
     from psilearn.data import hamiltonian_target, load_hamiltonian_dataset
-    from psilearn.errors import ConfigError
     from psilearn.models.factory import fit_model
-    from psilearn.models.registry import model_class
 
-    other = [f for f, on in (("--baseline", args.baseline), ("--baseline-method", args.baseline_method),
-                             ("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
-                             ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None)),
-                             ("--density", getattr(args, "density", False)),
-                             ("--tune", getattr(args, "tune", None) is not None), ("--label-mask", getattr(args, "label_mask", None))) if on]
-    if args.model not in ("sagpr", "hamiltonian") or other:
-        raise ConfigError(f"--hamiltonian fits the hamiltonian model kind; it does not take {', '.join(other) or '--model ' + args.model} "
-                          f"(its validation split is nn_train.val_fraction)")
-    config = load_config(args.config)
-    _, seed = model_class("hamiltonian").validate_config(config, source=args.config, seed=args.seed)
-    trains = train_specs(args)
-    source = pooled(trains)
-    ds = load_hamiltonian_dataset(source)
-    if args.target != ds.target.key:
-        ds = load_hamiltonian_dataset(source, hamiltonian_target(ds.frames, args.target))
+    ds, trains, config, seed = labelled_kind_data(args, "hamiltonian", "--hamiltonian", load_hamiltonian_dataset, hamiltonian_target,
+                                                  " (its validation split is nn_train.val_fraction)")
     print(f"fitting {ds.target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
     model = fit_model("hamiltonian", ds.target, ds, config, seed=seed, progress=True, run_options=run_options)
     model.save(args.output, overwrite=args.overwrite)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from psilearn.metrics.hamiltonian import closed_shell_occupied, hamiltonian_metrics
+from psilearn.metrics.hamiltonian import dataset_metrics
 
 
 def evaluate_hamiltonian(model, model_name: str, data_or_path, plot=None) -> dict:
@@ -16,8 +16,6 @@ def evaluate_hamiltonian(model, model_name: str, data_or_path, plot=None) -> dic
     if plot:
         raise ConfigError(f"{model_name}: --plot is not available for hamiltonian models (the metrics are printed)")
     ds = data_or_path if isinstance(data_or_path, HamiltonianDataset) else load_hamiltonian_dataset(data_or_path, model.target)
-    preds = model.predict(ds.frames).matrices
-    occ = [closed_shell_occupied(a.numbers, a.info.get("charge", 0)) for a in ds.frames]
-    m = hamiltonian_metrics(preds, [ds.matrix(i) for i in range(len(ds))], [ds.overlap(i) for i in range(len(ds))], occ)
+    m = dataset_metrics(model.predict(ds.frames).matrices, ds)
     return {"hamiltonian": m, "n_structures": len(ds), "n_samples": len(ds), "units": "Hartree",
             "target": model.target.to_dict(), "model": model_name, "test": ds.name or "<memory>"}

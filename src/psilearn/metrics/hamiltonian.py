@@ -54,3 +54,12 @@ def hamiltonian_metrics(preds, refs, overlaps, n_occs) -> dict:
             "occupied_energy_mae": sum(r["occ_abs_sum"] for r in rows) / n_occ,
             "gap_mae": float(np.nanmean(np.abs(gaps))),
             "coefficient_cosine": sum(r["cosine_sum"] for r in rows) / n_occ}
+
+
+def dataset_metrics(preds, data) -> dict:
+    """:func:`hamiltonian_metrics` of predicted matrices (one per structure, in order) against a
+    :class:`psilearn.data.HamiltonianDataset`: its F, its S, and the closed-shell occupation of each
+    structure (charge from ``info['charge']``, default 0)."""
+    occ = [closed_shell_occupied(a.numbers, a.info.get("charge", 0)) for a in data.frames]
+    n = range(len(data))
+    return hamiltonian_metrics(preds, [data.matrix(i) for i in n], [data.overlap(i) for i in n], occ)

@@ -55,6 +55,11 @@ def shell_target_fields(d: dict, kind: str, name: str, fields: set[str]) -> dict
     return d
 
 
+def shell_table(shells) -> dict[str, tuple[int, ...]]:
+    """{symbol: (l, ...)} from a target's ``shells`` (a mapping or (symbol, ls) pairs), as str and ints."""
+    return {str(s): tuple(int(l) for l in ls) for s, ls in dict(shells).items()}
+
+
 def format_shells(shells: dict[str, tuple[int, ...]]) -> str:
     """``{'H': (0, 0, 1), 'O': (0, 1)}`` -> ``'H:0,0,1;O:0,1'`` (the ``density_aux_shells`` label)."""
     return ";".join(f"{s}:{','.join(str(l) for l in ls)}" for s, ls in sorted(shells.items()))
@@ -103,8 +108,7 @@ class DensityTarget:
     def __post_init__(self) -> None:
         object.__setattr__(self, "aux_basis", normalise_aux_basis(self.aux_basis))
         object.__setattr__(self, "metric", check_metric(self.metric))
-        shells = dict(self.shells) if not isinstance(self.shells, dict) else self.shells
-        shells = {str(s): tuple(int(l) for l in ls) for s, ls in shells.items()}
+        shells = shell_table(self.shells)
         if not shells:
             raise DataError("a density target needs the auxiliary shells of at least one element "
                             "(DensityTarget.from_basis(aux_basis, elements))")

@@ -31,7 +31,7 @@ import numpy as np
 from psilearn.errors import DataError
 from psilearn.targets.ao_basis import normalise_aux_basis
 from psilearn.targets.cartesian import IrrepColumns
-from psilearn.targets.density import _symbols, format_shells, parse_shells, shell_target_fields
+from psilearn.targets.density import _symbols, format_shells, parse_shells, shell_table, shell_target_fields
 
 HAMILTONIAN_KEY = "hamiltonian"
 UNITS = "Hartree: Fock/Kohn-Sham matrix in PySCF's AO order, n_ao x n_ao row-major"
@@ -93,8 +93,7 @@ class HamiltonianTarget:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "basis", normalise_aux_basis(self.basis))
-        shells = dict(self.shells) if not isinstance(self.shells, dict) else self.shells
-        shells = {str(s): tuple(int(l) for l in ls) for s, ls in shells.items()}
+        shells = shell_table(self.shells)
         if not shells or any(not ls or min(ls) < 0 for ls in shells.values()):
             raise DataError("a hamiltonian target needs the shells of at least one element "
                             "(HamiltonianTarget.from_basis(basis, elements))")

@@ -22,7 +22,7 @@ from ase.data import chemical_symbols
 from psilearn.data.errors import DataError, frame_location
 from psilearn.data.prediction import HamiltonianPrediction
 from psilearn.data.splits import random_split
-from psilearn.metrics.hamiltonian import closed_shell_occupied, hamiltonian_metrics
+from psilearn.metrics.hamiltonian import closed_shell_occupied, dataset_metrics
 from psilearn.models._torch.graph import build_graphs, collate
 from psilearn.models._torch.run_options import TorchRunOptions
 from psilearn.models._torch.train import Trainer
@@ -134,15 +134,11 @@ class HamiltonianModel(TorchRunOptions, Model):
 
     def _heldout(self, data, va, graphs, index) -> dict:
         """Held-out metrics of the validation split, and the cutoff's truncation error on it (Hartree)."""
-        preds = self._matrices(graphs, index)
-        refs = [data.matrix(i) for i in va]
-        overlaps = [data.overlap(i) for i in va]
-        occ = [closed_shell_occupied(data.frames[i].numbers, data.frames[i].info.get("charge", 0)) for i in va]
-        cut = [truncated(self.target, data.frames[i], data.matrix(i), self.net_config.cutoff) for i in va]
+        held = data.subset(va)
+        cut = [truncated(self.target, a, held.matrix(k), self.net_config.cutoff) for k, a in enumerate(held.frames)]
         return {"heldout_metrics": {"method": f"validation split ({len(va)} structures, used for early stopping)",
-                                    "units": "Hartree", **hamiltonian_metrics(preds, refs, overlaps, occ)},
-                "cutoff_truncation": {"cutoff": self.net_config.cutoff, "units": "Hartree",
-                                      **hamiltonian_metrics(cut, refs, overlaps, occ)}}
+                                    "units": "Hartree", **dataset_metrics(self._matrices(graphs, index), held)},
+                "cutoff_truncation": {"cutoff": self.net_config.cutoff, "units": "Hartree", **dataset_metrics(cut, held)}}
 
     # ---- prediction --------------------------------------------------------------------------------
     @torch.no_grad()

@@ -53,13 +53,14 @@ class HamiltonianNetwork(torch.nn.Module):
         lmax = max(l for l, _ in out_irreps)
         edge = o3.Irreps([(cfg.edge_channels, (l, p)) for l in range(lmax + 1) for p in (1, -1)]).sort().irreps.simplify()
         self.edge_a, self.edge_b = o3.Linear(feats, edge), o3.Linear(feats, edge)
-        self.product = _channelwise_product(edge, {(l, p) for l, p in out_irreps})
+        allowed = set(out_irreps)
+        self.product = _channelwise_product(edge, allowed)
         self.sh_irreps = self.body.sh_irreps
         instr, mid = [], []
         for i, (mul, ir_in) in enumerate(edge):
             for j, (_, ir_sh) in enumerate(self.sh_irreps):
                 for ir_out in ir_in * ir_sh:
-                    if (ir_out.l, ir_out.p) in set(out_irreps):
+                    if (ir_out.l, ir_out.p) in allowed:
                         instr.append((i, j, len(mid), "uvu", True))
                         mid.append((mul, ir_out))
         mid, instr = _sorted_with_instructions(mid, instr)
