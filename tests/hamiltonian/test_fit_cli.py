@@ -46,7 +46,7 @@ def test_cli_errors(tmp_path, capsys, sto3g_waters):
     ase.io.write(train, sto3g_waters[:4])
     rc = cli_main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--tensor", "ij", "-o", str(tmp_path / "m")])
     assert rc != 0 and "--hamiltonian fits the hamiltonian model kind; it does not take --tensor" in capsys.readouterr().err
-    rc = cli_main(["fit", str(train), "--density", "--hamiltonian", "-o", str(tmp_path / "m")])
+    rc = cli_main(["fit", str(train), "--density", "--hamiltonian", "--target", "hamiltonian", "-o", str(tmp_path / "m")])
     assert rc != 0 and "--density fits the density model kind; it does not take --hamiltonian" in capsys.readouterr().err
     cfg = tmp_path / "c.yaml"
     cfg.write_text("nn_train: {uncertainty: llpr}\n")
