@@ -29,7 +29,8 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("target (what is learned)")
     g.add_argument("--target", required=True, metavar="KEY", help="label name in the input file")
     g.add_argument("--tensor", default="", metavar="FORMULA", help="Cartesian index formula, e.g. i, ij=ji, ijk=jik=ikj (default: scalar)")
-    g.add_argument("--per", choices=["structure", "atom"], default="structure", help="one value per structure (default) or per atom")
+    g.add_argument("--per", choices=["structure", "atom", "pair"], default="structure", help="one value per structure (default), per "
+                   "atom, or per atom pair (KEY_pairs lists the pairs; scalar or rank 2; docs/pairs.md)")
     g.add_argument("--pool", choices=["sum", "mean"], default="sum", help="structure targets: sum of atomic contributions (extensive, "
         "default) or mean (intensive)")
     g.add_argument("--pseudo", action="store_true", help="the observable is axial (pseudo-tensor): odd under inversion relative to a polar tensor")

@@ -117,6 +117,8 @@ class Dataset:
     only some atoms (``load_dataset(..., label_mask="has_tensor")``): ``labelled`` is a boolean per
     atom (all atoms, frame order), ``values`` holds the labelled atoms' rows only and ``label_mask``
     names the mask; models that accept such data use ``sample_structure`` and ``labelled``.
+    Per-pair targets: ``pairs[s]`` the canonical (i < j) atom pairs (P_s, 2) of structure s and
+    ``values`` one row per pair, structures in order (:mod:`psilearn.data.pairs`).
     """
 
     frames: list[Atoms]
@@ -125,6 +127,7 @@ class Dataset:
     name: str = ""
     labelled: np.ndarray | None = None
     label_mask: str | None = None
+    pairs: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -143,6 +146,8 @@ class Dataset:
         """Index of the structure of each row of ``values`` (the labelled atoms only, with a mask)."""
         if self.target.per == "structure":
             return np.arange(len(self.frames))
+        if self.pairs is not None:
+            return np.repeat(np.arange(len(self.frames)), [len(p) for p in self.pairs])
         s = self.atom_structure
         return s if self.labelled is None else s[self.labelled]
 
@@ -150,9 +155,13 @@ class Dataset:
         """Structures ``idx`` (and, for atom targets, their atoms' values and label mask)."""
         idx = np.asarray(idx, dtype=int)
         frames = [self.frames[i] for i in idx]
-        labelled = None
+        labelled, pairs = None, None
         if self.target.per == "structure":
             values = self.values[idx]
+        elif self.pairs is not None:
+            offsets = np.concatenate([[0], np.cumsum([len(p) for p in self.pairs])])
+            pairs = [self.pairs[i] for i in idx]
+            values = np.concatenate([self.values[offsets[i] : offsets[i + 1]] for i in idx]) if len(idx) else self.values[:0]
         else:
             sizes = [len(a) for a in self.frames]
             if self.labelled is not None:
@@ -161,7 +170,7 @@ class Dataset:
                 sizes = [int(self.labelled[atoms[i] : atoms[i + 1]].sum()) for i in range(len(self.frames))]
             offsets = np.concatenate([[0], np.cumsum(sizes)])
             values = np.concatenate([self.values[offsets[i] : offsets[i + 1]] for i in idx]) if len(idx) else self.values[:0]
-        return Dataset(frames, self.target, values, self.name, labelled, self.label_mask)
+        return Dataset(frames, self.target, values, self.name, labelled, self.label_mask, pairs)
 
     def fingerprint(self) -> str:
         """SHA-256 of the structures and labels: identifies the training data in model files."""
@@ -174,6 +183,8 @@ class Dataset:
         h.update(np.ascontiguousarray(self.values, dtype=np.float64).tobytes())
         if self.labelled is not None:
             h.update(np.ascontiguousarray(self.labelled, dtype=np.uint8).tobytes())
+        for p in self.pairs or []:
+            h.update(np.ascontiguousarray(p, dtype=np.int64).tobytes())
         return h.hexdigest()
 
 
@@ -195,6 +206,15 @@ def load_dataset(source, target: Target, symmetrize: bool = False, label_mask: s
         frames, name = read_structures(source), str(source)
     if not frames:
         raise DataError(f"{name}: no structures")
+    if target.per == "pair":
+        if label_mask:
+            raise DataError(f"a label mask ({label_mask!r}) applies to per-atom targets only; a per-pair label lists its own pairs")
+        from psilearn.data.pairs import extract_pair_values
+
+        values, pairs = extract_pair_values(frames, target)
+        ds = Dataset(frames, target, values, name, pairs=pairs)
+        ds.values = check_symmetry(frames, target, values, symmetrize, ds.sample_structure)
+        return ds
     labelled = read_label_mask(frames, target, label_mask) if label_mask else None
     values = extract_values(frames, target, labelled)
     ds = Dataset(frames, target, values, name, labelled, label_mask or None)

@@ -9,12 +9,13 @@ import numpy as np
 
 @dataclass
 class Prediction:
-    """Predictions for n samples (structures, or atoms for per-atom targets).
+    """Predictions for n samples (structures, atoms for per-atom targets, pairs for per-pair targets).
 
     ``values`` (n, 3**rank) Cartesian, row-major, in the units of the training labels;
     ``std`` (n, 3**rank) predictive standard deviation of each Cartesian component;
     ``irreps`` (n, n_irreps) and ``irreps_std`` the same in the irreducible (e3nn) basis;
-    ``cov`` optional (n, 3**rank, 3**rank) full predictive covariance of the Cartesian components.
+    ``cov`` optional (n, 3**rank, 3**rank) full predictive covariance of the Cartesian components;
+    ``pairs`` per-pair targets: each structure's (P_s, 2) atom pairs, the rows in that order.
     """
 
     values: np.ndarray
@@ -22,6 +23,7 @@ class Prediction:
     irreps: np.ndarray
     irreps_std: np.ndarray
     cov: np.ndarray | None = None
+    pairs: list[np.ndarray] | None = None
 
 
 @dataclass

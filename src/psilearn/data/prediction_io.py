@@ -90,6 +90,30 @@ def _hamiltonian_to_atoms(frames: list[Atoms], pred: HamiltonianPrediction, targ
     return out
 
 
+def _pairs_to_atoms(frames: list[Atoms], pred: Prediction, target, with_std: bool) -> list[Atoms]:
+    """Per-pair predictions in the labels' layout (:mod:`psilearn.data.pairs`): ``KEY_pairs``
+    (2P ints), ``KEY`` (P * 3**rank, row-major) and ``KEY_std``; a label ``KEY`` already present is
+    kept as ``KEY_reference`` (for the same pairs: the model predicts the pairs a file lists)."""
+    if pred.pairs is None or len(pred.pairs) != len(frames):
+        raise ValueError("a per-pair prediction needs the pairs of every structure")
+    ends = np.concatenate([[0], np.cumsum([len(p) for p in pred.pairs])]).astype(int)
+    if len(pred.values) != ends[-1]:
+        raise ValueError(f"{len(pred.values)} predicted values for {ends[-1]} pairs")
+    out = []
+    for i, a in enumerate(frames):
+        b = a.copy()
+        b.calc = None
+        key, sl = target.key, slice(ends[i], ends[i + 1])
+        if key in b.info:
+            b.info[f"{key}_reference"] = b.info.pop(key)
+        b.info[target.pairs_key] = np.asarray(pred.pairs[i], dtype=np.int64).ravel()
+        b.info[key] = np.asarray(pred.values[sl], dtype=np.float64).ravel()
+        if with_std:
+            b.info[f"{key}_std"] = np.asarray(pred.std[sl], dtype=np.float64).ravel()
+        out.append(b)
+    return out
+
+
 def predictions_to_atoms(frames: list[Atoms], pred: Prediction | DensityPrediction | HamiltonianPrediction, target,
                          with_std: bool = True) -> list[Atoms]:
     """Copies of ``frames`` (calculators dropped) carrying ``pred``, the prediction of ``target``
@@ -100,6 +124,8 @@ def predictions_to_atoms(frames: list[Atoms], pred: Prediction | DensityPredicti
         return _density_to_atoms(frames, pred, target, with_std)
     if isinstance(pred, HamiltonianPrediction):
         return _hamiltonian_to_atoms(frames, pred, target, with_std)
+    if target.per == "pair":
+        return _pairs_to_atoms(frames, pred, target, with_std)
     key, per = target.key, target.per
     offsets = atom_offsets(frames)
     n = len(frames) if per == "structure" else int(offsets[-1])
@@ -136,6 +162,8 @@ def cartesian_per_structure(frames: list[Atoms], pred: Prediction, target) -> li
     axis of the structure's atoms ((n_atoms,) for a scalar, (n_atoms, 3) for a vector, ...)."""
     shape = (target.size,) if getattr(target, "is_spectrum", False) else (3,) * target.rank
     offsets = atom_offsets(frames)
+    if target.per == "pair":  # a leading axis of the structure's pairs (pred.pairs)
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in pred.pairs])]).astype(int)
     out = []
     for i in range(len(frames)):
         if target.per == "structure":

@@ -191,7 +191,7 @@ def _relative_to_baseline(model, ds: Dataset, ref, metrics: dict) -> dict:
     if not record:
         return {"rmse_ratio": None, "note": "no composition baseline recorded in this model file (psilearn 0.1.0 did not record one)"}
     t = model.target
-    base_pred = composition_predict(record, t, ds.frames)
+    base_pred = composition_predict(record, t, ds.frames, getattr(ds, "pairs", None))
     if getattr(ds, "labelled", None) is not None:
         base_pred = base_pred[ds.labelled]
     base = regression_metrics(t, ref, base_pred)

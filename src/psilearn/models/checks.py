@@ -9,11 +9,15 @@ from psilearn.data.errors import DataError, frame_location
 from psilearn.data.frame_checks import check_structure
 
 
-def check_training_data(target, data, min_structures: int = 2, why: str = "", partial_labels: bool = False) -> None:
-    """ValueError if ``data`` was built for another Target; DataError if it is too small, or if it
-    has labels on only some atoms (a label mask) and the kind cannot use them (``partial_labels``)."""
+def check_training_data(target, data, min_structures: int = 2, why: str = "", partial_labels: bool = False,
+                        pairs: bool = False) -> None:
+    """ValueError if ``data`` was built for another Target; DataError if it is too small, if it
+    has labels on only some atoms (a label mask) and the kind cannot use them (``partial_labels``),
+    or if its target lives on atom pairs and the kind cannot fit those (``pairs``)."""
     if data.target != target:
         raise ValueError(f"dataset target {data.target.describe()} differs from model target {target.describe()}")
+    if getattr(target, "per", None) == "pair" and not pairs:
+        raise DataError(f"{target.key!r} is a per-pair target: it is fitted by the nn kind (--model nn), not this one")
     if getattr(data, "labelled", None) is not None and not partial_labels:
         raise DataError(f"labels on only some atoms (label mask {data.label_mask!r}) are supported by the sagpr kind only")
     if len(data) < min_structures:

@@ -10,7 +10,8 @@ import numpy as np
 from psilearn.errors import ConfigError
 from psilearn.targets.cartesian import IrrepBlock, cartesian_basis, formula_rank
 
-_PER = ("structure", "atom")
+_PER = ("structure", "atom", "pair")
+_PAIR_TENSORS = ("", "ij", "ij=ji")  # a pair carries a scalar or a rank-2 tensor (J couplings, exchange)
 _POOL = ("sum", "mean")
 
 
@@ -23,7 +24,11 @@ class Target:
     key:
         Name of the label: ``atoms.info[key]`` (per structure) or ``atoms.arrays[key]`` (per atom).
     per:
-        ``"structure"`` or ``"atom"``.
+        ``"structure"``, ``"atom"`` or ``"pair"``. A per-pair value belongs to an atom pair (i, j):
+        ``atoms.info[key + "_pairs"]`` holds the pairs (2P ints, flattened (P, 2), 0-based, i < j)
+        and ``atoms.info[key]`` the values (P * 3**rank numbers, flattened (P, ...) row-major); a
+        rank-2 pair tensor T[a, b] has ``a`` belonging to atom i and ``b`` to atom j, so exchanging
+        the pair transposes it (docs/pairs.md). Scalar or rank 2 only.
     tensor:
         Cartesian index formula in e3nn's notation: ``""`` scalar, ``"i"`` vector, ``"ij"`` general
         rank 2, ``"ij=ji"`` symmetric, ``"ijk=jik=ikj"`` fully symmetric rank 3, up to rank 4. Values
@@ -77,6 +82,9 @@ class Target:
             return
         if self.grid_units or self.absorber:
             raise ConfigError("grid_units and absorber apply to spectrum targets only (give a grid)")
+        if self.per == "pair" and self.tensor not in _PAIR_TENSORS:
+            raise ConfigError(f"a per-pair target is a scalar or a rank-2 tensor ({', '.join(repr(t) for t in _PAIR_TENSORS)}), "
+                              f"not {self.tensor!r}")
         basis = cartesian_basis(self.tensor)
         blocks = [IrrepBlock(b.l, b.p * self.parity, b.start) for b in basis.blocks]
         if self.traceless:
@@ -91,6 +99,8 @@ class Target:
             raise ConfigError(f"a spectrum grid must be numbers, got {str(self.grid)[:60]}") from None
         if len(g) < 2 or not np.all(np.isfinite(g)) or np.any(np.diff(g) <= 0):
             raise ConfigError("a spectrum grid needs at least 2 finite, strictly increasing points")
+        if self.per == "pair":
+            raise ConfigError("spectra per atom pair are not supported (per must be 'structure' or 'atom')")
         if self.tensor or self.traceless or self.parity != 1:
             raise ConfigError("a spectrum target is a scalar (0e) per grid point: no tensor, parity or traceless")
         if self.absorber:
@@ -129,6 +139,31 @@ class Target:
     def size(self) -> int:
         """Number of Cartesian numbers per value (3**rank), or of grid points for a spectrum."""
         return len(self.grid) if self.grid is not None else 3**self.rank
+
+    @property
+    def pairs_key(self) -> str:
+        """Per-pair targets: the info key of the pair list (``KEY_pairs``)."""
+        return f"{self.key}_pairs"
+
+    @property
+    def swap_signs(self) -> tuple[int, ...]:
+        """Per learned block, the sign it takes when the pair (i, j) becomes (j, i): the tensor
+        transposes, which leaves the symmetric parts (l = 0, 2) and flips the antisymmetric one
+        (l = 1). Derived from the change of basis, not assumed; all +1 for a scalar."""
+        if self.rank == 0:
+            return tuple(1 for _ in self.blocks)
+        basis = cartesian_basis(self.tensor)
+        out = []
+        for b in self.blocks:
+            unit = np.zeros((b.dim, basis.to_irreps.shape[1]))
+            unit[:, b.cols] = np.eye(b.dim)
+            cart = (unit @ basis.to_cartesian).reshape(-1, 3, 3)
+            swapped = cart.transpose(0, 2, 1).reshape(b.dim, 9) @ basis.to_irreps
+            sign = int(round(float(np.sum(swapped[:, b.cols] * unit[:, b.cols]) / b.dim)))
+            if sign not in (1, -1) or not np.allclose(swapped, sign * unit, atol=1e-10):
+                raise ConfigError(f"block {b.name} of {self.tensor!r} has no definite sign under exchange of the pair")
+            out.append(sign)
+        return tuple(out)
 
     @property
     def blocks(self) -> tuple[IrrepBlock, ...]:

@@ -8,7 +8,9 @@ A graph holds, for one structure of n atoms with E directed edges within the cut
 - ``state`` (2,) float64: the structure's total charge Q (e) and number of unpaired electrons
   (multiplicity - 1), from ``atoms.info`` (zeros unless the model uses a global state);
 - ``moments`` (n,) or (n, 3) float64: collinear or non-collinear magnetic moments
-  (``initial_magmoms``) when the model takes them as inputs, else None.
+  (``initial_magmoms``) when the model takes them as inputs, else None;
+- ``pairs`` (P, 2) int64 and ``pair_vec`` (P, 3) float64: the atom pairs of a per-pair target and
+  r_j - r_i of each (shortest image), else None.
 
 Neighbour lists come from ``ase.neighborlist.neighbor_list`` (a cell-list algorithm, linear in the
 number of atoms, no Python loop over pairs). Edge vectors are computed once in float64 and cast to
@@ -36,10 +38,16 @@ class Graph:
     edge_vec: np.ndarray
     state: np.ndarray = field(default_factory=lambda: np.zeros(2))
     moments: np.ndarray | None = None
+    pairs: np.ndarray | None = None
+    pair_vec: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:
         return len(self.species)
+
+    @property
+    def n_pairs(self) -> int:
+        return 0 if self.pairs is None else len(self.pairs)
 
     @property
     def n_edges(self) -> int:
@@ -52,7 +60,8 @@ class Batch:
 
     ``species`` (N,), ``edge_index`` (2, E), ``edge_vec`` (E, 3) [Angstrom], ``batch`` (N,) index of
     the structure of each atom, ``n_atoms`` (S,) atoms per structure, ``n_structures`` = S,
-    ``state`` (S, 2) total charge and unpaired electrons of each structure, ``moments`` (N,) or None.
+    ``state`` (S, 2) total charge and unpaired electrons of each structure, ``moments`` (N,) or None,
+    ``pairs`` (P, 2) batch atom indices and ``pair_vec`` (P, 3) of a per-pair target, or None.
     """
 
     species: torch.Tensor
@@ -63,6 +72,8 @@ class Batch:
     n_structures: int
     state: torch.Tensor | None = None
     moments: torch.Tensor | None = None
+    pairs: torch.Tensor | None = None
+    pair_vec: torch.Tensor | None = None
 
 
 def build_graph(atoms: Atoms, species: list[int], cutoff: float) -> Graph:
@@ -122,5 +133,9 @@ def collate(graphs: list[Graph], device: torch.device | str = "cpu", dtype: torc
     t = lambda a, dt: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
     state = np.stack([g.state for g in graphs])
     moments = None if any(g.moments is None for g in graphs) else t(np.concatenate([g.moments for g in graphs]), dtype)
+    pairs = pair_vec = None
+    if all(g.pairs is not None for g in graphs):
+        pairs = t(np.concatenate([g.pairs.reshape(-1, 2) + o for g, o in zip(graphs, offsets)]), torch.long)
+        pair_vec = t(np.concatenate([g.pair_vec.reshape(-1, 3) for g in graphs]), dtype)
     return Batch(t(species, torch.long), t(edge_index, torch.long), t(edge_vec, dtype), t(batch, torch.long),
-                 t(n_atoms, torch.long), len(graphs), t(state, dtype), moments)
+                 t(n_atoms, torch.long), len(graphs), t(state, dtype), moments, pairs, pair_vec)

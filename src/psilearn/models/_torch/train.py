@@ -153,10 +153,10 @@ class EMA:
 
 
 def sample_rows(graphs: list[Graph], y: np.ndarray, per: str) -> list[np.ndarray]:
-    """Split target rows (n_samples, n_out) per structure (one row, or one per atom)."""
+    """Split target rows (n_samples, n_out) per structure (one row, one per atom or one per pair)."""
     if per == "structure":
         return [y[i : i + 1] for i in range(len(graphs))]
-    ends = np.cumsum([g.n_atoms for g in graphs])
+    ends = np.cumsum([g.n_pairs if per == "pair" else g.n_atoms for g in graphs])
     return np.split(y, ends[:-1])
 
 

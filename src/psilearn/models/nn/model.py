@@ -29,6 +29,7 @@ from psilearn.models._torch.weights import build_in_dtype, load_weights, weights
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_design, fit_composition
+from psilearn.models.pair_rule import PairRule
 from psilearn.targets import IrrepBlock, Target
 
 log = logging.getLogger("psilearn")
@@ -60,6 +61,7 @@ class NNModel(TorchRunOptions, Model):
     avg_num_neighbors: float = 1.0
     llpr: unc.LLPR | None = None
     ens_alpha2: np.ndarray | None = None
+    pair_rule: PairRule | None = None  # per-pair targets: which pairs, how far (models/pair_rule.py)
     metadata: dict = field(default_factory=dict)
 
     kind: ClassVar[str] = "nn"
@@ -103,16 +105,33 @@ class NNModel(TorchRunOptions, Model):
         return out
 
     def _new_net(self) -> EquivariantNetwork:
-        """A fresh network in the model's dtype (see :func:`~psilearn.models._torch.weights.build_in_dtype`)."""
+        """A fresh network in the model's dtype (see :func:`~psilearn.models._torch.weights.build_in_dtype`);
+        per-pair targets get the pair network (:mod:`psilearn.models._torch.pair_head`)."""
+        if self.target.per == "pair":
+            from psilearn.models._torch.pair_head import PairNetwork
+
+            return build_in_dtype(lambda: PairNetwork(self.net_config, len(self.species), self.out_irreps, list(self.target.swap_signs),
+                                                      self.avg_num_neighbors, self.pair_rule.reach), self.dtype, self.device)
         return build_in_dtype(lambda: EquivariantNetwork(self.net_config, len(self.species), self.out_irreps, self.avg_num_neighbors),
                               self.dtype, self.device)
 
+    def _graphs(self, frames: list[Atoms], pairs: list[np.ndarray] | None = None, progress: bool = False) -> list:
+        """Neighbour graphs of ``frames``; per-pair targets also carry each structure's ``pairs``."""
+        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=progress,
+                              global_state=self.net_config.global_state, magnetic_moments=self.net_config.magnetic_moments)
+        if pairs is not None:
+            from psilearn.data.pairs import pair_vectors
+
+            for g, a, p in zip(graphs, frames, pairs):
+                g.pairs, g.pair_vec = np.asarray(p, dtype=np.int64).reshape(-1, 2), pair_vectors(a, np.asarray(p, dtype=np.int64).reshape(-1, 2))
+        return graphs
+
     def _normalisation(self, data: Dataset, rows_irreps: np.ndarray, train_idx: np.ndarray):
-        """Per-element shift of the even scalar blocks, output scale and loss scale (per column)."""
+        """Per-element (per-element-pair) shift of the even scalar blocks, output scale and loss scale (per column)."""
         t, blocks = self.target, self.blocks
         frames = [data.frames[i] for i in train_idx]
-        design = composition_design(frames, self.species, t.per, t.pool)
-        shift = np.zeros((len(self.species), self.n_out))
+        design = composition_design(frames, self.species, t.per, t.pool, None if data.pairs is None else [data.pairs[i] for i in train_idx])
+        shift = np.zeros((design.shape[1], self.n_out))
         resid = rows_irreps.copy()
         for b in blocks:
             if _even_scalar(b):
@@ -150,13 +169,16 @@ class NNModel(TorchRunOptions, Model):
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "NNModel":
         """Train on a Dataset whose Target equals this model's. Returns self."""
-        check_training_data(self.target, data, why="(one is held out for validation)")
+        check_training_data(self.target, data, why="(one is held out for validation)", pairs=True)
         t0 = time.perf_counter()
         cfg, t = self.train_config, self.target
         self._apply_threads()
         self.species = data.species
-        graphs = build_graphs(data.frames, self.species, self.net_config.cutoff, progress=self.progress,
-                              global_state=self.net_config.global_state, magnetic_moments=self.net_config.magnetic_moments)
+        if t.per == "pair":  # structures without a labelled pair teach nothing
+            data = data.subset(np.flatnonzero([len(p) for p in data.pairs]))
+            check_training_data(self.target, data, why="with a labelled pair (one is held out for validation)", pairs=True)
+            self.pair_rule = PairRule.from_data(data.frames, data.pairs)
+        graphs = self._graphs(data.frames, data.pairs, self.progress)
         train_idx, val_idx = random_split(len(data), cfg.val_fraction, self.seed)
         tr, va = data.subset(train_idx), data.subset(val_idx)
         y_tr, y_va = self._compact(t.to_irreps(tr.values)), self._compact(t.to_irreps(va.values))
@@ -252,8 +274,10 @@ class NNModel(TorchRunOptions, Model):
             raise RuntimeError("model is not fitted")
         t = self.target
         self._apply_threads()
-        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=False,
-                              global_state=self.net_config.global_state, magnetic_moments=self.net_config.magnetic_moments)
+        pairs = self.pair_rule.frame_pairs(frames, t) if t.per == "pair" else None
+        graphs = self._graphs(frames, pairs)
+        if pairs is not None and not any(len(p) for p in pairs):
+            return Prediction(*(np.zeros((0, n)) for n in (t.size, t.size, self.n_irreps, self.n_irreps)), pairs=pairs)
         members = self._member_irreps(graphs)
         irreps = self._full(members.mean(0))
         values = t.to_cartesian(irreps)
@@ -262,7 +286,7 @@ class NNModel(TorchRunOptions, Model):
             var = np.zeros((len(irreps), len(t.blocks)))
         var_full = self._full(unc.expand_blocks(var, self.blocks, self.n_out))
         cov = unc.cartesian_cov(t, var) if return_cov else None
-        return Prediction(values, t.to_cartesian_std(var_full), irreps, np.sqrt(var_full), cov)
+        return Prediction(values, t.to_cartesian_std(var_full), irreps, np.sqrt(var_full), cov, pairs=pairs)
 
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict]:
@@ -291,6 +315,8 @@ class NNModel(TorchRunOptions, Model):
             "n_members": len(self.nets),
             "llpr_irreps": llpr_meta,
         }
+        if self.pair_rule is not None:
+            meta["pair_rule"] = self.pair_rule.to_dict()
         if self.net_config.magnetic_moments != "none":  # what predict needs besides the structures
             meta["required_inputs"] = {"arrays": {"initial_magmoms": self.net_config.magnetic_moments}}
         return meta, arrays
@@ -304,6 +330,8 @@ class NNModel(TorchRunOptions, Model):
         model.species = [int(z) for z in meta["species"]]
         model.avg_num_neighbors = float(meta["avg_num_neighbors"])
         model.metadata = meta["training"]
+        if meta.get("pair_rule"):
+            model.pair_rule = PairRule.from_dict(meta["pair_rule"])
         for k in range(int(meta["n_members"])):
             net = model._new_net().to(device=model.device, dtype=model.dtype)
             model.nets.append(load_weights(net, arrays[f"member{k}.safetensors"]))

@@ -1,0 +1,132 @@
+"""Values on atom pairs from the two atoms' environments: the network of per-pair targets.
+
+For a pair (i, j) with r_ij = r_j - r_i (shortest image), from the body's per-atom features h
+(:class:`~psilearn.models._torch.network.EquivariantNetwork`, all layers):
+
+1. two linear mixes a = A h, b = B h to ``channels`` copies of each irrep up to the body's l;
+2. pair features e(i, j) = W [ a_i (x) b_j  ,  (a_i + b_j) (x) Y(r_ij) ], the first a channel-wise
+   tensor product of the two environments, the second their coupling to the pair's direction, with
+   path weights from an MLP of a Bessel basis of |r_ij| (its own radial cutoff: the longest
+   training pair, plus a margin, not the message-passing cutoff);
+3. exchange symmetry: s(i, j) = (e(i, j) + sigma e(j, i)) / 2 with sigma = +1 or -1 per irrep
+   type, the sign the target block of that type takes when the pair is reversed
+   (:attr:`psilearn.targets.Target.swap_signs`: a transposed rank-2 tensor keeps its l = 0, 2 parts
+   and flips its l = 1 part), so s(j, i) = sigma s(i, j) exactly;
+4. a linear readout of s to the target irreps, times a per-irrep scale, plus a per-element-pair
+   shift on the even scalars.
+
+Everything is an e3nn equivariant map or acts on invariants, so rotating or reflecting a structure
+rotates every pair value exactly, and the readout is linear in s, so the last-layer uncertainty
+(:mod:`psilearn.models._torch.uncertainty`) applies to s as it applies to atom features.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from e3nn.nn import FullyConnectedNet
+
+from psilearn.models._torch.graph import Batch
+from psilearn.models._torch.network import EquivariantNetwork, NetworkConfig, _sorted_with_instructions
+from psilearn.models._torch.radial import RadialEmbedding
+
+
+def channelwise_product(irreps: o3.Irreps, allowed: set) -> o3.TensorProduct:
+    """a (x) b channel by channel ('uuu'), to the irreps in ``allowed`` (l, p), with learned path weights."""
+    instr, out = [], []
+    for i1, (mul, ir1) in enumerate(irreps):
+        for i2, (_, ir2) in enumerate(irreps):
+            for ir in ir1 * ir2:
+                if (ir.l, ir.p) in allowed:
+                    instr.append((i1, i2, len(out), "uuu", True))
+                    out.append((mul, ir))
+    out, instr = _sorted_with_instructions(out, instr)
+    return o3.TensorProduct(irreps, irreps, out, instr)
+
+
+def direction_product(irreps: o3.Irreps, sh_irreps: o3.Irreps, allowed: set) -> o3.TensorProduct:
+    """x (x) Y(r) per channel ('uvu') to the irreps in ``allowed``, weights given per pair (from a radial MLP)."""
+    instr, mid = [], []
+    for i, (mul, ir_in) in enumerate(irreps):
+        for j, (_, ir_sh) in enumerate(sh_irreps):
+            for ir_out in ir_in * ir_sh:
+                if (ir_out.l, ir_out.p) in allowed:
+                    instr.append((i, j, len(mid), "uvu", True))
+                    mid.append((mul, ir_out))
+    mid, instr = _sorted_with_instructions(mid, instr)
+    return o3.TensorProduct(irreps, sh_irreps, mid, instr, shared_weights=False, internal_weights=False)
+
+
+def merge_irreps(x: torch.Tensor, ix: o3.Irreps, y: torch.Tensor, iy: o3.Irreps, target: o3.Irreps) -> torch.Tensor:
+    """Concatenate two irreps tensors and reorder their parts into ``target``'s (sorted, simplified) order."""
+    parts: dict = {}
+    for irreps, v in ((ix, x), (iy, y)):
+        for (mul, ir), sl in zip(irreps, irreps.slices()):
+            parts.setdefault(ir, []).append(v[:, sl].reshape(len(v), mul, ir.dim))
+    return torch.cat([torch.cat(parts[ir], dim=1).reshape(len(x), -1) for _, ir in target], dim=1)
+
+
+class PairNetwork(torch.nn.Module):
+    """forward(batch, per='pair', pool=None) -> (n_pairs, n_out) target irreps of the batch's pairs.
+
+    ``out_irreps`` the target blocks (l, p) in order, ``swap_signs`` their signs under reversal of
+    the pair, ``pair_cutoff`` the radial cutoff of the pair head (Angstrom). Buffers ``scale``
+    (n_out,), ``shift`` (n_pair_types, n_out) and ``pair_type`` (n_species, n_species) map the
+    readout to the target's units (set from the training data)."""
+
+    def __init__(self, cfg: NetworkConfig, n_species: int, out_irreps: list[tuple[int, int]], swap_signs: list[int],
+                 avg_num_neighbors: float, pair_cutoff: float):
+        super().__init__()
+        self.body = EquivariantNetwork(cfg, n_species, out_irreps, avg_num_neighbors)
+        # the environments keep every l of the body: a scalar pair value still depends on how the two
+        # environments are oriented relative to each other (e.g. a dihedral angle, through l >= 1)
+        lmax = max([cfg.lmax] + [l for l, _ in out_irreps])
+        allowed = set(out_irreps)
+        edge = o3.Irreps([(cfg.channels, (l, p)) for l in range(lmax + 1) for p in (1, -1)]).sort().irreps.simplify()
+        feats = self.body.irreps_features
+        self.mix_a, self.mix_b = o3.Linear(feats, edge), o3.Linear(feats, edge)
+        self.product = channelwise_product(edge, allowed)
+        self.geometry = direction_product(edge, self.body.sh_irreps, allowed)
+        self.radial = RadialEmbedding(pair_cutoff, cfg.n_basis, cfg.envelope_p)
+        self.radial_net = FullyConnectedNet([cfg.n_basis, cfg.radial_hidden, self.geometry.weight_numel], torch.nn.functional.silu)
+        self.merged = (self.product.irreps_out.simplify() + self.geometry.irreps_out.simplify()).sort().irreps.simplify()
+        # the readout's input: `channels` copies of each target irrep type
+        self.irreps_features = o3.Irreps([(cfg.channels, ir) for ir in sorted(allowed)]).simplify()
+        self.pair_mix = o3.Linear(self.merged, self.irreps_features)
+        sign_of = {ir: s for ir, s in zip(out_irreps, swap_signs)}
+        sigma = torch.cat([torch.full((mul * ir.dim,), float(sign_of[(ir.l, ir.p)])) for mul, ir in self.irreps_features])
+        self.register_buffer("sigma", sigma)
+        self.irreps_out = o3.Irreps([(1, ir) for ir in out_irreps])
+        self.readout = o3.Linear(self.irreps_features, self.irreps_out)
+        n_types = n_species * (n_species + 1) // 2
+        self.register_buffer("scale", torch.ones(self.irreps_out.dim))
+        self.register_buffer("shift", torch.zeros(n_types, self.irreps_out.dim))
+        table = torch.zeros(n_species, n_species, dtype=torch.long)
+        k = 0
+        for a in range(n_species):
+            for b in range(a, n_species):
+                table[a, b] = table[b, a] = k
+                k += 1
+        self.register_buffer("pair_type", table)
+
+    def _directed(self, a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+        prod = self.product(a[i], b[j])
+        sh = self.body.sh(vec)
+        geo = self.geometry(a[i] + b[j], sh, self.radial_net(self.radial(torch.linalg.norm(vec, dim=1))))
+        return self.pair_mix(merge_irreps(prod, self.product.irreps_out, geo, self.geometry.irreps_out, self.merged))
+
+    def features(self, batch: Batch) -> torch.Tensor:
+        """Exchange-symmetrised pair features s (n_pairs, irreps_features.dim): the readout's input."""
+        if batch.pairs is None:
+            raise ValueError("this network predicts values on atom pairs: the batch has no pairs")
+        h = self.body.features(batch)
+        a, b = self.mix_a(h), self.mix_b(h)
+        i, j = batch.pairs[:, 0], batch.pairs[:, 1]
+        forward = self._directed(a, b, i, j, batch.pair_vec)
+        backward = self._directed(a, b, j, i, -batch.pair_vec)
+        return 0.5 * (forward + self.sigma * backward)
+
+    def forward(self, batch: Batch, per: str = "pair", pool: str | None = None) -> torch.Tensor:
+        s = self.features(batch)
+        types = self.pair_type[batch.species[batch.pairs[:, 0]], batch.species[batch.pairs[:, 1]]]
+        return self.readout(s) * self.scale + self.shift[types]
