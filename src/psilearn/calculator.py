@@ -9,7 +9,7 @@
 
 Each model is bound to an ASE property name. Structure targets give arrays shaped as their
 Cartesian tensor ((3,) for a vector, (3, 3) for rank 2, a float for a scalar); per-atom targets give
-(n_atoms, ...) arrays.
+(n_atoms, ...) arrays; per-pair targets (P, ...) arrays, with the pairs (P, 2) in ``results["<name>_pairs"]``.
 
 Units: values and standard deviations are converted from the units recorded in the model (its
 Target's ``units``, ``psilearn fit --units``) to ASE's, with psilearn's one unit table
@@ -127,6 +127,8 @@ class PsilearnCalculator(Calculator):
             pred = model.predict([frame], return_std=self.with_std)
             ((val, std),) = cartesian_per_structure([frame], pred, model.target)
             self.results[name] = _scaled(val, factor)
+            if model.target.per == "pair":  # (P, ...) values of these atom pairs (P, 2)
+                self.results[f"{name}_pairs"] = np.asarray(pred.pairs[0])
             if self.with_std:
                 self.results[f"{name}_std"] = _scaled(std, factor)
 

@@ -27,7 +27,7 @@ LAYERS: dict[str, int] = {
     "cli": 7, "calculator": 7,
 }
 #: inside psilearn.models: the shared engines sit below the architectures, which never import each other
-MODEL_ENGINES = {"_kernel", "_torch", "base", "registry", "io", "checks", "composition", "__init__"}
+MODEL_ENGINES = {"_kernel", "_torch", "base", "registry", "io", "checks", "composition", "pair_rule", "__init__"}
 
 
 def _module_name(path: Path) -> str:

@@ -163,6 +163,12 @@ def test_which_pairs_are_predicted(fitted):
     p = fitted.predict([bare])  # no pair list: the training rule (element pairs seen, longest pair)
     d = np.array([a.get_distance(i, j) for i, j in p.pairs[0]])
     assert len(d) and d.max() <= fitted.pair_rule.max_distance
+    from psilearn.calculator import PsilearnCalculator
+
+    calc_atoms = a.copy()
+    calc_atoms.calc = PsilearnCalculator({KEY: fitted}, convert=False)
+    assert np.allclose(calc_atoms.calc.get_property(KEY, calc_atoms), p.values.reshape(-1, 3, 3), atol=1e-12)
+    assert np.array_equal(calc_atoms.calc.results[f"{KEY}_pairs"], p.pairs[0])
     far = a.copy()
     far.info[f"{KEY}_pairs"] = np.array([0, 1])
     far.positions[1] += [9.0, 0, 0]

@@ -288,6 +288,11 @@ def export_chemiscope(model, data, path, *, name: str = "", progress: bool = Fal
         model = load(model)
     frames = read_structures(data) if isinstance(data, (str, Path)) else list(data)
     target = model.target
+    if target.per == "pair":  # chemiscope shows properties of structures and atoms, not of pairs
+        from psilearn.errors import ConfigError
+
+        raise ConfigError(f"{target.key!r} is a per-pair target: chemiscope shows per-structure and per-atom properties only; "
+                          f"use psilearn predict (KEY_pairs, KEY, KEY_std in the output file)")
     pred = model.predict(frames, return_std=True)
     ref, n_ref = _reference(frames, target)
     props, parameters = chemiscope_properties(model, frames, pred, ref)
