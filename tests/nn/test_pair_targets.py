@@ -204,3 +204,32 @@ def test_cli_fit_predict_evaluate_and_refusals(tmp_path, capsys):
     code = main(["fit", str(tmp_path / "train.xyz"), "--target", KEY, "--per", "pair", "--tensor", "ij", "-o", str(tmp_path / "k.model")])
     err = capsys.readouterr().err
     assert code == 2 and "per-pair target" in err and "--model nn" in err and "Traceback" not in err
+
+
+def test_periodic_pairs_use_the_shortest_image_and_refuse_ambiguous_ones():
+    from ase.build import bulk
+
+    rng = np.random.default_rng(2)
+    target = Target("exch", per="pair", units="meV")
+    frames = []
+    for _ in range(8):
+        a = bulk("Fe", "bcc", a=2.87, cubic=True) * (2, 2, 2)
+        a.positions += rng.normal(scale=0.05, size=a.positions.shape)
+        pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a)) if a.get_distance(i, j, mic=True) < 2.7]
+        a.info["exch_pairs"] = np.array(pairs).ravel()
+        a.info["exch"] = np.array([20 * np.exp(-a.get_distance(i, j, mic=True)) for i, j in pairs])
+        frames.append(a)
+    model = tiny_model(target, train={"dtype": "float64"}).fit(load_dataset(frames, target))
+    test = frames[0].copy()
+    p = model.predict([test])
+    R = Rotation.random(random_state=4).as_matrix()
+    moved = test.copy()
+    moved.set_cell(test.cell[:] @ R.T, scale_atoms=True)
+    moved.positions += 0.7  # translated across the cell boundary
+    moved.wrap()
+    assert np.abs(model.predict([moved]).values - p.values).max() < 1e-10
+    big = test.copy()
+    big.info["exch_pairs"] = np.array([0, 1])
+    big.positions[1] = big.positions[0] + [2.87, 0.0, 0.0]  # half the 5.74 A cell: two images as close
+    with pytest.raises(DataError, match="several periodic images"):
+        model.predict([big])

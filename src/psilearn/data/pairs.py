@@ -92,27 +92,42 @@ def extract_pair_values(frames: list[Atoms], target) -> tuple[np.ndarray, list[n
     return np.concatenate(rows), pairs
 
 
-def pair_vectors(atoms: Atoms, pairs: np.ndarray) -> np.ndarray:
-    """r_j - r_i of each pair (P, 3), Angstrom; the shortest periodic image for periodic structures."""
+def pair_vectors(atoms: Atoms, pairs: np.ndarray, where: str = "") -> np.ndarray:
+    """r_j - r_i of each pair (P, 3), Angstrom; the shortest periodic image for periodic structures.
+    DataError (naming ``where``) when a periodic pair is at least half the cell's smallest width
+    apart: then another image is as close, and which one the pair means is ambiguous."""
     vec = atoms.positions[pairs[:, 1]] - atoms.positions[pairs[:, 0]]
     if atoms.pbc.any() and len(vec):
         from ase.geometry import find_mic
 
-        vec, _ = find_mic(vec, atoms.cell, atoms.pbc)
+        vec, d = find_mic(vec, atoms.cell, atoms.pbc)
+        cell = np.asarray(atoms.cell[:])
+        widths = [abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3) if atoms.pbc[k]]
+        if d.max() >= 0.5 * min(widths):
+            k = int(np.argmax(d))
+            raise DataError(f"{where or 'periodic structure'}: pair ({pairs[k, 0]}, {pairs[k, 1]}) is {d[k]:.3f} A apart, at least half the cell's "
+                            f"smallest width ({min(widths):.3f} A / 2): several periodic images are as close; use a larger supercell")
     return np.asarray(vec, dtype=np.float64).reshape(-1, 3)
 
 
-def pairs_within(atoms: Atoms, cutoff: float, element_pairs: set[tuple[int, int]] | None = None) -> np.ndarray:
+def pairs_within(atoms: Atoms, cutoff: float, element_pairs: set[tuple[int, int]] | None = None, where: str = "") -> np.ndarray:
     """All canonical pairs (i < j) closer than ``cutoff`` (Angstrom; shortest periodic image) whose
-    (sorted) element pair is in ``element_pairs`` (all when None), (P, 2) in lexicographic order."""
-    n = len(atoms)
-    i, j = np.triu_indices(n, k=1)
+    (sorted) element pair is in ``element_pairs`` (all when None), (P, 2) in lexicographic order.
+    Periodic structures: DataError (:func:`pair_vectors`) when a selected pair's image is ambiguous."""
+    i, j = np.triu_indices(len(atoms), k=1)
     pairs = np.stack([i, j], axis=1).astype(np.int64)
     if not len(pairs):
         return pairs
-    keep = np.linalg.norm(pair_vectors(atoms, pairs), axis=1) <= cutoff
+    d = np.linalg.norm(atoms.positions[j] - atoms.positions[i], axis=1)
+    if atoms.pbc.any():
+        from ase.geometry import find_mic
+
+        _, d = find_mic(atoms.positions[j] - atoms.positions[i], atoms.cell, atoms.pbc)
+    keep = d <= cutoff
     if element_pairs is not None:
-        z = atoms.numbers
-        zz = np.sort(np.stack([z[i], z[j]], axis=1), axis=1)
+        zz = np.sort(atoms.numbers[pairs], axis=1)
         keep &= np.array([(int(a), int(b)) in element_pairs for a, b in zz], dtype=bool)
-    return pairs[keep]
+    pairs = pairs[keep]
+    if atoms.pbc.any() and len(pairs):
+        pair_vectors(atoms, pairs, where)  # refuses ambiguous images
+    return pairs

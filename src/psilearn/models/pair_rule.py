@@ -39,9 +39,9 @@ class PairRule:
     def from_data(cls, frames: list[Atoms], pairs: list[np.ndarray]) -> "PairRule":
         """The rule of a training set: its longest pair and its element pairs."""
         longest, seen = 0.0, set()
-        for a, p in zip(frames, pairs):
+        for k, (a, p) in enumerate(zip(frames, pairs)):
             if len(p):
-                longest = max(longest, float(np.linalg.norm(pair_vectors(a, p), axis=1).max()))
+                longest = max(longest, float(np.linalg.norm(pair_vectors(a, p, frame_location(a, k)), axis=1).max()))
                 z = np.sort(a.numbers[p], axis=1)
                 seen.update((int(x), int(y)) for x, y in z)
         if longest <= 0:
@@ -61,11 +61,11 @@ class PairRule:
         out = []
         for i, a in enumerate(frames):
             if target.pairs_key not in a.info:
-                out.append(pairs_within(a, self.max_distance, known))
+                out.append(pairs_within(a, self.max_distance, known, frame_location(a, i)))
                 continue
             p, _ = read_frame_pairs(a, i, target, with_values=False)
             if len(p):
-                d = np.linalg.norm(pair_vectors(a, p), axis=1)
+                d = np.linalg.norm(pair_vectors(a, p, frame_location(a, i)), axis=1)
                 far = np.flatnonzero(d >= self.reach)
                 if len(far):
                     k = int(far[0])

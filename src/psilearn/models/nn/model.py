@@ -120,10 +120,12 @@ class NNModel(TorchRunOptions, Model):
         graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=progress,
                               global_state=self.net_config.global_state, magnetic_moments=self.net_config.magnetic_moments)
         if pairs is not None:
+            from psilearn.data.errors import frame_location
             from psilearn.data.pairs import pair_vectors
 
-            for g, a, p in zip(graphs, frames, pairs):
-                g.pairs, g.pair_vec = np.asarray(p, dtype=np.int64).reshape(-1, 2), pair_vectors(a, np.asarray(p, dtype=np.int64).reshape(-1, 2))
+            for k, (g, a, p) in enumerate(zip(graphs, frames, pairs)):
+                g.pairs = np.asarray(p, dtype=np.int64).reshape(-1, 2)
+                g.pair_vec = pair_vectors(a, g.pairs, frame_location(a, k))
         return graphs
 
     def _normalisation(self, data: Dataset, rows_irreps: np.ndarray, train_idx: np.ndarray):
