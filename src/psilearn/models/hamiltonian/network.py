@@ -24,7 +24,8 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 
 from psilearn.models._torch.graph import Batch
-from psilearn.models._torch.network import EquivariantNetwork, _sorted_with_instructions
+from psilearn.models._torch.network import EquivariantNetwork
+from psilearn.models._torch.products import channelwise_product, direction_product, merge_irreps
 from psilearn.models.hamiltonian.config import HamiltonianConfig, HamiltonianNetConfig
 from psilearn.models.hamiltonian.layout import BatchIndex, linear_map, pair_name
 from psilearn.targets.hamiltonian import HamiltonianTarget
@@ -54,17 +55,10 @@ class HamiltonianNetwork(torch.nn.Module):
         edge = o3.Irreps([(cfg.edge_channels, (l, p)) for l in range(lmax + 1) for p in (1, -1)]).sort().irreps.simplify()
         self.edge_a, self.edge_b = o3.Linear(feats, edge), o3.Linear(feats, edge)
         allowed = set(out_irreps)
-        self.product = _channelwise_product(edge, allowed)
+        self.product = channelwise_product(edge, allowed)
         self.sh_irreps = self.body.sh_irreps
-        instr, mid = [], []
-        for i, (mul, ir_in) in enumerate(edge):
-            for j, (_, ir_sh) in enumerate(self.sh_irreps):
-                for ir_out in ir_in * ir_sh:
-                    if (ir_out.l, ir_out.p) in allowed:
-                        instr.append((i, j, len(mid), "uvu", True))
-                        mid.append((mul, ir_out))
-        mid, instr = _sorted_with_instructions(mid, instr)
-        self.edge_tp = o3.TensorProduct(edge, self.sh_irreps, mid, instr, shared_weights=False, internal_weights=False)
+        self.edge_tp = direction_product(edge, self.sh_irreps, allowed)
+        mid = self.edge_tp.irreps_out
         self.edge_radial = FullyConnectedNet([net_cfg.n_basis, net_cfg.radial_hidden, self.edge_tp.weight_numel], torch.nn.functional.silu)
         pair_feats = (self.product.irreps_out.simplify() + mid.simplify()).sort().irreps.simplify()
         self.pair_feats = pair_feats
@@ -94,7 +88,7 @@ class HamiltonianNetwork(torch.nn.Module):
         radial = self.body.radial(torch.linalg.norm(vec, dim=1))
         prod = self.product(a[i], b[j])
         geo = self.edge_tp(a[i] + b[j], sh, self.edge_radial(radial))
-        return self.edge_mix(_merge(prod, self.product.irreps_out, geo, self.edge_tp.irreps_out, self.pair_feats))
+        return self.edge_mix(merge_irreps(prod, self.product.irreps_out, geo, self.edge_tp.irreps_out, self.pair_feats))
 
     def forward(self, batch: Batch, index: BatchIndex) -> torch.Tensor:
         h = self.body.features(batch)
@@ -113,25 +107,3 @@ class HamiltonianNetwork(torch.nn.Module):
                 out = out.index_add(0, t(index.edge_idx[name]).reshape(-1), half)
                 out = out.index_add(0, t(index.edge_idx_t[name]).reshape(-1), half)
         return out
-
-
-def _channelwise_product(irreps: o3.Irreps, allowed: set) -> o3.TensorProduct:
-    """a (x) b channel by channel ('uuu'), to the irreps in ``allowed`` (l, p), with learned path weights."""
-    instr, out = [], []
-    for i1, (mul, ir1) in enumerate(irreps):
-        for i2, (_, ir2) in enumerate(irreps):
-            for ir in ir1 * ir2:
-                if (ir.l, ir.p) in allowed:
-                    instr.append((i1, i2, len(out), "uuu", True))
-                    out.append((mul, ir))
-    out, instr = _sorted_with_instructions(out, instr)
-    return o3.TensorProduct(irreps, irreps, out, instr)
-
-
-def _merge(x: torch.Tensor, ix: o3.Irreps, y: torch.Tensor, iy: o3.Irreps, target: o3.Irreps) -> torch.Tensor:
-    """Concatenate two irreps tensors and reorder their parts into ``target``'s (sorted, simplified) order."""
-    parts: dict = {}
-    for irreps, v in ((ix, x), (iy, y)):
-        for (mul, ir), sl in zip(irreps, irreps.slices()):
-            parts.setdefault(ir, []).append(v[:, sl].reshape(len(v), mul, ir.dim))
-    return torch.cat([torch.cat(parts[ir], dim=1).reshape(len(x), -1) for _, ir in target], dim=1)
