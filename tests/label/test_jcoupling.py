@@ -23,8 +23,13 @@ def skewed_water() -> Atoms:
 
 
 def formaldehyde() -> Atoms:
-    """Distorted H2CO: four magnetic nuclei (13C, 17O, 1H), six pairs."""
+    """Distorted H2CO: RHF/6-31G is triplet-unstable here (lowest triplet Hessian eigenvalue -0.0088 E_h)."""
     return Atoms("COH2", positions=[[0.0, 0.0, 0.0], [0.05, 0.02, 1.21], [0.94, 0.1, -0.55], [-0.9, -0.08, -0.6]])
+
+
+def distorted_ammonia() -> Atoms:
+    """NH3 without symmetry: four magnetic nuclei (14N, 1H), six pairs, triplet-stable at RHF/6-31G."""
+    return Atoms("NH3", positions=[[0.0, 0.0, 0.1165], [0.0, 0.9397, -0.2718], [0.85, -0.42, -0.30], [-0.80, -0.50, -0.25]])
 
 
 def _rhf(atoms, xc="hf", basis="6-31g", grid_level=3):
@@ -93,7 +98,7 @@ def test_dso_against_grid_integration_of_the_textbook_formula():
     from pyscf import dft
     from pyscf.data import nist
 
-    mf = _rhf(formaldehyde())
+    mf = _rhf(distorted_ammonia())
     mol = mf.mol
     pairs = np.array([[0, 1], [0, 2], [1, 3], [2, 3]])
     dso = reduced_couplings(mf, pairs)["dso"] / nist.ALPHA**4
@@ -125,7 +130,7 @@ def test_hd_coupling_against_experiment():
 
 def test_rotation_and_atom_order():
     lab = PySCFLabeler("hf", "6-31g", observables=("jcoupling",))
-    a = formaldehyde()
+    a = distorted_ammonia()
     rot = Rotation.from_euler("zyx", [0.7, -1.1, 2.3]).as_matrix()
     b = a.copy()
     b.positions = (a.positions - a.positions.mean(axis=0)) @ rot.T + [0.3, -1.2, 2.0]
@@ -182,6 +187,13 @@ def test_clear_per_structure_errors(atoms, words):
     with pytest.raises(LabelError, match=words) as err:
         PySCFLabeler("hf", "sto-3g", observables=("jcoupling",)).label(atoms)
     assert err.value.stage == "jcoupling" and len(str(err.value).splitlines()) == 1
+
+
+def test_triplet_instability_is_refused():
+    """-h^T A^-1 h > 0 for some FC/SD right-hand side proves the triplet Hessian A indefinite."""
+    with pytest.raises(LabelError, match="triplet-unstable") as err:
+        PySCFLabeler("hf", "6-31g", observables=("jcoupling",)).label(formaldehyde())
+    assert err.value.stage == "jcoupling" and "pyscf-properties" not in str(err.value)
 
 
 def test_cutoff_ecp_and_campaign_continues(tmp_path):

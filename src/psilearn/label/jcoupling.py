@@ -99,6 +99,44 @@ def _pso(ssc, mf, pairs: list[tuple[int, int]]) -> np.ndarray:
     return np.asarray(out) * nist.ALPHA**4
 
 
+_UNIQUE = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
+def _check_triplet_stability(h: np.ndarray, mo1: np.ndarray) -> None:
+    """LabelError if a self-response h^T mo1 = -h^T A^-1 h is positive: then the triplet orbital
+    Hessian A is not positive definite (an RHF -> UHF instability, e.g. HF on many multiple bonds)
+    and the FC/SD response, hence J, is meaningless. A sufficient test, free with the solved response."""
+    self_terms = np.einsum("kai,kai->k", h, mo1)
+    scale = np.abs(self_terms).max()
+    if scale > 0 and self_terms.max() > 1e-8 * scale:
+        raise LabelError("jcoupling: the closed-shell reference is triplet-unstable (a Fermi-contact/spin-dipolar "
+                         "self-response has the wrong sign), so J is meaningless; try a hybrid functional instead of HF", "jcoupling")
+
+
+def _fcsd(ssc, mf, pairs: list[tuple[int, int]]) -> np.ndarray:
+    """FC + SD term (a.u., alpha^4 included), (P, 3, 3), as pyscf-properties' ``make_fcsd`` but with
+    6 instead of 9 triplet right-hand sides per atom: the FC+SD operator h[x, w] (x: nuclear moment
+    component, w: electron spin component) is symmetric in (x, w), and so is its response."""
+    from pyscf.data import nist
+    from pyscf.prop.ssc import rhf as rhf_ssc
+
+    first = sorted({i for i, _ in pairs})
+    second = sorted({j for _, j in pairs})
+    nocc = int(np.count_nonzero(mf.mo_occ > 0))
+    nvir = mf.mo_occ.size - nocc
+    h2 = np.asarray(rhf_ssc.make_h1_fcsd(mf.mol, mf.mo_coeff, mf.mo_occ, second)).reshape(len(second), 3, 3, nvir, nocc)
+    unique = np.array([h2[a, x, w] for a in range(len(second)) for x, w in _UNIQUE])
+    mo1_u = np.asarray(rhf_ssc.solve_mo1_fc(ssc, unique)).reshape(len(second), 6, nvir, nocc)
+    _check_triplet_stability(unique, mo1_u.reshape(unique.shape))
+    mo1 = np.empty((len(second), 3, 3, nvir, nocc))
+    for k, (x, w) in enumerate(_UNIQUE):
+        mo1[:, x, w] = mo1[:, w, x] = mo1_u[:, k]
+    h1 = np.asarray(rhf_ssc.make_h1_fcsd(mf.mol, mf.mo_coeff, mf.mo_occ, first)).reshape(len(first), 3, 3, nvir, nocc)
+    # 4 = 2 (complex conjugate) * 2 (doubly occupied orbitals), as in pyscf-properties
+    out = [4 * np.einsum("xwai,ywai->xy", h1[first.index(i)], mo1[second.index(j)]) for i, j in pairs]
+    return np.asarray(out) * nist.ALPHA**4
+
+
 def reduced_couplings(mf, pairs: np.ndarray, conv_tol: float = 1e-9, max_cycle: int = 50) -> dict[str, np.ndarray]:
     """Reduced coupling tensors K (a.u., alpha^4 included) per term, each (P, 3, 3):
     ``{'dso', 'pso', 'fcsd', 'total'}``, for a converged closed-shell SCF and pairs (P, 2)."""
@@ -121,7 +159,9 @@ def reduced_couplings(mf, pairs: np.ndarray, conv_tol: float = 1e-9, max_cycle: 
             # pyscf-properties' DSO has the transposed antisymmetric part (module docstring, point 1)
             dso = np.asarray(ssc.make_dso(mf.mol, mf.make_rdm1(), pair_list)).transpose(0, 2, 1)
             pso = _pso(ssc, mf, pair_list)
-            fcsd = np.asarray(ssc.make_fcsd(pair_list))
+            fcsd = _fcsd(ssc, mf, pair_list)
+        except LabelError:
+            raise
         except Exception as exc:
             raise LabelError(f"jcoupling failed in pyscf-properties: {type(exc).__name__}: {exc}", "jcoupling") from None
     total = dso + pso + fcsd
