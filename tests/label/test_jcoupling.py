@@ -189,6 +189,13 @@ def test_clear_per_structure_errors(atoms, words):
     assert err.value.stage == "jcoupling" and len(str(err.value).splitlines()) == 1
 
 
+def test_density_fitting_is_used_and_close():
+    exact = PySCFLabeler("hf", "6-31g", observables=("jcoupling",)).label(water()).info["jcoupling_iso"]
+    fitted = PySCFLabeler("hf", "6-31g", observables=("jcoupling",), density_fit=True).label(water()).info["jcoupling_iso"]
+    rel = np.abs(fitted - exact).max() / np.abs(exact).max()
+    assert 1e-7 < rel < 1e-3
+
+
 def test_triplet_instability_is_refused():
     """-h^T A^-1 h > 0 for some FC/SD right-hand side proves the triplet Hessian A indefinite."""
     with pytest.raises(LabelError, match="triplet-unstable") as err:

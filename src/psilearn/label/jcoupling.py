@@ -5,7 +5,7 @@ Non-relativistic Ramsey terms, closed-shell RHF/RKS reference with coupled respo
 * DSO (diamagnetic spin-orbit): expectation value, no response;
 * PSO (paramagnetic spin-orbit): singlet imaginary response;
 * FC + SD (Fermi contact + spin-dipolar, including the FC/SD cross term that makes J anisotropic):
-  triplet response, pyscf-properties' ``make_fcsd``.
+  triplet response, as pyscf-properties' ``make_fcsd`` but with 6 right-hand sides per atom.
 
 For a pair of nuclei (A, B) the reduced coupling K_AB (a.u., the fine-structure factor alpha^4
 included, as pyscf-properties returns it) is the mixed second derivative of the energy with respect
@@ -15,7 +15,7 @@ isotopes of :data:`psilearn.label.isotopes.HYPERFINE` (values from PySCF's nucpr
 mu_N = (1/2) m_e/m_p in atomic units; E = h I_A^T J_AB I_B. Under a rotation R of the molecule
 J_AB -> R J_AB R^T.
 
-Two points where psilearn does not take pyscf-properties 0.1 as is (both checked in
+Points where psilearn does not take pyscf-properties 0.1 as is (checked in
 ``tests/label/test_jcoupling.py``):
 
 1. ``make_dso`` returns <(r_A.r_B) 1 - r_A r_B^T> / (r_A^3 r_B^3); the DSO term of
@@ -24,10 +24,13 @@ Two points where psilearn does not take pyscf-properties 0.1 as is (both checked
 2. ``make_pso`` reshapes the response of the second atoms of the pairs with the number of first
    atoms and fails (or mixes atoms) when the two sets differ in size; psilearn contracts the PSO
    response itself with pyscf-properties' integrals and CPHF solver.
+3. A triplet-unstable reference (the FC/SD response is then meaningless) is refused when a
+   self-response has the wrong sign (:func:`_check_triplet_stability`); pyscf-properties does not check.
 
 Open shells are refused: pyscf-properties' UHF/UKS route keeps only the zz spin block of the
 FC/SD response (``ZZ_ONLY``), and J of a paramagnetic molecule is not the NMR splitting anyway.
 Effective core potentials are refused (no core, no Fermi-contact density at the nucleus).
+Density fitting is accepted (the response uses the fitted integrals).
 """
 
 from __future__ import annotations

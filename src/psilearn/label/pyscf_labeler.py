@@ -17,6 +17,7 @@ from ase import Atoms
 
 from psilearn.label.base import LabelError, configure_threads, parse_observables
 from psilearn.label.hashing import code_version, method_hash
+from psilearn.label.jcoupling import DEFAULT_CUTOFF
 from psilearn.label.orbitals import DOSGrid, orbital_labels
 from psilearn.label.response import atomic_polar_tensors, cphf_polarizability, finite_field_polarizability
 from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
@@ -74,7 +75,7 @@ class PySCFLabeler:
     density_aux_basis: str = DEFAULT_AUX_BASIS
     density_metric: str = "coulomb"
     hamiltonian_conv_tol_grad: float = 1e-8
-    jcoupling_cutoff: float = 4.0
+    jcoupling_cutoff: float = DEFAULT_CUTOFF
     threads: int = 1
     max_memory_mb: int = 2000
 
