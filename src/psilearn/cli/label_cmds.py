@@ -36,7 +36,7 @@ def _register_label(sub) -> None:
     p.add_argument("--method", required=True, help=f"XC/BASIS[/df] for PySCF, or an xTB method ({' / '.join(XTB_METHODS)})")
     p.add_argument("--observables", default="energy",
                    help="comma list of energy,forces,dipole,quadrupole,polarizability,charges,"
-                        "orbitals,shielding,apt,density,hamiltonian,efg,spin,hfc,gtensor (default: energy)")
+                        "orbitals,shielding,apt,density,hamiltonian,efg,spin,hfc,gtensor,jcoupling (default: energy)")
     p.add_argument("--db", default="labels.db", help="ASE SQLite label database (default labels.db)")
     p.add_argument("-o", "--output", help="extxyz file with the labelled input structures")
     p.add_argument("--workers", type=int, default=1, help="local Dask worker processes (0: no Dask)")
@@ -51,6 +51,8 @@ def _register_label(sub) -> None:
     p.add_argument("--aux-basis", help="auxiliary basis of the density labels (PySCF name; default def2-universal-jkfit)")
     p.add_argument("--density-metric", choices=["coulomb", "overlap"],
                    help="metric of the density fit (default coulomb, as in RI-J)")
+    p.add_argument("--jcoupling-cutoff", type=float,
+                   help="jcoupling: couple atom pairs within this distance, Angstrom (default 4.0)")
     p.add_argument("--retry-failed", action="store_true", help="recompute stored failures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_label, reads=("input",), writes={"db": "database", "output": "file"})
@@ -73,16 +75,19 @@ def cmd_label(args: argparse.Namespace) -> int:
             atoms.info.setdefault("multiplicity", args.multiplicity)
     options = {"grid_level": args.grid_level, "polarizability_mode": args.polarizability_mode,
                "max_cycle": args.max_cycle, "density_aux_basis": args.aux_basis,
-               "density_metric": args.density_metric}
+               "density_metric": args.density_metric, "jcoupling_cutoff": args.jcoupling_cutoff}
     flags = {"density_aux_basis": "--aux-basis", "density_metric": "--density-metric"}
     if is_xtb_method(args.method):
         for name in list(options):
             if options.pop(name) is not None:
                 raise ValueError(f"{flags.get(name, '--' + name.replace('_', '-'))} applies to PySCF methods only")
-    elif "density" not in parse_observables(args.observables):
+    else:
+        observables = parse_observables(args.observables)
         for name, flag in flags.items():
-            if options[name] is not None:
+            if options[name] is not None and "density" not in observables:
                 raise ValueError(f"{flag} applies to --observables density only")
+        if args.jcoupling_cutoff is not None and "jcoupling" not in observables:
+            raise ValueError("--jcoupling-cutoff applies to --observables jcoupling only")
     labeler = make_labeler(args.method, args.observables, **options)
     summary = run_campaign(frames, labeler, args.db, workers=args.workers,
                            threads_per_worker=args.threads_per_worker, scheduler=args.scheduler,

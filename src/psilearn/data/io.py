@@ -124,12 +124,26 @@ def _restore_calculator_labels(atoms: Atoms) -> None:
     atoms.calc = None
 
 
+#: per-pair label keys (psilearn.label.jcoupling) that are arrays even for one pair: extxyz writes a
+#: one-element array as a bare number, which ASE reads back as a scalar
+PAIR_ARRAY_KEYS: tuple[str, ...] = ("jcoupling_pairs", "jcoupling", "jcoupling_iso")
+
+
+def _restore_pair_arrays(atoms: Atoms) -> None:
+    import numpy as np
+
+    for key in PAIR_ARRAY_KEYS:
+        if key in atoms.info and np.ndim(atoms.info[key]) == 0:
+            atoms.info[key] = np.atleast_1d(atoms.info[key])
+
+
 def _normalise(frames: list[Atoms], path: str, numbers=None) -> list[Atoms]:
     """Labels out of ASE's calculator, the zero-lattice rule, the checks of every structure, and
     'source' ('file.xyz:7', ``numbers``: the frame numbers in the file when known)."""
     numbers = range(len(frames)) if numbers is None else numbers
     for i, atoms in zip(numbers, frames):
         _restore_calculator_labels(atoms)
+        _restore_pair_arrays(atoms)
         apply_periodicity(atoms, f"{path}, frame {i}")  # the one periodicity rule (data/periodicity.py)
         check_structure(atoms, f"{path}, frame {i}")
         atoms.info.setdefault("source", f"{Path(path).name}:{i}")

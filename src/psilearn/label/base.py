@@ -30,6 +30,7 @@ OBSERVABLES: tuple[str, ...] = (
     "spin",
     "hfc",
     "gtensor",
+    "jcoupling",
 )
 
 #: Units of every key a labeler may write (``info`` keys are per structure, ``arrays`` per atom).
@@ -83,6 +84,12 @@ UNITS: dict[str, str] = {
     "g_iso": "dimensionless, trace(gtensor)/3",
     "delta_g": "ppm, g-shift tensor (gtensor - g_e*1)*1e6, 9 row-major",
     "delta_g_iso": "ppm, trace(delta_g)/3",
+    "jcoupling_pairs": "0-based atom indices of the P coupled pairs (i < j, lexicographic), 2P ints: flattened (P, 2)",
+    "jcoupling": "Hz, indirect spin-spin coupling tensor J (DSO+PSO+FC+SD) per pair, 9P row-major: flattened (P, 3, 3), "
+                 "J[a, b] with a the Cartesian index of atom i, b of atom j",
+    "jcoupling_iso": "Hz, isotropic coupling trace(J)/3 per pair, shape (P,)",
+    "jcoupling_isotopes": "element:isotope of jcoupling, e.g. 'C:13C;H:1H' (g_N from PySCF's nucprop)",
+    "jcoupling_cutoff": "Angstrom, the distance cutoff of jcoupling_pairs",
     "positions": "Angstrom (ASE convention)",
 }
 
@@ -104,6 +111,7 @@ OBSERVABLE_KEYS: dict[str, tuple[str, ...]] = {
     "spin": ("mulliken_spins", "hirshfeld_spins"),
     "hfc": ("hfc", "hfc_iso", "hfc_isotopes"),
     "gtensor": ("gtensor", "g_iso", "delta_g", "delta_g_iso"),
+    "jcoupling": ("jcoupling_pairs", "jcoupling", "jcoupling_iso", "jcoupling_isotopes", "jcoupling_cutoff"),
 }
 
 

@@ -17,6 +17,7 @@ from ase import Atoms
 
 from psilearn.label.base import LabelError, configure_threads, parse_observables
 from psilearn.label.hashing import code_version, method_hash
+from psilearn.label.jcoupling import DEFAULT_CUTOFF
 from psilearn.label.orbitals import DOSGrid, orbital_labels
 from psilearn.label.response import atomic_polar_tensors, cphf_polarizability, finite_field_polarizability
 from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
@@ -55,6 +56,7 @@ class PySCFLabeler:
     density_aux_basis, density_metric: auxiliary basis (a PySCF name) and metric (``coulomb`` or
         ``overlap``) of the ``density`` labels (:mod:`psilearn.label.density`).
     hamiltonian_conv_tol_grad: SCF orbital-gradient convergence when ``hamiltonian`` is labelled.
+    jcoupling_cutoff: pair distance cutoff (Angstrom) of ``jcoupling`` (:mod:`psilearn.label.jcoupling`).
     threads: BLAS/OpenMP threads inside one label (use 1 and parallelise over processes).
     """
 
@@ -73,6 +75,7 @@ class PySCFLabeler:
     density_aux_basis: str = DEFAULT_AUX_BASIS
     density_metric: str = "coulomb"
     hamiltonian_conv_tol_grad: float = 1e-8
+    jcoupling_cutoff: float = DEFAULT_CUTOFF
     threads: int = 1
     max_memory_mb: int = 2000
 
@@ -89,6 +92,9 @@ class PySCFLabeler:
             self.dos = DOSGrid(**self.dos)
         self.density_aux_basis = check_aux_basis(self.density_aux_basis)  # unknown names fail here
         self.density_metric = check_metric(self.density_metric)
+        if not self.jcoupling_cutoff > 0:
+            raise ValueError(f"jcoupling_cutoff must be > 0 Angstrom, got {self.jcoupling_cutoff}")
+        self.jcoupling_cutoff = float(self.jcoupling_cutoff)
 
     # ---- identity ----------------------------------------------------------------------------
     @property
@@ -112,6 +118,8 @@ class PySCFLabeler:
             d.pop("grid_level")
         if "hamiltonian" not in self.observables:
             d.pop("hamiltonian_conv_tol_grad")
+        if "jcoupling" not in self.observables:
+            d.pop("jcoupling_cutoff")
         if "polarizability" not in self.observables:
             d.pop("polarizability_mode")
             d.pop("field_step")
@@ -264,6 +272,10 @@ class PySCFLabeler:
         auxmol = density_auxmol(mol, self.density_aux_basis) if "density" in self.observables else None
         if "hamiltonian" in self.observables:
             check_hamiltonian_mol(mol, self.basis)
+        if "jcoupling" in self.observables:  # refuse before the SCF: open shell, ECP, no pair
+            from psilearn.label.jcoupling import check_jcoupling_mol
+
+            check_jcoupling_mol(mol, self.jcoupling_cutoff)
         mf, rung = self.run_scf(mol)
         out = atoms.copy()
         out.calc = None
@@ -310,6 +322,10 @@ class PySCFLabeler:
             mag_info, mag_arrays = magnetic_labels(mf, obs, self.grids(mol, mf) if "spin" in obs else None)
             info.update(mag_info)
             arrays.update(mag_arrays)
+        if "jcoupling" in obs:
+            from psilearn.label.jcoupling import jcoupling_labels
+
+            info.update(jcoupling_labels(mf, self.jcoupling_cutoff))
         info["label_seconds"] = time.perf_counter() - t0
         return out
 
