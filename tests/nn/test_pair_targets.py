@@ -157,6 +157,24 @@ def test_learns_below_the_element_pair_baseline_and_round_trips(fitted, tmp_path
     assert again.pair_rule == model.pair_rule
 
 
+def test_baseline_kind_fits_the_element_pair_mean(tmp_path):
+    from psilearn.models import load
+    from psilearn.models.baseline.model import BaselineModel
+
+    data = load_dataset(labelled(9), TARGET)
+    base = BaselineModel(TARGET).fit(data)
+    test = load_dataset(labelled(3, seed=4), TARGET)
+    pred = base.predict(test.frames)
+    z = [np.sort(a.numbers[p], axis=1) for a, p in zip(test.frames, test.pairs)]
+    iso = np.trace(pred.values.reshape(-1, 3, 3), axis1=1, axis2=2) / 3
+    train_iso = np.trace(data.values.reshape(-1, 3, 3), axis1=1, axis2=2) / 3
+    train_z = np.concatenate([np.sort(a.numbers[p], axis=1) for a, p in zip(data.frames, data.pairs)])
+    for (x, y), v in zip(np.concatenate(z), iso):  # the training mean of that element pair
+        assert abs(v - train_iso[(train_z[:, 0] == x) & (train_z[:, 1] == y)].mean()) < 1e-6
+    base.save(tmp_path / "b.model")
+    assert np.allclose(load(tmp_path / "b.model").predict(test.frames).values, pred.values, atol=1e-12)
+
+
 def test_which_pairs_are_predicted(fitted):
     a = molecule("CH3OH")
     bare = a.copy()
@@ -204,6 +222,8 @@ def test_cli_fit_predict_evaluate_and_refusals(tmp_path, capsys):
     code = main(["fit", str(tmp_path / "train.xyz"), "--target", KEY, "--per", "pair", "--tensor", "ij", "-o", str(tmp_path / "k.model")])
     err = capsys.readouterr().err
     assert code == 2 and "per-pair target" in err and "--model nn" in err and "Traceback" not in err
+    assert main(["fit", str(tmp_path / "train.xyz"), "--target", KEY, "--per", "pair", "--tensor", "ij", "--model", "baseline",
+                 "-o", str(tmp_path / "b.model"), "-q"]) == 0
 
 
 def test_periodic_pairs_use_the_shortest_image_and_refuse_ambiguous_ones():

@@ -17,7 +17,8 @@ def check_training_data(target, data, min_structures: int = 2, why: str = "", pa
     if data.target != target:
         raise ValueError(f"dataset target {data.target.describe()} differs from model target {target.describe()}")
     if getattr(target, "per", None) == "pair" and not pairs:
-        raise DataError(f"{target.key!r} is a per-pair target: it is fitted by the nn kind (--model nn), not this one")
+        raise DataError(f"{target.key!r} is a per-pair target: it is fitted by the nn kind (--model nn; --model baseline gives the element-pair mean), "
+                        "not this one")
     if getattr(data, "labelled", None) is not None and not partial_labels:
         raise DataError(f"labels on only some atoms (label mask {data.label_mask!r}) are supported by the sagpr kind only")
     if len(data) < min_structures:

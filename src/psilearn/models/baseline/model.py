@@ -29,7 +29,8 @@ from psilearn.data.prediction import Prediction
 from psilearn.data.splits import structure_folds
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
-from psilearn.models.composition import composition_design, fit_composition
+from psilearn.models.composition import composition_design, element_pair_types, fit_composition
+from psilearn.models.pair_rule import PairRule
 from psilearn.targets import Target
 
 
@@ -63,8 +64,9 @@ class BaselineModel(Model):
     progress: bool = False  # nothing to report; kept for the common interface (psilearn predict sets it)
     # fitted state
     species: list[int] = field(default_factory=list)
-    coef: np.ndarray | None = None  # (n_species, n_blocks): c_Z of each 0e block, zero columns elsewhere
+    coef: np.ndarray | None = None  # (n_species, n_blocks): c_Z of each 0e block, zero columns elsewhere (pairs: per element pair)
     block_std: np.ndarray | None = None  # (n_blocks,) standard deviation of one component of each block
+    pair_rule: PairRule | None = None  # per-pair targets: which pairs are predicted (models/pair_rule.py)
     metadata: dict = field(default_factory=dict)
 
     kind: ClassVar[str] = "baseline"
@@ -85,8 +87,13 @@ class BaselineModel(Model):
         """Indices of the invariant (0e) blocks, the only ones a composition can predict."""
         return [i for i, b in enumerate(self.target.blocks) if b.l == 0 and b.p == 1]
 
-    def _design(self, frames: list[Atoms]) -> np.ndarray:
-        return composition_design(frames, self.species, self.target.per, self.target.pool)
+    def _design(self, frames: list[Atoms], pairs: list[np.ndarray] | None = None) -> np.ndarray:
+        return composition_design(frames, self.species, self.target.per, self.target.pool, pairs)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of ``coef``: elements, or element pairs for a per-pair target."""
+        return len(element_pair_types(self.species)) if self.target.per == "pair" else len(self.species)
 
     def _solve(self, design: np.ndarray, irreps: np.ndarray) -> np.ndarray:
         """(n_species, n_blocks) coefficients fitted to the 0e columns of ``irreps``."""
@@ -107,11 +114,13 @@ class BaselineModel(Model):
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "BaselineModel":
         """Fit on a Dataset whose Target equals this model's. Returns self."""
-        check_training_data(self.target, data)
+        check_training_data(self.target, data, pairs=True)
         t0 = time.perf_counter()
         self.species = data.species
+        if self.target.per == "pair":
+            self.pair_rule = PairRule.from_data(data.frames, data.pairs)
         irreps = self.target.to_irreps(data.values)
-        design = self._design(data.frames)
+        design = self._design(data.frames, data.pairs)
         self.coef = self._solve(design, irreps)
         resid = irreps - self._apply(design, self.coef)
         self.block_std = np.array([np.sqrt(np.mean(resid[:, b.cols] ** 2)) for b in self.target.blocks])
@@ -125,7 +134,7 @@ class BaselineModel(Model):
 
         k = min(self.config.cv_folds, len(data))
         folds = structure_folds(len(data), k, self.seed)
-        sample_fold = folds if self.target.per == "structure" else folds[data.atom_structure]
+        sample_fold = folds[data.sample_structure]
         cv = np.zeros_like(irreps)
         for f in range(k):
             train, held = sample_fold != f, sample_fold == f
@@ -137,7 +146,8 @@ class BaselineModel(Model):
         if self.coef is None:
             raise RuntimeError("model is not fitted")
         t = self.target
-        irreps = self._apply(self._design(frames), self.coef)
+        pairs = self.pair_rule.frame_pairs(frames, t) if t.per == "pair" else None
+        irreps = self._apply(self._design(frames, pairs), self.coef)
         var = np.zeros_like(irreps)
         if return_std or return_cov:
             for b, s in zip(t.blocks, self.block_std):
@@ -148,7 +158,7 @@ class BaselineModel(Model):
 
             tc = cartesian_basis(t.tensor).to_cartesian
             cov = np.einsum("nc,ck,cl->nkl", var, tc, tc)
-        return Prediction(t.to_cartesian(irreps), t.to_cartesian_std(var), irreps, np.sqrt(var), cov)
+        return Prediction(t.to_cartesian(irreps), t.to_cartesian_std(var), irreps, np.sqrt(var), cov, pairs=pairs)
 
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -156,6 +166,8 @@ class BaselineModel(Model):
         if self.coef is None:
             raise RuntimeError("model is not fitted")
         meta = {"config": asdict(self.config), "seed": self.seed, "species": self.species}
+        if self.pair_rule is not None:
+            meta["pair_rule"] = self.pair_rule.to_dict()
         return meta, {"coef": np.asarray(self.coef, float), "block_std": np.asarray(self.block_std, float)}
 
     @classmethod
@@ -164,10 +176,12 @@ class BaselineModel(Model):
         model.species = [int(z) for z in meta["species"]]
         model.coef, model.block_std = arrays["coef"], arrays["block_std"]
         model.metadata = meta["training"]
+        if meta.get("pair_rule"):
+            model.pair_rule = PairRule.from_dict(meta["pair_rule"])
         n_blocks = len(model.target.blocks)
-        if model.coef.shape != (len(model.species), n_blocks) or model.block_std.shape != (n_blocks,):
+        if model.coef.shape != (model.n_rows, n_blocks) or model.block_std.shape != (n_blocks,):
             raise ValueError(f"coefficients {model.coef.shape} / block_std {model.block_std.shape} do not match "
-                             f"{len(model.species)} elements and {n_blocks} target blocks")
+                             f"{model.n_rows} elements (or element pairs) and {n_blocks} target blocks")
         return model
 
 
