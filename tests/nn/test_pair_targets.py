@@ -91,6 +91,7 @@ def test_reversed_pairs_are_canonicalised_with_transposed_values(tmp_path):
     (lambda a: a.info.update({f"{KEY}_pairs": np.array([2, 2])}), "itself"),
     (lambda a: a.info.update({KEY: a.info[KEY][:-1]}), "numbers for"),
     (lambda a: a.info.pop(f"{KEY}_pairs"), "no pair list"),
+    (lambda a: [a.info.pop(f"{KEY}_pairs"), a.info.pop(KEY), a.arrays.update({KEY: np.zeros(len(a))})], "per-atom label here"),
 ])
 def test_bad_pair_labels_name_file_frame_and_key(tmp_path, change, message):
     frames = labelled(3)
@@ -173,6 +174,25 @@ def test_baseline_kind_fits_the_element_pair_mean(tmp_path):
         assert abs(v - train_iso[(train_z[:, 0] == x) & (train_z[:, 1] == y)].mean()) < 1e-6
     base.save(tmp_path / "b.model")
     assert np.allclose(load(tmp_path / "b.model").predict(test.frames).values, pred.values, atol=1e-12)
+
+
+def test_structures_without_pairs_round_trip(fitted, tmp_path):
+    from ase import Atoms
+
+    lone = Atoms("H2", positions=[[0, 0, 0], [0, 0, 8.0]])  # no pair within the training rule
+    frames = [lone, *labelled(2, seed=3)]
+    pred = fitted.predict(frames)
+    assert len(pred.pairs[0]) == 0
+    from psilearn.data.prediction_io import predictions_to_atoms
+
+    write_structures(tmp_path / "out.xyz", predictions_to_atoms(frames, pred, TARGET))
+    back = read_structures(str(tmp_path / "out.xyz"))
+    assert f"{KEY}_pairs" not in back[0].info and not back[0].pbc.any()
+    ds = load_dataset(back, TARGET)  # a structure without both keys has no pair
+    assert [len(p) for p in ds.pairs] == [len(p) for p in pred.pairs]
+    np.testing.assert_allclose(ds.values, pred.values, atol=1e-10)
+    with pytest.raises(DataError, match="no structure has a pair list"):
+        load_dataset([lone.copy()], TARGET)
 
 
 def test_which_pairs_are_predicted(fitted):

@@ -8,7 +8,8 @@ Layout (docs/pairs.md), for a per-pair Target with key KEY and P pairs in a stru
 
 Pairs are read in canonical form, i < j: a pair given as (j, i) is flipped and its value transposed
 (the exchange of the two atoms, :attr:`psilearn.targets.Target.swap_signs`), so a file may list
-either order. A structure may carry no pair at all (P = 0: both keys empty or absent together).
+either order. A structure without both keys has no pair (P = 0; extxyz cannot hold an empty
+array, so nothing is written for it); one with values but no pair list is an error.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def read_frame_pairs(atoms: Atoms, i: int, target, with_values: bool = True) -> 
     if pkey not in atoms.info:
         if with_values and key in atoms.arrays:
             raise DataError(f"{where}: {key!r} is a per-atom label here; declare the target with per='atom' (--per atom)")
-        raise DataError(f"{where}: no pair list {pkey!r} (a per-pair label {key!r} needs the pairs it belongs to, docs/pairs.md)")
+        if with_values and key in atoms.info:
+            raise DataError(f"{where}: no pair list {pkey!r} (a per-pair label {key!r} needs the pairs it belongs to, docs/pairs.md)")
+        return np.zeros((0, 2), dtype=np.int64), (np.zeros((0, target.size)) if with_values else None)
     pairs = _as_pairs(atoms.info[pkey], where, pkey, len(atoms))
     flip = pairs[:, 0] > pairs[:, 1]
     pairs = np.sort(pairs, axis=1)
@@ -88,7 +91,9 @@ def extract_pair_values(frames: list[Atoms], target) -> tuple[np.ndarray, list[n
         pairs.append(p)
         rows.append(v)
     if not any(len(p) for p in pairs):
-        raise DataError(f"per-pair label {target.key!r}: no structure has a pair")
+        have = sorted({k for a in frames for k in a.info if k not in ("source",)})
+        raise DataError(f"per-pair label {target.key!r}: no structure has a pair list {target.pairs_key!r} with a pair "
+                        f"(info keys present: {', '.join(have[:12]) or 'none'})")
     return np.concatenate(rows), pairs
 
 

@@ -92,8 +92,9 @@ def _hamiltonian_to_atoms(frames: list[Atoms], pred: HamiltonianPrediction, targ
 
 def _pairs_to_atoms(frames: list[Atoms], pred: Prediction, target, with_std: bool) -> list[Atoms]:
     """Per-pair predictions in the labels' layout (:mod:`psilearn.data.pairs`): ``KEY_pairs``
-    (2P ints), ``KEY`` (P * 3**rank, row-major) and ``KEY_std``; a label ``KEY`` already present is
-    kept as ``KEY_reference`` (for the same pairs: the model predicts the pairs a file lists)."""
+    (2P ints), ``KEY`` (P * 3**rank, row-major) and ``KEY_std``, none of them for a structure without
+    a pair; a label ``KEY`` already present is kept as ``KEY_reference`` (for the same pairs: the
+    model predicts the pairs a file lists)."""
     if pred.pairs is None or len(pred.pairs) != len(frames):
         raise ValueError("a per-pair prediction needs the pairs of every structure")
     ends = np.concatenate([[0], np.cumsum([len(p) for p in pred.pairs])]).astype(int)
@@ -106,6 +107,10 @@ def _pairs_to_atoms(frames: list[Atoms], pred: Prediction, target, with_std: boo
         key, sl = target.key, slice(ends[i], ends[i + 1])
         if key in b.info:
             b.info[f"{key}_reference"] = b.info.pop(key)
+        b.info.pop(target.pairs_key, None)
+        if ends[i + 1] == ends[i]:  # no pair: nothing to write (extxyz cannot hold an empty array)
+            out.append(b)
+            continue
         b.info[target.pairs_key] = np.asarray(pred.pairs[i], dtype=np.int64).ravel()
         b.info[key] = np.asarray(pred.values[sl], dtype=np.float64).ravel()
         if with_std:
