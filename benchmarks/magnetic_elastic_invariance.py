@@ -10,7 +10,11 @@ of the number of elements). Elastic tensors C_ijkl = C_jikl = C_ijlk = C_klij (2
 2. Global sign flip: the model with moments, fitted on crystals with non-zero moments too, predicts
    the same tensors and std for m and -m (max absolute difference printed; 0 means bit-identical).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/magnetic_elastic_invariance.py     # seconds
+3. The same for the network (`--nn`): the sign flip on a network with `nn.magnetic_moments:
+   collinear` (a few epochs: exactness, not accuracy, is checked), and all-zero moments against the
+   same network with its moment input weights zeroed (the only part the option adds).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/magnetic_elastic_invariance.py [--nn]    # seconds; --nn ~1-3 min
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ SOAP = {"cutoff": 4.5, "max_radial": 3, "max_angular": 2}
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", default=FRAMES, help="frame numbers in the file")
+    ap.add_argument("--nn", action="store_true", help="also check the network")
     args = ap.parse_args()
     if not os.path.isfile(DATA):
         print(f"SKIP: {DATA} not found (benchmarks read ../shared/data beside the checkout)")
@@ -63,7 +68,30 @@ def main() -> int:
     p, q = model.predict(frames), model.predict(flipped)
     print(f"2. global sign flip m -> -m ({len(frames)} crystals): max |difference| {np.abs(p.values - q.values).max():.1e} GPa "
           f"(tensor), {np.abs(p.std - q.std).max():.1e} GPa (std); tensors up to {np.abs(p.values).max():.0f} GPa")
+    if args.nn:
+        _network(frames, flipped, zero, target)
     return 0
+
+
+def _network(frames, flipped, zero, target) -> None:
+    import torch
+
+    from psilearn import load_dataset
+    from psilearn.models.nn import NetworkConfig, NNModel, TrainConfig
+
+    net = NetworkConfig(cutoff=4.5, channels=8, layers=2, correlation=2, lmax=4, magnetic_moments="collinear")
+    model = NNModel(target, net, TrainConfig(epochs=5, batch_size=3, threads=1, val_fraction=0.25)).fit(load_dataset(frames, target))
+    p, q = model.predict(frames), model.predict(flipped)
+    print(f"3a. network, global sign flip ({len(frames)} crystals): max |difference| {np.abs(p.values - q.values).max():.1e} GPa (tensor), "
+          f"{np.abs(p.std - q.std).max():.1e} GPa (std)")
+    a = model.predict(zero)
+    with torch.no_grad():  # the moment is the last input of the element embedding: zero its weights
+        for member in model.nets:
+            w = member.embedding.weight.view(-1, net.channels)
+            w[-1].zero_()
+    b = model.predict(zero)
+    print(f"3b. network, all-zero moments ({len(zero)} crystals): vs the same network without its moment input, max relative "
+          f"difference {np.abs(a.values - b.values).max() / np.abs(b.values).max():.1e} (tensor)")
 
 
 if __name__ == "__main__":
