@@ -159,7 +159,9 @@ class Dataset:
         if self.target.per == "structure":
             values = self.values[idx]
         elif self.pairs is not None:
-            offsets = np.concatenate([[0], np.cumsum([len(p) for p in self.pairs])])
+            from psilearn.data.pairs import pair_offsets
+
+            offsets = pair_offsets(self.pairs)
             pairs = [self.pairs[i] for i in idx]
             values = np.concatenate([self.values[offsets[i] : offsets[i + 1]] for i in idx]) if len(idx) else self.values[:0]
         else:

@@ -27,6 +27,11 @@ def transpose_rows(values: np.ndarray, rank: int) -> np.ndarray:
     return values.reshape(-1, 3, 3).transpose(0, 2, 1).reshape(-1, 9)
 
 
+def pair_offsets(pairs: list[np.ndarray]) -> np.ndarray:
+    """(n_structures + 1,) start of each structure's rows in per-pair values concatenated over structures."""
+    return np.concatenate([[0], np.cumsum([len(p) for p in pairs])]).astype(int)
+
+
 def _as_pairs(raw, where: str, key: str, n_atoms: int) -> np.ndarray:
     try:
         arr = np.atleast_1d(np.asarray(raw, dtype=np.float64)).ravel()

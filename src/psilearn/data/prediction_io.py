@@ -15,6 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data.grids import GRID_SUFFIX
+from psilearn.data.pairs import pair_offsets
 from psilearn.data.prediction import DensityPrediction, HamiltonianPrediction, Prediction
 
 
@@ -97,7 +98,7 @@ def _pairs_to_atoms(frames: list[Atoms], pred: Prediction, target, with_std: boo
     model predicts the pairs a file lists)."""
     if pred.pairs is None or len(pred.pairs) != len(frames):
         raise ValueError("a per-pair prediction needs the pairs of every structure")
-    ends = np.concatenate([[0], np.cumsum([len(p) for p in pred.pairs])]).astype(int)
+    ends = pair_offsets(pred.pairs)
     if len(pred.values) != ends[-1]:
         raise ValueError(f"{len(pred.values)} predicted values for {ends[-1]} pairs")
     out = []
@@ -168,7 +169,7 @@ def cartesian_per_structure(frames: list[Atoms], pred: Prediction, target) -> li
     shape = (target.size,) if getattr(target, "is_spectrum", False) else (3,) * target.rank
     offsets = atom_offsets(frames)
     if target.per == "pair":  # a leading axis of the structure's pairs (pred.pairs)
-        offsets = np.concatenate([[0], np.cumsum([len(p) for p in pred.pairs])]).astype(int)
+        offsets = pair_offsets(pred.pairs)
     out = []
     for i in range(len(frames)):
         if target.per == "structure":

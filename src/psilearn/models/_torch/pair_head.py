@@ -30,6 +30,7 @@ from psilearn.models._torch.graph import Batch
 from psilearn.models._torch.network import EquivariantNetwork, NetworkConfig
 from psilearn.models._torch.products import channelwise_product, direction_product, merge_irreps
 from psilearn.models._torch.radial import RadialEmbedding
+from psilearn.models.composition import element_pair_types
 
 
 class PairNetwork(torch.nn.Module):
@@ -64,15 +65,14 @@ class PairNetwork(torch.nn.Module):
         self.register_buffer("sigma", sigma)
         self.irreps_out = o3.Irreps([(1, ir) for ir in out_irreps])
         self.readout = o3.Linear(self.irreps_features, self.irreps_out)
-        n_types = n_species * (n_species + 1) // 2
+        # the rows of `shift` are the composition baseline's element pairs, in its order (species
+        # indices follow the sorted atomic numbers, so the order of index pairs is the same)
+        types = element_pair_types(list(range(n_species)))
         self.register_buffer("scale", torch.ones(self.irreps_out.dim))
-        self.register_buffer("shift", torch.zeros(n_types, self.irreps_out.dim))
+        self.register_buffer("shift", torch.zeros(len(types), self.irreps_out.dim))
         table = torch.zeros(n_species, n_species, dtype=torch.long)
-        k = 0
-        for a in range(n_species):
-            for b in range(a, n_species):
-                table[a, b] = table[b, a] = k
-                k += 1
+        for k, (a, b) in enumerate(types):
+            table[a, b] = table[b, a] = k
         self.register_buffer("pair_type", table)
 
     def _directed(self, a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
