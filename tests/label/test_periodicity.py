@@ -1,6 +1,6 @@
 """One periodicity rule (psilearn.data.periodicity) for every reader, labeler and command: an all-zero
 lattice is a molecule whatever pbc says; a periodic frame with a partly zero or coplanar cell is
-refused with a clear message; the PySCF labeler (molecules only) refuses periodic cells.
+refused with a clear message; the PySCF labeler refuses crystal observables it has no periodic route for.
 
 Before the rule was shared, only read_structures and the features knew it: GFN2-xTB labeling of
 an extxyz frame with Lattice="0 0 0 0 0 0 0 0 0" pbc="T T T" failed with a misleading SCF error
@@ -83,13 +83,14 @@ def test_degenerate_periodic_cell_is_refused_everywhere(tmp_path, cell, words):
 
 
 def test_pyscf_refuses_periodic_cells_and_labels_zero_lattices(tmp_path):
-    """Failed before: a periodic cell was labeled as an isolated cluster without a word."""
+    """Failed before: a periodic cell was labeled as an isolated cluster without a word. Crystals
+    get energy and efg only (tests/label/test_periodic_efg.py)."""
     from psilearn.label.pyscf_labeler import PySCFLabeler
 
     lab = PySCFLabeler("hf", "sto-3g", observables=("dipole",))
     crystal = water()
     crystal.cell, crystal.pbc = 6.0 * np.eye(3), True
-    with pytest.raises(LabelError, match="molecules only") as exc:
+    with pytest.raises(LabelError, match="computes energy, efg for crystals, not dipole") as exc:
         lab.label(crystal)
     assert exc.value.stage == "validate"
     np.testing.assert_allclose(lab.label(_zero_lattice_frame(tmp_path)).info["dipole_moment"],

@@ -53,9 +53,23 @@ def _register_label(sub) -> None:
                    help="metric of the density fit (default coulomb, as in RI-J)")
     p.add_argument("--jcoupling-cutoff", type=float,
                    help="jcoupling: couple atom pairs within this distance, Angstrom (default 4.0)")
+    p.add_argument("--kmesh", help="crystals (PySCF): k-point mesh N1,N2,N3 (default: each lattice vector times N_i >= --kpoint-length)")
+    p.add_argument("--kpoint-length", type=float, help="crystals (PySCF): the k-mesh's supercell length, Angstrom (default 7.0)")
     p.add_argument("--retry-failed", action="store_true", help="recompute stored failures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_label, reads=("input",), writes={"db": "database", "output": "file"})
+
+
+def _kmesh(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        mesh = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        mesh = ()
+    if len(mesh) != 3 or min(mesh) < 1:
+        raise ValueError(f"--kmesh takes three integers >= 1 like 2,2,2, got {text!r}")
+    return mesh  # type: ignore[return-value]
 
 
 def cmd_label(args: argparse.Namespace) -> int:
@@ -75,7 +89,8 @@ def cmd_label(args: argparse.Namespace) -> int:
             atoms.info.setdefault("multiplicity", args.multiplicity)
     options = {"grid_level": args.grid_level, "polarizability_mode": args.polarizability_mode,
                "max_cycle": args.max_cycle, "density_aux_basis": args.aux_basis,
-               "density_metric": args.density_metric, "jcoupling_cutoff": args.jcoupling_cutoff}
+               "density_metric": args.density_metric, "jcoupling_cutoff": args.jcoupling_cutoff,
+               "kmesh": _kmesh(args.kmesh), "kpoint_length": args.kpoint_length}
     flags = {"density_aux_basis": "--aux-basis", "density_metric": "--density-metric"}
     if is_xtb_method(args.method):
         for name in list(options):

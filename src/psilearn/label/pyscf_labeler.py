@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from psilearn.data.periodicity import is_molecule
 from psilearn.label.base import LabelError, configure_threads, parse_observables
 from psilearn.label.hashing import code_version, method_hash
 from psilearn.label.jcoupling import DEFAULT_CUTOFF
 from psilearn.label.orbitals import DOSGrid, orbital_labels
+from psilearn.label.periodic import DEFAULT_EXP_TO_DISCARD, DEFAULT_KPOINT_LENGTH
 from psilearn.label.response import atomic_polar_tensors, cphf_polarizability, finite_field_polarizability
 from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
 from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, check_aux_basis, check_metric
@@ -57,6 +59,9 @@ class PySCFLabeler:
         ``overlap``) of the ``density`` labels (:mod:`psilearn.label.density`).
     hamiltonian_conv_tol_grad: SCF orbital-gradient convergence when ``hamiltonian`` is labelled.
     jcoupling_cutoff: pair distance cutoff (Angstrom) of ``jcoupling`` (:mod:`psilearn.label.jcoupling`).
+    kmesh, kpoint_length, exp_to_discard: crystals only (:mod:`psilearn.label.periodic`): the k-mesh,
+        or the length (Angstrom) the Born-von Karman supercell must reach; primitives more diffuse
+        than exp_to_discard (Bohr^-2) are dropped.
     threads: BLAS/OpenMP threads inside one label (use 1 and parallelise over processes).
     """
 
@@ -76,6 +81,9 @@ class PySCFLabeler:
     density_metric: str = "coulomb"
     hamiltonian_conv_tol_grad: float = 1e-8
     jcoupling_cutoff: float = DEFAULT_CUTOFF
+    kmesh: tuple[int, int, int] | None = None
+    kpoint_length: float = DEFAULT_KPOINT_LENGTH
+    exp_to_discard: float = DEFAULT_EXP_TO_DISCARD
     threads: int = 1
     max_memory_mb: int = 2000
 
@@ -95,6 +103,12 @@ class PySCFLabeler:
         if not self.jcoupling_cutoff > 0:
             raise ValueError(f"jcoupling_cutoff must be > 0 Angstrom, got {self.jcoupling_cutoff}")
         self.jcoupling_cutoff = float(self.jcoupling_cutoff)
+        if self.kmesh is not None:
+            self.kmesh = tuple(int(n) for n in self.kmesh)  # type: ignore[assignment]
+            if len(self.kmesh) != 3 or min(self.kmesh) < 1:
+                raise ValueError(f"kmesh must be three integers >= 1, got {self.kmesh}")
+        if not self.kpoint_length > 0 or not self.exp_to_discard >= 0:
+            raise ValueError(f"kpoint_length must be > 0 Angstrom and exp_to_discard >= 0, got {self.kpoint_length}, {self.exp_to_discard}")
 
     # ---- identity ----------------------------------------------------------------------------
     @property
@@ -127,6 +141,12 @@ class PySCFLabeler:
             d.pop("apt_step")
         if "orbitals" not in self.observables:
             d.pop("dos")
+        # crystal options: in the hash only when changed, so molecular hashes stay as they were
+        for name, default in (("kmesh", None), ("kpoint_length", DEFAULT_KPOINT_LENGTH), ("exp_to_discard", DEFAULT_EXP_TO_DISCARD)):
+            if d[name] == default:
+                d.pop(name)
+            elif name == "kmesh":
+                d[name] = list(d[name])
         d.update(
             code="pyscf",
             schema=LABEL_SCHEMA,
@@ -173,9 +193,14 @@ class PySCFLabeler:
         return mol
 
     def make_scf(self, mol):
-        """An unconverged SCF object for ``mol`` configured from this labeler."""
+        """An unconverged SCF object for ``mol`` (a molecule, or a crystal's ``pyscf.pbc`` cell)
+        configured from this labeler."""
         from pyscf import dft, scf
 
+        if hasattr(mol, "lattice_vectors"):
+            from psilearn.label.periodic import make_periodic_scf
+
+            return make_periodic_scf(self, mol)
         open_shell = mol.spin != 0
         if self.is_hf:
             mf = scf.UHF(mol) if open_shell else scf.RHF(mol)
@@ -267,7 +292,9 @@ class PySCFLabeler:
 
         lib.num_threads(self.threads)
         t0 = time.perf_counter()
-        atoms = check_periodicity(atoms, self.name, periodic_ok=False)
+        atoms = check_periodicity(atoms, self.name, periodic_ok=True)
+        if not is_molecule(atoms):
+            return self._label_crystal(atoms, t0)
         mol = self.build_mol(atoms)
         auxmol = density_auxmol(mol, self.density_aux_basis) if "density" in self.observables else None
         if "hamiltonian" in self.observables:
@@ -327,6 +354,22 @@ class PySCFLabeler:
 
             info.update(jcoupling_labels(mf, self.jcoupling_cutoff))
         info["label_seconds"] = time.perf_counter() - t0
+        return out
+
+    def _label_crystal(self, atoms: Atoms, t0: float) -> Atoms:
+        """Labelled copy of a crystal (:mod:`psilearn.label.periodic`)."""
+        from psilearn.label.periodic import build_cell, check_crystal, crystal_labels
+
+        check_crystal(atoms, self.observables, self.name)
+        check_geometry(atoms)
+        charge, mult, _ = check_electrons(atoms)
+        mf, rung = self.run_scf(build_cell(self, atoms, charge, mult - 1))
+        out = atoms.copy()
+        out.calc = None
+        info, arrays = crystal_labels(self, mf)
+        out.info.update(info, charge=charge, multiplicity=mult, scf_strategy=rung)
+        out.arrays.update(arrays)
+        out.info["label_seconds"] = time.perf_counter() - t0
         return out
 
     def _polarizability(self, mf) -> dict[str, Any]:
