@@ -93,3 +93,12 @@ def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = 
     if ds.target.key != args.target:
         ds = load(source, target_of(ds.frames, args.target))
     return ds, trains, config, seed
+
+
+def warn_if_unrepresentative(command: str, spec: str) -> None:
+    """One line on stderr when TRAIN's @slice of an ordered file is a poor sample of it."""
+    from psilearn.data.representative import slice_warning
+
+    msg = slice_warning(spec)
+    if msg:
+        print(f"psilearn {command}: warning: {msg}", file=sys.stderr)
