@@ -74,14 +74,17 @@ def setup(device: torch.device) -> None:
     dist.init_process_group(backend=backend)
 
 
-def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def wrap(net: torch.nn.Module, device: torch.device, find_unused: bool = False) -> torch.nn.Module:
     """``net`` for training: DistributedDataParallel in a process group, else unchanged. Buffers
-    (output scale and shift) are equal everywhere by construction: synced once, not at every forward."""
+    (output scale and shift) are equal everywhere by construction: synced once, not at every forward.
+    ``find_unused``: some parameters may get no gradient from a batch (DDP then looks for them each
+    step; not for parameters used outside ``forward``, such as the qeq-nn hardness)."""
     if not active():
         return net
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None, forward_sync_buffers=False)
+    return DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None, forward_sync_buffers=False,
+                                   find_unused_parameters=find_unused)
 
 
 def all_sum(values: list[float], device: torch.device) -> list[float]:

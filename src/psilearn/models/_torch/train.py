@@ -269,7 +269,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         n = len(train_graphs)
-        self._model = ddp.wrap(net, self.device)  # what the training forward goes through
+        # what the training forward goes through (DDP in a process group)
+        self._model = ddp.wrap(net, self.device, find_unused=getattr(self.loss, "unused_parameters", False))
         bar = tqdm(total=cfg.epochs, initial=st["epoch"], desc="training", disable=not (self.progress and ddp.is_main()), leave=False)
         t_start = time.perf_counter() - st["elapsed"]
         while st["epoch"] < cfg.epochs:
