@@ -8,7 +8,6 @@ per-atom targets make the ranks' sample counts differ, which a per-rank mean wou
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from core._synth import label_frames, molecules
 from psilearn.data import load_dataset
 from psilearn.targets import Target
 
+from ._ddp import free_port, run_two
 from .conftest import tiny_model
 
 ATOM = Target("y", tensor="i", per="atom")
@@ -29,12 +29,6 @@ TRAIN = dict(epochs=3, batch_size=3, dtype="float64", val_fraction=0.25)  # 10 t
 
 def _frames():
     return label_frames(molecules(5, 13), "y", "vector", "atom")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _fit(checkpoint_dir: str | None = None):
@@ -48,23 +42,13 @@ def _result(model) -> dict:
             "std": pred.std, "history": model.metadata["history"], "members": model.metadata["members"]}
 
 
-def _worker(rank: int, port: int, out: str) -> None:
-    """One process of a 2-process launch, configured as torchrun would (RANK, WORLD_SIZE, ...)."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from psilearn.models._torch import distributed
-
-    model = _fit(checkpoint_dir=f"{out}.ckpt{rank}")
-    torch.save(_result(model), f"{out}.{rank}")
-    distributed.shutdown()
+def _rank_fit(rank: int, tmp: str) -> dict:
+    return _result(_fit(checkpoint_dir=f"{tmp}/ckpt{rank}"))
 
 
 def test_two_gloo_processes_train_the_same_network_as_one(tmp_path):
-    import torch.multiprocessing as mp
-
     one = _result(_fit())
-    out = str(tmp_path / "r")
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=2)
-    ranks = [torch.load(f"{out}.{r}", weights_only=False) for r in range(2)]
+    ranks = run_two(_rank_fit, (str(tmp_path),), tmp_path)
     assert ranks[0]["members"][0]["processes"] == 2 and "processes" not in one["members"][0]
     assert one["history"][-1]["train_loss"] != one["history"][0]["train_loss"]  # it trained
     for two in ranks:  # both ranks hold the network of the one-process run
@@ -75,7 +59,7 @@ def test_two_gloo_processes_train_the_same_network_as_one(tmp_path):
         for h1, h2 in zip(one["history"], two["history"]):
             assert h2["train_loss"] == pytest.approx(h1["train_loss"], rel=1e-10) and h2["val_loss"] == pytest.approx(h1["val_loss"], rel=1e-10)
     # only rank 0 wrote its checkpoint
-    assert (tmp_path / "r.ckpt0" / "member0" / "state.json").exists() and not (tmp_path / "r.ckpt1").exists()
+    assert (tmp_path / "ckpt0" / "member0" / "state.json").exists() and not (tmp_path / "ckpt1").exists()
 
 
 def test_one_process_is_not_distributed():
@@ -102,7 +86,7 @@ def test_torchrun_cli_fit_matches_one_process(tmp_path):
     import psilearn
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(Path(psilearn.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
                           "-m", "psilearn.cli.main", *args, "-o", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("saved to") == 1 and run.stderr.count("fitting y") == 1
