@@ -32,5 +32,6 @@ def run_two(fn, args: tuple, tmp: Path) -> list:
     import torch.multiprocessing as mp
 
     out = str(tmp / "rank")
-    mp.spawn(_worker, args=(free_port(), out, fn, args), nprocs=2)
+    # fork: the children inherit the imported modules (torch, e3nn, psilearn) instead of importing them again
+    mp.start_processes(_worker, args=(free_port(), out, fn, args), nprocs=2, start_method="fork")
     return [torch.load(f"{out}.{r}", weights_only=False) for r in range(2)]

@@ -69,10 +69,28 @@ def test_one_process_is_not_distributed():
     assert distributed.world_size() == 1 and distributed.all_sum([1.0, 2.0], torch.device("cpu")) == [1.0, 2.0]
 
 
+def _launch(how: str, args: list[str], env: dict) -> tuple[str, str]:
+    """Two processes of `psilearn ARGS`: through torchrun, or as a plain `srun -n 2` would start them
+    (SLURM_NTASKS/SLURM_PROCID/SLURM_LOCALID with MASTER_ADDR). Returns (stdout, stderr) of all."""
+    port = str(free_port())
+    if how == "torchrun":
+        run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+                              "-m", "psilearn.cli.main", *args], capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return run.stdout, run.stderr
+    procs = [subprocess.Popen([sys.executable, "-m", "psilearn.cli.main", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**env, "SLURM_NTASKS": "2", "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r), "MASTER_ADDR": "127.0.0.1",
+                                   "MASTER_PORT": port}) for r in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    return "".join(o for o, _ in outs), "".join(e for _, e in outs)
+
+
 @pytest.mark.slow
-def test_torchrun_cli_fit_matches_one_process(tmp_path):
-    """`torchrun --nproc_per_node 2 -m psilearn.cli.main fit ...`: one model written, by rank 0, equal
-    to the one-process fit's; the result lines printed once."""
+@pytest.mark.parametrize("how", ["torchrun", "srun"])
+def test_two_process_cli_fit_matches_one_process(tmp_path, how):
+    """`torchrun --nproc_per_node 2 -m psilearn.cli.main fit ...` (or srun's variables): one model
+    written, by rank 0, equal to the one-process fit's; the result lines printed once."""
     from ase.io import write
 
     from psilearn.cli.main import main
@@ -85,11 +103,10 @@ def test_torchrun_cli_fit_matches_one_process(tmp_path):
     assert main([*args, "-o", str(tmp_path / "one")]) == 0
     import psilearn
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(Path(psilearn.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-                          "-m", "psilearn.cli.main", *args, "-o", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("saved to") == 1 and run.stderr.count("fitting y") == 1
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(Path(psilearn.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    out, err = _launch(how, [*args, "-o", str(tmp_path / "two")], env)
+    assert out.count("saved to") == 1 and err.count("fitting y") == 1
     frames = label_frames(molecules(5, 13), "y", "vector", "structure")
     one, two = load(tmp_path / "one"), load(tmp_path / "two")
     assert two.metadata["members"][0]["processes"] == 2

@@ -57,9 +57,10 @@ def is_main() -> bool:
 
 
 def local_device(device: torch.device) -> torch.device:
-    """One GPU per process: 'cuda' (no index) becomes cuda:LOCAL_RANK in a distributed launch."""
+    """One GPU per process: 'cuda' (no index) becomes cuda:LOCAL_RANK in a distributed launch (modulo
+    the visible GPUs: under ``srun --gpus-per-task=1`` each process sees only its own, as cuda:0)."""
     if device.type == "cuda" and device.index is None and launched():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % max(1, torch.cuda.device_count()))
     return device
 
 
