@@ -5,7 +5,6 @@ the one-process fit's."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from nn._ddp import run_two
@@ -24,7 +23,6 @@ def _fit(rank: int, frames) -> dict:
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 
-@pytest.mark.slow
 def test_two_processes_fit_the_one_process_hamiltonian(tmp_path, sto3g_waters):
     one = _fit(0, sto3g_waters)
     for two in run_two(_fit, (sto3g_waters,), tmp_path):

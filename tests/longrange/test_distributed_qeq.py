@@ -4,7 +4,6 @@ network's forward, is reduced like every other weight; the result is the one-pro
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from nn._ddp import run_two
@@ -27,7 +26,6 @@ def _fit(rank: int = 0) -> dict:
     return {"weights": {k: v.clone() for k, v in model.net.state_dict().items()}, "hardness": model.net.hardness().detach().numpy()}
 
 
-@pytest.mark.slow
 def test_two_processes_fit_the_one_process_qeq_nn(tmp_path):
     one = _fit()
     for two in run_two(_fit, (), tmp_path):
