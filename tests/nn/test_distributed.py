@@ -69,6 +69,34 @@ def test_one_process_is_not_distributed():
     assert distributed.world_size() == 1 and distributed.all_sum([1.0, 2.0], torch.device("cpu")) == [1.0, 2.0]
 
 
+def test_launch_seen_in_the_environment(monkeypatch):
+    from psilearn.cli.main import distributed_launch, secondary_rank
+
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "SLURM_NTASKS", "SLURM_PROCID"):
+        monkeypatch.delenv(k, raising=False)
+    assert not distributed_launch() and not secondary_rank()
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_PROCID", "3")  # an srun job step without MASTER_ADDR is not a DDP launch
+    assert not distributed_launch() and not secondary_rank()
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    assert distributed_launch() and secondary_rank()
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's variables win
+    monkeypatch.setenv("RANK", "0")
+    assert distributed_launch() and not secondary_rank()
+
+
+def test_tune_refused_under_a_launch(tmp_path, monkeypatch, capsys):
+    from ase.io import write
+
+    from psilearn.cli.main import main
+
+    write(tmp_path / "train.xyz", label_frames(molecules(5, 4), "y", "vector", "structure"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["fit", str(tmp_path / "train.xyz"), "--target", "y", "--tensor", "i", "--tune", "5", "-o", str(tmp_path / "m")]) == 2
+    assert "--tune runs in one process" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+
 def _launch(how: str, args: list[str], env: dict) -> tuple[str, str]:
     """Two processes of `psilearn ARGS`: through torchrun, or as a plain `srun -n 2` would start them
     (SLURM_NTASKS/SLURM_PROCID/SLURM_LOCALID with MASTER_ADDR). Returns (stdout, stderr) of all."""

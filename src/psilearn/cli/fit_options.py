@@ -53,6 +53,10 @@ def check_tune(args, kind) -> None:
                           "use psilearn evaluate on held-out data)")
     if not args.tune > 0:
         raise ConfigError(f"--tune: the budget must be a positive number of seconds, got {args.tune:g}")
+    from psilearn.cli.main import distributed_launch
+
+    if distributed_launch():  # each process would stop its trials on its own clock, and the collectives would not match
+        raise ConfigError("--tune runs in one process: tune without torchrun/srun, then fit with the chosen options on several")
 
 
 def tuned_fit(args, kind, target, ds, config, seed):

@@ -109,6 +109,12 @@ def _session(quiet: bool, stderr):
         yield
 
 
+def distributed_launch() -> bool:
+    """True in a process of a launch of several (torchrun: WORLD_SIZE; plain srun: SLURM_NTASKS with MASTER_ADDR)."""
+    size = os.environ.get("WORLD_SIZE") or (os.environ.get("SLURM_NTASKS") if "MASTER_ADDR" in os.environ else None)
+    return int(size or 1) > 1
+
+
 def secondary_rank() -> bool:
     """True in a process other than rank 0 of a distributed launch (torchrun sets RANK; a plain
     ``srun`` sets SLURM_PROCID, used with MASTER_ADDR): it trains but stays quiet and writes nothing."""
