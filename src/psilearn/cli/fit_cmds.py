@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from psilearn.cli.fit_options import add_fit_options, check_tune, pooled, train_specs, tuned_fit
+from psilearn.cli.fit_options import add_fit_options, check_tune, pooled, train_specs, tuned_fit, warn_if_unrepresentative
 from psilearn.cli.model_options import add_baseline_method_args, add_fidelity_args, default_baseline_db, model_options
 
 TARGET_HELP = """Declaring the observable: --target names the label (atoms.info for per-structure,
@@ -62,16 +62,8 @@ def _run_options(args, kind: str) -> dict:
     return opts
 
 
-def _warn_if_unrepresentative(command: str, spec: str) -> None:
-    """One line on stderr when TRAIN's @slice of an ordered file is a poor sample of it."""
-    from psilearn.data.representative import slice_warning
-
-    msg = slice_warning(spec)
-    if msg:
-        print(f"psilearn {command}: warning: {msg}", file=sys.stderr)
-
-
 def cmd_fit(args) -> int:
+    from psilearn.cli.main import secondary_rank
     from psilearn.cli.report import ORTHONORMAL_NOTE, metrics_table
     from psilearn.data import load_dataset
     from psilearn.models.factory import fit_model
@@ -91,7 +83,7 @@ def cmd_fit(args) -> int:
     method = kind.resolve_method(target) if delta and kind.method_name else None
     trains = train_specs(args)
     for spec in trains:
-        _warn_if_unrepresentative("fit", spec)
+        warn_if_unrepresentative("fit", spec)
     ds = load_dataset(pooled(trains), target, symmetrize=args.symmetrize, label_mask=args.label_mask)
     if delta:
         summary = kind.check_baseline(ds)
@@ -119,6 +111,8 @@ def cmd_fit(args) -> int:
                                                 progress=True, run_options=_run_options(args, kind))
     else:
         model = fit_model(kind, target, ds, config, seed=seed, progress=True, run_options=_run_options(args, kind))
+    if secondary_rank():  # torchrun/srun: rank 0 writes and reports the model, which every process holds
+        return 0
     model.save(args.output, overwrite=args.overwrite)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s; saved to {args.output}")
@@ -247,7 +241,7 @@ def cmd_learning_curve(args) -> int:
         return _density_curve(args)
     target = _target(args)
     kind, config, seed = model_options(args)
-    _warn_if_unrepresentative("learning-curve", args.train)
+    warn_if_unrepresentative("learning-curve", args.train)
     train = load_dataset(args.train, target, symmetrize=args.symmetrize)
     test = load_dataset(args.test, target, symmetrize=args.symmetrize)
     try:

@@ -53,6 +53,10 @@ def check_tune(args, kind) -> None:
                           "use psilearn evaluate on held-out data)")
     if not args.tune > 0:
         raise ConfigError(f"--tune: the budget must be a positive number of seconds, got {args.tune:g}")
+    from psilearn.cli.main import distributed_launch
+
+    if distributed_launch():  # each process would stop its trials on its own clock, and the collectives would not match
+        raise ConfigError("--tune runs in one process: tune without torchrun/srun, then fit with the chosen options on several")
 
 
 def tuned_fit(args, kind, target, ds, config, seed):
@@ -93,3 +97,12 @@ def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = 
     if ds.target.key != args.target:
         ds = load(source, target_of(ds.frames, args.target))
     return ds, trains, config, seed
+
+
+def warn_if_unrepresentative(command: str, spec: str) -> None:
+    """One line on stderr when TRAIN's @slice of an ordered file is a poor sample of it."""
+    from psilearn.data.representative import slice_warning
+
+    msg = slice_warning(spec)
+    if msg:
+        print(f"psilearn {command}: warning: {msg}", file=sys.stderr)

@@ -30,6 +30,7 @@ def metrics_lines(m: dict) -> list[str]:
 def fit_hamiltonian(args, run_options: dict) -> int:
     """``fit --hamiltonian``: the hamiltonian model on a file's F labels (its basis and shells)."""
     from psilearn.cli.fit_options import labelled_kind_data
+    from psilearn.cli.main import secondary_rank
     from psilearn.data import hamiltonian_target, load_hamiltonian_dataset
     from psilearn.models.factory import fit_model
 
@@ -37,6 +38,8 @@ def fit_hamiltonian(args, run_options: dict) -> int:
                                                   " (its validation split is nn_train.val_fraction)")
     print(f"fitting {ds.target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
     model = fit_model("hamiltonian", ds.target, ds, config, seed=seed, progress=True, run_options=run_options)
+    if secondary_rank():  # torchrun/srun: rank 0 writes and reports the model
+        return 0
     model.save(args.output, overwrite=args.overwrite)
     m = model.metadata
     print(f"fitted in {m['fit_seconds']:.1f} s ({m['n_parameters']} parameters, {m['members'][0]['epochs']} epochs: "

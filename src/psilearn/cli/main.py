@@ -109,6 +109,25 @@ def _session(quiet: bool, stderr):
         yield
 
 
+def distributed_launch() -> bool:
+    """True in a process of a launch of several (torchrun: WORLD_SIZE; plain srun: SLURM_NTASKS with MASTER_ADDR)."""
+    size = os.environ.get("WORLD_SIZE") or (os.environ.get("SLURM_NTASKS") if "MASTER_ADDR" in os.environ else None)
+    return int(size or 1) > 1
+
+
+def secondary_rank() -> bool:
+    """True in a process other than rank 0 of a distributed launch (torchrun sets RANK; a plain
+    ``srun`` sets SLURM_PROCID, used with MASTER_ADDR): it trains but stays quiet and writes nothing."""
+    rank = os.environ.get("RANK") or (os.environ.get("SLURM_PROCID") if "MASTER_ADDR" in os.environ else None)
+    return rank not in (None, "0")
+
+
+def _leave_process_group() -> None:
+    dist = sys.modules.get("psilearn.models._torch.distributed")
+    if dist is not None:
+        dist.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -116,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     stderr = sys.stderr  # errors and warnings, also with --quiet
-    with _session(args.quiet, stderr):
+    with _session(args.quiet or secondary_rank(), stderr):
         try:
             check_paths(args)
             return int(args.func(args) or 0)
@@ -127,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             # Input problems (bad files, labels, options, paths) get one readable line, not a traceback.
             print(f"psilearn {args.command}: error: {error_line(exc)}", file=stderr)
             return 2
+        finally:
+            _leave_process_group()
 
 
 if __name__ == "__main__":

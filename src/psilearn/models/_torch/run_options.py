@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import torch
 
+from psilearn.models._torch import distributed
 from psilearn.models._torch.train import resolve_device
 
 
 class TorchRunOptions:
     """``device``/``dtype`` from the training config, ``set_run_options`` for the CLI flags
-    (--device, --checkpoint-dir, --resume) and ``_apply_threads`` (``nn_train.threads``)."""
+    (--device, --checkpoint-dir, --resume), ``_apply_threads`` (``nn_train.threads``) and ``_join_distributed`` (a torchrun launch)."""
 
     @property
     def device(self) -> torch.device:
-        return resolve_device(self.train_config.device)
+        """The configured device; in a distributed launch 'cuda' is this process's GPU (cuda:LOCAL_RANK)."""
+        return distributed.local_device(resolve_device(self.train_config.device))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -35,3 +37,7 @@ class TorchRunOptions:
     def _apply_threads(self) -> None:
         if self.train_config.threads:
             torch.set_num_threads(int(self.train_config.threads))
+
+    def _join_distributed(self) -> None:
+        """Under torchrun/srun (WORLD_SIZE > 1): join the process group before training (no-op otherwise)."""
+        distributed.setup(self.device)

@@ -3,8 +3,11 @@ per-channel loss weights, early stopping on a validation split, checkpoints and 
 
 Determinism: weights are initialised from the seed (by the caller); the order of training structures
 in epoch e is a permutation drawn from a generator seeded with (seed, e), so an epoch's batches do not
-depend on what ran before. A resumed run restores weights, EMA and best weights, AdamW moments,
-schedule and early-stopping state, and then repeats the uninterrupted run exactly.
+depend on what ran before. Under a distributed launch (:mod:`.distributed`) every process draws the
+same permutation and takes every world_size-th structure of each global batch; the loss is normalised
+by the global number of samples, so the averaged gradient, hence the run, is that of one process.
+A resumed run restores weights, EMA and best weights, AdamW moments, schedule and early-stopping
+state, and then repeats the uninterrupted run exactly.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from psilearn.config import Checks, Options
+from psilearn.models._torch import distributed as ddp
 from psilearn.models._torch.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
 from psilearn.models._torch.graph import Graph, collate
 
@@ -265,7 +269,9 @@ class Trainer:
         from tqdm.auto import tqdm
 
         n = len(train_graphs)
-        bar = tqdm(total=cfg.epochs, initial=st["epoch"], desc="training", disable=not self.progress, leave=False)
+        # what the training forward goes through (DDP in a process group)
+        self._model = ddp.wrap(net, self.device, find_unused=getattr(self.loss, "unused_parameters", False))
+        bar = tqdm(total=cfg.epochs, initial=st["epoch"], desc="training", disable=not (self.progress and ddp.is_main()), leave=False)
         t_start = time.perf_counter() - st["elapsed"]
         while st["epoch"] < cfg.epochs:
             epoch = st["epoch"]
@@ -276,6 +282,8 @@ class Trainer:
             backup = ema.copy_to(net)
             val = self.evaluate(val_graphs, va_rows)
             EMA.restore(net, backup)
+            # rank 0's validation loss and clock decide for all processes (they agree to rounding)
+            val, elapsed = ddp.from_main([val, time.perf_counter() - t_start], self.device)
             sched.step(val)
             st["epoch"] = epoch + 1
             st["history"].append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss / n, "val_loss": val})
@@ -284,7 +292,7 @@ class Trainer:
                 best = {k: v.detach().clone() for k, v in ema.shadow.items()}
             else:
                 st["since_best"] += 1
-            st["elapsed"] = time.perf_counter() - t_start
+            st["elapsed"] = elapsed
             if st["since_best"] > cfg.patience:
                 st["stopped"] = f"early stopping (no validation improvement in {cfg.patience} epochs)"
             elif cfg.max_seconds and st["elapsed"] > cfg.max_seconds:
@@ -293,7 +301,7 @@ class Trainer:
                 st["stopped"] = f"maximum of {cfg.epochs} epochs reached"
             bar.update(1)
             bar.set_postfix(train=f"{train_loss / n:.3g}", val=f"{val:.3g}", lr=f"{lr:.2g}")
-            if self.checkpoint_dir and (st["epoch"] % cfg.checkpoint_every == 0 or st["stopped"]):
+            if self.checkpoint_dir and ddp.is_main() and (st["epoch"] % cfg.checkpoint_every == 0 or st["stopped"]):
                 self._save(opt, ema, best, {**st, "schedule": sched.state()})
             if self.on_epoch_end is not None:
                 self.on_epoch_end(st["epoch"])
@@ -333,7 +341,8 @@ class Trainer:
         net.train()
         train_loss = 0.0
         for s in range(0, n, cfg.batch_size):
-            loss = self.loss.terms(net, self._batch(graphs, rows, perm[s : s + cfg.batch_size])).mean()
+            idx = perm[s : s + cfg.batch_size]
+            loss, batch_loss = self._batch_loss(graphs, rows, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad > 0:
@@ -344,10 +353,30 @@ class Trainer:
                 ema.update(net, st["step"])
             else:
                 ema.shadow = {k: p.detach().clone() for k, p in net.named_parameters()}
-            train_loss += float(loss.detach()) * len(perm[s : s + cfg.batch_size])
+            train_loss += batch_loss * len(idx)
         return train_loss
+
+    def _batch_loss(self, graphs: list[Graph], rows, idx) -> tuple[torch.Tensor, float]:
+        """(loss to differentiate, mean loss of the global batch ``idx``). One process: the mean
+        over samples. Distributed: this rank's structures idx[rank::world], loss = sum * world / N
+        with N the global sample count, so DDP's gradient average is the one-process gradient. A
+        rank left without structures runs a zero-weighted one (every rank joins each reduction)."""
+        model = getattr(self, "_model", self.net)
+        world = ddp.world_size()
+        if world == 1:
+            loss = self.loss.terms(model, self._batch(graphs, rows, idx)).mean()
+            return loss, float(loss.detach())
+        mine = idx[ddp.rank() :: world]
+        terms = self.loss.terms(model, self._batch(graphs, rows, mine if len(mine) else idx[:1]))
+        if not len(mine):
+            terms = terms * 0.0
+        total, count = ddp.all_sum([float(terms.detach().sum()), len(terms) if len(mine) else 0], self.device)
+        return terms.sum() * (world / count), total / count
 
     @staticmethod
     def _summary(st: dict) -> dict:
-        return {"epochs": st["epoch"], "best_epoch": st["best_epoch"], "best_val_loss": st["best_val"],
-                "stopped": st["stopped"], "train_seconds": round(st["elapsed"], 3), "history": st["history"]}
+        out = {"epochs": st["epoch"], "best_epoch": st["best_epoch"], "best_val_loss": st["best_val"],
+               "stopped": st["stopped"], "train_seconds": round(st["elapsed"], 3), "history": st["history"]}
+        if ddp.world_size() > 1:
+            out["processes"] = ddp.world_size()  # data-parallel training (torchrun)
+        return out

@@ -45,6 +45,10 @@ def structure_record(index: StructureIndex, h: np.ndarray, s: np.ndarray, n_eig:
 class HamiltonianLoss:
     """Loss object for :class:`psilearn.models._torch.train.Trainer` (``y`` rows are StructureRecords)."""
 
+    # the body's own readout and the heads of element pairs absent from a batch get no gradient: under
+    # DistributedDataParallel they must be searched for (find_unused_parameters)
+    unused_parameters = True
+
     def __init__(self, unit: float, eigenvalue_weight: float = 0.0):
         self.unit, self.eigenvalue_weight = float(unit), float(eigenvalue_weight)
 

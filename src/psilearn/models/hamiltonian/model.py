@@ -23,6 +23,7 @@ from psilearn.data.errors import DataError, frame_location
 from psilearn.data.prediction import HamiltonianPrediction
 from psilearn.data.splits import random_split
 from psilearn.metrics.hamiltonian import closed_shell_occupied, dataset_metrics
+from psilearn.models._torch import distributed
 from psilearn.models._torch.graph import build_graphs, collate
 from psilearn.models._torch.run_options import TorchRunOptions
 from psilearn.models._torch.train import Trainer
@@ -100,8 +101,9 @@ class HamiltonianModel(TorchRunOptions, Model):
         t0 = time.perf_counter()
         cfg = self.train_config
         self._apply_threads()
+        self._join_distributed()
         self.species = data.species
-        graphs = build_graphs(data.frames, self.species, self.net_config.cutoff, progress=self.progress)
+        graphs = build_graphs(data.frames, self.species, self.net_config.cutoff, progress=self.progress and distributed.is_main())
         index = [structure_index(self.target, a, g) for a, g in zip(data.frames, graphs)]
         tr, va = random_split(len(data), cfg.val_fraction, self.seed)
         self.avg_num_neighbors = max(1.0, float(sum(graphs[i].n_edges for i in tr) / sum(graphs[i].n_atoms for i in tr)))

@@ -4,6 +4,10 @@ Target values are learned in the irreducible (e3nn) basis of the Target, after r
 per-element baseline from the even scalar channel (composition fit, as in SA-GPR) and dividing each
 block by its spread. A random ``val_fraction`` of the training structures is held out for early
 stopping, uncertainty calibration and the held-out metrics stored in the model file.
+
+Under ``torchrun`` (or ``srun``) every process runs this same fit on all the data, so the split, the
+normalisation and the calibration agree everywhere; only the training batches are shared out
+(:mod:`psilearn.models._torch.distributed`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ase import Atoms
 from psilearn.data import Dataset
 from psilearn.data.prediction import Prediction
 from psilearn.data.splits import random_split
+from psilearn.models._torch import distributed
 from psilearn.models._torch import uncertainty as unc
 from psilearn.models._torch.graph import build_graphs, collate
 from psilearn.models._torch.network import EquivariantNetwork, NetworkConfig
@@ -175,12 +180,13 @@ class NNModel(TorchRunOptions, Model):
         t0 = time.perf_counter()
         cfg, t = self.train_config, self.target
         self._apply_threads()
+        self._join_distributed()
         self.species = data.species
         if t.per == "pair":  # structures without a labelled pair teach nothing
             data = data.subset(np.flatnonzero([len(p) for p in data.pairs]))
             check_training_data(self.target, data, why="with a labelled pair (one is held out for validation)", pairs=True)
             self.pair_rule = PairRule.from_data(data.frames, data.pairs)
-        graphs = self._graphs(data.frames, data.pairs, self.progress)
+        graphs = self._graphs(data.frames, data.pairs, self.progress and distributed.is_main())
         train_idx, val_idx = random_split(len(data), cfg.val_fraction, self.seed)
         tr, va = data.subset(train_idx), data.subset(val_idx)
         y_tr, y_va = self._compact(t.to_irreps(tr.values)), self._compact(t.to_irreps(va.values))

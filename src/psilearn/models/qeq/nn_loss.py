@@ -105,7 +105,7 @@ class QEqLoss:
     def terms(self, net: torch.nn.Module, batch) -> torch.Tensor:
         b, items = batch
         chi = net(b)
-        hardness = net.hardness()
+        hardness = getattr(net, "module", net).hardness()  # net may be wrapped by DistributedDataParallel
         out = []
         start = 0
         for it in items:

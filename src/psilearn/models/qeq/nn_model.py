@@ -37,6 +37,7 @@ from psilearn.data import Dataset
 from psilearn.data.electronic_state import structure_states
 from psilearn.data.splits import random_split
 from psilearn.errors import ConfigError
+from psilearn.models._torch import distributed
 from psilearn.models._torch import uncertainty as unc
 from psilearn.models._torch.graph import Graph, build_graphs, collate
 from psilearn.models._torch.network import NetworkConfig
@@ -178,10 +179,11 @@ class QEqNNModel(TorchRunOptions, QEqTargetMixin, Model):
         t0 = time.perf_counter()
         cfg, tc, t = self.config, self.train_config, self.target
         self._apply_threads()
+        self._join_distributed()
         frames = data.frames
         total = structure_states(frames)[:, 0]  # validates charge and multiplicity
         self.species = data.species
-        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=self.progress,
+        graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=self.progress and distributed.is_main(),
                               global_state=self.net_config.global_state)
         q_ref, mu_ref, weights = self._references(data, total)
 
