@@ -68,3 +68,38 @@ def test_killed_mid_campaign_resumes_without_relabelling(tmp_path, monkeypatch):
     ref = options(pool=opts.pool, oracle=None, method="gfn2", db=str(tmp_path / "b.db"), init=4, batch=3, budget=10)
     _, uninterrupted = run_active(ref, state_dir=str(tmp_path / "ref"))
     assert selected(log) == selected(uninterrupted)
+
+
+def test_two_methods_cost_measured_and_resume(tmp_path, monkeypatch):
+    """--method gfn1 --method gfn2: both levels labelled through one store, the costs are the stored
+    label_seconds, and a campaign killed mid-round resumes without relabelling anything."""
+    from psilearn.label import campaign
+
+    real = campaign.run_campaign
+    calls = {"n": 0}
+
+    def dying(frames, labeler, db, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:  # round 0 labels gfn1 then gfn2; die in round 1 after storing one label
+            real(frames[:1], labeler, db, **kw)
+            raise KeyboardInterrupt
+        return real(frames, labeler, db, **kw)
+
+    opts = options(pool=f"{MOLECULES}@0:300:25", oracle=None, method=["gfn1", "gfn2"], db=str(tmp_path / "a.db"), init=3,
+                   batch=2, budget=6)
+    monkeypatch.setattr(campaign, "run_campaign", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_active(opts, state_dir=str(tmp_path / "s"))
+    monkeypatch.setattr(campaign, "run_campaign", real)
+    model, log = run_active(opts, state_dir=str(tmp_path / "s"))
+    got = [tuple(p) for r in log["rounds"] for p in r["pairs"]]
+    assert len(got) == len(set(got)) and {lv for _, lv in got} == {"gfn1", "gfn2"}
+    rows = list(LabelStore(tmp_path / "a.db").rows())
+    assert len(rows) == len(got) and len({r.key_value_pairs["label_key"] for r in rows}) == len(got)  # each label once
+    seconds = {}
+    for r in rows:
+        seconds.setdefault(r.key_value_pairs["label_method"], []).append(r.key_value_pairs["label_seconds"])
+    costs = log["rounds"][1]["costs"]
+    assert all(c > 0 for c in costs)
+    assert sum(r["charged_seconds"] for r in log["rounds"]) == pytest.approx(sum(sum(v) for v in seconds.values()), rel=1e-4)
+    assert model.levels == ["gfn1", "gfn2"]
