@@ -110,7 +110,7 @@ def summarise(rows: list[dict], reference: str = "random") -> None:
     methods = list(dict.fromkeys(r["method"] for r in rows))
     curves = {}
     for m in methods:
-        key = "round" if m != "MF random (GFN2 on all)" else "n_ref"
+        key = "n_ref" if m.startswith("MF random") else "round"
         pts = {}
         for r in rows:
             if r["method"] == m:
@@ -169,7 +169,8 @@ def run(args) -> list[dict]:
         for name in args.methods.split(","):
             t0 = time.perf_counter()
             if name == "MF random":
-                rows += mf_random(pool_file, tests, [int(v) for v in args.mf_sizes.split(",")], costs, seed)
+                got = mf_random(pool_file, tests, [int(v) for v in args.mf_sizes.split(",")], costs, seed)
+                rows += [{**r, "method": r["method"] + args.name_suffix} for r in got]
                 print(f"seed {seed} {name}: {time.perf_counter() - t0:.0f} s", flush=True)
                 continue
             got = one_run(name, pool_file, tests, args, costs, seed, os.path.join(args.out, f"state_{seed}_{name.replace(' ', '_')}"))
