@@ -68,3 +68,42 @@ def test_killed_mid_campaign_resumes_without_relabelling(tmp_path, monkeypatch):
     ref = options(pool=opts.pool, oracle=None, method="gfn2", db=str(tmp_path / "b.db"), init=4, batch=3, budget=10)
     _, uninterrupted = run_active(ref, state_dir=str(tmp_path / "ref"))
     assert selected(log) == selected(uninterrupted)
+
+
+def test_two_methods_cost_measured_and_resume(tmp_path, monkeypatch):
+    """--method gfn1 --method gfn2: both levels labelled through one store, the costs are the stored
+    label_seconds, and a campaign killed mid-round resumes without relabelling anything."""
+    from psilearn.data import read_structures
+    from psilearn.label import campaign
+
+    real = campaign.run_campaign
+    calls = {"n": 0}
+
+    def dying(frames, labeler, db, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:  # round 0 labels gfn1 then gfn2: die after storing one gfn2 label
+            real(frames[:1], labeler, db, **kw)
+            raise KeyboardInterrupt
+        return real(frames, labeler, db, **kw)
+
+    opts = options(pool=f"{MOLECULES}@0:300:25", oracle=None, method=["gfn1", "gfn2"], db=str(tmp_path / "a.db"), init=3,
+                   batch=2, budget=6)
+    monkeypatch.setattr(campaign, "run_campaign", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_active(opts, state_dir=str(tmp_path / "s"))
+    monkeypatch.setattr(campaign, "run_campaign", real)
+    model, log = run_active(opts, state_dir=str(tmp_path / "s"))
+    got = [tuple(p) for r in log["rounds"] for p in r["pairs"]]
+    assert len(got) == len(set(got)) and {lv for _, lv in got} == {"gfn1", "gfn2"}
+    rows = list(LabelStore(tmp_path / "a.db").rows())
+    assert len(rows) == len(got) and len({r.key_value_pairs["label_key"] for r in rows}) == len(got)  # each label once
+    assert sum(r["charged_seconds"] for r in log["rounds"]) == pytest.approx(sum(r.key_value_pairs["label_seconds"] for r in rows),
+                                                                             rel=1e-4)  # each label charged its stored time
+    if len(log["rounds"]) > 1:  # (label times are measured: how many rounds the budget allows varies from run to run)
+        from psilearn.label.hashing import structure_hash
+
+        pool = read_structures(opts.pool)
+        stored = {(r.key_value_pairs["structure_hash"], r.key_value_pairs["label_method"]): r.key_value_pairs["label_seconds"] for r in rows}
+        first = [[stored[(structure_hash(pool[i]), lv)] for i, lv in log["rounds"][0]["pairs"] if lv == name] for name in ("gfn1", "gfn2")]
+        assert log["rounds"][1]["costs"] == pytest.approx([sum(v) / len(v) for v in first], abs=2e-6)  # the mean seconds so far
+    assert model.levels == ["gfn1", "gfn2"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
+from psilearn.active.fidelity import FIDELITY_KEY, LevelLabels, check_costs, cost_aware_batch, measured_costs, spent_seconds
 from psilearn.active.labels import MethodLabels, OracleLabels, check_unique, order_indices
 from psilearn.active.options import ActiveOptions
 from psilearn.active.selection import diverse_batch, initial_set, random_batch, structure_variance, targeted_batch
@@ -35,6 +36,7 @@ class _Run:
     model: object = None
     progress: bool = False
     on_fit: Callable | None = None
+    kind: object = None  # the model kind (a multifidelity class with several levels)
 
 
 def run_active(options: ActiveOptions, output: str | None = None, state_dir: str | None = None, overwrite: bool = False,
@@ -59,9 +61,10 @@ def run_active(options: ActiveOptions, output: str | None = None, state_dir: str
         elif run.model is None:  # resumed after a finished round: the same data and seed give the same model
             run.model, _ = _fit_model(run)
         n_selected = len(order_indices(rounds))
-        if n_selected >= options.budget or n_selected >= len(run.pool):
+        if not options.multilevel and (n_selected >= options.budget or n_selected >= len(run.pool)):
             break
-        _select(run, len(rounds))
+        if not _select(run, len(rounds)):
+            break
     run.log["complete"] = True
     save_log(run.state_dir, run.log)
     run.model.metadata["active_learning"] = {"options": run.log["options"], "rounds": rounds}
@@ -84,17 +87,10 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
         state_dir = default_state_dir(output)
     pool = read_structures(options.pool)
     options.check(len(pool))
-    if options.oracle is not None:
-        if options.oracle != target.key:
-            raise ConfigError(f"--oracle {options.oracle!r} must be the --target key {target.key!r}")
-        source = OracleLabels(pool, options.oracle, options.pool)
-        load_dataset(options.pool, target, symmetrize=options.symmetrize)  # every label checked (file, frame), before any work
-    else:
-        source = MethodLabels(pool, target.key, options.method, options.db, options.observables,
-                              options.workers, options.scheduler)
+    source, kind = _sources(options, target, pool)
     test = load_dataset(options.test, target, symmetrize=options.symmetrize) if options.test else None
     log, resumed = start_or_resume(state_dir, options.record(), overwrite)
-    run = _Run(options, target, pool, source, test, str(state_dir), log, report)
+    run = _Run(options, target, pool, source, test, str(state_dir), log, report, kind=kind)
     if options.focus:
         run.focus = read_structures(options.focus)
     if resumed:
@@ -102,6 +98,31 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
     report(f"{'resuming' if resumed else 'starting'} active learning: {len(pool)} structures in {options.pool}, "
            f"{options.strategy} selection, labels from {source.describe()}; log {state_dir}/log.json")
     return run
+
+
+def _sources(options: ActiveOptions, target, pool: list[Atoms]):
+    """(labels source, model kind): one level, or several through LevelLabels and a multifidelity kind."""
+    from psilearn.data import load_dataset
+    from psilearn.models.fidelity.multifidelity import multifidelity_kind
+
+    levels, sources = options.levels, []
+    if options.oracle is not None:
+        if levels[-1] != target.key:
+            what = "the last --oracle (the target level)" if options.multilevel else f"--oracle {levels[-1]!r}"
+            raise ConfigError(f"{what} must be the --target key {target.key!r}")
+        for key in levels:
+            sources.append(OracleLabels(pool, key, options.pool))
+            level_target = type(target).from_dict({**target.to_dict(), "key": key})
+            load_dataset(options.pool, level_target, symmetrize=options.symmetrize)  # every label checked, before any work
+    else:
+        for method in levels:
+            sources.append(MethodLabels(pool, target.key, method, options.db, options.observables,
+                                        options.workers, options.scheduler))
+    if not options.multilevel:
+        return sources[0], options.kind
+    keys = levels if options.oracle is not None else [target.key] * len(levels)
+    kind = multifidelity_kind(FIDELITY_KEY, levels, levels[-1], inner=options.kind)
+    return LevelLabels(sources, levels, keys, target.key, len(pool)), kind
 
 
 def _restore(run: _Run) -> None:
@@ -138,16 +159,23 @@ def _focus_descriptors(run: _Run) -> np.ndarray:
     return run.focus_descriptors
 
 
-def _select(run: _Run, round_: int) -> None:
-    """Choose round ``round_``'s structures and log them (status ``selected``) before any labelling."""
+def _select(run: _Run, round_: int) -> bool:
+    """Choose round ``round_``'s structures and log them (status ``selected``) before any labelling;
+    False when nothing is left to select (several levels: the budget's seconds are spent)."""
     opts, t0 = run.options, time.perf_counter()
     taken = order_indices(run.log["rounds"])
+    extra = {}
     if round_ == 0:
         elements = [set(int(z) for z in a.numbers) for a in run.pool]
         if opts.init_strategy == "fps":
             chosen = initial_set(_descriptors(run), opts.init, "fps", opts.seed, elements)
         else:
             chosen = initial_set(np.zeros((len(run.pool), 1)), opts.init, "random", opts.seed, elements)
+        chosen = [k * len(run.pool) + i for k in range(len(opts.levels)) for i in chosen]
+    elif opts.multilevel:
+        chosen, extra = _select_levels(run, taken)
+        if not chosen:
+            return False
     else:
         candidates = np.setdiff1d(np.arange(len(run.pool)), taken)
         b = min(opts.batch, opts.budget - len(taken))
@@ -162,10 +190,44 @@ def _select(run: _Run, round_: int) -> None:
             chosen = diverse_batch(_variance(run, [run.pool[i] for i in candidates]), _descriptors(run), candidates,
                                    labelled, b)
     check_unique(taken + chosen)
+    if opts.multilevel:
+        extra["pairs"] = [[i % len(run.pool), opts.levels[i // len(run.pool)]] for i in chosen]
     run.log["rounds"].append({"round": round_, "selected": chosen, "status": "selected", "failed": {},
-                              "seconds": {"select": round(time.perf_counter() - t0, 3)}})
+                              "seconds": {"select": round(time.perf_counter() - t0, 3)}, **extra})
     save_log(run.state_dir, run.log)
-    run.report(f"round {round_}: selected {len(chosen)} structures ({len(taken) + len(chosen)}/{opts.budget})")
+    what = "labels" if opts.multilevel else "structures"
+    run.report(f"round {round_}: selected {len(chosen)} {what} ({len(taken) + len(chosen)}"
+               f"{'' if opts.multilevel else f'/{opts.budget}'})")
+    return True
+
+
+def _select_levels(run: _Run, taken: list[int]) -> tuple[list[int], dict]:
+    """Several levels: the cost-aware batch (psilearn.active.fidelity) and what the log records of it."""
+    opts, n = run.options, len(run.pool)
+    costs = _costs(run)
+    budget = opts.budget * costs[-1]
+    spent = spent_seconds(taken, run.labels, costs, n, opts.method is not None)
+    avail = np.ones((len(opts.levels), n), bool)
+    for i in taken:
+        avail[i // n, i % n] = False
+    labelled = [np.array([i % n for i in taken if i // n == k and i in run.labels], int) for k in range(len(opts.levels))]
+    terms = run.model.variance_terms(run.pool)
+    if not np.all(np.isfinite(terms)):
+        raise ConfigError(f"model kind {opts.kind!r} gives no predictive uncertainty; cost-aware selection needs one (use sagpr)")
+    atoms = None if run.target.per == "structure" else np.repeat(np.arange(n), [len(a) for a in run.pool])
+    variance = np.stack([structure_variance(t, atoms, n) for t in terms])
+    # a round spends at most the seconds of --batch target labels (cheap labels do not use up a slot each)
+    picks = cost_aware_batch(variance, costs, _descriptors(run), avail, labelled, int(avail.sum()),
+                             min(budget - spent, opts.batch * costs[-1]))
+    return [k * n + j for j, k in picks], {"costs": [round(c, 6) for c in costs], "spent_before": round(spent, 6),
+                                          "budget_seconds": round(budget, 6)}
+
+
+def _costs(run: _Run) -> list[float]:
+    """Seconds per label of each level: given (--cost, oracles) or measured from the labels (methods)."""
+    if run.options.oracle is not None:
+        return [float(run.options.costs[name]) for name in run.options.levels]
+    return check_costs(measured_costs(run.labels, run.options.levels, len(run.pool)), run.options.levels)
 
 
 def _variance(run: _Run, frames: list[Atoms]) -> np.ndarray:
@@ -191,6 +253,9 @@ def _label(run: _Run, r: dict) -> None:
                         "see the label database")
     r["status"] = "labelled"
     r["seconds"]["label"] = round(time.perf_counter() - t0, 3)
+    if run.options.multilevel:  # the labels' cost: measured seconds (methods) or the given --cost (oracles)
+        r["charged_seconds"] = round(spent_seconds(r["selected"], run.labels, _costs(run), len(run.pool),
+                                                      run.options.method is not None), 6)
     save_log(run.state_dir, run.log)
     fails = f", {len(r['failed'])} failed" if r["failed"] else ""
     run.report(f"round {r['round']}: labelled {len(r['selected']) - len(r['failed'])}{fails} in {r['seconds']['label']:.1f} s")
@@ -205,7 +270,7 @@ def _fit_model(run: _Run):
     order = [i for i in order_indices(run.log["rounds"]) if i in run.labels]
     data = load_dataset([run.labels[i] for i in order], run.target, symmetrize=run.options.symmetrize)
     data.name = f"{run.options.pool} (active learning, {len(order)} structures)"
-    model = fit_model(run.options.kind, run.target, data, run.options.config, seed=run.options.seed)
+    model = fit_model(run.kind, run.target, data, run.options.config, seed=run.options.seed)
     return model, time.perf_counter() - t0
 
 

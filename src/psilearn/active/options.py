@@ -26,6 +26,14 @@ class ActiveOptions:
     label store ``db``, ``workers`` Dask processes, 0: in this process; ``scheduler``: a running cluster);
     ``test``: labelled structures scored after every fit; ``focus``: see ``targeted``; ``symmetrize``:
     project labels onto the Target's symmetry instead of refusing asymmetric ones.
+
+    Several levels (cost-aware multi-fidelity, :mod:`psilearn.active.fidelity`): ``oracle`` or
+    ``method`` a list, cheapest first, the target level last (with oracles the last key is the
+    Target's key); ``costs`` {oracle key: seconds per label} for every oracle level (methods: measured
+    from the label store). ``kind`` is then the inner kind of each level of the ``multifidelity``
+    model, and ``budget`` and ``batch`` are in target-level labels: the run stops when the label
+    seconds spent reach ``budget`` times the target level's cost per label, and a round spends at most
+    ``batch`` times it (any mix of levels). The initial set is labelled at every level.
     """
 
     pool: str
@@ -38,8 +46,8 @@ class ActiveOptions:
     seed: int = 0
     strategy: str = "variance"
     init_strategy: str = "fps"
-    oracle: str | None = None
-    method: str | None = None
+    oracle: str | list[str] | None = None
+    method: str | list[str] | None = None
     observables: str | None = None
     db: str | None = None
     workers: int = 0
@@ -47,6 +55,17 @@ class ActiveOptions:
     test: str | None = None
     focus: str | None = None
     symmetrize: bool = False
+    costs: dict = field(default_factory=dict)
+
+    @property
+    def levels(self) -> list[str]:
+        """The label sources' names, cheapest first (one entry for a single-level run)."""
+        src = self.oracle if self.oracle is not None else self.method
+        return [src] if isinstance(src, str) else list(src or [])
+
+    @property
+    def multilevel(self) -> bool:
+        return len(self.levels) > 1
 
     def check(self, n_pool: int | None = None) -> None:
         """ConfigError (one line) for inconsistent options; ``n_pool``: the pool's size, once read."""
@@ -72,14 +91,42 @@ class ActiveOptions:
             raise ConfigError("--method needs a label database (--db)")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        self._check_levels()
         if n_pool is not None and n_pool < self.budget:
             raise ConfigError(f"the pool {self.pool} holds {n_pool} structures, fewer than --budget {self.budget}")
+
+    def _check_levels(self) -> None:
+        names = self.levels
+        if len(set(names)) != len(names) or not all(names):
+            raise ConfigError(f"each level once: {', '.join(map(str, names))}")
+        if not self.multilevel:
+            if self.costs:
+                raise ConfigError("--cost goes with several --oracle levels (cost-aware multi-fidelity)")
+            return
+        if self.strategy != "variance":
+            raise ConfigError(f"--strategy {self.strategy} with several levels: only the cost-aware variance selection "
+                              "is defined across levels (run random or targeted with one level)")
+        if self.method is not None:
+            if self.costs:
+                raise ConfigError("--cost goes with --oracle levels; with --method the seconds per label are measured "
+                                  "from the label store")
+            return
+        missing = [n for n in names if n not in self.costs]
+        unknown = sorted(set(self.costs) - set(names))
+        if missing or unknown:
+            raise ConfigError(f"--cost KEY=SECONDS for each --oracle level ({', '.join(names)}): "
+                              + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(unknown)}"))
+        bad = [n for n, c in self.costs.items() if not (isinstance(c, (int, float)) and c > 0 and c < float("inf"))]
+        if bad:
+            raise ConfigError(f"--cost: seconds per label must be positive and finite ({', '.join(bad)})")
 
     def record(self) -> dict:
         """What the log stores and a resumed run must repeat (the label workers and scheduler may change)."""
         out = asdict(self)
         for name in ("workers", "scheduler"):
             out.pop(name)
+        if not out["costs"]:
+            out.pop("costs")  # logs of single-level runs stay as they were
         return out
 
 

@@ -23,8 +23,14 @@ def register(sub) -> None:
     p.add_argument("pool_file", metavar="POOL", help="candidate structures (ASE-readable, @slice allowed)")
     _add_target_args(p)
     src = p.add_argument_group("labels (one of)")
-    src.add_argument("--oracle", metavar="KEY", help="read the labels from POOL's KEY (must be the --target key; benchmarks)")
-    src.add_argument("--method", metavar="METHOD", help="compute them: gfn2, gfn1 or XC/BASIS (as psilearn label)")
+    src.add_argument("--oracle", metavar="KEY", action="append", help="read the labels from POOL's KEY (must be the --target "
+                     "key; benchmarks). Repeat for several levels, cheapest first, the --target key last (cost-aware "
+                     "multi-fidelity; needs --cost for each)")
+    src.add_argument("--method", metavar="METHOD", action="append", help="compute them: gfn2, gfn1 or XC/BASIS (as psilearn "
+                     "label). Repeat for several levels, cheapest first, the target level last: cost-aware multi-fidelity, "
+                     "seconds per label measured from the label database")
+    src.add_argument("--cost", metavar="KEY=SECONDS", action="append", default=[], help="several --oracle levels: the "
+                     "labelling time of one label of level KEY")
     src.add_argument("--observables", help="--method: the labeler observables (default: the one writing --target, "
                      "e.g. alpha -> polarizability, dipole_moment -> dipole)")
     src.add_argument("--db", metavar="DB", help="--method: the label database (ASE SQLite, resumable; default MODEL.labels.db)")
@@ -32,7 +38,8 @@ def register(sub) -> None:
     src.add_argument("--scheduler", help="--method: address of a running Dask scheduler")
     p.add_argument("--init", type=int, required=True, metavar="N0", help="initial set size")
     p.add_argument("--batch", type=int, required=True, metavar="B", help="structures labelled per round")
-    p.add_argument("--budget", type=int, required=True, metavar="N", help="total labelled structures, the initial set included")
+    p.add_argument("--budget", type=int, required=True, metavar="N", help="total labelled structures, the initial set included "
+                   "(several levels: label seconds worth N target-level labels)")
     p.add_argument("--strategy", choices=["variance", "targeted", "random"], default="variance", help="variance: largest "
                    "predictive variance, diversified (default); targeted: the batch that most reduces the predictive variance "
                    "on the --focus structures; random: uniform (the baseline to compare against)")
@@ -40,7 +47,8 @@ def register(sub) -> None:
                    "be good, e.g. the region a study will predict")
     p.add_argument("--init-strategy", choices=["fps", "random"], default="fps", help="the initial set: farthest-point "
                    "sampling on invariant SOAP from a seeded random start (default) or uniform")
-    p.add_argument("--model", default="sagpr", help=f"model kind with a predictive uncertainty ({describe_kinds()})")
+    p.add_argument("--model", default="sagpr", help=f"model kind with a predictive uncertainty (several levels: the kind of "
+                   f"each level of the multifidelity model) ({describe_kinds()})")
     p.add_argument("--config", metavar="YAML", help="options file, as for fit")
     p.add_argument("--seed", type=int, default=None, help=SEED_HELP + "; also draws the initial set and random batches")
     p.add_argument("--test", metavar="TEST", help="labelled structures: the test errors after every round are logged")
@@ -69,9 +77,9 @@ def cmd_active(args) -> int:
         check_output(db, [args.pool_file, args.config, args.test], kind="database", name="--db")
     opts = ActiveOptions(pool=args.pool_file, target=target.to_dict(), init=args.init, batch=args.batch, budget=args.budget,
                          kind=args.model, config=config, seed=seed, strategy=args.strategy,
-                         init_strategy=args.init_strategy, oracle=args.oracle, method=args.method,
+                         init_strategy=args.init_strategy, oracle=_one_or_list(args.oracle), method=_one_or_list(args.method),
                          observables=args.observables, db=db, workers=args.workers, scheduler=args.scheduler,
-                         test=args.test, focus=args.focus, symmetrize=args.symmetrize)
+                         test=args.test, focus=args.focus, symmetrize=args.symmetrize, costs=_costs(args.cost))
     opts.check()
 
     def report(line: str) -> None:
@@ -83,6 +91,30 @@ def cmd_active(args) -> int:
     print(f"saved {args.output} ({log['rounds'][-1].get('n_labelled', '?')} labelled structures); "
           f"log {args.state_dir or args.output.rstrip('/') + '.active'}/log.json")
     return 0
+
+
+def _one_or_list(values: list[str] | None) -> str | list[str] | None:
+    """One --oracle/--method: the value (single-level run); several: the list of levels."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
+
+
+def _costs(items: list[str]) -> dict[str, float]:
+    """--cost KEY=SECONDS (repeated) -> {KEY: seconds}; ConfigError (one line) for a malformed one."""
+    from psilearn.errors import ConfigError
+
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.rpartition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = None
+        if not sep or not key or seconds is None:
+            raise ConfigError(f"--cost {item!r}: expected KEY=SECONDS, e.g. --cost mu_gfn2=0.002")
+        out[key] = seconds
+    return out
 
 
 def _print_table(log: dict) -> None:

@@ -116,6 +116,8 @@ def _pairs_to_atoms(frames: list[Atoms], pred: Prediction, target, with_std: boo
         b.info[key] = np.asarray(pred.values[sl], dtype=np.float64).ravel()
         if with_std:
             b.info[f"{key}_std"] = np.asarray(pred.std[sl], dtype=np.float64).ravel()
+        for name, v in getattr(pred, "pair_extras", {}).items():  # e.g. a delta model's baseline and correction
+            b.info[name] = np.asarray(v[sl], dtype=np.float64).ravel()
         out.append(b)
     return out
 

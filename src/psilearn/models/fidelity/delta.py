@@ -6,6 +6,11 @@ The model learns the difference ``KEY - BASELINE`` with any inner kind (sagpr by
 predicts ``BASELINE + correction``; prediction therefore needs ``BASELINE`` in every input
 structure.
 
+Per-pair targets (``Target(per="pair")``, docs/pairs.md): the baseline is a per-pair label with its
+own pair list (``BASELINE_pairs``), which must list the same pairs as the target's (in either order
+within a pair: the reader canonicalises them, transposing the values); at prediction the baseline's
+pairs are the pairs predicted. A mismatch is one line naming file, frame and key.
+
 Uncertainty: the baseline is taken as exact (it is an input, not an estimate), so the predictive
 standard deviation (and covariance) is the inner model's uncertainty of the correction.
 
@@ -27,7 +32,7 @@ from ase import Atoms
 
 from psilearn.data import Dataset
 from psilearn.data.dataset import check_symmetry, extract_values
-from psilearn.data.errors import DataError
+from psilearn.data.errors import DataError, frame_location
 from psilearn.data.prediction import Prediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
@@ -101,6 +106,50 @@ def _baseline_values(frames: list[Atoms], target: Target, key: str, symmetrize: 
         raise DataError(f"{exc} (the baseline of the delta model of {target.key!r})") from None
 
 
+def _pair_baseline(frames: list[Atoms], target: Target, key: str, symmetrize: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per-pair baseline labels ``key`` (pair list ``key_pairs``): values (n_pairs, 3**rank) in
+    frame and canonical pair order, and each structure's pairs (P_s, 2); a structure with neither key
+    has none. Validated as the Target's own labels; DataError naming file, frame and key otherwise."""
+    from psilearn.data.pairs import read_frame_pairs
+
+    base = dataclasses.replace(target, key=key)
+    try:
+        read = [read_frame_pairs(a, i, base) for i, a in enumerate(frames)]
+        pairs = [p for p, _ in read]
+        values = np.concatenate([v for _, v in read]) if read else np.zeros((0, target.size))
+        sample = np.repeat(np.arange(len(frames)), [len(p) for p in pairs])
+        return check_symmetry(frames, base, values, symmetrize, sample), pairs
+    except DataError as exc:
+        raise DataError(f"{exc} (the baseline of the delta model of {target.key!r})") from None
+
+
+def _same_pairs(frames: list[Atoms], target: Target, key: str, want: list[np.ndarray], have: list[np.ndarray]) -> None:
+    """DataError (one line: file, frame, keys) for the first structure whose target pairs ``want``
+    differ from the baseline's ``have`` (both canonical)."""
+    for i, (a, w, h) in enumerate(zip(frames, want, have)):
+        if not np.array_equal(w, h):
+            extra = {tuple(p) for p in w.tolist()} ^ {tuple(p) for p in h.tolist()}
+            first = min(extra) if extra else None
+            raise DataError(f"{frame_location(a, i)}: the baseline {key}_pairs lists {len(h)} pairs, {target.pairs_key!r} "
+                            f"{len(w)}{f' (pair {first} is in one only)' if first else ' (in another order)'}; Δ-learning "
+                            "needs the baseline on exactly the target's pairs")
+
+
+def _with_pairs(frames: list[Atoms], target: Target, key: str, pairs: list[np.ndarray]) -> list[Atoms]:
+    """Copies of ``frames`` listing the baseline's ``pairs`` as the target's pair list (the pairs the
+    inner model predicts); a frame that lists its own target pairs must list the same ones."""
+    from psilearn.data.pairs import read_frame_pairs
+
+    out = []
+    for i, (a, p) in enumerate(zip(frames, pairs)):
+        if target.pairs_key in a.info:
+            _same_pairs([a], target, key, [read_frame_pairs(a, i, target, with_values=False)[0]], [p])
+        b = a.copy()
+        b.info[target.pairs_key] = np.asarray(p, dtype=np.int64).ravel()
+        out.append(b)
+    return out
+
+
 @dataclass
 class DeltaPrediction(Prediction):
     """A Prediction (the sum) with the baseline and the correction as extras, written by
@@ -118,6 +167,11 @@ class DeltaPrediction(Prediction):
     @property
     def extra_info(self) -> dict[str, np.ndarray]:
         return self._extras() if self.per == "structure" else {}
+
+    @property
+    def pair_extras(self) -> dict[str, np.ndarray]:
+        """Per-pair targets: the extras with one row per pair (written next to ``KEY`` in info)."""
+        return {f"{self.key}_baseline": self.baseline, f"{self.key}_correction": self.correction} if self.per == "pair" else {}
 
     @property
     def extra_arrays(self) -> dict[str, np.ndarray]:
@@ -198,11 +252,20 @@ class DeltaModel(Model):
                         baseline_db=cls.method_db, baseline_workers=cls.method_workers, progress=True)
             probe._baseline(data.frames)
             return probe.last_baseline_summary
-        _baseline_values(data.frames, data.target, cls.baseline_key, cls.symmetrize)
+        if data.target.per == "pair":
+            _same_pairs(data.frames, data.target, cls.baseline_key, data.pairs,
+                        _pair_baseline(data.frames, data.target, cls.baseline_key, cls.symmetrize)[1])
+        else:
+            _baseline_values(data.frames, data.target, cls.baseline_key, cls.symmetrize)
         return None
 
     def _baseline(self, frames: list[Atoms]) -> np.ndarray:
         """The baseline of ``frames``: their label ``baseline``, or ``baseline_method``'s labels from the store."""
+        if self.target.per == "pair":
+            if self.baseline_method:
+                raise ConfigError(f"--baseline-method with the per-pair target {self.target.key!r}: not supported (no "
+                                  "labeler label is per pair except jcoupling; label the baseline into the file and use --baseline KEY)")
+            return _pair_baseline(frames, self.target, self.baseline, self.symmetrize_baseline)
         if not self.baseline_method:
             return _baseline_values(frames, self.target, self.baseline, self.symmetrize_baseline)
         if not self.baseline_db:
@@ -238,10 +301,14 @@ class DeltaModel(Model):
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "DeltaModel":
         """Fit the inner model on ``target - baseline`` of ``data``'s structures. Returns self."""
-        check_training_data(self.target, data)
+        check_training_data(self.target, data, pairs=True)  # the inner kind refuses pairs itself if it cannot fit them
         t0 = time.perf_counter()
         base = self._baseline(data.frames)
-        diff = Dataset(data.frames, self.target, data.values - base, f"{data.name} ({self.target.key} - {self.baseline_name})")
+        if self.target.per == "pair":
+            base, pairs = base
+            _same_pairs(data.frames, self.target, self.baseline, data.pairs, pairs)
+        diff = Dataset(data.frames, self.target, data.values - base, f"{data.name} ({self.target.key} - {self.baseline_name})",
+                       pairs=data.pairs)
         self.inner.fit(diff)
         self.metadata = {
             **self.inner.metadata, **self.training_record(data, t0),
@@ -260,10 +327,13 @@ class DeltaModel(Model):
         if self.inner is None or not self.metadata:
             raise RuntimeError("model is not fitted")
         base = self._baseline(frames)
+        if self.target.per == "pair":  # the inner model predicts exactly the baseline's pairs
+            base, pairs = base
+            frames = _with_pairs(frames, self.target, self.baseline, pairs)
         self.inner.progress = self.progress
         corr = self.inner.predict(frames, return_std=return_std, return_cov=return_cov, **options)
         return DeltaPrediction(values=base + corr.values, std=corr.std, irreps=self.target.to_irreps(base) + corr.irreps,
-                               irreps_std=corr.irreps_std, cov=corr.cov, baseline=base, correction=corr.values,
+                               irreps_std=corr.irreps_std, cov=corr.cov, pairs=corr.pairs, baseline=base, correction=corr.values,
                                key=self.target.key, per=self.target.per)
 
     # ---- persistence -----------------------------------------------------------------------------

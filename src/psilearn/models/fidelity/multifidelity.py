@@ -285,6 +285,29 @@ class MultiFidelityModel(Model):
             pred.cov = None
         return pred
 
+    def variance_terms(self, frames: list[Atoms]) -> np.ndarray:
+        """(n_levels, n_samples, n_irreps): each level's own term of the target level's predictive
+        variance, in the orthonormal irreps basis. Level k contributes P_k^2 var(delta_k), with
+        P_k = rho_{k+1} ... rho_L per irreducible block (the product over the levels above it, 1 for the
+        target level); the terms sum to the target level's ``irreps_std**2`` (the recursive scheme takes
+        the levels as independent). Affine levels add their noise variance to their own term."""
+        if not self.models:
+            raise RuntimeError("model is not fitted")
+        top = self.levels.index(self.target_level)
+        t = self.target.to_irreps(np.eye(self.target.size))
+        terms, scale = [], np.ones(t.shape[1])
+        for k in range(top, -1, -1):
+            if k in self.calibrations:
+                n = len(frames) if self.target.per == "structure" else sum(len(a) for a in frames)
+                var = np.tile(np.diag(t.T @ self.calibrations[k].noise_covariance(self.target) @ t), (n, 1))
+            else:
+                var = self.models[k].predict(frames, return_std=True).irreps_std ** 2
+            terms.append(scale**2 * var)
+            if k:
+                for b, blk in enumerate(self.target.blocks):
+                    scale[blk.cols] *= self.rho[k - 1][b]
+        return np.stack(terms[::-1])
+
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Metadata: levels, rho and every level model's metadata (``levels_state``); arrays prefixed ``levelK/``."""
