@@ -96,7 +96,7 @@ def _client(scheduler: str):
     if scheduler != "local":
         try:
             return Client(scheduler, timeout="20s"), None
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # unreachable, or not an address
             raise ValueError(f"cannot connect to Dask scheduler {scheduler!r}: {exc}") from None
     import dask
 

@@ -1,0 +1,114 @@
+"""Streamed SA-GPR fit (psilearn.models.sagpr.stream): batches of structures with the normal
+equations accumulated give the in-memory model; float32 batches; a Dask cluster gives the
+in-process sums; options needing every row are refused with one line."""
+
+import numpy as np
+import pytest
+
+from psilearn import Target, load_dataset
+from psilearn.errors import ConfigError
+from psilearn.models._kernel.normal import ChannelSums, batch_bounds
+from psilearn.models.factory import fit_model
+
+from ._synth import SMALL_SOAP, label_frames, molecules, rel_dev
+
+ALPHA = Target("alpha", tensor="ij=ji")
+DIPOLE = Target("mu", per="atom", tensor="i")
+
+
+def _cfg(**model):
+    return {"soap": SMALL_SOAP, "model": {"n_sparse": 20, **model}}
+
+
+@pytest.fixture(scope="module")
+def alpha():
+    return load_dataset(label_frames(molecules(3, 24), "alpha", "sym2", "structure"), ALPHA)
+
+
+@pytest.fixture(scope="module")
+def test_frames():
+    return molecules(9, 6)
+
+
+@pytest.fixture(scope="module")
+def in_memory(alpha):
+    return fit_model("sagpr", ALPHA, alpha, _cfg())
+
+
+def test_sums_of_batches_are_the_sums_of_all_rows():
+    rng = np.random.default_rng(0)
+    phi, y = rng.normal(size=(23, 5)), rng.normal(size=(23, 2))
+    parts = [ChannelSums.of(phi[a:b], y[a:b]) for a, b in batch_bounds(23, 4)]
+    total = parts[0]
+    for p in parts[1:]:
+        total.add(p)
+    assert total.n == 23 and np.allclose(total.c, phi.T @ phi) and np.allclose(total.r, phi.T @ y)
+    assert np.allclose(total.yy, (y**2).sum(0)) and batch_bounds(5, 2) == [(0, 2), (2, 4), (4, 5)]
+
+
+def test_streamed_equals_in_memory(alpha, in_memory, test_frames):
+    streamed = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=5))  # 5 batches of 24 structures
+    assert streamed.metadata["stream"]["n_batches"] == 5 and "streamed" in streamed.metadata["heldout_metrics"]["method"]
+    for z, x in in_memory.sparse[(0, 1)].items():  # the candidate pool keeps the in-memory FPS choice here
+        assert np.allclose(streamed.sparse[(0, 1)][z], x, atol=1e-12)
+    a, b = in_memory.predict(test_frames), streamed.predict(test_frames)
+    assert rel_dev(b.values, a.values) < 1e-10 and rel_dev(b.std, a.std) < 1e-10
+    regs = [c.reg for cm in streamed.channels for _, c in cm.columns]
+    assert np.allclose(regs, [c.reg for cm in in_memory.channels for _, c in cm.columns], rtol=1e-8)
+
+
+def test_streamed_per_atom_with_label_mask(test_frames):
+    frames = label_frames(molecules(4, 16), "mu", "vector", "atom")
+    for a in frames:  # only C and O labelled
+        a.arrays["keep"] = (a.numbers != 1).astype(int)
+        a.arrays["mu"] = np.where(a.arrays["keep"][:, None] == 1, a.arrays["mu"], np.nan)
+    ds = load_dataset(frames, DIPOLE, label_mask="keep")
+    a = fit_model("sagpr", DIPOLE, ds, _cfg(regularization=1e-3))
+    b = fit_model("sagpr", DIPOLE, ds, _cfg(regularization=1e-3, stream_batch=3))
+    pa, pb = a.predict(test_frames), b.predict(test_frames)
+    assert rel_dev(pb.values, pa.values) < 1e-10 and rel_dev(pb.std, pa.std) < 1e-10
+
+
+def test_float32_predictions_within_1e6(alpha, test_frames):
+    f64 = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=8, regularization=1e-4))
+    f32 = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=8, regularization=1e-4, float32=True))
+    a, b = f64.predict(test_frames).values, f32.predict(test_frames).values
+    dev = rel_dev(b, a)
+    assert 0 < dev < 1e-6  # float32 features did change the kernels, and not the predictions beyond 1e-6
+
+
+def test_dask_equals_in_process(alpha, test_frames):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        dask = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=6, scheduler=cluster.scheduler_address))
+    here = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=6))
+    assert dask.metadata["stream"]["scheduler"].startswith(("tcp://", "inproc://"))
+    a, b = here.predict(test_frames), dask.predict(test_frames)
+    assert rel_dev(b.values, a.values) < 1e-12 and rel_dev(b.std, a.std) < 1e-12
+
+
+@pytest.mark.parametrize("option, match", [({"regularization": "cv"}, "regularization: cv"),
+                                           ({"feature_tol": 0.01}, "feature_tol"),
+                                           ({"covariance_storage": "training"}, "covariance_storage")])
+def test_refused_in_streamed_mode(alpha, option, match):
+    with pytest.raises(ConfigError, match=match) as err:
+        fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=5, **option))
+    assert "\n" not in str(err.value) and "streamed fit" in str(err.value)
+
+
+def test_unreachable_scheduler_one_line(alpha):
+    with pytest.raises(ValueError, match="cannot connect to Dask scheduler"):
+        fit_model("sagpr", ALPHA, alpha, _cfg(scheduler="nowhere://host:1"))  # an unreachable address waits 20 s
+
+
+def test_automatic_streaming_when_memory_is_short(alpha, in_memory, test_frames, monkeypatch):
+    from psilearn.models.sagpr import stream
+
+    def too_big(*args):
+        raise stream.MemoryBudgetError("in-memory fit too large")
+
+    monkeypatch.setattr(type(in_memory), "_check_fit_bytes", lambda self, *a: too_big())
+    auto = fit_model("sagpr", ALPHA, alpha, _cfg())
+    assert auto.metadata["stream"]["batch_structures"] == 100  # soap.batch_size
+    assert rel_dev(auto.predict(test_frames).values, in_memory.predict(test_frames).values) < 1e-10
