@@ -112,3 +112,22 @@ def test_automatic_streaming_when_memory_is_short(alpha, in_memory, test_frames,
     auto = fit_model("sagpr", ALPHA, alpha, _cfg())
     assert auto.metadata["stream"]["batch_structures"] == 100  # soap.batch_size
     assert rel_dev(auto.predict(test_frames).values, in_memory.predict(test_frames).values) < 1e-10
+
+
+def test_cli_streamed_fit_and_scheduler_errors(alpha, tmp_path, capsys):
+    import ase.io
+
+    from psilearn.cli.main import main
+
+    ase.io.write(tmp_path / "train.xyz", alpha.frames, format="extxyz")
+    soap = ", ".join(f"{k}: {v}" for k, v in SMALL_SOAP.items())
+    (tmp_path / "s.yaml").write_text(f"soap: {{{soap}}}\nmodel: {{n_sparse: 20, stream_batch: 6}}\n")
+    base = ["fit", str(tmp_path / "train.xyz"), "--target", "alpha", "--tensor", "ij=ji", "--config", str(tmp_path / "s.yaml")]
+    assert main([*base, "-o", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "held-out estimate (not computed: streamed fit" in out and "(none)" in out
+    assert main([*base, "--scheduler", "nowhere://host:1", "-o", str(tmp_path / "m2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("psilearn fit: error: cannot connect to Dask scheduler 'nowhere://host:1'")
+    assert main([*base[:-2], "--model", "nn", "--scheduler", "local", "-o", str(tmp_path / "m3")]) == 2
+    assert "--scheduler distributes a streamed sagpr fit" in capsys.readouterr().err
