@@ -118,6 +118,7 @@ def main() -> int:
     ap.add_argument("--n-sparse", type=int, default=400, help="sparse environments per element (stated: fixed)")
     ap.add_argument("--batch", type=int, default=200, help="structures per streamed batch")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "scaling_sagpr"), help="prefix of the .json/.png written")
+    ap.add_argument("--append", action="store_true", help="add to the rows of an earlier run's .json (table and plot of both)")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(int(args.worker[0]), args.worker[1], args.n_sparse, args.batch)))
@@ -126,6 +127,9 @@ def main() -> int:
         print(f"SKIP: {DATA} not found (benchmarks read ../shared/data beside the checkout)")
         return 0
     rows = []
+    if args.append and os.path.isfile(args.out + ".json"):
+        with open(args.out + ".json") as f:
+            rows = json.load(f)
     print(f"{'N env':>8} {'mode':<14}{'fit [s]':>10}{'peak RSS [MB]':>15}{'RSS after data [MB]':>21}", flush=True)
     for n in (int(s) for s in args.sizes.split(",")):
         for mode in args.modes.split(","):

@@ -36,8 +36,15 @@ class ChannelSums:
     @classmethod
     def of(cls, phi: np.ndarray, y: np.ndarray) -> "ChannelSums":
         """Sums of one batch: ``phi`` (n, M') kernel rows, ``y`` (n, k) targets."""
+        from scipy.linalg.blas import dsyrk
+
         phi64 = np.asarray(phi, dtype=np.float64)
-        return cls(phi64.T @ phi64, phi64.T @ y, np.sum(y**2, axis=0), len(y))
+        if len(phi64) == 0:
+            c = np.zeros((phi64.shape[1],) * 2)
+        else:  # the upper triangle by BLAS syrk (half the flops of a product), then mirrored
+            c = dsyrk(1.0, phi64.T)  # phi64.T is Fortran-ordered: no copy
+            c = np.triu(c) + np.triu(c, 1).T
+        return cls(c, phi64.T @ y, np.sum(y**2, axis=0), len(y))
 
     def add(self, other: "ChannelSums") -> "ChannelSums":
         """In-place sum (returns self)."""
@@ -76,10 +83,15 @@ def map_batches(fn: Callable, shared, args: Sequence[tuple], scheduler: str = ""
         client, cluster = _client(scheduler)
         try:
             common = client.scatter(shared, broadcast=True)
-            futures = [client.submit(fn, common, *a, pure=False) for a in args]
-            for fut in futures:
-                yield fut.result()
-                fut.release()
+            # a window of tasks in flight, so that finished results do not pile up on the workers
+            window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
+            futures = [client.submit(fn, common, *a, pure=False) for a in args[:window]]
+            for i in range(len(args)):
+                if i + window < len(args):
+                    futures.append(client.submit(fn, common, *args[i + window], pure=False))
+                yield futures[i].result()
+                futures[i].release()
+                futures[i] = None
                 bar.update()
         finally:
             client.close()
