@@ -5,7 +5,7 @@ of rows (:meth:`psilearn.models._kernel.gpr.SparseGP.from_sums`), and these are 
 the N x M' kernel Phi never has to exist: each batch of structures contributes its own rows' sums
 and the sums are added (:class:`ChannelSums`). Batches are independent, which is what
 :func:`map_batches` distributes: in this process (one batch after the other, with a progress bar),
-or as Dask tasks on a ``scheduler`` ('local': a LocalCluster on this machine; else the address of a
+or as Dask tasks of a client from :func:`dask_client` ('local': a LocalCluster on this machine; else the address of a
 running scheduler, e.g. ``tcp://host:8786``, as ``psilearn label --scheduler``). Results come back
 in batch order, so the sums are added in the same order as in-process (float64: the same numbers
 to rounding).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,38 +66,46 @@ def batch_bounds(n: int, size: int) -> list[tuple[int, int]]:
     return [(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def map_batches(fn: Callable, shared, args: Sequence[tuple], scheduler: str = "", progress: bool = False,
-                desc: str = "batches") -> Iterator:
-    """``fn(shared, *a)`` for each ``a`` in ``args``, yielded in order. ``scheduler`` '' runs them
-    here; 'local' on a Dask LocalCluster (one single-threaded worker process per core); anything
-    else is the address of a running Dask scheduler (``shared`` is then sent to every worker once).
-    ValueError (one line) when the scheduler cannot be reached."""
+@contextmanager
+def dask_client(scheduler: str = ""):
+    """A Dask Client for ``scheduler`` ('' -> None: run here; 'local': a LocalCluster of one
+    single-threaded worker process per core, closed on exit; else the address of a running
+    scheduler). ValueError (one line) when it cannot be reached."""
+    if not scheduler:
+        yield None
+        return
+    client, cluster = _client(scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def map_batches(fn: Callable, shared, args: Sequence[tuple], client=None, progress: bool = False, desc: str = "batches") -> Iterator:
+    """``fn(shared, *a)`` for each ``a`` in ``args``, yielded in order: here (``client`` None) or as
+    tasks of a Dask ``client`` (:func:`dask_client`; ``shared`` is sent to every worker once)."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(args), desc=desc, unit="batch", disable=not progress, leave=False)
     try:
-        if not scheduler:
+        if client is None:
             for a in args:
                 yield fn(shared, *a)
                 bar.update()
             return
-        client, cluster = _client(scheduler)
-        try:
-            common = client.scatter(shared, broadcast=True)
-            # a window of tasks in flight, so that finished results do not pile up on the workers
-            window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
-            futures = [client.submit(fn, common, *a, pure=False) for a in args[:window]]
-            for i in range(len(args)):
-                if i + window < len(args):
-                    futures.append(client.submit(fn, common, *args[i + window], pure=False))
-                yield futures[i].result()
-                futures[i].release()
-                futures[i] = None
-                bar.update()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        common = client.scatter(shared, broadcast=True)
+        # a window of tasks in flight, so that finished results do not pile up on the workers
+        window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
+        futures = [client.submit(fn, common, *a, pure=False) for a in args[:window]]
+        for i in range(len(args)):
+            if i + window < len(args):
+                futures.append(client.submit(fn, common, *args[i + window], pure=False))
+            yield futures[i].result()
+            futures[i].release()
+            futures[i] = None
+            bar.update()
     finally:
         bar.close()
 

@@ -33,7 +33,7 @@ from psilearn.errors import ConfigError
 from psilearn.models._kernel.gpr import SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import sparse_kernel, sparse_sparse_kernel
 from psilearn.models._kernel.memory import KERNEL_HINT, stream_fit_bytes
-from psilearn.models._kernel.normal import ChannelSums, batch_bounds, map_batches
+from psilearn.models._kernel.normal import ChannelSums, batch_bounds, dask_client, map_batches
 from psilearn.models._kernel.sparse import AUTO_RULE, select_sparse, shrink_sizes, sparse_sizes
 
 log = logging.getLogger("psilearn")
@@ -153,12 +153,12 @@ def _merge(pool: dict, new: dict, sizes: dict, method: str, cap: int) -> dict:
     return pool
 
 
-def choose_sparse_streamed(model, frames, bounds: list, sizes: dict, scheduler: str, progress: bool) -> None:
+def choose_sparse_streamed(model, frames, bounds: list, sizes: dict, client, progress: bool) -> None:
     """Pass 1 (module docstring): ``model.sparse``, ``sparse_coefficients`` (and sparse states) set."""
     atoms = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
     args = [(frames[lo:hi], int(atoms[lo]), sizes) for lo, hi in bounds]
     pool: dict = {}
-    for part in map_batches(_candidates, model, args, scheduler, progress, "sparse environments"):
+    for part in map_batches(_candidates, model, args, client, progress, "sparse environments"):
         pool = _merge(pool, part, sizes, model.config.sparse_method, POOL_FACTOR)
     soap = model._lsoap()
     channels = model._channel_list()
@@ -220,15 +220,16 @@ def fit_streamed(model, data, batch: int, reg_w: np.ndarray | None, t0: float):
     irreps = model.target.to_irreps(data.values)
     resid = model._fit_baseline(frames, irreps)
     bounds = batch_bounds(len(frames), batch)
-    choose_sparse_streamed(model, frames, bounds, sizes, c.scheduler, model.progress)
-    t_sparse = time.perf_counter() - t0
     args = []
     for lo, hi in bounds:
         samples, mask = _sample_bounds(model, data, lo, hi)
         args.append((frames[lo:hi], resid[samples], None if reg_w is None else reg_w[samples], mask))
     total: dict = {}
-    for part in map_batches(_sums, model, args, c.scheduler, model.progress, "normal equations"):
-        total = part if not total else {ch: total[ch].add(s) for ch, s in part.items()}
+    with dask_client(c.scheduler) as client:
+        choose_sparse_streamed(model, frames, bounds, sizes, client, model.progress)
+        t_sparse = time.perf_counter() - t0
+        for part in map_batches(_sums, model, args, client, model.progress, "normal equations"):
+            total = part if not total else {ch: total[ch].add(s) for ch, s in part.items()}
     reg = 1.0 if reg_w is not None else fixed_regularization(c.regularization)
     model.channels, model._contracted = [], {}
     for ch in model._channel_list():
