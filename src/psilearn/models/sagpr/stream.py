@@ -5,8 +5,9 @@ The streamed fit holds one batch of ``model.stream_batch`` structures at a time,
 
 1. **Sparse environments.** Each batch computes the invariant SOAP (l = 0 only) and keeps, per element
    Z, its ``sparse_method`` choice of M_Z candidates; the pool of candidates is merged batch by batch
-   and cut back by the same method to ``POOL_FACTOR`` x M_Z whenever it grows beyond that; at the
-   end the method chooses M_Z from the pool (:data:`SPARSE_RULE`). With one batch this is exactly
+   and cut back by the same method to ``POOL_FACTOR`` x M_Z whenever it grows beyond twice that (the
+   cut costs pool x M_Z x Q, so it is not done every batch); at the end the method chooses M_Z from
+   the pool (:data:`SPARSE_RULE`). With one batch this is exactly
    the in-memory choice. The chosen environments' blocks are rebuilt from their expansion coefficients.
 2. **Normal equations.** Each batch computes all channels and adds, per channel, Phi^T Phi, Phi^T Y
    and |y|^2 of its rows (:class:`psilearn.models._kernel.normal.ChannelSums`); the sparse GP is
@@ -29,6 +30,7 @@ import time
 import numpy as np
 
 from psilearn.data.memory import MemoryBudgetError, check_allocation, gb
+from psilearn.data.splits import farthest_point_order
 from psilearn.errors import ConfigError
 from psilearn.models._kernel.gpr import SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import sparse_kernel, sparse_sparse_kernel
@@ -38,10 +40,12 @@ from psilearn.models._kernel.sparse import AUTO_RULE, select_sparse, shrink_size
 
 log = logging.getLogger("psilearn")
 
-#: the candidate pool of pass 1 is cut back to this many times M_Z when it grows beyond it
-POOL_FACTOR = 4
+#: FPS over at most this many rows uses their Gram matrix (GEMM once, then one row per choice)
+GRAM_ROWS = 6000
+#: the candidate pool of pass 1 is cut back to this many times M_Z when it grows beyond twice that
+POOL_FACTOR = 2
 SPARSE_RULE = (f"per batch, the sparse method's M_Z candidates per element; pool cut back to {POOL_FACTOR} x M_Z by the "
-               "same method when larger; M_Z chosen from the pool")
+               f"same method when larger than {2 * POOL_FACTOR} x M_Z; M_Z chosen from the pool")
 
 
 def refusal(model) -> str | None:
@@ -100,7 +104,8 @@ def _check_stream_bytes(model, frames, numbers, m: dict, batch: int) -> None:
     rows = int(np.ceil(batch * (per_struct if model.target.per == "atom" else 1)))
     n_batch_atoms = int(np.ceil(batch * per_struct))
     frac = {z: max(1, int(np.ceil(n_batch_atoms * np.mean(numbers == z)))) for z in m}
-    feats = soap.estimate_bytes(frac, channels) + soap.estimate_bytes({z: POOL_FACTOR * k + k for z, k in m.items()}, channels, True)
+    feats = (soap.estimate_bytes(frac, channels) + soap.estimate_bytes(m, channels, True)
+             + soap.estimate_bytes({z: 2 * POOL_FACTOR * k + k for z, k in m.items()}, [(0, 1)], True) + 8 * GRAM_ROWS**2)
     kernels = stream_fit_bytes(rows, [(2 * l + 1, list(m.values()), n) for (l, _), n in _columns(model).items()])
     check_allocation(feats + kernels, f"streamed SA-GPR fit of {len(numbers)} atoms (batch features and sparse pool {gb(feats)}, "
                      f"normal equations {gb(kernels)})", KERNEL_HINT + " or model.stream_batch")
@@ -129,6 +134,14 @@ def _sample_bounds(model, data, lo: int, hi: int) -> tuple[slice, np.ndarray | N
 
 
 # ---- pass 1: sparse environments ----------------------------------------------------------------
+def _select(x: np.ndarray, n: int, method: str) -> np.ndarray:
+    """:func:`select_sparse`, with FPS over a few thousand rows done on their Gram matrix (the same choice)."""
+    if method == "fps" and 0 < len(x) <= GRAM_ROWS:
+        first = int(np.argmax(np.linalg.norm(x - x.mean(0), axis=1)))
+        return np.sort(farthest_point_order(x, first, n, gram=x @ x.T))
+    return select_sparse(x, n, method)
+
+
 def _candidates(model, frames, first_atom: int, sizes: dict) -> dict:
     """{Z: (atom index, x0 (n, Q0), coefficients (n, C), states (n, 2) or None)} of one batch's candidates."""
     feats = model._lsoap().compute(frames, [(0, 1)], keep_coefficients=True)
@@ -136,7 +149,7 @@ def _candidates(model, frames, first_atom: int, sizes: dict) -> dict:
     out = {}
     for z in model.species:
         x0 = feats.blocks[(0, 1)][z][:, 0, :]
-        pick = select_sparse(x0, sizes[z], model.config.sparse_method)
+        pick = _select(x0, sizes[z], model.config.sparse_method)
         atoms = feats.index[z][pick]
         st = None if states is None else states[feats.structure[atoms]]
         out[z] = (first_atom + atoms, x0[pick], feats.coefficients[z][pick], st)
@@ -146,8 +159,8 @@ def _candidates(model, frames, first_atom: int, sizes: dict) -> dict:
 def _merge(pool: dict, new: dict, sizes: dict, method: str, cap: int) -> dict:
     for z, part in new.items():
         joined = part if z not in pool else tuple(None if p is None else np.concatenate([p, q]) for p, q in zip(pool[z], part))
-        if len(joined[0]) > cap * sizes[z]:
-            keep = select_sparse(joined[1], cap * sizes[z], method)
+        if len(joined[0]) > 2 * cap * sizes[z]:
+            keep = _select(joined[1], cap * sizes[z], method)
             joined = tuple(None if p is None else p[keep] for p in joined)
         pool[z] = joined
     return pool
@@ -166,7 +179,7 @@ def choose_sparse_streamed(model, frames, bounds: list, sizes: dict, client, pro
     states = {}
     for z in model.species:
         idx, x0, coef, st = pool[z]
-        pick = select_sparse(x0, sizes[z], model.config.sparse_method)
+        pick = _select(x0, sizes[z], model.config.sparse_method)
         pick = pick[np.argsort(idx[pick])]  # in training-atom order, as the in-memory choice
         model.sparse_coefficients[z] = coef[pick]
         for ch, block in soap.from_coefficients(coef[pick], channels).items():
