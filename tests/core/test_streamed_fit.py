@@ -131,3 +131,21 @@ def test_cli_streamed_fit_and_scheduler_errors(alpha, tmp_path, capsys):
     assert err[-1].startswith("psilearn fit: error: cannot connect to Dask scheduler 'nowhere://host:1'")
     assert main([*base[:-2], "--model", "nn", "--scheduler", "local", "-o", str(tmp_path / "m3")]) == 2
     assert "--scheduler distributes a streamed sagpr fit" in capsys.readouterr().err
+
+
+def test_gram_fps_is_the_same_choice():
+    from psilearn.data.splits import farthest_point_order
+
+    x = np.random.default_rng(1).normal(size=(300, 40))
+    assert np.array_equal(farthest_point_order(x, 7, 50), farthest_point_order(x, 7, 50, gram=x @ x.T))
+
+
+def test_candidate_pool_cut_back(alpha, in_memory):
+    """With pools cut back (n_sparse 4, batches of 2 structures) the choice is no longer the global
+    FPS, but still M_Z distinct training environments per element."""
+    model = fit_model("sagpr", ALPHA, alpha, {"soap": SMALL_SOAP, "model": {"n_sparse": 4, "stream_batch": 2}})
+    feats = in_memory._lsoap().compute(alpha.frames, [(0, 1)])
+    for z, x in model.sparse[(0, 1)].items():
+        rows = feats.blocks[(0, 1)][z][:, 0, :]
+        dist = np.linalg.norm(x[:, 0, :][:, None, :] - rows[None], axis=2)  # (4, n_Z)
+        assert len(x) == 4 and np.all(dist.min(axis=1) < 1e-10) and len(set(dist.argmin(axis=1))) == 4
