@@ -109,6 +109,24 @@ def plot(rows: list[dict], png: str) -> dict:
     return slopes
 
 
+def report(rows: list[dict], slopes: dict, path: str) -> None:
+    """The table and the slopes as markdown (``path``)."""
+    lines = ["| N environments | mode | fit time [s] | peak RSS [MB] | RSS after reading the data [MB] |", "|---:|---|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: (r["n_env"], r["mode"])):
+        lines.append(f"| {r['n_env']:,} | {r['mode']} | {r['fit_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['data_rss_mb']:.0f} |")
+    lines += ["", "| mode | log-log slope, fit time | log-log slope, peak RSS | sizes | slope of time, N >= 10^4 | slope of RSS, N >= 10^4 |",
+              "|---|---:|---:|---|---:|---:|"]
+    for mode in sorted({r["mode"] for r in rows}):
+        pts = sorted((r["n_env"], r["fit_s"], r["peak_rss_mb"]) for r in rows if r["mode"] == mode)
+        big = [p for p in pts if p[0] >= 10000]
+        # above ~10^4 atoms every element has its stated n_sparse, so the kernel size no longer changes with N
+        fit = [float(np.polyfit(np.log([p[0] for p in big]), np.log([p[k] for p in big]), 1)[0]) if len(big) > 1 else float("nan") for k in (1, 2)]
+        sizes = ", ".join(f"{p[0]:,}" for p in pts)
+        lines.append(f"| {mode} | {slopes[(mode, 'time')]:.2f} | {slopes[(mode, 'rss')]:.2f} | {sizes} | {fit[0]:.2f} | {fit[1]:.2f} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", nargs=2, metavar=("N", "MODE"), help=argparse.SUPPRESS)
@@ -119,7 +137,13 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=200, help="structures per streamed batch")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "scaling_sagpr"), help="prefix of the .json/.png written")
     ap.add_argument("--append", action="store_true", help="add to the rows of an earlier run's .json (table and plot of both)")
+    ap.add_argument("--report", action="store_true", help="only redraw the plot and the markdown table from the .json")
     args = ap.parse_args()
+    if args.report:
+        with open(args.out + ".json") as f:
+            rows = json.load(f)
+        report(rows, plot(rows, args.out + ".png"), args.out + "_table.md")
+        return 0
     if args.worker:
         print(json.dumps(worker(int(args.worker[0]), args.worker[1], args.n_sparse, args.batch)))
         return 0
@@ -142,6 +166,7 @@ def main() -> int:
                 with open(args.out + ".json", "w") as f:
                     json.dump(rows, f, indent=1)
     slopes = plot(rows, args.out + ".png")
+    report(rows, slopes, args.out + "_table.md")
     for (mode, what), s in sorted(slopes.items()):
         print(f"log-log slope {what} {mode}: {s:.2f}")
     return 0

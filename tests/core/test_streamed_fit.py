@@ -126,6 +126,12 @@ def test_cli_streamed_fit_and_scheduler_errors(alpha, tmp_path, capsys):
     assert main([*base, "-o", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "held-out estimate (not computed: streamed fit" in out and "(none)" in out
+    from psilearn.models import load
+
+    saved = load(str(tmp_path / "m"))
+    assert saved.metadata["stream"]["n_batches"] == 4
+    direct = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=6))
+    assert rel_dev(saved.predict(alpha.frames[:5]).std, direct.predict(alpha.frames[:5]).std) < 1e-6  # basis stored in float32
     assert main([*base, "--scheduler", "nowhere://host:1", "-o", str(tmp_path / "m2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("psilearn fit: error: cannot connect to Dask scheduler 'nowhere://host:1'")
