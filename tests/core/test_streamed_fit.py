@@ -155,3 +155,19 @@ def test_candidate_pool_cut_back(alpha, in_memory):
         rows = feats.blocks[(0, 1)][z][:, 0, :]
         dist = np.linalg.norm(x[:, 0, :][:, None, :] - rows[None], axis=2)  # (4, n_Z)
         assert len(x) == 4 and np.all(dist.min(axis=1) < 1e-10) and len(set(dist.argmin(axis=1))) == 4
+
+
+def test_streamed_global_state_equals_in_memory():
+    """Charge states (model.global_state): the state kernel on the batch rows and on K_MM."""
+    frames = label_frames(molecules(5, 20), "q", "scalar", "atom")
+    for i, a in enumerate(frames):
+        a.info["charge"] = i % 2
+    target = Target("q", per="atom")
+    ds = load_dataset(frames, target)
+    a = fit_model("sagpr", target, ds, _cfg(global_state="charge"))
+    b = fit_model("sagpr", target, ds, _cfg(global_state="charge", stream_batch=6))
+    test = molecules(6, 4)
+    for i, t in enumerate(test):
+        t.info["charge"] = (i + 1) % 2
+    pa, pb = a.predict(test), b.predict(test)
+    assert rel_dev(pb.values, pa.values) < 1e-10 and rel_dev(pb.std, pa.std) < 1e-10
