@@ -304,7 +304,7 @@ def _normalise(x: np.ndarray, width: int, n_scales: int) -> np.ndarray:
     contributes equally to the kernel."""
     for scale in range(n_scales):
         part = x[:, :, scale * width : (scale + 1) * width]
-        norm = np.sqrt(np.einsum("nmq,nmq->n", part, part, dtype=np.float64))  # float64 sums for float32 blocks too
+        norm = np.sqrt(np.einsum("nmq,nmq->n", part, part, **({} if x.dtype == np.float64 else {"dtype": np.float64})))  # float64 sums
         part /= (np.where(norm > 0, norm, 1.0) * np.sqrt(n_scales))[:, None, None]
     return x
 
