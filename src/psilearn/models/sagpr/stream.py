@@ -248,6 +248,8 @@ def fit_streamed(model, data, batch: int, reg_w: np.ndarray | None, t0: float):
     for ch in model._channel_list():
         s = total[ch]
         gp = SparseGP.from_sums(s.c, _kmm(model, ch))
+        if len(gp.S2) == 0:
+            log.warning("lambda-SOAP has no features for channel l=%d sigma=%d: it is predicted as 0", *ch)
         a = gp.P.T @ s.r
         cols = [bi for bi, b in enumerate(model.target.blocks) if model._channel_of(b) == ch]
         model.channels.append(ChannelModel(ch, gp, [(bi, gp.fit_sums(a[:, j], float(s.yy[j]), s.n, reg)) for j, bi in enumerate(cols)]))
