@@ -62,12 +62,14 @@ def worker(n_env: int, mode: str, n_sparse: int, batch: int) -> dict:
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB (Linux: kB)
     model = {"n_sparse": n_sparse, "regularization": "ml"}
     if mode != "in-memory":
-        model.update(stream_batch=batch, float32=mode == "streamed-f32")
+        model.update(stream_batch=batch, float32=mode == "streamed-f32", scheduler="local" if mode == "streamed-dask" else "")
     t0 = time.perf_counter()
     fit_model("sagpr", target, ds, {"soap": SOAP, "model": model})
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"n_env": int(sum(len(a) for a in ds.frames)), "mode": mode, "fit_s": seconds, "peak_rss_mb": peak, "data_rss_mb": rss_data}
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest Dask worker process (after they exit)
+    return {"n_env": int(sum(len(a) for a in ds.frames)), "mode": mode, "fit_s": seconds, "peak_rss_mb": peak, "data_rss_mb": rss_data,
+            **({"worker_peak_rss_mb": workers} if mode == "streamed-dask" else {})}
 
 
 def run(n_env: int, mode: str, args) -> dict | None:
@@ -111,9 +113,11 @@ def plot(rows: list[dict], png: str) -> dict:
 
 def report(rows: list[dict], slopes: dict, path: str) -> None:
     """The table and the slopes as markdown (``path``)."""
-    lines = ["| N environments | mode | fit time [s] | peak RSS [MB] | RSS after reading the data [MB] |", "|---:|---|---:|---:|---:|"]
+    lines = ["| N environments | mode | fit time [s] | peak RSS [MB] | RSS after reading the data [MB] | largest Dask worker's peak RSS [MB] |",
+             "|---:|---|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: (r["n_env"], r["mode"])):
-        lines.append(f"| {r['n_env']:,} | {r['mode']} | {r['fit_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['data_rss_mb']:.0f} |")
+        w = f"{r['worker_peak_rss_mb']:.0f}" if "worker_peak_rss_mb" in r else "-"
+        lines.append(f"| {r['n_env']:,} | {r['mode']} | {r['fit_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['data_rss_mb']:.0f} | {w} |")
     lines += ["", "| mode | log-log slope, fit time | log-log slope, peak RSS | sizes | slope of time, N >= 10^4 | slope of RSS, N >= 10^4 |",
               "|---|---:|---:|---|---:|---:|"]
     for mode in sorted({r["mode"] for r in rows}):
@@ -131,7 +135,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", nargs=2, metavar=("N", "MODE"), help=argparse.SUPPRESS)
     ap.add_argument("--sizes", default="1000,10000,100000", help="numbers of environments")
-    ap.add_argument("--modes", default="streamed,streamed-f32,in-memory")
+    ap.add_argument("--modes", default="streamed,streamed-f32,in-memory", help="also streamed-dask (scheduler: local)")
     ap.add_argument("--in-memory-max", type=int, default=10000, help="largest N fitted in memory")
     ap.add_argument("--n-sparse", type=int, default=400, help="sparse environments per element (stated: fixed)")
     ap.add_argument("--batch", type=int, default=200, help="structures per streamed batch")
