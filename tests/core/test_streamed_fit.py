@@ -80,7 +80,7 @@ def test_float32_predictions_within_1e6(alpha, test_frames):
 def test_dask_equals_in_process(alpha, test_frames):
     from dask.distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         dask = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=6, scheduler=cluster.scheduler_address))
     here = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=6))
     assert dask.metadata["stream"]["scheduler"].startswith(("tcp://", "inproc://"))
