@@ -164,6 +164,11 @@ def test_default_sizes_shrink_to_fit_memory_stated_ones_do_not(alpha_data, monke
             raise MemoryBudgetError("SA-GPR fit needs about 9 GB of memory but 1 GB is available; reduce model.n_sparse")
 
     monkeypatch.setattr(SAGPR, "_check_fit_bytes", budget)
+    streamed = fit_model("sagpr", ALPHA, alpha_data, SMALL)  # the streamed fit fits: default sizes kept, fitted in batches
+    assert "stream" in streamed.metadata and sum(streamed.metadata["n_sparse"].values()) > 30
+    from psilearn.models.sagpr import stream
+
+    monkeypatch.setattr(stream, "_check_stream_bytes", lambda *a: budget(None, None, None, None, {0: 31}))  # nor does the streamed one
     model = fit_model("sagpr", ALPHA, alpha_data, SMALL)
     assert 4 <= sum(model.metadata["n_sparse"].values()) <= 30
     with pytest.raises(MemoryBudgetError, match="model.n_sparse"):

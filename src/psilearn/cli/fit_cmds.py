@@ -119,7 +119,7 @@ def cmd_fit(args) -> int:
     _loss_curves(model, args.output)
     if validation is None or not reads_nn_train(kind):  # nn kinds: their held-out set is the validation set
         print(f"held-out estimate ({held['method']}):")
-        print(metrics_table(held, target.units))
+        print(metrics_table(held, target.units) if "cartesian" in held else "(none)")  # streamed sagpr fits have none
         if target.rank == 2 and not target.is_spectrum:
             print(ORTHONORMAL_NOTE)
     if validation is not None:

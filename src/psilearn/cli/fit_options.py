@@ -33,9 +33,30 @@ def pooled(specs: list[str]):
     return [a for spec in specs for a in read_structures(spec)]
 
 
+SCHEDULER_HELP = ("sagpr: fit in batches of structures (streamed, normal equations accumulated) on a Dask cluster: 'local' "
+                  "(a LocalCluster, one worker process per core) or the address of a running scheduler (tcp://host:8786); "
+                  "batch size model.stream_batch (default soap.batch_size). See docs/scaling.md")
+
+
 def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", nargs="?", type=float, const=300.0, default=None, metavar="SECONDS", help=TUNE_HELP)
     p.add_argument("--label-mask", default=None, metavar="KEY", help=MASK_HELP)
+    p.add_argument("--scheduler", default=None, metavar="ADDR|local", help=SCHEDULER_HELP)
+
+
+def with_scheduler(args, config: dict) -> dict:
+    """The options with ``model.scheduler`` from ``--scheduler`` (plain sagpr fits only; ConfigError otherwise)."""
+    addr = getattr(args, "scheduler", None)
+    if not addr:
+        return config
+    from psilearn.errors import ConfigError
+
+    others = [f for f, on in (("--baseline", getattr(args, "baseline", None)), ("--baseline-method", getattr(args, "baseline_method", None)),
+                              ("--long-range", getattr(args, "long_range", None)), ("--fidelity-key", getattr(args, "fidelity_key", None)),
+                              ("--tune", getattr(args, "tune", None) is not None)) if on]
+    if args.model != "sagpr" or others:
+        raise ConfigError(f"--scheduler distributes a streamed sagpr fit (docs/scaling.md); not with {', '.join(others) or '--model ' + args.model}")
+    return {**config, "model": {**(config.get("model") or {}), "scheduler": addr}}
 
 
 def check_tune(args, kind) -> None:

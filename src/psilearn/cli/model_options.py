@@ -37,7 +37,9 @@ def model_options(args) -> tuple[str, dict, int]:
     flag = "--baseline-method" if method is not None else "--baseline"
     if (baseline is not None or method is not None) and getattr(args, "long_range", None):
         raise ConfigError(f"{flag} cannot be combined with --long-range: " + REFUSED_INNER["qeq"])
-    name, config = args.model, load_config(args.config)
+    from psilearn.cli.fit_options import with_scheduler
+
+    name, config = args.model, with_scheduler(args, load_config(args.config))
     merged = config
     if getattr(args, "long_range", None):
         name, merged = long_range_options(args, config)  # CLI flags over the file's model section

@@ -25,19 +25,21 @@ def structure_folds(n: int, n_folds: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n) % min(n_folds, n)
 
 
-def farthest_point_order(x: np.ndarray, first: int = 0, n: int | None = None) -> np.ndarray:
+def farthest_point_order(x: np.ndarray, first: int = 0, n: int | None = None, gram: np.ndarray | None = None) -> np.ndarray:
     """Greedy farthest-point ordering of the rows of ``x`` (Euclidean), starting at ``first``.
-    Stops early once every remaining row duplicates a selected one."""
+    Stops early once every remaining row duplicates a selected one. ``gram`` = x x^T, when given,
+    replaces one pass over ``x`` per chosen row (bandwidth-bound) by one row of it."""
     n = len(x) if n is None else min(n, len(x))
     sq = np.einsum("ij,ij->i", x, x)
+    dots = (lambda j: x @ x[j]) if gram is None else (lambda j: gram[j])
     chosen = [first]
-    d = sq + sq[first] - 2 * x @ x[first]
+    d = sq + sq[first] - 2 * dots(first)
     while len(chosen) < n:
         j = int(np.argmax(d))
         if d[j] <= 1e-12 * max(sq.max(), 1e-300):
             break
         chosen.append(j)
-        d = np.minimum(d, sq + sq[j] - 2 * x @ x[j])
+        d = np.minimum(d, sq + sq[j] - 2 * dots(j))
     return np.array(chosen, dtype=int)
 
 

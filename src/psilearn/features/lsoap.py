@@ -147,11 +147,13 @@ class LambdaSoap:
         ]
 
     def compute(
-        self, frames: list[Atoms], channels: list[tuple[int, int]], progress: bool = False, keep_coefficients: bool = False
+        self, frames: list[Atoms], channels: list[tuple[int, int]], progress: bool = False, keep_coefficients: bool = False,
+        dtype: type = np.float64,
     ) -> AtomFeatures:
         """Compute the channels [(l, sigma), ...] for ``frames``; (0, 1) is always included. With
         ``keep_coefficients`` the per-atom expansion coefficients are kept too (``coefficients``),
-        from which :meth:`from_coefficients` rebuilds the same blocks (~20x smaller to store)."""
+        from which :meth:`from_coefficients` rebuilds the same blocks (~20x smaller to store).
+        ``dtype`` of the blocks (np.float32 halves their memory; the expansion itself stays float64)."""
         from tqdm.auto import tqdm
 
         channels = sorted(set(channels) | {(0, 1)})
@@ -179,7 +181,7 @@ class LambdaSoap:
                          f"lambda-SOAP of {len(numbers)} atoms ({len(self.species)} elements)", FEATURE_HINT)
         # preallocated output blocks, filled batch by batch in place (they can be hundreds of MB)
         for ch in channels:
-            feats.blocks[ch] = {z: np.zeros((len(index[z]), 2 * ch[0] + 1, n_scales * widths[ch])) for z in self.species}
+            feats.blocks[ch] = {z: np.zeros((len(index[z]), 2 * ch[0] + 1, n_scales * widths[ch]), dtype=dtype) for z in self.species}
         if keep_coefficients:
             feats.coefficients = {z: np.zeros((len(index[z]), self.n_coefficients)) for z in self.species}
         bs = max(1, self.config.batch_size)
@@ -302,7 +304,7 @@ def _normalise(x: np.ndarray, width: int, n_scales: int) -> np.ndarray:
     contributes equally to the kernel."""
     for scale in range(n_scales):
         part = x[:, :, scale * width : (scale + 1) * width]
-        norm = np.sqrt(np.einsum("nmq,nmq->n", part, part))
+        norm = np.sqrt(np.einsum("nmq,nmq->n", part, part, **({} if x.dtype == np.float64 else {"dtype": np.float64})))  # float64 sums
         part /= (np.where(norm > 0, norm, 1.0) * np.sqrt(n_scales))[:, None, None]
     return x
 

@@ -73,7 +73,10 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
         row = {"number": trial.number, "params": dict(trial.params), "cv_rmse": None, "state": "complete"}
         try:
             model = _fit(kind, target, data, trial_config, seed)
-            score = float(model.metadata["heldout_metrics"]["cartesian"]["rmse"])
+            held = model.metadata["heldout_metrics"]
+            if "cartesian" not in held:  # streamed automatically (too large in memory): no k-fold estimate
+                raise MemoryBudgetError(f"the trial's fit is too large for memory and was streamed; {held['method']}")
+            score = float(held["cartesian"]["rmse"])
         except MemoryBudgetError as exc:
             row.update(state="pruned", reason=str(exc))
         except _numerical_errors() as exc:

@@ -55,14 +55,9 @@ class SparseGP:
         Only directions with non-zero spectrum are kept: the others carry neither data nor any
         change from the prior, so dropping them leaves means and variances exactly unchanged.
         Returns (basis, B W) with B = Phi G, shape (n, r)."""
-        from scipy.linalg import block_diag, eigh
+        from scipy.linalg import eigh
 
-        gs = []
-        for kmm in kmm_blocks:
-            lam, v = eigh(kmm, driver="evd")
-            keep = lam > _EIG_RTOL * max(lam.max(initial=0.0), 1e-300)
-            gs.append(v[:, keep] / np.sqrt(lam[keep]))
-        g = block_diag(*gs) if gs else np.zeros((phi.shape[1], 0))
+        g = _whitening(kmm_blocks, phi.shape[1])
         b = phi @ g
         n, r = b.shape
         if r == 0:
@@ -79,6 +74,20 @@ class SparseGP:
             pos = s2 > _EIG_RTOL * max(s2.max(initial=0.0), 1e-300)
             s2, w = s2[pos], w[:, pos]
         return cls(g @ w, s2), b @ w
+
+    @classmethod
+    def from_sums(cls, c: np.ndarray, kmm_blocks: list[np.ndarray]) -> "SparseGP":
+        """The basis :meth:`build` gives, from the accumulated Phi^T Phi (M', M') instead of Phi:
+        B^T B = G^T (Phi^T Phi) G, so streamed batches of kernel rows give the same model
+        (:mod:`psilearn.models._kernel.normal`). The column sums a = W^T B^T y are then P^T (Phi^T y)."""
+        from scipy.linalg import eigh
+
+        g = _whitening(kmm_blocks, c.shape[0])
+        if g.shape[1] == 0:
+            return cls(np.zeros((c.shape[0], 0)), np.zeros(0))
+        s2, w = eigh(g.T @ c @ g, driver="evd")
+        pos = s2 > _EIG_RTOL * max(s2.max(initial=0.0), 1e-300)
+        return cls(g @ w[:, pos], s2[pos])
 
     def profile_nll(self, a: np.ndarray, yy: float, n: int, reg: float) -> tuple[float, float]:
         """-2 log marginal likelihood (s2 profiled out) and the optimal s2, for one column.
@@ -98,22 +107,25 @@ class SparseGP:
     def fit_column(self, bw: np.ndarray, y: np.ndarray, reg: float | None = None, folds: np.ndarray | None = None) -> ColumnFit:
         """Fit one column ``y`` (n,) given whitened rotated features ``bw`` = B W (n, r).
         ``reg`` fixed, or chosen by marginal likelihood (``folds`` None) or k-fold CV (``folds`` = fold id per row)."""
-        a = bw.T @ y
-        yy = float(y @ y)
+        if folds is None:
+            return self.fit_sums(bw.T @ y, float(y @ y), len(y), reg)
+        if reg is None:  # k-fold CV on the grid
+            grid = self.reg_grid()
+            scores = [np.mean(self.kfold_residuals(bw, y[:, None], folds, np.array([r]))[0] ** 2) for r in grid]
+            reg = float(grid[int(np.argmin(scores))])
+        return self.fit_sums(bw.T @ y, float(y @ y), len(y), reg)
+
+    def fit_sums(self, a: np.ndarray, yy: float, n: int, reg: float | None = None) -> ColumnFit:
+        """One column from its sums alone: ``a`` = W^T B^T y (r,), ``yy`` = |y|^2, ``n`` rows; ``reg``
+        fixed or (None) chosen by marginal likelihood, which needs nothing else."""
         if reg is None:
             grid = self.reg_grid()
-            if folds is None:
-                scores = [self.profile_nll(a, yy, len(y), r)[0] for r in grid]
-            else:
-                scores = [np.mean(self.kfold_residuals(bw, y[:, None], folds, np.array([r]))[0] ** 2) for r in grid]
+            scores = [self.profile_nll(a, yy, n, r)[0] for r in grid]
             best = int(np.argmin(scores))
-            if folds is None:  # refine between grid neighbours
-                lo, hi = np.log(grid[max(best - 1, 0)]), np.log(grid[min(best + 1, len(grid) - 1)])
-                res = minimize_scalar(lambda t: self.profile_nll(a, yy, len(y), np.exp(t))[0], bounds=(lo, hi), method="bounded")
-                reg = float(np.exp(res.x)) if res.fun <= scores[best] else float(grid[best])
-            else:
-                reg = float(grid[best])
-        s2 = self.profile_nll(a, yy, len(y), reg)[1]
+            lo, hi = np.log(grid[max(best - 1, 0)]), np.log(grid[min(best + 1, len(grid) - 1)])  # refine between neighbours
+            res = minimize_scalar(lambda t: self.profile_nll(a, yy, n, np.exp(t))[0], bounds=(lo, hi), method="bounded")
+            reg = float(np.exp(res.x)) if res.fun <= scores[best] else float(grid[best])
+        s2 = self.profile_nll(a, yy, n, reg)[1]
         inv = 1.0 / (self.S2 + reg)
         return ColumnFit(reg=reg, s2=s2, coef=self.P @ (inv * a), d=s2 * reg * inv)
 
@@ -156,3 +168,15 @@ class SparseGP:
         cov = col.s2 * kss - np.einsum("nar,r,nbr->nab", t, shrink, t)
         cov += col.sigma2 * np.eye(kss.shape[1])[None]
         return cov
+
+
+def _whitening(kmm_blocks: list[np.ndarray], m: int) -> np.ndarray:
+    """G = V lam^(-1/2) (M', r_K) of K_MM given as its diagonal blocks, directions with lam <= _EIG_RTOL lam_max dropped."""
+    from scipy.linalg import block_diag, eigh
+
+    gs = []
+    for kmm in kmm_blocks:
+        lam, v = eigh(kmm, driver="evd")
+        keep = lam > _EIG_RTOL * max(lam.max(initial=0.0), 1e-300)
+        gs.append(v[:, keep] / np.sqrt(lam[keep]))
+    return block_diag(*gs) if gs else np.zeros((m, 0))

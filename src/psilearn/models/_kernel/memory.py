@@ -34,3 +34,14 @@ def channel_predict_bytes(n_samples: int, d: int, n_sparse_total: int, with_std:
 def projection_bytes(widths: list[int]) -> int:
     """Bytes of ``feature_tol`` compression: the Q x Q covariance, its eigenvectors and workspace."""
     return 8 * 4 * max(widths, default=0) ** 2
+
+
+def stream_fit_bytes(batch_rows: int, channels: list[tuple[int, list[int], int]]) -> int:
+    """Peak bytes of a streamed fit's kernels (psilearn.models._kernel.normal): every channel's sums
+    Phi^T Phi ((M d)^2) and Phi^T Y (M d x k), plus the larger of a batch's kernel rows (Phi, its
+    aggregation temporary and float64 copy: 3 x batch_rows d x M d) and the solve of the largest
+    channel (whitening, G^T C G, eigenvectors and workspace, basis: about 6 (M d)^2).
+    ``channels``: (d, sparse sizes per element, columns k) per channel."""
+    sums = sum(8 * (sum(m) * d) ** 2 + 8 * sum(m) * d * k for d, m, k in channels)
+    step = max((max(3 * batch_rows * d * sum(m) * d, 6 * (sum(m) * d) ** 2) * 8 for d, m, _ in channels), default=0)
+    return sums + step

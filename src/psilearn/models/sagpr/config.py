@@ -33,6 +33,12 @@ class SAGPRConfig(SparseKernelOptions):
     # atoms.arrays['initial_magmoms']) or 'noncollinear' (a vector per atom there, (n, 3)); required
     # at fit and predict; time-even features only: psilearn.features.magnetic, docs/magnetic.md
     magnetic_moments: str = "none"
+    # streamed fit (psilearn.models.sagpr.stream, docs/scaling.md): structures per batch (0: automatic,
+    # streamed only when the in-memory fit would exceed the memory budget); float32 features and
+    # kernels per batch (turns streaming on); a Dask scheduler for the batches ('local' or an address; turns it on)
+    stream_batch: int = 0
+    float32: bool = False
+    scheduler: str = ""
 
     def check(self, c: Checks) -> None:
         super().check(c)
@@ -41,3 +47,4 @@ class SAGPRConfig(SparseKernelOptions):
         c.require(self.state_width > 0, "state_width", "must be > 0")
         c.one_of("covariance_storage", ("basis", "training"))
         c.one_of("magnetic_moments", ("none", "collinear", "noncollinear"))
+        c.require(self.stream_batch >= 0, "stream_batch", "must be >= 0 (structures per batch; 0: automatic)")
