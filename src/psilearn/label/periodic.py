@@ -94,7 +94,14 @@ def make_periodic_scf(labeler, cell):
     else:
         mf = dft.KUKS(cell, kpts) if open_shell else dft.KRKS(cell, kpts)
         mf.xc = labeler.xc
-    mf = mf.density_fit(auxbasis=labeler.auxbasis)
+    auxbasis = labeler.auxbasis
+    if auxbasis is None:  # PySCF's own default, resolved here so its basis-set-exchange hint stays quiet
+        from pyscf.df.addons import make_auxbasis
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            auxbasis = make_auxbasis(cell)
+    mf = mf.density_fit(auxbasis=auxbasis)
     mf.conv_tol = labeler.conv_tol
     mf.max_cycle = labeler.max_cycle
     mf.verbose = 0
