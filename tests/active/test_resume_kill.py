@@ -31,12 +31,9 @@ def _rounds_done(log: Path) -> int:
         return 0
 
 
-def test_sigkill_mid_loop_then_resume(tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(CFG_YAML)
-    out, log = tmp_path / "m.model", tmp_path / "m.model.active" / "log.json"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_command(cfg, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _kill_after_two_rounds(cmd: list[str], env: dict, log) -> None:
+    """Run ``cmd`` and SIGKILL it once its log shows two finished rounds (it must still be running)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while _rounds_done(log) < 2 and proc.poll() is None and time.monotonic() < deadline:
@@ -45,6 +42,14 @@ def test_sigkill_mid_loop_then_resume(tmp_path):
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
+
+
+def test_sigkill_mid_loop_then_resume(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CFG_YAML)
+    out, log = tmp_path / "m.model", tmp_path / "m.model.active" / "log.json"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    _kill_after_two_rounds(_command(cfg, out), env, log)
     partial = json.loads(log.read_text())
     assert not partial["complete"] and not out.exists()
     first = selected(partial)
@@ -73,15 +78,7 @@ def test_sigkill_two_levels_then_resume(tmp_path):
            "--oracle", "mu_low", "--oracle", "dipole_moment", "--cost", "mu_low=0.2", "--cost", "dipole_moment=1.0",
            "--init", "4", "--batch", "1", "--budget", "9", "--seed", "3", "--config", str(cfg), "-o", str(out)]
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while _rounds_done(log) < 2 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read().decode()[-500:]}"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    _kill_after_two_rounds(cmd, env, log)
     partial = json.loads(log.read_text())
     assert not partial["complete"] and not out.exists()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -51,8 +51,9 @@ def check_crystal(atoms: Atoms, observables: tuple[str, ...], method: str) -> No
 
 def build_cell(labeler, atoms: Atoms, charge: int, spin: int):
     """A built all-electron ``pyscf.pbc.gto.Cell`` of ``atoms`` with the labeler's basis."""
-    from pyscf.lib.exceptions import BasisNotFoundError
     from pyscf.pbc import gto
+
+    from psilearn.label.pyscf_labeler import build_quietly  # here: pyscf_labeler imports this module
 
     cell = gto.Cell()
     cell.atom = [(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)]
@@ -63,14 +64,7 @@ def build_cell(labeler, atoms: Atoms, charge: int, spin: int):
     cell.exp_to_discard = labeler.exp_to_discard
     cell.verbose = 0
     cell.max_memory = labeler.max_memory_mb
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cell.build()
-    except BasisNotFoundError as exc:
-        raise LabelError(f"{str(exc).splitlines()[0]} (element not available in basis {labeler.basis!r})", "basis") from None
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise LabelError(f"cannot build the cell with basis {labeler.basis!r}: {exc}", "basis") from None
+    build_quietly(cell, labeler.basis, "cell")
     return cell
 
 

@@ -39,6 +39,27 @@ SCF_LADDER: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+def build_quietly(obj, basis: str, what: str) -> None:
+    """``obj.build()`` for a PySCF ``Mole`` or ``Cell`` (warnings silenced); a basis that PySCF
+    lacks, or any other build failure, becomes one :class:`LabelError` line (stage ``'basis'``)."""
+    from pyscf.lib.exceptions import BasisNotFoundError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj.build()
+    except BasisNotFoundError as exc:
+        from psilearn.targets.ao_basis import check_basis
+
+        try:
+            check_basis(basis)  # an unknown name: one line (PySCF's message spans lines)
+        except ValueError as bad:
+            raise LabelError(str(bad), "basis") from None
+        raise LabelError(f"{str(exc).splitlines()[0]} (element not available in basis {basis!r})", "basis") from None
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise LabelError(f"cannot build the {what} with basis {basis!r}: {exc}", "basis") from None
+
+
 @dataclass
 class PySCFLabeler:
     """Label structures with PySCF.
@@ -166,7 +187,6 @@ class PySCFLabeler:
         check_geometry(atoms)
         charge, mult, _ = check_electrons(atoms)
         from pyscf import gto
-        from pyscf.lib.exceptions import BasisNotFoundError
 
         mol = gto.Mole()
         mol.atom = [(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)]
@@ -176,20 +196,7 @@ class PySCFLabeler:
         mol.spin = mult - 1
         mol.verbose = 0
         mol.max_memory = self.max_memory_mb
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mol.build()
-        except BasisNotFoundError as exc:
-            from psilearn.targets.ao_basis import check_basis
-
-            try:
-                check_basis(self.basis)  # an unknown name: one line (PySCF's message spans lines)
-            except ValueError as bad:
-                raise LabelError(str(bad), "basis") from None
-            raise LabelError(f"{str(exc).splitlines()[0]} (element not available in basis {self.basis!r})", "basis") from None
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise LabelError(f"cannot build molecule with basis {self.basis!r}: {exc}", "basis") from None
+        build_quietly(mol, self.basis, "molecule")
         return mol
 
     def make_scf(self, mol):
