@@ -252,3 +252,19 @@ def test_evaluate_a_spectrum_model_reports_spectral_metrics_and_plots_examples(f
     m = json.loads(capsys.readouterr().out, parse_constant=no_nan)
     assert m["channels"] == {} and m["spectral"]["rmse"] > 0 and m["plots"]["spectra"] is not None
     assert len(m["plots"]["examples"]) == 6
+
+
+def test_fit_spectrum_tune(files, capsys):
+    """`fit-spectrum --tune`: an Optuna study stored in the model; a loss that cannot be tuned is one line, before any data."""
+    from psilearn.models import load
+
+    out = files / "tuned.model"
+    assert main(["fit-spectrum", str(files / "train.xyz"), "--target", "dos", "--config", str(files / "small.yaml"),
+                 "--tune", "5", "--seed", "2", "-o", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "tuning spectrum for 5 s (Optuna TPE, seed 2)" in printed.err and "held-out estimate" in printed.out
+    tuning = load(out).metadata["tuning"]
+    assert tuning["history"] and np.isfinite(tuning["best_cv_rmse"])
+    assert main(["fit-spectrum", str(files / "train.xyz"), "--target", "dos", "--loss", "shift", "--tune", "30", "-o", str(files / "x.model")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "loss 'shift' cannot be tuned" in err

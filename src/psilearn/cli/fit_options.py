@@ -69,7 +69,7 @@ def check_tune(args, kind) -> None:
     why = tunable_error(kind)
     if why:
         raise ConfigError(why)
-    if args.val_fraction is not None:
+    if getattr(args, "val_fraction", None) is not None:
         raise ConfigError("--tune cannot be combined with --val-fraction (the study's k-fold CV error is stored and printed; "
                           "use psilearn evaluate on held-out data)")
     if not args.tune > 0:

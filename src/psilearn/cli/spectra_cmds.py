@@ -75,10 +75,21 @@ def _training_frames(args) -> list:
 
 
 def cmd_fit_spectrum(args) -> int:
+    from psilearn.cli.fit_options import check_tune, tuned_fit
     from psilearn.data.spectra import load_spectrum_dataset, spectrum_target
     from psilearn.models.factory import fit_model
 
     config = _spectrum_config(args)
+    check_tune(args, "spectrum")  # before any data is read
+    if args.tune is not None:
+        from psilearn.errors import ConfigError
+        from psilearn.models.registry import model_class
+        from psilearn.tune import tunable_error
+
+        options, seed = model_class("spectrum").validate_config(config, seed=args.seed)  # the one seed rule
+        why = tunable_error("spectrum", options)
+        if why:
+            raise ConfigError(why)
     frames = _training_frames(args)
     target = spectrum_target(frames, args.target, per=args.per, grid=args.grid or None, grid_units=args.grid_units,
                              units=args.units, pool=args.pool, absorber=args.absorber or "")
@@ -86,7 +97,10 @@ def cmd_fit_spectrum(args) -> int:
     ds.name = args.train
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     t0 = time.perf_counter()
-    model = fit_model("spectrum", target, ds, config, seed=args.seed, progress=True)
+    if args.tune is not None:
+        model = tuned_fit(args, "spectrum", target, ds, config, seed)
+    else:
+        model = fit_model("spectrum", target, ds, config, seed=args.seed, progress=True)
     model.save(args.output, overwrite=args.overwrite)
     held = model.metadata["heldout_metrics"]
     print(f"fitted in {time.perf_counter() - t0:.1f} s ({model.metadata['n_columns']} output columns, loss {model.config.loss}); saved to {args.output}")
@@ -221,6 +235,9 @@ def _register_fit(sub) -> None:
                                                     "them as neighbours even if no training structure does")
     m.add_argument("--config", metavar="YAML", help="options file with 'soap:' and 'model:' sections (SpectrumConfig)")
     m.add_argument("--seed", type=int, default=None, help="random seed (CV folds); wins over model.seed in --config; default 0")
+    m.add_argument("--tune", nargs="?", type=float, const=300.0, default=None, metavar="SECONDS",
+                   help="choose the SOAP and kernel settings by k-fold CV with Optuna within SECONDS (default 300; --loss l2 only; "
+                        "docs/tuning.md); options stated in --config stay fixed")
     p.add_argument("-o", "--output", required=True, metavar="MODEL")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model at MODEL (refused otherwise)")
     p.set_defaults(func=cmd_fit_spectrum, reads=("train", "config", "grid"), writes={"output": "model"})
