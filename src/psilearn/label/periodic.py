@@ -21,6 +21,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.label.base import LabelError
+from psilearn.label.validate import build_quietly
 
 #: Observables the labeler computes for crystals.
 PERIODIC_OBSERVABLES = ("energy", "efg")
@@ -53,7 +54,6 @@ def build_cell(labeler, atoms: Atoms, charge: int, spin: int):
     """A built all-electron ``pyscf.pbc.gto.Cell`` of ``atoms`` with the labeler's basis."""
     from pyscf.pbc import gto
 
-    from psilearn.label.pyscf_labeler import build_quietly  # here: pyscf_labeler imports this module
 
     cell = gto.Cell()
     cell.atom = [(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)]

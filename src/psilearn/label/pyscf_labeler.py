@@ -8,7 +8,6 @@ All labels are in atomic units; see :data:`psilearn.label.base.UNITS` for keys a
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,7 +21,7 @@ from psilearn.label.jcoupling import DEFAULT_CUTOFF
 from psilearn.label.orbitals import DOSGrid, orbital_labels
 from psilearn.label.periodic import DEFAULT_EXP_TO_DISCARD, DEFAULT_KPOINT_LENGTH
 from psilearn.label.response import atomic_polar_tensors, cphf_polarizability, finite_field_polarizability
-from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
+from psilearn.label.validate import build_quietly, check_electrons, check_geometry, check_periodicity
 from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, check_aux_basis, check_metric
 
 #: Bumped whenever the meaning of a stored label changes (part of the method hash).
@@ -37,27 +36,6 @@ SCF_LADDER: tuple[tuple[str, dict[str, Any]], ...] = (
     ("damping", {"damp": 0.5, "diis_start_cycle": 10}),
     ("newton", {}),
 )
-
-
-def build_quietly(obj, basis: str, what: str) -> None:
-    """``obj.build()`` for a PySCF ``Mole`` or ``Cell`` (warnings silenced); a basis that PySCF
-    lacks, or any other build failure, becomes one :class:`LabelError` line (stage ``'basis'``)."""
-    from pyscf.lib.exceptions import BasisNotFoundError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            obj.build()
-    except BasisNotFoundError as exc:
-        from psilearn.targets.ao_basis import check_basis
-
-        try:
-            check_basis(basis)  # an unknown name: one line (PySCF's message spans lines)
-        except ValueError as bad:
-            raise LabelError(str(bad), "basis") from None
-        raise LabelError(f"{str(exc).splitlines()[0]} (element not available in basis {basis!r})", "basis") from None
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise LabelError(f"cannot build the {what} with basis {basis!r}: {exc}", "basis") from None
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from ase import Atoms
 
@@ -59,3 +61,24 @@ def check_periodicity(atoms: Atoms, method: str, periodic_ok: bool) -> Atoms:
         raise LabelError(f"{method} labels molecules only, but this frame is periodic (pbc=\"{flags}\" with a cell): use an "
                          "xTB method (gfn2) for periodic cells, or pbc=\"F F F\" to label it as an isolated molecule", stage="validate")
     return atoms
+
+
+def build_quietly(obj, basis: str, what: str) -> None:
+    """``obj.build()`` for a PySCF ``Mole`` or ``Cell`` (warnings silenced); a basis that PySCF
+    lacks, or any other build failure, becomes one :class:`LabelError` line (stage ``'basis'``)."""
+    from pyscf.lib.exceptions import BasisNotFoundError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj.build()
+    except BasisNotFoundError as exc:
+        from psilearn.targets.ao_basis import check_basis
+
+        try:
+            check_basis(basis)  # an unknown name: one line (PySCF's message spans lines)
+        except ValueError as bad:
+            raise LabelError(str(bad), "basis") from None
+        raise LabelError(f"{str(exc).splitlines()[0]} (element not available in basis {basis!r})", "basis") from None
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise LabelError(f"cannot build the {what} with basis {basis!r}: {exc}", "basis") from None
