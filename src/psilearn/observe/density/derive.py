@@ -22,7 +22,9 @@ DERIVED_UNITS: dict[str, str] = {
     "density_dipole": "e*Bohr, (3,), nuclei + fitted density, origin: centre of mass (as dipole_moment)",
     "density_quadrupole": "e*Bohr^2, traceless Buckingham, 9 numbers row-major, origin: centre of mass (as quadrupole_moment)",
     "density_fitted_electrons": "e, sum_P c_P int phi_P",
+    "density_dipole_std": "e*Bohr, (3,), predictive std of density_dipole's components (model with density.uncertainty)",
     "density_esp": "Hartree/e, ESP of nuclei + fitted density at the --esp points, in their order",
+    "density_esp_std": "Hartree/e, predictive std of density_esp (model with density.uncertainty)",
     "density_hirshfeld_charges": "e, per atom, Hirshfeld charges of the fitted density",
     "density_cube": "path of the density cube file (rho in e/Bohr^3)",
     "density_cube_electrons": "e, sum(rho) dV on the cube grid",
@@ -69,16 +71,22 @@ def label_densities(frames: list[Atoms]) -> tuple[list[np.ndarray], list[str]]:
     return coefficients, bases
 
 
-def model_densities(model, frames: list[Atoms]) -> tuple[list[np.ndarray], list[str]]:
-    """Coefficients predicted by ``model`` (a density model: ``predict`` returns a DensityPrediction)."""
+def model_densities(model, frames: list[Atoms], with_cov: bool = False):
+    """Coefficients predicted by ``model`` (a density model: ``predict`` returns a DensityPrediction)
+    and the aux basis per frame; with ``with_cov`` also the predictive covariances (None when the
+    model has none, i.e. was not fitted with ``density.uncertainty``)."""
     from psilearn.data.prediction import DensityPrediction
 
-    pred = model.predict(frames, return_std=False)
+    has_cov = with_cov and getattr(model, "posterior", None) is not None
+    pred = model.predict(frames, return_std=has_cov, return_cov=has_cov)
     if not isinstance(pred, DensityPrediction):
         target = getattr(getattr(model, "target", None), "key", "?")
         raise DataError(f"the model predicts {target!r}, not density-fitting coefficients: give a density model "
                         "(or 'labels' to use the density labels stored in the structures)")
-    return [np.asarray(c, dtype=float).ravel() for c in pred.coefficients], [pred.aux_basis] * len(frames)
+    coefficients = [np.asarray(c, dtype=float).ravel() for c in pred.coefficients]
+    if with_cov:
+        return coefficients, [pred.aux_basis] * len(frames), pred.cov
+    return coefficients, [pred.aux_basis] * len(frames)
 
 
 def esp_points_for(points: list[np.ndarray] | None, n_frames: int) -> list[np.ndarray] | None:
@@ -98,8 +106,9 @@ def _cube_name(index: int, atoms: Atoms, suffix: str = "") -> str:
 
 
 def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, options: DeriveOptions,
-                     points: np.ndarray | None = None) -> tuple[Atoms, dict]:
-    """(a copy of ``atoms`` with the derived values, the summary row) for one structure."""
+                     points: np.ndarray | None = None, cov: np.ndarray | None = None) -> tuple[Atoms, dict]:
+    """(a copy of ``atoms`` with the derived values, the summary row) for one structure; with the
+    coefficients' covariance ``cov`` (e^2) also the std of the dipole and of the ESP values."""
     from psilearn.observe.density import cube, esp, hirshfeld, multipoles, scf_guess
 
     density = fitted_density(atoms, coefficients, aux_basis)
@@ -113,8 +122,16 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
         mu, theta = multipoles.multipoles(density)
         info["density_dipole"], info["density_quadrupole"] = mu, theta.reshape(9)
         row["dipole_debye"] = float(np.linalg.norm(multipoles.debye(mu)))
+        if cov is not None:
+            c_mu = multipoles.dipole_covariance(density, cov)
+            info["density_dipole_std"] = np.sqrt(np.clip(np.diag(c_mu), 0.0, None))
+            unit = mu / max(np.linalg.norm(mu), 1e-300)  # std of |mu| to first order: sqrt(u^T Sigma u)
+            row["dipole_std_debye"] = float(multipoles.debye(np.sqrt(max(unit @ c_mu @ unit, 0.0))))
     if points is not None:
-        info["density_esp"] = esp.esp_of(density, points)
+        if cov is None:
+            info["density_esp"] = esp.esp_of(density, points)
+        else:
+            info["density_esp"], info["density_esp_std"] = esp.esp_of(density, points, cov)
         row["esp_points"] = len(points)
     if options.cube_dir:
         path = os.path.join(options.cube_dir, _cube_name(index, atoms))
@@ -140,8 +157,9 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
 
 
 def derive_all(frames: list[Atoms], coefficients: list[np.ndarray], aux_bases: list[str], options: DeriveOptions,
-               progress: bool = True) -> tuple[list[Atoms], list[dict]]:
-    """:func:`derive_structure` over ``frames`` with a progress bar; errors name the frame."""
+               progress: bool = True, covariances: list[np.ndarray] | None = None) -> tuple[list[Atoms], list[dict]]:
+    """:func:`derive_structure` over ``frames`` with a progress bar (and the coefficients'
+    covariances, when given); errors name the frame."""
     from tqdm.auto import tqdm
 
     points = esp_points_for(options.esp_points, len(frames))
@@ -149,7 +167,7 @@ def derive_all(frames: list[Atoms], coefficients: list[np.ndarray], aux_bases: l
     for i in tqdm(range(len(frames)), desc="density", unit="structure", disable=not progress):
         try:
             a, row = derive_structure(i, frames[i], coefficients[i], aux_bases[i], options,
-                                      None if points is None else points[i])
+                                      None if points is None else points[i], None if covariances is None else covariances[i])
         except DataError as exc:
             raise DataError(f"frame {i}: {exc}") from None
         out.append(a)
