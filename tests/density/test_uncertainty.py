@@ -5,10 +5,9 @@ hold-out calibration on the fixture set, save/load, the memory guard and the CG 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-
-from psilearn.data import load_density_dataset
-from psilearn.models.factory import fit_model
 from tests.density._shared import SOAP
+
+from psilearn.models.factory import fit_model
 
 
 def _fit(data, **density):

@@ -17,8 +17,17 @@ from ase.data import chemical_symbols
 from psilearn.data.memory import check_allocation, fits, gb
 from psilearn.models.density.cg import CGSolver, StructureOperator, cg_bytes
 from psilearn.models.density.constraint import metric_in_irreps, structure_metric
-from psilearn.models.density.normal import (WEIGHTS_HINT, LeastSquares, NormalEquations, WeightLayout, choose_regularization, fit_bytes,
-                                            mean_diagonal, solve, structure_rows)
+from psilearn.models.density.normal import (
+    WEIGHTS_HINT,
+    LeastSquares,
+    NormalEquations,
+    WeightLayout,
+    choose_regularization,
+    fit_bytes,
+    mean_diagonal,
+    solve,
+    structure_rows,
+)
 from psilearn.models.density.uncertainty import posterior_bytes, weight_posterior
 
 log = logging.getLogger("psilearn")

@@ -4,7 +4,8 @@ Arrays: ``sparse_coef/Z`` (M_Z, C) the sparse environments' density-expansion co
 farthest-point order (their lambda-SOAP blocks are rebuilt on load exactly as at fit time, ~20x
 smaller than the blocks); ``proj/Z/l`` (M_{Z,l}(2l+1), D) the RKHS projectors; ``w/Z/l`` (D, n_l)
 the weights; ``baseline/Z`` (n_{Z,0},); with ``density.uncertainty`` ``posterior/cholesky``
-(n_weights, n_weights), the lower Cholesky factor of A + lambda I (sigma2, dof, lambda in the metadata). Metadata: the soap and density options, the species, the
+(n_weights, n_weights), the lower Cholesky factor of A + lambda I (sigma2, dof, lambda in the metadata).
+Metadata: the soap and density options, the species, the
 sparse counts per (Z, l). The Target (with the aux basis and every element's shells) is written by
 :meth:`psilearn.models.base.Model.save` and restored by :meth:`psilearn.targets.Target.from_dict` (which dispatches ``kind: density``).
 """

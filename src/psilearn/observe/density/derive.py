@@ -25,6 +25,11 @@ DERIVED_UNITS: dict[str, str] = {
     "density_dipole_std": "e*Bohr, (3,), predictive std of density_dipole's components (model with density.uncertainty)",
     "density_esp": "Hartree/e, ESP of nuclei + fitted density at the --esp points, in their order",
     "density_esp_std": "Hartree/e, predictive std of density_esp (model with density.uncertainty)",
+    "density_esp_surface_points": "Angstrom, 3n numbers (x, y, z per point), Merz-Kollman points on the scaled vdW surfaces (--esp-surface)",
+    "density_esp_surface_layer": "index of each surface point's scale in density_esp_surface_scales",
+    "density_esp_surface_scales": "the multiples of the van der Waals radii (ase.data.vdw_radii) of the surface layers",
+    "density_esp_surface": "Hartree/e, ESP of nuclei + fitted density at density_esp_surface_points, in their order",
+    "density_esp_surface_std": "Hartree/e, predictive std of density_esp_surface (model with density.uncertainty)",
     "density_hirshfeld_charges": "e, per atom, Hirshfeld charges of the fitted density",
     "density_cube": "path of the density cube file (rho in e/Bohr^3)",
     "density_cube_electrons": "e, sum(rho) dV on the cube grid",
@@ -36,13 +41,18 @@ DERIVED_UNITS: dict[str, str] = {
 @dataclass
 class DeriveOptions:
     """What to derive: ``multipoles``; the ESP at ``esp_points`` (one (n, 3) Angstrom array for all
-    structures or one per structure); cube files in ``cube_dir`` (``spacing``/``margin`` Angstrom, and
+    structures or one per structure); the ESP on Merz-Kollman points (``esp_surface``: spheres of
+    ``surface_scales`` x the vdW radii, ``surface_density`` points per Angstrom^2,
+    :mod:`psilearn.observe.density.surface`); cube files in ``cube_dir`` (``spacing``/``margin`` Angstrom, and
     ESP cubes with ``esp_grid``); ``hirshfeld`` charges (free atoms in ``hirshfeld_basis``); the SCF
     guess for ``scf_method`` (``XC/BASIS``) at ``scf_conv_tol``; ``source`` is recorded as
     ``density_source`` ('labels' or the model path)."""
 
     multipoles: bool = True
     esp_points: list[np.ndarray] | None = None
+    esp_surface: bool = False
+    surface_scales: tuple[float, ...] = (1.4, 1.6, 1.8, 2.0)
+    surface_density: float = 1.0
     esp_grid: bool = False
     cube_dir: str | None = None
     spacing: float = 0.2
@@ -133,6 +143,8 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
         else:
             info["density_esp"], info["density_esp_std"] = esp.esp_of(density, points, cov)
         row["esp_points"] = len(points)
+    if options.esp_surface:
+        _esp_surface(info, row, density, options, cov)
     if options.cube_dir:
         path = os.path.join(options.cube_dir, _cube_name(index, atoms))
         info["density_cube_electrons"] = row["cube_electrons"] = cube.write_density_cube(
@@ -154,6 +166,20 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
                    scf_seconds_guess=r.seconds_guess, scf_seconds_default=r.seconds_default)
     info["density_source"] = options.source
     return out, row
+
+
+def _esp_surface(info: dict, row: dict, density, options: DeriveOptions, cov) -> None:
+    from psilearn.observe.density import esp
+    from psilearn.observe.density.surface import surface_points
+
+    pts, layer = surface_points(density.atoms, options.surface_scales, options.surface_density)
+    info["density_esp_surface_points"], info["density_esp_surface_layer"] = pts.reshape(-1), layer
+    info["density_esp_surface_scales"] = np.asarray(options.surface_scales, dtype=float)
+    if cov is None:
+        info["density_esp_surface"] = esp.esp_of(density, pts)
+    else:
+        info["density_esp_surface"], info["density_esp_surface_std"] = esp.esp_of(density, pts, cov)
+    row["surface_points"] = len(pts)
 
 
 def derive_all(frames: list[Atoms], coefficients: list[np.ndarray], aux_bases: list[str], options: DeriveOptions,
