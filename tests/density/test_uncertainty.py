@@ -57,23 +57,30 @@ def test_uncertainty_is_equivariant(unc_model, split):
     assert np.allclose(na, nb, rtol=1e-6, atol=1e-12 * na.max())
 
 
-def test_dipole_std_is_the_linear_propagation_and_calibrated(unc_model, split, data):
+def test_dipole_and_esp_std_are_the_linear_propagation_and_calibrated(unc_model, split, data):
+    from dataclasses import replace
+
     from psilearn.observe.density.derive import DeriveOptions, derive_all, model_densities
-    from psilearn.observe.density.multipoles import dipole
+    from psilearn.observe.density.esp import esp_of
+    from psilearn.observe.density.multipoles import dipole, multipoles
+    from psilearn.observe.density.structure import fitted_density
 
     frames = split[1]
     coef, bases, covs = model_densities(unc_model, frames, with_cov=True)
-    out, rows = derive_all(frames, coef, bases, DeriveOptions(), progress=False, covariances=covs)
+    pts = [np.array([[3.0, 0.5, 0.0], [-0.5, -3.5, 1.0]])]
+    out, rows = derive_all(frames, coef, bases, DeriveOptions(esp_points=pts), progress=False, covariances=covs)
     z = []
     for k, a in enumerate(out):
         std = a.info["density_dipole_std"]
-        assert std.shape == (3,) and np.all(std > 0)
-        # finite-difference check of the linear map c -> mu
-        eps = 1e-3 * np.sqrt(np.diag(covs[k])).max()
-        e0 = np.zeros_like(coef[k])
-        j = np.stack([(dipole(a, coef[k] + eps * np.eye(len(e0))[p], bases[k]) - a.info["density_dipole"]) / eps
-                      for p in range(len(e0))], axis=1)
-        assert np.allclose(np.sqrt(np.diag(j @ covs[k] @ j.T)), std, rtol=1e-5)
+        assert std.shape == (3,) and np.all(std > 0) and rows[k]["dipole_std_debye"] > 0
+        # the Jacobians of c -> mu and c -> V by finite differences (both are affine in c)
+        dens = fitted_density(a, coef[k], bases[k])
+        mu0, v0 = multipoles(dens)[0], esp_of(dens, pts[0])
+        cols = [replace(dens, coefficients=coef[k] + np.eye(len(coef[k]))[p]) for p in range(len(coef[k]))]
+        j_mu = np.stack([multipoles(d)[0] - mu0 for d in cols], axis=1)
+        j_v = np.stack([esp_of(d, pts[0]) - v0 for d in cols], axis=1)
+        assert np.allclose(np.sqrt(np.diag(j_mu @ covs[k] @ j_mu.T)), std, rtol=1e-6)
+        assert np.allclose(np.sqrt(np.diag(j_v @ covs[k] @ j_v.T)), a.info["density_esp_std"], rtol=1e-6)
         ref = dipole(a, data.coefficients(k), bases[k])
         z.extend((a.info["density_dipole"] - ref) / std)
     assert 0.05 < np.std(z) < 20, np.std(z)    # broad: 6 structures, 18 z-scores
@@ -104,3 +111,19 @@ def test_refusals(unc_model, split, data, monkeypatch):
     with pytest.raises(MemoryBudgetError, match=r"^density-model normal equations and weight posterior \(density.uncertainty\) \(\d+ weights") as err:
         _fit(split[0])
     assert "\n" not in str(err.value)
+
+
+def test_cli_density_from_an_uncertainty_model(unc_model, split, tmp_path, capsys):
+    import ase.io
+
+    from psilearn.cli.main import main as cli_main
+
+    unc_model.save(tmp_path / "m")
+    ase.io.write(tmp_path / "in.xyz", split[1][:2])
+    out = tmp_path / "out.xyz"
+    assert cli_main(["density", str(tmp_path / "m"), str(tmp_path / "in.xyz"), "-o", str(out), "--esp-surface", "-q"]) == 0
+    assert "std|mu|(D)" in capsys.readouterr().out
+    for a in ase.io.read(out, ":"):
+        assert a.info["density_dipole_std"].shape == (3,) and np.all(a.info["density_dipole_std"] > 0)
+        std = a.info["density_esp_surface_std"]
+        assert std.shape == a.info["density_esp_surface"].shape and np.all(std > 0)
