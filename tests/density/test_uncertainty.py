@@ -123,6 +123,10 @@ def test_cli_density_from_an_uncertainty_model(unc_model, split, tmp_path, capsy
     out = tmp_path / "out.xyz"
     assert cli_main(["density", str(tmp_path / "m"), str(tmp_path / "in.xyz"), "-o", str(out), "--esp-surface", "-q"]) == 0
     assert "std|mu|(D)" in capsys.readouterr().out
+    assert cli_main(["predict", str(tmp_path / "m"), str(tmp_path / "in.xyz"), "-o", str(tmp_path / "pred.xyz")]) == 0
+    p = ase.io.read(tmp_path / "pred.xyz")
+    assert p.info["density_coefficients_std"].shape == p.info["density_coefficients"].shape
+    assert np.all(p.info["density_coefficients_std"] > 0)
     for a in ase.io.read(out, ":"):
         assert a.info["density_dipole_std"].shape == (3,) and np.all(a.info["density_dipole_std"] > 0)
         std = a.info["density_esp_surface_std"]
