@@ -81,6 +81,8 @@ def test_dipole_and_esp_std_are_the_linear_propagation_and_calibrated(unc_model,
         j_v = np.stack([esp_of(d, pts[0]) - v0 for d in cols], axis=1)
         assert np.allclose(np.sqrt(np.diag(j_mu @ covs[k] @ j_mu.T)), std, rtol=1e-6)
         assert np.allclose(np.sqrt(np.diag(j_v @ covs[k] @ j_v.T)), a.info["density_esp_std"], rtol=1e-6)
+        j_q = np.stack([multipoles(d)[1].reshape(9) - multipoles(dens)[1].reshape(9) for d in cols], axis=1)
+        assert np.allclose(np.sqrt(np.diag(j_q @ covs[k] @ j_q.T)), a.info["density_quadrupole_std"], rtol=1e-6, atol=1e-12)
         ref = dipole(a, data.coefficients(k), bases[k])
         z.extend((a.info["density_dipole"] - ref) / std)
     assert 0.05 < np.std(z) < 20, np.std(z)    # broad: 6 structures, 18 z-scores

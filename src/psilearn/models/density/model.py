@@ -170,11 +170,12 @@ class DensityModel(Model):
         covs: list[np.ndarray] | None = [] if self.posterior is not None and (return_std or return_cov) else None
         for start in range(0, len(frames), bs):
             batch = frames[start : start + bs]
-            out += self._predict_batch(soap, batch)
+            feats = soap.compute(batch, self.channels(), progress=self.progress)
+            out += self._predict_batch(feats, batch)
             if covs is not None:
                 from psilearn.models.density.uncertainty import structure_covariances
 
-                covs += structure_covariances(self, soap, batch, conserve)
+                covs += structure_covariances(self, feats, batch, conserve)
         electrons = []
         for k, a in enumerate(frames):
             s, q = structure_metric(self.target, a)
@@ -185,8 +186,7 @@ class DensityModel(Model):
         return DensityPrediction(out, self.target.aux_basis, self.target.metric, std, electrons,
                                  covs if return_cov else None)
 
-    def _predict_batch(self, soap: LambdaSoap, frames: list[Atoms]) -> list[np.ndarray]:
-        feats = soap.compute(frames, self.channels(), progress=self.progress)
+    def _predict_batch(self, feats, frames: list[Atoms]) -> list[np.ndarray]:
         irreps = [np.zeros(self.target.size(a)) for a in frames]
         rows = [structure_rows(self.target, a.get_chemical_symbols(), a.numbers) for a in frames]
         for (z, l), u in self._contracted_weights().items():

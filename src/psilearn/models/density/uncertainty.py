@@ -96,15 +96,15 @@ def _inverse(s: np.ndarray) -> np.ndarray:
         return np.linalg.pinv(s, rcond=1e-14, hermitian=True)
 
 
-def structure_covariances(model, soap, frames, conserve: bool) -> list[np.ndarray]:
-    """Predictive covariances (PySCF order, e^2) of ``frames``' coefficients, constrained when ``conserve``."""
+def structure_covariances(model, feats, frames, conserve: bool) -> list[np.ndarray]:
+    """Predictive covariances (PySCF order, e^2) of ``frames``' coefficients, constrained when
+    ``conserve``; ``feats`` the lambda-SOAP of ``frames`` (the prediction's own)."""
     from psilearn.models.density.constraint import metric_in_irreps, structure_metric
     from psilearn.models.density.normal import WeightLayout, structure_rows
 
     post = model.posterior
     widths = {key: model.basis.width(*key) for key in model.basis.projectors}
     layout = WeightLayout.of(model.target, model.species, widths)
-    feats = soap.compute(frames, model.channels())
     phis = {key: model.basis.features(feats, *key) for key in model.basis.projectors}
     out = []
     for k, atoms in enumerate(frames):

@@ -23,6 +23,7 @@ DERIVED_UNITS: dict[str, str] = {
     "density_quadrupole": "e*Bohr^2, traceless Buckingham, 9 numbers row-major, origin: centre of mass (as quadrupole_moment)",
     "density_fitted_electrons": "e, sum_P c_P int phi_P",
     "density_dipole_std": "e*Bohr, (3,), predictive std of density_dipole's components (model with density.uncertainty)",
+    "density_quadrupole_std": "e*Bohr^2, 9 numbers, predictive std of density_quadrupole's components (model with density.uncertainty)",
     "density_esp": "Hartree/e, ESP of nuclei + fitted density at the --esp points, in their order",
     "density_esp_std": "Hartree/e, predictive std of density_esp (model with density.uncertainty)",
     "density_esp_surface_points": "Angstrom, 3n numbers (x, y, z per point), Merz-Kollman points on the scaled vdW surfaces (--esp-surface)",
@@ -135,6 +136,7 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
         if cov is not None:
             c_mu = multipoles.dipole_covariance(density, cov)
             info["density_dipole_std"] = np.sqrt(np.clip(np.diag(c_mu), 0.0, None))
+            info["density_quadrupole_std"] = np.sqrt(np.clip(np.diag(multipoles.quadrupole_covariance(density, cov)), 0.0, None))
             unit = mu / max(np.linalg.norm(mu), 1e-300)  # std of |mu| to first order: sqrt(u^T Sigma u)
             row["dipole_std_debye"] = float(multipoles.debye(np.sqrt(max(unit @ c_mu @ unit, 0.0))))
     if points is not None:
