@@ -89,7 +89,7 @@ def model_densities(model, frames: list[Atoms], with_cov: bool = False):
     from psilearn.data.prediction import DensityPrediction
 
     has_cov = with_cov and getattr(model, "posterior", None) is not None
-    pred = model.predict(frames, return_std=has_cov, return_cov=has_cov)
+    pred = model.predict(frames, return_std=True, return_cov=True) if has_cov else model.predict(frames, return_std=False)
     if not isinstance(pred, DensityPrediction):
         target = getattr(getattr(model, "target", None), "key", "?")
         raise DataError(f"the model predicts {target!r}, not density-fitting coefficients: give a density model "
