@@ -55,6 +55,16 @@ def test_uncertainty_is_equivariant(unc_model, split):
     na, nb = block_norms(unc_model.target, a, va), block_norms(unc_model.target, b, vb)
     assert np.abs(va - vb).max() > 1e-6 * va.max()   # individual components do change
     assert np.allclose(na, nb, rtol=1e-6, atol=1e-12 * na.max())
+    # the dipole covariance rotates with the molecule: Sigma_mu(Rx) = R Sigma_mu(x) R^T
+    from psilearn.observe.density.multipoles import dipole_covariance
+    from psilearn.observe.density.structure import fitted_density
+
+    rot = Rotation.random(random_state=4).as_matrix()
+    sig = []
+    for x in (a, b):
+        p = unc_model.predict([x], return_cov=True)
+        sig.append(dipole_covariance(fitted_density(x, p.coefficients[0], p.aux_basis), p.cov[0]))
+    assert np.allclose(rot @ sig[0] @ rot.T, sig[1], rtol=1e-5, atol=1e-6 * np.abs(sig[0]).max())
 
 
 def test_dipole_and_esp_std_are_the_linear_propagation_and_calibrated(unc_model, split, data):
@@ -85,6 +95,7 @@ def test_dipole_and_esp_std_are_the_linear_propagation_and_calibrated(unc_model,
         assert np.allclose(np.sqrt(np.diag(j_q @ covs[k] @ j_q.T)), a.info["density_quadrupole_std"], rtol=1e-6, atol=1e-12)
         ref = dipole(a, data.coefficients(k), bases[k])
         z.extend((a.info["density_dipole"] - ref) / std)
+    print(f"fixture dipole z-score std {np.std(z):.3f} over {len(z)} components")
     assert 0.05 < np.std(z) < 20, np.std(z)    # broad: 6 structures, 18 z-scores
 
 
