@@ -46,7 +46,11 @@ def weight_posterior(a: np.ndarray, lam: float, loss: float, n_coef: int) -> dic
     number of training coefficients."""
     shifted = a.copy()
     shifted[np.diag_indices_from(shifted)] += lam
-    factor, lower = cho_factor(shifted, lower=True, overwrite_a=True, check_finite=False)
+    try:
+        factor, _ = cho_factor(shifted, lower=True, overwrite_a=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        raise np.linalg.LinAlgError(f"density.uncertainty: A + lambda I is not numerically positive definite at lambda {lam:.3g}; "
+                                    "raise density.regularization or the smallest density.reg_grid value") from None
     chol = np.tril(factor)
     trace_inv = float(np.trace(cho_solve((chol, True), np.eye(len(a)), check_finite=False)))
     dof = float(len(a) - lam * trace_inv)
