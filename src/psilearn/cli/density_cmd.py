@@ -17,7 +17,7 @@ def _source(args, frames):
         return label_densities(frames)
     from psilearn.models import load
 
-    return model_densities(load(args.source), frames)
+    return model_densities(load(args.source), frames, with_cov=True)
 
 
 def _esp_points(path):
@@ -26,10 +26,24 @@ def _esp_points(path):
     return None if path is None else read_points(path)
 
 
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not out or min(out) <= 0:
+        raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
+    return out
+
+
 def _row(r: dict) -> str:
     cells = [f"{r['index']:>5}", f"{r['formula']:<12}", f"{r['electrons']:>9.4f}/{r['n_electrons']:<4}"]
     if "dipole_debye" in r:
         cells.append(f"{r['dipole_debye']:>8.4f}")
+    if "dipole_std_debye" in r:
+        cells.append(f"{r['dipole_std_debye']:>9.4f}")
+    if "surface_points" in r:
+        cells.append(f"{r['surface_points']:>8}")
     if "cube_electrons" in r:
         cells.append(f"{r['cube_electrons']:>10.4f}")
     if "hirshfeld_sum" in r:
@@ -42,6 +56,8 @@ def _row(r: dict) -> str:
 def _header(r: dict) -> str:
     cells = ["    #", f"{'formula':<12}", f"{'electrons':>9}/N   "]
     cells += ["|mu| (D)"] if "dipole_debye" in r else []
+    cells += ["std|mu|(D)"] if "dipole_std_debye" in r else []
+    cells += ["surf pts"] if "surface_points" in r else []
     cells += ["cube e    "] if "cube_electrons" in r else []
     cells += ["sum q_H  "] if "hirshfeld_sum" in r else []
     cells += ["guess default (SCF cycles)"] if "scf_guess" in r else []
@@ -69,12 +85,13 @@ def cmd_density(args) -> int:
     from psilearn.observe.density.derive import DeriveOptions, derive_all
 
     options = DeriveOptions(multipoles=args.multipoles, esp_points=_esp_points(args.esp), esp_grid=args.esp_grid,
+                            esp_surface=args.esp_surface, surface_scales=tuple(args.surface_scales), surface_density=args.surface_density,
                             cube_dir=args.cube, spacing=args.spacing, margin=args.margin, hirshfeld=args.hirshfeld,
                             hirshfeld_basis=args.hirshfeld_basis, scf_method=args.scf_guess, scf_conv_tol=args.conv_tol,
                             source=args.source)
     frames = read_structures(args.data)
-    coefficients, bases = _source(args, frames)
-    out, rows = derive_all(frames, coefficients, bases, options, progress=not args.quiet)
+    coefficients, bases, *cov = _source(args, frames)
+    out, rows = derive_all(frames, coefficients, bases, options, progress=not args.quiet, covariances=cov[0] if cov else None)
     write_structures(args.output, out)
     print_summary(rows, args)
     extra = f"; cube files in {args.cube}" if args.cube else ""
@@ -90,7 +107,9 @@ def register(sub) -> None:
                                    "for IN, or (SOURCE 'labels') the density labels stored in IN (psilearn label "
                                    "--observables density). Writes IN's structures with the derived values to OUT "
                                    "(density_dipole e*Bohr and density_quadrupole e*Bohr^2 about the centre of mass, "
-                                   "density_esp Hartree/e, density_hirshfeld_charges e per atom, density_scf_cycles_*) and "
+                                   "density_esp Hartree/e (--esp-surface: density_esp_surface on Merz-Kollman points), and for a model fitted with "
+                                   "density.uncertainty their std (density_dipole_std, density_esp_std), "
+                                   "density_hirshfeld_charges e per atom, density_scf_cycles_*) and "
                                    "prints a table. Molecules only.")
     p.add_argument("source", metavar="SOURCE", help="a density model file, or 'labels' for the density labels in IN")
     p.add_argument("data", metavar="IN", help="structures (ASE-readable, @slice allowed)")
@@ -99,6 +118,13 @@ def register(sub) -> None:
                    help="dipole and traceless quadrupole of nuclei + density (default on)")
     p.add_argument("--esp", metavar="POINTS.xyz",
                      help="ESP (Hartree/e) at the positions (Angstrom) of POINTS.xyz: one frame for all structures or one per structure")
+    p.add_argument("--esp-surface", action="store_true",
+                   help="ESP (Hartree/e) on Merz-Kollman points: spheres of --surface-scales x the van der Waals radii (ase.data.vdw_radii), "
+                        "points inside another atom's sphere dropped; stored as density_esp_surface_points (Angstrom) and density_esp_surface")
+    p.add_argument("--surface-scales", type=_scales, default=(1.4, 1.6, 1.8, 2.0), metavar="K1,K2,...",
+                   help="multiples of the vdW radii for --esp-surface (default 1.4,1.6,1.8,2.0)")
+    p.add_argument("--surface-density", type=float, default=1.0, metavar="PER_A2",
+                   help="--esp-surface points per Angstrom^2 of each sphere (default 1)")
     p.add_argument("--esp-grid", action="store_true", help="also write ESP cube files (Hartree/e) next to the density cubes (needs --cube)")
     p.add_argument("--cube", metavar="DIR", help="write one Gaussian cube file of rho (e/Bohr^3) per structure into DIR")
     p.add_argument("--spacing", type=float, default=0.2, help="cube grid spacing, Angstrom (default 0.2)")

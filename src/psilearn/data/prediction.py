@@ -34,7 +34,9 @@ class DensityPrediction:
     ``make_auxmol(mol, aux_basis)``; e per PySCF-normalised auxiliary function, see
     :mod:`psilearn.targets.density`); ``std[s]`` its per-coefficient predictive standard deviation,
     or None where the model gives none; ``aux_basis`` and ``metric`` as in the training labels;
-    ``electrons[s]`` the predicted electron count sum_P c_P int phi_P, where the model computed it.
+    ``electrons[s]`` the predicted electron count sum_P c_P int phi_P, where the model computed it;
+    ``cov[s]`` the full predictive covariance (n_coef, n_coef) in e^2, same order, where asked for
+    (``return_cov``) and available.
     """
 
     coefficients: list[np.ndarray]
@@ -42,6 +44,7 @@ class DensityPrediction:
     metric: str
     std: list[np.ndarray] | None = None
     electrons: list[float] | None = None
+    cov: list[np.ndarray] | None = None
 
 
 @dataclass

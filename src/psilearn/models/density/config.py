@@ -31,7 +31,10 @@ class DensityConfig(Options):
     order of the training features and metrics) or 'auto' (direct when its estimate fits both the
     available memory and ``direct_max_gb``, else cg); ``cg_tol``: CG stops at ||r|| <= cg_tol ||b||;
     ``cg_maxiter``: at most this many iterations per solve; ``cg_patience``: with 'cv', CG walks the
-    grid from the largest lambda down and stops after this many candidates in a row worse than the best."""
+    grid from the largest lambda down and stops after this many candidates in a row worse than the best.
+    ``uncertainty``: keep the weights' posterior (Cholesky factor of A + lambda I, n_weights^2 x 8 bytes
+    in the model file) for predictive covariances of the coefficients
+    (:mod:`psilearn.models.density.uncertainty`); needs the direct solve."""
 
     section: ClassVar[str] = "density"
 
@@ -50,6 +53,7 @@ class DensityConfig(Options):
     cg_tol: float = 1e-6
     cg_maxiter: int = 3000
     cg_patience: int = 1
+    uncertainty: bool = False
 
     def check(self, c: Checks) -> None:
         c.require(self.n_sparse >= 0, "n_sparse", "must be >= 0 (0: automatic)")
@@ -71,6 +75,8 @@ class DensityConfig(Options):
         c.require(0 < self.cg_tol < 1, "cg_tol", "must be in (0, 1)")
         c.require(self.cg_maxiter >= 1, "cg_maxiter", "must be >= 1")
         c.require(self.cg_patience >= 1, "cg_patience", "must be >= 1")
+        c.require(not (self.uncertainty and self.solver == "cg"), "uncertainty",
+                  "needs the dense normal equations: use solver 'direct' or 'auto' (CG never forms A)")
 
     def sparse_count(self, n_atoms: int, l: int) -> int:
         """Sparse environments of an element with ``n_atoms`` training atoms, for degree ``l``."""

@@ -17,7 +17,18 @@ from ase.data import chemical_symbols
 from psilearn.data.memory import check_allocation, fits, gb
 from psilearn.models.density.cg import CGSolver, StructureOperator, cg_bytes
 from psilearn.models.density.constraint import metric_in_irreps, structure_metric
-from psilearn.models.density.normal import WEIGHTS_HINT, LeastSquares, NormalEquations, WeightLayout, choose_regularization, fit_bytes, solve, structure_rows
+from psilearn.models.density.normal import (
+    WEIGHTS_HINT,
+    LeastSquares,
+    NormalEquations,
+    WeightLayout,
+    choose_regularization,
+    fit_bytes,
+    mean_diagonal,
+    solve,
+    structure_rows,
+)
+from psilearn.models.density.uncertainty import posterior_bytes, weight_posterior
 
 log = logging.getLogger("psilearn")
 
@@ -63,12 +74,16 @@ def choose_solver(model, data, layout: WeightLayout, widths: dict, cv: bool) -> 
     cfg = model.config
     direct = fit_bytes(layout.size, cv)
     solver = cfg.solver
+    if cfg.uncertainty:  # the posterior needs the dense A; never silently fall back to CG
+        direct = max(direct, posterior_bytes(layout.size))
+        solver = "direct"
     if solver == "auto":
         capped = cfg.direct_max_gb == 0 or direct <= cfg.direct_max_gb * 1e9
         solver = "direct" if capped and fits(direct) else "cg"
         log.info("density model: %s solve (direct would need %s; density.direct_max_gb %g)", solver, gb(direct), cfg.direct_max_gb)
     if solver == "direct":
-        check_allocation(direct, f"density-model normal equations ({layout.size} weights: {layout.size}^2 x 8 bytes per matrix)",
+        extra = " and weight posterior (density.uncertainty)" if cfg.uncertainty else ""
+        check_allocation(direct, f"density-model normal equations{extra} ({layout.size} weights: {layout.size}^2 x 8 bytes per matrix)",
                          WEIGHTS_HINT)
     else:
         atoms = {z: int(sum(np.sum(a.numbers == z) for a in data.frames)) for z in model.species}
@@ -110,6 +125,9 @@ def fit_weights(model, soap, data) -> dict:
         record.update({"regularization": rel, "heldout_metrics": {"method": "none (fixed regularization)"}})
     w = solve_with(full, rel)
     record["training_error_percent"] = 100 * full.relative_error(w)
+    model.posterior = weight_posterior(full.a, rel * mean_diagonal(full), full.loss(w), full.n_coef) if cfg.uncertainty else None
+    if model.posterior is not None:
+        record["uncertainty"] = {k: v for k, v in model.posterior.items() if k != "cholesky"} | {"n_coef": full.n_coef}
     record["solve_seconds"] = round(time.perf_counter() - t0 - t_acc, 3)
     if solver == "cg":
         record["cg"] = {"tol": cfg.cg_tol, "solves": solve_with.history}

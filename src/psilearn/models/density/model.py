@@ -54,6 +54,7 @@ class DensityModel(Model):
     weights: dict = field(default_factory=dict)  # (Z, l) -> (D_{Z,l}, n_l)
     baseline: dict = field(default_factory=dict)  # Z -> (n_{Z,0},) mean l=0 coefficients
     metadata: dict = field(default_factory=dict)
+    posterior: dict | None = None  # density.uncertainty: Cholesky factor of A + lambda I, sigma2, dof, lambda
     _contracted: dict = field(default_factory=dict, repr=False)
 
     kind: ClassVar[str] = "density"
@@ -154,29 +155,38 @@ class DensityModel(Model):
 
     # ---- prediction --------------------------------------------------------------------------------
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, conserve: bool | None = None) -> DensityPrediction:
-        """Coefficients in the labeler's layout; std is None (no per-coefficient uncertainty yet).
-        ``conserve`` overrides ``density.conserve_electrons``."""
+        """Coefficients in the labeler's layout; with a posterior (``density.uncertainty``) and
+        ``return_std``/``return_cov`` also their predictive std and covariance (PySCF order, e and
+        e^2; :mod:`psilearn.models.density.uncertainty`), else std None. ``conserve`` overrides
+        ``density.conserve_electrons`` (the covariance is projected the same way)."""
         if not self.weights:
             raise RuntimeError("model is not fitted")
-        if return_cov:
-            raise ValueError("the density model has no predictive covariance")
+        if return_cov and self.posterior is None:
+            raise ValueError("this density model has no predictive covariance: fit it with density.uncertainty: true")
         conserve = self.config.conserve_electrons if conserve is None else conserve
         soap = LambdaSoap(self.soap, self.species)
         bs = max(1, self.soap.batch_size)
         out: list[np.ndarray] = []
+        covs: list[np.ndarray] | None = [] if self.posterior is not None and (return_std or return_cov) else None
         for start in range(0, len(frames), bs):
             batch = frames[start : start + bs]
-            out += self._predict_batch(soap, batch)
+            feats = soap.compute(batch, self.channels(), progress=self.progress)
+            out += self._predict_batch(feats, batch)
+            if covs is not None:
+                from psilearn.models.density.uncertainty import structure_covariances
+
+                covs += structure_covariances(self, feats, batch, conserve)
         electrons = []
         for k, a in enumerate(frames):
             s, q = structure_metric(self.target, a)
             if conserve:
                 out[k] = conserve_electrons(out[k], s, q, electron_count(a))
             electrons.append(float(q @ out[k]))
-        return DensityPrediction(out, self.target.aux_basis, self.target.metric, None, electrons)
+        std = None if covs is None else [np.sqrt(np.clip(np.diag(c), 0.0, None)) for c in covs]
+        return DensityPrediction(out, self.target.aux_basis, self.target.metric, std, electrons,
+                                 covs if return_cov else None)
 
-    def _predict_batch(self, soap: LambdaSoap, frames: list[Atoms]) -> list[np.ndarray]:
-        feats = soap.compute(frames, self.channels(), progress=self.progress)
+    def _predict_batch(self, feats, frames: list[Atoms]) -> list[np.ndarray]:
         irreps = [np.zeros(self.target.size(a)) for a in frames]
         rows = [structure_rows(self.target, a.get_chemical_symbols(), a.numbers) for a in frames]
         for (z, l), u in self._contracted_weights().items():

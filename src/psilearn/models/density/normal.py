@@ -87,6 +87,7 @@ class LeastSquares:
     yy: float = 0.0
     ref: float = 0.0
     n: int = 0
+    n_coef: int = 0
 
     def matvec(self, w: np.ndarray) -> np.ndarray:
         """A w, shape (n_weights,)."""
@@ -104,6 +105,7 @@ class LeastSquares:
         self.yy += float(y @ sy)
         self.ref += float(c @ s @ c)
         self.n += 1
+        self.n_coef += len(y)
 
     def merge(self, other: "LeastSquares") -> None:
         """Add ``other``'s structures to this part (``other`` is not to be used afterwards)."""
@@ -111,6 +113,7 @@ class LeastSquares:
         self.yy += other.yy
         self.ref += other.ref
         self.n += other.n
+        self.n_coef += other.n_coef
 
     def loss(self, w: np.ndarray) -> float:
         """sum_s (Psi_s w - y_s)^T S_s (Psi_s w - y_s) of the accumulated structures."""

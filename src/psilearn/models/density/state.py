@@ -3,7 +3,9 @@
 Arrays: ``sparse_coef/Z`` (M_Z, C) the sparse environments' density-expansion coefficients in
 farthest-point order (their lambda-SOAP blocks are rebuilt on load exactly as at fit time, ~20x
 smaller than the blocks); ``proj/Z/l`` (M_{Z,l}(2l+1), D) the RKHS projectors; ``w/Z/l`` (D, n_l)
-the weights; ``baseline/Z`` (n_{Z,0},). Metadata: the soap and density options, the species, the
+the weights; ``baseline/Z`` (n_{Z,0},); with ``density.uncertainty`` ``posterior/cholesky``
+(n_weights, n_weights), the lower Cholesky factor of A + lambda I (sigma2, dof, lambda in the metadata).
+Metadata: the soap and density options, the species, the
 sparse counts per (Z, l). The Target (with the aux basis and every element's shells) is written by
 :meth:`psilearn.models.base.Model.save` and restored by :meth:`psilearn.targets.Target.from_dict` (which dispatches ``kind: density``).
 """
@@ -32,7 +34,10 @@ def density_state(model) -> tuple[dict, dict[str, np.ndarray]]:
         arrays[f"w/{z}/{l}"] = model.weights[(z, l)]
     for z, b in model.baseline.items():
         arrays[f"baseline/{z}"] = np.asarray(b)
+    if model.posterior is not None:
+        arrays["posterior/cholesky"] = model.posterior["cholesky"]
     meta = {
+        "posterior": None if model.posterior is None else {k: v for k, v in model.posterior.items() if k != "cholesky"},
         "soap": model.soap.to_dict(),
         "config": asdict(model.config),
         "species": [int(z) for z in model.species],
@@ -61,6 +66,8 @@ def density_from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
     model.basis = SparseBasis(blocks, counts, projectors, model.config.zeta)
     model.weights = {key: arrays[f"w/{key[0]}/{key[1]}"] for key in counts}
     model.baseline = {z: arrays[f"baseline/{z}"] for z in model.species}
+    if meta.get("posterior") is not None:
+        model.posterior = {**meta["posterior"], "cholesky": arrays["posterior/cholesky"]}
     for (z, l), w in model.weights.items():
         if w.shape[0] != projectors[(z, l)].shape[1] or w.shape[1] != target.block_index(_symbol(z), l).shape[0]:
             raise ValueError(f"weights of element {z}, l={l} do not match the projector or the target")

@@ -22,7 +22,15 @@ DERIVED_UNITS: dict[str, str] = {
     "density_dipole": "e*Bohr, (3,), nuclei + fitted density, origin: centre of mass (as dipole_moment)",
     "density_quadrupole": "e*Bohr^2, traceless Buckingham, 9 numbers row-major, origin: centre of mass (as quadrupole_moment)",
     "density_fitted_electrons": "e, sum_P c_P int phi_P",
+    "density_dipole_std": "e*Bohr, (3,), predictive std of density_dipole's components (model with density.uncertainty)",
+    "density_quadrupole_std": "e*Bohr^2, 9 numbers, predictive std of density_quadrupole's components (model with density.uncertainty)",
     "density_esp": "Hartree/e, ESP of nuclei + fitted density at the --esp points, in their order",
+    "density_esp_std": "Hartree/e, predictive std of density_esp (model with density.uncertainty)",
+    "density_esp_surface_points": "Angstrom, 3n numbers (x, y, z per point), Merz-Kollman points on the scaled vdW surfaces (--esp-surface)",
+    "density_esp_surface_layer": "index of each surface point's scale in density_esp_surface_scales",
+    "density_esp_surface_scales": "the multiples of the van der Waals radii (ase.data.vdw_radii) of the surface layers",
+    "density_esp_surface": "Hartree/e, ESP of nuclei + fitted density at density_esp_surface_points, in their order",
+    "density_esp_surface_std": "Hartree/e, predictive std of density_esp_surface (model with density.uncertainty)",
     "density_hirshfeld_charges": "e, per atom, Hirshfeld charges of the fitted density",
     "density_cube": "path of the density cube file (rho in e/Bohr^3)",
     "density_cube_electrons": "e, sum(rho) dV on the cube grid",
@@ -34,13 +42,18 @@ DERIVED_UNITS: dict[str, str] = {
 @dataclass
 class DeriveOptions:
     """What to derive: ``multipoles``; the ESP at ``esp_points`` (one (n, 3) Angstrom array for all
-    structures or one per structure); cube files in ``cube_dir`` (``spacing``/``margin`` Angstrom, and
+    structures or one per structure); the ESP on Merz-Kollman points (``esp_surface``: spheres of
+    ``surface_scales`` x the vdW radii, ``surface_density`` points per Angstrom^2,
+    :mod:`psilearn.observe.density.surface`); cube files in ``cube_dir`` (``spacing``/``margin`` Angstrom, and
     ESP cubes with ``esp_grid``); ``hirshfeld`` charges (free atoms in ``hirshfeld_basis``); the SCF
     guess for ``scf_method`` (``XC/BASIS``) at ``scf_conv_tol``; ``source`` is recorded as
     ``density_source`` ('labels' or the model path)."""
 
     multipoles: bool = True
     esp_points: list[np.ndarray] | None = None
+    esp_surface: bool = False
+    surface_scales: tuple[float, ...] = (1.4, 1.6, 1.8, 2.0)
+    surface_density: float = 1.0
     esp_grid: bool = False
     cube_dir: str | None = None
     spacing: float = 0.2
@@ -69,16 +82,22 @@ def label_densities(frames: list[Atoms]) -> tuple[list[np.ndarray], list[str]]:
     return coefficients, bases
 
 
-def model_densities(model, frames: list[Atoms]) -> tuple[list[np.ndarray], list[str]]:
-    """Coefficients predicted by ``model`` (a density model: ``predict`` returns a DensityPrediction)."""
+def model_densities(model, frames: list[Atoms], with_cov: bool = False):
+    """Coefficients predicted by ``model`` (a density model: ``predict`` returns a DensityPrediction)
+    and the aux basis per frame; with ``with_cov`` also the predictive covariances (None when the
+    model has none, i.e. was not fitted with ``density.uncertainty``)."""
     from psilearn.data.prediction import DensityPrediction
 
-    pred = model.predict(frames, return_std=False)
+    has_cov = with_cov and getattr(model, "posterior", None) is not None
+    pred = model.predict(frames, return_std=True, return_cov=True) if has_cov else model.predict(frames, return_std=False)
     if not isinstance(pred, DensityPrediction):
         target = getattr(getattr(model, "target", None), "key", "?")
         raise DataError(f"the model predicts {target!r}, not density-fitting coefficients: give a density model "
                         "(or 'labels' to use the density labels stored in the structures)")
-    return [np.asarray(c, dtype=float).ravel() for c in pred.coefficients], [pred.aux_basis] * len(frames)
+    coefficients = [np.asarray(c, dtype=float).ravel() for c in pred.coefficients]
+    if with_cov:
+        return coefficients, [pred.aux_basis] * len(frames), pred.cov
+    return coefficients, [pred.aux_basis] * len(frames)
 
 
 def esp_points_for(points: list[np.ndarray] | None, n_frames: int) -> list[np.ndarray] | None:
@@ -98,8 +117,9 @@ def _cube_name(index: int, atoms: Atoms, suffix: str = "") -> str:
 
 
 def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, options: DeriveOptions,
-                     points: np.ndarray | None = None) -> tuple[Atoms, dict]:
-    """(a copy of ``atoms`` with the derived values, the summary row) for one structure."""
+                     points: np.ndarray | None = None, cov: np.ndarray | None = None) -> tuple[Atoms, dict]:
+    """(a copy of ``atoms`` with the derived values, the summary row) for one structure; with the
+    coefficients' covariance ``cov`` (e^2) also the std of the dipole and of the ESP values."""
     from psilearn.observe.density import cube, esp, hirshfeld, multipoles, scf_guess
 
     density = fitted_density(atoms, coefficients, aux_basis)
@@ -113,9 +133,20 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
         mu, theta = multipoles.multipoles(density)
         info["density_dipole"], info["density_quadrupole"] = mu, theta.reshape(9)
         row["dipole_debye"] = float(np.linalg.norm(multipoles.debye(mu)))
+        if cov is not None:
+            c_mu = multipoles.dipole_covariance(density, cov)
+            info["density_dipole_std"] = np.sqrt(np.clip(np.diag(c_mu), 0.0, None))
+            info["density_quadrupole_std"] = np.sqrt(np.clip(np.diag(multipoles.quadrupole_covariance(density, cov)), 0.0, None))
+            unit = mu / max(np.linalg.norm(mu), 1e-300)  # std of |mu| to first order: sqrt(u^T Sigma u)
+            row["dipole_std_debye"] = float(multipoles.debye(np.sqrt(max(unit @ c_mu @ unit, 0.0))))
     if points is not None:
-        info["density_esp"] = esp.esp_of(density, points)
+        if cov is None:
+            info["density_esp"] = esp.esp_of(density, points)
+        else:
+            info["density_esp"], info["density_esp_std"] = esp.esp_of(density, points, cov)
         row["esp_points"] = len(points)
+    if options.esp_surface:
+        _esp_surface(info, row, density, options, cov)
     if options.cube_dir:
         path = os.path.join(options.cube_dir, _cube_name(index, atoms))
         info["density_cube_electrons"] = row["cube_electrons"] = cube.write_density_cube(
@@ -139,9 +170,24 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
     return out, row
 
 
+def _esp_surface(info: dict, row: dict, density, options: DeriveOptions, cov) -> None:
+    from psilearn.observe.density import esp
+    from psilearn.observe.density.surface import surface_points
+
+    pts, layer = surface_points(density.atoms, options.surface_scales, options.surface_density)
+    info["density_esp_surface_points"], info["density_esp_surface_layer"] = pts.reshape(-1), layer
+    info["density_esp_surface_scales"] = np.asarray(options.surface_scales, dtype=float)
+    if cov is None:
+        info["density_esp_surface"] = esp.esp_of(density, pts)
+    else:
+        info["density_esp_surface"], info["density_esp_surface_std"] = esp.esp_of(density, pts, cov)
+    row["surface_points"] = len(pts)
+
+
 def derive_all(frames: list[Atoms], coefficients: list[np.ndarray], aux_bases: list[str], options: DeriveOptions,
-               progress: bool = True) -> tuple[list[Atoms], list[dict]]:
-    """:func:`derive_structure` over ``frames`` with a progress bar; errors name the frame."""
+               progress: bool = True, covariances: list[np.ndarray] | None = None) -> tuple[list[Atoms], list[dict]]:
+    """:func:`derive_structure` over ``frames`` with a progress bar (and the coefficients'
+    covariances, when given); errors name the frame."""
     from tqdm.auto import tqdm
 
     points = esp_points_for(options.esp_points, len(frames))
@@ -149,7 +195,7 @@ def derive_all(frames: list[Atoms], coefficients: list[np.ndarray], aux_bases: l
     for i in tqdm(range(len(frames)), desc="density", unit="structure", disable=not progress):
         try:
             a, row = derive_structure(i, frames[i], coefficients[i], aux_bases[i], options,
-                                      None if points is None else points[i])
+                                      None if points is None else points[i], None if covariances is None else covariances[i])
         except DataError as exc:
             raise DataError(f"frame {i}: {exc}") from None
         out.append(a)

@@ -22,8 +22,10 @@ MIN_DISTANCE = 1e-3
 _BLOCK = 2000
 
 
-def esp_of(density: FittedDensity, points_angstrom) -> np.ndarray:
-    """The ESP (Hartree/e), shape (n_points,), of a checked :class:`FittedDensity` at ``points_angstrom`` (n, 3)."""
+def esp_of(density: FittedDensity, points_angstrom, cov: np.ndarray | None = None):
+    """The ESP (Hartree/e), shape (n_points,), of a checked :class:`FittedDensity` at ``points_angstrom`` (n, 3).
+    With the coefficients' covariance ``cov`` (n_aux, n_aux; e^2) returns (esp, std) instead: V is
+    linear in c (V = V_nuc - G c, G the int2c2e rows), so var V_k = G_k Sigma_c G_k^T."""
     from pyscf import gto
 
     pts = np.asarray(points_angstrom, dtype=float)
@@ -38,13 +40,16 @@ def esp_of(density: FittedDensity, points_angstrom) -> np.ndarray:
     mol = density.auxmol
     nuclear_r = mol.atom_coords()
     out = np.empty(len(bohr))
+    var = None if cov is None else np.empty(len(bohr))
     for p0 in range(0, len(bohr), _BLOCK):
         block = bohr[p0 : p0 + _BLOCK]
         fake = gto.fakemol_for_charges(block)
-        electronic = gto.intor_cross("int2c2e", mol, fake).T @ density.coefficients
+        g = gto.intor_cross("int2c2e", mol, fake).T  # (n_block, n_aux)
         r = np.linalg.norm(block[:, None, :] - nuclear_r[None, :, :], axis=-1)
-        out[p0 : p0 + _BLOCK] = (mol.atom_charges() / r).sum(axis=1) - electronic
-    return out
+        out[p0 : p0 + _BLOCK] = (mol.atom_charges() / r).sum(axis=1) - g @ density.coefficients
+        if var is not None:
+            var[p0 : p0 + _BLOCK] = np.einsum("kp,pq,kq->k", g, cov, g)
+    return out if var is None else (out, np.sqrt(np.clip(var, 0.0, None)))
 
 
 def electrostatic_potential(atoms, coefficients, aux_basis: str, points_angstrom, charge: int | None = None) -> np.ndarray:

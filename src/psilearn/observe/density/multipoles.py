@@ -86,6 +86,27 @@ def traceless(second: np.ndarray) -> np.ndarray:
     return 0.5 * (3.0 * second - np.trace(second) * np.eye(3))
 
 
+def dipole_covariance(density: FittedDensity, cov: np.ndarray, origin_bohr=None) -> np.ndarray:
+    """Covariance (3, 3), (e*Bohr)^2, of the dipole given the coefficients' covariance ``cov``
+    (n_aux, n_aux; e^2): mu is linear in c (mu = const - M1 c, M1 the first moments), so
+    Sigma_mu = M1 Sigma_c M1^T. With an electron-count-conserving covariance (q^T Sigma q = 0) it
+    does not depend on the origin."""
+    origin = centre_of_mass_bohr(density) if origin_bohr is None else np.asarray(origin_bohr, dtype=float)
+    _, first, _ = aux_multipole_integrals(density.auxmol, origin)
+    out = first @ np.asarray(cov, dtype=float) @ first.T
+    return 0.5 * (out + out.T)
+
+
+def quadrupole_covariance(density: FittedDensity, cov: np.ndarray, origin_bohr=None) -> np.ndarray:
+    """Covariance (9, 9), (e*Bohr^2)^2, of the traceless quadrupole (row-major components) given the
+    coefficients' covariance ``cov`` (e^2): Theta = const - 1/2 (3 M2 - tr(M2) 1) c is linear in c."""
+    origin = centre_of_mass_bohr(density) if origin_bohr is None else np.asarray(origin_bohr, dtype=float)
+    _, _, second = aux_multipole_integrals(density.auxmol, origin)
+    jac = 0.5 * (3.0 * second - np.trace(second)[None, None, :] * np.eye(3)[:, :, None]).reshape(9, -1)
+    out = jac @ np.asarray(cov, dtype=float) @ jac.T
+    return 0.5 * (out + out.T)
+
+
 def debye(dipole_au) -> np.ndarray:
     """A dipole in e*Bohr converted to Debye."""
     return np.asarray(dipole_au, dtype=float) * DEBYE_PER_AU
