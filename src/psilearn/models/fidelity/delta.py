@@ -39,6 +39,7 @@ from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
 from psilearn.models.fidelity.baseline_method import BaselineMethod
+from psilearn.models.fidelity.delta_fields import FIELD_INNER, FieldDeltaModel, field_delta_kind
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
 
@@ -75,6 +76,8 @@ def delta_kind(baseline: str, inner: str = DEFAULT_INNER, symmetrize: bool = Fal
     if not baseline:
         raise ConfigError("--baseline: the baseline label name is empty")
     cls = check_inner_kind(inner)
+    if inner in FIELD_INNER:  # density and Hamiltonian targets: a baseline in the same basis (delta_fields)
+        return field_delta_kind(baseline, inner)
     return type(f"DeltaModel[{inner}]", (DeltaModel,), {
         "__module__": __name__, "inner_kind": inner, "baseline_key": baseline, "symmetrize": symmetrize,
         "config_options": dict(cls.config_options), "iterative": cls.iterative})
@@ -89,6 +92,9 @@ def delta_method_kind(method: str, inner: str = DEFAULT_INNER, db: str | Path | 
     if not (method or "").strip():
         raise ConfigError("--baseline-method: the method is empty (gfn2, gfn1 or XC/BASIS)")
     cls = check_inner_kind(inner)
+    if inner in FIELD_INNER:
+        raise ConfigError(f"--baseline-method with the {inner} kind: not supported; label the baseline into the file "
+                          f"(psilearn label --observables {inner} --method METHOD) and use --baseline KEY")
     return type(f"DeltaModel[{inner}]", (DeltaModel,), {
         "__module__": __name__, "inner_kind": inner, "method_name": method, "method_label": label,
         "method_db": None if db is None else str(db), "method_workers": workers, "symmetrize": symmetrize,
@@ -352,6 +358,8 @@ class DeltaModel(Model):
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "DeltaModel":
         kind = meta["inner_kind"]
+        if kind in FIELD_INNER:
+            return FieldDeltaModel.from_state(meta, arrays)
         if kind in REFUSED_INNER:
             raise ValueError(f"inner kind {kind!r} is not allowed in a delta model")
         outer = {k: v for k, v in meta.items() if k not in ("inner", "inner_kind", "baseline_key", "symmetrize_baseline", "training",
