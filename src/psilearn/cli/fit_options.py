@@ -95,7 +95,8 @@ def tuned_fit(args, kind, target, ds, config, seed):
 
 def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = ""):
     """(dataset, TRAIN specs, options, seed) for ``fit FLAG`` (``--density``, ``--hamiltonian``): a kind
-    whose Target comes from the file's own labels (``--baseline KEY`` is allowed: Δ-learning, checked by the caller). ConfigError, before any data is read, for another
+    whose Target comes from the file's own labels (``--baseline KEY`` is allowed: Δ-learning, checked by the
+    caller). ConfigError, before any data is read, for another
     ``--model`` or a flag of other kinds (``note`` is appended); ``load(source[, target])`` reads the
     pooled TRAIN, ``target_of(frames, key)`` gives the file's target under ``--target``."""
     from psilearn.config import load_config
