@@ -40,6 +40,7 @@ from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
 from psilearn.models.fidelity.baseline_method import BaselineMethod
 from psilearn.models.fidelity.delta_fields import FIELD_INNER, FieldDeltaModel, field_delta_kind
+from psilearn.models.fidelity.delta_spectrum import check_baseline_grid, check_spectrum_inner, structure_spectra
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
 
@@ -53,8 +54,6 @@ REFUSED_INNER = {
            "carries total charge zero, and its by-products (charges, energies) would belong to neither level",
     "qeq-nn": "qeq-nn learns charges constrained to each structure's total charge; a difference of two labels "
               "carries total charge zero, and its by-products (charges, energies) would belong to neither level",
-    "spectrum": "spectrum models (psilearn fit-spectrum) fit their own per-element baseline, shifts and alignment "
-                "on a grid; a difference of two spectra is not a spectrum on that footing",
 }
 DEFAULT_INNER = "sagpr"
 
@@ -92,9 +91,9 @@ def delta_method_kind(method: str, inner: str = DEFAULT_INNER, db: str | Path | 
     if not (method or "").strip():
         raise ConfigError("--baseline-method: the method is empty (gfn2, gfn1 or XC/BASIS)")
     cls = check_inner_kind(inner)
-    if inner in FIELD_INNER:
-        raise ConfigError(f"--baseline-method with the {inner} kind: not supported; label the baseline into the file "
-                          f"(psilearn label --observables {inner} --method METHOD) and use --baseline KEY")
+    if inner in FIELD_INNER or inner == "spectrum":
+        raise ConfigError(f"--baseline-method with the {inner} kind: not supported; put the baseline label into the file "
+                          "and use --baseline KEY")
     return type(f"DeltaModel[{inner}]", (DeltaModel,), {
         "__module__": __name__, "inner_kind": inner, "method_name": method, "method_label": label,
         "method_db": None if db is None else str(db), "method_workers": workers, "symmetrize": symmetrize,
@@ -221,8 +220,9 @@ class DeltaModel(Model):
     config_options: ClassVar[dict[str, type]] = dict(model_class(DEFAULT_INNER).config_options)
 
     def __post_init__(self) -> None:
-        if self.target.is_spectrum or type(self.target) is not Target:
-            raise ValueError(f"the delta model learns Cartesian-tensor targets, not {self.target.describe()}")
+        if type(self.target) is not Target or (self.target.is_spectrum and self.inner_kind != "spectrum"):
+            raise ValueError(f"the delta model learns Cartesian-tensor targets and spectra, not {self.target.describe()}")
+        check_spectrum_inner(self.target, self.inner)  # spectra: the spectrum kind, loss 'l2' only
         if self.inner is not None and self.inner.target != self.target:
             raise ValueError("the inner model's Target differs from the delta model's")
         if self.baseline and self.baseline_method:
@@ -262,6 +262,7 @@ class DeltaModel(Model):
             _same_pairs(data.frames, data.target, cls.baseline_key, data.pairs,
                         _pair_baseline(data.frames, data.target, cls.baseline_key, cls.symmetrize)[1])
         else:
+            check_baseline_grid(data.frames, data.target, cls.baseline_key)
             _baseline_values(data.frames, data.target, cls.baseline_key, cls.symmetrize)
         return None
 
@@ -273,6 +274,7 @@ class DeltaModel(Model):
                                   "labeler label is per pair except jcoupling; label the baseline into the file and use --baseline KEY)")
             return _pair_baseline(frames, self.target, self.baseline, self.symmetrize_baseline)
         if not self.baseline_method:
+            check_baseline_grid(frames, self.target, self.baseline)
             return _baseline_values(frames, self.target, self.baseline, self.symmetrize_baseline)
         if not self.baseline_db:
             raise ConfigError(f"the baseline method {self.baseline_method.name} needs a label database: "
@@ -303,6 +305,10 @@ class DeltaModel(Model):
 
     def check_elements(self, frames: list[Atoms]) -> None:
         self.inner.check_elements(frames)
+
+    def predict_structures(self, frames: list[Atoms]) -> np.ndarray:
+        """Spectra: (n_structures, n_grid) of the sum, per-atom spectra summed (as the spectrum kind's)."""
+        return structure_spectra(self.target, frames, self.predict(frames, return_std=False).values)
 
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "DeltaModel":
