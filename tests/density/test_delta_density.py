@@ -163,3 +163,11 @@ def test_cli_fit_predict_writes_sum_baseline_correction(data, tmp_path, capsys):
     assert cli_main(["fit", str(path), "--target", "density_coefficients", "--density", "--baseline-method", "gfn2",
                      "-o", str(tmp_path / "y")]) == 2
     assert "--baseline-method: not supported" in capsys.readouterr().err
+
+
+def test_evaluate_uses_the_sum(scaled, data):
+    from psilearn.evaluation import evaluate
+
+    frames, delta, _ = scaled
+    m = evaluate(delta, frames[20:])
+    assert m["n_structures"] == 4 and m["max_electron_error"] < 1e-10 and 0 < m["l2_percent"] < 100
