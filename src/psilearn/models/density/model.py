@@ -167,13 +167,20 @@ class DensityModel(Model):
         for start in range(0, len(frames), bs):
             batch = frames[start : start + bs]
             out += self._predict_batch(soap, batch)
-        electrons = []
-        for k, a in enumerate(frames):
-            s, q = structure_metric(self.target, a)
-            if conserve:
-                out[k] = conserve_electrons(out[k], s, q, electron_count(a))
-            electrons.append(float(q @ out[k]))
+        out, electrons = self.electron_projection(frames, out, conserve)
         return DensityPrediction(out, self.target.aux_basis, self.target.metric, None, electrons)
+
+    def electron_projection(self, frames: list[Atoms], coefficients: list[np.ndarray], conserve: bool = True) -> tuple[list, list]:
+        """(coefficients, electrons): each flat vector (PySCF's order) replaced, when ``conserve``, by the
+        metric-closest one with exactly N electrons (:func:`conserve_electrons`), and its count q^T c (e).
+        Also what a delta model applies to baseline + correction."""
+        out, electrons = [], []
+        for a, c in zip(frames, coefficients):
+            s, q = structure_metric(self.target, a)
+            c = conserve_electrons(c, s, q, electron_count(a)) if conserve else c
+            out.append(c)
+            electrons.append(float(q @ c))
+        return out, electrons
 
     def _predict_batch(self, soap: LambdaSoap, frames: list[Atoms]) -> list[np.ndarray]:
         feats = soap.compute(frames, self.channels(), progress=self.progress)

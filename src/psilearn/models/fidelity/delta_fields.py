@@ -218,16 +218,9 @@ class FieldDeltaModel(Model):
     def _predict_density(self, frames: list[Atoms], base: list[np.ndarray], conserve: bool | None) -> DensityDeltaPrediction:
         """The sum c_base + d, projected (when conserving) to the metric-closest vector with exactly N
         electrons: the same projection as the plain model's, applied to the sum (not to d alone)."""
-        from psilearn.models.density.constraint import conserve_electrons, electron_count, structure_metric
-
         conserve = self.inner.config.conserve_electrons if conserve is None else conserve
         corr = self.inner.predict(frames, return_std=False, conserve=False)
-        total, electrons = [], []
-        for a, b, d in zip(frames, base, corr.coefficients):
-            s, q = structure_metric(self.target, a)
-            c = conserve_electrons(b + d, s, q, electron_count(a)) if conserve else b + d
-            total.append(c)
-            electrons.append(float(q @ c))
+        total, electrons = self.inner.electron_projection(frames, [b + d for b, d in zip(base, corr.coefficients)], conserve)
         return DensityDeltaPrediction(total, corr.aux_basis, corr.metric, None, electrons, baseline=base,
                                       correction=[c - b for c, b in zip(total, base)])
 
