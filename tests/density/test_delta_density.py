@@ -171,3 +171,18 @@ def test_evaluate_uses_the_sum(scaled, data):
     frames, delta, _ = scaled
     m = evaluate(delta, frames[20:])
     assert m["n_structures"] == 4 and m["max_electron_error"] < 1e-10 and 0 < m["l2_percent"] < 100
+
+
+def test_learning_curve_with_a_baseline(data, tmp_path, capsys):
+    from psilearn.cli.main import main as cli_main
+
+    path = tmp_path / "all.xyz"
+    ase.io.write(path, _with_baseline(data, 0.9))
+    cfg = tmp_path / "o.yaml"
+    cfg.write_text("soap: {cutoff: 4.0, max_radial: 3, max_angular: 2}\ndensity: {n_sparse: 10}\n")
+    assert cli_main(["learning-curve", f"{path}@:16", f"{path}@20:", "--target", "density_coefficients", "--density",
+                     "--baseline", BASE, "--sizes", "8,16", "--config", str(cfg), "--json"]) == 0
+    import json
+
+    lc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert lc["model"] == "delta[density]" and len(lc["metrics"]["l2_percent"]) == 2

@@ -45,6 +45,16 @@ def delta_kind_of(args, kind: str, ds):
     return delta
 
 
+def density_curve_kind(args, train):
+    """``learning-curve --density``: 'density', or with --baseline KEY its delta kind (--baseline-method refused)."""
+    if args.baseline_method:
+        from psilearn.errors import ConfigError
+
+        raise ConfigError("learning-curve --density with --baseline-method: not supported; label the baseline into TRAIN and TEST "
+                          "and give its key with --baseline KEY")
+    return delta_kind_of(args, "density", train)
+
+
 def density_data(args):
     """(train, test, target) of ``learning-curve --density``: the target from TRAIN's own density labels
     (aux basis, metric, shells); TEST must use the same."""
