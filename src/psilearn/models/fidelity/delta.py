@@ -11,6 +11,10 @@ own pair list (``BASELINE_pairs``), which must list the same pairs as the target
 within a pair: the reader canonicalises them, transposing the values); at prediction the baseline's
 pairs are the pairs predicted. A mismatch is one line naming file, frame and key.
 
+Spectra (``fit-spectrum --baseline``): the spectrum kind with the plain ``l2`` loss only
+(:mod:`psilearn.models.fidelity.delta_spectrum`). Density and Hamiltonian targets: :func:`delta_kind`
+returns the kind of :mod:`psilearn.models.fidelity.delta_fields`.
+
 Uncertainty: the baseline is taken as exact (it is an input, not an estimate), so the predictive
 standard deviation (and covariance) is the inner model's uncertainty of the correction.
 
