@@ -142,7 +142,7 @@ def test_missing_or_misshapen_baseline_is_a_clear_error(alpha_delta):
         fit_model(delta_kind("alpha_lo"), target, load_dataset(frames, target), CFG)
 
 
-@pytest.mark.parametrize("inner", ["qeq", "qeq-nn", "spectrum", "delta"])
+@pytest.mark.parametrize("inner", ["qeq", "qeq-nn", "delta"])
 def test_unsupported_inner_kinds_are_refused(inner):
     with pytest.raises(ValueError, match=f"model kind '{inner}' cannot learn a correction"):
         delta_kind("b", inner)
@@ -197,7 +197,7 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["fit", str(train), "--target", "y", "--baseline", "b", "--model", "baseline", "-o", m]) == 2
     assert "train.xyz, frame 0: no label 'b' (labels present: y) (the baseline of the delta model of 'y')" in _error_line(capsys)
     assert main(["fit", str(train), "--target", "y", "--baseline", "y", "--model", "spectrum", "-o", m]) == 2
-    assert "--baseline: model kind 'spectrum' cannot learn a correction" in _error_line(capsys)
+    assert "--baseline with --model spectrum: spectra are fitted by psilearn fit-spectrum" in _error_line(capsys)
     assert main(["fit", str(train), "--target", "y", "--baseline", "b", "--long-range", "qeq", "-o", m]) == 2
     assert "--baseline cannot be combined with --long-range" in _error_line(capsys)
     assert main(["fit", str(train), "--target", "y", "--model", "delta", "-o", m]) == 2

@@ -18,8 +18,9 @@ def fit_density(args) -> int:
     from psilearn.models.factory import fit_model
 
     ds, trains, config, seed = labelled_kind_data(args, "density", "--density", load_density_dataset, density_target)
+    kind = delta_kind_of(args, "density", ds)
     print(f"fitting {ds.target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
-    model = fit_model("density", ds.target, ds, config, seed=seed, progress=True)
+    model = fit_model(kind, ds.target, ds, config, seed=seed, progress=True)
     model.save(args.output, overwrite=args.overwrite)
     m = model.metadata
     print(f"fitted in {m['fit_seconds']:.1f} s ({m['n_weights']} weights, {m['solver']} solve, lambda {m['regularization']:.3g} x mean "
@@ -29,6 +30,29 @@ def fit_density(args) -> int:
         print(f"held-out density error in the {ds.target.metric} metric ({held['method']}): {held['density_error_percent']:.4f}%")
     print(f"training density error in the {ds.target.metric} metric: {m['training_error_percent']:.4f}%")
     return 0
+
+
+def delta_kind_of(args, kind: str, ds):
+    """``kind``, or with ``--baseline KEY`` its delta kind (the baseline checked on ``ds`` first: one line naming file, frame and key)."""
+    if not args.baseline:
+        return kind
+    from psilearn.models.fidelity.delta import delta_kind
+
+    delta = delta_kind(args.baseline, kind)
+    delta.check_baseline(ds)
+    print(f"delta-learning: the {kind} model learns {ds.target.key} - {args.baseline}; predict needs {args.baseline} in its input",
+          file=sys.stderr)
+    return delta
+
+
+def density_curve_kind(args, train):
+    """``learning-curve --density``: 'density', or with --baseline KEY its delta kind (--baseline-method refused)."""
+    if args.baseline_method:
+        from psilearn.errors import ConfigError
+
+        raise ConfigError("learning-curve --density with --baseline-method: not supported; label the baseline into TRAIN and TEST "
+                          "and give its key with --baseline KEY")
+    return delta_kind_of(args, "density", train)
 
 
 def density_data(args):

@@ -268,7 +268,7 @@ def cmd_learning_curve(args) -> int:
 
 def _density_curve(args) -> int:
     """``learning-curve --density``: the density model kind, its options from --config ('soap:', 'density:')."""
-    from psilearn.cli.density_fit import density_data, print_density_curve
+    from psilearn.cli.density_fit import density_curve_kind, density_data, print_density_curve
     from psilearn.config import load_config
     from psilearn.evaluation import learning_curve
     from psilearn.evaluation.learning_curve import check_sizes
@@ -277,12 +277,13 @@ def _density_curve(args) -> int:
     config = load_config(args.config)
     _, seed = model_class("density").validate_config(config, source=args.config, seed=args.seed)
     train, test, target = density_data(args)
+    kind = density_curve_kind(args, train)
     try:
         sizes = check_sizes(args.sizes.split(","), len(train))
     except ValueError as exc:
         raise ValueError(f"--sizes: {exc}") from None
     row = lambda r: print(f"  n_train={r['n_train']}: L2 {r['metrics']['l2_percent']:.4f}% (fit {r['fit_seconds']:.1f} s)", file=sys.stderr)  # noqa: E731
-    lc = learning_curve(train, test, target, sizes, model="density", config=config, seed=seed, progress=row, repeats=args.repeats)
+    lc = learning_curve(train, test, target, sizes, model=kind, config=config, seed=seed, progress=row, repeats=args.repeats)
     print_density_curve(lc, sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(lc))

@@ -95,14 +95,18 @@ def tuned_fit(args, kind, target, ds, config, seed):
 
 def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = ""):
     """(dataset, TRAIN specs, options, seed) for ``fit FLAG`` (``--density``, ``--hamiltonian``): a kind
-    whose Target comes from the file's own labels. ConfigError, before any data is read, for another
+    whose Target comes from the file's own labels (``--baseline KEY`` is allowed: Δ-learning, checked by the
+    caller). ConfigError, before any data is read, for another
     ``--model`` or a flag of other kinds (``note`` is appended); ``load(source[, target])`` reads the
     pooled TRAIN, ``target_of(frames, key)`` gives the file's target under ``--target``."""
     from psilearn.config import load_config
     from psilearn.errors import ConfigError
     from psilearn.models.registry import model_class
 
-    flags = (("--baseline", args.baseline), ("--baseline-method", args.baseline_method),
+    if args.baseline_method:
+        raise ConfigError(f"{flag} with --baseline-method: not supported; label the baseline into TRAIN (psilearn label "
+                          f"--observables {kind} --method METHOD) and give its key with --baseline KEY")
+    flags = (("--baseline-method", args.baseline_method),
              ("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
              ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None)),
              ("--density", getattr(args, "density", False)), ("--hamiltonian", getattr(args, "hamiltonian", False)),

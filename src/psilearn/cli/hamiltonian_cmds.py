@@ -29,6 +29,7 @@ def metrics_lines(m: dict) -> list[str]:
 
 def fit_hamiltonian(args, run_options: dict) -> int:
     """``fit --hamiltonian``: the hamiltonian model on a file's F labels (its basis and shells)."""
+    from psilearn.cli.density_fit import delta_kind_of
     from psilearn.cli.fit_options import labelled_kind_data
     from psilearn.cli.main import secondary_rank
     from psilearn.data import hamiltonian_target, load_hamiltonian_dataset
@@ -36,8 +37,9 @@ def fit_hamiltonian(args, run_options: dict) -> int:
 
     ds, trains, config, seed = labelled_kind_data(args, "hamiltonian", "--hamiltonian", load_hamiltonian_dataset, hamiltonian_target,
                                                   " (its validation split is nn_train.val_fraction)")
+    kind = delta_kind_of(args, "hamiltonian", ds)
     print(f"fitting {ds.target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
-    model = fit_model("hamiltonian", ds.target, ds, config, seed=seed, progress=True, run_options=run_options)
+    model = fit_model(kind, ds.target, ds, config, seed=seed, progress=True, run_options=run_options)
     if secondary_rank():  # torchrun/srun: rank 0 writes and reports the model
         return 0
     model.save(args.output, overwrite=args.overwrite)
@@ -70,7 +72,7 @@ def prediction_frames(args, model, frames: list, pred) -> list:
     from psilearn.data.prediction_io import predictions_to_atoms
     from psilearn.errors import ConfigError
 
-    if model.kind == "hamiltonian":
+    if getattr(model.target, "kind", None) == "hamiltonian":  # the hamiltonian kind, or a delta model of it
         return predict_hamiltonian(args, model, frames, pred)
     if getattr(args, "scf_guess", None):
         raise ConfigError(f"--scf-guess: {args.model} is a {model.kind} model; the guess comes from a hamiltonian model "
@@ -105,6 +107,6 @@ def predict_hamiltonian(args, model, frames: list, pred) -> list:
               f"({100 * (tot_d - tot_g) / max(tot_d, 1):.0f}% fewer) over {len(saved)} structures")
     beyond = sum(p - w for p, w in zip(pred.n_pairs, pred.n_pairs_within_cutoff))
     if beyond:
-        print(f"note: {beyond} atom pairs lie beyond the model's cutoff ({model.net_config.cutoff:g} A); their blocks are zero",
+        print(f"note: {beyond} atom pairs lie beyond the model's cutoff ({getattr(model, 'inner', model).net_config.cutoff:g} A); their blocks are zero",
               file=sys.stderr)
     return out

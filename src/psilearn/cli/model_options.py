@@ -45,6 +45,9 @@ def model_options(args) -> tuple[str, dict, int]:
         name, merged = long_range_options(args, config)  # CLI flags over the file's model section
     if baseline is not None or method is not None:
         check_inner_kind(name)  # before the options: an unsupported kind is the first thing to say
+        if name == "spectrum":
+            raise ConfigError(f"{flag} with --model spectrum: spectra are fitted by psilearn fit-spectrum, which takes "
+                              "--baseline KEY (loss l2 only; docs/fidelity.md)")
     _, seed = model_class(name).validate_config(config, source=args.config, seed=args.seed)
     if fidelity is not None:
         from psilearn.models.fidelity.multifidelity import multifidelity_kind

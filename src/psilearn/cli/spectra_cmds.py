@@ -74,42 +74,74 @@ def _training_frames(args) -> list:
     return frames
 
 
+def _tuning_seed(args, config: dict) -> int | None:
+    """For ``--tune``: the one seed rule's seed, after a one-line refusal of a loss that cannot be tuned
+    (before any data is read); None without ``--tune``."""
+    if args.tune is None:
+        return None
+    from psilearn.errors import ConfigError
+    from psilearn.models.registry import model_class
+    from psilearn.tune import tunable_error
+
+    options, seed = model_class("spectrum").validate_config(config, seed=args.seed)
+    why = tunable_error("spectrum", options)
+    if why:
+        raise ConfigError(why)
+    return seed
+
+
 def cmd_fit_spectrum(args) -> int:
     from psilearn.cli.fit_options import check_tune, tuned_fit
     from psilearn.data.spectra import load_spectrum_dataset, spectrum_target
     from psilearn.models.factory import fit_model
 
     config = _spectrum_config(args)
-    check_tune(args, "spectrum")  # before any data is read
-    if args.tune is not None:
+    loss = (config.get("model") or {}).get("loss", "l2")
+    if args.baseline and (loss != "l2" or args.tune is not None):  # before any data is read
         from psilearn.errors import ConfigError
-        from psilearn.models.registry import model_class
-        from psilearn.tune import tunable_error
+        from psilearn.models.fidelity.delta_spectrum import SHIFT_LOSSES_REFUSED
 
-        options, seed = model_class("spectrum").validate_config(config, seed=args.seed)  # the one seed rule
-        why = tunable_error("spectrum", options)
-        if why:
-            raise ConfigError(why)
+        if args.tune is not None:
+            raise ConfigError("--tune tunes a plain spectrum model, not a delta model: tune without --baseline, then fit the "
+                              "correction with the chosen options in --config")
+        raise ConfigError(f"--baseline with --loss {loss}: {SHIFT_LOSSES_REFUSED}")
+    check_tune(args, "spectrum")
+    seed = _tuning_seed(args, config)
     frames = _training_frames(args)
     target = spectrum_target(frames, args.target, per=args.per, grid=args.grid or None, grid_units=args.grid_units,
                              units=args.units, pool=args.pool, absorber=args.absorber or "")
     ds = load_spectrum_dataset(frames, target, on_mismatch=args.on_grid_mismatch)
     ds.name = args.train
+    kind = _delta_spectrum_kind(args, ds)
     print(f"fitting {target.describe()} on {len(ds)} structures from {args.train}", file=sys.stderr)
     t0 = time.perf_counter()
     if args.tune is not None:
         model = tuned_fit(args, "spectrum", target, ds, config, seed)
     else:
-        model = fit_model("spectrum", target, ds, config, seed=args.seed, progress=True)
+        model = fit_model(kind, target, ds, config, seed=args.seed, progress=True)
     model.save(args.output, overwrite=args.overwrite)
     held = model.metadata["heldout_metrics"]
-    print(f"fitted in {time.perf_counter() - t0:.1f} s ({model.metadata['n_columns']} output columns, loss {model.config.loss}); saved to {args.output}")
+    loss = getattr(model, "inner", model).config.loss  # a delta model's is its inner spectrum model's
+    print(f"fitted in {time.perf_counter() - t0:.1f} s ({model.metadata['n_columns']} output columns, loss {loss}); saved to {args.output}")
     if "train_shifts" in model.metadata:
         s = model.metadata["train_shifts"]
         print(f"training shifts: rms {s['rms']:.4g}, max |shift| {s['max_abs']:.4g} {s['units']}")
     print(f"held-out estimate ({held['method']}):")
     print_spectral(held["spectral"], target.units, target.grid_units)
     return 0
+
+
+def _delta_spectrum_kind(args, ds):
+    """'spectrum', or with --baseline KEY the delta kind around it (the baseline checked on ``ds`` first)."""
+    if not args.baseline:
+        return "spectrum"
+    from psilearn.models.fidelity.delta import delta_kind
+
+    kind = delta_kind(args.baseline, "spectrum")
+    kind.check_baseline(ds)
+    print(f"delta-learning: the spectrum model learns {ds.target.key} - {args.baseline} (loss l2); predict-spectrum needs "
+          f"{args.baseline} in its input", file=sys.stderr)
+    return kind
 
 
 def cmd_predict_spectrum(args) -> int:
@@ -230,6 +262,9 @@ def _register_fit(sub) -> None:
     m.add_argument("--loss", choices=["l2", "shift", "align"], help="l2 (default), shift (per-structure shift optimised), align (on --align-feature)")
     m.add_argument("--max-shift", type=float, help="largest shift for --loss shift, grid units (default 10%% of the grid span)")
     m.add_argument("--align-feature", choices=["edge", "max", "onset"], help="feature lined up by --loss align (default edge: half maximum)")
+    m.add_argument("--baseline", metavar="KEY", help="delta-learning: KEY is a cheaper spectrum of the same structures on the "
+                   "same grid; the model learns TARGET - KEY (loss l2 only) and predict-spectrum needs KEY in its input "
+                   "(writes the sum, KEY_baseline and KEY_correction; docs/fidelity.md)")
     m.add_argument("--pca", type=float, help="learn PCA scores: a number of components, or a variance fraction in (0, 1)")
     m.add_argument("--elements", metavar="LIST", help="extra descriptor elements, e.g. B,Se: structures to predict may contain "
                                                     "them as neighbours even if no training structure does")

@@ -44,6 +44,19 @@ def _write_extras(atoms: Atoms, pred: Prediction, i: int, atoms_slice: slice) ->
         atoms.arrays[name] = np.asarray(values[atoms_slice])
 
 
+def _write_field_extras(atoms: Atoms, pred, i: int, key: str) -> None:
+    """A delta model's baseline and correction of structure ``i`` (density coefficients or F), flat,
+    as ``KEY_baseline`` and ``KEY_correction`` (existing ones kept as ``NAME_reference``)."""
+    for part in ("baseline", "correction"):
+        values = getattr(pred, part, None)
+        if values is None:
+            continue
+        name = f"{key}_{part}"
+        if name in atoms.info:
+            atoms.info[f"{name}_reference"] = atoms.info.pop(name)
+        atoms.info[name] = np.asarray(values[i], dtype=np.float64).ravel()
+
+
 def _density_to_atoms(frames: list[Atoms], pred: DensityPrediction, target, with_std: bool) -> list[Atoms]:
     """Density predictions in the labeler's layout (a valid density-labelled file): ``KEY`` (flat,
     PySCF's order), ``density_aux_basis``, ``density_metric``, ``density_aux_shells``,
@@ -65,6 +78,7 @@ def _density_to_atoms(frames: list[Atoms], pred: DensityPrediction, target, with
             if name in b.info and name in values:
                 b.info[f"{name}_reference"] = b.info.pop(name)
         b.info.update(values)
+        _write_field_extras(b, pred, i, target.key)
         out.append(b)
     return out
 
@@ -87,6 +101,7 @@ def _hamiltonian_to_atoms(frames: list[Atoms], pred: HamiltonianPrediction, targ
         b.info["hamiltonian_shells"] = target.shells_text()
         if with_std and pred.std is not None:
             b.info[f"{target.key}_std"] = np.asarray(pred.std[i], dtype=np.float64).ravel()
+        _write_field_extras(b, pred, i, target.key)
         out.append(b)
     return out
 

@@ -81,11 +81,13 @@ def learning_curve(train, test, target, sizes, *, model: str = "sagpr", config: 
     if density:
         from psilearn.evaluation.density import density_learning_curve
 
-        if model not in ("sagpr", "density"):
+        delta = getattr(model, "inner_kind", None) == "density"  # a delta kind of densities (fit --density --baseline)
+        if model not in ("sagpr", "density") and not delta:
             raise ValueError(f"density targets are learnt by the density model kind, not {_kind_name(model)}")
+        kind = model if delta else "density"
         lc = density_learning_curve(train, test, target, sizes, orders,
-                                    lambda sub: fit_model("density", target, sub, config, seed=seed, progress=False), progress)
-        return {**lc, **info, "model": "density"}
+                                    lambda sub: fit_model(kind, target, sub, config, seed=seed, progress=False), progress)
+        return {**lc, **info, "model": _kind_name(kind)}
     names = ["Cartesian", *block_names(target)]
     ref = target.to_irreps(test.values)
     rows, done = [], {}

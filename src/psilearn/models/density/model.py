@@ -176,15 +176,22 @@ class DensityModel(Model):
                 from psilearn.models.density.uncertainty import structure_covariances
 
                 covs += structure_covariances(self, feats, batch, conserve)
-        electrons = []
-        for k, a in enumerate(frames):
-            s, q = structure_metric(self.target, a)
-            if conserve:
-                out[k] = conserve_electrons(out[k], s, q, electron_count(a))
-            electrons.append(float(q @ out[k]))
+        out, electrons = self.electron_projection(frames, out, conserve)
         std = None if covs is None else [np.sqrt(np.clip(np.diag(c), 0.0, None)) for c in covs]
         return DensityPrediction(out, self.target.aux_basis, self.target.metric, std, electrons,
                                  covs if return_cov else None)
+
+    def electron_projection(self, frames: list[Atoms], coefficients: list[np.ndarray], conserve: bool = True) -> tuple[list, list]:
+        """(coefficients, electrons): each flat vector (PySCF's order) replaced, when ``conserve``, by the
+        metric-closest one with exactly N electrons (:func:`conserve_electrons`), and its count q^T c (e).
+        Also what a delta model applies to baseline + correction."""
+        out, electrons = [], []
+        for a, c in zip(frames, coefficients):
+            s, q = structure_metric(self.target, a)
+            c = conserve_electrons(c, s, q, electron_count(a)) if conserve else c
+            out.append(c)
+            electrons.append(float(q @ c))
+        return out, electrons
 
     def _predict_batch(self, feats, frames: list[Atoms]) -> list[np.ndarray]:
         irreps = [np.zeros(self.target.size(a)) for a in frames]

@@ -11,6 +11,10 @@ own pair list (``BASELINE_pairs``), which must list the same pairs as the target
 within a pair: the reader canonicalises them, transposing the values); at prediction the baseline's
 pairs are the pairs predicted. A mismatch is one line naming file, frame and key.
 
+Spectra (``fit-spectrum --baseline``): the spectrum kind with the plain ``l2`` loss only
+(:mod:`psilearn.models.fidelity.delta_spectrum`). Density and Hamiltonian targets: :func:`delta_kind`
+returns the kind of :mod:`psilearn.models.fidelity.delta_fields`.
+
 Uncertainty: the baseline is taken as exact (it is an input, not an estimate), so the predictive
 standard deviation (and covariance) is the inner model's uncertainty of the correction.
 
@@ -39,6 +43,8 @@ from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
 from psilearn.models.fidelity.baseline_method import BaselineMethod
+from psilearn.models.fidelity.delta_fields import FIELD_INNER, FieldDeltaModel, field_delta_kind
+from psilearn.models.fidelity.delta_spectrum import check_baseline_grid, check_spectrum_inner, structure_spectra
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
 
@@ -52,8 +58,6 @@ REFUSED_INNER = {
            "carries total charge zero, and its by-products (charges, energies) would belong to neither level",
     "qeq-nn": "qeq-nn learns charges constrained to each structure's total charge; a difference of two labels "
               "carries total charge zero, and its by-products (charges, energies) would belong to neither level",
-    "spectrum": "spectrum models (psilearn fit-spectrum) fit their own per-element baseline, shifts and alignment "
-                "on a grid; a difference of two spectra is not a spectrum on that footing",
 }
 DEFAULT_INNER = "sagpr"
 
@@ -75,6 +79,8 @@ def delta_kind(baseline: str, inner: str = DEFAULT_INNER, symmetrize: bool = Fal
     if not baseline:
         raise ConfigError("--baseline: the baseline label name is empty")
     cls = check_inner_kind(inner)
+    if inner in FIELD_INNER:  # density and Hamiltonian targets: a baseline in the same basis (delta_fields)
+        return field_delta_kind(baseline, inner)
     return type(f"DeltaModel[{inner}]", (DeltaModel,), {
         "__module__": __name__, "inner_kind": inner, "baseline_key": baseline, "symmetrize": symmetrize,
         "config_options": dict(cls.config_options), "iterative": cls.iterative})
@@ -89,6 +95,9 @@ def delta_method_kind(method: str, inner: str = DEFAULT_INNER, db: str | Path | 
     if not (method or "").strip():
         raise ConfigError("--baseline-method: the method is empty (gfn2, gfn1 or XC/BASIS)")
     cls = check_inner_kind(inner)
+    if inner in FIELD_INNER or inner == "spectrum":
+        raise ConfigError(f"--baseline-method with the {inner} kind: not supported; put the baseline label into the file "
+                          "and use --baseline KEY")
     return type(f"DeltaModel[{inner}]", (DeltaModel,), {
         "__module__": __name__, "inner_kind": inner, "method_name": method, "method_label": label,
         "method_db": None if db is None else str(db), "method_workers": workers, "symmetrize": symmetrize,
@@ -215,8 +224,9 @@ class DeltaModel(Model):
     config_options: ClassVar[dict[str, type]] = dict(model_class(DEFAULT_INNER).config_options)
 
     def __post_init__(self) -> None:
-        if self.target.is_spectrum or type(self.target) is not Target:
-            raise ValueError(f"the delta model learns Cartesian-tensor targets, not {self.target.describe()}")
+        if type(self.target) is not Target or (self.target.is_spectrum and self.inner_kind != "spectrum"):
+            raise ValueError(f"the delta model learns Cartesian-tensor targets and spectra, not {self.target.describe()}")
+        check_spectrum_inner(self.target, self.inner)  # spectra: the spectrum kind, loss 'l2' only
         if self.inner is not None and self.inner.target != self.target:
             raise ValueError("the inner model's Target differs from the delta model's")
         if self.baseline and self.baseline_method:
@@ -256,6 +266,7 @@ class DeltaModel(Model):
             _same_pairs(data.frames, data.target, cls.baseline_key, data.pairs,
                         _pair_baseline(data.frames, data.target, cls.baseline_key, cls.symmetrize)[1])
         else:
+            check_baseline_grid(data.frames, data.target, cls.baseline_key)
             _baseline_values(data.frames, data.target, cls.baseline_key, cls.symmetrize)
         return None
 
@@ -267,6 +278,7 @@ class DeltaModel(Model):
                                   "labeler label is per pair except jcoupling; label the baseline into the file and use --baseline KEY)")
             return _pair_baseline(frames, self.target, self.baseline, self.symmetrize_baseline)
         if not self.baseline_method:
+            check_baseline_grid(frames, self.target, self.baseline)
             return _baseline_values(frames, self.target, self.baseline, self.symmetrize_baseline)
         if not self.baseline_db:
             raise ConfigError(f"the baseline method {self.baseline_method.name} needs a label database: "
@@ -297,6 +309,10 @@ class DeltaModel(Model):
 
     def check_elements(self, frames: list[Atoms]) -> None:
         self.inner.check_elements(frames)
+
+    def predict_structures(self, frames: list[Atoms]) -> np.ndarray:
+        """Spectra: (n_structures, n_grid) of the sum, per-atom spectra summed (as the spectrum kind's)."""
+        return structure_spectra(self.target, frames, self.predict(frames, return_std=False).values)
 
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "DeltaModel":
@@ -352,6 +368,8 @@ class DeltaModel(Model):
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "DeltaModel":
         kind = meta["inner_kind"]
+        if kind in FIELD_INNER:
+            return FieldDeltaModel.from_state(meta, arrays)
         if kind in REFUSED_INNER:
             raise ValueError(f"inner kind {kind!r} is not allowed in a delta model")
         outer = {k: v for k, v in meta.items() if k not in ("inner", "inner_kind", "baseline_key", "symmetrize_baseline", "training",
