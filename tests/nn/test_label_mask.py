@@ -167,8 +167,17 @@ def test_normalisation_and_metrics_use_the_labelled_atoms_only(fitted, tmp_path)
     assert pred.values.shape == (sum(map(len, va.frames)), 9) and np.all(np.isfinite(pred.values))  # every atom
     rmse = np.sqrt(np.mean((pred.values[va.labelled] - va.values) ** 2))
     assert model.metadata["heldout_metrics"]["cartesian"]["rmse"] == pytest.approx(rmse, rel=1e-6)
-    # LLPR fitted and calibrated: finite, positive std on every atom
-    assert np.all(np.isfinite(pred.std)) and np.all(pred.std[va.labelled] > 0)
+    # LLPR: covariance of the labelled training atoms' features, scale calibrated on the labelled validation atoms
+    from psilearn.models._torch import uncertainty as unc
+
+    tr = ds.subset(train_idx)
+    feats = unc.last_layer_features(model.nets[0], model._graphs(tr.frames), "atom", "sum", sorted(model.llpr.inv), 32, "cpu", torch.float64)
+    ref = unc.LLPR.fit({k: v[tr.labelled] for k, v in feats.items()}, model.train_config.llpr_regularization)
+    for k, inv in ref.inv.items():
+        np.testing.assert_allclose(model.llpr.inv[k], inv, rtol=1e-8, err_msg=str(k))
+    z2 = (pred.irreps[va.labelled] - NMR.to_irreps(va.values)) ** 2 / pred.irreps_std[va.labelled] ** 2
+    assert all(np.mean(z2[:, b.cols]) == pytest.approx(1.0, rel=1e-6) for b in NMR.blocks)
+    assert np.all(np.isfinite(pred.std))
     model.save(tmp_path / "m")
     again = load(tmp_path / "m")
     assert again.metadata["label_mask"] == "has_tensor"
@@ -240,3 +249,16 @@ def test_one_line_errors(tmp_path, capsys, case):
     err = capsys.readouterr().err.strip()
     assert rc != 0 and want in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "m").exists()
+
+
+def test_ensemble_calibrated_on_the_labelled_atoms():
+    model = _fit(cells(2, 8), uncertainty="ensemble", ensemble_size=2, epochs=1)
+    ds = load_dataset(cells(2, 8), NMR, label_mask="has_tensor")
+    _, val_idx = random_split(len(ds), model.train_config.val_fraction, model.seed)
+    va = ds.subset(val_idx)
+    pred = model.predict(va.frames)
+    # the calibration makes the mean squared z-score 1 per block on the validation (labelled) atoms
+    z2 = (pred.irreps[va.labelled] - NMR.to_irreps(va.values)) ** 2 / pred.irreps_std[va.labelled] ** 2
+    for b in NMR.blocks:
+        assert np.mean(z2[:, b.cols]) == pytest.approx(1.0, rel=1e-6), b.name
+    assert model.metadata["calibration"] is not None and len(model.nets) == 2
