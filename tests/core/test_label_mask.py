@@ -75,7 +75,7 @@ def test_partial_labels_fit_predict_evaluate(frames, tmp_path):
 
 def test_mask_refusals(frames):
     ds = load_dataset(_masked(frames), SHIELD, label_mask="has_tensor")
-    with pytest.raises(DataError, match="supported by the sagpr kind only"):
+    with pytest.raises(DataError, match="supported by the sagpr and nn kinds only"):
         fit_model("baseline", SHIELD, ds)
     with pytest.raises(DataError, match="applies to per-atom targets only"):
         load_dataset(frames, Target("alpha", tensor="ij=ji"), label_mask="has_tensor")

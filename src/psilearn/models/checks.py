@@ -20,7 +20,7 @@ def check_training_data(target, data, min_structures: int = 2, why: str = "", pa
         raise DataError(f"{target.key!r} is a per-pair target: it is fitted by the nn kind (--model nn; --model baseline gives the element-pair mean), "
                         "not this one")
     if getattr(data, "labelled", None) is not None and not partial_labels:
-        raise DataError(f"labels on only some atoms (label mask {data.label_mask!r}) are supported by the sagpr kind only")
+        raise DataError(f"labels on only some atoms (label mask {data.label_mask!r}) are supported by the sagpr and nn kinds only")
     if len(data) < min_structures:
         raise DataError(f"need at least {min_structures} training structures{' ' + why if why else ''}")
 

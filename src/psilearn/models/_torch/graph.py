@@ -10,7 +10,9 @@ A graph holds, for one structure of n atoms with E directed edges within the cut
 - ``moments`` (n,) or (n, 3) float64: collinear or non-collinear magnetic moments
   (``initial_magmoms``) when the model takes them as inputs, else None;
 - ``pairs`` (P, 2) int64 and ``pair_vec`` (P, 3) float64: the atom pairs of a per-pair target and
-  r_j - r_i of each (shortest image), else None.
+  r_j - r_i of each (shortest image), else None;
+- ``labelled`` (n,) bool: for training on per-atom labels present on only some atoms (a label
+  mask), which atoms carry a label (the loss sees those only), else None.
 
 Neighbour lists come from ``ase.neighborlist.neighbor_list`` (a cell-list algorithm, linear in the
 number of atoms, no Python loop over pairs). Edge vectors are computed once in float64 and cast to
@@ -40,6 +42,7 @@ class Graph:
     moments: np.ndarray | None = None
     pairs: np.ndarray | None = None
     pair_vec: np.ndarray | None = None
+    labelled: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:

@@ -156,11 +156,18 @@ class EMA:
             p.copy_(weights[k])
 
 
+def _n_rows(g: Graph, per: str) -> int:
+    if per == "pair":
+        return g.n_pairs
+    return g.n_atoms if g.labelled is None else int(np.count_nonzero(g.labelled))
+
+
 def sample_rows(graphs: list[Graph], y: np.ndarray, per: str) -> list[np.ndarray]:
-    """Split target rows (n_samples, n_out) per structure (one row, one per atom or one per pair)."""
+    """Split target rows (n_samples, n_out) per structure (one row, one per atom or one per pair;
+    with a label mask, ``Graph.labelled``, one per labelled atom)."""
     if per == "structure":
         return [y[i : i + 1] for i in range(len(graphs))]
-    ends = np.cumsum([g.n_pairs if per == "pair" else g.n_atoms for g in graphs])
+    ends = np.cumsum([_n_rows(g, per) for g in graphs])
     return np.split(y, ends[:-1])
 
 
@@ -168,8 +175,10 @@ class TargetLoss:
     """The nn model's loss: network outputs (per atom, or pooled per structure) against Target rows.
 
     Per sample, sum_c w_c ((pred_c - y_c) / s_c)^2 with ``loss_scale`` s (n_out,) and ``col_weight``
-    w (n_out,). Other models plug their own object with the same three methods into :class:`Trainer`
-    (e.g. the QEq-NN model, whose network output goes through charge equilibration first)."""
+    w (n_out,). Per-atom targets with a label mask (graphs with ``labelled``): the samples are the
+    labelled atoms only (``y`` holds their rows; every atom is still in the graph). Other models
+    plug their own object with the same three methods into :class:`Trainer` (e.g. the QEq-NN
+    model, whose network output goes through charge equilibration first)."""
 
     def __init__(self, per: str, pool: str, loss_scale: np.ndarray, col_weight: np.ndarray):
         self.per, self.pool = per, pool
@@ -181,16 +190,23 @@ class TargetLoss:
 
     def batch(self, graphs: list[Graph], rows: list, idx, device, dtype):
         """Everything :meth:`terms` needs for the structures ``idx``."""
-        b = collate([graphs[i] for i in idx], device, dtype)
+        gs = [graphs[i] for i in idx]
+        b = collate(gs, device, dtype)
         y = torch.as_tensor(np.concatenate([rows[i] for i in idx]), dtype=dtype, device=device)
-        return b, y
+        mask = None
+        if self.per == "atom" and any(g.labelled is not None for g in gs):
+            mask = torch.as_tensor(np.concatenate([np.ones(g.n_atoms, bool) if g.labelled is None else g.labelled for g in gs]), device=device)
+        return b, y, mask
 
     def terms(self, net: torch.nn.Module, batch) -> torch.Tensor:
         """Loss of each sample of the batch, (n_samples,); the training loss is their mean."""
-        b, y = batch
+        b, y, mask = batch
         scale = torch.as_tensor(self.loss_scale, dtype=y.dtype, device=y.device)
         weight = torch.as_tensor(self.col_weight, dtype=y.dtype, device=y.device)
-        return (((net(b, self.per, self.pool) - y) / scale) ** 2 * weight).sum(1)
+        pred = net(b, self.per, self.pool)
+        if mask is not None:  # labels on only some atoms: the others are predicted, never scored
+            pred = pred[mask]
+        return (((pred - y) / scale) ** 2 * weight).sum(1)
 
 
 class Trainer:
@@ -359,7 +375,8 @@ class Trainer:
     def _batch_loss(self, graphs: list[Graph], rows, idx) -> tuple[torch.Tensor, float]:
         """(loss to differentiate, mean loss of the global batch ``idx``). One process: the mean
         over samples. Distributed: this rank's structures idx[rank::world], loss = sum * world / N
-        with N the global sample count, so DDP's gradient average is the one-process gradient. A
+        with N the global sample count (with a label mask: of labelled atoms, the samples of
+        :class:`TargetLoss`), so DDP's gradient average is the one-process gradient. A
         rank left without structures runs a zero-weighted one (every rank joins each reduction)."""
         model = getattr(self, "_model", self.net)
         world = ddp.world_size()

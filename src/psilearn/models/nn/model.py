@@ -138,6 +138,8 @@ class NNModel(TorchRunOptions, Model):
         t, blocks = self.target, self.blocks
         frames = [data.frames[i] for i in train_idx]
         design = composition_design(frames, self.species, t.per, t.pool, None if data.pairs is None else [data.pairs[i] for i in train_idx])
+        if data.labelled is not None:  # labels on only some atoms: the rows of the labelled ones
+            design = design[data.subset(train_idx).labelled]
         shift = np.zeros((design.shape[1], self.n_out))
         resid = rows_irreps.copy()
         for b in blocks:
@@ -175,8 +177,11 @@ class NNModel(TorchRunOptions, Model):
 
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "NNModel":
-        """Train on a Dataset whose Target equals this model's. Returns self."""
-        check_training_data(self.target, data, why="(one is held out for validation)", pairs=True)
+        """Train on a Dataset whose Target equals this model's. Returns self. Per-atom labels on only
+        some atoms (a Dataset with ``labelled``): every atom is described and predicted; only the
+        labelled atoms enter the loss, the normalisation, the validation metrics and the calibration."""
+        why, partial = "(one is held out for validation)", self.target.per == "atom"
+        check_training_data(self.target, data, why=why, pairs=True, partial_labels=partial)
         t0 = time.perf_counter()
         cfg, t = self.train_config, self.target
         self._apply_threads()
@@ -186,7 +191,13 @@ class NNModel(TorchRunOptions, Model):
             data = data.subset(np.flatnonzero([len(p) for p in data.pairs]))
             check_training_data(self.target, data, why="with a labelled pair (one is held out for validation)", pairs=True)
             self.pair_rule = PairRule.from_data(data.frames, data.pairs)
+        if data.labelled is not None:  # structures without a labelled atom teach nothing
+            data = data.subset(np.flatnonzero([np.any(data.labelled[data.atom_structure == i]) for i in range(len(data))]))
+            check_training_data(self.target, data, why="with a labelled atom (one is held out for validation)", partial_labels=True)
         graphs = self._graphs(data.frames, data.pairs, self.progress and distributed.is_main())
+        if data.labelled is not None:
+            for g, m in zip(graphs, np.split(data.labelled, np.cumsum([len(a) for a in data.frames])[:-1])):
+                g.labelled = m
         train_idx, val_idx = random_split(len(data), cfg.val_fraction, self.seed)
         tr, va = data.subset(train_idx), data.subset(val_idx)
         y_tr, y_va = self._compact(t.to_irreps(tr.values)), self._compact(t.to_irreps(va.values))
@@ -214,27 +225,13 @@ class NNModel(TorchRunOptions, Model):
             net.eval()
             self.nets.append(net)
 
-        # uncertainty, calibrated on the validation split
-        members = self._member_irreps(g_va)  # (K, n_val, n_irreps)
-        pred_va = members.mean(0)
-        blocks = self.blocks
-        err2 = unc.block_mean_sq(pred_va - y_va, blocks)
-        self.llpr, self.ens_alpha2 = None, None
-        if cfg.uncertainty == "llpr":
-            keys = sorted(set(self.out_irreps))
-            f_tr = unc.last_layer_features(self.nets[0], g_tr, t.per, t.pool, keys, cfg.predict_batch_size, device, self.dtype)
-            self.llpr = unc.LLPR.fit(f_tr, cfg.llpr_regularization)
-            f_va = unc.last_layer_features(self.nets[0], g_va, t.per, t.pool, keys, cfg.predict_batch_size, device, self.dtype)
-            self.llpr.alpha2 = unc.calibrate(self.llpr.raw_variance(f_va, blocks), err2)
-        elif cfg.uncertainty == "ensemble":
-            self.ens_alpha2 = unc.calibrate(unc.ensemble_variance(members, blocks), err2)
-        var_va = self._variance(g_va, members)
+        pred_va, var_va = self._calibrate(g_tr, g_va, y_va, tr.labelled, va.labelled)
 
         from psilearn.metrics.regression import calibration, regression_metrics
 
         calib = None
         if var_va is not None:
-            std_c = t.to_cartesian_std(self._full(unc.expand_blocks(var_va, blocks, self.n_out)))
+            std_c = t.to_cartesian_std(self._full(unc.expand_blocks(var_va, self.blocks, self.n_out)))
             calib = {"method": f"{cfg.uncertainty}, scale fitted on the validation split (in-sample for the scale)",
                      **calibration(va.values, t.to_cartesian(self._full(pred_va)), std_c)}
         self.metadata = self.training_record(data, t0, **{
@@ -247,8 +244,31 @@ class NNModel(TorchRunOptions, Model):
             "heldout_metrics": {"method": f"validation split ({len(val_idx)} structures, used for early stopping)",
                                 **regression_metrics(t, self._full(y_va), self._full(pred_va))},
             "calibration": calib,
+            **({"label_mask": data.label_mask} if data.labelled is not None else {}),
         })
         return self
+
+    def _calibrate(self, g_tr, g_va, y_va: np.ndarray, m_tr: np.ndarray | None, m_va: np.ndarray | None):
+        """Fit the uncertainty (LLPR covariance on the training samples, its or the ensemble's scale on
+        the validation ones; with a label mask ``m_tr``/``m_va``, bool per atom, the labelled atoms
+        only). Returns the validation predictions (n_val_samples, n_out) and calibrated variance
+        (n_val_samples, n_blocks) or None."""
+        cfg, t, blocks = self.train_config, self.target, self.blocks
+        rows = lambda x, m: x if m is None else x[m]  # noqa: E731
+        members = self._member_irreps(g_va)[:, slice(None) if m_va is None else m_va]  # (K, n_val, n_out)
+        pred_va = members.mean(0)
+        err2 = unc.block_mean_sq(pred_va - y_va, blocks)
+        self.llpr, self.ens_alpha2 = None, None
+        if cfg.uncertainty == "llpr":
+            keys = sorted(set(self.out_irreps))
+            feats = lambda g: unc.last_layer_features(self.nets[0], g, t.per, t.pool, keys, cfg.predict_batch_size,  # noqa: E731
+                                                      self.device, self.dtype)
+            self.llpr = unc.LLPR.fit({k: rows(v, m_tr) for k, v in feats(g_tr).items()}, cfg.llpr_regularization)
+            self.llpr.alpha2 = unc.calibrate(self.llpr.raw_variance({k: rows(v, m_va) for k, v in feats(g_va).items()}, blocks), err2)
+        elif cfg.uncertainty == "ensemble":
+            self.ens_alpha2 = unc.calibrate(unc.ensemble_variance(members, blocks), err2)
+        var_va = self._variance(g_va, members, m_va)
+        return pred_va, var_va
 
     # ---- prediction ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -265,14 +285,16 @@ class NNModel(TorchRunOptions, Model):
             out.append(np.concatenate(rows))
         return np.stack(out)
 
-    def _variance(self, graphs, members: np.ndarray) -> np.ndarray | None:
-        """Calibrated per-block variance (n_samples, n_blocks), or None without an estimate."""
+    def _variance(self, graphs, members: np.ndarray, labelled: np.ndarray | None = None) -> np.ndarray | None:
+        """Calibrated per-block variance (n_samples, n_blocks), or None without an estimate.
+        ``labelled`` (bool per atom of ``graphs``): the samples are those atoms only (``members``
+        already restricted to them)."""
         t = self.target
         if self.llpr is not None:
             keys = sorted(self.llpr.inv)
             f = unc.last_layer_features(self.nets[0], graphs, t.per, t.pool, keys, self.train_config.predict_batch_size,
                                         self.device, self.dtype)
-            return self.llpr.variance(f, self.blocks)
+            return self.llpr.variance(f if labelled is None else {k: v[labelled] for k, v in f.items()}, self.blocks)
         if self.ens_alpha2 is not None and len(members) > 1:
             return unc.ensemble_variance(members, self.blocks) * self.ens_alpha2
         return None
