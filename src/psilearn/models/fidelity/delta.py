@@ -43,7 +43,7 @@ from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
 from psilearn.models.fidelity.baseline_method import BaselineMethod
-from psilearn.models.fidelity.delta_fields import FIELD_INNER, FieldDeltaModel, field_delta_kind
+from psilearn.models.fidelity.delta_fields import FIELD_INNER, FieldDeltaModel, WrapsInner, field_delta_kind
 from psilearn.models.fidelity.delta_spectrum import check_baseline_grid, check_spectrum_inner, structure_spectra
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
@@ -188,7 +188,7 @@ class DeltaPrediction(Prediction):
 
 
 @dataclass
-class DeltaModel(Model):
+class DeltaModel(WrapsInner, Model):
     """Δ-learning: ``prediction = baseline label + inner model's correction``.
 
     >>> model = delta_kind("alpha_gfn2", "sagpr").build(Target("alpha", tensor="ij=ji"), config).fit(dataset)
@@ -299,16 +299,6 @@ class DeltaModel(Model):
         """What the baseline is, for messages: the label key, or 'LABEL from METHOD'."""
         bm = self.baseline_method
         return f"{bm.label} from {bm.name}" if bm else self.baseline
-
-    @property
-    def species(self) -> list[int]:
-        return self.inner.species
-
-    def set_run_options(self, device=None, checkpoint_dir=None, resume: bool = False) -> None:
-        self.inner.set_run_options(device=device, checkpoint_dir=checkpoint_dir, resume=resume)
-
-    def check_elements(self, frames: list[Atoms]) -> None:
-        self.inner.check_elements(frames)
 
     def predict_structures(self, frames: list[Atoms]) -> np.ndarray:
         """Spectra: (n_structures, n_grid) of the sum, per-atom spectra summed (as the spectrum kind's)."""

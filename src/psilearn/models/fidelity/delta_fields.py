@@ -118,8 +118,22 @@ def field_delta_kind(baseline: str, inner: str) -> type["FieldDeltaModel"]:
         "config_options": dict(cls.config_options), "iterative": cls.iterative})
 
 
+class WrapsInner:
+    """What a delta model passes straight to its inner model (``self.inner``, a Model): elements, run options."""
+
+    @property
+    def species(self) -> list[int]:
+        return self.inner.species
+
+    def set_run_options(self, device=None, checkpoint_dir=None, resume: bool = False) -> None:
+        self.inner.set_run_options(device=device, checkpoint_dir=checkpoint_dir, resume=resume)
+
+    def check_elements(self, frames: list[Atoms]) -> None:
+        self.inner.check_elements(frames)
+
+
 @dataclass
-class FieldDeltaModel(Model):
+class FieldDeltaModel(WrapsInner, Model):
     """Δ-learning of a density or Hamiltonian target: ``prediction = baseline label + inner model's correction``.
 
     >>> model = field_delta_kind("density_coefficients_input", "density").build(data.target, config).fit(data)
@@ -153,16 +167,6 @@ class FieldDeltaModel(Model):
     def check_baseline(cls, data) -> None:
         """DataError naming file, frame and key if ``data``'s structures lack a valid baseline (the CLI calls it before fitting)."""
         field_baselines(data.frames, data.target, cls.baseline_key, cls.inner_kind)
-
-    @property
-    def species(self) -> list[int]:
-        return self.inner.species
-
-    def set_run_options(self, device=None, checkpoint_dir=None, resume: bool = False) -> None:
-        self.inner.set_run_options(device=device, checkpoint_dir=checkpoint_dir, resume=resume)
-
-    def check_elements(self, frames: list[Atoms]) -> None:
-        self.inner.check_elements(frames)
 
     # ---- fitting ---------------------------------------------------------------------------------
     def _difference(self, data, base: list[np.ndarray]):
