@@ -100,6 +100,13 @@ def quadrupolar_parameters(efg: np.ndarray, symbols: list[str]):
     return cq, eta, mask, ";".join(f"{s}:{i}" for s, i in used.items())
 
 
+def efg_labels(efg: np.ndarray, symbols: list[str]) -> tuple[dict, dict]:
+    """``(info, arrays)`` of the ``efg`` observable from EFG tensors (a.u., (n_atoms, 3, 3)) of a
+    molecule or a crystal: the flattened tensors, C_Q, eta, the quadrupolar mask and the isotopes."""
+    cq, eta, mask, used = quadrupolar_parameters(efg, symbols)
+    return {"efg_isotopes": used}, {"efg": efg.reshape(-1, 9), "efg_cq": cq, "efg_eta": eta, "efg_quadrupolar": mask}
+
+
 # ---- spin populations ----------------------------------------------------------------------------
 def spin_populations(mol, dm, grids) -> tuple[np.ndarray, np.ndarray]:
     """Mulliken and Hirshfeld populations of rho_alpha - rho_beta (e), each shape (n_atoms,)."""
@@ -227,10 +234,9 @@ def magnetic_labels(mf, observables, grids=None) -> tuple[dict, dict]:
     arrays: dict = {}
     symbols = [mol.atom_pure_symbol(i) for i in range(mol.natm)]
     if "efg" in observables:
-        efg = efg_tensors(mol, dm)
-        cq, eta, mask, used = quadrupolar_parameters(efg, symbols)
-        arrays.update(efg=efg.reshape(-1, 9), efg_cq=cq, efg_eta=eta, efg_quadrupolar=mask)
-        info["efg_isotopes"] = used
+        efg_info, efg_arrays = efg_labels(efg_tensors(mol, dm), symbols)
+        info.update(efg_info)
+        arrays.update(efg_arrays)
     if "spin" in observables:
         arrays["mulliken_spins"], arrays["hirshfeld_spins"] = spin_populations(mol, dm, grids)
     if "hfc" in observables:

@@ -104,7 +104,7 @@ def make_periodic_scf(labeler, cell):
 
 def crystal_labels(labeler, mf) -> tuple[dict, dict]:
     """``(info, arrays)`` of the periodic observables of a converged k-point SCF ``mf``."""
-    from psilearn.label.magnetic import quadrupolar_parameters
+    from psilearn.label.magnetic import efg_labels
     from psilearn.label.periodic_efg import periodic_efg_tensors
 
     cell = mf.cell
@@ -114,8 +114,6 @@ def crystal_labels(labeler, mf) -> tuple[dict, dict]:
         info["total_energy"] = float(mf.e_tot)
     if "efg" in labeler.observables:
         efg = periodic_efg_tensors(cell, mf.kpts, np.asarray(mf.make_rdm1()))
-        symbols = [cell.atom_symbol(i) for i in range(cell.natm)]
-        cq, eta, mask, used = quadrupolar_parameters(efg, symbols)
-        arrays.update(efg=efg.reshape(-1, 9), efg_cq=cq, efg_eta=eta, efg_quadrupolar=mask)
-        info["efg_isotopes"] = used
+        efg_info, arrays = efg_labels(efg, [cell.atom_symbol(i) for i in range(cell.natm)])
+        info.update(efg_info)
     return info, arrays

@@ -33,22 +33,23 @@ PRECISION = 1e-10
 OMEGA = 1.0
 
 
+def _symmetric_grid(n: list[int]) -> np.ndarray:
+    """Integer vectors (m1, m2, m3) with |m_i| <= n_i, (prod(2 n_i + 1), 3)."""
+    return np.array(np.meshgrid(*[np.arange(-m, m + 1) for m in n], indexing="ij")).reshape(3, -1).T
+
+
 def _translations(cell, radius: float) -> np.ndarray:
     """Lattice vectors T (Bohr), (n_T, 3), covering every image within ``radius`` of the home cell."""
     a = cell.lattice_vectors()
     inv = np.linalg.inv(a)
-    n = [int(np.ceil(radius * np.linalg.norm(inv[:, i]))) + 1 for i in range(3)]
-    grid = np.array(np.meshgrid(*[np.arange(-m, m + 1) for m in n], indexing="ij")).reshape(3, -1).T
-    return grid @ a
+    return _symmetric_grid([int(np.ceil(radius * np.linalg.norm(inv[:, i]))) + 1 for i in range(3)]) @ a
 
 
 def _reciprocal_vectors(cell, gmax: float) -> np.ndarray:
     """Reciprocal lattice vectors G (1/Bohr) with 0 < |G| < gmax, (n_G, 3)."""
     a = cell.lattice_vectors()
     b = 2 * np.pi * np.linalg.inv(a).T
-    n = [int(np.ceil(gmax * np.linalg.norm(a[i]) / (2 * np.pi))) + 1 for i in range(3)]
-    grid = np.array(np.meshgrid(*[np.arange(-m, m + 1) for m in n], indexing="ij")).reshape(3, -1).T
-    g = grid @ b
+    g = _symmetric_grid([int(np.ceil(gmax * np.linalg.norm(a[i]) / (2 * np.pi))) + 1 for i in range(3)]) @ b
     g2 = np.einsum("gx,gx->g", g, g)
     return g[(g2 > 1e-12) & (g2 < gmax**2)]
 
