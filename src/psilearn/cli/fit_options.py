@@ -59,14 +59,15 @@ def with_scheduler(args, config: dict) -> dict:
     return {**config, "model": {**(config.get("model") or {}), "scheduler": addr}}
 
 
-def check_tune(args, kind) -> None:
-    """ConfigError, before any data is read, for --tune with a kind that cannot be tuned or with --val-fraction."""
+def check_tune(args, kind, options: dict | None = None) -> None:
+    """ConfigError, before any data is read, for --tune with a kind (or, given its validated ``options``,
+    a setting such as a spectrum loss) that cannot be tuned, or with --val-fraction."""
     if getattr(args, "tune", None) is None:
         return
     from psilearn.errors import ConfigError
     from psilearn.tune import tunable_error
 
-    why = tunable_error(kind)
+    why = tunable_error(kind, options)
     if why:
         raise ConfigError(why)
     if getattr(args, "val_fraction", None) is not None:

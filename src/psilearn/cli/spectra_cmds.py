@@ -74,29 +74,15 @@ def _training_frames(args) -> list:
     return frames
 
 
-def _tuning_seed(args, config: dict) -> int | None:
-    """For ``--tune``: the one seed rule's seed, after a one-line refusal of a loss that cannot be tuned
-    (before any data is read); None without ``--tune``."""
-    if args.tune is None:
-        return None
-    from psilearn.errors import ConfigError
-    from psilearn.models.registry import model_class
-    from psilearn.tune import tunable_error
-
-    options, seed = model_class("spectrum").validate_config(config, seed=args.seed)
-    why = tunable_error("spectrum", options)
-    if why:
-        raise ConfigError(why)
-    return seed
-
-
 def cmd_fit_spectrum(args) -> int:
     from psilearn.cli.fit_options import check_tune, tuned_fit
     from psilearn.data.spectra import load_spectrum_dataset, spectrum_target
     from psilearn.models.factory import fit_model
+    from psilearn.models.registry import model_class
 
     config = _spectrum_config(args)
-    loss = (config.get("model") or {}).get("loss", "l2")
+    options, seed = model_class("spectrum").validate_config(config, seed=args.seed)  # the one seed rule
+    loss = options["model"].loss
     if args.baseline and (loss != "l2" or args.tune is not None):  # before any data is read
         from psilearn.errors import ConfigError
         from psilearn.models.fidelity.delta_spectrum import SHIFT_LOSSES_REFUSED
@@ -105,8 +91,7 @@ def cmd_fit_spectrum(args) -> int:
             raise ConfigError("--tune tunes a plain spectrum model, not a delta model: tune without --baseline, then fit the "
                               "correction with the chosen options in --config")
         raise ConfigError(f"--baseline with --loss {loss}: {SHIFT_LOSSES_REFUSED}")
-    check_tune(args, "spectrum")
-    seed = _tuning_seed(args, config)
+    check_tune(args, "spectrum", options)
     frames = _training_frames(args)
     target = spectrum_target(frames, args.target, per=args.per, grid=args.grid or None, grid_units=args.grid_units,
                              units=args.units, pool=args.pool, absorber=args.absorber or "")
