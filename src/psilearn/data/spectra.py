@@ -118,3 +118,11 @@ def dos_from_orbitals(frames: list[Atoms], grid, sigma: float, key: str = "dos",
     return out
 
 
+def structure_spectra(target, frames: list[Atoms], values: np.ndarray) -> np.ndarray:
+    """(n_structures, n_grid): ``values`` per structure as they are, per-atom spectra summed over each structure's atoms."""
+    if target.per == "structure":
+        return values
+    owner = np.repeat(np.arange(len(frames)), [len(a) for a in frames])
+    out = np.zeros((len(frames), values.shape[1]))
+    np.add.at(out, owner, values)
+    return out

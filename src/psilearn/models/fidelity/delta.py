@@ -38,13 +38,14 @@ from psilearn.data import Dataset
 from psilearn.data.dataset import check_symmetry, extract_values
 from psilearn.data.errors import DataError, frame_location
 from psilearn.data.prediction import Prediction
+from psilearn.data.spectra import structure_spectra
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
 from psilearn.models.fidelity.baseline_method import BaselineMethod
 from psilearn.models.fidelity.delta_fields import FIELD_INNER, FieldDeltaModel, WrapsInner, field_delta_kind
-from psilearn.models.fidelity.delta_spectrum import check_baseline_grid, check_spectrum_inner, structure_spectra
+from psilearn.models.fidelity.delta_spectrum import check_baseline_grid, check_spectrum_inner
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
 

@@ -47,13 +47,3 @@ def check_baseline_grid(frames: list[Atoms], target, key: str) -> None:
             raise DataError(f"{frame_location(a, i)}: the baseline spectrum {key!r} is on another grid ({len(g)} points, "
                             f"{g[0]:g}..{g[-1]:g}) than the model's ({len(grid)} points, {grid[0]:g}..{grid[-1]:g}); "
                             "Δ-learning needs the baseline on the target's grid")
-
-
-def structure_spectra(target, frames: list[Atoms], values: np.ndarray) -> np.ndarray:
-    """(n_structures, n_grid): ``values`` per structure as they are, per-atom spectra summed over each structure's atoms."""
-    if target.per == "structure":
-        return values
-    owner = np.repeat(np.arange(len(frames)), [len(a) for a in frames])
-    out = np.zeros((len(frames), values.shape[1]))
-    np.add.at(out, owner, values)
-    return out

@@ -21,6 +21,7 @@ from ase.data import atomic_numbers
 from psilearn.data import DataError, Dataset
 from psilearn.data.errors import frame_location
 from psilearn.data.prediction import Prediction
+from psilearn.data.spectra import structure_spectra
 from psilearn.data.splits import structure_folds
 from psilearn.features import SoapConfig
 from psilearn.models._kernel.gpr import SparseGP, fixed_regularization
@@ -207,13 +208,7 @@ class SpectrumModel(SoapKernelKind, Model):
     def predict_structures(self, frames: list[Atoms]) -> np.ndarray:
         """Structure spectra (n_structures, n_grid): the prediction itself for per-structure
         targets, the sum over atoms for per-atom (local) spectra."""
-        pred = self.predict(frames, return_std=False).values
-        if self.target.per == "structure":
-            return pred
-        owner = np.repeat(np.arange(len(frames)), [len(a) for a in frames])
-        out = np.zeros((len(frames), pred.shape[1]))
-        np.add.at(out, owner, pred)
-        return out
+        return structure_spectra(self.target, frames, self.predict(frames, return_std=False).values)
 
     # ---- persistence ---------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict]:
