@@ -26,6 +26,7 @@ from psilearn.models.density.normal import (
     fit_bytes,
     mean_diagonal,
     solve,
+    structure_features,
     structure_rows,
 )
 from psilearn.models.density.uncertainty import posterior_bytes, weight_posterior
@@ -59,12 +60,7 @@ def accumulate(model, soap, data, layout: WeightLayout, parts: list[LeastSquares
             c = target.to_irreps(atoms, data.coefficients(s_idx))
             y = c - model.baseline_vector(atoms)
             rows = structure_rows(target, atoms.get_chemical_symbols(), atoms.numbers)
-            mine = {}
-            for (z, l), phi in phis.items():
-                sel = feats.structure[feats.index[z]] == k
-                if sel.any():
-                    mine[(z, l)] = phi[sel]
-            parts[part_of[s_idx]].add(layout, mine, rows, s, y, c)
+            parts[part_of[s_idx]].add(layout, structure_features(phis, feats, k), rows, s, y, c)
 
 
 def choose_solver(model, data, layout: WeightLayout, widths: dict, cv: bool) -> str:

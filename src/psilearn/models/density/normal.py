@@ -62,6 +62,17 @@ def structure_rows(target, symbols: list[str], numbers: np.ndarray) -> dict:
     return out
 
 
+def structure_features(phis: dict, feats, k: int) -> dict:
+    """{(Z, l): the rows of ``phis[(Z, l)]`` (features of every structure in ``feats``, a batch's
+    lambda-SOAP) that belong to structure ``k`` of the batch}; keys of elements it lacks are left out."""
+    mine = {}
+    for (z, l), phi in phis.items():
+        sel = feats.structure[feats.index[z]] == k
+        if sel.any():
+            mine[(z, l)] = phi[sel]
+    return mine
+
+
 def block_columns(layout: WeightLayout, rows: dict) -> list[tuple[tuple[int, int, int], np.ndarray, slice]]:
     """[((Z, l, n), rr, sl)] for the weight blocks a structure touches: ``rr`` the flat coefficient
     rows (n_atoms_Z (2l+1),) of block (Z, l, n) in (atom, m) order (the row order of the stacked Phi),

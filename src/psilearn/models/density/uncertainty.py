@@ -104,7 +104,7 @@ def structure_covariances(model, feats, frames, conserve: bool) -> list[np.ndarr
     """Predictive covariances (PySCF order, e^2) of ``frames``' coefficients, constrained when
     ``conserve``; ``feats`` the lambda-SOAP of ``frames`` (the prediction's own)."""
     from psilearn.models.density.constraint import metric_in_irreps, structure_metric
-    from psilearn.models.density.normal import WeightLayout, structure_rows
+    from psilearn.models.density.normal import WeightLayout, structure_features, structure_rows
 
     post = model.posterior
     widths = {key: model.basis.width(*key) for key in model.basis.projectors}
@@ -112,13 +112,8 @@ def structure_covariances(model, feats, frames, conserve: bool) -> list[np.ndarr
     phis = {key: model.basis.features(feats, *key) for key in model.basis.projectors}
     out = []
     for k, atoms in enumerate(frames):
-        mine = {}
-        for (z, l), phi in phis.items():
-            sel = feats.structure[feats.index[z]] == k
-            if sel.any():
-                mine[(z, l)] = phi[sel]
         rows = structure_rows(model.target, atoms.get_chemical_symbols(), atoms.numbers)
-        psi = design_matrix(model, layout, mine, rows, model.target.size(atoms))
+        psi = design_matrix(model, layout, structure_features(phis, feats, k), rows, model.target.size(atoms))
         s, q = structure_metric(model.target, atoms)
         cov = to_pyscf(model.target, atoms, coefficient_covariance(post, psi, metric_in_irreps(model.target, atoms, s)))
         out.append(constrained_covariance(cov, s, q) if conserve else cov)

@@ -120,7 +120,7 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
                      points: np.ndarray | None = None, cov: np.ndarray | None = None) -> tuple[Atoms, dict]:
     """(a copy of ``atoms`` with the derived values, the summary row) for one structure; with the
     coefficients' covariance ``cov`` (e^2) also the std of the dipole and of the ESP values."""
-    from psilearn.observe.density import cube, esp, hirshfeld, multipoles, scf_guess
+    from psilearn.observe.density import cube, hirshfeld, multipoles, scf_guess
 
     density = fitted_density(atoms, coefficients, aux_basis)
     out = atoms.copy()
@@ -140,10 +140,7 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
             unit = mu / max(np.linalg.norm(mu), 1e-300)  # std of |mu| to first order: sqrt(u^T Sigma u)
             row["dipole_std_debye"] = float(multipoles.debye(np.sqrt(max(unit @ c_mu @ unit, 0.0))))
     if points is not None:
-        if cov is None:
-            info["density_esp"] = esp.esp_of(density, points)
-        else:
-            info["density_esp"], info["density_esp_std"] = esp.esp_of(density, points, cov)
+        _put_esp(info, "density_esp", density, points, cov)
         row["esp_points"] = len(points)
     if options.esp_surface:
         _esp_surface(info, row, density, options, cov)
@@ -170,17 +167,23 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
     return out, row
 
 
-def _esp_surface(info: dict, row: dict, density, options: DeriveOptions, cov) -> None:
+def _put_esp(info: dict, key: str, density, points, cov) -> None:
+    """``info[key]``: the ESP (Hartree/e) at ``points``; with the coefficients' covariance ``cov`` also ``info[key_std]``."""
     from psilearn.observe.density import esp
+
+    if cov is None:
+        info[key] = esp.esp_of(density, points)
+    else:
+        info[key], info[f"{key}_std"] = esp.esp_of(density, points, cov)
+
+
+def _esp_surface(info: dict, row: dict, density, options: DeriveOptions, cov) -> None:
     from psilearn.observe.density.surface import surface_points
 
     pts, layer = surface_points(density.atoms, options.surface_scales, options.surface_density)
     info["density_esp_surface_points"], info["density_esp_surface_layer"] = pts.reshape(-1), layer
     info["density_esp_surface_scales"] = np.asarray(options.surface_scales, dtype=float)
-    if cov is None:
-        info["density_esp_surface"] = esp.esp_of(density, pts)
-    else:
-        info["density_esp_surface"], info["density_esp_surface_std"] = esp.esp_of(density, pts, cov)
+    _put_esp(info, "density_esp_surface", density, pts, cov)
     row["surface_points"] = len(pts)
 
 
