@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from psilearn.active.selection import DUPLICATE, length_scale
+from psilearn.active.selection import DUPLICATE, condition_on, length_scale
 from psilearn.errors import DataError
 
 #: the info key naming a labelled structure's level in the multi-fidelity training set
@@ -143,9 +143,5 @@ def cost_aware_batch(level_variance: np.ndarray, costs: list[float], descriptors
         picks.append((int(j), int(k)))
         avail[k, j] = False
         remaining -= costs[k]
-        kern = np.exp(-np.maximum(sq + sq[j] - 2 * x @ x[j], 0.0) / (2 * ells[k] ** 2))
-        col = s[k] * kern * s[k, j]
-        e = (col - sum(r * r[j] for r in rows[k])) / np.sqrt(max(cond[k, j], 1e-300))
-        rows[k].append(e)
-        cond[k] = np.maximum(cond[k] - e**2, 0.0)
+        cond[k] = condition_on(j, x, sq, s[k], ells[k], cond[k], rows[k])
     return picks

@@ -117,12 +117,20 @@ def diverse_batch(variance: np.ndarray, descriptors: np.ndarray, candidates: np.
         if masked[j] <= DUPLICATE * max(s.max() ** 2, 1e-300) and picked:
             j = _fill(masked)  # only duplicates left: any unpicked candidate, lowest index first
         picked.append(j)
-        k = np.exp(-np.maximum(sq + sq[j] - 2 * x @ x[j], 0.0) / (2 * ell**2))
-        lj = s * k * s[j]  # column j of L
-        e = (lj - sum(r * r[j] for r in rows)) / np.sqrt(max(cond[j], 1e-300))
-        rows.append(e)
-        cond = np.maximum(cond - e**2, 0.0)
+        cond = condition_on(j, x, sq, s, ell, cond, rows)
     return [int(candidates[j]) for j in picked]
+
+
+def condition_on(j: int, x: np.ndarray, sq: np.ndarray, s: np.ndarray, ell: float, cond: np.ndarray,
+                 rows: list[np.ndarray]) -> np.ndarray:
+    """One step of the incremental Cholesky of L = diag(s) K diag(s) (K: Gaussian kernel of width
+    ``ell`` on the descriptors ``x``, ``sq`` their squared norms): appends L's Cholesky row at ``j``
+    to ``rows`` and returns the conditional variances ``cond`` given the pick ``j`` as well."""
+    k = np.exp(-np.maximum(sq + sq[j] - 2 * x @ x[j], 0.0) / (2 * ell**2))
+    lj = s * k * s[j]  # column j of L
+    e = (lj - sum(r * r[j] for r in rows)) / np.sqrt(max(cond[j], 1e-300))
+    rows.append(e)
+    return np.maximum(cond - e**2, 0.0)
 
 
 def _fill(masked: np.ndarray) -> int:
