@@ -154,7 +154,7 @@ def test_cli_fit_predict_writes_sum_baseline_correction(perturbed, tmp_path, cap
     ase.io.write(test, frames[12:])
     cfg.write_text(yaml.safe_dump(_config(5)))
     model, out = tmp_path / "h.model", tmp_path / "pred.xyz"
-    assert cli_main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--baseline", BASE, "--config", str(cfg),
+    assert cli_main(["fit", str(train), "--hamiltonian", "--model", "nn", "--target", "hamiltonian", "--baseline", BASE, "--config", str(cfg),
                      "-o", str(model)]) == 0
     assert "held-out estimate (validation split" in capsys.readouterr().out
     assert cli_main(["predict", str(model), str(test), "-o", str(out)]) == 0

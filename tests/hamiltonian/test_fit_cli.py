@@ -19,7 +19,7 @@ def test_fit_predict_derive_and_guess(tmp_path, capsys, sto3g_waters):
     config["nn_train"]["epochs"] = 30
     cfg.write_text(yaml.safe_dump(config))
     model, out = tmp_path / "h.model", tmp_path / "pred.xyz"
-    assert cli_main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--config", str(cfg), "-o", str(model)]) == 0
+    assert cli_main(["fit", str(train), "--hamiltonian", "--model", "nn", "--target", "hamiltonian", "--config", str(cfg), "-o", str(model)]) == 0
     text = capsys.readouterr().out
     assert "H entry MAE" in text and "uHa" in text and "cutoff 5 A alone" in text
     assert cli_main(["predict", str(model), str(test), "-o", str(out), "--scf-guess", "hf/sto-3g"]) == 0
@@ -45,12 +45,12 @@ def test_cli_errors(tmp_path, capsys, sto3g_waters):
     train = tmp_path / "train.xyz"
     ase.io.write(train, sto3g_waters[:4])
     rc = cli_main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--tensor", "ij", "-o", str(tmp_path / "m")])
-    assert rc != 0 and "--hamiltonian fits the hamiltonian model kind; it does not take --tensor" in capsys.readouterr().err
+    assert rc != 0 and "--hamiltonian fits the hamiltonian-sagpr model kind; it does not take --tensor" in capsys.readouterr().err
     rc = cli_main(["fit", str(train), "--density", "--hamiltonian", "--target", "hamiltonian", "-o", str(tmp_path / "m")])
     assert rc != 0 and "--density fits the density model kind; it does not take --hamiltonian" in capsys.readouterr().err
     cfg = tmp_path / "c.yaml"
     cfg.write_text("nn_train: {uncertainty: llpr}\n")
-    rc = cli_main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--config", str(cfg), "-o", str(tmp_path / "m")])
+    rc = cli_main(["fit", str(train), "--hamiltonian", "--model", "nn", "--target", "hamiltonian", "--config", str(cfg), "-o", str(tmp_path / "m")])
     assert rc != 0 and "uncertainty" in capsys.readouterr().err
     nolabel = tmp_path / "plain.xyz"
     ase.io.write(nolabel, [a.__class__(a.symbols, a.positions) for a in sto3g_waters[:3]])

@@ -116,7 +116,7 @@ def test_eigenvalue_weight_trains(sto3g_waters):
 
 
 def test_cutoff_truncation_measured(sto3g_waters):
-    from psilearn.models.hamiltonian.normalise import truncated
+    from psilearn.data.hamiltonian import truncated
 
     a = sto3g_waters[0]
     ds = load_hamiltonian_dataset([a])

@@ -94,12 +94,13 @@ def tuned_fit(args, kind, target, ds, config, seed):
     return model
 
 
-def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = ""):
+def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = "", models: tuple[str, ...] = ("sagpr",)):
     """(dataset, TRAIN specs, options, seed) for ``fit FLAG`` (``--density``, ``--hamiltonian``): a kind
     whose Target comes from the file's own labels (``--baseline KEY`` is allowed: Δ-learning, checked by the
     caller). ConfigError, before any data is read, for another
     ``--model`` or a flag of other kinds (``note`` is appended); ``load(source[, target])`` reads the
-    pooled TRAIN, ``target_of(frames, key)`` gives the file's target under ``--target``."""
+    pooled TRAIN, ``target_of(frames, key)`` gives the file's target under ``--target``; ``models``: the
+    ``--model`` values that select ``kind``."""
     from psilearn.config import load_config
     from psilearn.errors import ConfigError
     from psilearn.models.registry import model_class
@@ -113,7 +114,7 @@ def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = 
              ("--density", getattr(args, "density", False)), ("--hamiltonian", getattr(args, "hamiltonian", False)),
              ("--tune", getattr(args, "tune", None) is not None), ("--label-mask", getattr(args, "label_mask", None)))
     other = [f for f, on in flags if on and f != flag]
-    if args.model not in ("sagpr", kind) or other:
+    if args.model not in (*models, kind) or other:
         raise ConfigError(f"{flag} fits the {kind} model kind; it does not take {', '.join(other) or '--model ' + args.model}{note}")
     config = load_config(args.config)
     _, seed = model_class(kind).validate_config(config, source=args.config, seed=args.seed)

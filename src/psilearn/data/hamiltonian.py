@@ -119,3 +119,29 @@ def load_hamiltonian_dataset(source, target: HamiltonianTarget | None = None) ->
     pairs = [check_hamiltonian_frame(a, i, target) for i, a in enumerate(frames)]
     return HamiltonianDataset(frames, target, np.concatenate([h for h, _ in pairs]), name,
                               overlaps=np.concatenate([s for _, s in pairs]))
+
+
+def truncated(target: HamiltonianTarget, atoms: Atoms, h: np.ndarray, cutoff: float) -> np.ndarray:
+    """F with the blocks of atom pairs at least ``cutoff`` (Angstrom) apart set to zero: what a model
+    with that cutoff would predict at best (molecules; distances without periodic images)."""
+    off = target.offsets(atoms)
+    d = atoms.get_all_distances()
+    out = np.array(h, dtype=np.float64, copy=True)
+    for i in range(len(atoms)):
+        for j in range(len(atoms)):
+            if i != j and d[i, j] >= cutoff:
+                out[off[i]:off[i + 1], off[j]:off[j + 1]] = 0.0
+    return out
+
+
+def check_prediction_inputs(frames: list[Atoms], target: HamiltonianTarget, kind: str) -> None:
+    """DataError naming file and frame for an input a Hamiltonian model of ``kind`` cannot predict:
+    hamiltonian labels in another basis than the model's, or a periodic structure."""
+    for i, a in enumerate(frames):
+        where = frame_location(a, i)
+        have = str(a.info.get(BASIS_KEY, target.basis)).strip().lower()
+        if have != target.basis:
+            raise DataError(f"{where}: the input's hamiltonian labels are in basis {have!r} but the model "
+                            f"was trained on and predicts {target.basis!r}")
+        if a.pbc.any():
+            raise DataError(f"{where}: periodic structure: the {kind} kind predicts molecules only")

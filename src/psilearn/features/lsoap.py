@@ -115,10 +115,12 @@ class LambdaSoap:
         """Element channels of the neighbour density: the elements, or the embedding's dimension."""
         return self.config.species_embedding or len(self.species)
 
-    def _expansion(self, cutoff: float):
+    def _expansion(self, cutoff: float, by_pair: bool = False):
+        """featomic's spherical expansion at one cutoff; ``by_pair``: its per-neighbour terms
+        (SphericalExpansionByPair, whose sum over the neighbours of an atom is that atom's expansion)."""
         featomic = import_featomic()
         c = self.config
-        return featomic.SphericalExpansion(
+        return (featomic.SphericalExpansionByPair if by_pair else featomic.SphericalExpansion)(
             cutoff={"radius": cutoff, "smoothing": {"type": "ShiftedCosine", "width": c.smoothing}},
             density=self._density(),
             basis={

@@ -24,6 +24,8 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "(loss in the aux-basis metric, exact electron count; psilearn fit --density)"),
     "hamiltonian": ("psilearn.models.hamiltonian.model:HamiltonianModel", "equivariant node/edge network (e3nn) for AO "
         "Fock/Kohn-Sham matrices: orbital energies, gaps, density matrices (psilearn fit --hamiltonian)"),
+    "hamiltonian-sagpr": ("psilearn.models.hamiltonian_kernel.model:HamiltonianKernelModel", "sparse SA-GPR of AO "
+        "Fock/Kohn-Sham matrices on atom and atom-pair lambda-SOAP (small data; psilearn fit --hamiltonian --model sagpr)"),
     "delta": ("psilearn.models.fidelity.delta:DeltaModel", "delta-learning: a baseline label in the file plus a learned "
         "correction by an inner kind (psilearn fit --baseline KEY --model INNER)"),
     "multifidelity": ("psilearn.models.fidelity.multifidelity:MultiFidelityModel", "several levels of theory pooled by recursive "

@@ -57,7 +57,7 @@ class SparseGP:
         Returns (basis, B W) with B = Phi G, shape (n, r)."""
         from scipy.linalg import eigh
 
-        g = _whitening(kmm_blocks, phi.shape[1])
+        g = whitening(kmm_blocks, phi.shape[1])
         b = phi @ g
         n, r = b.shape
         if r == 0:
@@ -82,12 +82,28 @@ class SparseGP:
         (:mod:`psilearn.models._kernel.normal`). The column sums a = W^T B^T y are then P^T (Phi^T y)."""
         from scipy.linalg import eigh
 
-        g = _whitening(kmm_blocks, c.shape[0])
+        g = whitening(kmm_blocks, c.shape[0])
         if g.shape[1] == 0:
             return cls(np.zeros((c.shape[0], 0)), np.zeros(0))
         s2, w = eigh(g.T @ c @ g, driver="evd")
         pos = s2 > _EIG_RTOL * max(s2.max(initial=0.0), 1e-300)
         return cls(g @ w[:, pos], s2[pos])
+
+    @classmethod
+    def from_triangular(cls, r: np.ndarray, g: np.ndarray) -> tuple["SparseGP", np.ndarray]:
+        """The basis :meth:`build` gives, from a triangular factor R of the whitened kernel rows
+        B = Phi G = Q R (``g`` = :func:`whitening` of K_MM), accumulated e.g. by QR batch after batch.
+        The singular values of R keep every digit of float64, where the eigenvalues of B^T B = R^T R
+        (what :meth:`build` and :meth:`from_sums` diagonalise) lose half of them: needed when the
+        regularisation is tiny, as for Hamiltonian matrix elements wanted to 1e-6 of their spread.
+        Returns (basis, U S) with R = U S V^T; the column sums are a = (U S)^T z for z = Q^T y."""
+        from scipy.linalg import svd
+
+        if r.size == 0:
+            return cls(np.zeros((g.shape[0], 0)), np.zeros(0)), np.zeros((r.shape[0], 0))
+        u, s, vt = svd(r, full_matrices=False)
+        pos = s > np.finfo(float).eps * max(s.max(initial=0.0), 1e-300) * max(r.shape)
+        return cls(g @ vt[pos].T, s[pos] ** 2), u[:, pos] * s[pos]
 
     def profile_nll(self, a: np.ndarray, yy: float, n: int, reg: float) -> tuple[float, float]:
         """-2 log marginal likelihood (s2 profiled out) and the optimal s2, for one column.
@@ -170,7 +186,7 @@ class SparseGP:
         return cov
 
 
-def _whitening(kmm_blocks: list[np.ndarray], m: int) -> np.ndarray:
+def whitening(kmm_blocks: list[np.ndarray], m: int) -> np.ndarray:
     """G = V lam^(-1/2) (M', r_K) of K_MM given as its diagonal blocks, directions with lam <= _EIG_RTOL lam_max dropped."""
     from scipy.linalg import block_diag, eigh
 

@@ -19,7 +19,7 @@ import torch
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from psilearn.data.errors import DataError, frame_location
+from psilearn.data.hamiltonian import check_prediction_inputs, truncated
 from psilearn.data.prediction import HamiltonianPrediction
 from psilearn.data.splits import random_split
 from psilearn.metrics.hamiltonian import closed_shell_occupied, dataset_metrics
@@ -34,7 +34,7 @@ from psilearn.models.hamiltonian.config import HamiltonianConfig, HamiltonianNet
 from psilearn.models.hamiltonian.layout import collate_index, structure_index
 from psilearn.models.hamiltonian.loss import HamiltonianLoss, structure_record
 from psilearn.models.hamiltonian.network import HamiltonianNetwork
-from psilearn.models.hamiltonian.normalise import head_statistics, truncated
+from psilearn.models.hamiltonian.normalise import head_statistics
 from psilearn.targets.hamiltonian import HamiltonianTarget
 
 
@@ -84,14 +84,7 @@ class HamiltonianModel(TorchRunOptions, Model):
     def check_elements(self, frames: list[Atoms]) -> None:
         """DataError naming file and frame: elements the model never saw, inputs labelled in another
         basis, periodic structures."""
-        for i, a in enumerate(frames):
-            where = frame_location(a, i)
-            have = str(a.info.get("hamiltonian_basis", self.target.basis)).strip().lower()
-            if have != self.target.basis:
-                raise DataError(f"{where}: the input's hamiltonian labels are in basis {have!r} but the model "
-                                f"was trained on and predicts {self.target.basis!r}")
-            if a.pbc.any():
-                raise DataError(f"{where}: periodic structure: the hamiltonian kind predicts molecules only")
+        check_prediction_inputs(frames, self.target, self.kind)
         super().check_elements(frames)
 
     # ---- fitting -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Output normalisation of the heads from the training labels, and the cutoff's truncation.
+"""Output normalisation of the heads from the training labels.
 
 Per head (an element's on-site block, an ordered element pair's off-site block) and per irrep of its
 layout: the shift is the training mean on invariant (0e) irreps, zero elsewhere (a constant vector or
@@ -9,7 +9,6 @@ the irrep's 2L+1 components and all training samples (one number per irrep, so e
 from __future__ import annotations
 
 import numpy as np
-from ase import Atoms
 
 from psilearn.models._torch.graph import Graph
 from psilearn.models.hamiltonian.layout import pair_name
@@ -58,17 +57,4 @@ def head_statistics(target: HamiltonianTarget, data, graphs: list[Graph], train_
     for a in elements:
         for b in elements:
             out[pair_name(a, b)] = _stats(target, a, b, False, vectors.get((a, b, False), []))
-    return out
-
-
-def truncated(target: HamiltonianTarget, atoms: Atoms, h: np.ndarray, cutoff: float) -> np.ndarray:
-    """F with the blocks of atom pairs at least ``cutoff`` (Angstrom) apart set to zero: what a model
-    with that cutoff would predict at best (molecules; distances without periodic images)."""
-    off = target.offsets(atoms)
-    d = atoms.get_all_distances()
-    out = np.array(h, dtype=np.float64, copy=True)
-    for i in range(len(atoms)):
-        for j in range(len(atoms)):
-            if i != j and d[i, j] >= cutoff:
-                out[off[i]:off[i + 1], off[j]:off[j + 1]] = 0.0
     return out

@@ -1,0 +1,142 @@
+"""The hamiltonian-sagpr kind: pair features against an independent route, exact symmetry (rotations,
+reflections, translations, permutations, hermiticity), learning, file round trip, CLI and one-line errors."""
+
+import ase.io
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+
+from psilearn.cli.main import main as cli_main
+from psilearn.data import DataError, load_hamiltonian_dataset
+from psilearn.features.lsoap import LambdaSoap, SoapConfig
+from psilearn.features.pair_soap import PARTNER, PairSoap, block_centres
+from psilearn.models import load
+from psilearn.models.registry import model_class
+
+from .conftest import distorted_waters
+from .test_model import _irreps_error
+
+SMALL = {"soap": {"cutoff": 3.5, "max_radial": 4, "max_angular": 4}, "model": {"holdout": 0.25}}
+
+
+def test_pair_features_equal_the_partner_copy():
+    """Pair (i -> j) features from one expansion + featomic's by-pair terms equal lambda-SOAP of atom i
+    in a copy of the structure whose atom j has the partner type (two cutoffs, radial scaling)."""
+    a = molecule("CH3OH")
+    a.rattle(0.05, seed=1)
+    cfg = SoapConfig(cutoff=[2.0, 3.5], max_radial=3, max_angular=3, radial_scaling={"exponent": 2, "rate": 1, "scale": 1.5})
+    soap = PairSoap(cfg, [1, 6, 8])
+    centres = block_centres([a], 3.5)
+    coef = soap.coefficients([a], centres)
+    channels = [(0, 1), (1, 1), (1, -1), (2, 1), (3, -1), (4, 1)]
+    worst, n_pairs = 0.0, 0
+    for key, rows in centres.items():
+        blocks = soap.blocks(coef[key], channels)
+        for r, (_, i, j) in enumerate(rows):
+            b = a.copy()
+            if i != j:
+                numbers = b.numbers.copy()
+                numbers[j] = PARTNER
+                b.numbers = numbers
+                n_pairs += 1
+            ref = LambdaSoap(cfg, [PARTNER, 1, 6, 8]).compute([b], channels)
+            z = ref.numbers[i]
+            k = int(np.searchsorted(ref.index[z], i))
+            worst = max(worst, max(np.abs(ref.blocks[ch][z][k] - blocks[ch][r]).max() for ch in channels))
+    assert n_pairs > 20 and worst < 1e-12
+    # the partner matters: (i -> j) and (j -> i) of two H atoms differ
+    hh = centres[(1, 1, False)]
+    x = soap.blocks(coef[(1, 1, False)], [(1, 1)])[(1, 1)]
+    i, j = hh[0, 1], hh[0, 2]
+    back = int(np.flatnonzero((hh[:, 1] == j) & (hh[:, 2] == i))[0])
+    assert np.abs(x[0] - x[back]).max() > 1e-3
+
+
+@pytest.fixture(scope="module")
+def svp_waters(labeler):
+    return [labeler.label(a) for a in distorted_waters(16, seed=3)]
+
+
+@pytest.fixture(scope="module")
+def trained(svp_waters):
+    ds = load_hamiltonian_dataset(svp_waters[:12])
+    return model_class("hamiltonian-sagpr").build(ds.target, SMALL).fit(ds), ds
+
+
+@pytest.mark.parametrize("improper", [False, True])
+def test_rotation_and_reflection_equivariance(trained, svp_waters, improper):
+    from scipy.spatial.transform import Rotation
+
+    model, ds = trained
+    a = svp_waters[13]
+    rot = Rotation.random(random_state=5).as_matrix() * (-1 if improper else 1)
+    b = a.copy()
+    b.positions = a.positions @ rot.T + np.array([1.0, -2.0, 0.5])
+    fa, fb = model.predict([a, b]).matrices
+    assert np.abs(fa).max() > 1.0
+    assert _irreps_error(ds.target, a, fa, b, fb, rot) < 1e-8  # every L <= 4, both parities (def2-SVP)
+
+
+def test_permutation_and_hermiticity(trained, svp_waters):
+    model, ds = trained
+    a = svp_waters[14]
+    perm = [2, 0, 1]
+    fa, fp = model.predict([a, a[perm]]).matrices
+    assert np.array_equal(fa, fa.T)
+    off = ds.target.offsets(a)
+    idx = np.concatenate([np.arange(off[i], off[i + 1]) for i in perm])
+    assert np.abs(fa[np.ix_(idx, idx)] - fp).max() < 1e-10
+
+
+def test_learns_and_stores_the_heldout_estimate(trained, svp_waters):
+    model, ds = trained
+    test = load_hamiltonian_dataset(svp_waters[12:])
+    pred = model.predict(test.frames).matrices
+    mean = np.mean([ds.matrix(i) for i in range(len(ds))], axis=0)  # the same atom order in every water
+    err = np.mean([np.abs(p - test.matrix(k)).mean() for k, p in enumerate(pred)])
+    ref = np.mean([np.abs(mean - test.matrix(k)).mean() for k in range(len(test))])
+    assert err < 0.1 * ref
+    held = model.metadata["heldout_metrics"]
+    assert 0 < held["h_mae"] < 0.2 * ref and held["coefficient_cosine"] > 0.99
+    assert model.metadata["cutoff_truncation"]["h_mae"] == 0.0  # water fits inside the cutoff
+    assert set(model.metadata["block_types"]) == {"H-H-onsite", "O-O-onsite", "H-H-pair", "H-O-pair", "O-H-pair"}
+
+
+def test_file_round_trip(trained, svp_waters, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "h.model")
+    back = load(tmp_path / "h.model")
+    a, b = model.predict(svp_waters[12:]).matrices, back.predict(svp_waters[12:]).matrices
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_bad_inputs(trained, labeler):
+    model, _ = trained
+    h2o2 = Atoms("HOOH", positions=[[0.9, 0.6, 0.2], [0, 0.7, 0], [0, -0.7, 0], [-0.9, -0.6, 0.2]])
+    with pytest.raises(DataError, match="no O-O-pair block in training"):
+        model.predict([h2o2])
+    with pytest.raises(DataError, match="no element 6|6|C"):
+        model.predict([molecule("CH4")])
+    periodic = distorted_waters(1)[0]
+    periodic.cell, periodic.pbc = np.eye(3) * 8, True
+    with pytest.raises(DataError, match="molecules only"):
+        model.predict([periodic])
+
+
+def test_cli_default_is_the_kernel_kind(tmp_path, capsys, svp_waters):
+    train, test = tmp_path / "train.xyz", tmp_path / "test.xyz"
+    ase.io.write(train, svp_waters[:10])
+    ase.io.write(test, svp_waters[12:14])
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text("soap: {cutoff: 3.5, max_radial: 4, max_angular: 4}\n")
+    out_model, out = tmp_path / "k.model", tmp_path / "pred.xyz"
+    assert cli_main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--config", str(cfg), "-o", str(out_model)]) == 0
+    text = capsys.readouterr().out
+    assert "H entry MAE" in text and "O-H-pair" in text
+    assert load(out_model).kind == "hamiltonian-sagpr"
+    assert cli_main(["predict", str(out_model), str(test), "-o", str(out)]) == 0
+    frames = ase.io.read(out, ":")
+    assert len(frames) == 2 and frames[0].info["hamiltonian"].size == 24 * 24 and "gap" in frames[0].info
+    rc = cli_main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--baseline", "hamiltonian", "-o", str(tmp_path / "m")])
+    assert rc == 2 and "--model nn" in capsys.readouterr().err
