@@ -3,7 +3,11 @@ training-set size, next to published numbers (MD17 water and ethanol, PBE/def2-S
 from the predicted guess on held-out molecules.
 
     python benchmarks/hamiltonian_learning_curve.py LABELLED.xyz --sizes 50,200,500 --test 100 \
-        --max-seconds 1800 [--config opts.yaml] [--scf 10 --method pbe/def2-svp] [--json out.json]
+        [--kind hamiltonian-sagpr | --kind hamiltonian --max-seconds 1800] [--config opts.yaml] \
+        [--scf 10 --method pbe/def2-svp] [--json out.json]
+
+``--kind`` hamiltonian-sagpr (the kernel kind; ``--config`` sections soap/model) or hamiltonian (the
+network; nn/nn_train/hamiltonian sections, ``--max-seconds`` of training per size).
 
 LABELLED.xyz: structures labelled with ``psilearn label --observables hamiltonian`` (e.g. the water
 monomers of ../shared/data/water_tensors/water_monomer at PBE/def2-SVP). The test set is the last
@@ -33,7 +37,8 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--max-seconds", type=float, default=1800.0, help="training budget per size (s)")
     ap.add_argument("--epochs", type=int, default=2000)
-    ap.add_argument("--config", help="YAML options (nn, nn_train, hamiltonian sections)")
+    ap.add_argument("--kind", default="hamiltonian-sagpr", choices=("hamiltonian-sagpr", "hamiltonian"))
+    ap.add_argument("--config", help="YAML options of the kind (soap/model, or nn/nn_train/hamiltonian)")
     ap.add_argument("--scf", type=int, default=0, help="held-out molecules for the SCF-guess comparison")
     ap.add_argument("--method", default="pbe/def2-svp", help="SCF method of the guess comparison (the labels' method)")
     ap.add_argument("--molecule", default="water", choices=sorted(PUBLISHED))
@@ -53,8 +58,9 @@ def main() -> None:
     rows = []
     for n in [int(x) for x in args.sizes.split(",")]:
         config = load_config(args.config) if args.config else {}
-        config.setdefault("nn_train", {}).update({"epochs": args.epochs, "max_seconds": args.max_seconds})
-        model = model_class("hamiltonian").build(ds.target, config, seed=0, progress=True)
+        if args.kind == "hamiltonian":
+            config.setdefault("nn_train", {}).update({"epochs": args.epochs, "max_seconds": args.max_seconds})
+        model = model_class(args.kind).build(ds.target, config, seed=0, progress=True)
         t0 = time.perf_counter()
         model.fit(ds.subset(pool[:n]))
         fit_s = time.perf_counter() - t0
@@ -62,8 +68,10 @@ def main() -> None:
         preds = model.predict(te.frames).matrices
         pred_ms = 1e3 * (time.perf_counter() - t0) / len(te)
         m = dataset_metrics(preds, te)
-        row = {"n_train": n, "fit_s": fit_s, "predict_ms": pred_ms, "epochs": model.metadata["members"][0]["epochs"],
-               "stopped": model.metadata["members"][0]["stopped"], "n_parameters": model.metadata["n_parameters"], **m}
+        net = args.kind == "hamiltonian"
+        row = {"kind": args.kind, "n_train": n, "fit_s": fit_s, "predict_ms": pred_ms,
+               "epochs": model.metadata["members"][0]["epochs"] if net else "-",
+               "stopped": model.metadata["members"][0]["stopped"] if net else "-", "n_parameters": model.metadata["n_parameters"], **m}
         if args.scf:
             res = [scf_guess_cycles(te.frames[k], preds[k], args.method) for k in range(min(args.scf, len(te)))]
             row["scf_cycles_guess"] = float(np.mean([r.cycles_guess for r in res]))
@@ -75,7 +83,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         scf = f"{r['scf_cycles_guess']:.1f} / {r['scf_cycles_default']:.1f}" if "scf_cycles_guess" in r else "-"
-        print(f"| psilearn hamiltonian | {r['n_train']} | {1e6 * r['h_mae']:.1f} | {1e6 * r['occupied_energy_mae']:.1f} | "
+        print(f"| psilearn {r['kind']} | {r['n_train']} | {1e6 * r['h_mae']:.1f} | {1e6 * r['occupied_energy_mae']:.1f} | "
               f"{1e6 * r['gap_mae']:.1f} | {100 * r['coefficient_cosine']:.3f} | {r['fit_s']:.0f} | {r['epochs']} | "
               f"{r['predict_ms']:.1f} | {scf} |")
     for name, h, e, c in PUBLISHED[args.molecule]:
