@@ -72,10 +72,10 @@ def cmd_fit(args) -> int:
         from psilearn.cli.density_fit import fit_density
 
         return fit_density(args)
-    if getattr(args, "hamiltonian", False) or args.model == "hamiltonian":
+    if getattr(args, "hamiltonian", False) or args.model in ("hamiltonian", "hamiltonian-sagpr"):
         from psilearn.cli.hamiltonian_cmds import fit_hamiltonian
 
-        return fit_hamiltonian(args, _run_options(args, "hamiltonian"))
+        return fit_hamiltonian(args, _run_options(args, "hamiltonian" if args.model in ("nn", "hamiltonian") else "hamiltonian-sagpr"))
     target = _target(args)
     kind, config, seed = model_options(args)
     check_tune(args, kind)
