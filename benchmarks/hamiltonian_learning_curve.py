@@ -84,7 +84,7 @@ def main() -> None:
     for r in rows:
         scf = f"{r['scf_cycles_guess']:.1f} / {r['scf_cycles_default']:.1f}" if "scf_cycles_guess" in r else "-"
         print(f"| psilearn {r['kind']} | {r['n_train']} | {1e6 * r['h_mae']:.1f} | {1e6 * r['occupied_energy_mae']:.1f} | "
-              f"{1e6 * r['gap_mae']:.1f} | {100 * r['coefficient_cosine']:.3f} | {r['fit_s']:.0f} | {r['epochs']} | "
+              f"{1e6 * r['gap_mae']:.1f} | {100 * r['coefficient_cosine']:.5f} | {r['fit_s']:.0f} | {r['epochs']} | "
               f"{r['predict_ms']:.1f} | {scf} |")
     for name, h, e, c in PUBLISHED[args.molecule]:
         n = 500 if args.molecule == "water" else 25000
