@@ -15,7 +15,7 @@ from psilearn.models import load
 from psilearn.models.registry import model_class
 
 from .conftest import distorted_waters
-from .test_model import _irreps_error
+from .test_model import _irreps_error, check_permutation_and_hermiticity
 
 SMALL = {"soap": {"cutoff": 3.5, "max_radial": 4, "max_angular": 4}, "model": {"holdout": 0.25}}
 
@@ -80,13 +80,7 @@ def test_rotation_and_reflection_equivariance(trained, svp_waters, improper):
 
 def test_permutation_and_hermiticity(trained, svp_waters):
     model, ds = trained
-    a = svp_waters[14]
-    perm = [2, 0, 1]
-    fa, fp = model.predict([a, a[perm]]).matrices
-    assert np.array_equal(fa, fa.T)
-    off = ds.target.offsets(a)
-    idx = np.concatenate([np.arange(off[i], off[i + 1]) for i in perm])
-    assert np.abs(fa[np.ix_(idx, idx)] - fp).max() < 1e-10
+    check_permutation_and_hermiticity(model, ds.target, svp_waters[14], [2, 0, 1])
 
 
 def test_learns_and_stores_the_heldout_estimate(trained, svp_waters):
