@@ -348,6 +348,7 @@ def fit_streamed(model, data, plan: StreamPlan, reg_w: np.ndarray | None, t0: fl
         args = [(fr, resid[i], None if reg_w is None else reg_w[i], mask) for _, i, mask, fr in batches]
         for (f, *_), part in zip(batches, map_batches(_sums, model, args, client, model.progress, "normal equations")):
             fold_sums[f] = part if not fold_sums[f] else {ch: fold_sums[f][ch].add(s) for ch, s in part.items()}
+        t_sums = time.perf_counter()
         coefs = _solve(model, fold_sums, reg_w)
         t_heldout = time.perf_counter()
         if coefs is not None and c.stream_heldout:
@@ -363,6 +364,7 @@ def fit_streamed(model, data, plan: StreamPlan, reg_w: np.ndarray | None, t0: fl
     n_sparse = {chemical_symbols[z]: int(len(x)) for z, x in model.sparse[(0, 1)].items()}
     stream = {"batch_structures": plan.batch, "n_batches": len(batches), "folds": plan.folds, "float32": bool(c.float32),
               "scheduler": c.scheduler or "in-process", "sparse_rule": SPARSE_RULE, "sparse_seconds": round(t_sparse, 3),
+              "sums_seconds": round(t_sums - t0 - t_sparse, 3), "solve_seconds": round(t_heldout - t_sums, 3),
               "heldout_seconds": round(time.perf_counter() - t_heldout, 3)}
     model.metadata = model.training_record(
         data, t0, n_sparse=n_sparse, n_sparse_rule=AUTO_RULE if c.n_sparse is None else "stated", stream=stream,
