@@ -284,11 +284,11 @@ def _solve(model, fold_sums: list[dict], reg_w: np.ndarray | None) -> list[dict]
     coefs = [{} for _ in fold_sums] if len(fold_sums) > 1 else None
     for ch in model._channel_list():
         parts = [fs.pop(ch) for fs in fold_sums]
-        s = ChannelSums(parts[0].c.copy(), parts[0].r.copy(), parts[0].yy.copy(), parts[0].n)
+        s = parts[0] if len(parts) == 1 else ChannelSums(parts[0].c.copy(), parts[0].r.copy(), parts[0].yy.copy(), parts[0].n)
         for p in parts[1:]:
             s.add(p)
         gp = SparseGP.from_sums(s.c, _kmm(model, ch))
-        del s.c
+        s.c = None  # released once the basis is built
         if len(gp.S2) == 0:
             log.warning("lambda-SOAP has no features for channel l=%d sigma=%d: it is predicted as 0", *ch)
         cv = FoldCV.project(gp, parts) if coefs is not None else None
