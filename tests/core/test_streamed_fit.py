@@ -1,6 +1,7 @@
 """Streamed SA-GPR fit (psilearn.models.sagpr.stream): batches of structures with the normal
 equations accumulated give the in-memory model; float32 batches; a Dask cluster gives the
-in-process sums; options needing every row are refused with one line."""
+in-process sums; options needing every row are refused with one line; k-fold CV ('cv') and the
+held-out estimate from per-fold sums equal the in-memory ones."""
 
 import numpy as np
 import pytest
@@ -46,9 +47,20 @@ def test_sums_of_batches_are_the_sums_of_all_rows():
     assert np.allclose(total.yy, (y**2).sum(0)) and batch_bounds(5, 2) == [(0, 2), (2, 4), (4, 5)]
 
 
+def _same_heldout(a, b, tol):
+    """The held-out metrics of models ``a`` and ``b`` (Cartesian and per channel) agree to ``tol`` relative."""
+    ha, hb = a.metadata["heldout_metrics"], b.metadata["heldout_metrics"]
+    pairs = [(ha["cartesian"], hb["cartesian"])] + [(ha["channels"][k], hb["channels"][k]) for k in ha["channels"]]
+    assert ha["n_samples"] == hb["n_samples"] and len(pairs) > 1
+    for x, y in pairs:
+        for key in ("mae", "rmse"):
+            assert abs(y[key] / x[key] - 1) < tol, (key, x, y)
+
+
 def test_streamed_equals_in_memory(alpha, in_memory, test_frames):
-    streamed = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=5))  # 5 batches of 24 structures
-    assert streamed.metadata["stream"]["n_batches"] == 5 and "streamed" in streamed.metadata["heldout_metrics"]["method"]
+    streamed = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=5))  # batches cut within 5 folds of ~5 structures
+    assert streamed.metadata["stream"]["folds"] == 5 and "streamed" in streamed.metadata["heldout_metrics"]["method"]
+    _same_heldout(in_memory, streamed, 1e-8)
     for z, x in in_memory.sparse[(0, 1)].items():  # the candidate pool keeps the in-memory FPS choice here
         assert np.allclose(streamed.sparse[(0, 1)][z], x, atol=1e-12)
     a, b = in_memory.predict(test_frames), streamed.predict(test_frames)
@@ -57,16 +69,65 @@ def test_streamed_equals_in_memory(alpha, in_memory, test_frames):
     assert np.allclose(regs, [c.reg for cm in in_memory.channels for _, c in cm.columns], rtol=1e-8)
 
 
-def test_streamed_per_atom_with_label_mask(test_frames):
+@pytest.mark.parametrize("reg", [1e-3, {"H": 1e-3, "C": 1e-3, "O": 1e-2}])
+def test_streamed_per_atom_with_label_mask(test_frames, reg):
     frames = label_frames(molecules(4, 16), "mu", "vector", "atom")
     for a in frames:  # only C and O labelled
         a.arrays["keep"] = (a.numbers != 1).astype(int)
         a.arrays["mu"] = np.where(a.arrays["keep"][:, None] == 1, a.arrays["mu"], np.nan)
     ds = load_dataset(frames, DIPOLE, label_mask="keep")
-    a = fit_model("sagpr", DIPOLE, ds, _cfg(regularization=1e-3))
-    b = fit_model("sagpr", DIPOLE, ds, _cfg(regularization=1e-3, stream_batch=3))
+    a = fit_model("sagpr", DIPOLE, ds, _cfg(regularization=reg))
+    b = fit_model("sagpr", DIPOLE, ds, _cfg(regularization=reg, stream_batch=3))
     pa, pb = a.predict(test_frames), b.predict(test_frames)
     assert rel_dev(pb.values, pa.values) < 1e-10 and rel_dev(pb.std, pa.std) < 1e-10
+    _same_heldout(a, b, 1e-8)  # the held-out rows of each fold's batches, label mask and per-element weights included
+
+
+def test_streamed_cv_equals_in_memory(alpha, test_frames):
+    """regularization: cv from per-fold sums: the same grid choice per column, the same k-fold estimate."""
+    a = fit_model("sagpr", ALPHA, alpha, _cfg(regularization="cv"))
+    b = fit_model("sagpr", ALPHA, alpha, _cfg(regularization="cv", stream_batch=4))
+    ra, rb = ([c.reg for cm in m.channels for _, c in cm.columns] for m in (a, b))
+    assert len(ra) == 2 and np.allclose(rb, ra, rtol=1e-8, atol=0)
+    _same_heldout(a, b, 1e-8)
+    assert rel_dev(b.predict(test_frames).values, a.predict(test_frames).values) < 1e-10
+    off = fit_model("sagpr", ALPHA, alpha, _cfg(regularization="cv", stream_batch=4, stream_heldout=False))
+    assert np.allclose([c.reg for cm in off.channels for _, c in cm.columns], ra, rtol=1e-8, atol=0)  # 'cv' still uses its folds
+    assert off.metadata["heldout_metrics"]["method"].startswith("not computed: model.stream_heldout is false")
+
+
+def test_streamed_folds_do_not_leak(alpha):
+    """Nearly interpolating (regularization 1e-8), the fit reproduces its training labels; a fold's
+    held-out predictions must come from a model that did not see it, so their error stays far larger."""
+    model = fit_model("sagpr", ALPHA, alpha, _cfg(regularization=1e-8, stream_batch=4))
+    train = ALPHA.to_irreps(model.predict(alpha.frames).values) - ALPHA.to_irreps(alpha.values)
+    train_rmse = float(np.sqrt(np.mean(train**2)))
+    held = model.metadata["heldout_metrics"]["cartesian"]["rmse"]
+    assert train_rmse < 1e-3 * held and held > 0.1 * np.std(alpha.values)
+
+
+def test_fold_sums_equal_kfold_on_rows():
+    """FoldCV (per-fold sums) against SparseGP.kfold_residuals (rows) and an explicit fit without each fold."""
+    from psilearn.models._kernel.foldcv import FoldCV, choose_by_cv
+    from psilearn.models._kernel.gpr import SparseGP
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(12, 5))
+    kmm = x @ x.T + 1e-3 * np.eye(12)
+    phi = rng.normal(size=(60, 5)) @ x.T
+    y = phi @ rng.normal(size=(12, 2)) * 0.1 + 0.3 * rng.normal(size=(60, 2))
+    folds = rng.permutation(60) % 5
+    gp, bw = SparseGP.build(phi, [kmm])
+    cv = FoldCV.project(SparseGP.from_sums(phi.T @ phi, [kmm]), [ChannelSums.of(phi[folds == f], y[folds == f]) for f in range(5)])
+    grid = gp.reg_grid()[::6]
+    rows = np.array([np.mean(gp.kfold_residuals(bw, y, folds, np.array([r, r]))[0] ** 2, axis=0) for r in grid])
+    assert np.allclose(cv.mse(grid), rows, rtol=1e-9, atol=0)
+    regs, _ = choose_by_cv(gp, cv)
+    for f, w in enumerate(cv.coefs(regs)):
+        tr = folds != f
+        for j in range(2):  # the model trained on the other folds' rows only
+            u = np.linalg.solve(bw[tr].T @ bw[tr] + regs[j] * np.eye(bw.shape[1]), bw[tr].T @ y[tr, j])
+            assert np.allclose(phi[~tr] @ w[:, j], bw[~tr] @ u, rtol=1e-8, atol=1e-12)
 
 
 def test_float32_predictions_within_1e6(alpha, test_frames):
@@ -84,17 +145,32 @@ def test_dask_equals_in_process(alpha, test_frames):
         dask = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=6, scheduler=cluster.scheduler_address))
     here = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=6))
     assert dask.metadata["stream"]["scheduler"].startswith(("tcp://", "inproc://"))
+    _same_heldout(here, dask, 1e-12)
     a, b = here.predict(test_frames), dask.predict(test_frames)
     assert rel_dev(b.values, a.values) < 1e-12 and rel_dev(b.std, a.std) < 1e-12
 
 
-@pytest.mark.parametrize("option, match", [({"regularization": "cv"}, "regularization: cv"),
-                                           ({"feature_tol": 0.01}, "feature_tol"),
+@pytest.mark.parametrize("option, match", [({"feature_tol": 0.01}, "feature_tol"),
                                            ({"covariance_storage": "training"}, "covariance_storage")])
 def test_refused_in_streamed_mode(alpha, option, match):
     with pytest.raises(ConfigError, match=match) as err:
         fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=5, **option))
     assert "\n" not in str(err.value) and "streamed fit" in str(err.value)
+
+
+def test_fold_sums_over_budget(alpha, monkeypatch):
+    """Per-fold sums that do not fit: 'cv' is refused with one line; otherwise the fit goes on without the estimate."""
+    from psilearn.models._kernel.memory import stream_fit_bytes
+    from psilearn.models.sagpr import stream
+
+    ch = [(5, [20, 20, 20], 1)]
+    assert stream_fit_bytes(100, ch, 5) - stream_fit_bytes(100, ch, 1) == 4 * 8 * (300**2 + 300) + 8 * 300**2
+    monkeypatch.setattr(stream, "stream_fit_bytes", lambda rows, chans, folds=1: 10**18 if folds > 1 else 0)
+    with pytest.raises(stream.MemoryBudgetError, match="5 folds x") as err:
+        fit_model("sagpr", ALPHA, alpha, _cfg(regularization="cv", stream_batch=5))
+    assert "\n" not in str(err.value) and "model.cv_folds" in str(err.value)
+    ml = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=5))
+    assert ml.metadata["stream"]["folds"] == 1 and "exceed the memory budget" in ml.metadata["heldout_metrics"]["method"]
 
 
 def test_unreachable_scheduler_one_line(alpha):
@@ -125,11 +201,11 @@ def test_cli_streamed_fit_and_scheduler_errors(alpha, tmp_path, capsys):
     base = ["fit", str(tmp_path / "train.xyz"), "--target", "alpha", "--tensor", "ij=ji", "--config", str(tmp_path / "s.yaml")]
     assert main([*base, "-o", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
-    assert "held-out estimate (not computed: streamed fit" in out and "(none)" in out
+    assert "held-out estimate (5-fold cross-validation by structure" in out and "(none)" not in out
     from psilearn.models import load
 
     saved = load(str(tmp_path / "m"))
-    assert saved.metadata["stream"]["n_batches"] == 4
+    assert saved.metadata["stream"]["n_batches"] == 5  # batches of <= 6 structures within each fold of 4-5
     direct = fit_model("sagpr", ALPHA, alpha, _cfg(stream_batch=6))
     assert rel_dev(saved.predict(alpha.frames[:5]).std, direct.predict(alpha.frames[:5]).std) < 1e-6  # basis stored in float32
     assert main([*base, "--scheduler", "nowhere://host:1", "-o", str(tmp_path / "m2")]) == 2

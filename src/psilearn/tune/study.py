@@ -74,7 +74,7 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
         try:
             model = _fit(kind, target, data, trial_config, seed)
             held = model.metadata["heldout_metrics"]
-            if "cartesian" not in held:  # streamed automatically (too large in memory): no k-fold estimate
+            if "cartesian" not in held:  # streamed without its k-fold estimate (per-fold sums beyond the memory budget)
                 raise MemoryBudgetError(f"the trial's fit is too large for memory and was streamed; {held['method']}")
             score = float(held["cartesian"]["rmse"])
         except MemoryBudgetError as exc:

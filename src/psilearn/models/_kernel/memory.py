@@ -36,12 +36,14 @@ def projection_bytes(widths: list[int]) -> int:
     return 8 * 4 * max(widths, default=0) ** 2
 
 
-def stream_fit_bytes(batch_rows: int, channels: list[tuple[int, list[int], int]]) -> int:
+def stream_fit_bytes(batch_rows: int, channels: list[tuple[int, list[int], int]], folds: int = 1) -> int:
     """Peak bytes of a streamed fit's kernels (psilearn.models._kernel.normal): every channel's sums
-    Phi^T Phi ((M d)^2) and Phi^T Y (M d x k), plus the larger of a batch's kernel rows (Phi, its
-    aggregation temporary and float64 copy: 3 x batch_rows d x M d) and the solve of the largest
-    channel (whitening, G^T C G, eigenvectors and workspace, basis: about 6 (M d)^2).
-    ``channels``: (d, sparse sizes per element, columns k) per channel."""
-    sums = sum(8 * (sum(m) * d) ** 2 + 8 * sum(m) * d * k for d, m, k in channels)
+    Phi^T Phi ((M d)^2) and Phi^T Y (M d x k), once per fold when ``folds`` > 1 (k-fold CV or the
+    held-out estimate, psilearn.models._kernel.foldcv) plus their total for the channel being solved,
+    plus the larger of a batch's kernel rows (Phi, its aggregation temporary and float64 copy:
+    3 x batch_rows d x M d) and the solve of the largest channel (whitening, G^T C G, eigenvectors and
+    workspace, basis: about 6 (M d)^2). ``channels``: (d, sparse sizes per element, columns k) per channel."""
+    sums = folds * sum(8 * (sum(m) * d) ** 2 + 8 * sum(m) * d * k for d, m, k in channels)
+    total = max((8 * (sum(m) * d) ** 2 for d, m, _ in channels), default=0) if folds > 1 else 0
     step = max((max(3 * batch_rows * d * sum(m) * d, 6 * (sum(m) * d) ** 2) * 8 for d, m, _ in channels), default=0)
-    return sums + step
+    return sums + total + step

@@ -39,6 +39,9 @@ class SAGPRConfig(SparseKernelOptions):
     stream_batch: int = 0
     float32: bool = False
     scheduler: str = ""
+    # streamed fit: the k-fold held-out estimate (heldout_metrics, as the in-memory fit): per-fold normal
+    # equations (cv_folds x the sums' memory) and one more pass over the batches; false: neither (unless 'cv')
+    stream_heldout: bool = True
 
     def check(self, c: Checks) -> None:
         super().check(c)

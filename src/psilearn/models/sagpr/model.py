@@ -112,11 +112,11 @@ class SAGPR(SoapKernelKind, Model):
         self._rows = data.labelled
         numbers = np.concatenate([a.numbers for a in frames])
         reg_w = self._regularization_weights(numbers if self._rows is None else numbers[self._rows])
-        from psilearn.models.sagpr.stream import fit_streamed, stream_batch
+        from psilearn.models.sagpr.stream import fit_streamed, stream_plan
 
-        batch = stream_batch(self, frames, numbers)
-        if batch:  # batches of structures, normal equations accumulated (docs/scaling.md)
-            return fit_streamed(self, data, batch, reg_w, t0)
+        plan = stream_plan(self, frames, numbers)
+        if plan:  # batches of structures, normal equations accumulated (docs/scaling.md)
+            return fit_streamed(self, data, plan, reg_w, t0)
         self._check_fit_memory(frames)
         irreps = self.target.to_irreps(data.values)  # (n_samples, n_irreps)
         feats = self._lsoap().compute(frames, self._channel_list(), progress=self.progress, keep_coefficients=True)
