@@ -33,25 +33,41 @@ def fit_density(args) -> int:
 
 
 def delta_kind_of(args, kind: str, ds):
-    """``kind``, or with ``--baseline KEY`` its delta kind (the baseline checked on ``ds`` first: one line naming file, frame and key)."""
-    if not args.baseline:
+    """``kind``, or with ``--baseline KEY`` / ``--baseline-method XC/BASIS`` its delta kind: the baseline label is
+    checked on ``ds`` first (one line naming file, frame and key); a method is checked against ``ds``'s basis (one
+    line, before any labelling), then labels ``ds`` into its store (MODEL.baseline.db or --baseline-db)."""
+    if not args.baseline and not args.baseline_method:
         return kind
     from psilearn.models.fidelity.delta import delta_kind
 
-    delta = delta_kind(args.baseline, kind)
-    delta.check_baseline(ds)
-    print(f"delta-learning: the {kind} model learns {ds.target.key} - {args.baseline}; predict needs {args.baseline} in its input",
-          file=sys.stderr)
+    if args.baseline:
+        delta = delta_kind(args.baseline, kind)
+        delta.check_baseline(ds)
+        print(f"delta-learning: the {kind} model learns {ds.target.key} - {args.baseline}; predict needs {args.baseline} in its input",
+              file=sys.stderr)
+        return delta
+    from psilearn.cli.model_options import default_baseline_db
+    from psilearn.config import load_config
+    from psilearn.models.fidelity.delta import delta_method_kind
+    from psilearn.models.fidelity.delta_fields import check_field_options
+    from psilearn.models.registry import model_class
+
+    db = args.baseline_db or default_baseline_db(args.output)
+    delta = delta_method_kind(args.baseline_method, kind, db=db, label=args.baseline_label, workers=args.baseline_workers)
+    method = delta.resolve_method(ds.target)  # another AO basis: one line, before any labelling
+    check_field_options(kind, model_class(kind).validate_config(load_config(args.config), source=args.config)[0])
+    summary = delta.check_baseline(ds)
+    print(f"baseline {method.label} from {summary.report()}; label database {db}", file=sys.stderr)
+    print(f"delta-learning: the {kind} model learns {ds.target.key} - {method.label} from {method.name}; predict labels its input "
+          f"with {method.name} through {db}", file=sys.stderr)
     return delta
 
 
 def density_curve_kind(args, train):
-    """``learning-curve --density``: 'density', or with --baseline KEY its delta kind (--baseline-method refused)."""
-    if args.baseline_method:
-        from psilearn.errors import ConfigError
+    """``learning-curve --density``: 'density', or with --baseline KEY / --baseline-method METHOD (and --baseline-db) its delta kind."""
+    from psilearn.cli.fit_options import check_field_baseline_flags
 
-        raise ConfigError("learning-curve --density with --baseline-method: not supported; label the baseline into TRAIN and TEST "
-                          "and give its key with --baseline KEY")
+    check_field_baseline_flags(args, "density")
     return delta_kind_of(args, "density", train)
 
 

@@ -96,8 +96,8 @@ def tuned_fit(args, kind, target, ds, config, seed):
 
 def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = "", models: tuple[str, ...] = ("sagpr",)):
     """(dataset, TRAIN specs, options, seed) for ``fit FLAG`` (``--density``, ``--hamiltonian``): a kind
-    whose Target comes from the file's own labels (``--baseline KEY`` is allowed: Δ-learning, checked by the
-    caller). ConfigError, before any data is read, for another
+    whose Target comes from the file's own labels (``--baseline KEY`` and ``--baseline-method XC/BASIS`` are
+    allowed: Δ-learning, checked by the caller). ConfigError, before any data is read, for another
     ``--model`` or a flag of other kinds (``note`` is appended); ``load(source[, target])`` reads the
     pooled TRAIN, ``target_of(frames, key)`` gives the file's target under ``--target``; ``models``: the
     ``--model`` values that select ``kind``."""
@@ -105,11 +105,8 @@ def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = 
     from psilearn.errors import ConfigError
     from psilearn.models.registry import model_class
 
-    if args.baseline_method:
-        raise ConfigError(f"{flag} with --baseline-method: not supported; label the baseline into TRAIN (psilearn label "
-                          f"--observables {kind} --method METHOD) and give its key with --baseline KEY")
-    flags = (("--baseline-method", args.baseline_method),
-             ("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
+    check_field_baseline_flags(args, kind)
+    flags = (("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
              ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None)),
              ("--density", getattr(args, "density", False)), ("--hamiltonian", getattr(args, "hamiltonian", False)),
              ("--tune", getattr(args, "tune", None) is not None), ("--label-mask", getattr(args, "label_mask", None)))
@@ -124,6 +121,23 @@ def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = 
     if ds.target.key != args.target:
         ds = load(source, target_of(ds.frames, args.target))
     return ds, trains, config, seed
+
+
+def check_field_baseline_flags(args, kind: str) -> None:
+    """ConfigError, before any data is read, for Δ flags a density or Hamiltonian fit cannot take: both
+    --baseline and --baseline-method, --baseline-db/--baseline-label without a method, an xTB method."""
+    from psilearn.errors import ConfigError
+    from psilearn.models.fidelity.baseline_method import check_field_method
+
+    method = getattr(args, "baseline_method", None)
+    if getattr(args, "baseline", None) and method:
+        raise ConfigError("give either --baseline KEY (a label in TRAIN) or --baseline-method METHOD (computed by psilearn), not both")
+    if not method and (getattr(args, "baseline_db", None) or getattr(args, "baseline_label", None)):
+        raise ConfigError("--baseline-db and --baseline-label go with --baseline-method")
+    if method:
+        check_field_method(method, kind, getattr(args, "baseline_label", None))
+        if not getattr(args, "baseline_db", None) and not getattr(args, "output", None):
+            raise ConfigError("--baseline-method here needs --baseline-db DB: the label store of the baseline labels")
 
 
 def warn_if_unrepresentative(command: str, spec: str) -> None:

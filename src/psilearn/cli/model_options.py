@@ -81,8 +81,9 @@ def add_baseline_method_args(p: argparse.ArgumentParser, fit: bool) -> None:
                        "computes itself: gfn2, gfn1 or XC/BASIS (as psilearn label --method), at fit and at predict time "
                        "(its cost is paid for every prediction too). The label is inferred from --target (dipole_moment, "
                        "alpha, total_energy, mulliken_charges, ...; suffixes such as _input or _pbe0 allowed) and --units "
-                       "must be its atomic units (e*Bohr, Bohr^3, Hartree, e, or a.u.). The model records the method and "
-                       "its hash. See docs/fidelity.md")
+                       "must be its atomic units (e*Bohr, Bohr^3, Hartree, e, or a.u.). With --density or --hamiltonian: "
+                       "XC/BASIS only, computed in the target's aux basis and metric (density) or AO basis (hamiltonian: the "
+                       "method's basis must be the target's). The model records the method and its hash. See docs/fidelity.md")
         p.add_argument("--baseline-label", default=None, metavar="LABEL", help="--baseline-method: the label key providing "
                        "the baseline (default: inferred from --target)")
     p.add_argument("--baseline-db", default=None, metavar="DB", help="--baseline-method: the label database (ASE SQLite, "

@@ -5,6 +5,11 @@ The Target's key is mapped to one label key of the labelers (``dipole_moment_inp
 label's atomic units through the one unit table (:mod:`psilearn.data.units`), and structures are
 labelled through a resumable label store (:func:`psilearn.label.campaign.run_campaign`): a structure
 already labelled there with the same method hash is never labelled again, at fit or at predict time.
+
+Density and Hamiltonian targets (:data:`FIELD_LABELS`): the label is the target's own observable,
+computed in the target's basis: a density baseline is fitted by the labeler in the target's aux basis
+and metric (the method's orbital basis is free), a Fock matrix baseline must come from a method in
+the target's AO basis (another basis is refused before any labelling); xTB methods give neither.
 """
 
 from __future__ import annotations
@@ -39,6 +44,23 @@ OBSERVABLE_OF: dict[str, str] = {}
 for _obs, _keys in OBSERVABLE_KEYS.items():
     for _k in _keys:
         OBSERVABLE_OF.setdefault(_k, _obs)
+#: target kind of density and Hamiltonian targets -> (label key, the labels describing its basis)
+FIELD_LABELS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "density": ("density_coefficients", ("density_aux_basis", "density_metric", "density_aux_shells")),
+    "hamiltonian": ("hamiltonian", ("hamiltonian_basis", "hamiltonian_shells")),
+}
+
+
+def check_field_method(method: str, kind: str, label: str | None = None) -> str:
+    """The label key of the baseline of a ``kind`` ('density', 'hamiltonian') target; ConfigError (one
+    line, before any data is read) for an xTB method (it computes neither) or another ``label``."""
+    found = FIELD_LABELS[kind][0]
+    if xtb_method(method):
+        raise ConfigError(f"--baseline-method {method.strip()}: xTB methods compute no {kind} labels ({found} in a PySCF "
+                          "basis); use XC/BASIS (e.g. hf/def2-svp)")
+    if label and label != found:
+        raise ConfigError(f"--baseline-label {label!r}: the baseline of a {kind} target is the labeler's {found!r}")
+    return found
 
 
 def label_unit(label: str) -> str:
@@ -119,14 +141,17 @@ class BaselineMethod:
     units: str
     method_hash: str
     name: str
+    options: tuple[tuple[str, str], ...] = ()  # labeler options (density: the target's aux basis and metric)
 
     @classmethod
-    def resolve(cls, method: str, target: Target, label: str | None = None) -> "BaselineMethod":
+    def resolve(cls, method: str, target, label: str | None = None) -> "BaselineMethod":
         """ConfigError for an unknown method, a Target without a labeler observable, a label the
-        method cannot compute, or units that differ."""
+        method cannot compute, or units that differ; density and Hamiltonian targets: :meth:`resolve_field`."""
         text = (method or "").strip().lower()
         if not text:
             raise ConfigError("--baseline-method: the method is empty (gfn2, gfn1 or XC/BASIS)")
+        if getattr(target, "kind", None) in FIELD_LABELS:
+            return cls.resolve_field(text, target, label)
         text = xtb_method(text) or text
         found = label_for_target(target, label)
         check_units(target, found)
@@ -135,12 +160,32 @@ class BaselineMethod:
         return cls(text, observable, found, label_unit(found), labeler.method_hash(), labeler.name)
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "BaselineMethod":
-        return cls(**{k: str(record[k]) for k in ("method", "observable", "label", "units", "method_hash", "name")})
+    def resolve_field(cls, method: str, target, label: str | None = None) -> "BaselineMethod":
+        """The baseline of a density or Hamiltonian ``target``, in its basis: a density fitted in the
+        target's aux basis and metric; a Fock matrix from a method in the target's AO basis. ConfigError
+        (one line, before any labelling) for xTB methods, another AO basis, or another label."""
+        kind = target.kind
+        found = check_field_method(method, kind, label)
+        options = {"density_aux_basis": target.aux_basis, "density_metric": target.metric} if kind == "density" else {}
+        labeler = _labeler(method, kind, options)
+        if kind == "hamiltonian":
+            from psilearn.targets.ao_basis import normalise_aux_basis
 
-    def record(self) -> dict[str, str]:
+            have = normalise_aux_basis(labeler.basis)
+            if have != target.basis:
+                raise ConfigError(f"--baseline-method {method}: its Fock matrix is in the AO basis {have!r}, the target "
+                                  f"{target.key!r} in {target.basis!r}; Δ-learning needs the baseline in the same basis "
+                                  f"(e.g. hf/{target.basis})")
+        return cls(method, kind, found, target.units, labeler.method_hash(), labeler.name, tuple(sorted(options.items())))
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "BaselineMethod":
+        options = tuple(sorted((str(k), str(v)) for k, v in (record.get("options") or {}).items()))
+        return cls(**{k: str(record[k]) for k in ("method", "observable", "label", "units", "method_hash", "name")}, options=options)
+
+    def record(self) -> dict[str, Any]:
         return {"method": self.method, "observable": self.observable, "label": self.label, "units": self.units,
-                "method_hash": self.method_hash, "name": self.name}
+                "method_hash": self.method_hash, "name": self.name, **({"options": dict(self.options)} if self.options else {})}
 
     @property
     def key(self) -> str:
@@ -149,7 +194,7 @@ class BaselineMethod:
 
     def labeler(self):
         """The labeler; ConfigError if its method hash is not the recorded one (another code version or options)."""
-        labeler = _labeler(self.method, self.observable)
+        labeler = _labeler(self.method, self.observable, dict(self.options))
         if labeler.method_hash() != self.method_hash:
             raise ConfigError(f"the baseline method {self.name} now hashes to {labeler.method_hash()[:12]}, not "
                               f"{self.method_hash[:12]} as when the model was fitted (spec now: {labeler.spec()}); "
@@ -157,9 +202,10 @@ class BaselineMethod:
         return labeler
 
     def label_frames(self, frames: list[Atoms], db: str | Path, workers: int = 0, progress: bool = False):
-        """Copies of ``frames`` carrying the baseline under :attr:`key`, labelled through the store ``db``
-        (labels already there for this method hash are reused), the campaign summary, and the summed
-        compute seconds the store records for these labels (however many were reused)."""
+        """Copies of ``frames`` carrying the baseline under :attr:`key` (density and Hamiltonian labels also
+        the labels describing its basis, as ``KEY_aux_basis``, ``KEY_metric``, ``KEY_basis``, ...), labelled
+        through the store ``db`` (labels already there for this method hash are reused), the campaign
+        summary, and the summed compute seconds the store records for these labels (however many were reused)."""
         from psilearn.label.campaign import run_campaign
         from psilearn.label.store import LabelStore
 
@@ -176,20 +222,23 @@ class BaselineMethod:
                 raise DataError(f"--baseline-method {self.name}: structure {i} could not be labelled ({stage}): {reason} "
                                 f"(database {db}; psilearn label --retry-failed relabels failures)")
             data = rows[lkey].data or {}
-            where = "info" if LEARNABLE[self.label] == "structure" else "arrays"
+            where = "arrays" if LEARNABLE.get(self.label) == "atom" else "info"
             if self.label not in data.get(where, {}):
                 raise DataError(f"--baseline-method {self.name}: the labeler wrote no {self.label!r} for structure {i}")
             seconds += float(rows[lkey].key_value_pairs.get("label_seconds", 0.0))
             copy = atoms.copy()
             getattr(copy, where)[self.key] = data[where][self.label]
+            for name in FIELD_LABELS.get(self.observable, ("", ()))[1]:  # e.g. density_aux_basis -> KEY_aux_basis
+                if name in data["info"]:
+                    copy.info[f"{self.key}_{name.split('_', 1)[1]}"] = data["info"][name]
             out.append(copy)
         return out, summary, seconds
 
 
-def _labeler(method: str, observable: str):
+def _labeler(method: str, observable: str, options: dict | None = None):
     from psilearn.label.registry import make_labeler
 
     try:
-        return make_labeler(method, (observable,))
+        return make_labeler(method, (observable,), **(options or {}))
     except ValueError as exc:
         raise ConfigError(f"--baseline-method {method!r}: {exc}") from None

@@ -13,7 +13,7 @@ pairs are the pairs predicted. A mismatch is one line naming file, frame and key
 
 Spectra (``fit-spectrum --baseline``): the spectrum kind with the plain ``l2`` loss only
 (:mod:`psilearn.models.fidelity.delta_spectrum`). Density and Hamiltonian targets: :func:`delta_kind`
-returns the kind of :mod:`psilearn.models.fidelity.delta_fields`.
+and :func:`delta_method_kind` return the kind of :mod:`psilearn.models.fidelity.delta_fields`.
 
 Uncertainty: the baseline is taken as exact (it is an input, not an estimate), so the predictive
 standard deviation (and covariance) is the inner model's uncertainty of the correction.
@@ -43,7 +43,7 @@ from psilearn.errors import ConfigError
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
-from psilearn.models.fidelity.baseline_method import BaselineMethod
+from psilearn.models.fidelity.baseline_method import BaselineMethod, check_field_method
 from psilearn.models.fidelity.delta_fields import FIELD_INNER, FieldDeltaModel, WrapsInner, field_delta_kind
 from psilearn.models.fidelity.delta_spectrum import check_baseline_grid, check_spectrum_inner
 from psilearn.models.registry import model_class
@@ -96,9 +96,12 @@ def delta_method_kind(method: str, inner: str = DEFAULT_INNER, db: str | Path | 
     if not (method or "").strip():
         raise ConfigError("--baseline-method: the method is empty (gfn2, gfn1 or XC/BASIS)")
     cls = check_inner_kind(inner)
-    if inner in FIELD_INNER or inner == "spectrum":
+    if inner == "spectrum":
         raise ConfigError(f"--baseline-method with the {inner} kind: not supported; put the baseline label into the file "
                           "and use --baseline KEY")
+    if inner in FIELD_INNER:  # density and Hamiltonian targets: the labeler's baseline in the target's basis (delta_fields)
+        check_field_method(method, inner, label)
+        return field_delta_kind("", inner, method.strip().lower(), db, workers)
     return type(f"DeltaModel[{inner}]", (DeltaModel,), {
         "__module__": __name__, "inner_kind": inner, "method_name": method, "method_label": label,
         "method_db": None if db is None else str(db), "method_workers": workers, "symmetrize": symmetrize,

@@ -19,13 +19,19 @@ The baseline's basis is read from ``KEY_aux_basis``/``KEY_metric`` (density) or 
 replaced ``density_aux_basis`` as ``density_aux_basis_input`` next to ``density_coefficients_input``), else
 the frame's own; a baseline in another basis or metric, a wrong size or a missing key is one line naming
 file, frame and key. The baseline is taken as exact (no uncertainty): the inner kinds give none anyway.
+
+With a baseline method (``--baseline-method XC/BASIS``, :class:`~psilearn.models.fidelity.BaselineMethod`)
+psilearn's labeler computes the baseline at fit and at predict time through the label store
+(``baseline_db``), in the target's basis: the density fitted in the target's aux basis and metric, F
+from a method in the target's AO basis (another basis is refused before any labelling).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from ase import Atoms
@@ -36,7 +42,11 @@ from psilearn.data.hamiltonian import HamiltonianDataset, check_hamiltonian_fram
 from psilearn.data.prediction import DensityPrediction, HamiltonianPrediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
+from psilearn.models.fidelity.baseline_method import BaselineMethod
 from psilearn.models.registry import model_class
+
+if TYPE_CHECKING:
+    from psilearn.label.campaign import CampaignSummary
 
 #: inner kinds of a field delta model -> the target kind they learn
 FIELD_INNER = {"density": "density", "hamiltonian": "hamiltonian"}
@@ -110,12 +120,22 @@ class HamiltonianDeltaPrediction(HamiltonianPrediction):
     correction: list[np.ndarray] = field(default_factory=list)
 
 
-def field_delta_kind(baseline: str, inner: str) -> type["FieldDeltaModel"]:
-    """The delta kind of a density or Hamiltonian target (``inner`` 'density' or 'hamiltonian')."""
+def field_delta_kind(baseline: str, inner: str, method: str | None = None, db: str | Path | None = None,
+                     workers: int = 0) -> type["FieldDeltaModel"]:
+    """The delta kind of a density or Hamiltonian target (``inner`` 'density' or 'hamiltonian'): the
+    baseline label ``baseline``, or (``method`` 'XC/BASIS') the labeler's, cached in the label store ``db``."""
     cls = model_class(inner)
     return type(f"FieldDeltaModel[{inner}]", (FieldDeltaModel,), {
-        "__module__": __name__, "inner_kind": inner, "baseline_key": baseline,
+        "__module__": __name__, "inner_kind": inner, "baseline_key": baseline, "method_name": method,
+        "method_db": None if db is None else str(db), "method_workers": workers,
         "config_options": dict(cls.config_options), "iterative": cls.iterative})
+
+
+def check_field_options(inner: str, options: dict) -> None:
+    """ConfigError for options a field delta model cannot honour (``options``: the inner kind's validated options)."""
+    if inner == "hamiltonian" and options["hamiltonian"].eigenvalue_weight > 0:
+        raise ConfigError("Δ-learning (--baseline, --baseline-method) with hamiltonian.eigenvalue_weight > 0: the orbital-energy "
+                          "term would act on the eigenvalues of the correction, not of the sum; set it to 0")
 
 
 class WrapsInner:
@@ -145,33 +165,75 @@ class FieldDeltaModel(WrapsInner, Model):
     baseline: str = ""
     progress: bool = False
     metadata: dict = field(default_factory=dict)
+    baseline_method: BaselineMethod | str | None = None  # or: psilearn's labeler computes the baseline ('hf/def2-svp')
+    baseline_db: str | Path | None = None  # the label store of baseline_method (ASE SQLite, resumable)
+    baseline_workers: int = 0  # labeling workers (0: in this process; N: a local Dask cluster)
+    last_baseline_summary: CampaignSummary | None = field(default=None, repr=False, compare=False)
+    last_baseline_seconds: float = field(default=0.0, repr=False, compare=False)
 
     kind: ClassVar[str] = "delta"
     inner_kind: ClassVar[str] = "density"
     baseline_key: ClassVar[str] = ""
+    method_name: ClassVar[str | None] = None
+    method_db: ClassVar[str | None] = None
+    method_workers: ClassVar[int] = 0
 
     def __post_init__(self) -> None:
         want = FIELD_INNER.get(self.inner_kind)
         if getattr(self.target, "kind", None) != want:
             raise ValueError(f"the {self.inner_kind} delta model learns {want} targets, not {self.target.describe()}")
+        if self.baseline and self.baseline_method:
+            raise ConfigError("give either a baseline label (--baseline) or a baseline method (--baseline-method), not both")
+        if isinstance(self.baseline_method, str):
+            self.baseline_method = BaselineMethod.resolve(self.baseline_method, self.target)
 
     @classmethod
     def from_options(cls, target, options: dict, seed: int, progress: bool) -> "FieldDeltaModel":
-        if cls.inner_kind == "hamiltonian" and options["hamiltonian"].eigenvalue_weight > 0:
-            raise ConfigError("--baseline with hamiltonian.eigenvalue_weight > 0: the orbital-energy term would act on the "
-                              "eigenvalues of the correction, not of the sum; set it to 0")
+        check_field_options(cls.inner_kind, options)
         inner = model_class(cls.inner_kind).from_options(target, options, seed, progress)
+        if cls.method_name:
+            return cls(target, inner, "", progress, baseline_method=cls.resolve_method(target), baseline_db=cls.method_db,
+                       baseline_workers=cls.method_workers)
         return cls(target, inner, cls.baseline_key, progress)
 
     @classmethod
-    def check_baseline(cls, data) -> None:
-        """DataError naming file, frame and key if ``data``'s structures lack a valid baseline (the CLI calls it before fitting)."""
-        field_baselines(data.frames, data.target, cls.baseline_key, cls.inner_kind)
+    def resolve_method(cls, target) -> BaselineMethod:
+        """The baseline method for ``target``: ConfigError (one line) for xTB or a method in another AO basis."""
+        return BaselineMethod.resolve(cls.method_name, target)
+
+    @classmethod
+    def check_baseline(cls, data) -> CampaignSummary | None:
+        """DataError naming file, frame and key if ``data``'s structures lack a valid baseline (the CLI calls it
+        before fitting). With a baseline method: labels ``data`` into the store and returns the campaign summary."""
+        if not cls.method_name:
+            field_baselines(data.frames, data.target, cls.baseline_key, cls.inner_kind)
+            return None
+        probe = cls(data.target, None, "", True, baseline_method=cls.resolve_method(data.target), baseline_db=cls.method_db,
+                    baseline_workers=cls.method_workers)
+        probe._baselines(data.frames)
+        return probe.last_baseline_summary
+
+    def _baselines(self, frames: list[Atoms]) -> list[np.ndarray]:
+        """The baseline of every structure (flat): its label ``baseline``, or ``baseline_method``'s through the store."""
+        if not self.baseline_method:
+            return field_baselines(frames, self.target, self.baseline, self.inner_kind)
+        if not self.baseline_db:
+            raise ConfigError(f"the baseline method {self.baseline_method.name} needs a label database: "
+                              "baseline_db=PATH.db (psilearn: --baseline-db, default MODEL.baseline.db)")
+        labelled, self.last_baseline_summary, self.last_baseline_seconds = self.baseline_method.label_frames(
+            frames, self.baseline_db, workers=self.baseline_workers, progress=self.progress)
+        return field_baselines(labelled, self.target, self.baseline_method.key, self.inner_kind)
+
+    @property
+    def baseline_name(self) -> str:
+        """What the baseline is, for messages: the label key, or 'LABEL from METHOD'."""
+        bm = self.baseline_method
+        return f"{bm.label} from {bm.name}" if bm else self.baseline
 
     # ---- fitting ---------------------------------------------------------------------------------
     def _difference(self, data, base: list[np.ndarray]):
         diff = data.values - np.concatenate(base)
-        name = f"{data.name} ({self.target.key} - {self.baseline})"
+        name = f"{data.name} ({self.target.key} - {self.baseline_name})"
         if self.inner_kind == "density":
             return DensityDataset(data.frames, self.target, diff, name, offsets=data.offsets)
         return HamiltonianDataset(data.frames, self.target, diff, name, overlaps=data.overlaps, offsets=data.offsets)
@@ -179,10 +241,12 @@ class FieldDeltaModel(WrapsInner, Model):
     def fit(self, data) -> "FieldDeltaModel":
         """Fit the inner model on ``target - baseline`` of ``data`` (a Density/HamiltonianDataset). Returns self."""
         t0 = time.perf_counter()
-        base = field_baselines(data.frames, self.target, self.baseline, self.inner_kind)
+        base = self._baselines(data.frames)
+        labels = self._campaign_record() if self.baseline_method else {}
         self.inner.fit(self._difference(data, base))
+        method = {"baseline_method": self.baseline_method.record(), "baseline_labels": labels} if labels else {}
         self.metadata = {**self.inner.metadata, "fit_seconds": round(time.perf_counter() - t0, 3),
-                         "delta": {"baseline_key": self.baseline, "inner_kind": self.inner.kind,
+                         "delta": {"baseline_key": self.baseline, "inner_kind": self.inner.kind, **method,
                                    "note": "the inner model's training record (heldout_metrics included) is that of the correction"}}
         if self.inner_kind == "hamiltonian":
             self.metadata["heldout_metrics"] = self._hamiltonian_heldout(data, base)
@@ -190,6 +254,12 @@ class FieldDeltaModel(WrapsInner, Model):
             held = self.metadata["heldout_metrics"]
             self.metadata["heldout_metrics"] = {**held, "method": f"{held['method']}; of the correction (% of the correction's norm)"}
         return self
+
+    def _campaign_record(self) -> dict:
+        """The cost of the training baseline: the labels' stored compute seconds and what the campaign did."""
+        summary = self.last_baseline_summary
+        return {"n_structures": summary.n_input, "label_seconds": round(self.last_baseline_seconds, 3),
+                "labelled_now": summary.done, "reused_from_store": summary.skipped}
 
     def _hamiltonian_heldout(self, data, base: list[np.ndarray]) -> dict:
         """Held-out metrics of the SUM on the inner model's validation split (orbital energies of
@@ -209,7 +279,7 @@ class FieldDeltaModel(WrapsInner, Model):
             raise RuntimeError("model is not fitted")
         if return_cov:
             raise ValueError(f"the {self.inner_kind} delta model has no predictive covariance")
-        base = field_baselines(frames, self.target, self.baseline, self.inner_kind)
+        base = self._baselines(frames)
         self.inner.progress = self.progress
         if self.inner_kind == "hamiltonian":
             corr = self.inner.predict(frames, return_std=False, **options)
@@ -234,7 +304,9 @@ class FieldDeltaModel(WrapsInner, Model):
         if self.inner is None or not self.metadata:
             raise RuntimeError("model is not fitted")
         meta, arrays = self.inner.to_state()
-        return ({"baseline_key": self.baseline, "inner_kind": self.inner.kind, "inner": {**meta, "training": self.inner.metadata}},
+        method = {"baseline_method": self.baseline_method.record(),
+                  "baseline_db": str(Path(self.baseline_db).resolve()) if self.baseline_db else None} if self.baseline_method else {}
+        return ({"baseline_key": self.baseline, "inner_kind": self.inner.kind, **method, "inner": {**meta, "training": self.inner.metadata}},
                 {f"inner/{k}": v for k, v in arrays.items()})
 
     @classmethod
@@ -246,10 +318,16 @@ class FieldDeltaModel(WrapsInner, Model):
             raise ValueError(f"inner kind {kind!r} is not a density or hamiltonian kind")
         if any(not k.startswith("inner/") for k in arrays):
             raise ValueError("arrays outside 'inner/' in a delta model")
-        outer = {k: v for k, v in meta.items() if k not in ("inner", "inner_kind", "baseline_key", "training")}
+        outer = {k: v for k, v in meta.items() if k not in ("inner", "inner_kind", "baseline_key", "training", "baseline_method", "baseline_db")}
         inner = model_class(kind).from_state({**outer, **meta["inner"], "model": kind}, {k[len("inner/"):]: v for k, v in arrays.items()})
-        klass = field_delta_kind(str(meta["baseline_key"]), kind)
-        model = klass(Target.from_dict(meta["target"]), inner, klass.baseline_key)
+        target = Target.from_dict(meta["target"])
+        if meta.get("baseline_method"):  # the recorded method and hash: predict refuses a labeler that now hashes differently
+            method = BaselineMethod.from_record(meta["baseline_method"])
+            klass = field_delta_kind("", kind, method.method, meta.get("baseline_db"))
+            model = klass(target, inner, "", baseline_method=method, baseline_db=klass.method_db)
+        else:
+            klass = field_delta_kind(str(meta["baseline_key"]), kind)
+            model = klass(target, inner, klass.baseline_key)
         model.metadata = meta["training"]
         return model
 
