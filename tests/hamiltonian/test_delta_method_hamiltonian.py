@@ -41,7 +41,7 @@ def fitted(sto3g_waters, tmp_path_factory):
     ase.io.write(train, sto3g_waters[:8])
     ase.io.write(test, sto3g_waters[12:15])
     m_method, m_key = tmp / "method.model", tmp / "key.model"
-    assert main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--baseline-method", METHOD.upper(),
+    assert main(["fit", str(train), "--hamiltonian", "--model", "nn", "--target", "hamiltonian", "--baseline-method", METHOD.upper(),
                  "--config", str(cfg), "-o", str(m_method)]) == 0
     lab = make_labeler(METHOD, "hamiltonian")
     pre = []
@@ -50,7 +50,7 @@ def fitted(sto3g_waters, tmp_path_factory):
         b.info["hamiltonian_pbe"] = lab.label(a).info["hamiltonian"]
         pre.append(b)
     ase.io.write(tmp / "pre.xyz", pre[:8])
-    assert main(["fit", str(tmp / "pre.xyz"), "--hamiltonian", "--target", "hamiltonian", "--baseline", "hamiltonian_pbe",
+    assert main(["fit", str(tmp / "pre.xyz"), "--hamiltonian", "--model", "nn", "--target", "hamiltonian", "--baseline", "hamiltonian_pbe",
                  "--config", str(cfg), "-o", str(m_key)]) == 0
     return tmp, m_method, m_key, pre[8:], cfg
 
@@ -111,7 +111,7 @@ def test_refusals_are_one_line_before_any_labelling(fitted, capsys, flags, messa
     tmp, _, _, _, cfg = fitted
     model = tmp / "refused.model"
     capsys.readouterr()
-    assert main(["fit", str(tmp / "train.xyz"), "--hamiltonian", "--target", "hamiltonian", *flags, "--config", str(cfg),
+    assert main(["fit", str(tmp / "train.xyz"), "--hamiltonian", "--model", "nn", "--target", "hamiltonian", *flags, "--config", str(cfg),
                  "-o", str(model)]) == 2
     assert message in _error_line(capsys)
     assert not (tmp / "refused.model.baseline.db").exists()
@@ -126,7 +126,7 @@ def test_eigenvalue_weight_is_refused_before_labelling(fitted, capsys):
     config["hamiltonian"]["eigenvalue_weight"] = 1.0
     other.write_text(yaml.safe_dump(config))
     capsys.readouterr()
-    assert main(["fit", str(tmp / "train.xyz"), "--hamiltonian", "--target", "hamiltonian", "--baseline-method", METHOD,
+    assert main(["fit", str(tmp / "train.xyz"), "--hamiltonian", "--model", "nn", "--target", "hamiltonian", "--baseline-method", METHOD,
                  "--config", str(other), "-o", str(tmp / "eig.model")]) == 2
     assert "eigenvalue_weight" in _error_line(capsys)
     assert not (tmp / "eig.model.baseline.db").exists()

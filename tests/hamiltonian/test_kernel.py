@@ -132,5 +132,29 @@ def test_cli_default_is_the_kernel_kind(tmp_path, capsys, svp_waters):
     assert cli_main(["predict", str(out_model), str(test), "-o", str(out)]) == 0
     frames = ase.io.read(out, ":")
     assert len(frames) == 2 and frames[0].info["hamiltonian"].size == 24 * 24 and "gap" in frames[0].info
-    rc = cli_main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--baseline", "hamiltonian", "-o", str(tmp_path / "m")])
-    assert rc == 2 and "--model nn" in capsys.readouterr().err
+
+
+def test_delta_with_the_kernel_kind(tmp_path, capsys, svp_waters):
+    """--baseline KEY with the kernel kind: with the labels themselves as the baseline the learned
+    correction is ~0, the sum is the baseline, and the held-out record is that of the sum."""
+    frames = []
+    for a in svp_waters[:14]:
+        b = a.copy()
+        b.info["hamiltonian_base"] = a.info["hamiltonian"].copy()
+        frames.append(b)
+    train, test = tmp_path / "train.xyz", tmp_path / "test.xyz"
+    ase.io.write(train, frames[:10])
+    ase.io.write(test, frames[10:])
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text("soap: {cutoff: 3.5, max_radial: 4, max_angular: 4}\nmodel: {holdout: 0.3}\n")
+    out_model, out = tmp_path / "d.model", tmp_path / "pred.xyz"
+    assert cli_main(["fit", str(train), "--hamiltonian", "--target", "hamiltonian", "--baseline", "hamiltonian_base",
+                     "--config", str(cfg), "-o", str(out_model)]) == 0
+    model = load(out_model)
+    assert model.inner.kind == "hamiltonian-sagpr"
+    held = model.metadata["heldout_metrics"]
+    assert "of the sum" in held["method"] and held["h_mae"] < 1e-9
+    assert cli_main(["predict", str(out_model), str(test), "-o", str(out)]) == 0
+    for a, ref in zip(ase.io.read(out, ":"), frames[10:]):
+        assert np.abs(a.info["hamiltonian"] - ref.info["hamiltonian"]).max() < 1e-9
+        assert np.abs(a.info["hamiltonian_correction"]).max() < 1e-9

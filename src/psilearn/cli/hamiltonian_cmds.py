@@ -41,10 +41,6 @@ def fit_hamiltonian(args, run_options: dict) -> int:
     ds, trains, config, seed = labelled_kind_data(args, base, "--hamiltonian", load_hamiltonian_dataset, hamiltonian_target,
                                                   " (--model sagpr: the kernel kind; --model nn: the network)",
                                                   models=("nn",) if network else ("sagpr",))
-    if args.baseline and not network:
-        from psilearn.errors import ConfigError
-
-        raise ConfigError("--hamiltonian --baseline: delta-learning of Hamiltonians is done by the network kind; add --model nn")
     kind = delta_kind_of(args, base, ds)
     print(f"fitting {ds.target.describe()} on {len(ds)} structures from {', '.join(trains)} ({base} kind)", file=sys.stderr)
     model = fit_model(kind, ds.target, ds, config, seed=seed, progress=True, run_options=run_options if network else None)

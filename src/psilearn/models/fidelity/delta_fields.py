@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from psilearn.label.campaign import CampaignSummary
 
 #: inner kinds of a field delta model -> the target kind they learn
-FIELD_INNER = {"density": "density", "hamiltonian": "hamiltonian"}
-#: per inner kind: (companion keys describing the basis, as named in the labeler's output)
+FIELD_INNER = {"density": "density", "hamiltonian": "hamiltonian", "hamiltonian-sagpr": "hamiltonian"}
+#: per target kind: (companion keys describing the basis, as named in the labeler's output)
 _COMPANIONS = {"density": ("density_aux_basis", "density_metric", "density_aux_shells"),
                "hamiltonian": ("hamiltonian_basis", "hamiltonian_shells")}
 
@@ -70,7 +70,7 @@ def _as_baseline_frame(atoms: Atoms, target, key: str, inner: str) -> Atoms:
     companions are the baseline's own (so the target's checks apply to the baseline)."""
     b = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     b.info = dict(atoms.info)
-    for name in _COMPANIONS[inner]:
+    for name in _COMPANIONS[FIELD_INNER[inner]]:
         own = _companion(atoms, target.key, key, name)
         if own is not None:
             b.info[name] = own
@@ -243,17 +243,47 @@ class FieldDeltaModel(WrapsInner, Model):
         t0 = time.perf_counter()
         base = self._baselines(data.frames)
         labels = self._campaign_record() if self.baseline_method else {}
-        self.inner.fit(self._difference(data, base))
+        held_sum = self._fit_inner(data, base)
         method = {"baseline_method": self.baseline_method.record(), "baseline_labels": labels} if labels else {}
         self.metadata = {**self.inner.metadata, "fit_seconds": round(time.perf_counter() - t0, 3),
                          "delta": {"baseline_key": self.baseline, "inner_kind": self.inner.kind, **method,
                                    "note": "the inner model's training record (heldout_metrics included) is that of the correction"}}
-        if self.inner_kind == "hamiltonian":
+        if held_sum is not None:
+            self.metadata.update(held_sum)
+        elif self.inner_kind == "hamiltonian":
             self.metadata["heldout_metrics"] = self._hamiltonian_heldout(data, base)
         else:  # the density model's hold-out error is relative to the norm of what it learned: the correction
             held = self.metadata["heldout_metrics"]
             self.metadata["heldout_metrics"] = {**held, "method": f"{held['method']}; of the correction (% of the correction's norm)"}
         return self
+
+    def _fit_inner(self, data, base: list[np.ndarray]) -> dict | None:
+        """Fit the inner model on the correction. The kernel kind refits on all structures after its own
+        held-out step, so for it the held-out split is done here and scored on the SUM (returned as the
+        heldout_metrics and cutoff_truncation records); other kinds: None (see _hamiltonian_heldout)."""
+        diff = self._difference(data, base)
+        frac = getattr(getattr(self.inner, "config", None), "holdout", 0.0) if self.inner_kind == "hamiltonian-sagpr" else 0.0
+        if frac <= 0 or len(data) < 4:
+            self.inner.fit(diff)
+            return None
+        from psilearn.data.hamiltonian import truncated
+        from psilearn.data.splits import random_split
+        from psilearn.metrics.hamiltonian import dataset_metrics
+
+        tr, va = random_split(len(data), frac, self.inner.seed)
+        held = data.subset(va)
+        self.inner.config.holdout = 0.0
+        try:
+            self.inner.fit(diff.subset(tr))
+            corr = self.inner.predict(held.frames, return_std=False).matrices
+            pred = [base[i].reshape(c.shape) + c for i, c in zip(va, corr)]
+            cut = [truncated(self.target, a, held.matrix(k), self.inner.cutoff) for k, a in enumerate(held.frames)]
+            self.inner.fit(diff)
+        finally:
+            self.inner.config.holdout = frac
+        how = f"held-out split ({len(va)} structures; fitted on the other {len(tr)}, then refitted on all), of the sum"
+        return {"heldout_metrics": {"method": how, "units": "Hartree", **dataset_metrics(pred, held)},
+                "cutoff_truncation": {"cutoff": self.inner.cutoff, "units": "Hartree", **dataset_metrics(cut, held)}}
 
     def _campaign_record(self) -> dict:
         """The cost of the training baseline: the labels' stored compute seconds and what the campaign did."""
@@ -281,7 +311,7 @@ class FieldDeltaModel(WrapsInner, Model):
             raise ValueError(f"the {self.inner_kind} delta model has no predictive covariance")
         base = self._baselines(frames)
         self.inner.progress = self.progress
-        if self.inner_kind == "hamiltonian":
+        if FIELD_INNER[self.inner_kind] == "hamiltonian":
             corr = self.inner.predict(frames, return_std=False, **options)
             base = [b.reshape(m.shape) for b, m in zip(base, corr.matrices)]
             total = [b + m for b, m in zip(base, corr.matrices)]
