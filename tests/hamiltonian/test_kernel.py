@@ -15,7 +15,7 @@ from psilearn.models import load
 from psilearn.models.registry import model_class
 
 from .conftest import distorted_waters
-from .test_model import _irreps_error, check_permutation_and_hermiticity
+from .test_model import check_permutation_and_hermiticity, check_rotation_and_reflection
 
 SMALL = {"soap": {"cutoff": 3.5, "max_radial": 4, "max_angular": 4}, "model": {"holdout": 0.25}}
 
@@ -66,16 +66,8 @@ def trained(svp_waters):
 
 @pytest.mark.parametrize("improper", [False, True])
 def test_rotation_and_reflection_equivariance(trained, svp_waters, improper):
-    from scipy.spatial.transform import Rotation
-
     model, ds = trained
-    a = svp_waters[13]
-    rot = Rotation.random(random_state=5).as_matrix() * (-1 if improper else 1)
-    b = a.copy()
-    b.positions = a.positions @ rot.T + np.array([1.0, -2.0, 0.5])
-    fa, fb = model.predict([a, b]).matrices
-    assert np.abs(fa).max() > 1.0
-    assert _irreps_error(ds.target, a, fa, b, fb, rot) < 1e-8  # every L <= 4, both parities (def2-SVP)
+    check_rotation_and_reflection(model, ds.target, svp_waters[13], 5, improper)  # def2-SVP: every L <= 4, both parities
 
 
 def test_permutation_and_hermiticity(trained, svp_waters):

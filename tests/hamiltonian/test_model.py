@@ -47,16 +47,21 @@ def _irreps_error(target, a, fa, b, fb, rot) -> float:
     return err
 
 
-@pytest.mark.parametrize("improper", [False, True])
-def test_rotation_and_reflection_equivariance(trained, sto3g_waters, improper):
-    model, ds = trained
-    a = sto3g_waters[0]
-    rot = Rotation.random(random_state=3).as_matrix() * (-1 if improper else 1)
+def check_rotation_and_reflection(model, target, a, seed: int, improper: bool) -> None:
+    """Every coupled irrep of every predicted block of the rotated (or improperly rotated) and translated
+    molecule is e3nn's Wigner D times the original's (1e-8)."""
+    rot = Rotation.random(random_state=seed).as_matrix() * (-1 if improper else 1)
     b = a.copy()
     b.positions = a.positions @ rot.T + np.array([1.0, -2.0, 0.5])  # and a translation
     fa, fb = model.predict([a, b]).matrices
     assert np.abs(fa).max() > 1.0  # a real matrix (O 1s ~ -20 Ha)
-    assert _irreps_error(ds.target, a, fa, b, fb, rot) < 1e-8
+    assert _irreps_error(target, a, fa, b, fb, rot) < 1e-8
+
+
+@pytest.mark.parametrize("improper", [False, True])
+def test_rotation_and_reflection_equivariance(trained, sto3g_waters, improper):
+    model, ds = trained
+    check_rotation_and_reflection(model, ds.target, sto3g_waters[0], 3, improper)
 
 
 def check_permutation_and_hermiticity(model, target, a, perm) -> None:
