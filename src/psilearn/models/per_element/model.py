@@ -34,8 +34,10 @@ from psilearn.data.prediction import Prediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
+from psilearn.config import check_sections
 from psilearn.models.per_element.options import (
     SECTION,
+    PerElementSection,
     all_numbers,
     element_configs,
     element_dataset,
@@ -62,7 +64,8 @@ def per_element_kind(inner: str = DEFAULT_INNER) -> type["PerElementModel"]:
         return PerElementModel
     cls = model_class(inner)
     return type(f"PerElementModel[{inner}]", (PerElementModel,), {
-        "__module__": __name__, "inner_kind": inner, "config_options": dict(cls.config_options), "iterative": cls.iterative})
+        "__module__": __name__, "inner_kind": inner, "config_options": {**cls.config_options, SECTION: PerElementSection},
+        "iterative": cls.iterative})
 
 
 def check_per_atom(target: Target) -> None:
@@ -92,7 +95,7 @@ class PerElementModel(Model):
 
     kind: ClassVar[str] = "per-element"
     inner_kind: ClassVar[str] = DEFAULT_INNER
-    config_options: ClassVar[dict[str, type]] = dict(model_class(DEFAULT_INNER).config_options)
+    config_options: ClassVar[dict[str, type]] = {**model_class(DEFAULT_INNER).config_options, SECTION: PerElementSection}
 
     def __post_init__(self) -> None:
         check_per_atom(self.target)
@@ -105,18 +108,22 @@ class PerElementModel(Model):
     # ---- options ---------------------------------------------------------------------------------
     @classmethod
     def validate_config(cls, config: dict | None, source=None, seed: int | None = None) -> tuple[dict, int]:
-        """({"shared": options, "per_element": {symbol: options}, "overrides": raw section}, seed): the
-        inner kind's sections validated as the inner kind does, then each named element's merged options."""
+        """({section: options} of the inner kind's sections, validated as the inner kind does, plus
+        ``per_element``: a :class:`PerElementSection` with each named element's merged options; seed)."""
         inner = model_class(cls.inner_kind)
+        check_sections(config or {}, cls.config_sections, cls.kind, source)
         shared, raw = split_config(config)
         options, seed = inner.validate_config(shared, source=source, seed=seed)
         merged = element_configs(shared, raw, inner.config_sections, cls.inner_kind, source)
-        return {"shared": options, SECTION: validate_elements(inner, merged, source, seed), "overrides": raw or {}}, seed
+        options[SECTION] = PerElementSection(raw or {}, validate_elements(inner, merged, source, seed))
+        return options, seed
 
     @classmethod
     def from_options(cls, target: Target, options: dict, seed: int, progress: bool) -> "PerElementModel":
         check_per_atom(target)
-        return cls(target, options["shared"], options[SECTION], options["overrides"], seed, progress)
+        shared = {s: o for s, o in options.items() if s != SECTION}
+        section = options.get(SECTION) or PerElementSection()
+        return cls(target, shared, section.elements, section.raw, seed, progress)
 
     def options_of(self, z: int, species: list[int]) -> dict:
         """The validated options of element ``z``'s model (its own if named, else the shared ones); for

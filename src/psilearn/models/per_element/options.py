@@ -9,6 +9,7 @@ both are validated by the inner kind, so a bad value names ``per_element.H`` and
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
@@ -19,6 +20,15 @@ from psilearn.errors import ConfigError
 
 #: the per-element section of the options file
 SECTION = "per_element"
+
+
+@dataclass
+class PerElementSection:
+    """The validated ``per_element`` section: the raw overrides (recorded in model files) and each
+    named element's validated options ({symbol: {section: options object}})."""
+
+    raw: dict = field(default_factory=dict)
+    elements: dict = field(default_factory=dict)
 
 
 def split_config(config: dict | None) -> tuple[dict, dict]:
