@@ -145,7 +145,8 @@ def test_round_trip_of_non_default_values():
 def test_load_config_sections(tmp_path):
     assert load_config(None) == {}
     assert load_config(_yaml(tmp_path, "soap: {cutoff: 4}\nmodel:\n")) == {"soap": {"cutoff": 4}, "model": {}}
-    with pytest.raises(ConfigError, match=r"unknown section 'sop' \(did you mean 'soap'\?\); known sections: soap, model, nn, nn_train, density, hamiltonian, per_element$"):
+    with pytest.raises(ConfigError, match=r"unknown section 'sop' \(did you mean 'soap'\?\); "
+                                          r"known sections: soap, model, nn, nn_train, density, hamiltonian, per_element$"):
         load_config(_yaml(tmp_path, "sop: {cutoff: 4}\n"))
     with pytest.raises(ConfigError, match=r"o\.yaml: model: expected a mapping of options, got 3$"):
         load_config(_yaml(tmp_path, "model: 3\n", "o.yaml"))

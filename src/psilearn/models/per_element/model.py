@@ -29,12 +29,12 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
+from psilearn.config import check_sections
 from psilearn.data import Dataset
 from psilearn.data.prediction import Prediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
-from psilearn.config import check_sections
 from psilearn.models.per_element.options import (
     SECTION,
     PerElementSection,
