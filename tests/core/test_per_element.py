@@ -174,3 +174,21 @@ def test_cli(frames, tmp_path, capsys):
     assert "per-atom target" in capsys.readouterr().err
     assert main(["evaluate", str(out), str(train)]) == 0
     assert {chemical_symbols[z] for z in m.inners} == {"H", "C", "N", "O"}
+
+
+def test_tune_each_element_on_its_own(frames):
+    """--per-element --tune: one study per element, its own options stated in per_element stay fixed."""
+    from psilearn.models.per_element import per_element_kind
+    from psilearn.tune.per_element import tune_per_element
+
+    ds = load_dataset(frames, SHIELD)
+    cfg = {"soap": {"max_radial": 3, "max_angular": 1}, "model": {"n_sparse": 8}, "per_element": {"H": {"soap": {"cutoff": 3.0}}}}
+    rows = []
+    m = tune_per_element(per_element_kind(), SHIELD, ds, cfg, seconds=120, n_trials=2, seed=0, progress=rows.append)
+    assert sorted(m.inners) == [1, 6, 7, 8] and len(rows) == 8
+    assert [r["params"]["element"] for r in rows[:2]] == ["H", "H"]
+    tuning = {s: r["tuning"] for s, r in m.metadata["per_element"].items()}
+    assert all(t["n_trials"] == 2 for t in tuning.values())
+    assert "soap.cutoff" in tuning["H"]["fixed"] and "soap.cutoff" not in tuning["C"]["fixed"]
+    assert m.inners[1].soap.cutoff == 3.0
+    assert m.inners[1].metadata["n_train_samples"] == int((_numbers(frames) == 1).sum())
