@@ -28,11 +28,22 @@ from psilearn.models.factory import fit_model
 DATA = Path("/work/shared/data/qm9_dipoles_charges")
 
 
+def _tuned(kind: str, target, train, seconds: float):
+    from psilearn.models.per_element import per_element_kind
+    from psilearn.tune import tune_model
+    from psilearn.tune.per_element import tune_per_element
+
+    if kind == "sagpr":
+        return tune_model("sagpr", target, train, {}, seconds=seconds, seed=0)
+    return tune_per_element(per_element_kind(), target, train, {}, seconds=seconds, seed=0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--train", type=int, default=200)
     ap.add_argument("--test", type=int, default=300)
     ap.add_argument("--h-cutoff", type=float, default=3.0)
+    ap.add_argument("--tune", type=float, default=0.0, help="also: shared and per-element models tuned within this many seconds each")
     args = ap.parse_args()
     target = Target("initial_charges", per="atom", units="e")
     train = load_dataset(f"{DATA}/QMtrainRandom.xyz@:{args.train}", target)
@@ -42,10 +53,13 @@ def main() -> None:
     numbers = np.concatenate([a.numbers for a in test.frames])
     runs = {"shared": ("sagpr", {}), "per-element": ("per-element", {}),
             f"per-element, H cutoff {args.h_cutoff:g}": ("per-element", {"per_element": {"H": {"soap": {"cutoff": args.h_cutoff}}}})}
+    if args.tune > 0:
+        runs[f"shared, --tune {args.tune:g}"] = ("tune", "sagpr")
+        runs[f"per-element, --tune {args.tune:g}"] = ("tune", "per-element")
     rows = {}
     for name, (kind, cfg) in runs.items():
         t0 = time.perf_counter()
-        model = fit_model(kind, target, train, cfg, seed=0)
+        model = _tuned(cfg, target, train, args.tune) if kind == "tune" else fit_model(kind, target, train, cfg, seed=0)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         pred = model.predict(test.frames, return_std=False).values[:, 0]
@@ -54,6 +68,10 @@ def main() -> None:
         per = {chemical_symbols[z]: float(np.sqrt(np.mean(err[numbers == z] ** 2))) for z in sorted(set(numbers))}
         rows[name] = {"rmse_all": float(np.sqrt(np.mean(err**2))), "rmse_per_element": per, "fit_seconds": round(fit_s, 1),
                       "predict_seconds": round(pred_s, 1)}
+        if "tuning" in model.metadata:
+            rows[name]["chosen"] = model.metadata["tuning"]["best_params"]
+        elif kind == "tune":
+            rows[name]["chosen"] = {s: r["tuning"]["best_params"] for s, r in model.metadata["per_element"].items()}
         print(name, json.dumps(rows[name]), flush=True)
     counts = {chemical_symbols[z]: int(np.sum(numbers == z)) for z in sorted(set(numbers))}
     out = {"train": f"QMtrainRandom.xyz@:{args.train}", "test": f"TestQM9.xyz@:{args.test} ({len(test)} molecules)",

@@ -92,7 +92,8 @@ def tuned_fit(args, kind, target, ds, config, seed):
     """The tuned model; one line per trial on stderr (silenced by psilearn -q), then the chosen settings."""
     from psilearn.tune import describe_trial, describe_tuning, tune_model
 
-    print(f"tuning {kind} for {args.tune:g} s (Optuna TPE, seed {seed})", file=sys.stderr)
+    what = f"one {kind.inner_kind} per element" if getattr(kind, "kind", None) == "per-element" else kind
+    print(f"tuning {what} for {args.tune:g} s (Optuna TPE, seed {seed})", file=sys.stderr)
     def progress(row: dict) -> None:
         print(describe_trial(row), file=sys.stderr, flush=True)
 
