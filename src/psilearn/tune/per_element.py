@@ -34,7 +34,7 @@ def tune_per_element(kind, target, data, config: dict | None = None, *, seconds:
     options, seed = kind.validate_config(config, seed=seed)
     model = kind.from_options(target, options, seed, False)
     elements = labelled_elements(data)
-    model._check_named(elements, data.species)
+    model.check_named(elements, data.species)
     shared, raw = split_config(config)
     merged = element_configs(shared, raw, model_class(kind.inner_kind).config_sections, kind.inner_kind)
     inners = {}

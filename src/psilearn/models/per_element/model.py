@@ -150,13 +150,13 @@ class PerElementModel(Model):
         t0 = time.perf_counter()
         species = data.species
         elements = labelled_elements(data)
-        self._check_named(elements, species)
+        self.check_named(elements, species)
         inners = {}
         for z in elements:
             inners[z] = self.inner_model(z, species).fit(element_dataset(data, z))
         return self.assemble(data, inners, t0)
 
-    def _check_named(self, elements: list[int], species: list[int]) -> None:
+    def check_named(self, elements: list[int], species: list[int]) -> None:
         """ConfigError for a ``per_element`` entry naming an element without labelled training atoms."""
         have = ", ".join(chemical_symbols[z] for z in elements)
         for sym in self.element_options:
