@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=300)
     ap.add_argument("--h-cutoff", type=float, default=3.0)
     ap.add_argument("--tune", type=float, default=0.0, help="also: shared and per-element models tuned within this many seconds each")
+    ap.add_argument("--only", default="", help="run only the models whose name contains this text")
+    ap.add_argument("--out", default="benchmarks/results/per_element_qm9.json")
     args = ap.parse_args()
     target = Target("initial_charges", per="atom", units="e")
     train = load_dataset(f"{DATA}/QMtrainRandom.xyz@:{args.train}", target)
@@ -56,6 +58,8 @@ def main() -> None:
     if args.tune > 0:
         runs[f"shared, --tune {args.tune:g}"] = ("tune", "sagpr")
         runs[f"per-element, --tune {args.tune:g}"] = ("tune", "per-element")
+    if args.only:
+        runs = {k: v for k, v in runs.items() if args.only in k}
     rows = {}
     for name, (kind, cfg) in runs.items():
         t0 = time.perf_counter()
@@ -77,7 +81,7 @@ def main() -> None:
     out = {"train": f"QMtrainRandom.xyz@:{args.train}", "test": f"TestQM9.xyz@:{args.test} ({len(test)} molecules)",
            "test_atoms": counts, "units": "e", "runs": rows}
     Path("benchmarks/results").mkdir(parents=True, exist_ok=True)
-    Path("benchmarks/results/per_element_qm9.json").write_text(json.dumps(out, indent=1))
+    Path(args.out).write_text(json.dumps(out, indent=1))
     els = list(counts)
     print("| model | " + " | ".join(f"{e} ({counts[e]})" for e in els) + " | all | fit [s] | predict [s] |")
     print("|---" * (len(els) + 4) + "|")

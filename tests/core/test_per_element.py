@@ -191,4 +191,6 @@ def test_tune_each_element_on_its_own(frames):
     assert all(t["n_trials"] == 2 for t in tuning.values())
     assert "soap.cutoff" in tuning["H"]["fixed"] and "soap.cutoff" not in tuning["C"]["fixed"]
     assert m.inners[1].soap.cutoff == 3.0
+    assert m.inners[1].metadata["n_sparse"] == {"H": 8, "C": 1, "N": 1, "O": 1}  # each trial is the focused fit of H's model
+    assert m.inners[1].metadata["tuning"] == tuning["H"]
     assert m.inners[1].metadata["n_train_samples"] == int((_numbers(frames) == 1).sum())

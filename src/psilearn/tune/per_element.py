@@ -6,9 +6,9 @@ overrides, which stay fixed as any stated option does) and is scored by the k-fo
 own atoms. The chosen models are assembled into one per-element model; each element's study is in
 its training record (``training.per_element.SYMBOL.tuning``).
 
-Each element's trials are plain SA-GPR fits of that element's atoms (a label mask): unlike an
-untuned per-element fit they keep the searched number of sparse points for every element, although
-the other elements' points do not change the element's predictions (their kernels with it are zero).
+Each element's trials are fits of a per-element model of that element's atoms alone (a label mask),
+i.e. of that element's SA-GPR with one sparse point for every other element; the searched
+``n_sparse`` is that element's.
 """
 
 from __future__ import annotations
@@ -37,10 +37,14 @@ def tune_per_element(kind, target, data, config: dict | None = None, *, seconds:
     model.check_named(elements, data.species)
     shared, raw = split_config(config)
     merged = element_configs(shared, raw, model_class(kind.inner_kind).config_sections, kind.inner_kind)
-    inners = {}
+    inners, records = {}, {}
     for z in elements:
         sym = chemical_symbols[z]
         report = None if progress is None else (lambda row, s=sym: progress({**row, "params": {"element": s, **row["params"]}}))
-        inners[z] = tune_model(kind.inner_kind, target, element_dataset(data, z), merged.get(sym, shared), seconds=seconds / len(elements),
-                               n_trials=n_trials, seed=seed, progress=report)
+        # the study of a per-element model of z's atoms alone: every trial is the focused fit of z's model
+        best = tune_model(kind, target, element_dataset(data, z), merged.get(sym, shared), seconds=seconds / len(elements),
+                          n_trials=n_trials, seed=seed, progress=report)
+        inners[z], records[z] = best.inners[z], best.metadata["tuning"]
+    for z, inner in inners.items():
+        inner.metadata["tuning"] = records[z]
     return model.assemble(data, inners, t0)

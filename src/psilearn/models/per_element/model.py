@@ -172,9 +172,10 @@ class PerElementModel(Model):
         per = {chemical_symbols[z]: {k: m.metadata.get(k) for k in ("n_train_samples", "fit_seconds", "heldout_metrics", "n_sparse",
                                                                       "tuning") if k in m.metadata} for z, m in self.inners.items()}
         mask = {"label_mask": data.label_mask} if data.labelled is not None else {}
-        self.metadata = self.training_record(data, t0, **mask, per_element=per, inner_kind=self.inner_kind, heldout_metrics={
-            "method": "each element's own model and estimate: see per_element", "per_element": {s: r.get("heldout_metrics") for s, r in per.items()}},
-            **extra)
+        held = {"method": "each element's own model and estimate: see per_element", "per_element": {s: r.get("heldout_metrics") for s, r in per.items()}}
+        if len(per) == 1 and (only := next(iter(per.values())).get("heldout_metrics")):  # one element: its estimate is the model's
+            held = {**only, "method": f"{only['method']}, of the {next(iter(per))} model"}
+        self.metadata = self.training_record(data, t0, **mask, per_element=per, inner_kind=self.inner_kind, heldout_metrics=held, **extra)
         return self
 
     # ---- prediction ------------------------------------------------------------------------------
