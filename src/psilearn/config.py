@@ -37,7 +37,7 @@ __all__ = ["SECTIONS", "ConfigError", "Options", "Checks", "from_mapping", "load
            "resolve_seed", "positive_number"]
 
 #: every section an options file may have (each model kind reads some of them)
-SECTIONS = ("soap", "model", "nn", "nn_train", "density", "hamiltonian")
+SECTIONS = ("soap", "model", "nn", "nn_train", "density", "hamiltonian", "per_element")
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _MISSING = object()
@@ -282,7 +282,8 @@ def check_sections(config: Mapping, allowed, kind: str, source: str | Path | Non
         if s not in SECTIONS:
             raise ConfigError(f"{where}{unknown_message('section', [s], allowed)} (model kind {kind!r})")
         if s not in allowed:
-            raise ConfigError(f"{where}section {s!r} is not used by model kind {kind!r} (it reads: {', '.join(allowed)})")
+            hint = "; a separate model per element: psilearn fit --per-element" if s == "per_element" else ""
+            raise ConfigError(f"{where}section {s!r} is not used by model kind {kind!r} (it reads: {', '.join(allowed)}){hint}")
 
 
 def resolve_seed(explicit, configured) -> int:

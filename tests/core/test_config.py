@@ -145,7 +145,8 @@ def test_round_trip_of_non_default_values():
 def test_load_config_sections(tmp_path):
     assert load_config(None) == {}
     assert load_config(_yaml(tmp_path, "soap: {cutoff: 4}\nmodel:\n")) == {"soap": {"cutoff": 4}, "model": {}}
-    with pytest.raises(ConfigError, match=r"unknown section 'sop' \(did you mean 'soap'\?\); known sections: soap, model, nn, nn_train, density, hamiltonian$"):
+    with pytest.raises(ConfigError, match=r"unknown section 'sop' \(did you mean 'soap'\?\); "
+                                          r"known sections: soap, model, nn, nn_train, density, hamiltonian, per_element$"):
         load_config(_yaml(tmp_path, "sop: {cutoff: 4}\n"))
     with pytest.raises(ConfigError, match=r"o\.yaml: model: expected a mapping of options, got 3$"):
         load_config(_yaml(tmp_path, "model: 3\n", "o.yaml"))
@@ -161,7 +162,7 @@ def test_each_kind_refuses_sections_of_other_kinds(kind):
     assert set(options) == set(cls.config_sections) and seed == 0
     for other in set(SECTIONS) - set(cls.config_sections):
         with pytest.raises(ConfigError, match=rf"^o\.yaml: section '{other}' is not used by model kind '{kind}' "
-                                              rf"\(it reads: {', '.join(cls.config_sections)}\)$"):
+                                              rf"\(it reads: {', '.join(cls.config_sections)}\)(; a separate model per element: psilearn fit --per-element)?$"):
             cls.validate_config({other: {}}, source="o.yaml")
 
 

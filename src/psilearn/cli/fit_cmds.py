@@ -64,7 +64,7 @@ def _run_options(args, kind: str) -> dict:
 
 def cmd_fit(args) -> int:
     from psilearn.cli.main import secondary_rank
-    from psilearn.cli.report import ORTHONORMAL_NOTE, metrics_table
+    from psilearn.cli.report import ORTHONORMAL_NOTE, heldout_table
     from psilearn.data import load_dataset
     from psilearn.models.factory import fit_model
 
@@ -79,6 +79,8 @@ def cmd_fit(args) -> int:
     target = _target(args)
     kind, config, seed = model_options(args)
     check_tune(args, kind)
+    if getattr(kind, "kind", None) == "per-element":
+        kind.check_target(target)  # before any data is read
     delta = getattr(kind, "kind", None) == "delta"
     method = kind.resolve_method(target) if delta and kind.method_name else None
     trains = train_specs(args)
@@ -119,7 +121,7 @@ def cmd_fit(args) -> int:
     _loss_curves(model, args.output)
     if validation is None or not reads_nn_train(kind):  # nn kinds: their held-out set is the validation set
         print(f"held-out estimate ({held['method']}):")
-        print(metrics_table(held, target.units) if "cartesian" in held else "(none)")  # streamed sagpr fits have none
+        print(heldout_table(held, target.units))
         if target.rank == 2 and not target.is_spectrum:
             print(ORTHONORMAL_NOTE)
     if validation is not None:

@@ -38,9 +38,16 @@ SCHEDULER_HELP = ("sagpr: fit in batches of structures (streamed, normal equatio
                   "batch size model.stream_batch (default soap.batch_size). See docs/scaling.md")
 
 
+PER_ELEMENT_HELP = ("per-atom targets: a separate --model (sagpr or nn) for each centre element, fitted on that element's "
+                    "atoms only, with its own options: the options file's sections are shared and per_element: {H: {soap: "
+                    "{cutoff: 3.0}}, ...} overrides them for the elements named; --tune tunes each element on its own "
+                    "(docs/tuning.md)")
+
+
 def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", nargs="?", type=float, const=300.0, default=None, metavar="SECONDS", help=TUNE_HELP)
     p.add_argument("--label-mask", default=None, metavar="KEY", help=MASK_HELP)
+    p.add_argument("--per-element", action="store_true", help=PER_ELEMENT_HELP)
     p.add_argument("--scheduler", default=None, metavar="ADDR|local", help=SCHEDULER_HELP)
 
 
@@ -85,10 +92,18 @@ def tuned_fit(args, kind, target, ds, config, seed):
     """The tuned model; one line per trial on stderr (silenced by psilearn -q), then the chosen settings."""
     from psilearn.tune import describe_trial, describe_tuning, tune_model
 
-    print(f"tuning {kind} for {args.tune:g} s (Optuna TPE, seed {seed})", file=sys.stderr)
+    what = f"one {kind.inner_kind} per element" if getattr(kind, "kind", None) == "per-element" else kind
+    print(f"tuning {what} for {args.tune:g} s (Optuna TPE, seed {seed})", file=sys.stderr)
     def progress(row: dict) -> None:
         print(describe_trial(row), file=sys.stderr, flush=True)
 
+    if getattr(kind, "kind", None) == "per-element":
+        from psilearn.tune.per_element import tune_per_element
+
+        model = tune_per_element(kind, target, ds, config, seconds=args.tune, seed=seed, progress=progress)
+        for sym, rec in model.metadata["per_element"].items():
+            print(f"{sym}: {describe_tuning(rec['tuning'])}")
+        return model
     model = tune_model(kind, target, ds, config, seconds=args.tune, seed=seed, progress=progress)
     print(describe_tuning(model.metadata["tuning"]))
     return model
@@ -109,7 +124,8 @@ def labelled_kind_data(args, kind: str, flag: str, load, target_of, note: str = 
     flags = (("--long-range", getattr(args, "long_range", None)), ("--val-fraction", args.val_fraction),
              ("--tensor", args.tensor), ("--fidelity-key", getattr(args, "fidelity_key", None)),
              ("--density", getattr(args, "density", False)), ("--hamiltonian", getattr(args, "hamiltonian", False)),
-             ("--tune", getattr(args, "tune", None) is not None), ("--label-mask", getattr(args, "label_mask", None)))
+             ("--tune", getattr(args, "tune", None) is not None), ("--label-mask", getattr(args, "label_mask", None)),
+             ("--per-element", getattr(args, "per_element", False)))
     other = [f for f, on in flags if on and f != flag]
     if args.model not in (*models, kind) or other:
         raise ConfigError(f"{flag} fits the {kind} model kind; it does not take {', '.join(other) or '--model ' + args.model}{note}")

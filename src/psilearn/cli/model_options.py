@@ -48,6 +48,8 @@ def model_options(args) -> tuple[str, dict, int]:
         if name == "spectrum":
             raise ConfigError(f"{flag} with --model spectrum: spectra are fitted by psilearn fit-spectrum, which takes "
                               "--baseline KEY (loss l2 only; docs/fidelity.md)")
+    if getattr(args, "per_element", False) or name == "per-element":
+        return per_element_options(args, name, config, merged, fidelity)
     _, seed = model_class(name).validate_config(config, source=args.config, seed=args.seed)
     if fidelity is not None:
         from psilearn.models.fidelity.multifidelity import multifidelity_kind
@@ -63,6 +65,20 @@ def model_options(args) -> tuple[str, dict, int]:
         return delta_method_kind(method, name, db=args.baseline_db or default_baseline_db(args.output),
                                  label=args.baseline_label, symmetrize=args.symmetrize, workers=args.baseline_workers), merged, seed
     return name, merged, seed
+
+
+def per_element_options(args, name: str, config: dict, merged: dict, fidelity) -> tuple:
+    """(the per-element kind wrapping --model, options, seed) for --per-element (or --model per-element)."""
+    from psilearn.errors import ConfigError
+    from psilearn.models.per_element import per_element_kind
+
+    others = [f for f, on in (("--baseline", getattr(args, "baseline", None)), ("--baseline-method", getattr(args, "baseline_method", None)),
+                              ("--long-range", getattr(args, "long_range", None)), ("--fidelity-key", fidelity)) if on]
+    if others:
+        raise ConfigError(f"--per-element cannot be combined with {', '.join(others)}")
+    kind = per_element_kind("sagpr" if name == "per-element" else name)
+    _, seed = kind.validate_config(config, source=args.config, seed=args.seed)
+    return kind, merged, seed
 
 
 def default_baseline_db(model: str) -> str:

@@ -29,6 +29,16 @@ def metrics_table(metrics: dict, units: str = "", ratio: dict | None = None, phy
     return "\n".join(rows)
 
 
+def heldout_table(held: dict, units: str = "") -> str:
+    """The k-fold estimate of a fit: one table, or one per element (per-element models), or '(none)'
+    (streamed sagpr fits have none)."""
+    if "cartesian" in held:
+        return metrics_table(held, units)
+    if "per_element" in held:
+        return "\n".join(f"{s}:\n{metrics_table(m, units) if m and 'cartesian' in m else '(none)'}" for s, m in held["per_element"].items())
+    return "(none)"
+
+
 def per_element_table(per_element: dict, units: str = "") -> str:
     """One row per element and component (Cartesian, then the channels, named when physical)."""
     u = f" [{units}]" if units else ""

@@ -28,6 +28,8 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "Fock/Kohn-Sham matrices on atom and atom-pair lambda-SOAP (small data; psilearn fit --hamiltonian --model sagpr)"),
     "delta": ("psilearn.models.fidelity.delta:DeltaModel", "delta-learning: a baseline label in the file plus a learned "
         "correction by an inner kind (psilearn fit --baseline KEY --model INNER)"),
+    "per-element": ("psilearn.models.per_element.model:PerElementModel", "per-atom targets: a separate model (own SOAP, "
+        "kernel and sparse settings) per centre element, ShiftML-style (psilearn fit --per-element [--model nn])"),
     "multifidelity": ("psilearn.models.fidelity.multifidelity:MultiFidelityModel", "several levels of theory pooled by recursive "
         "co-kriging: each level = rho x the level below + a correction by an inner kind (psilearn fit --fidelity-key KEY)"),
 }

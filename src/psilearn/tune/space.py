@@ -41,6 +41,9 @@ def tunable_error(kind, options: dict | None = None) -> str | None:
     if name == "spectrum" and loss != "l2":
         return (f"--tune: spectrum models with loss {loss!r} cannot be tuned yet (their CV error is measured against "
                 "each trial's own alignment); tune with loss l2, then refit with the chosen settings")
+    if name == "per-element":  # each element's model is tuned on its own
+        inner = getattr(kind, "inner_kind", "sagpr")
+        return None if inner in TUNABLE else tunable_error(inner)
     if name in TUNABLE:
         return None
     why = NOT_TUNABLE.get(name, "only kernel kinds with a fast k-fold estimate can be tuned")
