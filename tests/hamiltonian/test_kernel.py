@@ -150,3 +150,21 @@ def test_delta_with_the_kernel_kind(tmp_path, capsys, svp_waters):
     for a, ref in zip(ase.io.read(out, ":"), frames[10:]):
         assert np.abs(a.info["hamiltonian"] - ref.info["hamiltonian"]).max() < 1e-9
         assert np.abs(a.info["hamiltonian_correction"]).max() < 1e-9
+
+
+def test_centres_outside_the_training_range_are_counted(tmp_path, capsys, trained, svp_waters):
+    """Training waters are inside the training range; a water with one O-H bond stretched far beyond
+    the training geometries is not, and psilearn predict says so (and names pairs beyond the cutoff)."""
+    model, _ = trained
+    assert model.predict(svp_waters[:4]).n_centres_outside == [0, 0, 0, 0]
+    odd = svp_waters[13].copy()
+    odd.positions[1] = odd.positions[0] + 3.8 * (odd.positions[1] - odd.positions[0]) / odd.get_distance(0, 1)  # O-H 3.8 A
+    pred = model.predict([odd])
+    assert pred.n_centres_outside[0] > 0 and pred.n_pairs_within_cutoff[0] < pred.n_pairs[0]
+    model.save(tmp_path / "k.model")
+    ase.io.write(tmp_path / "odd.xyz", [odd])
+    capsys.readouterr()
+    assert cli_main(["predict", str(tmp_path / "k.model"), str(tmp_path / "odd.xyz"), "-o", str(tmp_path / "p.xyz")]) == 0
+    err = capsys.readouterr().err
+    assert "beyond the model's cutoff" in err and "outside the model's training range" in err
+    assert ase.io.read(tmp_path / "p.xyz").info["hamiltonian_centres_outside"] > 0

@@ -102,6 +102,8 @@ def predict_hamiltonian(args, model, frames: list, pred) -> list:
         a.arrays["mulliken_charges"] = d.mulliken_charges
         if pred.n_pairs_within_cutoff[i] < pred.n_pairs[i]:
             a.info["hamiltonian_pairs_beyond_cutoff"] = pred.n_pairs[i] - pred.n_pairs_within_cutoff[i]
+        if pred.n_centres_outside is not None:
+            a.info["hamiltonian_centres_outside"] = pred.n_centres_outside[i]
     if args.scf_guess:
         method = args.scf_guess
         _check_guess_basis(method, model.target.basis)
@@ -115,6 +117,10 @@ def predict_hamiltonian(args, model, frames: list, pred) -> list:
               f"({100 * (tot_d - tot_g) / max(tot_d, 1):.0f}% fewer) over {len(saved)} structures")
     beyond = sum(p - w for p, w in zip(pred.n_pairs, pred.n_pairs_within_cutoff))
     if beyond:
-        print(f"note: {beyond} atom pairs lie beyond the model's cutoff ({getattr(model, 'inner', model).net_config.cutoff:g} A); their blocks are zero",
+        print(f"note: {beyond} atom pairs lie beyond the model's cutoff ({getattr(model, 'inner', model).cutoff:g} A); their blocks are zero",
               file=sys.stderr)
+    flagged = sum(n > 0 for n in pred.n_centres_outside or [])
+    if flagged:
+        print(f"note: {flagged} of {len(out)} structures have atoms or atom pairs outside the model's training range "
+              "(hamiltonian_centres_outside): their F, and an SCF guess from it, may be poor", file=sys.stderr)
     return out

@@ -54,7 +54,9 @@ class HamiltonianPrediction:
     ``matrices[s]`` the (n_ao, n_ao) Fock/Kohn-Sham matrix of structure s in Hartree, PySCF's AO
     order for ``basis`` (symmetric); ``std[s]`` its per-entry predictive standard deviation, or None
     where the model gives none; ``n_pairs``/``n_pairs_within_cutoff`` per structure: how many atom
-    pairs there are and how many the model predicted (pairs beyond its cutoff are zero blocks).
+    pairs there are and how many the model predicted (pairs beyond its cutoff are zero blocks);
+    ``n_centres_outside[s]`` (kernel models) how many of structure s's atoms and atom pairs lie outside
+    the training range (less similar to every sparse centre than any training centre was), else None.
     """
 
     matrices: list[np.ndarray]
@@ -62,3 +64,4 @@ class HamiltonianPrediction:
     std: list[np.ndarray] | None = None
     n_pairs: list[int] | None = None
     n_pairs_within_cutoff: list[int] | None = None
+    n_centres_outside: list[int] | None = None

@@ -316,7 +316,7 @@ class FieldDeltaModel(WrapsInner, Model):
             base = [b.reshape(m.shape) for b, m in zip(base, corr.matrices)]
             total = [b + m for b, m in zip(base, corr.matrices)]
             return HamiltonianDeltaPrediction(total, corr.basis, None, corr.n_pairs, corr.n_pairs_within_cutoff,
-                                              baseline=base, correction=list(corr.matrices))
+                                              corr.n_centres_outside, baseline=base, correction=list(corr.matrices))
         return self._predict_density(frames, base, conserve)
 
     def _predict_density(self, frames: list[Atoms], base: list[np.ndarray], conserve: bool | None) -> DensityDeltaPrediction:

@@ -74,6 +74,11 @@ class HamiltonianModel(TorchRunOptions, Model):
         return cls(target, options["nn"], options["nn_train"], options["hamiltonian"], seed=seed, progress=progress)
 
     @property
+    def cutoff(self) -> float:
+        """Angstrom: pairs closer than this get predicted blocks (``nn.cutoff``)."""
+        return self.net_config.cutoff
+
+    @property
     def elements(self) -> list[str]:
         return [chemical_symbols[z] for z in self.species]
 

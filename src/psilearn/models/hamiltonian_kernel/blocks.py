@@ -60,6 +60,14 @@ class BlockTypeFit:
     sparse: np.ndarray
     channels: list[Channel] = field(default_factory=list)
     n_train: int = 0
+    #: the least, over the training centres, of the largest invariant similarity x0 . x0_m to a sparse
+    #: centre (1: identical): a new centre below it lies outside the training range (:func:`max_similarity`)
+    coverage: float = -1.0
+
+
+def max_similarity(x0: np.ndarray, x0m: np.ndarray, chunk: int = 2000) -> np.ndarray:
+    """(n,) the largest invariant similarity x0 . x0_m of each centre (rows of ``x0``, unit norm) to the sparse centres ``x0m``."""
+    return np.concatenate([(x0[s : s + chunk] @ x0m.T).max(axis=1) for s in range(0, len(x0), chunk)]) if len(x0) else np.zeros(0)
 
 
 def channel_columns(layout) -> dict[tuple[int, int], np.ndarray]:
@@ -95,6 +103,7 @@ def fit_block_type(soap: PairSoap, key: BlockKey, coefficients: np.ndarray, valu
     x0 = np.concatenate([soap.blocks(coefficients[s : s + 2000], [(0, 1)])[(0, 1)][:, 0, :] for s in range(0, n, 2000)])
     chosen = select_sparse(x0, m, options.sparse_method)
     fit = BlockTypeFit(key, int(values.shape[1]), coefficients[chosen].copy(), n_train=n)
+    fit.coverage = float(max_similarity(x0, x0[chosen]).min())
     cols = channel_columns(layout)
     sparse_blocks = soap.blocks(fit.sparse, [(L, sigma_for(L, p)) for L, p in cols])
     x0m = x0[chosen]
@@ -126,25 +135,28 @@ def fit_block_type(soap: PairSoap, key: BlockKey, coefficients: np.ndarray, valu
 
 
 def predict_block_type(soap: PairSoap, fit: BlockTypeFit, coefficients: np.ndarray, zeta: float, batch_rows: int,
-                       cache: dict | None = None) -> np.ndarray:
-    """(n, size) coupled irreps of the blocks of centres given by their ``coefficients`` (n, C).
-    ``cache`` keeps the sparse centres' blocks between calls (they are rebuilt from coefficients)."""
+                       cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(n, size) coupled irreps of the blocks of centres given by their ``coefficients`` (n, C), and (n,)
+    each centre's :func:`max_similarity` to the sparse centres. ``cache`` keeps the sparse centres'
+    blocks between calls (they are rebuilt from coefficients)."""
     cache = {} if cache is None else cache
     if "blocks" not in cache:
         chans = [(c.L, c.sigma) for c in fit.channels]
         cache["blocks"] = soap.blocks(fit.sparse, chans)
     x0m = cache["blocks"][(0, 1)][:, 0, :]
     out = np.zeros((len(coefficients), fit.size))
+    similarity = np.zeros(len(coefficients))
     step = max(1, batch_rows // 9)
     for s in range(0, len(coefficients), step):
         part = coefficients[s : s + step]
         chans = [(c.L, c.sigma) for c in fit.channels]
         blocks = soap.blocks(part, chans)
         x0 = blocks[(0, 1)][:, 0, :]
+        similarity[s : s + len(part)] = max_similarity(x0, x0m)
         for c in fit.channels:
             d = 2 * c.L + 1
             y = kernel(blocks[(c.L, c.sigma)], x0, cache["blocks"][(c.L, c.sigma)], x0m, zeta) @ c.coef + c.mean[None, :]
             y = y.reshape(len(part), d, len(c.starts))
             for j, st in enumerate(c.starts):
                 out[s : s + len(part), st : st + d] = y[:, :, j]
-    return out
+    return out, similarity

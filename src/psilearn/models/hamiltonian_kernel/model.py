@@ -154,15 +154,22 @@ class HamiltonianKernelModel(Model):
                                 f"(pairs within its cutoff {self.cutoff:g} A)")
 
     def _matrices(self, frames: list[Atoms]) -> list[np.ndarray]:
+        return self._predict_blocks(frames)[0]
+
+    def _predict_blocks(self, frames: list[Atoms]) -> tuple[list[np.ndarray], list[int]]:
+        """F per structure, and per structure the number of centres (atoms, ordered pairs) outside the
+        training range: less similar to every sparse centre than any training centre was (``coverage``)."""
         soap = self._features()
         centres = block_centres(frames, self.cutoff)
         self._check_block_types(frames, centres)
         coefficients = soap.coefficients(frames, centres)
         out = [np.zeros((self.target.n_ao(a),) * 2) for a in frames]
         offsets = [self.target.offsets(a) for a in frames]
+        outside = np.zeros(len(frames), dtype=int)
         for key, c in centres.items():
-            pred = predict_block_type(soap, self.fits[key], coefficients[key], self.config.zeta, self.config.batch_rows,
-                                      self._cache.setdefault(key, {}))
+            pred, similarity = predict_block_type(soap, self.fits[key], coefficients[key], self.config.zeta, self.config.batch_rows,
+                                                  self._cache.setdefault(key, {}))
+            np.add.at(outside, c[:, 0], similarity < self.fits[key].coverage - 1e-9)
             row, col = chemical_symbols[key[0]], chemical_symbols[key[1]]
             for (s, i, j), v in zip(c, pred):
                 off = offsets[s]
@@ -172,7 +179,7 @@ class HamiltonianKernelModel(Model):
                 else:  # F_ij = (P_ij + P_ji^T) / 2: each ordered prediction fills half of both blocks
                     out[s][off[i] : off[i + 1], off[j] : off[j + 1]] += 0.5 * block
                     out[s][off[j] : off[j + 1], off[i] : off[i + 1]] += 0.5 * block.T
-        return [0.5 * (f + f.T) for f in out]  # bitwise symmetric (the halves above add in different orders)
+        return [0.5 * (f + f.T) for f in out], outside.tolist()  # bitwise symmetric (the halves above add in different orders)
 
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> HamiltonianPrediction:
         """Matrices in Hartree; std is None (no uncertainty estimate for this kind yet)."""
@@ -182,7 +189,8 @@ class HamiltonianKernelModel(Model):
             raise ValueError("the hamiltonian-sagpr model has no predictive covariance")
         n_pairs = [len(a) * (len(a) - 1) // 2 for a in frames]
         within = [int(((a.get_all_distances() < self.cutoff).sum() - len(a)) // 2) for a in frames]
-        return HamiltonianPrediction(self._matrices(frames), self.target.basis, None, n_pairs, within)
+        matrices, outside = self._predict_blocks(frames)
+        return HamiltonianPrediction(matrices, self.target.basis, None, n_pairs, within, n_centres_outside=outside)
 
     # ---- persistence -------------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict]:

@@ -43,7 +43,8 @@ def kernel_state(model) -> tuple[dict, dict[str, np.ndarray]]:
             for f in _FIELDS:
                 arrays[f"{tag}/{f}"] = np.asarray(getattr(c, f))
             chans.append([c.L, c.parity])
-        types.append({"key": [int(key[0]), int(key[1]), bool(key[2])], "size": fit.size, "n_train": fit.n_train, "channels": chans})
+        types.append({"key": [int(key[0]), int(key[1]), bool(key[2])], "size": fit.size, "n_train": fit.n_train, "coverage": fit.coverage,
+                      "channels": chans})
     meta = {"soap": model.soap.to_dict(), "config": asdict(model.config), "species": [int(z) for z in model.species],
             "block_types": types}
     return meta, arrays
@@ -62,7 +63,7 @@ def kernel_from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
     for t in meta["block_types"]:
         key = (int(t["key"][0]), int(t["key"][1]), bool(t["key"][2]))
         name = _prefix(key)
-        fit = BlockTypeFit(key, int(t["size"]), arrays[f"{name}/sparse"], n_train=int(t["n_train"]))
+        fit = BlockTypeFit(key, int(t["size"]), arrays[f"{name}/sparse"], n_train=int(t["n_train"]), coverage=float(t["coverage"]))
         if fit.sparse.shape[1] != n_coef:
             raise ValueError(f"{name}: sparse coefficients have {fit.sparse.shape[1]} columns, the SOAP settings {n_coef}")
         layout = target.pair_layout(chemical_symbols[key[0]], chemical_symbols[key[1]], onsite=key[2])
