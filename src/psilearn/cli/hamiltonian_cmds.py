@@ -119,8 +119,10 @@ def predict_hamiltonian(args, model, frames: list, pred) -> list:
     if beyond:
         print(f"note: {beyond} atom pairs lie beyond the model's cutoff ({getattr(model, 'inner', model).cutoff:g} A); their blocks are zero",
               file=sys.stderr)
-    flagged = sum(n > 0 for n in pred.n_centres_outside or [])
-    if flagged:
-        print(f"note: {flagged} of {len(out)} structures have atoms or atom pairs outside the model's training range "
-              "(hamiltonian_centres_outside): their F, and an SCF guess from it, may be poor", file=sys.stderr)
+    outside = sum(pred.n_centres_outside or [])
+    if outside:  # centres: every atom and every ordered pair within the cutoff
+        total = sum(len(a) + 2 * w for a, w in zip(out, pred.n_pairs_within_cutoff))
+        print(f"note: {outside} of {total} atoms and ordered atom pairs ({100 * outside / total:.0f} %) lie outside the model's "
+              "training range (per structure: hamiltonian_centres_outside); where most do, F and an SCF guess from it may be "
+              "poor (docs/hamiltonian.md)", file=sys.stderr)
     return out
