@@ -164,9 +164,12 @@ def cartesian_operator(q: np.ndarray, rank: int, parity: int = 1) -> np.ndarray:
 
 
 def transform_frames(frames: list[Atoms], q: np.ndarray, shift=(0.0, 0.0, 0.0)) -> list[Atoms]:
+    """Copies with positions x -> q x + shift and the cell's lattice vectors rotated with them (a
+    molecule's all-zero cell stays zero)."""
     out = []
     for a in frames:
         b = a.copy()
+        b.set_cell(a.cell[:] @ q.T, scale_atoms=False)
         b.positions = a.positions @ q.T + np.asarray(shift)
         out.append(b)
     return out
