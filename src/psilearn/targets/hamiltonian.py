@@ -90,6 +90,7 @@ class HamiltonianTarget:
     units: str = UNITS
     kind: ClassVar[str] = "hamiltonian"
     _start: dict = field(init=False, repr=False, compare=False)
+    _maps: dict = field(init=False, repr=False, compare=False)  # coupling_maps, built on first use
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "basis", normalise_aux_basis(self.basis))
@@ -100,6 +101,7 @@ class HamiltonianTarget:
         object.__setattr__(self, "shells", tuple(sorted(shells.items())))
         starts = {s: np.concatenate([[0], np.cumsum([2 * l + 1 for l in ls])]).astype(int) for s, ls in self.shells}
         object.__setattr__(self, "_start", starts)
+        object.__setattr__(self, "_maps", {})
 
     @classmethod
     def from_basis(cls, basis: str, elements, key: str = HAMILTONIAN_KEY) -> "HamiltonianTarget":
@@ -214,6 +216,22 @@ class HamiltonianTarget:
             sub = pyscf_to_e3nn(cb.la) @ sub @ pyscf_to_e3nn(cb.lb).T
             out[cb.cols] = np.einsum("ijk,ij->k", coupling(cb.la, cb.lb, cb.L), sub)
         return out
+
+    def coupling_maps(self, row: str, col: str, onsite: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(C, U) of one pair block as matrices, for many blocks at once: :meth:`couple` is
+        ``C @ block.ravel()`` (C: d x n_row*n_col) and :meth:`uncouple` is ``(U @ vector).reshape(n_row, n_col)``
+        (U: n_row*n_col x d). Built once (cached) by applying the two methods to unit inputs, so they are
+        the same maps; read-only."""
+        key = (row, col, bool(onsite))
+        if key not in self._maps:
+            shape = (self.atom_size(row), self.atom_size(col))
+            d = sum(cb.dim for cb in self.pair_layout(row, col, onsite))
+            eye_b, eye_v = np.eye(shape[0] * shape[1]), np.eye(d)
+            c = np.stack([self.couple(row, col, e.reshape(shape), onsite) for e in eye_b], axis=1)
+            u = np.stack([self.uncouple(row, col, e, onsite).ravel() for e in eye_v], axis=1)
+            c.flags.writeable = u.flags.writeable = False
+            self._maps[key] = (c, u)
+        return self._maps[key]
 
     def uncouple(self, row: str, col: str, vector, onsite: bool = False) -> np.ndarray:
         """Inverse of :meth:`couple` (on-site: the upper radial pairs mirrored, so the block is symmetric)."""

@@ -4,7 +4,7 @@ place blocks into each structure's flat n_ao x n_ao matrix.
 For an element e, the on-site map M_e (n_e*n_e, d_e) takes the on-site irreps vector (layout
 ``target.pair_layout(e, e, onsite=True)``) to the symmetric block in PySCF's AO order; for an ordered
 element pair (A, B), M_AB (n_A*n_B, d_AB) takes the off-site irreps vector to the n_A x n_B block.
-Both are built by applying :meth:`HamiltonianTarget.uncouple` to unit vectors, so the network
+Both are :meth:`HamiltonianTarget.coupling_maps` (``uncouple`` applied to unit vectors), so the network
 reuses the target's measured AO-order maps and Wigner 3j couplings and cannot disagree with them.
 
 A directed edge (i, j) of the neighbour graph gets a block P_ij (rows: AOs of i); the matrix gets
@@ -26,14 +26,6 @@ from psilearn.targets.hamiltonian import HamiltonianTarget
 
 def pair_name(a: str, b: str) -> str:
     return f"{a}-{b}"
-
-
-def linear_map(target: HamiltonianTarget, row: str, col: str, onsite: bool) -> np.ndarray:
-    """(n_row*n_col, d) matrix of :meth:`HamiltonianTarget.uncouple` for the pair (row, col)."""
-    layout = target.pair_layout(row, col, onsite)
-    d = layout[-1].start + layout[-1].dim
-    eye = np.eye(d)
-    return np.stack([target.uncouple(row, col, eye[k], onsite).ravel() for k in range(d)], axis=1)
 
 
 @dataclass

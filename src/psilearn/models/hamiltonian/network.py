@@ -27,7 +27,7 @@ from psilearn.models._torch.graph import Batch
 from psilearn.models._torch.network import EquivariantNetwork
 from psilearn.models._torch.products import channelwise_product, direction_product, merge_irreps
 from psilearn.models.hamiltonian.config import HamiltonianConfig, HamiltonianNetConfig
-from psilearn.models.hamiltonian.layout import BatchIndex, linear_map, pair_name
+from psilearn.models.hamiltonian.layout import BatchIndex, pair_name
 from psilearn.targets.hamiltonian import HamiltonianTarget
 
 
@@ -70,7 +70,7 @@ class HamiltonianNetwork(torch.nn.Module):
         for name, irs in outs.items():
             onsite = "-" not in name
             a, b = (name, name) if onsite else name.split("-")
-            self.register_buffer(f"map_{name}", torch.as_tensor(linear_map(target, a, b, onsite), dtype=torch.get_default_dtype()))
+            self.register_buffer(f"map_{name}", torch.as_tensor(target.coupling_maps(a, b, onsite)[1], dtype=torch.get_default_dtype()))
             self.register_buffer(f"scale_{name}", torch.ones(irs.dim))
             self.register_buffer(f"shift_{name}", torch.zeros(irs.dim))
 

@@ -124,15 +124,10 @@ class HamiltonianKernelModel(Model):
 
     def _irreps(self, data, centres: np.ndarray, key: BlockKey) -> np.ndarray:
         """(n, size) coupled irreps of the labelled blocks F_ij of ``centres`` (structure, i, j)."""
-        row, col = chemical_symbols[key[0]], chemical_symbols[key[1]]
-        out = []
-        offsets = {}
-        for s, i, j in centres:
-            if s not in offsets:
-                offsets[s] = self.target.offsets(data.frames[s])
-            off, h = offsets[s], data.matrix(s)
-            out.append(self.target.couple(row, col, h[off[i] : off[i + 1], off[j] : off[j + 1]], onsite=key[2]))
-        return np.array(out)
+        couple = self.target.coupling_maps(chemical_symbols[key[0]], chemical_symbols[key[1]], onsite=key[2])[0]
+        offsets = {s: self.target.offsets(data.frames[s]) for s in np.unique(centres[:, 0])}
+        blocks = [data.matrix(s)[offsets[s][i] : offsets[s][i + 1], offsets[s][j] : offsets[s][j + 1]].ravel() for s, i, j in centres]
+        return np.array(blocks).reshape(len(centres), -1) @ couple.T
 
     def _heldout(self, held, n_train: int) -> dict:
         """Held-out metrics of a model fitted without ``held``, and the cutoff's truncation error on it (Hartree)."""
@@ -156,30 +151,35 @@ class HamiltonianKernelModel(Model):
     def _matrices(self, frames: list[Atoms]) -> list[np.ndarray]:
         return self._predict_blocks(frames)[0]
 
-    def _predict_blocks(self, frames: list[Atoms]) -> tuple[list[np.ndarray], list[int]]:
-        """F per structure, and per structure the number of centres (atoms, ordered pairs) outside the
-        training range: less similar to every sparse centre than any training centre was (``coverage``)."""
+    def _predict_blocks(self, frames: list[Atoms]) -> tuple[list[np.ndarray], list[int], list[int]]:
+        """F per structure; per structure the number of centres (atoms, ordered pairs) outside the
+        training range (less similar to every sparse centre than any training centre was: ``coverage``);
+        and per structure the number of atom pairs within the cutoff (half its ordered pair centres)."""
         soap = self._features()
         centres = block_centres(frames, self.cutoff)
         self._check_block_types(frames, centres)
         coefficients = soap.coefficients(frames, centres)
         out = [np.zeros((self.target.n_ao(a),) * 2) for a in frames]
         offsets = [self.target.offsets(a) for a in frames]
-        outside = np.zeros(len(frames), dtype=int)
+        outside, ordered_pairs = np.zeros(len(frames), dtype=int), np.zeros(len(frames), dtype=int)
         for key, c in centres.items():
             pred, similarity = predict_block_type(soap, self.fits[key], coefficients[key], self.config.zeta, self.config.batch_rows,
                                                   self._cache.setdefault(key, {}))
             np.add.at(outside, c[:, 0], similarity < self.fits[key].coverage - 1e-9)
             row, col = chemical_symbols[key[0]], chemical_symbols[key[1]]
-            for (s, i, j), v in zip(c, pred):
+            uncouple = self.target.coupling_maps(row, col, onsite=key[2])[1]
+            blocks = (pred @ uncouple.T).reshape(len(c), self.target.atom_size(row), self.target.atom_size(col))
+            if not key[2]:
+                np.add.at(ordered_pairs, c[:, 0], 1)
+            for (s, i, j), block in zip(c, blocks):
                 off = offsets[s]
-                block = self.target.uncouple(row, col, v, onsite=key[2])
                 if key[2]:
                     out[s][off[i] : off[i + 1], off[i] : off[i + 1]] = block
                 else:  # F_ij = (P_ij + P_ji^T) / 2: each ordered prediction fills half of both blocks
                     out[s][off[i] : off[i + 1], off[j] : off[j + 1]] += 0.5 * block
                     out[s][off[j] : off[j + 1], off[i] : off[i + 1]] += 0.5 * block.T
-        return [0.5 * (f + f.T) for f in out], outside.tolist()  # bitwise symmetric (the halves above add in different orders)
+        # bitwise symmetric (the halves above add in different orders)
+        return [0.5 * (f + f.T) for f in out], outside.tolist(), (ordered_pairs // 2).tolist()
 
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool) -> HamiltonianPrediction:
         """Matrices in Hartree; std is None (no uncertainty estimate for this kind yet)."""
@@ -188,8 +188,7 @@ class HamiltonianKernelModel(Model):
         if return_cov:
             raise ValueError("the hamiltonian-sagpr model has no predictive covariance")
         n_pairs = [len(a) * (len(a) - 1) // 2 for a in frames]
-        within = [int(((a.get_all_distances() < self.cutoff).sum() - len(a)) // 2) for a in frames]
-        matrices, outside = self._predict_blocks(frames)
+        matrices, outside, within = self._predict_blocks(frames)
         return HamiltonianPrediction(matrices, self.target.basis, None, n_pairs, within, n_centres_outside=outside)
 
     # ---- persistence -------------------------------------------------------------------------------
