@@ -243,47 +243,31 @@ class FieldDeltaModel(WrapsInner, Model):
         t0 = time.perf_counter()
         base = self._baselines(data.frames)
         labels = self._campaign_record() if self.baseline_method else {}
-        held_sum = self._fit_inner(data, base)
+        self._fit_inner(data, base)
         method = {"baseline_method": self.baseline_method.record(), "baseline_labels": labels} if labels else {}
         self.metadata = {**self.inner.metadata, "fit_seconds": round(time.perf_counter() - t0, 3),
                          "delta": {"baseline_key": self.baseline, "inner_kind": self.inner.kind, **method,
                                    "note": "the inner model's training record (heldout_metrics included) is that of the correction"}}
-        if held_sum is not None:
-            self.metadata.update(held_sum)
-        elif self.inner_kind == "hamiltonian":
+        if self.inner_kind == "hamiltonian":
             self.metadata["heldout_metrics"] = self._hamiltonian_heldout(data, base)
-        else:  # the density model's hold-out error is relative to the norm of what it learned: the correction
+        elif self.inner_kind == "density":  # the density model's hold-out error is relative to the norm of what it learned: the correction
             held = self.metadata["heldout_metrics"]
             self.metadata["heldout_metrics"] = {**held, "method": f"{held['method']}; of the correction (% of the correction's norm)"}
         return self
 
-    def _fit_inner(self, data, base: list[np.ndarray]) -> dict | None:
-        """Fit the inner model on the correction. The kernel kind refits on all structures after its own
-        held-out step, so for it the held-out split is done here and scored on the SUM (returned as the
-        heldout_metrics and cutoff_truncation records); other kinds: None (see _hamiltonian_heldout)."""
+    def _fit_inner(self, data, base: list[np.ndarray]) -> None:
+        """Fit the inner model on the correction. The kernel Hamiltonian kind scores its own held-out split
+        before refitting on all structures; it is handed the sums and baselines (``heldout_offset``), so its
+        held-out record is that of the sum (the network's is redone by :meth:`_hamiltonian_heldout`)."""
         diff = self._difference(data, base)
-        frac = getattr(getattr(self.inner, "config", None), "holdout", 0.0) if self.inner_kind == "hamiltonian-sagpr" else 0.0
-        if frac <= 0 or len(data) < 4:
+        if self.inner_kind != "hamiltonian-sagpr":
             self.inner.fit(diff)
-            return None
-        from psilearn.data.hamiltonian import truncated
-        from psilearn.data.splits import random_split
-        from psilearn.metrics.hamiltonian import dataset_metrics
-
-        tr, va = random_split(len(data), frac, self.inner.seed)
-        held = data.subset(va)
-        self.inner.config.holdout = 0.0
+            return
+        self.inner.heldout_offset = lambda va: (data.subset(va), [base[i] for i in va])
         try:
-            self.inner.fit(diff.subset(tr))
-            corr = self.inner.predict(held.frames, return_std=False).matrices
-            pred = [base[i].reshape(c.shape) + c for i, c in zip(va, corr)]
-            cut = [truncated(self.target, a, held.matrix(k), self.inner.cutoff) for k, a in enumerate(held.frames)]
             self.inner.fit(diff)
         finally:
-            self.inner.config.holdout = frac
-        how = f"held-out split ({len(va)} structures; fitted on the other {len(tr)}, then refitted on all), of the sum"
-        return {"heldout_metrics": {"method": how, "units": "Hartree", **dataset_metrics(pred, held)},
-                "cutoff_truncation": {"cutoff": self.inner.cutoff, "units": "Hartree", **dataset_metrics(cut, held)}}
+            self.inner.heldout_offset = None
 
     def _campaign_record(self) -> dict:
         """The cost of the training baseline: the labels' stored compute seconds and what the campaign did."""
