@@ -140,16 +140,15 @@ def predict_block_type(soap: PairSoap, fit: BlockTypeFit, coefficients: np.ndarr
     each centre's :func:`max_similarity` to the sparse centres. ``cache`` keeps the sparse centres'
     blocks between calls (they are rebuilt from coefficients)."""
     cache = {} if cache is None else cache
+    chans = [(c.L, c.sigma) for c in fit.channels]
     if "blocks" not in cache:
-        chans = [(c.L, c.sigma) for c in fit.channels]
         cache["blocks"] = soap.blocks(fit.sparse, chans)
     x0m = cache["blocks"][(0, 1)][:, 0, :]
     out = np.zeros((len(coefficients), fit.size))
     similarity = np.zeros(len(coefficients))
-    step = max(1, batch_rows // 9)
+    step = max(1, batch_rows // max(2 * c.L + 1 for c in fit.channels))  # kernel rows per batch of the widest channel
     for s in range(0, len(coefficients), step):
         part = coefficients[s : s + step]
-        chans = [(c.L, c.sigma) for c in fit.channels]
         blocks = soap.blocks(part, chans)
         x0 = blocks[(0, 1)][:, 0, :]
         similarity[s : s + len(part)] = max_similarity(x0, x0m)
