@@ -168,3 +168,19 @@ def test_centres_outside_the_training_range_are_counted(tmp_path, capsys, traine
     err = capsys.readouterr().err
     assert "beyond the model's cutoff" in err and "outside the model's training range" in err
     assert ase.io.read(tmp_path / "p.xyz").info["hamiltonian_centres_outside"] > 0
+
+
+def test_delta_with_the_kernel_kind_and_no_holdout(svp_waters):
+    """model.holdout 0: the Δ model fits without a held-out record (it used to read a missing one)."""
+    from psilearn.models.factory import fit_model
+    from psilearn.models.fidelity.delta import delta_kind
+
+    frames = []
+    for a in svp_waters[:6]:
+        b = a.copy()
+        b.info["hamiltonian_base"] = a.info["hamiltonian"].copy()
+        frames.append(b)
+    ds = load_hamiltonian_dataset(frames)
+    model = fit_model(delta_kind("hamiltonian_base", "hamiltonian-sagpr"), ds.target, ds, {**SMALL, "model": {"holdout": 0.0}})
+    assert "heldout_metrics" not in model.metadata
+    assert np.abs(model.predict(frames[:2]).matrices[0] - ds.matrix(0)).max() < 1e-9
