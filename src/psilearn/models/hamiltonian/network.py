@@ -70,7 +70,7 @@ class HamiltonianNetwork(torch.nn.Module):
         for name, irs in outs.items():
             onsite = "-" not in name
             a, b = (name, name) if onsite else name.split("-")
-            self.register_buffer(f"map_{name}", torch.as_tensor(target.coupling_maps(a, b, onsite)[1], dtype=torch.get_default_dtype()))
+            self.register_buffer(f"map_{name}", torch.tensor(target.coupling_maps(a, b, onsite)[1], dtype=torch.get_default_dtype()))
             self.register_buffer(f"scale_{name}", torch.ones(irs.dim))
             self.register_buffer(f"shift_{name}", torch.zeros(irs.dim))
 
