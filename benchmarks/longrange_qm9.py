@@ -136,14 +136,14 @@ def build(kind: str, n_sparse: int, charge_weight: float, seed: int, nn_opts: di
     soap = SoapConfig()  # defaults: cutoff 5 A, 6 radial, l_max 4
     dip = Target("dipole_vector", tensor="i", units=UNITS)
     chg = Target("ref_charges", per="atom", units="e")
-    if kind == "sagpr-dipole":
-        return dip, SAGPR(dip, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed))
+    if kind == "sagpr-dipole":  # the rows without "+state" do not see the charge state (global_state defaults to auto)
+        return dip, SAGPR(dip, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed, global_state="none"))
     if kind == "sagpr-dipole+state":
         return dip, SAGPR(dip, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed, global_state="charge+spin"))
     if kind == "sagpr-charges":
-        return chg, SAGPR(chg, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed))
+        return chg, SAGPR(chg, soap, SAGPRConfig(n_sparse=n_sparse, seed=seed, global_state="none"))
     if kind == "qeq-dipole":
-        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS))
+        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, global_state="constraint"))
     if kind.startswith("qeq-nn-"):
         from psilearn.models.nn import NetworkConfig, TrainConfig
         from psilearn.models.qeq.nn_model import QEqNNConfig, QEqNNModel
@@ -157,14 +157,15 @@ def build(kind: str, n_sparse: int, charge_weight: float, seed: int, nn_opts: di
         extra = {"charges_key": "ref_charges", "charge_weight": charge_weight} if what == "both" else {}
         return dip, QEqNNModel(dip, net, train, QEqNNConfig(qeq=qeq, **extra), seed=seed)
     if kind == "qeq-dipole+ad":
-        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, atomic_dipoles=True))
+        return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, atomic_dipoles=True,
+                                                  global_state="constraint"))
     if kind == "qeq-dipole+state":
         return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, global_state="kernel"))
     if kind == "qeq-charges":
-        return chg, QEqModel(chg, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS))
+        return chg, QEqModel(chg, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, global_state="constraint"))
     if kind == "qeq-both":
         return dip, QEqModel(dip, soap, QEqConfig(n_sparse=n_sparse, seed=seed, width_scales=WIDTHS, charges_key="ref_charges",
-                                                  charge_weight=charge_weight))
+                                                  charge_weight=charge_weight, global_state="constraint"))
     raise ValueError(kind)
 
 
@@ -221,6 +222,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="60 training / 100+20+20 test molecules, n_sparse 50")
     p.add_argument("--ion-split", type=int, default=0, metavar="N",
                    help="also train on QMtrainRandom + the first N cations and N anions, test on the other ions")
+    p.add_argument("--ion-only", action="store_true", help="with --ion-split: only the second experiment")
     p.add_argument("--out", default=None, help="directory for results.json and table.md")
     p.add_argument("--nn-channels", type=int, default=NN_DEFAULTS["channels"], help="qeq-nn: channels of the network")
     p.add_argument("--nn-epochs", type=int, default=NN_DEFAULTS["epochs"], help="qeq-nn: maximum epochs")
@@ -237,7 +239,7 @@ def main(argv=None) -> int:
             "ion |centre of mass| max [A]": float(max(np.linalg.norm(a.get_center_of_mass()) for k in ("PlusSet", "MinusSet") for a in tests[k]))}
     print(json.dumps(info, indent=1), flush=True)
     results = []
-    for tname in args.train.split(","):
+    for tname in [] if args.ion_only else args.train.split(","):
         train = read(TRAIN[tname], n_train)
         results += run(train, tname, args.models.split(","), tests, n_sparse, args)
     md = table(results, list(TESTS))

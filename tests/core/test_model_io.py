@@ -231,7 +231,7 @@ def test_save_refuses_to_overwrite_non_model(saved, tmp_path):
     assert (target / "data.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("per, kind, extra", [("structure", "sym2", {}), ("atom", "scalar", {"global_state": "charge"})])
+@pytest.mark.parametrize("per, kind, extra", [("structure", "sym2", {"global_state": "none"}), ("atom", "scalar", {"global_state": "charge"})])
 def test_covariance_storage_training(tmp_path, frames, per, kind, extra):
     """``covariance_storage: training`` stores the training environments instead of the covariance
     basis and rebuilds it on the first prediction with std: the mean is bit-identical and the std
@@ -245,7 +245,7 @@ def test_covariance_storage_training(tmp_path, frames, per, kind, extra):
     meta = json.loads((tmp_path / "t.model" / "model.json").read_text())
     names = meta["integrity"]["arrays_sha256"]
     assert meta["covariance_storage"] == "training" and not any(k.endswith("/P") for k in names)
-    assert any(k.startswith("train/coef/") for k in names) and ("train/states" in names) == bool(extra)
+    assert any(k.startswith("train/coef/") for k in names) and ("train/states" in names) == (extra["global_state"] != "none")
     test = frames[16:]
     for i, a in enumerate(test):
         a.info["charge"] = (i + 1) % 2

@@ -50,7 +50,7 @@ def test_same_geometry_different_state_different_prediction(data, target, tmp_pa
 
 def test_without_global_state_states_are_identical(data):
     train, test = data
-    model = SAGPR(CHARGES, SOAP, SAGPRConfig(n_sparse=40, **FAST)).fit(load_dataset(train, CHARGES))
+    model = SAGPR(CHARGES, SOAP, SAGPRConfig(n_sparse=40, global_state="none", **FAST)).fit(load_dataset(train, CHARGES))
     vals = model.predict(_states(test[0])).values.reshape(4, -1)
     np.testing.assert_allclose(vals[1], vals[0], atol=1e-12)
 
@@ -72,3 +72,22 @@ def test_impossible_state_refused(data):
     bad.info["charge"] = int(bad.numbers.sum()) + 1
     with pytest.raises(DataError, match="impossible"):
         model.predict([bad])
+
+
+def test_auto_global_state_follows_the_training_states(data, tmp_path):
+    train, _ = data
+    even = [a for a in train if int(a.numbers.sum()) % 2 == 0]  # neutral closed shells and their (doublet) ions
+    model = SAGPR(CHARGES, SOAP, SAGPRConfig(n_sparse=40, **FAST)).fit(load_dataset(even, CHARGES))
+    assert model.config.global_state == "charge"  # several charges; the unpaired electrons follow from them
+    model.save(tmp_path / "m")
+    assert load(tmp_path / "m").config.global_state == "charge"
+    neutral = [a for a in even if a.info["charge"] == 0]
+    assert SAGPR(CHARGES, SOAP, SAGPRConfig(n_sparse=20, **FAST)).fit(load_dataset(neutral, CHARGES)).config.global_state == "none"
+    spins = [a.copy() for a in neutral]
+    for a in spins[::2]:  # same charge, two more unpaired electrons
+        a.info["multiplicity"] = 3
+    spins = label_qeq(spins)
+    assert SAGPR(CHARGES, SOAP, SAGPRConfig(n_sparse=20, **FAST)).fit(load_dataset(spins, CHARGES)).config.global_state == "charge+spin"
+    mixed_parity = [a for a in train if a.info["charge"] == 0]  # closed shells and radicals (default multiplicities)
+    assert len({int(a.numbers.sum()) % 2 for a in mixed_parity}) == 2
+    assert SAGPR(CHARGES, SOAP, SAGPRConfig(n_sparse=20, **FAST)).fit(load_dataset(mixed_parity, CHARGES)).config.global_state == "charge+spin"

@@ -4,6 +4,8 @@ charge dependence it is trained on, equivariance stays exact, and impossible sta
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -34,12 +36,14 @@ def _with_charge_label(frames, key="y"):
     return out
 
 
-def test_charge_changes_prediction_only_with_global_state():
+def test_charge_changes_prediction_only_with_global_state(caplog):
     target = Target("y")
     frames = _with_charge_label(_charged_copies(molecules(1, 6)))
     probe = _charged_copies(molecules(5, 2))
     with_state = fit_tiny(frames, target, net={"global_state": "charge"}, train={"dtype": "float64", "epochs": 2})
-    without = fit_tiny(frames, target, train={"dtype": "float64", "epochs": 2})
+    with caplog.at_level(logging.WARNING, logger="psilearn"):
+        without = fit_tiny(frames, target, train={"dtype": "float64", "epochs": 2})
+    assert "several electronic states" in caplog.text and "global_state: charge" in caplog.text
     p = with_state.predict(probe).values.reshape(-1, 3)  # per geometry: charge 0, +2, -2
     assert np.all(np.abs(p[:, 1] - p[:, 0]) > 1e-6) and np.all(np.abs(p[:, 2] - p[:, 0]) > 1e-6)
     q = without.predict(probe).values.reshape(-1, 3)

@@ -97,6 +97,21 @@ def total_charges(frames: list[Atoms]) -> np.ndarray:
 STATE_MODES = ("none", "charge", "charge+spin")
 
 
+def needed_state_mode(frames: list[Atoms]) -> str:
+    """The state input a model needs to tell the electronic states of ``frames`` apart: ``none`` (one
+    state), ``charge`` (several total charges; the unpaired electrons follow from them), or
+    ``charge+spin`` (structures of one charge with different numbers of unpaired electrons). A model
+    without it sees a cation and an anion of one geometry as the same input and can only fit the
+    average of their labels."""
+    s = structure_states(frames)
+    if len(s) == 0 or len(np.unique(s, axis=0)) == 1:
+        return "none"
+    for q in np.unique(s[:, 0]):
+        if len(np.unique(s[s[:, 0] == q, 1])) > 1:
+            return "charge+spin"
+    return "charge"
+
+
 def state_vectors(frames: list[Atoms], mode: str) -> np.ndarray:
     """(n_structures, 2) state vectors for ``mode``: ``charge`` -> (Q, 0), ``charge+spin`` ->
     (Q, n_unpaired). Validates charge and multiplicity in both modes."""

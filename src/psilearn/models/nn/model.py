@@ -120,6 +120,15 @@ class NNModel(TorchRunOptions, Model):
         return build_in_dtype(lambda: EquivariantNetwork(self.net_config, len(self.species), self.out_irreps, self.avg_num_neighbors),
                               self.dtype, self.device)
 
+    def _warn_state_blind(self, frames: list[Atoms]) -> None:
+        """A warning when the training structures mix charge or spin states that the network does not see."""
+        from psilearn.data.electronic_state import needed_state_mode
+
+        need = needed_state_mode(frames)
+        if self.net_config.global_state == "none" and need != "none":
+            log.warning("the training structures are in several electronic states (atoms.info charge/multiplicity) but the network "
+                        "does not see them: one geometry in two states gets one prediction; set nn: {global_state: %s}", need)
+
     def _graphs(self, frames: list[Atoms], pairs: list[np.ndarray] | None = None, progress: bool = False) -> list:
         """Neighbour graphs of ``frames``; per-pair targets also carry each structure's ``pairs``."""
         graphs = build_graphs(frames, self.species, self.net_config.cutoff, progress=progress,
@@ -187,6 +196,7 @@ class NNModel(TorchRunOptions, Model):
         self._apply_threads()
         self._join_distributed()
         self.species = data.species
+        self._warn_state_blind(data.frames)
         if t.per == "pair":  # structures without a labelled pair teach nothing
             data = data.subset(np.flatnonzero([len(p) for p in data.pairs]))
             check_training_data(self.target, data, why="with a labelled pair (one is held out for validation)", pairs=True)

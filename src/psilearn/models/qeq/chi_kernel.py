@@ -14,19 +14,23 @@ import numpy as np
 
 from psilearn.features import AtomFeatures
 from psilearn.models._kernel.kernels import sparse_kernel, sparse_sparse_kernel
-from psilearn.models._kernel.sparse import check_elements_known, select_sparse, sparse_sizes
+from psilearn.models._kernel.sparse import check_elements_known, select_sparse_by_state, sparse_sizes
 from psilearn.models._kernel.state_kernel import scale_kernel_by_state, state_kernel
 
 CHANNEL = (0, 1)
 
 
-def choose_sparse(feats: AtomFeatures, species: list[int], n_sparse, method: str) -> dict[int, np.ndarray]:
+def choose_sparse(feats: AtomFeatures, species: list[int], n_sparse, method: str,
+                  states: np.ndarray | None = None, width: float = 1.0) -> dict[int, np.ndarray]:
     """Environments per element (the ``n_sparse`` option: a number, per element, or the data-scaled
-    default; FPS or CUR on the invariant SOAP): indices into the atoms of each element."""
+    default; FPS or CUR on the invariant SOAP): indices into the atoms of each element. With the
+    structures' ``states`` (n_structures, 2) of a state kernel of ``width``, chosen in the product
+    kernel's space (:func:`~psilearn.models._kernel.sparse.select_sparse_by_state`)."""
     x0 = feats.blocks[CHANNEL]
     check_elements_known(n_sparse, species)
     sizes = sparse_sizes(n_sparse, {z: len(x0[z]) for z in species})
-    return {z: select_sparse(x0[z][:, 0, :], sizes[z], method) for z in species}
+    return {z: select_sparse_by_state(x0[z][:, 0, :], None if states is None else states[feats.structure[feats.index[z]]], sizes[z], method, width)
+            for z in species}
 
 
 @dataclass

@@ -10,7 +10,7 @@ from psilearn.models._kernel.options import SparseKernelOptions
 from psilearn.physics.dipole import ORIGINS, PERIODIC_DIPOLES
 from psilearn.physics.params import QEqParams
 
-GLOBAL_STATE = ("constraint", "kernel")
+GLOBAL_STATE = ("auto", "constraint", "kernel")
 
 
 @dataclass
@@ -48,7 +48,9 @@ class QEqConfig(QEqOptions, SparseKernelOptions):
     dipole_units: units of dipole labels (default: the Target's units): e*A, e*Bohr, Debye.
     global_state: ``constraint`` (total charge only through sum q = Q; multiplicity validated) or
         ``kernel`` (also a Gaussian kernel of width ``state_width`` on (charge, unpaired
-        electrons) in the chi model, so cations, anions and radicals get different chi).
+        electrons) in the chi model, so cations, anions and radicals get different chi), or ``auto``
+        (default): ``kernel`` when the training structures are in several electronic states, else
+        ``constraint`` (stored as chosen).
     qeq: element parameters (:class:`.params.QEqParams`): width_scale, widths, hardness.
     width_scales: candidate Gaussian width scales (e.g. [0.5, 0.75, 1.0]); the one with the lowest
         k-fold error of the Target is kept (stored as qeq.width_scale). Empty: use qeq's.
@@ -57,7 +59,7 @@ class QEqConfig(QEqOptions, SparseKernelOptions):
         units per eV/e); chosen by k-fold CV after the width.
     """
 
-    global_state: str = "constraint"
+    global_state: str = "auto"
     state_width: float = 1.0
     width_scales: list[float] = field(default_factory=list)
     atomic_dipoles: bool = False

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
 
 from psilearn.data import Dataset
-from psilearn.data.electronic_state import structure_states
+from psilearn.data.electronic_state import needed_state_mode, structure_states
 from psilearn.data.splits import structure_folds
 from psilearn.features import LambdaSoap, SoapConfig
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularization
@@ -109,14 +109,17 @@ class QEqModel(QEqTargetMixin, SoapKernelKind, Model):
         """Fit to a Dataset whose Target is this model's (charges or dipoles). Returns self."""
         check_training_data(self.target, data)
         t0 = time.perf_counter()
-        cfg, frames = self.config, data.frames
+        frames = data.frames
+        if self.config.global_state == "auto":  # the state kernel when the data mix charge or spin states
+            self.config = replace(self.config, global_state="constraint" if needed_state_mode(frames) == "none" else "kernel")
+        cfg = self.config
         states = self._states(frames)
         total = states[:, 0]
         self.species = data.species
         feats = self._features(frames)
         t_feat = time.perf_counter() - t0
         width = cfg.state_width if cfg.global_state == "kernel" else None
-        chosen = choose_sparse(feats, self.species, cfg.n_sparse, cfg.sparse_method)
+        chosen = choose_sparse(feats, self.species, cfg.n_sparse, cfg.sparse_method, states if width else None, width or 1.0)
         self.kernel = ChiKernel.select(feats, states, chosen, cfg.zeta, width)
         phi = self.kernel.atoms_sparse(feats, states)  # (n_atoms, M)
         dip_scales = [None]

@@ -22,8 +22,9 @@ class SAGPRConfig(SparseKernelOptions):
     # eigendecomposition of the Q x Q feature covariance, Q growing with the square of the element count)
     # global state: 'none', 'charge' or 'charge+spin': kernels times a Gaussian kernel (width
     # state_width) on each structure's (total charge, unpaired electrons) from atoms.info, so a
-    # cation, an anion and a radical of one geometry differ (psilearn.models._kernel.state_kernel)
-    global_state: str = "none"
+    # cation, an anion and a radical of one geometry differ (psilearn.models._kernel.state_kernel);
+    # 'auto' (default): what the training data need (data.electronic_state.needed_state_mode), stored as chosen
+    global_state: str = "auto"
     state_width: float = 1.0
     # what the model file keeps for the predictive covariance: 'basis' (each channel's float32 basis P;
     # fast to load) or 'training' (the training environments' expansion coefficients, ~10x smaller
@@ -46,7 +47,7 @@ class SAGPRConfig(SparseKernelOptions):
     def check(self, c: Checks) -> None:
         super().check(c)
         c.require(0 <= self.feature_tol < 1, "feature_tol", "must be in [0, 1)")
-        c.one_of("global_state", ("none", "charge", "charge+spin"))
+        c.one_of("global_state", ("auto", "none", "charge", "charge+spin"))
         c.require(self.state_width > 0, "state_width", "must be > 0")
         c.one_of("covariance_storage", ("basis", "training"))
         c.one_of("magnetic_moments", ("none", "collinear", "noncollinear"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -29,7 +29,7 @@ from psilearn.models._kernel.gpr import ColumnFit, SparseGP, fixed_regularizatio
 from psilearn.models._kernel.kernels import contracted_mean, contracted_weights, self_kernel, sparse_kernel, sparse_sparse_kernel
 from psilearn.models._kernel.kind import SoapKernelKind
 from psilearn.models._kernel.memory import KERNEL_HINT, PREDICT_HINT, channel_fit_bytes, channel_predict_bytes, projection_bytes
-from psilearn.models._kernel.sparse import AUTO_RULE, check_elements_known, select_sparse, shrink_sizes, sparse_sizes
+from psilearn.models._kernel.sparse import AUTO_RULE, check_elements_known, select_sparse_by_state, shrink_sizes, sparse_sizes
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_design, fit_composition
@@ -108,6 +108,7 @@ class SAGPR(SoapKernelKind, Model):
         t0 = time.perf_counter()
         self.species = data.species
         frames = data.frames
+        self._resolve_global_state(frames)
         check_elements_known(self.config.n_sparse, self.species)
         self._rows = data.labelled
         numbers = np.concatenate([a.numbers for a in frames])
@@ -206,14 +207,15 @@ class SAGPR(SoapKernelKind, Model):
         """Sparse environments per element, chosen on the invariant SOAP vectors (and their states)."""
         x0 = feats.blocks[(0, 1)]
         sizes = self._sizes or sparse_sizes(self.config.n_sparse, {z: len(x0[z]) for z in self.species})
-        chosen = {z: select_sparse(x0[z][:, 0, :], sizes[z], self.config.sparse_method) for z in self.species}
+        states = self._states(frames)
+        chosen = {z: select_sparse_by_state(x0[z][:, 0, :], None if states is None else states[feats.structure[feats.index[z]]],
+                                            sizes[z], self.config.sparse_method, self.config.state_width) for z in self.species}
         self.sparse = {ch: {z: feats.blocks[ch][z][chosen[z]] for z in self.species} for ch in feats.blocks}
         self.sparse_coefficients = {z: feats.coefficients[z][chosen[z]] for z in self.species}
-        if self.config.global_state != "none":
-            from psilearn.data.electronic_state import state_vectors
+        if states is not None:
             from psilearn.models._kernel.state_kernel import SPARSE_STATE_KEY, sparse_states
 
-            self.sparse[SPARSE_STATE_KEY] = sparse_states(feats, state_vectors(frames, self.config.global_state), chosen)
+            self.sparse[SPARSE_STATE_KEY] = sparse_states(feats, states, chosen)
 
     def _regularization_weights(self, numbers: np.ndarray) -> np.ndarray | None:
         """Per-element regularisation (a {symbol: sigma2/s2} mapping, per-atom targets): 1/sqrt(reg)
@@ -356,6 +358,15 @@ class SAGPR(SoapKernelKind, Model):
                 cov_cart += np.einsum("ak,nab,bl->nkl", rows, cov, rows)
             std = np.sqrt(np.clip(np.einsum("nkk->nk", cov_cart), 0.0, None))
         return Prediction(values, std, irreps, np.sqrt(np.clip(var, 0.0, None)), cov_cart if return_cov else None)
+
+    def _resolve_global_state(self, frames: list[Atoms]) -> None:
+        """``global_state: auto`` -> the state input the training structures need (stored as chosen)."""
+        if self.config.global_state == "auto":
+            from psilearn.data.electronic_state import needed_state_mode
+
+            self.config = replace(self.config, global_state=needed_state_mode(frames))
+            if self.config.global_state != "none":
+                log.info("global_state auto: %s (the training structures are in several electronic states)", self.config.global_state)
 
     def _states(self, frames: list[Atoms]) -> np.ndarray | None:
         """(n_structures, 2) electronic states of ``frames`` when ``global_state`` is set, else None."""

@@ -45,7 +45,7 @@ from psilearn.models._kernel.gpr import SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import sparse_kernel, sparse_sparse_kernel
 from psilearn.models._kernel.memory import KERNEL_HINT, stream_fit_bytes
 from psilearn.models._kernel.normal import ChannelSums, batch_bounds, dask_client, map_batches
-from psilearn.models._kernel.sparse import AUTO_RULE, select_sparse, shrink_sizes, sparse_sizes
+from psilearn.models._kernel.sparse import AUTO_RULE, select_sparse, select_sparse_by_state, shrink_sizes, sparse_sizes
 
 log = logging.getLogger("psilearn")
 
@@ -161,8 +161,11 @@ def _columns(model) -> dict[tuple[int, int], int]:
 
 
 # ---- pass 1: sparse environments ----------------------------------------------------------------
-def _select(x: np.ndarray, n: int, method: str) -> np.ndarray:
-    """:func:`select_sparse`, with FPS over a few thousand rows done on their Gram matrix (the same choice)."""
+def _select(x: np.ndarray, n: int, method: str, states: np.ndarray | None = None, width: float = 1.0) -> np.ndarray:
+    """:func:`select_sparse`, with FPS over a few thousand rows done on their Gram matrix (the same choice);
+    with several electronic ``states`` (n, 2) among the rows, the points shared among them (select_sparse_by_state)."""
+    if states is not None and len(np.unique(states, axis=0)) > 1:
+        return select_sparse_by_state(x, states, n, method, width)
     if method == "fps" and 0 < len(x) <= GRAM_ROWS:
         first = int(np.argmax(np.linalg.norm(x - x.mean(0), axis=1)))
         return np.sort(farthest_point_order(x, first, n, gram=x @ x.T))
@@ -176,18 +179,19 @@ def _candidates(model, frames, first_atom: int, sizes: dict) -> dict:
     out = {}
     for z in model.species:
         x0 = feats.blocks[(0, 1)][z][:, 0, :]
-        pick = _select(x0, sizes[z], model.config.sparse_method)
+        st_all = None if states is None else states[feats.structure[feats.index[z]]]
+        pick = _select(x0, sizes[z], model.config.sparse_method, st_all, model.config.state_width)
         atoms = feats.index[z][pick]
-        st = None if states is None else states[feats.structure[atoms]]
+        st = None if st_all is None else st_all[pick]
         out[z] = (first_atom + atoms, x0[pick], feats.coefficients[z][pick], st)
     return out
 
 
-def _merge(pool: dict, new: dict, sizes: dict, method: str, cap: int) -> dict:
+def _merge(pool: dict, new: dict, sizes: dict, method: str, cap: int, width: float = 1.0) -> dict:
     for z, part in new.items():
         joined = part if z not in pool else tuple(None if p is None else np.concatenate([p, q]) for p, q in zip(pool[z], part))
         if len(joined[0]) > 2 * cap * sizes[z]:
-            keep = _select(joined[1], cap * sizes[z], method)
+            keep = _select(joined[1], cap * sizes[z], method, joined[3], width)
             joined = tuple(None if p is None else p[keep] for p in joined)
         pool[z] = joined
     return pool
@@ -199,14 +203,14 @@ def choose_sparse_streamed(model, frames, bounds: list, sizes: dict, client, pro
     args = [(frames[lo:hi], int(atoms[lo]), sizes) for lo, hi in bounds]
     pool: dict = {}
     for part in map_batches(_candidates, model, args, client, progress, "sparse environments"):
-        pool = _merge(pool, part, sizes, model.config.sparse_method, POOL_FACTOR)
+        pool = _merge(pool, part, sizes, model.config.sparse_method, POOL_FACTOR, model.config.state_width)
     soap = model._lsoap()
     channels = model._channel_list()
     model.sparse, model.sparse_coefficients = {}, {}
     states = {}
     for z in model.species:
         idx, x0, coef, st = pool[z]
-        pick = _select(x0, sizes[z], model.config.sparse_method)
+        pick = _select(x0, sizes[z], model.config.sparse_method, st, model.config.state_width)
         pick = pick[np.argsort(idx[pick])]  # in training-atom order, as the in-memory choice
         model.sparse_coefficients[z] = coef[pick]
         for ch, block in soap.from_coefficients(coef[pick], channels).items():
