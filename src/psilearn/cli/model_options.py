@@ -47,7 +47,7 @@ def model_options(args) -> tuple[str, dict, int]:
         check_inner_kind(name)  # before the options: an unsupported kind is the first thing to say
         if name == "spectrum":
             raise ConfigError(f"{flag} with --model spectrum: spectra are fitted by psilearn fit-spectrum, which takes "
-                              "--baseline KEY (loss l2 only; docs/fidelity.md)")
+                              "--baseline KEY or --baseline-method METHOD (loss l2 only; docs/fidelity.md)")
     if getattr(args, "per_element", False) or name == "per-element":
         return per_element_options(args, name, config, merged, fidelity)
     _, seed = model_class(name).validate_config(config, source=args.config, seed=args.seed)
