@@ -66,7 +66,7 @@ REFERENCES = ("none", "homo")
 
 
 def _energy_factor(unit: str) -> float | None:
-    """Hartree per ``unit`` (an energy unit of the unit table), or None if it is not one."""
+    """How many ``unit`` make one Hartree (``unit``: an energy unit of the unit table), or None if it is not one."""
     from psilearn.data.units import to_ase_factor
 
     try:
@@ -80,7 +80,7 @@ def _refuse_spectrum(method: str, target, why: str) -> None:
 
 
 def check_dos_target(method: str, target) -> float:
-    """Hartree per grid unit of a DOS ``target`` the labelers can compute; ConfigError (one line, before any
+    """Grid units per Hartree of a DOS ``target`` the labelers can compute; ConfigError (one line, before any
     labelling) for an X-ray or per-atom spectrum, a key that names no DOS, or grid/DOS units that do not fit."""
     if target.absorber:
         _refuse_spectrum(method, target, f"belongs to the {target.absorber} absorber (an X-ray spectrum): psilearn's labelers "
@@ -119,7 +119,7 @@ def resolve_spectrum_method(method: str, target, sigma: float | None, reference:
     if reference not in REFERENCES:
         raise ConfigError(f"--baseline-method: the DOS reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
     labeler = _labeler(text, "orbitals")
-    derived = (("grid_units", target.grid_units), ("hartree_per_unit", repr(factor)), ("reference", reference), ("sigma", repr(float(sigma))))
+    derived = (("grid_units", target.grid_units), ("units_per_hartree", repr(factor)), ("reference", reference), ("sigma", repr(float(sigma))))
     return BaselineMethod(text, "orbitals", "orbital_energies", target.units or f"states/{target.grid_units}", labeler.method_hash(),
                           labeler.name, derived=derived)
 
@@ -144,7 +144,7 @@ def method_spectrum_baseline(model, frames: list[Atoms]) -> np.ndarray:
 
     method, key = model.baseline_method, model.target.key
     how = dict(method.derived)
-    sigma, reference, factor = float(how["sigma"]), how["reference"], float(how["hartree_per_unit"])
+    sigma, reference, factor = float(how["sigma"]), how["reference"], float(how["units_per_hartree"])
     for i, a in enumerate(frames):  # an input that records its own broadening must record the model's
         if key + "_sigma" in a.info and (abs(float(a.info[key + "_sigma"]) - sigma) > 1e-9 * sigma
                                          or str(a.info.get(key + "_reference", "none")) != reference):
@@ -166,5 +166,5 @@ def method_spectrum_baseline(model, frames: list[Atoms]) -> np.ndarray:
             raise DataError(f"{frame_location(a, i)}: the baseline method {method.name} stored no orbital energies")
         if reference == "homo":
             levels = levels - float(info["homo"])
-        out[i] = gaussian_broadening(levels / factor, weights, grid, sigma)  # Hartree -> grid units
+        out[i] = gaussian_broadening(levels * factor, weights, grid, sigma)  # Hartree -> grid units
     return out
