@@ -93,7 +93,7 @@ def label_for_target(target: Target, label: str | None = None) -> str:
     choices = ", ".join(LEARNABLE)
     if label:
         if label not in LEARNABLE:
-            raise ConfigError(f"--baseline-label: {label!r} is not a label the labelers compute for a Cartesian "
+            raise ConfigError(f"--baseline-label: {label!r} is not a label the labelers compute for a Cartesian or per-pair "
                               f"target; choose from {choices}")
         found = label
     else:
