@@ -121,6 +121,7 @@ def test_changed_hash_and_pairs_beyond_the_labeler_are_refused_before_labelling(
      "--baseline-label jcoupling"),
     (Target(KEY, per="pair", tensor="ij", units="kHz"), METHOD, "is in 'kHz' but the baseline 'jcoupling' is in Hz"),
     (Target(KEY, per="atom", tensor="ij", units="Hz"), METHOD, "the label 'jcoupling' is per pair, the target 'jcoupling' per atom"),
+    (Target(KEY, per="pair", tensor="ij", parity=-1, units="Hz"), METHOD, "is a true \\(polar\\) tensor, the target 'jcoupling' is declared pseudo"),
 ])
 def test_refusals_name_the_reason(target, method, message):
     with pytest.raises(ConfigError, match=message) as e:

@@ -116,6 +116,8 @@ def label_for_target(target: Target, label: str | None = None) -> str:
         other = [k for k, (_, r) in PAIR_LABELS.items() if r == target.rank]
         raise ConfigError(f"--baseline-method: the label {found!r} is a rank-{PAIR_LABELS[found][1]} value per pair, the target "
                           f"{target.key!r} of rank {target.rank}" + (f"; use --baseline-label {other[0]}" if other else ""))
+    if found in PAIR_LABELS and target.parity != 1:
+        raise ConfigError(f"--baseline-method: the label {found!r} is a true (polar) tensor, the target {target.key!r} is declared pseudo")
     return found
 
 
