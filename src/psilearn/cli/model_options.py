@@ -47,7 +47,7 @@ def model_options(args) -> tuple[str, dict, int]:
         check_inner_kind(name)  # before the options: an unsupported kind is the first thing to say
         if name == "spectrum":
             raise ConfigError(f"{flag} with --model spectrum: spectra are fitted by psilearn fit-spectrum, which takes "
-                              "--baseline KEY (loss l2 only; docs/fidelity.md)")
+                              "--baseline KEY or --baseline-method METHOD (loss l2 only; docs/fidelity.md)")
     if getattr(args, "per_element", False) or name == "per-element":
         return per_element_options(args, name, config, merged, fidelity)
     _, seed = model_class(name).validate_config(config, source=args.config, seed=args.seed)
@@ -99,7 +99,9 @@ def add_baseline_method_args(p: argparse.ArgumentParser, fit: bool) -> None:
                        "alpha, total_energy, mulliken_charges, ...; suffixes such as _input or _pbe0 allowed) and --units "
                        "must be its atomic units (e*Bohr, Bohr^3, Hartree, e, or a.u.). With --density or --hamiltonian: "
                        "XC/BASIS only, computed in the target's aux basis and metric (density) or AO basis (hamiltonian: the "
-                       "method's basis must be the target's). The model records the method and its hash. See docs/fidelity.md")
+                       "method's basis must be the target's). Per-pair targets (--per pair): XC/BASIS J couplings "
+                       "(jcoupling, jcoupling_iso; --units Hz) on the target's pairs. Spectra: psilearn fit-spectrum "
+                       "--baseline-method. The model records the method and its hash. See docs/fidelity.md")
         p.add_argument("--baseline-label", default=None, metavar="LABEL", help="--baseline-method: the label key providing "
                        "the baseline (default: inferred from --target)")
     p.add_argument("--baseline-db", default=None, metavar="DB", help="--baseline-method: the label database (ASE SQLite, "

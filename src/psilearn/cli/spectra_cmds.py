@@ -83,7 +83,8 @@ def cmd_fit_spectrum(args) -> int:
     config = _spectrum_config(args)
     options, seed = model_class("spectrum").validate_config(config, seed=args.seed)  # the one seed rule
     loss = options["model"].loss
-    if args.baseline and (loss != "l2" or args.tune is not None):  # before any data is read
+    _check_baseline_flags(args)
+    if (args.baseline or args.baseline_method) and (loss != "l2" or args.tune is not None):  # before any data is read
         from psilearn.errors import ConfigError
         from psilearn.models.fidelity.delta_spectrum import SHIFT_LOSSES_REFUSED
 
@@ -116,8 +117,20 @@ def cmd_fit_spectrum(args) -> int:
     return 0
 
 
+def _check_baseline_flags(args) -> None:
+    from psilearn.errors import ConfigError
+
+    if args.baseline and args.baseline_method:
+        raise ConfigError("give either --baseline KEY (a spectrum in TRAIN) or --baseline-method METHOD (computed by psilearn), not both")
+    if args.baseline_db and not args.baseline_method:
+        raise ConfigError("--baseline-db goes with --baseline-method")
+
+
 def _delta_spectrum_kind(args, ds):
-    """'spectrum', or with --baseline KEY the delta kind around it (the baseline checked on ``ds`` first)."""
+    """'spectrum', or with --baseline KEY / --baseline-method METHOD the delta kind around it (the baseline
+    checked on ``ds`` first; a method's refusals come before any labelling, then ``ds`` is labelled into its store)."""
+    if args.baseline_method:
+        return _method_spectrum_kind(args, ds)
     if not args.baseline:
         return "spectrum"
     from psilearn.models.fidelity.delta import delta_kind
@@ -126,6 +139,22 @@ def _delta_spectrum_kind(args, ds):
     kind.check_baseline(ds)
     print(f"delta-learning: the spectrum model learns {ds.target.key} - {args.baseline} (loss l2); predict-spectrum needs "
           f"{args.baseline} in its input", file=sys.stderr)
+    return kind
+
+
+def _method_spectrum_kind(args, ds):
+    """The delta kind whose DOS baseline the labeler computes (--baseline-method), broadened as TRAIN records it."""
+    from psilearn.cli.model_options import default_baseline_db
+    from psilearn.models.fidelity.delta import delta_method_kind
+    from psilearn.models.fidelity.delta_spectrum import recorded_broadening
+
+    sigma, reference = recorded_broadening(ds.frames, ds.target.key)  # KEY_sigma: the labeler's dos, --from-orbitals
+    db = args.baseline_db or default_baseline_db(args.output)
+    kind = delta_method_kind(args.baseline_method, "spectrum", db=db, workers=args.baseline_workers, sigma=sigma, reference=reference)
+    method = kind.resolve_method(ds.target)  # one-line refusals, before any labelling
+    summary = kind.check_baseline(ds)
+    print(f"baseline: DOS of the {method.name} orbital energies (sigma {sigma:g} {ds.target.grid_units}, reference {reference}) from "
+          f"{summary.report()}; label database {db}", file=sys.stderr)
     return kind
 
 
@@ -139,6 +168,12 @@ def cmd_predict_spectrum(args) -> int:
     t = model.target
     if not getattr(t, "is_spectrum", False):
         raise ValueError(f"{args.model}: not a spectrum model (target {t.describe()})")
+    if getattr(model, "baseline_method", None):
+        from psilearn.cli.model_options import default_baseline_db
+
+        model.baseline_db, model.baseline_workers = args.baseline_db or default_baseline_db(args.model), args.baseline_workers
+    elif args.baseline_db:
+        raise ValueError(f"--baseline-db: {args.model} is not a --baseline-method model")
     frames = read_structures_or_xanes(args.input, args.split, t.key)
     model.progress = True
     if args.output.lower().endswith((".csv", ".txt", ".dat")):
@@ -148,6 +183,8 @@ def cmd_predict_spectrum(args) -> int:
                              comments={"model": args.model, "target": t.describe()})
     else:
         write_structures(args.output, predictions_to_atoms(frames, model.predict(frames), t))
+    if getattr(model, "baseline_method", None):
+        print(f"baseline from {model.last_baseline_summary.report()}; label database {model.baseline_db}", file=sys.stderr)
     print(f"predicted {t.key} for {len(frames)} structures; wrote {args.output}")
     return 0
 
@@ -250,6 +287,12 @@ def _register_fit(sub) -> None:
     m.add_argument("--baseline", metavar="KEY", help="delta-learning: KEY is a cheaper spectrum of the same structures on the "
                    "same grid; the model learns TARGET - KEY (loss l2 only) and predict-spectrum needs KEY in its input "
                    "(writes the sum, KEY_baseline and KEY_correction; docs/fidelity.md)")
+    m.add_argument("--baseline-method", metavar="METHOD", help="delta-learning on a DOS computed by psilearn: gfn2, gfn1 or "
+                   "XC/BASIS orbital energies, Gaussian-broadened on the target's grid (--grid-units an energy unit) with the width "
+                   "and reference TRAIN records (KEY_sigma, KEY_reference: the labeler's dos and --from-orbitals write them), at "
+                   "fit and at predict time through --baseline-db (default MODEL.baseline.db); loss l2 only")
+    m.add_argument("--baseline-db", metavar="DB", help="--baseline-method: the label database (resumable; reused at predict)")
+    m.add_argument("--baseline-workers", type=int, default=0, metavar="N", help="--baseline-method: labeling processes (default 0)")
     m.add_argument("--pca", type=float, help="learn PCA scores: a number of components, or a variance fraction in (0, 1)")
     m.add_argument("--elements", metavar="LIST", help="extra descriptor elements, e.g. B,Se: structures to predict may contain "
                                                     "them as neighbours even if no training structure does")
@@ -260,7 +303,7 @@ def _register_fit(sub) -> None:
                         "docs/tuning.md); options stated in --config stay fixed")
     p.add_argument("-o", "--output", required=True, metavar="MODEL")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model at MODEL (refused otherwise)")
-    p.set_defaults(func=cmd_fit_spectrum, reads=("train", "config", "grid"), writes={"output": "model"})
+    p.set_defaults(func=cmd_fit_spectrum, reads=("train", "config", "grid"), writes={"output": "model", "baseline_db": "database"})
 
     p = sub.add_parser("predict-spectrum", help="predict spectra with a spectrum model",
                        description="Predict spectra for structures. OUT.csv: a table (grid + one column per structure, local spectra summed); "
@@ -269,7 +312,9 @@ def _register_fit(sub) -> None:
     p.add_argument("input", metavar="INPUT", help="structures (ASE file, DeePMD system or XANES folder)")
     p.add_argument("--split", help="XANES folders: only this split")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
-    p.set_defaults(func=cmd_predict_spectrum, reads=("model", "input"), writes={"output": "file"})
+    p.add_argument("--baseline-db", metavar="DB", help="--baseline-method models: the label database (default MODEL.baseline.db)")
+    p.add_argument("--baseline-workers", type=int, default=0, metavar="N", help="--baseline-method models: labeling processes")
+    p.set_defaults(func=cmd_predict_spectrum, reads=("model", "input"), writes={"output": "file", "baseline_db": "database"})
 
 
 def _register_compare(sub) -> None:

@@ -89,7 +89,8 @@ def dos_from_orbitals(frames: list[Atoms], grid, sigma: float, key: str = "dos",
     (``info['orbital_energies']``, or ``_alpha``/``_beta`` for open shells; Hartree as labelled) on
     ``grid`` (same units), width ``sigma``. ``reference``: 'none' (absolute energies) or 'homo'
     (energies relative to the HOMO: an alignment on a stated feature). Returns labelled copies with
-    ``info[key]`` and ``info[key + '_grid']``."""
+    ``info[key]``, ``info[key + '_grid']`` and the broadening, ``info[key + '_sigma']`` and ``info[key + '_reference']``
+    (what ``--baseline-method`` reproduces for a Δ model of this DOS)."""
     from psilearn.spectral.broadening import gaussian_broadening
 
     if reference not in ("none", "homo"):
@@ -114,6 +115,7 @@ def dos_from_orbitals(frames: list[Atoms], grid, sigma: float, key: str = "dos",
         b = a.copy()
         b.info[key] = gaussian_broadening(levels, weights, g, sigma)
         b.info[key + GRID_SUFFIX] = g.copy()
+        b.info[key + "_sigma"], b.info[key + "_reference"] = float(sigma), reference
         out.append(b)
     return out
 

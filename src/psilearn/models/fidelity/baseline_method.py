@@ -10,6 +10,11 @@ Density and Hamiltonian targets (:data:`FIELD_LABELS`): the label is the target'
 computed in the target's basis: a density baseline is fitted by the labeler in the target's aux basis
 and metric (the method's orbital basis is free), a Fock matrix baseline must come from a method in
 the target's AO basis (another basis is refused before any labelling); xTB methods give neither.
+
+Per-pair targets (J couplings, :data:`PAIR_LABELS`): the labeler's per-pair label with its own pair
+list (``jcoupling_pairs``); :mod:`psilearn.models.fidelity.delta_pairs` takes it on the target's
+pairs. Spectra (a DOS): the labeler's orbital energies, broadened on the target's grid with the
+target's width (``derived``; :mod:`psilearn.models.fidelity.delta_spectrum`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ LEARNABLE: dict[str, str] = {
                                 "gtensor", "g_iso", "delta_g", "delta_g_iso")},
     **{k: "atom" for k in ("atomic_forces", "mulliken_charges", "hirshfeld_charges", "shielding", "apt", "efg", "efg_cq",
                            "efg_eta", "mulliken_spins", "hirshfeld_spins", "hfc", "hfc_iso")},
+    **{k: "pair" for k in ("jcoupling", "jcoupling_iso")},
 }
+#: per-pair label key -> (the label key of its pair list, the rank of one pair's value)
+PAIR_LABELS: dict[str, tuple[str, int]] = {"jcoupling": ("jcoupling_pairs", 2), "jcoupling_iso": ("jcoupling_pairs", 0)}
 #: other names of an observable's value in a Target key -> the label key
 ALIASES: dict[str, str] = {"energy": "total_energy", "dipole": "dipole_moment", "mu": "dipole_moment",
                            "quadrupole": "quadrupole_moment", "polarizability": "alpha", "forces": "atomic_forces",
@@ -85,7 +93,7 @@ def label_for_target(target: Target, label: str | None = None) -> str:
     choices = ", ".join(LEARNABLE)
     if label:
         if label not in LEARNABLE:
-            raise ConfigError(f"--baseline-label: {label!r} is not a label the labelers compute for a Cartesian "
+            raise ConfigError(f"--baseline-label: {label!r} is not a label the labelers compute for a Cartesian or per-pair "
                               f"target; choose from {choices}")
         found = label
     else:
@@ -104,6 +112,12 @@ def label_for_target(target: Target, label: str | None = None) -> str:
     if LEARNABLE[found] != target.per:
         raise ConfigError(f"--baseline-method: the label {found!r} is per {LEARNABLE[found]}, the target {target.key!r} "
                           f"per {target.per}")
+    if found in PAIR_LABELS and PAIR_LABELS[found][1] != target.rank:
+        other = [k for k, (_, r) in PAIR_LABELS.items() if r == target.rank]
+        raise ConfigError(f"--baseline-method: the label {found!r} is a rank-{PAIR_LABELS[found][1]} value per pair, the target "
+                          f"{target.key!r} of rank {target.rank}" + (f"; use --baseline-label {other[0]}" if other else ""))
+    if found in PAIR_LABELS and target.parity != 1:
+        raise ConfigError(f"--baseline-method: the label {found!r} is a true (polar) tensor, the target {target.key!r} is declared pseudo")
     return found
 
 
@@ -142,6 +156,7 @@ class BaselineMethod:
     method_hash: str
     name: str
     options: tuple[tuple[str, str], ...] = ()  # labeler options (density: the target's aux basis and metric)
+    derived: tuple[tuple[str, str], ...] = ()  # how the baseline is made from the label (spectra: grid units, width, reference)
 
     @classmethod
     def resolve(cls, method: str, target, label: str | None = None) -> "BaselineMethod":
@@ -181,11 +196,14 @@ class BaselineMethod:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "BaselineMethod":
         options = tuple(sorted((str(k), str(v)) for k, v in (record.get("options") or {}).items()))
-        return cls(**{k: str(record[k]) for k in ("method", "observable", "label", "units", "method_hash", "name")}, options=options)
+        derived = tuple(sorted((str(k), str(v)) for k, v in (record.get("derived") or {}).items()))
+        return cls(**{k: str(record[k]) for k in ("method", "observable", "label", "units", "method_hash", "name")}, options=options,
+                   derived=derived)
 
     def record(self) -> dict[str, Any]:
         return {"method": self.method, "observable": self.observable, "label": self.label, "units": self.units,
-                "method_hash": self.method_hash, "name": self.name, **({"options": dict(self.options)} if self.options else {})}
+                "method_hash": self.method_hash, "name": self.name, **({"options": dict(self.options)} if self.options else {}),
+                **({"derived": dict(self.derived)} if self.derived else {})}
 
     @property
     def key(self) -> str:
@@ -201,36 +219,48 @@ class BaselineMethod:
                               f"the baseline would not be the one the correction was learned on: refit the model")
         return labeler
 
-    def label_frames(self, frames: list[Atoms], db: str | Path, workers: int = 0, progress: bool = False):
-        """Copies of ``frames`` carrying the baseline under :attr:`key` (density and Hamiltonian labels also
-        the labels describing its basis, as ``KEY_aux_basis``, ``KEY_metric``, ``KEY_basis``, ...), labelled
-        through the store ``db`` (labels already there for this method hash are reused), the campaign
-        summary, and the summed compute seconds the store records for these labels (however many were reused)."""
+    def stored_labels(self, frames: list[Atoms], db: str | Path, workers: int = 0, progress: bool = False):
+        """Each structure's stored labels (the row's ``{"info": ..., "arrays": ...}``) of this method, labelled
+        through the store ``db`` (labels already there for this method hash are reused), the campaign summary,
+        and the summed compute seconds the store records for these labels (however many were reused).
+        DataError (one line) for a structure that could not be labelled."""
         from psilearn.label.campaign import run_campaign
         from psilearn.label.store import LabelStore
 
         summary = run_campaign(frames, self.labeler(), db, workers=workers, progress=progress)
-        store = LabelStore(db)
         wanted = set(summary.keys)
-        rows = {r.key_value_pairs["label_key"]: r for r in store.rows(method_hash=self.method_hash, label_status="ok")
+        rows = {r.key_value_pairs["label_key"]: r for r in LabelStore(db).rows(method_hash=self.method_hash, label_status="ok")
                 if r.key_value_pairs["label_key"] in wanted}
         failed = {shash: (stage, reason) for _, shash, stage, reason in summary.failures}
         out, seconds = [], 0.0
-        for i, (atoms, lkey) in enumerate(zip(frames, summary.keys)):
+        for i, lkey in enumerate(summary.keys):
             if lkey not in rows:
                 stage, reason = failed.get(lkey.split("-")[0], ("?", "no label stored"))
                 raise DataError(f"--baseline-method {self.name}: structure {i} could not be labelled ({stage}): {reason} "
                                 f"(database {db}; psilearn label --retry-failed relabels failures)")
-            data = rows[lkey].data or {}
-            where = "arrays" if LEARNABLE.get(self.label) == "atom" else "info"
-            if self.label not in data.get(where, {}):
-                raise DataError(f"--baseline-method {self.name}: the labeler wrote no {self.label!r} for structure {i}")
             seconds += float(rows[lkey].key_value_pairs.get("label_seconds", 0.0))
+            data = rows[lkey].data or {}
+            out.append({"info": data.get("info", {}), "arrays": data.get("arrays", {})})
+        return out, summary, seconds
+
+    def label_frames(self, frames: list[Atoms], db: str | Path, workers: int = 0, progress: bool = False):
+        """Copies of ``frames`` carrying the baseline under :attr:`key` (density and Hamiltonian labels also
+        the labels describing its basis, as ``KEY_aux_basis``, ``KEY_metric``, ``KEY_basis``, ...; per-pair
+        labels their pair list as ``KEY_pairs``), labelled through the store ``db`` (:meth:`stored_labels`),
+        the campaign summary, and the summed compute seconds the store records for these labels."""
+        labels, summary, seconds = self.stored_labels(frames, db, workers, progress)
+        out = []
+        for i, (atoms, data) in enumerate(zip(frames, labels)):
+            where = "arrays" if LEARNABLE.get(self.label) == "atom" else "info"
+            if self.label not in data[where]:
+                raise DataError(f"--baseline-method {self.name}: the labeler wrote no {self.label!r} for structure {i}")
             copy = atoms.copy()
             getattr(copy, where)[self.key] = data[where][self.label]
             for name in FIELD_LABELS.get(self.observable, ("", ()))[1]:  # e.g. density_aux_basis -> KEY_aux_basis
                 if name in data["info"]:
                     copy.info[f"{self.key}_{name.split('_', 1)[1]}"] = data["info"][name]
+            if self.label in PAIR_LABELS:  # jcoupling_pairs -> KEY_pairs
+                copy.info[f"{self.key}_pairs"] = data["info"][PAIR_LABELS[self.label][0]]
             out.append(copy)
         return out, summary, seconds
 

@@ -9,10 +9,13 @@ structure.
 Per-pair targets (``Target(per="pair")``, docs/pairs.md): the baseline is a per-pair label with its
 own pair list (``BASELINE_pairs``), which must list the same pairs as the target's (in either order
 within a pair: the reader canonicalises them, transposing the values); at prediction the baseline's
-pairs are the pairs predicted. A mismatch is one line naming file, frame and key.
+pairs are the pairs predicted. A mismatch is one line naming file, frame and key. With
+``--baseline-method XC/BASIS`` the labeler's J couplings on the target's pairs
+(:mod:`psilearn.models.fidelity.delta_pairs`).
 
 Spectra (``fit-spectrum --baseline``): the spectrum kind with the plain ``l2`` loss only
-(:mod:`psilearn.models.fidelity.delta_spectrum`). Density and Hamiltonian targets: :func:`delta_kind`
+(:mod:`psilearn.models.fidelity.delta_spectrum`; with ``--baseline-method`` a DOS from the labeler's
+orbital energies on the target's grid). Density and Hamiltonian targets: :func:`delta_kind`
 and :func:`delta_method_kind` return the kind of :mod:`psilearn.models.fidelity.delta_fields`.
 
 Uncertainty: the baseline is taken as exact (it is an input, not an estimate), so the predictive
@@ -36,7 +39,7 @@ from ase import Atoms
 
 from psilearn.data import Dataset
 from psilearn.data.dataset import check_symmetry, extract_values
-from psilearn.data.errors import DataError, frame_location
+from psilearn.data.errors import DataError
 from psilearn.data.prediction import Prediction
 from psilearn.data.spectra import structure_spectra
 from psilearn.errors import ConfigError
@@ -45,7 +48,8 @@ from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
 from psilearn.models.fidelity.baseline_method import BaselineMethod, check_field_method
 from psilearn.models.fidelity.delta_fields import FIELD_INNER, FieldDeltaModel, WrapsInner, field_delta_kind
-from psilearn.models.fidelity.delta_spectrum import check_baseline_grid, check_spectrum_inner
+from psilearn.models.fidelity.delta_pairs import method_pair_baseline, pair_baseline, same_pairs, with_pairs
+from psilearn.models.fidelity.delta_spectrum import check_baseline_grid, check_spectrum_inner, method_spectrum_baseline, resolve_spectrum_method
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
 
@@ -88,24 +92,23 @@ def delta_kind(baseline: str, inner: str = DEFAULT_INNER, symmetrize: bool = Fal
 
 
 def delta_method_kind(method: str, inner: str = DEFAULT_INNER, db: str | Path | None = None, label: str | None = None,
-                      symmetrize: bool = False, workers: int = 0) -> type["DeltaModel"]:
+                      symmetrize: bool = False, workers: int = 0, sigma: float | None = None, reference: str = "none") -> type["DeltaModel"]:
     """The delta kind whose baseline psilearn computes with its own labeler ``method`` ('gfn2',
     'XC/BASIS'), cached in the label store ``db`` (an ASE SQLite file), at fit and at predict time
     (``fit_model(delta_method_kind("gfn2", db="b.db"), target, dataset, config)``). ``label``
-    overrides the label key inferred from the Target's key; ``workers`` as for psilearn label."""
+    overrides the label key inferred from the Target's key; ``workers`` as for psilearn label.
+    Spectrum kind (a DOS target): ``sigma`` the target's Gaussian width (grid units), ``reference``
+    'none' or 'homo' (:func:`psilearn.models.fidelity.delta_spectrum.resolve_spectrum_method`)."""
     if not (method or "").strip():
         raise ConfigError("--baseline-method: the method is empty (gfn2, gfn1 or XC/BASIS)")
     cls = check_inner_kind(inner)
-    if inner == "spectrum":
-        raise ConfigError(f"--baseline-method with the {inner} kind: not supported; put the baseline label into the file "
-                          "and use --baseline KEY")
     if inner in FIELD_INNER:  # density and Hamiltonian targets: the labeler's baseline in the target's basis (delta_fields)
         check_field_method(method, inner, label)
         return field_delta_kind("", inner, method.strip().lower(), db, workers)
     return type(f"DeltaModel[{inner}]", (DeltaModel,), {
         "__module__": __name__, "inner_kind": inner, "method_name": method, "method_label": label,
         "method_db": None if db is None else str(db), "method_workers": workers, "symmetrize": symmetrize,
-        "config_options": dict(cls.config_options), "iterative": cls.iterative})
+        "method_sigma": sigma, "method_reference": reference, "config_options": dict(cls.config_options), "iterative": cls.iterative})
 
 
 def _baseline_values(frames: list[Atoms], target: Target, key: str, symmetrize: bool) -> np.ndarray:
@@ -117,50 +120,6 @@ def _baseline_values(frames: list[Atoms], target: Target, key: str, symmetrize: 
         return check_symmetry(frames, base, values, symmetrize)
     except DataError as exc:
         raise DataError(f"{exc} (the baseline of the delta model of {target.key!r})") from None
-
-
-def _pair_baseline(frames: list[Atoms], target: Target, key: str, symmetrize: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Per-pair baseline labels ``key`` (pair list ``key_pairs``): values (n_pairs, 3**rank) in
-    frame and canonical pair order, and each structure's pairs (P_s, 2); a structure with neither key
-    has none. Validated as the Target's own labels; DataError naming file, frame and key otherwise."""
-    from psilearn.data.pairs import read_frame_pairs
-
-    base = dataclasses.replace(target, key=key)
-    try:
-        read = [read_frame_pairs(a, i, base) for i, a in enumerate(frames)]
-        pairs = [p for p, _ in read]
-        values = np.concatenate([v for _, v in read]) if read else np.zeros((0, target.size))
-        sample = np.repeat(np.arange(len(frames)), [len(p) for p in pairs])
-        return check_symmetry(frames, base, values, symmetrize, sample), pairs
-    except DataError as exc:
-        raise DataError(f"{exc} (the baseline of the delta model of {target.key!r})") from None
-
-
-def _same_pairs(frames: list[Atoms], target: Target, key: str, want: list[np.ndarray], have: list[np.ndarray]) -> None:
-    """DataError (one line: file, frame, keys) for the first structure whose target pairs ``want``
-    differ from the baseline's ``have`` (both canonical)."""
-    for i, (a, w, h) in enumerate(zip(frames, want, have)):
-        if not np.array_equal(w, h):
-            extra = {tuple(p) for p in w.tolist()} ^ {tuple(p) for p in h.tolist()}
-            first = min(extra) if extra else None
-            raise DataError(f"{frame_location(a, i)}: the baseline {key}_pairs lists {len(h)} pairs, {target.pairs_key!r} "
-                            f"{len(w)}{f' (pair {first} is in one only)' if first else ' (in another order)'}; Δ-learning "
-                            "needs the baseline on exactly the target's pairs")
-
-
-def _with_pairs(frames: list[Atoms], target: Target, key: str, pairs: list[np.ndarray]) -> list[Atoms]:
-    """Copies of ``frames`` listing the baseline's ``pairs`` as the target's pair list (the pairs the
-    inner model predicts); a frame that lists its own target pairs must list the same ones."""
-    from psilearn.data.pairs import read_frame_pairs
-
-    out = []
-    for i, (a, p) in enumerate(zip(frames, pairs)):
-        if target.pairs_key in a.info:
-            _same_pairs([a], target, key, [read_frame_pairs(a, i, target, with_values=False)[0]], [p])
-        b = a.copy()
-        b.info[target.pairs_key] = np.asarray(p, dtype=np.int64).ravel()
-        out.append(b)
-    return out
 
 
 @dataclass
@@ -225,6 +184,8 @@ class DeltaModel(WrapsInner, Model):
     method_label: ClassVar[str | None] = None
     method_db: ClassVar[str | None] = None
     method_workers: ClassVar[int] = 0
+    method_sigma: ClassVar[float | None] = None  # spectra: the target's Gaussian width (grid units)
+    method_reference: ClassVar[str] = "none"  # spectra: energies absolute ('none') or relative to the HOMO
     config_options: ClassVar[dict[str, type]] = dict(model_class(DEFAULT_INNER).config_options)
 
     def __post_init__(self) -> None:
@@ -235,7 +196,9 @@ class DeltaModel(WrapsInner, Model):
             raise ValueError("the inner model's Target differs from the delta model's")
         if self.baseline and self.baseline_method:
             raise ConfigError("give either a baseline label (--baseline) or a baseline method (--baseline-method), not both")
-        if isinstance(self.baseline_method, str):
+        if isinstance(self.baseline_method, str) and self.target.is_spectrum:
+            self.baseline_method = resolve_spectrum_method(self.baseline_method, self.target, self.method_sigma, self.method_reference)
+        elif isinstance(self.baseline_method, str):
             self.baseline_method = BaselineMethod.resolve(self.baseline_method, self.target, self.baseline_label)
 
     @classmethod
@@ -254,6 +217,8 @@ class DeltaModel(WrapsInner, Model):
     def resolve_method(cls, target: Target) -> BaselineMethod:
         """The baseline method of a :func:`delta_method_kind` for ``target``: ConfigError for an unknown
         method, a Target without a labeler observable or units that differ (the CLI calls it before reading data)."""
+        if target.is_spectrum:
+            return resolve_spectrum_method(cls.method_name, target, cls.method_sigma, cls.method_reference)
         return BaselineMethod.resolve(cls.method_name, target, cls.method_label)
 
     @classmethod
@@ -267,8 +232,8 @@ class DeltaModel(WrapsInner, Model):
             probe._baseline(data.frames)
             return probe.last_baseline_summary
         if data.target.per == "pair":
-            _same_pairs(data.frames, data.target, cls.baseline_key, data.pairs,
-                        _pair_baseline(data.frames, data.target, cls.baseline_key, cls.symmetrize)[1])
+            same_pairs(data.frames, data.target, cls.baseline_key, data.pairs,
+                       pair_baseline(data.frames, data.target, cls.baseline_key, cls.symmetrize)[1])
         else:
             check_baseline_grid(data.frames, data.target, cls.baseline_key)
             _baseline_values(data.frames, data.target, cls.baseline_key, cls.symmetrize)
@@ -276,17 +241,18 @@ class DeltaModel(WrapsInner, Model):
 
     def _baseline(self, frames: list[Atoms]) -> np.ndarray:
         """The baseline of ``frames``: their label ``baseline``, or ``baseline_method``'s labels from the store."""
-        if self.target.per == "pair":
-            if self.baseline_method:
-                raise ConfigError(f"--baseline-method with the per-pair target {self.target.key!r}: not supported (no "
-                                  "labeler label is per pair except jcoupling; label the baseline into the file and use --baseline KEY)")
-            return _pair_baseline(frames, self.target, self.baseline, self.symmetrize_baseline)
+        if self.target.per == "pair" and not self.baseline_method:
+            return pair_baseline(frames, self.target, self.baseline, self.symmetrize_baseline)
         if not self.baseline_method:
             check_baseline_grid(frames, self.target, self.baseline)
             return _baseline_values(frames, self.target, self.baseline, self.symmetrize_baseline)
         if not self.baseline_db:
             raise ConfigError(f"the baseline method {self.baseline_method.name} needs a label database: "
                               f"baseline_db=PATH.db (psilearn: --baseline-db, default MODEL.baseline.db)")
+        if self.target.per == "pair":  # the labeler's couplings on the target's pairs (delta_pairs)
+            return method_pair_baseline(self, frames)
+        if self.target.is_spectrum:  # the labeler's orbital energies broadened on the target's grid (delta_spectrum)
+            return method_spectrum_baseline(self, frames)
         labelled, self.last_baseline_summary, self.last_baseline_seconds = self.baseline_method.label_frames(
             frames, self.baseline_db, workers=self.baseline_workers, progress=self.progress)
         return _baseline_values(labelled, self.target, self.baseline_method.key, self.symmetrize_baseline)
@@ -313,10 +279,11 @@ class DeltaModel(WrapsInner, Model):
         """Fit the inner model on ``target - baseline`` of ``data``'s structures. Returns self."""
         check_training_data(self.target, data, pairs=True)  # the inner kind refuses pairs itself if it cannot fit them
         t0 = time.perf_counter()
+        self.metadata = {}  # unfitted: a per-pair baseline is taken on the training file's pairs, not a previous pair rule
         base = self._baseline(data.frames)
         if self.target.per == "pair":
             base, pairs = base
-            _same_pairs(data.frames, self.target, self.baseline, data.pairs, pairs)
+            same_pairs(data.frames, self.target, self.baseline, data.pairs, pairs)
         diff = Dataset(data.frames, self.target, data.values - base, f"{data.name} ({self.target.key} - {self.baseline_name})",
                        pairs=data.pairs)
         self.inner.fit(diff)
@@ -339,7 +306,7 @@ class DeltaModel(WrapsInner, Model):
         base = self._baseline(frames)
         if self.target.per == "pair":  # the inner model predicts exactly the baseline's pairs
             base, pairs = base
-            frames = _with_pairs(frames, self.target, self.baseline, pairs)
+            frames = with_pairs(frames, self.target, self.baseline, pairs)
         self.inner.progress = self.progress
         corr = self.inner.predict(frames, return_std=return_std, return_cov=return_cov, **options)
         return DeltaPrediction(values=base + corr.values, std=corr.std, irreps=self.target.to_irreps(base) + corr.irreps,
@@ -375,7 +342,9 @@ class DeltaModel(WrapsInner, Model):
         target = Target.from_dict(meta["target"])
         if meta.get("baseline_method"):
             method = BaselineMethod.from_record(meta["baseline_method"])
-            klass = delta_method_kind(method.method, kind, meta.get("baseline_db"), method.label, bool(meta["symmetrize_baseline"]))
+            how = dict(method.derived)  # spectra: the recorded broadening
+            klass = delta_method_kind(method.method, kind, meta.get("baseline_db"), method.label, bool(meta["symmetrize_baseline"]),
+                                      sigma=float(how["sigma"]) if "sigma" in how else None, reference=how.get("reference", "none"))
             model = klass(target, inner, "", klass.symmetrize, baseline_method=method, baseline_db=klass.method_db,
                           baseline_label=method.label)
         else:

@@ -7,9 +7,19 @@ grid and adding the baseline back is well defined. The ``shift`` and ``align`` l
 unless the baseline is moved with it, so they stay refused. The baseline spectrum must be on the
 model's grid (a recorded ``BASELINE_grid`` or ``BASELINE_emin/_emax/_npts`` that differs is refused:
 interpolate it beforehand, e.g. with the reader of ``fit-spectrum``).
+
+With a baseline method (``fit-spectrum --baseline-method gfn2|XC/BASIS``) the target must be a density
+of states per structure: psilearn's labelers give orbital energies (Hartree), and the baseline is their
+DOS, Gaussian-broadened with the target's width on the target's grid (in its energy units; absolute
+energies or relative to the HOMO, as the target's), i.e. exactly what the labeler's ``dos`` label or
+:func:`psilearn.data.spectra.dos_from_orbitals` computes for the target. X-ray spectra, per-atom
+(projected) DOS, other spectra, non-energy grids and DOS units that are not states per grid unit are
+refused with one line before any labelling.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 from ase import Atoms
@@ -47,3 +57,114 @@ def check_baseline_grid(frames: list[Atoms], target, key: str) -> None:
             raise DataError(f"{frame_location(a, i)}: the baseline spectrum {key!r} is on another grid ({len(g)} points, "
                             f"{g[0]:g}..{g[-1]:g}) than the model's ({len(grid)} points, {grid[0]:g}..{grid[-1]:g}); "
                             "Δ-learning needs the baseline on the target's grid")
+
+
+# ---- a DOS baseline computed by psilearn's labeler (--baseline-method) --------------------------------
+#: what the labelers give for spectra: orbital energies (Hartree), hence a density of states and nothing else
+DOS_KEY = re.compile(r"(^|_)dos(_|$)")
+REFERENCES = ("none", "homo")
+
+
+def _energy_factor(unit: str) -> float | None:
+    """How many ``unit`` make one Hartree (``unit``: an energy unit of the unit table), or None if it is not one."""
+    from psilearn.data.units import to_ase_factor
+
+    try:
+        return to_ase_factor("energy", "Hartree") / to_ase_factor("energy", unit)
+    except ValueError:
+        return None
+
+
+def _refuse_spectrum(method: str, target, why: str) -> None:
+    raise ConfigError(f"--baseline-method {method}: the spectrum {target.key!r} {why}")
+
+
+def check_dos_target(method: str, target) -> float:
+    """Grid units per Hartree of a DOS ``target`` the labelers can compute; ConfigError (one line, before any
+    labelling) for an X-ray or per-atom spectrum, a key that names no DOS, or grid/DOS units that do not fit."""
+    if target.absorber:
+        _refuse_spectrum(method, target, f"belongs to the {target.absorber} absorber (an X-ray spectrum): psilearn's labelers "
+                         "compute orbital energies, hence a density of states, and no X-ray spectra")
+    if target.per != "structure":
+        _refuse_spectrum(method, target, "is per atom: psilearn's labelers compute no projected (local) DOS, only the total DOS "
+                         "of each structure from its orbital energies")
+    if not DOS_KEY.search(target.key.lower()):
+        _refuse_spectrum(method, target, "is not named as a density of states (dos, dos_pbe0, ...): psilearn's labelers compute "
+                         "orbital energies, hence a DOS, and no other spectrum; name a DOS target after it")
+    factor = _energy_factor(target.grid_units)
+    if factor is None:
+        _refuse_spectrum(method, target, f"has the grid units {target.grid_units or 'none'!r}: a DOS baseline from orbital "
+                         "energies needs an energy grid; declare --grid-units Hartree (or eV, ...)")
+    if target.units:
+        per = target.units.replace(" ", "").split("/", 1)
+        if len(per) != 2 or per[0].lower() not in ("states", "1", "") or _energy_factor(per[1]) != factor:
+            _refuse_spectrum(method, target, f"is in {target.units!r}: the DOS from orbital energies on a grid in "
+                             f"{target.grid_units} is in states/{target.grid_units}; values are never converted")
+    return factor
+
+
+def resolve_spectrum_method(method: str, target, sigma: float | None, reference: str = "none"):
+    """The :class:`BaselineMethod` of a DOS target: the labeler's orbital energies (observable 'orbitals'),
+    broadened with Gaussians of width ``sigma`` (grid units) on the target's grid, energies absolute or
+    relative to the HOMO (``reference``). ConfigError (one line, before any labelling) otherwise."""
+    from psilearn.label.xtb_methods import xtb_method
+    from psilearn.models.fidelity.baseline_method import BaselineMethod, _labeler
+
+    text = (method or "").strip().lower()
+    text = xtb_method(text) or text
+    factor = check_dos_target(text, target)
+    if sigma is None or not float(sigma) > 0:
+        _refuse_spectrum(text, target, "needs the Gaussian width of its broadening (grid units; fit-spectrum reads it from "
+                         f"--from-orbitals or from info[{target.key + '_sigma'!r}] of TRAIN)")
+    if reference not in REFERENCES:
+        raise ConfigError(f"--baseline-method: the DOS reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
+    labeler = _labeler(text, "orbitals")
+    derived = (("grid_units", target.grid_units), ("units_per_hartree", repr(factor)), ("reference", reference), ("sigma", repr(float(sigma))))
+    return BaselineMethod(text, "orbitals", "orbital_energies", target.units or f"states/{target.grid_units}", labeler.method_hash(),
+                          labeler.name, derived=derived)
+
+
+def recorded_broadening(frames: list[Atoms], key: str) -> tuple[float | None, str]:
+    """(Gaussian width, reference) the spectra ``key`` of ``frames`` record (``key_sigma``, ``key_reference``; the
+    labeler's ``dos`` and :func:`psilearn.data.spectra.dos_from_orbitals` write them); width None if none does.
+    DataError (one line) when structures record different ones."""
+    seen = {(float(a.info[key + "_sigma"]) if key + "_sigma" in a.info else None, str(a.info.get(key + "_reference", "none")))
+            for a in frames if key in a.info}
+    recorded = {s for s in seen if s[0] is not None}
+    if len(recorded) > 1 or (recorded and len(seen) > 1):
+        raise DataError(f"the spectra {key!r} record different broadenings ({key}_sigma, {key}_reference: {sorted(seen, key=str)}); "
+                        "a baseline method needs one")
+    return next(iter(recorded)) if recorded else (None, "none")
+
+
+def method_spectrum_baseline(model, frames: list[Atoms]) -> np.ndarray:
+    """(n_structures, n_grid) DOS baselines of a spectrum DeltaModel with a baseline method: the labeler's
+    orbital energies (through the model's label store) broadened on the target's grid as the target is."""
+    from psilearn.spectral.broadening import gaussian_broadening
+
+    method, key = model.baseline_method, model.target.key
+    how = dict(method.derived)
+    sigma, reference, factor = float(how["sigma"]), how["reference"], float(how["units_per_hartree"])
+    for i, a in enumerate(frames):  # an input that records its own broadening must record the model's
+        if key + "_sigma" in a.info and (abs(float(a.info[key + "_sigma"]) - sigma) > 1e-9 * sigma
+                                         or str(a.info.get(key + "_reference", "none")) != reference):
+            raise DataError(f"{frame_location(a, i)}: {key!r} is broadened with {key}_sigma={float(a.info[key + '_sigma']):g} "
+                            f"(reference {a.info.get(key + '_reference', 'none')}); the model's baseline with {sigma:g} ({reference})")
+    labels, model.last_baseline_summary, model.last_baseline_seconds = method.stored_labels(
+        frames, model.baseline_db, workers=model.baseline_workers, progress=model.progress)
+    grid = np.asarray(model.target.grid, dtype=np.float64)
+    out = np.zeros((len(frames), len(grid)))
+    for i, (a, lab) in enumerate(zip(frames, labels)):
+        info = lab["info"]
+        if "orbital_energies" in info:  # restricted: 2 states per spatial orbital
+            levels = np.asarray(info["orbital_energies"], float)
+            weights = np.full(len(levels), 2.0)
+        elif "orbital_energies_alpha" in info:
+            levels = np.concatenate([np.asarray(info["orbital_energies_alpha"], float), np.asarray(info["orbital_energies_beta"], float)])
+            weights = np.ones(len(levels))
+        else:
+            raise DataError(f"{frame_location(a, i)}: the baseline method {method.name} stored no orbital energies")
+        if reference == "homo":
+            levels = levels - float(info["homo"])
+        out[i] = gaussian_broadening(levels * factor, weights, grid, sigma)  # Hartree -> grid units
+    return out
