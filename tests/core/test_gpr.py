@@ -92,6 +92,21 @@ def test_kfold_predictions_are_exact_held_out_gp(problem):
     np.testing.assert_allclose(resid[:, 0], y - pred[:, 0])
 
 
+def test_kfold_over_a_grid_equals_one_regularisation_at_a_time(problem, monkeypatch):
+    """Many regularisations at once take the diagonalised r x r route, one at a time Woodbury's: same predictions."""
+    folds = np.arange(30) % 2
+    grid = np.logspace(-3, 0.5, 16)
+    calls = []
+    eigh = np.linalg.eigh
+    monkeypatch.setattr(np.linalg, "eigh", lambda a: calls.append(a.shape) or eigh(a))
+    _, together = problem["gp"].kfold_residuals(problem["bw"], np.repeat(problem["y"][:, None], len(grid), axis=1), folds, grid)
+    assert len(calls) == 2  # one diagonalisation per fold
+    monkeypatch.setattr(np.linalg, "eigh", eigh)
+    for j, reg in enumerate(grid):
+        _, alone = problem["gp"].kfold_residuals(problem["bw"], problem["y"][:, None], folds, np.array([reg]))
+        np.testing.assert_allclose(together[:, j], alone[:, 0], rtol=1e-7, atol=1e-9)
+
+
 def test_rank_deficient_kernel_and_calibration():
     """Noisy data from a linear model with fewer features than points (K_MM singular): with
     marginal-likelihood regularisation, ~95% of test errors fall within 2 predicted sigma."""
