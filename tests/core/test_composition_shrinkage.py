@@ -49,3 +49,11 @@ def test_columns_share_one_shrinkage_and_keep_their_shapes():
     assert coef.shape == (25, 2)
     np.testing.assert_allclose(np.stack([fit_composition(design, y[:, k], shrink=False) for k in range(2)], 1),
                                fit_composition(design, y, shrink=False), rtol=1e-8)
+
+
+def test_constant_columns_neither_vote_nor_break():
+    rng = np.random.default_rng(3)
+    design = _fractions(rng, 30, 25)
+    y = np.c_[rng.normal(50, 10, 30), np.full(30, 7.0)]  # e.g. a spectrum's empty tail
+    assert choose_shrinkage(design, y) == choose_shrinkage(design, y[:, 0])
+    np.testing.assert_allclose(design @ fit_composition(design, y)[:, 1], 7.0, rtol=1e-6)
