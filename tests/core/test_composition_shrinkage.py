@@ -57,3 +57,8 @@ def test_constant_columns_neither_vote_nor_break():
     y = np.c_[rng.normal(50, 10, 30), np.full(30, 7.0)]  # e.g. a spectrum's empty tail
     assert choose_shrinkage(design, y) == choose_shrinkage(design, y[:, 0])
     np.testing.assert_allclose(design @ fit_composition(design, y)[:, 1], 7.0, rtol=1e-6)
+
+
+def test_no_columns():
+    design = _fractions(np.random.default_rng(4), 12, 6)
+    assert fit_composition(design, np.zeros((12, 0))).shape == (6, 0)

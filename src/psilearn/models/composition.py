@@ -73,6 +73,8 @@ def choose_shrinkage(design: np.ndarray, y: np.ndarray, ridge: float = 1e-8) -> 
     if s < 2 or n >= 10 * s or s > 300:
         return 0.0
     y2 = y.reshape(n, -1)
+    if y2.size == 0:  # no columns to fit (a target without invariant parts)
+        return 0.0
     gram = design.T @ design
     scale = float(np.trace(gram)) / s
     if scale <= 0:
