@@ -124,8 +124,7 @@ def test_edited_baseline_text(copy_of):
     f = copy_of / "model.json"
     meta = json.loads(f.read_text())
     key = next(iter(meta["baseline"]))
-    old = meta["baseline"][key]
-    meta["baseline"][key] = old + 0.5
+    meta["baseline"][key][0] += 0.5  # one value per invariant block
     f.write_text(json.dumps(meta, indent=1, sort_keys=True))
     with pytest.raises(ModelFileError):
         load(copy_of)

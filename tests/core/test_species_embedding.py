@@ -76,3 +76,41 @@ def test_compressed_model_is_equivariant_accurate_and_round_trips(frames, tmp_pa
 def test_option_is_validated():
     with pytest.raises(ConfigError, match="species_embedding"):
         SAGPR.validate_config({"soap": {"species_embedding": -1}})
+
+
+def test_elemental_embedding_places_similar_elements_close():
+    from ase.data import atomic_numbers as zn
+
+    names = ["H", "O", "S", "Zr", "Hf", "La", "Ce", "Pt"]
+    u = element_embedding([zn[s] for s in names], 64, "elemental")
+    np.testing.assert_allclose(np.linalg.norm(u, axis=0), 1.0)
+    cos = dict(zip(names, (u.T @ u).T))
+    idx = {s: k for k, s in enumerate(names)}
+    assert cos["La"][idx["Ce"]] > 0.9  # two lanthanides: almost the same pseudo-element
+    assert cos["Zr"][idx["Hf"]] > cos["Zr"][idx["H"]] + 0.3  # same group vs hydrogen
+    assert cos["O"][idx["S"]] > cos["O"][idx["Pt"]] + 0.3
+    np.testing.assert_array_equal(element_embedding([zn["Hf"]], 64, "elemental")[:, 0], u[:, idx["Hf"]])  # per element
+
+
+def test_elemental_embedding_model_is_equivariant_and_round_trips(frames, tmp_path):
+    data = load_dataset(label_frames(frames[:30], "alpha", "sym2", "structure"), TARGET)
+    test = label_frames(frames[30:], "alpha", "sym2", "structure")
+    soap = SoapConfig(**SMALL_SOAP, species_embedding=2, species_embedding_kind="elemental")
+    model = SAGPR(TARGET, soap, small_model(n_sparse=60)).fit(data)
+    rng = np.random.default_rng(1)
+    a = test[0]
+    for q in (random_rotation(rng), -random_rotation(rng)):
+        b = a.copy()
+        b.positions = a.positions @ q.T
+        np.testing.assert_allclose(model.predict([b]).values[0], cartesian_operator(q, 2) @ model.predict([a]).values[0], atol=1e-9)
+    other = SAGPR(TARGET, SoapConfig(**SMALL_SOAP, species_embedding=2), small_model(n_sparse=60)).fit(data)
+    assert not np.allclose(other.predict(test).values, model.predict(test).values)  # the kind changes the features
+    model.save(tmp_path / "e.model")
+    back = load(tmp_path / "e.model")
+    assert back.soap.species_embedding_kind == "elemental"
+    np.testing.assert_allclose(back.predict(test).values, model.predict(test).values, atol=1e-12)
+
+
+def test_embedding_kind_is_validated():
+    with pytest.raises(ConfigError, match="species_embedding_kind"):
+        SAGPR.validate_config({"soap": {"species_embedding": 4, "species_embedding_kind": "learned"}})

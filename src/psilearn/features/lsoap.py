@@ -54,6 +54,9 @@ class SoapConfig(Options):
     # pseudo-elements before coupling (features then grow linearly, not quadratically, with the number
     # of elements; 0: off, one channel per element; psilearn.features.species_embedding)
     species_embedding: int = 0
+    # how the pseudo-elements are drawn: 'random' (each element a random direction) or 'elemental'
+    # (from period, group and covalent radius, so similar elements are close; species_embedding.py)
+    species_embedding_kind: str = "random"
 
     def check(self, c: Checks) -> None:
         c.require(bool(self.cutoffs) and min(self.cutoffs) > 0, "cutoff", "must be > 0 (or a non-empty list of them)")
@@ -63,6 +66,7 @@ class SoapConfig(Options):
         c.require(self.max_radial >= 1, "max_radial", "must be >= 1")
         c.require(self.batch_size >= 1, "batch_size", "must be >= 1")
         c.require(self.species_embedding >= 0, "species_embedding", "must be >= 0 (0: one channel per element)")
+        c.one_of("species_embedding_kind", ("random", "elemental"))
         if self.radial_scaling is not None:
             rs = self.radial_scaling
             ok = set(rs) == {"exponent", "rate", "scale"} and rs["exponent"] >= 0 and rs["rate"] >= 0 and rs["scale"] > 0
@@ -108,7 +112,7 @@ class LambdaSoap:
         if config.species_embedding:
             from psilearn.features.species_embedding import element_embedding
 
-            self._embedding = element_embedding(self.species, config.species_embedding)
+            self._embedding = element_embedding(self.species, config.species_embedding, config.species_embedding_kind)
 
     @property
     def n_channels(self) -> int:

@@ -41,6 +41,7 @@ class BaselineConfig(Options):
     section: ClassVar[str] = "model"
 
     ridge: float = 1e-8  # relative to the mean diagonal of the Gram matrix (see fit_composition)
+    shrink: bool = True  # pull the coefficients towards a common value, strength by leave-one-out (fit_composition)
     cv_folds: int = 5  # k of the k-fold (by structure) held-out metrics
     seed: int = 0  # folds of the held-out metrics
 
@@ -100,7 +101,7 @@ class BaselineModel(Model):
         blocks, fitted = self.target.blocks, self._fitted()
         coef = np.zeros((design.shape[1], len(blocks)))
         if fitted:
-            coef[:, fitted] = fit_composition(design, irreps[:, [blocks[i].start for i in fitted]], self.config.ridge)
+            coef[:, fitted] = fit_composition(design, irreps[:, [blocks[i].start for i in fitted]], self.config.ridge, self.config.shrink)
         return coef
 
     def _apply(self, design: np.ndarray, coef: np.ndarray) -> np.ndarray:

@@ -66,7 +66,8 @@ class SAGPR(SoapKernelKind, Model):
     species: list[int] = field(default_factory=list)
     sparse: dict = field(default_factory=dict)  # (l, sigma) -> {Z: (M_Z, 2l+1, Q)}
     channels: list[ChannelModel] = field(default_factory=list)
-    baseline: dict[int, float] = field(default_factory=dict)  # Z -> value (l=0 even channel)
+    # Z -> one value per invariant (l=0 even) block, in block order (a rank-4 elasticity tensor has two)
+    baseline: dict[int, list[float]] = field(default_factory=dict)
     scales: np.ndarray | None = None  # (n_blocks,) normalisation of each irrep occurrence
     projections: dict = field(default_factory=dict)  # (l, sigma) -> {Z: (Q, K)} feature compression
     sparse_coefficients: dict = field(default_factory=dict)  # Z -> (M_Z, C) expansion coefficients of the sparse points
@@ -193,12 +194,10 @@ class SAGPR(SoapKernelKind, Model):
         if self._rows is not None:
             design = design[self._rows]
         resid = irreps.copy()
-        self.baseline = {}
-        for b in blocks:
-            if self._has_baseline(b):
-                coef = fit_composition(design, irreps[:, b.start])
-                self.baseline = {int(z): float(c) for z, c in zip(self.species, coef)}
-                resid[:, b.start] -= design @ coef
+        cols = [b.start for b in blocks if self._has_baseline(b)]
+        coef = fit_composition(design, irreps[:, cols]).reshape(len(self.species), len(cols))  # (n_species, n_invariant_blocks)
+        resid[:, cols] -= design @ coef
+        self.baseline = {int(z): [float(c) for c in row] for z, row in zip(self.species, coef)} if cols else {}
         scales = np.array([np.sqrt(np.mean(resid[:, b.cols] ** 2)) for b in blocks])
         self.scales = np.where(scales > 0, scales, 1.0)
         return resid
@@ -340,11 +339,11 @@ class SAGPR(SoapKernelKind, Model):
                     covs[bi] = cov
                     var[:, b.cols] = np.einsum("naa->na", cov)
         if self.baseline:
-            design = self._baseline_design(frames)
-            coef = np.array([self.baseline[z] for z in self.species])
-            for b in blocks:
-                if self._has_baseline(b):
-                    irreps[:, b.start] += design @ coef
+            cols = [b.start for b in blocks if self._has_baseline(b)]
+            coef = np.array([self.baseline[z] for z in self.species]).reshape(len(self.species), -1)
+            # one column per invariant block; files written before the per-block baseline kept one value
+            # per element (the last invariant block's), which broadcasts here as it did then
+            irreps[:, cols] += self._baseline_design(frames) @ coef
         values = self.target.to_cartesian(irreps)
         std = np.zeros_like(values)
         cov_cart = None

@@ -81,7 +81,7 @@ def sagpr_from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
 
     model = cls(Target.from_dict(meta["target"]), SoapConfig.from_dict(meta["soap"]), SAGPRConfig.from_dict(meta["config"]))
     model.species = [int(z) for z in meta["species"]]
-    model.baseline = {int(k): float(v) for k, v in meta["baseline"].items()}
+    model.baseline = {int(k): [float(x) for x in np.atleast_1d(v)] for k, v in meta["baseline"].items()}
     model.scales = arrays["scales"]
     model.metadata = meta["training"]
     model.sparse = {}
