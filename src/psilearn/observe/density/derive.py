@@ -33,6 +33,7 @@ DERIVED_UNITS: dict[str, str] = {
     "density_esp_surface": "Hartree/e, ESP of nuclei + fitted density at density_esp_surface_points, in their order",
     "density_esp_surface_std": "Hartree/e, predictive std of density_esp_surface (model with density.uncertainty)",
     "density_hirshfeld_charges": "e, per atom, Hirshfeld charges of the fitted density",
+    "density_hirshfeld_charges_std": "e, per atom, predictive std of density_hirshfeld_charges (model with density.uncertainty)",
     "density_cube": "path of the density cube file (rho in e/Bohr^3)",
     "density_cube_electrons": "e, sum(rho) dV on the cube grid",
     "density_scf_cycles_guess": "SCF cycles from the fitted-density guess (density_scf_method, conv_tol density_scf_conv_tol)",
@@ -157,7 +158,9 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
             cube.write_esp_cube(os.path.join(options.cube_dir, _cube_name(index, atoms, "_esp")), density,
                                 options.spacing, options.margin)
     if options.hirshfeld:
-        q = hirshfeld.hirshfeld_of(density, options.hirshfeld_basis)
+        q = hirshfeld.hirshfeld_of(density, options.hirshfeld_basis, cov=cov)
+        if cov is not None:
+            q, out.arrays["density_hirshfeld_charges_std"] = q
         out.arrays["density_hirshfeld_charges"] = q
         row["hirshfeld_sum"] = float(q.sum())
     if options.scf_method:

@@ -49,10 +49,12 @@ def _orbital_mol(density: FittedDensity, basis: str):
 
 
 def hirshfeld_of(density: FittedDensity, basis: str = DEFAULT_PROMOLECULE_BASIS, grid_level: int = 3,
-                 block: int = 20000) -> np.ndarray:
+                 block: int = 20000, cov: np.ndarray | None = None):
     """Hirshfeld charges (e), shape (n_atoms,), of a checked :class:`FittedDensity`, on a level-``grid_level``
-    PySCF (Becke) grid, with free atoms in the orbital ``basis``."""
-    from pyscf.dft import gen_grid
+    PySCF (Becke) grid, with free atoms in the orbital ``basis``. With the coefficients' covariance
+    ``cov`` (n_aux, n_aux; e^2) returns (charges, std) instead: q is affine in c, q = Z - H c with
+    H_AP = int w_A phi_P (on the same grid), so Sigma_q = H Sigma_c H^T."""
+    from pyscf.dft import gen_grid, numint
 
     from psilearn.label.hirshfeld import hirshfeld_shares, promolecule
 
@@ -62,11 +64,22 @@ def hirshfeld_of(density: FittedDensity, basis: str = DEFAULT_PROMOLECULE_BASIS,
     grids.build()
     free_atoms = promolecule(mol)
     pops = np.zeros(mol.natm)
+    jac = None if cov is None else np.zeros((mol.natm, density.auxmol.nao))
     for p0 in range(0, len(grids.weights), block):
         pts, w = grids.coords[p0 : p0 + block], grids.weights[p0 : p0 + block]
-        rho = density_values(density.auxmol, density.coefficients, pts, block)
-        pops += hirshfeld_shares(free_atoms, pts) @ (rho * w)
-    return density.nuclear_charges - pops
+        shares = hirshfeld_shares(free_atoms, pts)
+        if jac is None:
+            rho = density_values(density.auxmol, density.coefficients, pts, block)
+            pops += shares @ (rho * w)
+        else:
+            h = (shares * w) @ numint.eval_ao(density.auxmol, pts)  # (n_atoms, n_aux)
+            jac += h
+            pops += h @ density.coefficients
+    q = density.nuclear_charges - pops
+    if jac is None:
+        return q
+    var = np.einsum("ap,pq,aq->a", jac, np.asarray(cov, dtype=float), jac)
+    return q, np.sqrt(np.clip(var, 0.0, None))
 
 
 def hirshfeld_charges(atoms, coefficients, aux_basis: str, charge: int | None = None,
