@@ -144,3 +144,19 @@ def test_scf_guess_uses_the_ecp(hi_pbe):
     assert r.cycles_guess < r.cycles_default
     with pytest.raises(DataError, match=r"the SCF's basis puts 0 electrons of atom 1 \(I\) in an ECP, but the density was fitted with 28"):
         scf_guess_cycles(labelled, c, AUX, "pbe/sto-3g")
+
+
+def test_delta_baseline_with_other_ecps_is_refused(hi_pbe):
+    """A Δ-density baseline must hold the same electrons: its own core record (KEY_core_electrons)
+    is checked against the target's; without one it is taken to be the frame's."""
+    from psilearn.models.fidelity.delta_fields import field_baselines
+
+    labelled, _, _ = hi_pbe
+    a = labelled.copy()
+    a.info["density_coefficients_base"] = a.info["density_coefficients"] * 1.01
+    t = density_target([labelled])
+    (same,) = field_baselines([a], t, "density_coefficients_base", "density")
+    assert np.allclose(same, a.info["density_coefficients_base"])
+    a.arrays["density_coefficients_base_core_electrons"] = np.array([0, 0])  # e.g. an all-electron baseline
+    with pytest.raises(DataError, match=r"labelled with 0 ECP core electrons, but the target expects 28 .* must be in the same"):
+        field_baselines([a], t, "density_coefficients_base", "density")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 
 from psilearn.data.units import UNITS as UNIT_TABLE
@@ -231,6 +232,8 @@ class BaselineMethod:
             for name in FIELD_LABELS.get(self.observable, ("", ()))[1]:  # e.g. density_aux_basis -> KEY_aux_basis
                 if name in data["info"]:
                     copy.info[f"{self.key}_{name.split('_', 1)[1]}"] = data["info"][name]
+            if self.observable == "density" and "density_core_electrons" in data.get("arrays", {}):  # ECPs of its basis
+                copy.arrays[f"{self.key}_core_electrons"] = np.asarray(data["arrays"]["density_core_electrons"])
             out.append(copy)
         return out, summary, seconds
 
