@@ -65,6 +65,7 @@ def accumulate(model, soap, data, layout: WeightLayout, parts: list[LeastSquares
             y = c - model.baseline_vector(atoms)
             rows = structure_rows(target, atoms.get_chemical_symbols(), atoms.numbers)
             parts[part_of[s_idx]].add(layout, structure_features(phis, feats, k), rows, s, y, c)
+        del feats, phis  # before the next batch's lambda-SOAP: one batch's features at a time, not two
 
 
 def choose_solver(model, data, layout: WeightLayout, widths: dict, cv: bool) -> str:
