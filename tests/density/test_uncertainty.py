@@ -144,3 +144,25 @@ def test_cli_density_from_an_uncertainty_model(unc_model, split, tmp_path, capsy
         assert a.info["density_dipole_std"].shape == (3,) and np.all(a.info["density_dipole_std"] > 0)
         std = a.info["density_esp_surface_std"]
         assert std.shape == a.info["density_esp_surface"].shape and np.all(std > 0)
+
+
+def test_hirshfeld_std_is_the_linear_propagation(water_pbe):
+    """q = Z - H c is affine in c: with a rank-3 covariance V V^T, var q_A = sum_k (H v_k)_A^2, and
+    H v_k = q(c) - q(c + v_k) by three more Hirshfeld integrations (exact up to the grid sum's rounding)."""
+    from dataclasses import replace
+
+    from psilearn.observe.density.derive import DeriveOptions, derive_structure
+    from psilearn.observe.density.hirshfeld import hirshfeld_of
+    from psilearn.observe.density.structure import fitted_density
+
+    a = water_pbe.labelled
+    c, basis = a.info["density_coefficients"], a.info["density_aux_basis"]
+    dens = fitted_density(a, c, basis)
+    v = np.random.default_rng(5).normal(scale=1e-3, size=(len(c), 3))
+    q0 = hirshfeld_of(dens, grid_level=1)
+    q, std = hirshfeld_of(dens, grid_level=1, cov=v @ v.T)
+    assert np.allclose(q, q0, rtol=0, atol=1e-12)
+    hv = np.stack([q0 - hirshfeld_of(replace(dens, coefficients=c + v[:, k]), grid_level=1) for k in range(3)], axis=1)
+    assert np.all(std > 0) and np.allclose(std, np.sqrt((hv**2).sum(axis=1)), rtol=1e-8)
+    out, row = derive_structure(0, a, c, basis, DeriveOptions(multipoles=False, hirshfeld=True), cov=v @ v.T)
+    assert out.arrays["density_hirshfeld_charges_std"].shape == (3,) and np.all(out.arrays["density_hirshfeld_charges_std"] > 0)

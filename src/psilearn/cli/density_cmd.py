@@ -11,13 +11,17 @@ import sys
 
 
 def _source(args, frames):
+    """(coefficients, aux bases, covariances or None, ECP core electrons per frame or None: as labelled)."""
     from psilearn.observe.density.derive import label_densities, model_densities
 
     if args.source == "labels":
-        return label_densities(frames)
+        return (*label_densities(frames), None, None)
     from psilearn.models import load
 
-    return model_densities(load(args.source), frames, with_cov=True)
+    model = load(args.source)
+    coefficients, bases, cov = model_densities(model, frames, with_cov=True)
+    core_of = getattr(model.target, "core_of", None)
+    return coefficients, bases, cov, None if core_of is None else [core_of(a) for a in frames]
 
 
 def _esp_points(path):
@@ -90,8 +94,8 @@ def cmd_density(args) -> int:
                             hirshfeld_basis=args.hirshfeld_basis, scf_method=args.scf_guess, scf_conv_tol=args.conv_tol,
                             source=args.source)
     frames = read_structures(args.data)
-    coefficients, bases, *cov = _source(args, frames)
-    out, rows = derive_all(frames, coefficients, bases, options, progress=not args.quiet, covariances=cov[0] if cov else None)
+    coefficients, bases, cov, cores = _source(args, frames)
+    out, rows = derive_all(frames, coefficients, bases, options, progress=not args.quiet, covariances=cov, core_electrons=cores)
     write_structures(args.output, out)
     print_summary(rows, args)
     extra = f"; cube files in {args.cube}" if args.cube else ""

@@ -2,7 +2,8 @@
 
 A structure labelled with ``--observables density`` carries ``density_coefficients`` (flat, PySCF's
 order), ``density_aux_basis``, ``density_metric`` and ``density_aux_shells`` in ``atoms.info``
-(:mod:`psilearn.label.density`). Every check names the file and frame.
+(:mod:`psilearn.label.density`), and ``density_core_electrons`` per atom in ``atoms.arrays`` (the
+electrons replaced by effective core potentials). Every check names the file and frame.
 """
 
 from __future__ import annotations
@@ -14,9 +15,55 @@ from ase import Atoms
 
 from psilearn.data.dataset import Dataset
 from psilearn.data.errors import DataError, frame_location
-from psilearn.targets.density import DENSITY_KEY, DensityTarget, parse_shells
+from psilearn.targets.density import CORE_KEY, DENSITY_KEY, DensityTarget, parse_shells
 
 BASIS_KEY, METRIC_KEY, SHELLS_KEY = "density_aux_basis", "density_metric", "density_aux_shells"
+#: The orbital basis whose ECPs decide whether a file without ``density_core_electrons`` is refused,
+#: when the frame records no ``method`` (def2 JK-fitting aux bases go with def2's ECPs).
+DEFAULT_ECP_BASIS = "def2-svp"
+
+
+def orbital_basis(atoms: Atoms) -> str:
+    """The orbital basis of the labelling method ``info['method']`` (``'pbe/def2-svp'`` -> ``'def2-svp'``),
+    or :data:`DEFAULT_ECP_BASIS` when none is recorded."""
+    parts = str(atoms.info.get("method") or "").strip().lower().split("/")
+    return parts[1] if len(parts) >= 2 and parts[1] else DEFAULT_ECP_BASIS
+
+
+def frame_core_electrons(atoms: Atoms, where: str = "") -> np.ndarray:
+    """Electrons replaced by each atom's effective core potential, (n_atoms,) int, as the labeler
+    records them (``atoms.arrays['density_core_electrons']``). A frame written before they were
+    recorded gets zeros, unless one of its elements has an ECP in the orbital basis of its method
+    (:func:`orbital_basis`): its density then may hold only the valence electrons (or, labelled
+    before psilearn used ECPs, was computed without them), and it is refused (DataError, one line)."""
+    from psilearn.targets.ao_basis import ecp_core_electrons
+
+    where = f"{where}: " if where else ""
+    if CORE_KEY not in atoms.arrays:
+        basis = orbital_basis(atoms)
+        ecp = sorted({s for s in atoms.get_chemical_symbols() if ecp_core_electrons(basis, s) > 0})
+        if ecp:
+            raise DataError(f"{where}no {CORE_KEY!r} recorded, but {', '.join(ecp)} {'has an' if len(ecp) == 1 else 'have'} "
+                            f"effective core potential{'s' if len(ecp) > 1 else ''} in basis {basis!r}: the density's "
+                            "electron count and nuclear charges are unknown (relabel with this psilearn version)")
+        return np.zeros(len(atoms), dtype=int)
+    core = np.asarray(atoms.arrays[CORE_KEY]).reshape(-1)
+    if core.shape != (len(atoms),) or not np.all(np.isfinite(core.astype(float))) or np.any(core < 0) \
+            or np.any(core != np.round(core)) or np.any(core > atoms.numbers):
+        raise DataError(f"{where}{CORE_KEY!r} must be one non-negative integer <= Z per atom, got {core.tolist()}")
+    return core.astype(int)
+
+
+def _element_cores(frames: list[Atoms]) -> dict[str, int]:
+    """{element: ECP core electrons} over ``frames`` (nonzero only); DataError when an element's differ."""
+    core: dict[str, tuple[int, int]] = {}
+    for i, a in enumerate(frames):
+        for sym, n in zip(a.get_chemical_symbols(), frame_core_electrons(a, frame_location(a, i))):
+            n0, i0 = core.setdefault(sym, (int(n), i))
+            if n0 != n:
+                raise DataError(f"{frame_location(a, i)}: {sym} has {n} ECP core electrons, but {n0} in "
+                                f"{frame_location(frames[i0], i0)} (labelled with different ECPs)")
+    return {s: n for s, (n, _) in core.items() if n}
 
 
 def _recorded(frames: list[Atoms], name: str, label: str) -> str:
@@ -41,16 +88,17 @@ def density_target(frames: list[Atoms], key: str = DENSITY_KEY) -> DensityTarget
         raise DataError("no structures")
     basis = _recorded(frames, BASIS_KEY, "auxiliary bases")
     metric = _recorded(frames, METRIC_KEY, "density-fitting metrics")
+    core = tuple(_element_cores(frames).items())
     shells: dict[str, tuple[int, ...]] = {}
     for i, a in enumerate(frames):
         if SHELLS_KEY not in a.info:
             elements = sorted({s for f in frames for s in f.get_chemical_symbols()})
-            return DensityTarget.from_basis(basis, elements, metric, key)
+            return DensityTarget.from_basis(basis, elements, metric, key, core)
         for sym, ls in parse_shells(a.info[SHELLS_KEY]).items():
             if shells.setdefault(sym, ls) != ls:
                 raise DataError(f"{frame_location(a, i)}: the auxiliary functions of {sym} differ from those of "
                                 f"earlier frames in the same basis {basis!r}")
-    return DensityTarget(basis, tuple(shells.items()), metric, key)
+    return DensityTarget(basis, tuple(shells.items()), metric, key, core_electrons=core)
 
 
 def check_density_frame(atoms: Atoms, i: int, target: DensityTarget) -> np.ndarray:
@@ -68,6 +116,11 @@ def check_density_frame(atoms: Atoms, i: int, target: DensityTarget) -> np.ndarr
                             f"{want!r} (relabel with {flag} {want}, or use the file's own target: "
                             f"psilearn.data.density_target(frames))")
     target.check_elements(atoms, where)
+    core, want = frame_core_electrons(atoms, where), target.core_of(atoms)
+    if np.any(core != want):
+        k = int(np.argmax(core != want))
+        raise DataError(f"{where}: atom {k} ({atoms[k].symbol}) was labelled with {core[k]} ECP core electrons, but the "
+                        f"target expects {want[k]} (a density of another ECP; use the file's own target)")
     if SHELLS_KEY in info:
         for sym, ls in parse_shells(info[SHELLS_KEY]).items():
             if sym in target.elements and tuple(ls) != target.shells[target.elements.index(sym)][1]:

@@ -60,7 +60,8 @@ def _write_field_extras(atoms: Atoms, pred, i: int, key: str) -> None:
 def _density_to_atoms(frames: list[Atoms], pred: DensityPrediction, target, with_std: bool) -> list[Atoms]:
     """Density predictions in the labeler's layout (a valid density-labelled file): ``KEY`` (flat,
     PySCF's order), ``density_aux_basis``, ``density_metric``, ``density_aux_shells``,
-    ``density_electrons`` (when computed) and ``KEY_std`` (when the model has one); labels already
+    ``density_electrons`` (when computed), ``KEY_std`` (when the model has one) and the per-atom
+    ``density_core_electrons`` of the model's target (ECPs; zeros without); labels already
     present are kept as ``NAME_reference``."""
     if len(pred.coefficients) != len(frames):
         raise ValueError(f"{len(pred.coefficients)} predicted densities for {len(frames)} structures")
@@ -78,6 +79,8 @@ def _density_to_atoms(frames: list[Atoms], pred: DensityPrediction, target, with
             if name in b.info and name in values:
                 b.info[f"{name}_reference"] = b.info.pop(name)
         b.info.update(values)
+        if hasattr(target, "core_of"):  # the ECP core electrons the predicted density leaves out
+            b.arrays["density_core_electrons"] = target.core_of(b)
         _write_field_extras(b, pred, i, target.key)
         out.append(b)
     return out

@@ -11,7 +11,7 @@ labels), all exact aux-basis integrals (PySCF), no grid:
 * ``dipole_mae_debye``: mean over structures of |mu(nuclei + rho_pred) - mu(nuclei + rho_fit)| (Debye,
   about the centre of mass); ``dipole_mae_vs_label_debye`` against the ``dipole_moment`` label (the
   SCF dipole, e*Bohr) when every test structure has one, else None;
-* ``max_electron_error``: max_s |N_pred - N| (e), N = sum Z - charge.
+* ``max_electron_error``: max_s |N_pred - N| (e), N = sum (Z - ECP core electrons) - charge.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ def density_sums(target, frames, predicted, reference) -> dict:
         out["sq"][s], out["ref"][s] = d @ ovl @ d, c_ref @ ovl @ c_ref
         out["msq"][s], out["mref"][s] = d @ met @ d, c_ref @ met @ c_ref
         origin = centre_of_mass_bohr(aux)
-        mu = fitted_dipole(aux, aux, c, origin)
-        out["dmu"][s] = np.linalg.norm(mu - fitted_dipole(aux, aux, c_ref, origin))
+        z = a.numbers - target.core_of(a)  # the nuclear charges that go with a density beside ECP cores
+        mu = fitted_dipole(aux, aux, c, origin, z)
+        out["dmu"][s] = np.linalg.norm(mu - fitted_dipole(aux, aux, c_ref, origin, z))
         label = a.info.get("dipole_moment")
         out["dmu_label"][s] = np.linalg.norm(mu - np.asarray(label, float)) if label is not None else np.nan
-        out["dn"][s] = abs(aux_moments(aux)[0] @ c - (a.numbers.sum() - float(a.info.get("charge", 0))))
+        out["dn"][s] = abs(aux_moments(aux)[0] @ c - (z.sum() - float(a.info.get("charge", 0))))
     return out
 
 

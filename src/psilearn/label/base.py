@@ -61,6 +61,8 @@ UNITS: dict[str, str] = {
     "density_aux_basis": "PySCF name of the auxiliary basis of density_coefficients",
     "density_metric": "'coulomb' (c = (P|Q)^-1 (P|rho)) or 'overlap' (c = <P|Q>^-1 <P|rho>)",
     "density_aux_shells": "per element, the degree l of each auxiliary radial function in order: 'H:0,0,1;O:...'",
+    "density_core_electrons": "e, per atom: electrons replaced by the atom's effective core potential (0 without one); "
+                              "the fitted density holds the others, and its nuclear charges are Z - core",
     "density_electrons": "e, integral of the fitted density, sum_P c_P int phi_P",
     "density_fit_l2": "dimensionless, sqrt(int (rho_fit - rho)^2 / int rho^2) on the integration grid",
     "density_fit_l1": "dimensionless, int |rho_fit - rho| / N_electrons on the integration grid",
@@ -104,7 +106,7 @@ OBSERVABLE_KEYS: dict[str, tuple[str, ...]] = {
     "orbitals": ("orbital_energies", "homo", "lumo", "gap", "dos"),
     "shielding": ("shielding",),
     "apt": ("apt",),
-    "density": ("density_coefficients", "density_aux_basis", "density_metric", "density_aux_shells",
+    "density": ("density_coefficients", "density_aux_basis", "density_metric", "density_aux_shells", "density_core_electrons",
                 "density_electrons", "density_fit_l2", "density_fit_l1", "density_fit_dipole_error"),
     "hamiltonian": ("hamiltonian", "overlap", "orbital_energies", "mo_occ", "hamiltonian_basis", "hamiltonian_shells"),
     "efg": ("efg", "efg_cq", "efg_eta", "efg_quadrupolar", "efg_isotopes"),

@@ -83,6 +83,12 @@ def _projections(mol, auxmol, dm: np.ndarray, intor: str) -> np.ndarray:
     return out
 
 
+def core_electrons(mol) -> np.ndarray:
+    """Electrons replaced by each atom's ECP, (n_atoms,) int (``mol.atom_nelec_core``; zeros without ECPs).
+    ``mol.atom_charges()`` is Z minus these, and ``mol.nelectron`` counts only the others."""
+    return np.array([mol.atom_nelec_core(i) for i in range(mol.natm)], dtype=int)
+
+
 def fit_coefficients(mol, auxmol, dm, metric: str = "coulomb") -> np.ndarray:
     """Density-fitting coefficients (n_aux,) of the density matrix ``dm`` (total for open shells)."""
     metric = check_metric(metric)
@@ -97,11 +103,14 @@ def fit_coefficients(mol, auxmol, dm, metric: str = "coulomb") -> np.ndarray:
         return scipy.linalg.lstsq(m, b, cond=1e-14)[0]
 
 
-def fitted_dipole(mol, auxmol, coefficients: np.ndarray, origin: np.ndarray) -> np.ndarray:
-    """Dipole (e*Bohr) of the nuclei plus the fitted density -sum_P c_P phi_P, about ``origin`` (Bohr)."""
+def fitted_dipole(mol, auxmol, coefficients: np.ndarray, origin: np.ndarray, charges=None) -> np.ndarray:
+    """Dipole (e*Bohr) of the nuclei plus the fitted density -sum_P c_P phi_P, about ``origin`` (Bohr).
+    The nuclear ``charges`` (e, per atom) default to ``mol.atom_charges()``: Z minus the ECP core electrons
+    of a Mole built with ECPs (the labeler's), the full Z of one without."""
     charge, first = aux_moments(auxmol)
     electronic = -(first - np.outer(origin, charge)) @ coefficients
-    return mol.atom_charges() @ (mol.atom_coords() - origin) + electronic
+    z = mol.atom_charges() if charges is None else np.asarray(charges, dtype=float)
+    return z @ (mol.atom_coords() - origin) + electronic
 
 
 def grid_errors(mol, auxmol, dm, coefficients: np.ndarray, grids) -> tuple[float, float]:

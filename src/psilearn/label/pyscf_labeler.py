@@ -22,7 +22,7 @@ from psilearn.label.orbitals import DOSGrid, orbital_labels
 from psilearn.label.periodic import DEFAULT_EXP_TO_DISCARD, DEFAULT_KPOINT_LENGTH
 from psilearn.label.response import atomic_polar_tensors, cphf_polarizability, finite_field_polarizability
 from psilearn.label.validate import build_quietly, check_electrons, check_geometry, check_periodicity
-from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, check_aux_basis, check_metric
+from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, check_aux_basis, check_metric, ecp_table
 
 #: Bumped whenever the meaning of a stored label changes (part of the method hash).
 LABEL_SCHEMA = 1
@@ -170,6 +170,9 @@ class PySCFLabeler:
         mol.atom = [(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)]
         mol.unit = "Angstrom"
         mol.basis = self.basis
+        # the ECPs that go with the basis (def2: Rb onwards); without them PySCF would put all Z
+        # electrons into a basis made for the valence electrons only
+        mol.ecp = ecp_table(self.basis, atoms.get_chemical_symbols())
         mol.charge = charge
         mol.spin = mult - 1
         mol.verbose = 0
@@ -271,9 +274,10 @@ class PySCFLabeler:
         configure_threads(self.threads)
         from pyscf import lib
 
-        from psilearn.label.density import density_auxmol, density_labels
+        from psilearn.label.density import core_electrons, density_auxmol, density_labels
         from psilearn.label.hamiltonian import check_hamiltonian_mol, hamiltonian_labels
         from psilearn.label.multipoles import dipole_moment, mulliken_charges, quadrupole_moment
+        from psilearn.targets.density import CORE_KEY
 
         lib.num_threads(self.threads)
         t0 = time.perf_counter()
@@ -328,6 +332,7 @@ class PySCFLabeler:
         if "density" in obs:
             info.update(density_labels(mol, dm, auxmol, self.density_aux_basis, self.density_metric,
                                        self.grids(mol, mf)))
+            arrays[CORE_KEY] = core_electrons(mol)
         if any(o in obs for o in ("efg", "spin", "hfc", "gtensor")):
             from psilearn.label.magnetic import magnetic_labels
 

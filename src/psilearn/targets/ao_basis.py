@@ -104,6 +104,29 @@ def basis_shells(basis: str, symbol: str) -> tuple[int, ...]:
 
 
 @lru_cache(maxsize=None)
+def ecp_core_electrons(basis: str, symbol: str) -> int:
+    """Electrons that the effective core potential named like the orbital ``basis`` (PySCF's
+    ``mol.ecp = basis``, as the labeler builds its molecules) replaces on one atom of ``symbol``:
+    ``mol.atom_nelec_core(0)``; 0 when PySCF has no such ECP for the element (e.g. def2 bases below Rb).
+    def2-svp/-tzvp/-qzvpp share Weigend's ECPs (28 core electrons for I, 46 for Cs)."""
+    from pyscf import gto
+
+    try:  # PySCF writes "ECP ... not found" to stderr for elements without one
+        with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+            mol = gto.M(atom=[[symbol, (0.0, 0.0, 0.0)]], basis=normalise_aux_basis(basis), ecp=normalise_aux_basis(basis),
+                        spin=gto.charge(symbol) % 2, verbose=0)
+    except Exception:  # noqa: BLE001 - no basis for the element: no ECP either
+        return 0
+    return int(mol.atom_nelec_core(0))
+
+
+def ecp_table(basis: str, symbols) -> dict[str, str]:
+    """``{symbol: basis}`` for the elements among ``symbols`` that have an ECP named ``basis`` (a
+    ``mol.ecp`` that loads only existing ECPs, so PySCF prints nothing for the others)."""
+    return {s: normalise_aux_basis(basis) for s in sorted(set(symbols)) if ecp_core_electrons(basis, s) > 0}
+
+
+@lru_cache(maxsize=None)
 def wigner3j(l1: int, l2: int, l: int) -> np.ndarray:
     """e3nn's real Wigner 3j symbol (2 l1 + 1, 2 l2 + 1, 2 l + 1), float64: the shipped constant
     (:mod:`psilearn._tables`) when e3nn has the recorded version, else computed with e3nn. Read-only."""

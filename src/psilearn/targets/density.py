@@ -23,6 +23,8 @@ from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, check_metric, normalise
 from psilearn.targets.cartesian import IrrepColumns
 
 DENSITY_KEY = "density_coefficients"
+#: Per-atom label (``atoms.arrays``): electrons replaced by each atom's ECP (0 without one).
+CORE_KEY = "density_core_electrons"
 UNITS = "e: coefficients of PySCF's normalised auxiliary functions (rho = sum_P c_P phi_P, e/Bohr^3)"
 
 
@@ -95,6 +97,9 @@ class DensityTarget:
     ``shells``: per element (sorted by symbol), the degree l of each radial function of one atom in
     PySCF's order. ``metric``: the fit's metric (``coulomb`` or ``overlap``); coefficients of another
     metric or basis are other numbers and are refused by :func:`psilearn.data.load_dataset`.
+    ``core_electrons``: per element with an effective core potential (ECP) in the labelling method,
+    the electrons it replaces (e.g. ``(("I", 28),)`` for def2 bases); the density then holds only the
+    other electrons, and the nuclear charges of derived observables are Z - core.
     """
 
     aux_basis: str = DEFAULT_AUX_BASIS
@@ -102,6 +107,7 @@ class DensityTarget:
     metric: str = "coulomb"
     key: str = DENSITY_KEY
     units: str = UNITS
+    core_electrons: tuple[tuple[str, int], ...] = ()
     kind: ClassVar[str] = "density"
     _blocks: dict = field(init=False, repr=False, compare=False)
 
@@ -113,6 +119,11 @@ class DensityTarget:
             raise DataError("a density target needs the auxiliary shells of at least one element "
                             "(DensityTarget.from_basis(aux_basis, elements))")
         object.__setattr__(self, "shells", tuple(sorted(shells.items())))
+        core = {str(e): int(n) for e, n in dict(self.core_electrons).items() if int(n) != 0}
+        bad = sorted(e for e, n in core.items() if e not in shells or n < 0)
+        if bad:
+            raise DataError(f"core electrons given for {', '.join(bad)}: not an element of the density target, or negative")
+        object.__setattr__(self, "core_electrons", tuple(sorted(core.items())))
         blocks = {}
         for sym, ls in self.shells:
             count: dict[int, int] = {}
@@ -125,9 +136,11 @@ class DensityTarget:
         object.__setattr__(self, "_blocks", blocks)
 
     @classmethod
-    def from_basis(cls, aux_basis: str, elements, metric: str = "coulomb", key: str = DENSITY_KEY) -> "DensityTarget":
+    def from_basis(cls, aux_basis: str, elements, metric: str = "coulomb", key: str = DENSITY_KEY,
+                   core_electrons=()) -> "DensityTarget":
         """The target for ``elements`` (symbols or atomic numbers) in ``aux_basis``, with the shells
-        read from PySCF (DataError for an unknown basis or an element without functions in it)."""
+        read from PySCF (DataError for an unknown basis or an element without functions in it);
+        ``core_electrons`` {element: n} for elements with ECPs."""
         from psilearn.targets.ao_basis import check_aux_basis, element_shells, missing_elements
 
         name = check_aux_basis(aux_basis)
@@ -136,7 +149,8 @@ class DensityTarget:
         if missing:
             raise DataError(f"element{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                             f"{'have' if len(missing) > 1 else 'has'} no functions in auxiliary basis {name!r}")
-        return cls(name, tuple((s, element_shells(name, s)) for s in syms), metric, key)
+        return cls(name, tuple((s, element_shells(name, s)) for s in syms), metric, key,
+                   core_electrons=tuple(dict(core_electrons).items()))
 
     # ---- layout ------------------------------------------------------------------------------------
     @property
@@ -167,6 +181,11 @@ class DensityTarget:
         """Positions (n_l, 2l+1) in one atom's vector of its degree-l radial functions (n order)."""
         rows = [np.arange(b.start, b.start + b.dim) for b in self.blocks_of(element) if b.l == l]
         return np.array(rows, dtype=int).reshape(len(rows), 2 * l + 1)
+
+    def core_of(self, atoms_or_symbols) -> np.ndarray:
+        """Electrons replaced by each atom's ECP (n_atoms,), int: 0 for elements without one."""
+        core = dict(self.core_electrons)
+        return np.array([core.get(s, 0) for s in _symbols(atoms_or_symbols)], dtype=int)
 
     def check_elements(self, atoms_or_symbols, where: str = "") -> None:
         missing = sorted(set(_symbols(atoms_or_symbols)) - set(self.elements))
@@ -240,16 +259,22 @@ class DensityTarget:
         return format_shells(dict(self.shells))
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "key": self.key, "aux_basis": self.aux_basis, "metric": self.metric,
-                "shells": {s: list(ls) for s, ls in self.shells}, "units": self.units}
+        d = {"kind": self.kind, "key": self.key, "aux_basis": self.aux_basis, "metric": self.metric,
+             "shells": {s: list(ls) for s, ls in self.shells}, "units": self.units}
+        if self.core_electrons:  # absent (all zero) in files written before ECPs were recorded
+            d["core_electrons"] = dict(self.core_electrons)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DensityTarget":
-        return cls(**shell_target_fields(d, "density", cls.__name__, {"key", "aux_basis", "metric", "shells", "units"}))
+        fields = shell_target_fields(d, "density", cls.__name__, {"key", "aux_basis", "metric", "shells", "units", "core_electrons"})
+        fields["core_electrons"] = tuple(dict(fields.get("core_electrons", {})).items())
+        return cls(**fields)
 
     def describe(self) -> str:
         per = ", ".join(f"{s} {self.atom_size(s)} ({self.irreps_of(s)})" for s in self.elements)
-        return f"{self.key} (density in {self.aux_basis}, {self.metric} metric; per atom: {per})"
+        ecp = "; ECP core electrons " + ", ".join(f"{s} {n}" for s, n in self.core_electrons) if self.core_electrons else ""
+        return f"{self.key} (density in {self.aux_basis}, {self.metric} metric; per atom: {per}{ecp})"
 
     def __str__(self) -> str:
         return json.dumps(self.to_dict())

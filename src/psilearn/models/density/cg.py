@@ -11,9 +11,12 @@ vector of all structures, and each structure's metric S_s (n_coef_s^2). Then
     A w = Psi^T v: (A w)_{Z,l} = (Phi_{Z,l}^T v[R_{Z,l}])^T
 
 one GEMM per (Z, l) each way, the same block-sparse bookkeeping as the direct solve
-(:func:`~psilearn.models.density.normal.block_columns`). Memory: the features and metrics of the
-structures (the size of the data: methanol, 100 sparse environments, ~1 MB per structure) plus
-O(n_weights) vectors and the preconditioner, never n_weights^2 (:func:`cg_bytes`).
+(:func:`~psilearn.models.density.normal.block_columns`), chunk by chunk of consecutive structures.
+Memory (:func:`cg_bytes`): the features and metrics of the structures (the size of the data:
+methanol, 100 sparse environments, ~0.8 MB per structure) are kept on disk (``cg_storage: disk``,
+the default; :class:`~psilearn.models.density.cg_store.DiskStore`) or in RAM (``memory``); in RAM
+otherwise only O(n_weights) vectors, the preconditioner and one chunk, never n_weights^2, so with the
+disk store RAM does not grow with the number of structures.
 
 Preconditioner: block Jacobi over the (Z, l) weight blocks, all radial functions n together:
 A_(Z,l) = sum_s sum_{n,n'} Phi^T S_s[rr_n, rr_n'] Phi, (n_l D, n_l D) each, accumulated in the same
@@ -41,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from psilearn.models.density.cg_store import CHUNK_BYTES, MemoryStore
 from psilearn.models.density.normal import LeastSquares, WeightLayout, block_columns, mean_diagonal, stack_features
 
 log = logging.getLogger("psilearn")
@@ -48,24 +52,19 @@ log = logging.getLogger("psilearn")
 
 @dataclass
 class StructureOperator(LeastSquares):
-    """A = sum_s Psi_s^T S_s Psi_s as the structures' features and metrics (see the module docstring).
-
-    ``feats[(Z, l)]`` (n_atoms_Z (2l+1), D) and ``rows[(Z, l)]`` (n_atoms_Z, n_l, 2l+1) into the
-    concatenated coefficient vector (``n_coef`` long); ``metrics`` the S_s (n_coef_s, n_coef_s) at
-    ``offsets``; ``blocks[(Z, l)]`` the diagonal blocks of A over all radial functions n of (Z, l)
-    (n_l D, n_l D), n-major as the weights."""
+    """A = sum_s Psi_s^T S_s Psi_s as the structures' features and metrics (see the module docstring),
+    kept in ``stores`` (:mod:`psilearn.models.density.cg_store`: RAM or disk; one per part, a merge
+    concatenates the lists); ``blocks[(Z, l)]`` the diagonal blocks of A over all radial functions n
+    of (Z, l) (n_l D, n_l D), n-major as the weights."""
 
     layout: WeightLayout | None = None
-    feats: dict = field(default_factory=dict)
-    rows: dict = field(default_factory=dict)
-    metrics: list = field(default_factory=list)
-    offsets: list = field(default_factory=list)
-    n_coef: int = 0
+    stores: list = field(default_factory=list)
     blocks: dict = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, layout: WeightLayout) -> "StructureOperator":
-        return cls(np.zeros(layout.size), layout=layout)
+    def empty(cls, layout: WeightLayout, store=None) -> "StructureOperator":
+        """An operator without structures, adding them to ``store`` (default a :class:`MemoryStore`)."""
+        return cls(np.zeros(layout.size), layout=layout, stores=[MemoryStore() if store is None else store])
 
     def add(self, layout: WeightLayout, phis: dict, rows: dict, s: np.ndarray, y: np.ndarray, c: np.ndarray) -> None:
         """One structure, as :meth:`NormalEquations.add <psilearn.models.density.normal.NormalEquations.add>`."""
@@ -78,33 +77,20 @@ class StructureOperator(LeastSquares):
             sub = s[np.ix_(idx, idx)].reshape(n_l, k, n_l, k)
             blk = np.einsum("ka,ikjb->iajb", f, np.einsum("ikjl,lb->ikjb", sub, f)).reshape(n_l * f.shape[1], -1)
             self.blocks[key] = self.blocks[key] + blk if key in self.blocks else blk
-            self.feats.setdefault(key, []).append(f)
-            self.rows.setdefault(key, []).append(rows[key] + self.n_coef)
-        self.metrics.append(s)
-        self.offsets.append(self.n_coef)
-        self.n_coef += len(y)
+        self.stores[-1].append(stacked, rows, s)
         self.add_rhs(cols, stacked, s, y, c)
 
     def merge(self, other: "StructureOperator") -> None:
         super().merge(other)
         for key, blk in other.blocks.items():
             self.blocks[key] = self.blocks[key] + blk if key in self.blocks else blk
-        for key in other.feats:
-            self.feats.setdefault(key, []).extend(other.feats[key])
-            self.rows.setdefault(key, []).extend(r + self.n_coef for r in other.rows[key])
-        self.metrics += other.metrics
-        self.offsets += [o + self.n_coef for o in other.offsets]
-        self.n_coef += other.n_coef
-        other.feats, other.rows, other.metrics = {}, {}, []
+        self.stores += other.stores
+        other.stores = []
 
-    def _packed(self) -> dict:
-        """{(Z, l): (Phi, rows)}, each list concatenated once (one key at a time: the transient is
-        one (Z, l)'s features)."""
-        for key in self.feats:
-            if len(self.feats[key]) > 1:
-                self.feats[key] = [np.concatenate(self.feats[key])]
-                self.rows[key] = [np.concatenate(self.rows[key])]
-        return {key: (self.feats[key][0], self.rows[key][0]) for key in self.feats}
+    def close(self) -> None:
+        """Release the stores (delete a disk store's files)."""
+        for store in self.stores:
+            store.close()
 
     def _span(self, z: int, l: int, n_l: int) -> slice:
         """The weights of (Z, l), all n: contiguous in the layout, n-major, (n_l D,)."""
@@ -116,19 +102,20 @@ class StructureOperator(LeastSquares):
         return [(key, self._span(*key, sum(1 for b in self.layout.blocks if b[:2] == key))) for key in keys]
 
     def matvec(self, w: np.ndarray) -> np.ndarray:
-        """A w (n_weights,) for weights ``w`` (n_weights,): one pass over the stored structures."""
-        packed = self._packed()
-        u = np.zeros(self.n_coef)
-        for (z, l), (f, r) in packed.items():
-            n_at, n_l, d = r.shape
-            u[r] = (f @ w[self._span(z, l, n_l)].reshape(n_l, -1).T).reshape(n_at, d, n_l).transpose(0, 2, 1)
-        v = np.empty_like(u)
-        for o, s in zip(self.offsets, self.metrics):
-            v[o : o + len(s)] = s @ u[o : o + len(s)]
+        """A w (n_weights,) for weights ``w`` (n_weights,): one pass over the stored structures, chunk by chunk."""
         out = np.zeros(self.layout.size)
-        for (z, l), (f, r) in packed.items():
-            n_at, n_l, d = r.shape
-            out[self._span(z, l, n_l)] = (f.T @ v[r].transpose(0, 2, 1).reshape(n_at * d, n_l)).T.reshape(-1)
+        for store in self.stores:
+            for chunk in store.chunks():
+                u = np.zeros(chunk.n_coef)
+                for (z, l), (f, r) in chunk.feats.items():
+                    n_at, n_l, d = r.shape
+                    u[r] = (f @ w[self._span(z, l, n_l)].reshape(n_l, -1).T).reshape(n_at, d, n_l).transpose(0, 2, 1)
+                v = np.empty_like(u)
+                for o, s in chunk.metrics:
+                    v[o : o + len(s)] = s @ u[o : o + len(s)]
+                for (z, l), (f, r) in chunk.feats.items():
+                    n_at, n_l, d = r.shape
+                    out[self._span(z, l, n_l)] += (f.T @ v[r].transpose(0, 2, 1).reshape(n_at * d, n_l)).T.reshape(-1)
         return out
 
     def diagonal(self) -> np.ndarray:
@@ -203,12 +190,15 @@ class CGSolver:
         return w
 
 
-def cg_bytes(layout: WeightLayout, widths: dict, atoms_per_element: dict, coef_sizes: list[int], target) -> int:
-    """Peak bytes of the CG fit: the stacked features (per (Z, l) and atom, (2l+1) D_{Z,l} floats) and
-    their row indices ((2l+1) n_l integers), the metrics (8 sum_s n_coef_s^2), the
-    diagonal blocks and their factors (2 x 8 sum_{Z,l} (n_l D_{Z,l})^2), one (Z, l)'s concatenation transient and
-    ~20 vectors of n_weights or n_coef. ``atoms_per_element`` {Z: training atoms},
-    ``coef_sizes`` the coefficient count of each training structure."""
+def cg_bytes(layout: WeightLayout, widths: dict, atoms_per_element: dict, coef_sizes: list[int], target,
+             storage: str = "memory", chunk_bytes: int = CHUNK_BYTES) -> tuple[int, int]:
+    """(RAM, disk) peak bytes of the CG fit. The structures' data: the stacked features (per (Z, l) and
+    atom, (2l+1) D_{Z,l} floats), their row indices ((2l+1) n_l integers) and the metrics
+    (8 sum_s n_coef_s^2): in RAM for ``storage`` 'memory' (plus one (Z, l)'s concatenation
+    transient), on disk for 'disk' (RAM: one chunk of at most ``chunk_bytes``, or the largest
+    structure, twice: read and products). Always in RAM: the diagonal blocks and their factors
+    (2 x 8 sum_{Z,l} (n_l D_{Z,l})^2) and ~20 vectors of n_weights (and of n_coef in memory).
+    ``atoms_per_element`` {Z: training atoms}, ``coef_sizes`` the coefficient count of each training structure."""
     from ase.data import chemical_symbols
 
     per_key, blocks = {}, 0
@@ -216,6 +206,10 @@ def cg_bytes(layout: WeightLayout, widths: dict, atoms_per_element: dict, coef_s
         n_l = target.block_index(chemical_symbols[z], l).shape[0]
         per_key[(z, l)] = atoms_per_element.get(z, 0) * (2 * l + 1) * (8 * d + 8 * n_l)
         blocks += 2 * 8 * (n_l * d) ** 2
-    feats = sum(per_key.values()) + max(per_key.values(), default=0)
-    metrics = 8 * sum(n * n for n in coef_sizes)
-    return int(feats + metrics + blocks + 20 * 8 * (layout.size + sum(coef_sizes)))
+    data = sum(per_key.values()) + 8 * sum(n * n for n in coef_sizes)
+    if storage == "memory":
+        return int(data + max(per_key.values(), default=0) + blocks + 20 * 8 * (layout.size + sum(coef_sizes))), 0
+    n_max = max(coef_sizes, default=0)
+    largest = 8 * n_max * n_max + 2 * sum(per_key.values()) // max(len(coef_sizes), 1)  # features: twice the mean
+    chunk = min(max(chunk_bytes, largest), data)
+    return int(2 * chunk + blocks + 20 * 8 * layout.size + 64 * len(coef_sizes) * (1 + len(widths))), int(data)

@@ -31,7 +31,10 @@ class DensityConfig(Options):
     order of the training features and metrics) or 'auto' (direct when its estimate fits both the
     available memory and ``direct_max_gb``, else cg); ``cg_tol``: CG stops at ||r|| <= cg_tol ||b||;
     ``cg_maxiter``: at most this many iterations per solve; ``cg_patience``: with 'cv', CG walks the
-    grid from the largest lambda down and stops after this many candidates in a row worse than the best.
+    grid from the largest lambda down and stops after this many candidates in a row worse than the best;
+    ``cg_storage``: where CG keeps the structures' features and metrics between products, 'disk'
+    (temporary files under ``cg_scratch``, default the system's temp dir, deleted after the fit; RAM
+    then does not grow with the data) or 'memory' (faster when it fits; ~0.8 MB per methanol structure).
     ``uncertainty``: keep the weights' posterior (Cholesky factor of A + lambda I, n_weights^2 x 8 bytes
     in the model file) for predictive covariances of the coefficients
     (:mod:`psilearn.models.density.uncertainty`); needs the direct solve."""
@@ -53,6 +56,8 @@ class DensityConfig(Options):
     cg_tol: float = 1e-6
     cg_maxiter: int = 3000
     cg_patience: int = 1
+    cg_storage: str = "disk"
+    cg_scratch: str = ""
     uncertainty: bool = False
 
     def check(self, c: Checks) -> None:
@@ -75,6 +80,7 @@ class DensityConfig(Options):
         c.require(0 < self.cg_tol < 1, "cg_tol", "must be in (0, 1)")
         c.require(self.cg_maxiter >= 1, "cg_maxiter", "must be >= 1")
         c.require(self.cg_patience >= 1, "cg_patience", "must be >= 1")
+        c.require(self.cg_storage in ("disk", "memory"), "cg_storage", "must be 'disk' or 'memory'")
         c.require(not (self.uncertainty and self.solver == "cg"), "uncertainty",
                   "needs the dense normal equations: use solver 'direct' or 'auto' (CG never forms A)")
 

@@ -1,6 +1,7 @@
 """The exact electron-count constraint in the metric norm, and the metric in e3nn's basis.
 
-Among all coefficient vectors c' with q^T c' = N (q_P = int phi_P, N = sum_A Z_A - charge), the one
+Among all coefficient vectors c' with q^T c' = N (q_P = int phi_P, N = sum_A (Z_A - core_A) - charge, core_A
+the electrons of atom A's effective core potential, if any), the one
 closest to the prediction c in the fit's metric S minimises (c' - c)^T S (c' - c); with a Lagrange
 multiplier, c' = c + S^-1 q (N - q^T c) / (q^T S^-1 q). S and q transform covariantly under
 rotations and inversion, so the correction keeps predictions exactly equivariant.
@@ -14,11 +15,14 @@ from scipy.linalg import cho_factor, cho_solve
 from psilearn.label.density import aux_metric
 
 
-def electron_count(atoms) -> float:
-    """N = sum of nuclear charges - ``info['charge']`` (default 0; validated)."""
+def electron_count(atoms, core_electrons=None) -> float:
+    """N = sum of nuclear charges - ``info['charge']`` (default 0; validated) - the electrons replaced
+    by effective core potentials (``core_electrons`` per atom, e.g. ``DensityTarget.core_of(atoms)``):
+    the electrons the fitted density holds."""
     from psilearn.data.electronic_state import total_charges
 
-    return float(atoms.numbers.sum() - total_charges([atoms])[0])
+    core = 0 if core_electrons is None else int(np.sum(core_electrons))
+    return float(atoms.numbers.sum() - core - total_charges([atoms])[0])
 
 
 def conserve_electrons(c: np.ndarray, s: np.ndarray, q: np.ndarray, n_electrons: float) -> np.ndarray:

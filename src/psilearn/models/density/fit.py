@@ -4,18 +4,22 @@ Structures are featurised in batches of ``soap.batch_size``; each structure's me
 :func:`psilearn.label.density.aux_metric`) and RKHS features enter the normal equations of its part
 (training or validation with ``regularization: cv``). Direct solve: the parts are dense normal
 matrices (n_weights^2 each, independent of the number of structures) and the features are dropped;
-CG (:mod:`psilearn.models.density.cg`): the parts keep the features and metrics, never A.
+CG (:mod:`psilearn.models.density.cg`): the parts keep the features and metrics, never A, on disk
+(``cg_storage: disk``, deleted after the fit) or in RAM.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 from ase.data import chemical_symbols
 
 from psilearn.data.memory import check_allocation, fits, gb
+from psilearn.errors import MemoryBudgetError
 from psilearn.models.density.cg import CGSolver, StructureOperator, cg_bytes
+from psilearn.models.density.cg_store import DiskStore, MemoryStore
 from psilearn.models.density.constraint import metric_in_irreps, structure_metric
 from psilearn.models.density.normal import (
     WEIGHTS_HINT,
@@ -61,6 +65,7 @@ def accumulate(model, soap, data, layout: WeightLayout, parts: list[LeastSquares
             y = c - model.baseline_vector(atoms)
             rows = structure_rows(target, atoms.get_chemical_symbols(), atoms.numbers)
             parts[part_of[s_idx]].add(layout, structure_features(phis, feats, k), rows, s, y, c)
+        del feats, phis  # before the next batch's lambda-SOAP: one batch's features at a time, not two
 
 
 def choose_solver(model, data, layout: WeightLayout, widths: dict, cv: bool) -> str:
@@ -83,10 +88,38 @@ def choose_solver(model, data, layout: WeightLayout, widths: dict, cv: bool) -> 
                          WEIGHTS_HINT)
     else:
         atoms = {z: int(sum(np.sum(a.numbers == z) for a in data.frames)) for z in model.species}
-        need = cg_bytes(layout, widths, atoms, [model.target.size(a) for a in data.frames], model.target)
-        check_allocation(need, f"density-model CG solve ({layout.size} weights, features and metrics of {len(data)} structures)",
-                         WEIGHTS_HINT)
+        ram, disk = cg_bytes(layout, widths, atoms, [model.target.size(a) for a in data.frames], model.target, cfg.cg_storage)
+        where = "on disk" if cfg.cg_storage == "disk" else "in memory"
+        check_allocation(ram, f"density-model CG solve ({layout.size} weights, features and metrics of {len(data)} structures {where})",
+                         WEIGHTS_HINT if cfg.cg_storage == "disk" else WEIGHTS_HINT + "; or density.cg_storage: disk")
+        if disk:
+            check_scratch(disk, cfg.cg_scratch)
+        log.info("density model: CG needs ~%s in RAM and %s on disk", gb(ram), gb(disk))
     return solver
+
+
+def check_scratch(need: int, directory: str) -> None:
+    """MemoryBudgetError (one line) when the CG disk store's directory has less than ``need`` bytes free."""
+    import shutil
+    import tempfile
+
+    path = directory or tempfile.gettempdir()
+    probe = path
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    free = shutil.disk_usage(probe or ".").free
+    if free < need:
+        raise MemoryBudgetError(f"density-model CG store needs about {gb(need)} on disk but {path} has {gb(free)} free; "
+                                "set density.cg_scratch to a larger directory")
+
+
+def make_parts(layout: WeightLayout, solver: str, cfg, count: int) -> list[LeastSquares]:
+    """The ``count`` parts (training, hold-out) the structures are accumulated into: dense normal
+    equations, or CG operators on a :class:`DiskStore` (``cg_storage: disk``) or in memory."""
+    if solver == "direct":
+        return [NormalEquations.zeros(layout.size) for _ in range(count)]
+    stores = [DiskStore(cfg.cg_scratch or None) if cfg.cg_storage == "disk" else MemoryStore() for _ in range(count)]
+    return [StructureOperator.empty(layout, store) for store in stores]
 
 
 def fit_weights(model, soap, data) -> dict:
@@ -101,7 +134,20 @@ def fit_weights(model, soap, data) -> dict:
     solver = choose_solver(model, data, layout, widths, cv)
     n = len(data)
     part_of = validation_split(n, cfg.val_fraction, cfg.seed).astype(int) if cv else np.zeros(n, int)
-    parts = [NormalEquations.zeros(layout.size) if solver == "direct" else StructureOperator.empty(layout) for _ in range(2 if cv else 1)]
+    parts = make_parts(layout, solver, cfg, 2 if cv else 1)
+    try:
+        return _solve(model, soap, data, layout, parts, part_of, widths, solver, t0)
+    finally:
+        for part in parts:
+            if isinstance(part, StructureOperator):
+                part.close()  # a disk store's files are deleted here
+
+
+def _solve(model, soap, data, layout, parts, part_of, widths, solver, t0) -> dict:
+    import time
+
+    cfg = model.config
+    cv = cfg.regularization == "cv"
     accumulate(model, soap, data, layout, parts, part_of)
     t_acc = time.perf_counter() - t0
     record = {"n_weights": layout.size, "accumulate_seconds": round(t_acc, 3), "solver": solver}
@@ -114,8 +160,9 @@ def fit_weights(model, soap, data) -> dict:
                        "n_validation_structures": val.n,
                        "heldout_metrics": {"method": f"hold-out of {val.n} structures (lambda chosen on them)",
                                            "density_error_percent": 100 * min(e for e in errors if e is not None)}})
-        full.merge(val)
-        del parts, val
+        full.merge(val)  # val's stores move to full; drop val (a direct solve's second n_weights^2 matrix)
+        del val
+        parts[1:] = []
     else:
         rel = float(cfg.regularization)
         record.update({"regularization": rel, "heldout_metrics": {"method": "none (fixed regularization)"}})
@@ -126,7 +173,7 @@ def fit_weights(model, soap, data) -> dict:
         record["uncertainty"] = {k: v for k, v in model.posterior.items() if k != "cholesky"} | {"n_coef": full.n_coef}
     record["solve_seconds"] = round(time.perf_counter() - t0 - t_acc, 3)
     if solver == "cg":
-        record["cg"] = {"tol": cfg.cg_tol, "solves": solve_with.history}
+        record["cg"] = {"tol": cfg.cg_tol, "storage": cfg.cg_storage, "solves": solve_with.history}
     model.weights = {(z, l): np.stack([w[layout.slices[(z, l, n)]] for n in range(_count(model.target, z, l))], axis=1)
                      for z, l in widths}
     log.info("density model: %d weights, %s solve, lambda %.3g, training error %.3f%%", layout.size, solver, rel,

@@ -188,7 +188,7 @@ class DensityModel(Model):
         out, electrons = [], []
         for a, c in zip(frames, coefficients):
             s, q = structure_metric(self.target, a)
-            c = conserve_electrons(c, s, q, electron_count(a)) if conserve else c
+            c = conserve_electrons(c, s, q, electron_count(a, self.target.core_of(a))) if conserve else c
             out.append(c)
             electrons.append(float(q @ c))
         return out, electrons

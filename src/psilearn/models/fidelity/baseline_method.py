@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 
 from psilearn.data.units import UNITS as UNIT_TABLE
@@ -261,6 +262,8 @@ class BaselineMethod:
                     copy.info[f"{self.key}_{name.split('_', 1)[1]}"] = data["info"][name]
             if self.label in PAIR_LABELS:  # jcoupling_pairs -> KEY_pairs
                 copy.info[f"{self.key}_pairs"] = data["info"][PAIR_LABELS[self.label][0]]
+            if self.observable == "density" and "density_core_electrons" in data.get("arrays", {}):  # ECPs of its basis
+                copy.arrays[f"{self.key}_core_electrons"] = np.asarray(data["arrays"]["density_core_electrons"])
             out.append(copy)
         return out, summary, seconds
 

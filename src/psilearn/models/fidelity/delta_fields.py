@@ -74,6 +74,13 @@ def _as_baseline_frame(atoms: Atoms, target, key: str, inner: str) -> Atoms:
         own = _companion(atoms, target.key, key, name)
         if own is not None:
             b.info[name] = own
+    if FIELD_INNER[inner] == "density":  # the baseline's ECP core electrons per atom; absent: the frame's own (as above)
+        what = "core_electrons"
+        for cand in (f"{key}_{what}", f"density_{what}{key[len(target.key):]}" if key.startswith(target.key) else None,
+                     f"density_{what}"):
+            if cand and cand in atoms.arrays:
+                b.arrays["density_core_electrons"] = np.asarray(atoms.arrays[cand])
+                break
     if key in atoms.info:
         b.info[target.key] = atoms.info[key]
     else:

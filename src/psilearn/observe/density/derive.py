@@ -22,6 +22,7 @@ DERIVED_UNITS: dict[str, str] = {
     "density_dipole": "e*Bohr, (3,), nuclei + fitted density, origin: centre of mass (as dipole_moment)",
     "density_quadrupole": "e*Bohr^2, traceless Buckingham, 9 numbers row-major, origin: centre of mass (as quadrupole_moment)",
     "density_fitted_electrons": "e, sum_P c_P int phi_P",
+    "density_core_electrons": "e, per atom, electrons replaced by effective core potentials (not in the density; nuclear charges Z - core)",
     "density_dipole_std": "e*Bohr, (3,), predictive std of density_dipole's components (model with density.uncertainty)",
     "density_quadrupole_std": "e*Bohr^2, 9 numbers, predictive std of density_quadrupole's components (model with density.uncertainty)",
     "density_esp": "Hartree/e, ESP of nuclei + fitted density at the --esp points, in their order",
@@ -32,6 +33,7 @@ DERIVED_UNITS: dict[str, str] = {
     "density_esp_surface": "Hartree/e, ESP of nuclei + fitted density at density_esp_surface_points, in their order",
     "density_esp_surface_std": "Hartree/e, predictive std of density_esp_surface (model with density.uncertainty)",
     "density_hirshfeld_charges": "e, per atom, Hirshfeld charges of the fitted density",
+    "density_hirshfeld_charges_std": "e, per atom, predictive std of density_hirshfeld_charges (model with density.uncertainty)",
     "density_cube": "path of the density cube file (rho in e/Bohr^3)",
     "density_cube_electrons": "e, sum(rho) dV on the cube grid",
     "density_scf_cycles_guess": "SCF cycles from the fitted-density guess (density_scf_method, conv_tol density_scf_conv_tol)",
@@ -117,14 +119,17 @@ def _cube_name(index: int, atoms: Atoms, suffix: str = "") -> str:
 
 
 def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, options: DeriveOptions,
-                     points: np.ndarray | None = None, cov: np.ndarray | None = None) -> tuple[Atoms, dict]:
+                     points: np.ndarray | None = None, cov: np.ndarray | None = None, core=None) -> tuple[Atoms, dict]:
     """(a copy of ``atoms`` with the derived values, the summary row) for one structure; with the
-    coefficients' covariance ``cov`` (e^2) also the std of the dipole and of the ESP values."""
+    coefficients' covariance ``cov`` (e^2) also the std of the dipole and of the ESP values. ``core``:
+    the electrons replaced by ECPs per atom (default: as labelled in ``atoms``; a model's from its target)."""
     from psilearn.observe.density import cube, hirshfeld, multipoles, scf_guess
+    from psilearn.targets.density import CORE_KEY
 
-    density = fitted_density(atoms, coefficients, aux_basis)
+    density = fitted_density(atoms, coefficients, aux_basis, core_electrons=core)
     out = atoms.copy()
     out.calc = None
+    out.arrays[CORE_KEY] = density.core_electrons.copy()
     info = out.info
     info["density_fitted_electrons"] = density.fitted_electrons
     row: dict = {"index": index, "formula": atoms.get_chemical_formula(), "electrons": density.fitted_electrons,
@@ -153,7 +158,9 @@ def derive_structure(index: int, atoms: Atoms, coefficients, aux_basis: str, opt
             cube.write_esp_cube(os.path.join(options.cube_dir, _cube_name(index, atoms, "_esp")), density,
                                 options.spacing, options.margin)
     if options.hirshfeld:
-        q = hirshfeld.hirshfeld_of(density, options.hirshfeld_basis)
+        q = hirshfeld.hirshfeld_of(density, options.hirshfeld_basis, cov=cov)
+        if cov is not None:
+            q, out.arrays["density_hirshfeld_charges_std"] = q
         out.arrays["density_hirshfeld_charges"] = q
         row["hirshfeld_sum"] = float(q.sum())
     if options.scf_method:
@@ -188,9 +195,10 @@ def _esp_surface(info: dict, row: dict, density, options: DeriveOptions, cov) ->
 
 
 def derive_all(frames: list[Atoms], coefficients: list[np.ndarray], aux_bases: list[str], options: DeriveOptions,
-               progress: bool = True, covariances: list[np.ndarray] | None = None) -> tuple[list[Atoms], list[dict]]:
+               progress: bool = True, covariances: list[np.ndarray] | None = None,
+               core_electrons: list[np.ndarray] | None = None) -> tuple[list[Atoms], list[dict]]:
     """:func:`derive_structure` over ``frames`` with a progress bar (and the coefficients'
-    covariances, when given); errors name the frame."""
+    covariances and ECP core electrons per atom, when given); errors name the frame."""
     from tqdm.auto import tqdm
 
     points = esp_points_for(options.esp_points, len(frames))
@@ -198,7 +206,8 @@ def derive_all(frames: list[Atoms], coefficients: list[np.ndarray], aux_bases: l
     for i in tqdm(range(len(frames)), desc="density", unit="structure", disable=not progress):
         try:
             a, row = derive_structure(i, frames[i], coefficients[i], aux_bases[i], options,
-                                      None if points is None else points[i], None if covariances is None else covariances[i])
+                                      None if points is None else points[i], None if covariances is None else covariances[i],
+                                      None if core_electrons is None else core_electrons[i])
         except DataError as exc:
             raise DataError(f"frame {i}: {exc}") from None
         out.append(a)

@@ -1,6 +1,6 @@
 """Electrostatic potential of the nuclei plus a fitted density at given points.
 
-V(r) = sum_A Z_A / |r - R_A| - sum_P c_P int phi_P(r') / |r - r'| dr', in Hartree/e (atomic units
+V(r) = sum_A Z_A / |r - R_A| (Z_A minus ECP core electrons) - sum_P c_P int phi_P(r') / |r - r'| dr', in Hartree/e (atomic units
 of potential; :data:`VOLT_PER_AU` converts to volts). The electronic part is PySCF's two-centre
 Coulomb integral (``int2c2e``) between the aux functions and unit point charges at the points
 (``gto.fakemol_for_charges``: Gaussians of exponent 1e16 Bohr^-2), in blocks of points.
@@ -46,7 +46,7 @@ def esp_of(density: FittedDensity, points_angstrom, cov: np.ndarray | None = Non
         fake = gto.fakemol_for_charges(block)
         g = gto.intor_cross("int2c2e", mol, fake).T  # (n_block, n_aux)
         r = np.linalg.norm(block[:, None, :] - nuclear_r[None, :, :], axis=-1)
-        out[p0 : p0 + _BLOCK] = (mol.atom_charges() / r).sum(axis=1) - g @ density.coefficients
+        out[p0 : p0 + _BLOCK] = (density.nuclear_charges / r).sum(axis=1) - g @ density.coefficients
         if var is not None:
             var[p0 : p0 + _BLOCK] = np.einsum("kp,pq,kq->k", g, cov, g)
     return out if var is None else (out, np.sqrt(np.clip(var, 0.0, None)))

@@ -2,7 +2,7 @@
 
 The conventions are the labeler's (:mod:`psilearn.label.multipoles`, keys ``dipole_moment`` and
 ``quadrupole_moment``): origin at the centre of mass (isotope-averaged masses), electrons negative,
-mu = sum_A Z_A (R_A - O) - int rho(r) (r - O) dr in e*Bohr, and the traceless (Buckingham)
+mu = sum_A Z_A (R_A - O) (Z_A minus the electrons of its ECP, if any) - int rho(r) (r - O) dr in e*Bohr, and the traceless (Buckingham)
 Theta_ab = 1/2 sum q (3 r_a r_b - r^2 delta_ab) in e*Bohr^2. The fit's electron count is not
 exactly N, so (as for ``density_fit_dipole_error``) the result depends slightly on the origin.
 
@@ -54,7 +54,7 @@ def _moments(density: FittedDensity, origin_bohr):
     origin = centre_of_mass_bohr(density) if origin_bohr is None else np.asarray(origin_bohr, dtype=float)
     mol = density.auxmol
     _, first, second = aux_multipole_integrals(mol, origin)
-    z = mol.atom_charges().astype(float)
+    z = density.nuclear_charges  # Z - ECP core electrons: the charges that go with the density
     rel = mol.atom_coords() - origin
     dipole = z @ rel - first @ density.coefficients
     second_total = np.einsum("k,ka,kb->ab", z, rel, rel) - second @ density.coefficients

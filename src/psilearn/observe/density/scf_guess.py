@@ -3,7 +3,8 @@
 The guess diagonalises the Fock matrix of the fitted density (:func:`psilearn.observe.density.fock.fitted_fock`:
 F = h + J[rho_fit] + V_xc[rho_fit], V_xc on a level-1 grid: :data:`GUESS_GRID_LEVEL`) with the
 overlap, occupies the lowest orbitals (aufbau; the same orbitals for both spins of an open shell) and
-hands that density matrix to PySCF as ``dm0``. The same SCF is run once from it and once from
+hands that density matrix to PySCF as ``dm0``. The SCF's Mole is the labeler's, with the ECPs of
+its basis (h then includes them); they must replace as many electrons per atom as the density's. The same SCF is run once from it and once from
 PySCF's default guess (``minao``) by :func:`psilearn.observe.scf_guess.compare_guess` (the run and
 count shared with the Hamiltonian guess of :mod:`psilearn.observe.hamiltonian.scf_guess`).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from psilearn.errors import DataError
 from psilearn.observe.density.structure import FittedDensity, fitted_density
 from psilearn.observe.scf_guess import DEFAULT_CONV_TOL, ScfGuessResult, compare_guess
 
@@ -26,8 +28,15 @@ GUESS_GRID_LEVEL = 1
 def guess_density_matrix(mf, density: FittedDensity, xc: str, grid_level: int | None = GUESS_GRID_LEVEL) -> np.ndarray:
     """The density matrix (AO basis of ``mf.mol``; (2, nao, nao) for UHF/UKS) of the occupied
     eigenvectors of the fitted density's Fock matrix (V_xc on a level-``grid_level`` grid; None: the SCF's)."""
+    from psilearn.label.density import core_electrons
     from psilearn.observe.density.fock import fitted_fock
 
+    scf_core = core_electrons(mf.mol)  # the labeler's Mole carries the ECPs of its basis
+    if np.any(scf_core != density.core_electrons):
+        k = int(np.argmax(scf_core != density.core_electrons))
+        raise DataError(f"{density.atoms.get_chemical_formula()}: the SCF's basis puts {scf_core[k]} electrons of atom {k} "
+                        f"({density.atoms[k].symbol}) in an ECP, but the density was fitted with {density.core_electrons[k]}: "
+                        "use a method whose basis has the density's ECPs")
     fock = fitted_fock(mf, density.auxmol, density.coefficients, xc, grid_level)
     energy, coeff = scipy.linalg.eigh(fock, mf.get_ovlp())
     if getattr(mf, "istype", None) is not None and mf.istype("UHF"):

@@ -31,7 +31,9 @@ class DensityWarning(UserWarning):
 class FittedDensity:
     """One molecule with its fitted density: ``atoms`` (Angstrom), ``auxmol`` (PySCF, Bohr),
     ``coefficients`` (n_aux,), the total ``charge`` and ``multiplicity`` and ``n_electrons`` of the
-    structure, and ``fitted_electrons`` = sum_P c_P int phi_P."""
+    structure, and ``fitted_electrons`` = sum_P c_P int phi_P. ``core_electrons`` (n_atoms,): the
+    electrons each atom's effective core potential replaced in the labelling SCF (0 without one); the
+    density holds only the others, so ``n_electrons`` excludes them and :attr:`nuclear_charges` are Z - core."""
 
     atoms: Atoms
     auxmol: object
@@ -41,6 +43,16 @@ class FittedDensity:
     multiplicity: int
     n_electrons: int
     fitted_electrons: float
+    core_electrons: np.ndarray = None
+
+    def __post_init__(self) -> None:
+        if self.core_electrons is None:
+            self.core_electrons = np.zeros(len(self.atoms), dtype=int)
+
+    @property
+    def nuclear_charges(self) -> np.ndarray:
+        """Effective nuclear charges Z - core (e), (n_atoms,) float: the charges that go with the density."""
+        return (self.atoms.numbers - self.core_electrons).astype(float)
 
 
 def _aux_mole(atoms: Atoms, aux_basis: str, charge: int, multiplicity: int):
@@ -57,10 +69,23 @@ def _aux_mole(atoms: Atoms, aux_basis: str, charge: int, multiplicity: int):
     return make_auxmol(mol, aux_basis)
 
 
-def fitted_density(atoms: Atoms, coefficients, aux_basis: str, charge: int | None = None) -> FittedDensity:
+def _core(atoms: Atoms, core_electrons, formula: str) -> np.ndarray:
+    """The ECP core electrons per atom: given, or recorded in ``atoms`` (:func:`psilearn.data.density.frame_core_electrons`)."""
+    from psilearn.data.density import CORE_KEY, frame_core_electrons
+
+    if core_electrons is not None:
+        atoms = atoms.copy()
+        atoms.arrays[CORE_KEY] = np.asarray(core_electrons).reshape(-1)
+    return frame_core_electrons(atoms, formula)
+
+
+def fitted_density(atoms: Atoms, coefficients, aux_basis: str, charge: int | None = None, core_electrons=None) -> FittedDensity:
     """Check one structure and its coefficients and build the auxiliary Mole.
 
-    ``charge`` (e) overrides ``atoms.info['charge']`` (default 0). DataError (one line) for a periodic
+    ``charge`` (e) overrides ``atoms.info['charge']`` (default 0). ``core_electrons`` (n_atoms,) the
+    electrons replaced by ECPs (default: ``atoms.arrays['density_core_electrons']`` as labelled; a
+    structure without it whose elements have ECPs in the orbital basis of ``info['method']``, def2-svp
+    when none, is refused). DataError (one line) for a periodic
     cell, an element without functions in ``aux_basis``, an unknown basis, a coefficient count that
     does not match the structure in that basis, or non-finite coefficients. A fitted electron count
     more than :data:`ELECTRON_WARNING` e from the structure's gives a :class:`DensityWarning`."""
@@ -75,6 +100,8 @@ def fitted_density(atoms: Atoms, coefficients, aux_basis: str, charge: int | Non
                         "periodic (pbc with a cell); set pbc=\"F F F\" to treat it as an isolated molecule")
     atoms = with_charge(atoms, charge)
     q, mult, n_elec = checked_electronic_state(atoms, formula)
+    core = _core(atoms, core_electrons, formula)
+    n_elec -= int(core.sum())
     name = check_aux_basis(aux_basis)
     missing = missing_elements(name, atoms.get_chemical_symbols())
     if missing:
@@ -93,9 +120,9 @@ def fitted_density(atoms: Atoms, coefficients, aux_basis: str, charge: int | Non
     fitted = float(aux_moments(auxmol)[0] @ c)
     if abs(fitted - n_elec) > ELECTRON_WARNING:
         warnings.warn(f"{formula}: the fitted density holds {fitted:.3f} electrons but the structure (charge {q:+d}) has "
-                      f"{n_elec}: derived observables will be off (a poor prediction, another charge, or an ECP basis?)",
-                      DensityWarning, stacklevel=2)
-    return FittedDensity(atoms, auxmol, c, name, q, mult, n_elec, fitted)
+                      f"{n_elec}{' outside the ECP cores' if core.any() else ''}: derived observables will be off "
+                      "(a poor prediction, another charge, or other ECPs?)", DensityWarning, stacklevel=2)
+    return FittedDensity(atoms, auxmol, c, name, q, mult, n_elec, fitted, core)
 
 
 def density_values(auxmol, coefficients: np.ndarray, coords_bohr: np.ndarray, block: int = 20000) -> np.ndarray:
