@@ -41,3 +41,25 @@ def test_method_hash_stable_and_sensitive():
     x = XTBLabeler(observables=("energy",))
     assert x.method_hash() == XTBLabeler(observables=("energy",)).method_hash()
     assert x.method_hash() != XTBLabeler(method="gfn1", observables=("energy",)).method_hash()
+
+
+def test_ecp_bases_carry_the_ecp_in_the_hash():
+    """Labels with a basis that goes with ECPs (def2 from Rb, LANL2DZ) were made all-electron before
+    the labeler applied the ECPs: their hash differs, so an older store is never reused; bases
+    without ECPs keep their hash."""
+    assert PySCFLabeler("pbe", "def2-svp", observables=("dipole",)).spec()["ecp"] == "basis"
+    assert PySCFLabeler("pbe", "lanl2dz", observables=("dipole",)).spec()["ecp"] == "basis"
+    for basis in ("6-31g", "sto-3g", "cc-pvdz"):
+        assert "ecp" not in PySCFLabeler("pbe", basis, observables=("dipole",)).spec()
+
+
+def test_crystal_with_an_ecp_basis_is_refused():
+    import pytest
+    from ase import Atoms
+
+    from psilearn.label.base import LabelError
+    from psilearn.label.periodic import build_cell
+
+    rbf = Atoms("RbF", positions=[(0, 0, 0), (2.8, 0, 0)], cell=[5.6, 5.6, 5.6], pbc=True)
+    with pytest.raises(LabelError, match="valence electrons only of Rb|valence electrons of Rb"):
+        build_cell(PySCFLabeler("pbe", "def2-svp", observables=("energy",)), rbf, 0, 0)

@@ -51,8 +51,16 @@ def check_crystal(atoms: Atoms, observables: tuple[str, ...], method: str) -> No
 
 
 def build_cell(labeler, atoms: Atoms, charge: int, spin: int):
-    """A built all-electron ``pyscf.pbc.gto.Cell`` of ``atoms`` with the labeler's basis."""
+    """A built all-electron ``pyscf.pbc.gto.Cell`` of ``atoms`` with the labeler's basis; LabelError
+    for an element whose basis is made for an ECP (valence electrons only; crystals take no ECPs here)."""
     from pyscf.pbc import gto
+
+    from psilearn.targets.ao_basis import ecp_table
+
+    with_ecp = sorted(ecp_table(labeler.basis, atoms.get_chemical_symbols()))
+    if with_ecp:
+        raise LabelError(f"basis {labeler.basis} describes only the valence electrons of {', '.join(with_ecp)} (it goes with an ECP), "
+                         "and crystals are labelled all-electron: choose an all-electron basis for these elements", stage="validate")
 
 
     cell = gto.Cell()

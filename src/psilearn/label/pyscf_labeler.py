@@ -22,7 +22,7 @@ from psilearn.label.orbitals import DOSGrid, orbital_labels
 from psilearn.label.periodic import DEFAULT_EXP_TO_DISCARD, DEFAULT_KPOINT_LENGTH
 from psilearn.label.response import atomic_polar_tensors, cphf_polarizability, finite_field_polarizability
 from psilearn.label.validate import build_quietly, check_electrons, check_geometry, check_periodicity
-from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, check_aux_basis, check_metric, ecp_table
+from psilearn.targets.ao_basis import DEFAULT_AUX_BASIS, basis_has_ecps, check_aux_basis, check_metric, ecp_table
 
 #: Bumped whenever the meaning of a stored label changes (part of the method hash).
 LABEL_SCHEMA = 1
@@ -140,6 +140,8 @@ class PySCFLabeler:
             d.pop("apt_step")
         if "orbitals" not in self.observables:
             d.pop("dos")
+        if basis_has_ecps(self.basis):  # labels made with the basis's ECPs: a new hash, so that stores labelled
+            d["ecp"] = "basis"  # before (all Z electrons of heavy atoms in a valence-only basis) are never reused
         # crystal options: in the hash only when changed, so molecular hashes stay as they were
         for name, default in (("kmesh", None), ("kpoint_length", DEFAULT_KPOINT_LENGTH), ("exp_to_discard", DEFAULT_EXP_TO_DISCARD)):
             if d[name] == default:

@@ -80,7 +80,9 @@ def choose_shrinkage(design: np.ndarray, y: np.ndarray, ridge: float = 1e-8) -> 
     if scale <= 0:
         return 0.0
     var = y2.var(0)
-    weight = np.where(var > 1e-12 * var.max(), 1.0 / np.where(var > 0, var, 1.0), 0.0)  # constant columns (spectrum tails) do not vote
+    keep = var > 1e-12 * var.max()  # constant columns (spectrum tails) do not vote
+    weight = np.zeros_like(var)
+    weight[keep] = 1.0 / var[keep]
     best, best_err = 0.0, np.inf
     for rel in SHRINK_GRID:
         inv = _solve(gram, np.eye(s), ridge * scale, rel * scale)

@@ -120,6 +120,24 @@ def ecp_core_electrons(basis: str, symbol: str) -> int:
     return int(mol.atom_nelec_core(0))
 
 
+@lru_cache(maxsize=None)
+def basis_has_ecps(basis: str) -> bool:
+    """Whether PySCF has an ECP named like ``basis`` for any element up to Rn (def2-*: from Rb;
+    LANL2DZ: from Na; Pople and Dunning bases: none)."""
+    from ase.data import chemical_symbols
+    from pyscf.gto.basis import load_ecp
+
+    name = normalise_aux_basis(basis)
+    with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+        for symbol in chemical_symbols[1:87]:
+            try:
+                if load_ecp(name, symbol):
+                    return True
+            except Exception:  # noqa: BLE001 - no ECP file of that name
+                return False
+    return False
+
+
 def ecp_table(basis: str, symbols) -> dict[str, str]:
     """``{symbol: basis}`` for the elements among ``symbols`` that have an ECP named ``basis`` (a
     ``mol.ecp`` that loads only existing ECPs, so PySCF prints nothing for the others)."""
