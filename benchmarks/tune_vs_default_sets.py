@@ -102,9 +102,9 @@ def score(target, test, pred_irreps: np.ndarray) -> dict:
     return regression_metrics(target, target.to_irreps(test.values), pred_irreps)
 
 
-def _krr_features(frames, centers: list[int]):
-    """Invariant SOAP power spectrum of every atom of the given elements: {Z: (rows, (structure, atom) pairs)};
-    the hypers of water_tensors.py's krr_baseline."""
+def _krr_features(frames, centers: list[int], species: list[int]):
+    """Invariant SOAP power spectrum of every atom of the ``centers`` elements, neighbour channels of the
+    ``species`` elements: {Z: (rows, (structure, atom) pairs)}; the hypers of water_tensors.py's krr_baseline."""
     import featomic
     import metatensor
 
@@ -115,7 +115,6 @@ def _krr_features(frames, centers: list[int]):
         density={"type": "Gaussian", "width": 0.3},
         basis={"type": "TensorProduct", "max_angular": 4, "radial": {"type": "Gto", "max_radial": 5}},
     )
-    species = sorted({int(z) for a in frames for z in a.numbers})
     pairs = [[a, b] for i, a in enumerate(species) for b in species[i:]]
     t = calc.compute([_featomic_ready(a, i) for i, a in enumerate(frames)],
                      selected_keys=metatensor.Labels(["center_type"], np.array([[z] for z in centers])))
@@ -143,7 +142,8 @@ def krr_per_atom(train, test, target) -> dict:
 
     (itr, ytr), (ite, yte) = labelled_rows(train), labelled_rows(test)
     centers = sorted({z for _, _, z in itr})
-    ftr, fte = _krr_features(train.frames, centers), _krr_features(test.frames, centers)
+    species = sorted({int(z) for a in train.frames for z in a.numbers})
+    ftr, fte = _krr_features(train.frames, centers, species), _krr_features(test.frames, centers, species)
     pred, cv_sq = np.full(len(yte), np.nan), 0.0
     for z in centers:
         rows = {(int(s), int(i)): k for k, (s, i) in enumerate(ftr[z][1])}
@@ -187,8 +187,12 @@ def _row(label: str, metrics: dict, names: list[str], estimate, seconds: float, 
     return {"model": label, "pct_rmse": pct, "rmse": metrics["cartesian"]["rmse"], "estimate": estimate, "seconds": seconds, **extra}
 
 
-def run(args) -> tuple[list[dict], str, list[str], str]:
-    """Fit and score every row of one set; (rows, set description, channel names, units)."""
+ORDER = ("default", "tuned", "krr", "nn")  # row order in the table; the runs go default, krr, nn, tuned (longest last)
+
+
+def run(args, save) -> None:
+    """Fit and score every row of one set; ``save(rows, about, names, units)`` after each row."""
+    from psilearn.errors import ConfigError
     from psilearn.metrics.regression import block_names
     from psilearn.models.factory import fit_model
     from psilearn.tune import describe_trial, tune_model
@@ -198,22 +202,20 @@ def run(args) -> tuple[list[dict], str, list[str], str]:
     log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     log(about)
 
-    def psilearn_row(label, model, seconds, **extra):
+    def add(kind, row):
+        rows.append({"kind": kind, **row})
+        rows.sort(key=lambda r: ORDER.index(r["kind"]))
+        save(rows, about, names, target.units)
+        log(f"{row['model']}: {row['pct_rmse'].get('0e' if kind == 'krr' else 'Cartesian', float('nan')):.2f} % in {row['seconds']:.0f} s")
+
+    def psilearn_row(kind, label, model, seconds, **extra):
         held = model.metadata["heldout_metrics"]
         estimate = held["cartesian"]["rmse"] if "cartesian" in held else None  # None: a streamed fit reports none
-        rows.append(_row(label, score(target, test, model.predict(test.frames, return_std=False).irreps), names, estimate, seconds, **extra))
-        log(f"{label}: {rows[-1]['pct_rmse']['Cartesian']:.2f} % in {seconds:.0f} s")
+        add(kind, _row(label, score(target, test, model.predict(test.frames, return_std=False).irreps), names, estimate, seconds, **extra))
 
     if "default" in args.models:
         t0 = time.perf_counter()
-        psilearn_row("SA-GPR, defaults", fit_model("sagpr", target, train, {}, seed=args.seed), time.perf_counter() - t0)
-    if "tuned" in args.models:
-        t0 = time.perf_counter()
-        model = tune_model("sagpr", target, train, seconds=args.tune, seed=args.seed, progress=lambda r: log(describe_trial(r)))
-        rec = model.metadata["tuning"]
-        done = sum(r["state"] == "complete" for r in rec["history"])
-        psilearn_row(f"SA-GPR, --tune {args.tune:g} ({done}/{len(rec['history'])} trials)", model, time.perf_counter() - t0,
-                     best_params=rec["best_params"], history=rec["history"])
+        psilearn_row("default", "SA-GPR, defaults", fit_model("sagpr", target, train, {}, seed=args.seed), time.perf_counter() - t0)
     if "krr" in args.models:
         t0 = time.perf_counter()
         krr = krr_row(train, test, target)
@@ -222,15 +224,25 @@ def run(args) -> tuple[list[dict], str, list[str], str]:
             pct["0e"] = krr["pct_rmse"]
             if names == ["Cartesian", "0e"]:  # a scalar: the Cartesian value is the 0e part
                 pct["Cartesian"] = krr["pct_rmse"]
-            rows.append({"model": "SOAP+KRR, 0e only", "pct_rmse": pct, "rmse": krr["rmse"], "rmse_of": "0e" if len(names) > 2 else None,
-                         "estimate": krr["cv_rmse"], "seconds": time.perf_counter() - t0})
-            log(f"KRR: {krr['pct_rmse']:.2f} % of the 0e spread")
+            add("krr", {"model": "SOAP+KRR, 0e only", "pct_rmse": pct, "rmse": krr["rmse"], "rmse_of": "0e" if len(names) > 2 else None,
+                        "estimate": krr["cv_rmse"], "seconds": time.perf_counter() - t0})
     if "nn" in args.models:
         t0 = time.perf_counter()
         model = fit_model("nn", target, train, {"nn_train": {"max_seconds": args.nn_seconds, "threads": 1}}, seed=args.seed, progress=False)
         member = model.metadata["members"][0]
-        psilearn_row(f"NN, {args.nn_seconds:g} s budget ({member['epochs']} epochs)", model, time.perf_counter() - t0)
-    return rows, about, names, target.units
+        psilearn_row("nn", f"NN, {args.nn_seconds:g} s budget ({member['epochs']} epochs)", model, time.perf_counter() - t0)
+    if "tuned" in args.models:
+        t0 = time.perf_counter()
+        try:
+            model = tune_model("sagpr", target, train, seconds=args.tune, seed=args.seed, progress=lambda r: log(describe_trial(r)))
+        except ConfigError as exc:  # no trial succeeded within the budget: a row that says so
+            add("tuned", {"model": f"SA-GPR, --tune {args.tune:g}: {exc}", "pct_rmse": {}, "rmse": None, "estimate": None,
+                          "seconds": time.perf_counter() - t0, "failed": str(exc)})
+        else:
+            rec = model.metadata["tuning"]
+            done = sum(r["state"] == "complete" for r in rec["history"])
+            psilearn_row("tuned", f"SA-GPR, --tune {args.tune:g} ({done}/{len(rec['history'])} trials)", model, time.perf_counter() - t0,
+                         best_params=rec["best_params"], history=rec["history"])
 
 
 def table(rows: list[dict], about: str, names: list[str], units: str, args) -> str:
@@ -262,15 +274,19 @@ def main() -> int:
         print(f"SKIP: {DATA} not found (benchmarks read ../shared/data beside the checkout)")
         return 0
     t0 = time.perf_counter()
-    rows, about, names, units = run(args)
-    text = table(rows, about, names, units, args)
-    print("\n" + text)
     cmd = "OMP_NUM_THREADS=1 python benchmarks/tune_vs_default_sets.py " + " ".join(sys.argv[1:])
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    Path(args.out, f"tune_vs_default_{args.set}.md").write_text(f"`{cmd}`\n\n{text}\n")
-    Path(args.out, f"tune_vs_default_{args.set}.json").write_text(json.dumps(
-        {"set": args.set, "about": about, "units": units, "channels": names, "command": cmd, "rows": rows,
-         "total_seconds": time.perf_counter() - t0}, indent=1, default=float))
+    state = {}
+
+    def save(rows, about, names, units):  # after every row: an interrupted run keeps what it finished
+        state["text"] = table(rows, about, names, units, args)
+        Path(args.out, f"tune_vs_default_{args.set}.md").write_text(f"`{cmd}`\n\n{state['text']}\n")
+        Path(args.out, f"tune_vs_default_{args.set}.json").write_text(json.dumps(
+            {"set": args.set, "about": about, "units": units, "channels": names, "command": cmd, "rows": rows,
+             "total_seconds": time.perf_counter() - t0}, indent=1, default=float))
+
+    run(args, save)
+    print("\n" + state.get("text", "no rows"))
     return 0
 
 
