@@ -10,7 +10,7 @@ Sets (read from ../shared/data beside the checkout):
                 benchmarks/nn_vs_mace.py (the `nopbc` marker is wrong for these bulk boxes): train on
                 the first --n-train (default 60) of training boxes 0-59, test on the held-out boxes
                 60-79 of the same run (the validation_data_reformat boxes are a shifted distribution,
-                see nn_vs_mace.py). Labels projected onto the declared symmetry. a.u. as stored.
+                see nn_vs_mace.py). Labels projected onto the declared symmetry, in the set's own (unstated) units.
   qm9           QM9 per-atom Mulliken charges (qm9_dipoles_charges, `initial_charges`, e): the split of
                 benchmarks/per_element_qm9.py: train QMtrainRandom.xyz@:385, test TestQM9.xyz@:1000
                 (molecules with elements unseen in training dropped).
@@ -71,7 +71,7 @@ def load_set(name: str, n_train: int | None):
                                      f"test frames 120-199 with training elements only ({len(test)} cells, {len(test.values)} Si tensors)")
     if name.startswith("liquid"):
         sub, key, tensor = ("dipole", "dipole", "i") if name == "liquid-mu" else ("polar", "polarizability", "ij=ji")
-        target = Target(key, tensor=tensor, units="a.u.")
+        target = Target(key, tensor=tensor, units="as stored")  # the DeePMD example does not state its units
         system = DATA / "deepmd_sets" / "water_tensor" / sub / "training_data_reformat" / "global_system"
         n = 60 if n_train is None else min(n_train, 60)
         train = load_dataset(f"{system}@:{n}", target, symmetrize=True)
