@@ -171,9 +171,9 @@ def krr_per_atom(train, test, target) -> dict:
 
 
 def krr_row(train, test, target) -> dict | None:
-    """The SOAP + KRR (0e) row, None for targets without an invariant part."""
+    """The SOAP + KRR (0e) row, None for targets without an invariant part (or fewer than 5 training structures)."""
     b0 = [b for b in target.blocks if b.l == 0 and b.p == 1]
-    if not b0:
+    if not b0 or len(train) < 5:  # no invariant part, or too few structures for 5-fold CV
         return None
     if target.per == "atom":
         return krr_per_atom(train, test, target)
