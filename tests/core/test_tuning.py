@@ -77,6 +77,36 @@ def test_memory_refusal_prunes_a_trial(alpha_data, monkeypatch):
     assert model.config.zeta == 2
 
 
+def test_untuned_trial_keeps_the_data_scaled_sparse_default(alpha_data, monkeypatch):
+    """The first trial is the plain fit: n_sparse unset (a stated size could not shrink to fit memory)."""
+    seen = []
+    real = study_module._fit
+    monkeypatch.setattr(study_module, "_fit", lambda kind, target, data, config, seed: seen.append(config) or real(kind, target, data, config, seed))
+    tune_model("sagpr", ALPHA, alpha_data, SMALL, seconds=120, n_trials=2, seed=0)
+    assert "n_sparse" not in seen[0]["model"] and "n_sparse" in seen[1]["model"]
+
+
+def test_unscored_untuned_fit_is_kept(alpha_data, monkeypatch, caplog):
+    """When the untuned fit has no k-fold score (streamed beyond memory for its fold sums), no trial can be
+    shown better: the untuned model is returned, with a warning, not the best of the others."""
+    real = study_module._fit
+
+    def unscored_first(kind, target, data, config, seed):
+        model = real(kind, target, data, config, seed)
+        if "n_sparse" not in config["model"]:  # the untuned trial
+            model.metadata["heldout_metrics"] = {"method": "streamed fit without the k-fold estimate"}
+        return model
+
+    monkeypatch.setattr(study_module, "_fit", unscored_first)
+    with caplog.at_level("WARNING", logger="psilearn"):
+        model = tune_model("sagpr", ALPHA, alpha_data, SMALL, seconds=120, n_trials=3, seed=0)
+    rec = model.metadata["tuning"]
+    assert rec["history"][0]["state"] == "pruned" and any(r["cv_rmse"] is not None for r in rec["history"][1:])
+    assert rec["best_cv_rmse"] is None and "n_sparse" not in rec["best_params"]["model"]
+    assert model.config.zeta == 2 and "untuned model is kept" in caplog.text
+    assert "untuned settings kept" in study_module.describe_tuning(rec)
+
+
 @pytest.mark.parametrize("kind", ["nn", "qeq-nn", "baseline"])
 def test_untunable_kinds_are_refused(alpha_data, kind):
     with pytest.raises(ConfigError, match=rf"^--tune: model kind '{kind}' cannot be tuned yet \(.*\); tunable kinds: sagpr, qeq, spectrum$"):

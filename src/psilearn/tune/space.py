@@ -104,7 +104,9 @@ class SearchSpace:
         if self.free("model.zeta"):
             model["zeta"] = trial.suggest_int("zeta", 1, 4)
         if self.free("model.n_sparse"):
-            model["n_sparse"] = self.n_sparse(trial.suggest_float("n_sparse_factor", 0.25, 4.0, log=True))
+            factor = trial.suggest_float("n_sparse_factor", 0.25, 4.0, log=True)
+            if factor != DEFAULT_TRIAL["n_sparse_factor"]:  # the untuned trial keeps the data-scaled default, which a
+                model["n_sparse"] = self.n_sparse(factor)  # fit may shrink to fit in memory (stated sizes never change)
         out = {k: v for k, v in self.config.items() if k not in ("soap", "model")}
         return {**out, "soap": soap, "model": model}
 

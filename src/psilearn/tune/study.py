@@ -75,6 +75,8 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
             model = _fit(kind, target, data, trial_config, seed)
             held = model.metadata["heldout_metrics"]
             if "cartesian" not in held:  # streamed without its k-fold estimate (per-fold sums beyond the memory budget)
+                if trial.number == 0:
+                    state["untuned"] = (model, trial_config)
                 raise MemoryBudgetError(f"the trial's fit is too large for memory and was streamed; {held['method']}")
             score = float(held["cartesian"]["rmse"])
         except MemoryBudgetError as exc:
@@ -105,15 +107,21 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
     try:
         study.optimize(objective, n_trials=n_trials, timeout=seconds, callbacks=[stop_early], catch=())
     except KeyboardInterrupt:  # Ctrl-C ends the study; the best trial so far is kept
-        if state["best"] is None:
+        if state["best"] is None and "untuned" not in state:
             raise
         interrupted = True
         log.warning("tuning interrupted after %d trials; keeping the best so far", len(state["history"]))
     elapsed = time.perf_counter() - state["t0"]
-    if state["best"] is None:
+    if state["best"] is None and "untuned" not in state:
         reasons = {r.get("reason", "") for r in state["history"]}
         raise ConfigError(f"--tune: no trial succeeded in {elapsed:.0f} s ({'; '.join(sorted(reasons))[:300]})")
-    score, model, best_config = state["best"]
+    if "untuned" in state:  # no trial can be shown better than the defaults, whose fit has no k-fold score: keep them
+        (model, best_config), score = state["untuned"], None
+        log.warning("--tune: the untuned fit has no k-fold score (%s), so no trial can be compared with it; the untuned "
+                    "model is kept. Tune on a subset, or with model.stream_batch / a smaller model.n_sparse stated",
+                    state["history"][0].get("reason", "streamed"))
+    else:
+        score, model, best_config = state["best"]
     model.metadata["tuning"] = _record(space, target, seconds, elapsed, seed, state["history"], best_config, score, interrupted)
     return model
 
@@ -169,8 +177,9 @@ def describe_tuning(record: dict) -> str:
     first = record["history"][0]
     stop = " (interrupted)" if record.get("interrupted") else ""
     lines = [f"tuning{stop}: {record['n_trials']} trials ({len(done)} scored) in {record['seconds']:.0f} s of a "
-             f"{record['budget_seconds']:.0f} s budget, seed {record['seed']}; best k-fold CV RMSE "
-             f"{record['best_cv_rmse']:.5g}{units}"
+             f"{record['budget_seconds']:.0f} s budget, seed {record['seed']}; "
+             + (f"best k-fold CV RMSE {record['best_cv_rmse']:.5g}{units}" if record["best_cv_rmse"] is not None
+                else "the untuned settings kept (their fit has no k-fold score to compare trials with)")
              + (f" (untuned {first['cv_rmse']:.5g})" if first["cv_rmse"] is not None else "")]
     for section, opts in record["best_params"].items():
         lines.append(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in opts.items()))
