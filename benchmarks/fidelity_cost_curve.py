@@ -13,6 +13,13 @@ RMSE of the Cartesian components in the label's units, mean over seeds.
 
     .venv/bin/python benchmarks/fidelity_cost_curve.py /work/bench/methanol_density.xyz --key dipole_moment --units e*Bohr \\
         --test 100 --sizes 10,25,50,100,200,300 --seeds 3
+
+With --test-file, DATA (one or more files, structures repeated across them kept once) is the training pool and
+the test set is the first --test structures of that file. --hi-seconds S charges S seconds per high-level label
+when the data record no `label_seconds` (external labels, e.g. QM9 dipoles; a stand-in cost, said in the header):
+
+    .venv/bin/python benchmarks/fidelity_cost_curve.py QMtrainRandom.xyz QMtrainFarthest.xyz --test-file TestQM9.xyz \\
+        --key dipole_vector --units e*Bohr --test 300 --hi-seconds 34 --sizes 25,50,100,200,400,751 --seeds 3
 """
 
 from __future__ import annotations
@@ -36,25 +43,53 @@ def gfn2_labels(frames, key: str, units: str, tensor: str, db: str) -> tuple[np.
     return values, np.full(len(frames), total / len(frames))
 
 
+def read_sets(args) -> tuple[list, list[int], np.ndarray]:
+    """All structures, the test indices and the training-pool indices (see the module docstring)."""
+    from psilearn.data import read_structures
+
+    frames, seen = [], set()
+    for path in args.data:
+        for a in read_structures(path):
+            key = (tuple(a.numbers), np.round(a.positions, 6).tobytes())  # the same molecule in two pool files
+            if key not in seen:
+                seen.add(key)
+                frames.append(a)
+    if not args.test_file:
+        return frames, list(range(args.test)), np.arange(args.test, len(frames))
+    tests = read_structures(args.test_file)[: args.test]
+    return frames + tests, list(range(len(frames), len(frames) + len(tests))), np.arange(len(frames))
+
+
+def hi_costs(frames, stand_in: float | None) -> tuple[np.ndarray, str]:
+    """Seconds per high-level label: the recorded ``label_seconds``, else the stand-in (ValueError without one)."""
+    recorded = [a.info.get("label_seconds") for a in frames]
+    if all(s is not None for s in recorded):
+        return np.array(recorded, float), "recorded label_seconds"
+    if stand_in is None:
+        raise ValueError("some structures record no label_seconds: give --hi-seconds S (a stand-in cost per high-level label)")
+    missing = sum(s is None for s in recorded)
+    seconds = np.array([stand_in if s is None else float(s) for s in recorded])
+    return seconds, f"stand-in cost --hi-seconds {stand_in:g} for the {missing} labels without label_seconds"
+
+
 def run(args) -> list[tuple]:
-    from psilearn.data import load_dataset, read_structures
+    from psilearn.data import load_dataset
     from psilearn.models.factory import fit_model
     from psilearn.models.fidelity import delta_kind, multifidelity_kind
     from psilearn.targets import Target
 
-    frames = read_structures(args.data)
+    frames, test, candidates = read_sets(args)
     target = Target(args.key, tensor=args.tensor, units=args.units)
     hi_values = load_dataset(frames, target).values
-    hi_seconds = np.array([float(a.info["label_seconds"]) for a in frames])
+    hi_seconds, cost_note = hi_costs(frames, args.hi_seconds)
     os.makedirs(args.out, exist_ok=True)
     lo_values, lo_seconds = gfn2_labels(frames, args.key, args.units, args.tensor, os.path.join(args.out, "gfn2.db"))
-    print(f"{len(frames)} frames; high level {frames[0].info.get('method')}: {hi_seconds.mean():.2f} s per label; "
-          f"GFN2-xTB: {lo_seconds.mean() * 1000:.1f} ms per label")
-    test = list(range(args.test))
+    print(f"{len(frames)} frames ({len(candidates)} pool, {len(test)} test); high level {frames[0].info.get('method', 'external')}: "
+          f"{hi_seconds.mean():.2f} s per label ({cost_note}); GFN2-xTB: {lo_seconds.mean() * 1000:.1f} ms per label")
     truth = hi_values[test]
     rows = []
     for seed in range(args.seeds):
-        pool = np.random.default_rng(seed).permutation(np.arange(args.test, len(frames)))
+        pool = np.random.default_rng(seed).permutation(candidates)
         lo = []
         for i in pool:
             b = frames[i].copy()
@@ -116,7 +151,9 @@ def table(rows, sizes, units: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data")
+    ap.add_argument("data", nargs="+", help="labelled file(s); with --test-file the training pool")
+    ap.add_argument("--test-file", default=None, help="the test set: its first --test structures (default: DATA's first --test)")
+    ap.add_argument("--hi-seconds", type=float, default=None, help="stand-in seconds per high-level label without label_seconds")
     ap.add_argument("--key", default="dipole_moment")
     ap.add_argument("--tensor", default="i")
     ap.add_argument("--units", default="e*Bohr")
@@ -126,7 +163,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench-fidelity-cost")
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"# python benchmarks/fidelity_cost_curve.py {args.data} --key {args.key} --tensor {args.tensor} --units {args.units} "
+    extra = (f" --test-file {args.test_file}" if args.test_file else "") + (f" --hi-seconds {args.hi_seconds:g}" if args.hi_seconds else "")
+    print(f"# python benchmarks/fidelity_cost_curve.py {' '.join(args.data)}{extra} --key {args.key} --tensor {args.tensor} --units {args.units} "
           f"--test {args.test} --sizes {','.join(map(str, args.sizes))} --seeds {args.seeds}")
     table(run(args), args.sizes, args.units)
 
