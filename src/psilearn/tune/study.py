@@ -112,18 +112,23 @@ def tune_model(kind, target, data, config: dict | str | None = None, *, seconds:
         interrupted = True
         log.warning("tuning interrupted after %d trials; keeping the best so far", len(state["history"]))
     elapsed = time.perf_counter() - state["t0"]
-    if state["best"] is None and "untuned" not in state:
-        reasons = {r.get("reason", "") for r in state["history"]}
-        raise ConfigError(f"--tune: no trial succeeded in {elapsed:.0f} s ({'; '.join(sorted(reasons))[:300]})")
-    if "untuned" in state:  # no trial can be shown better than the defaults, whose fit has no k-fold score: keep them
-        (model, best_config), score = state["untuned"], None
+    score, model, best_config = _chosen(state, elapsed)
+    model.metadata["tuning"] = _record(space, target, seconds, elapsed, seed, state["history"], best_config, score, interrupted)
+    return model
+
+
+def _chosen(state: dict, elapsed: float) -> tuple:
+    """(CV score or None, model, options) the study keeps: the best scored trial, or the untuned fit when
+    that has no k-fold score (no trial can be shown better than it). ConfigError when nothing was fitted."""
+    if "untuned" in state:
         log.warning("--tune: the untuned fit has no k-fold score (%s), so no trial can be compared with it; the untuned "
                     "model is kept. Tune on a subset, or with model.stream_batch / a smaller model.n_sparse stated",
                     state["history"][0].get("reason", "streamed"))
-    else:
-        score, model, best_config = state["best"]
-    model.metadata["tuning"] = _record(space, target, seconds, elapsed, seed, state["history"], best_config, score, interrupted)
-    return model
+        return (None, *state["untuned"])
+    if state["best"] is None:
+        reasons = {r.get("reason", "") for r in state["history"]}
+        raise ConfigError(f"--tune: no trial succeeded in {elapsed:.0f} s ({'; '.join(sorted(reasons))[:300]})")
+    return state["best"]
 
 
 def _record(space, target, seconds, elapsed, seed, history, best_config, score, interrupted) -> dict:
