@@ -92,8 +92,8 @@ def check_allocation(nbytes: float, what: str, setting_hint: str) -> None:
     avail = available_bytes()
     if fits(nbytes, avail):
         return
-    source = f"{ENV_VAR}={os.environ[ENV_VAR].strip()}" if os.environ.get(ENV_VAR, "").strip() else "available now"
+    source = f"set by {ENV_VAR}={os.environ[ENV_VAR].strip()}" if os.environ.get(ENV_VAR, "").strip() else "available now"
     raise MemoryBudgetError(
-        f"{what} needs about {gb(nbytes)} of memory but {gb(avail)} is available ({source}; at most "
-        f"{SAFETY:.0%} is used); reduce {setting_hint}"
+        f"{what} needs about {gb(nbytes)} of memory but at most {gb(SAFETY * avail)} may be used ({SAFETY:.0%} of the "
+        f"{gb(avail)} {source}); reduce {setting_hint}"
     )
