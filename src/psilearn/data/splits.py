@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from ase import Atoms
 
@@ -25,13 +27,17 @@ def structure_folds(n: int, n_folds: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n) % min(n_folds, n)
 
 
-def farthest_point_order(x: np.ndarray, first: int = 0, n: int | None = None, gram: np.ndarray | None = None) -> np.ndarray:
+def farthest_point_order(x: np.ndarray, first: int = 0, n: int | None = None,
+                         dots: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
     """Greedy farthest-point ordering of the rows of ``x`` (Euclidean), starting at ``first``.
-    Stops early once every remaining row duplicates a selected one. ``gram`` = x x^T, when given,
-    replaces one pass over ``x`` per chosen row (bandwidth-bound) by one row of it."""
+    Stops early once every remaining row duplicates a selected one. ``dots(j)``: the inner products
+    of every row with row j (default ``x @ x[j]``): a row of a precomputed Gram matrix (one row
+    instead of a bandwidth-bound pass over ``x``), or of any kernel whose diagonal is |x_i|^2, in
+    whose feature space the distances are then taken."""
     n = len(x) if n is None else min(n, len(x))
     sq = np.einsum("ij,ij->i", x, x)
-    dots = (lambda j: x @ x[j]) if gram is None else (lambda j: gram[j])
+    if dots is None:
+        dots = lambda j: x @ x[j]  # noqa: E731
     chosen = [first]
     d = sq + sq[first] - 2 * dots(first)
     while len(chosen) < n:

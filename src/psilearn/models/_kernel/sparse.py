@@ -76,16 +76,17 @@ def check_elements_known(option, species, key: str = "model.n_sparse") -> None:
         raise ConfigError(f"{key}: element {extra[0]!r} is not in the training data (elements: {', '.join(present)})")
 
 
-def select_sparse(x: np.ndarray, n: int, method: str = "fps") -> np.ndarray:
+def select_sparse(x: np.ndarray, n: int, method: str = "fps", dots=None) -> np.ndarray:
     """Indices of up to ``n`` rows of ``x`` (n_envs, Q): ``"fps"`` greedy farthest-point sampling
-    (starting from the environment farthest from the mean), or ``"cur"`` deterministic CUR (rows
+    (starting from the environment farthest from the mean; ``dots`` as for
+    :func:`~psilearn.data.splits.farthest_point_order`), or ``"cur"`` deterministic CUR (rows
     chosen by column-pivoted QR of the leading left singular vectors). Duplicates are never chosen."""
     if len(x) == 0:
         return np.zeros(0, dtype=int)
     n = min(n, len(x))
     if method == "fps":
         first = int(np.argmax(np.linalg.norm(x - x.mean(0), axis=1)))
-        return np.sort(farthest_point_order(x, first, n))
+        return np.sort(farthest_point_order(x, first, n, dots))
     if method == "cur":
         u, s, _ = svd(x, full_matrices=False)
         k = min(n, int(np.sum(s > 1e-10 * s[0])))
@@ -94,7 +95,8 @@ def select_sparse(x: np.ndarray, n: int, method: str = "fps") -> np.ndarray:
     raise ValueError(f"unknown sparse selection {method!r} (use 'fps' or 'cur')")
 
 
-def select_sparse_by_state(x: np.ndarray, states: np.ndarray | None, n: int, method: str = "fps", width: float = 1.0) -> np.ndarray:
+def select_sparse_by_state(x: np.ndarray, states: np.ndarray | None, n: int, method: str = "fps", width: float = 1.0,
+                           dots=None) -> np.ndarray:
     """:func:`select_sparse` for models whose kernel is the structural one times a Gaussian kernel of
     ``width`` on the electronic state (``states`` (n_envs, 2): total charge, unpaired electrons of
     each environment's structure; :mod:`.state_kernel`). ``fps``: farthest-point sampling in that
@@ -104,38 +106,23 @@ def select_sparse_by_state(x: np.ndarray, states: np.ndarray | None, n: int, met
     one geometry in several charge states got its sparse points from one state only (structural
     duplicates are never picked) and the state kernel left the other states almost no basis
     (measured: 2 of 400 hydrogen points from the anions of PlusSet + MinusSet). ``states`` None or
-    all equal: :func:`select_sparse`."""
+    all equal: :func:`select_sparse`. ``dots``: the structural inner products, as for :func:`select_sparse`."""
     if states is None or len(x) == 0:
-        return select_sparse(x, n, method)
+        return select_sparse(x, n, method, dots)
     from psilearn.models._kernel.state_kernel import state_kernel
 
     keys, group = np.unique(np.asarray(states, float), axis=0, return_inverse=True)
     group = group.ravel()
     if len(keys) == 1:
-        return select_sparse(x, n, method)
+        return select_sparse(x, n, method, dots)
     n = min(n, len(x))
-    if method == "fps":
-        return np.sort(_product_fps(x, group, state_kernel(keys, keys, width), n))
+    if method == "fps":  # the product kernel's inner products (k_s(s, s) = 1 keeps the diagonal |x_i|^2)
+        ks, base = state_kernel(keys, keys, width), dots or (lambda j: x @ x[j])
+        return select_sparse(x, n, method, lambda j: base(j) * ks[group, group[j]])
     counts = np.bincount(group, minlength=len(keys))
     share = _proportional_shares(counts, n)
     picked = [np.flatnonzero(group == g)[select_sparse(x[group == g], share[g], method)] for g in range(len(keys)) if share[g]]
     return np.sort(np.concatenate(picked))
-
-
-def _product_fps(x: np.ndarray, group: np.ndarray, ks: np.ndarray, n: int) -> np.ndarray:
-    """Greedy farthest-point order (``n`` rows) under the kernel (x · x') ks[group, group'], starting,
-    as :func:`select_sparse`, from the row farthest from the mean."""
-    sq = np.einsum("ij,ij->i", x, x)
-    first = int(np.argmax(np.linalg.norm(x - x.mean(0), axis=1)))
-    chosen = [first]
-    d = sq + sq[first] - 2 * (x @ x[first]) * ks[group, group[first]]
-    while len(chosen) < n:
-        j = int(np.argmax(d))
-        if d[j] <= 1e-12 * max(sq.max(), 1e-300):
-            break
-        chosen.append(j)
-        d = np.minimum(d, sq + sq[j] - 2 * (x @ x[j]) * ks[group, group[j]])
-    return np.array(chosen, dtype=int)
 
 
 def _proportional_shares(counts: np.ndarray, n: int) -> np.ndarray:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from psilearn.data.memory import MemoryBudgetError, check_allocation, gb
-from psilearn.data.splits import farthest_point_order, structure_folds
+from psilearn.data.splits import structure_folds
 from psilearn.errors import ConfigError
 from psilearn.metrics.regression import regression_metrics
 from psilearn.models._kernel.foldcv import FoldCV, choose_by_cv
@@ -45,7 +45,7 @@ from psilearn.models._kernel.gpr import SparseGP, fixed_regularization
 from psilearn.models._kernel.kernels import sparse_kernel, sparse_sparse_kernel
 from psilearn.models._kernel.memory import KERNEL_HINT, stream_fit_bytes
 from psilearn.models._kernel.normal import ChannelSums, batch_bounds, dask_client, map_batches
-from psilearn.models._kernel.sparse import AUTO_RULE, select_sparse, select_sparse_by_state, shrink_sizes, sparse_sizes
+from psilearn.models._kernel.sparse import AUTO_RULE, select_sparse_by_state, shrink_sizes, sparse_sizes
 
 log = logging.getLogger("psilearn")
 
@@ -162,14 +162,10 @@ def _columns(model) -> dict[tuple[int, int], int]:
 
 # ---- pass 1: sparse environments ----------------------------------------------------------------
 def _select(x: np.ndarray, n: int, method: str, states: np.ndarray | None = None, width: float = 1.0) -> np.ndarray:
-    """:func:`select_sparse`, with FPS over a few thousand rows done on their Gram matrix (the same choice);
-    with several electronic ``states`` (n, 2) among the rows, the points shared among them (select_sparse_by_state)."""
-    if states is not None and len(np.unique(states, axis=0)) > 1:
-        return select_sparse_by_state(x, states, n, method, width)
-    if method == "fps" and 0 < len(x) <= GRAM_ROWS:
-        first = int(np.argmax(np.linalg.norm(x - x.mean(0), axis=1)))
-        return np.sort(farthest_point_order(x, first, n, gram=x @ x.T))
-    return select_sparse(x, n, method)
+    """:func:`select_sparse_by_state` (the rows' electronic ``states`` (n, 2) or None), with FPS over a few
+    thousand rows done on their Gram matrix (the same choice)."""
+    gram = x @ x.T if method == "fps" and 0 < len(x) <= GRAM_ROWS else None
+    return select_sparse_by_state(x, states, n, method, width, None if gram is None else gram.__getitem__)
 
 
 def _candidates(model, frames, first_atom: int, sizes: dict) -> dict:
