@@ -84,36 +84,48 @@ def spectrum_target(frames: list[Atoms], key: str, per: str = "structure", grid=
     return Target(key, per=per, pool=pool, units=units, grid=grid, grid_units=grid_units, absorber=absorber or "")
 
 
+def orbital_dos(info: dict, grid: np.ndarray, sigma: float, reference: str = "none", per_hartree: float = 1.0,
+                where: str = "") -> np.ndarray | None:
+    """Gaussian-broadened DOS (states per grid unit) of one structure's orbital energies in ``info``
+    (Hartree as labelled: ``orbital_energies``, two states each, or ``_alpha`` and ``_beta``, one each)
+    on ``grid`` with width ``sigma`` (grid units; ``per_hartree`` grid units per Hartree), energies
+    absolute (``reference`` 'none') or relative to ``info['homo']`` ('homo'). None without orbital
+    energies; DataError (``where``: the frame) without a HOMO to align on."""
+    from psilearn.spectral.broadening import gaussian_broadening
+
+    if "orbital_energies" in info:
+        levels = np.asarray(info["orbital_energies"], float)
+        weights = np.full(len(levels), 2.0)
+    elif "orbital_energies_alpha" in info and "orbital_energies_beta" in info:
+        levels = np.concatenate([np.asarray(info["orbital_energies_alpha"], float), np.asarray(info["orbital_energies_beta"], float)])
+        weights = np.ones(len(levels))
+    else:
+        return None
+    if reference == "homo":
+        if "homo" not in info:
+            raise DataError(f"{where}: no 'homo' label to align on")
+        levels = levels - float(info["homo"])
+    return gaussian_broadening(levels * per_hartree, weights, np.asarray(grid, dtype=np.float64), sigma)
+
+
 def dos_from_orbitals(frames: list[Atoms], grid, sigma: float, key: str = "dos", reference: str = "none") -> list[Atoms]:
     """Gaussian-broadened DOS (states per energy unit) from the labelers' orbital energies
     (``info['orbital_energies']``, or ``_alpha``/``_beta`` for open shells; Hartree as labelled) on
-    ``grid`` (same units), width ``sigma``. ``reference``: 'none' (absolute energies) or 'homo'
+    ``grid`` (same units), width ``sigma`` (:func:`orbital_dos`). ``reference``: 'none' (absolute energies) or 'homo'
     (energies relative to the HOMO: an alignment on a stated feature). Returns labelled copies with
     ``info[key]``, ``info[key + '_grid']`` and the broadening, ``info[key + '_sigma']`` and ``info[key + '_reference']``
     (what ``--baseline-method`` reproduces for a Δ model of this DOS)."""
-    from psilearn.spectral.broadening import gaussian_broadening
-
     if reference not in ("none", "homo"):
         raise ValueError(f"reference must be 'none' or 'homo', got {reference!r}")
     g = np.asarray(grid, dtype=np.float64)
     out = []
     for i, a in enumerate(frames):
-        info = a.info
-        if "orbital_energies" in info:
-            levels = np.asarray(info["orbital_energies"], float)
-            weights = np.full(len(levels), 2.0)
-        elif "orbital_energies_alpha" in info and "orbital_energies_beta" in info:
-            levels = np.concatenate([np.asarray(info["orbital_energies_alpha"], float), np.asarray(info["orbital_energies_beta"], float)])
-            weights = np.ones(len(levels))
-        else:
-            where = str(info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
+        dos = orbital_dos(a.info, g, sigma, reference, where=f"frame {i}")
+        if dos is None:
+            where = str(a.info.get("source", f"frame {i}")).replace(":", ", frame ", 1)
             raise DataError(f"{where}: no orbital energies (label with --observables orbitals)")
-        if reference == "homo":
-            if "homo" not in info:
-                raise DataError(f"frame {i}: no 'homo' label to align on")
-            levels = levels - float(info["homo"])
         b = a.copy()
-        b.info[key] = gaussian_broadening(levels, weights, g, sigma)
+        b.info[key] = dos
         b.info[key + GRID_SUFFIX] = g.copy()
         b.info[key + "_sigma"], b.info[key + "_reference"] = float(sigma), reference
         out.append(b)

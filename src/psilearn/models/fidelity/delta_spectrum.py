@@ -25,6 +25,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data.errors import DataError, frame_location
+from psilearn.data.spectra import orbital_dos
 from psilearn.errors import ConfigError
 
 SHIFT_LOSSES_REFUSED = ("the spectrum losses 'shift' and 'align' move each target spectrum in energy during the fit; a "
@@ -140,8 +141,6 @@ def recorded_broadening(frames: list[Atoms], key: str) -> tuple[float | None, st
 def method_spectrum_baseline(model, frames: list[Atoms]) -> np.ndarray:
     """(n_structures, n_grid) DOS baselines of a spectrum DeltaModel with a baseline method: the labeler's
     orbital energies (through the model's label store) broadened on the target's grid as the target is."""
-    from psilearn.spectral.broadening import gaussian_broadening
-
     method, key = model.baseline_method, model.target.key
     how = dict(method.derived)
     sigma, reference, factor = float(how["sigma"]), how["reference"], float(how["units_per_hartree"])
@@ -155,16 +154,8 @@ def method_spectrum_baseline(model, frames: list[Atoms]) -> np.ndarray:
     grid = np.asarray(model.target.grid, dtype=np.float64)
     out = np.zeros((len(frames), len(grid)))
     for i, (a, lab) in enumerate(zip(frames, labels)):
-        info = lab["info"]
-        if "orbital_energies" in info:  # restricted: 2 states per spatial orbital
-            levels = np.asarray(info["orbital_energies"], float)
-            weights = np.full(len(levels), 2.0)
-        elif "orbital_energies_alpha" in info:
-            levels = np.concatenate([np.asarray(info["orbital_energies_alpha"], float), np.asarray(info["orbital_energies_beta"], float)])
-            weights = np.ones(len(levels))
-        else:
+        dos = orbital_dos(lab["info"], grid, sigma, reference, factor, frame_location(a, i))  # Hartree -> grid units
+        if dos is None:
             raise DataError(f"{frame_location(a, i)}: the baseline method {method.name} stored no orbital energies")
-        if reference == "homo":
-            levels = levels - float(info["homo"])
-        out[i] = gaussian_broadening(levels * factor, weights, grid, sigma)  # Hartree -> grid units
+        out[i] = dos
     return out
