@@ -36,12 +36,12 @@ def frame_core_electrons(atoms: Atoms, where: str = "") -> np.ndarray:
     recorded gets zeros, unless one of its elements has an ECP in the orbital basis of its method
     (:func:`orbital_basis`): its density then may hold only the valence electrons (or, labelled
     before psilearn used ECPs, was computed without them), and it is refused (DataError, one line)."""
-    from psilearn.targets.ao_basis import ecp_core_electrons
+    from psilearn.targets.ao_basis import ecp_table
 
     where = f"{where}: " if where else ""
     if CORE_KEY not in atoms.arrays:
         basis = orbital_basis(atoms)
-        ecp = sorted({s for s in atoms.get_chemical_symbols() if ecp_core_electrons(basis, s) > 0})
+        ecp = sorted(ecp_table(basis, atoms.get_chemical_symbols()))
         if ecp:
             raise DataError(f"{where}no {CORE_KEY!r} recorded, but {', '.join(ecp)} {'has an' if len(ecp) == 1 else 'have'} "
                             f"effective core potential{'s' if len(ecp) > 1 else ''} in basis {basis!r}: the density's "

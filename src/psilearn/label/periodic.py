@@ -62,7 +62,6 @@ def build_cell(labeler, atoms: Atoms, charge: int, spin: int):
         raise LabelError(f"basis {labeler.basis} describes only the valence electrons of {', '.join(with_ecp)} (it goes with an ECP), "
                          "and crystals are labelled all-electron: choose an all-electron basis for these elements", stage="validate")
 
-
     cell = gto.Cell()
     cell.atom = [(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)]
     cell.a = np.array(atoms.cell)
