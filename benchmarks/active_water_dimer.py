@@ -30,14 +30,18 @@ FILE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "wa
 SMALL = {"soap": {"cutoff": 4.0, "max_radial": 6, "max_angular": 4}, "model": {"n_sparse": 200}}
 
 
-def _split(n_iid: int, tmp: str) -> tuple[str, str, str]:
+def _split(n_iid: int, pool_shifted: int, tmp: str) -> tuple[str, str, str]:
+    """Pool, i.i.d. test and shifted test files: ``pool_shifted`` compressed dimers (drawn with seed 0) join the
+    pool, the other compressed dimers are the shifted test set."""
     from psilearn.data import read_structures, write_structures
 
     frames = read_structures(FILE)
     perm = np.random.default_rng(0).permutation(800)
     iid, pool = np.sort(perm[:n_iid]), np.sort(perm[n_iid:])
+    comp = 800 + np.random.default_rng(0).permutation(200)
+    pool, shifted = np.concatenate([pool, np.sort(comp[:pool_shifted])]), np.sort(comp[pool_shifted:])
     paths = [os.path.join(tmp, f"{name}.xyz") for name in ("pool", "iid", "shifted")]
-    for path, idx in zip(paths, (pool, iid, np.arange(800, 1000))):
+    for path, idx in zip(paths, (pool, iid, shifted)):
         write_structures(path, [frames[i] for i in idx], format="extxyz")
     return tuple(paths)
 
@@ -105,6 +109,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--n-iid", type=int, default=200)
+    ap.add_argument("--pool-shifted", type=int, default=0, help="this many compressed dimers join the pool (a pool that "
+                    "covers the shifted region sparsely, as in ANI-1x); the others are the shifted test set (default 0: none)")
     ap.add_argument("--small", action="store_true", help="smaller SOAP and 200 sparse points (faster)")
     ap.add_argument("--init-strategy", default="random", choices=["random", "fps"], help="the initial set of the active "
                     "strategies (random: the same as the random baseline's, default)")
@@ -119,7 +125,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        pool, iid, shifted = _split(args.n_iid, tmp)
+        pool, iid, shifted = _split(args.n_iid, args.pool_shifted, tmp)
         target = Target("alpha", tensor="ij=ji")
         tests = {"i.i.d.": load_dataset(iid, target), "shifted (compressed)": load_dataset(shifted, target)}
         results = {s: {} for s in args.strategies.split(",") if s != "random"} | {"random": {}}
@@ -128,7 +134,9 @@ def main() -> int:
                 t1 = time.perf_counter()
                 results[strategy][seed] = _run(strategy, seed, pool, tests, args, tmp, shifted)
                 print(f"seed {seed} {strategy}: {time.perf_counter() - t1:.0f} s", file=sys.stderr)
-    print(f"water dimer alpha, pool {800 - args.n_iid} (frames 0-799 minus the i.i.d. test set), init {args.init}, "
+    print(f"water dimer alpha, pool {800 - args.n_iid + args.pool_shifted} (frames 0-799 minus the i.i.d. test set"
+          + (f", plus {args.pool_shifted} compressed dimers; shifted test set: the other {200 - args.pool_shifted}" if args.pool_shifted else "")
+          + f"), init {args.init}, "
           f"batch {args.batch}, budget {args.budget}, {'small' if args.small else 'default'} SA-GPR settings")
     for name in tests:
         _table(results, name)
