@@ -47,3 +47,40 @@ def test_gfn2_forces_match_energy_difference():
 def test_gfn2_rejects_unsupported_observable():
     with pytest.raises(ValueError, match="shielding"):
         XTBLabeler(observables=("shielding",))
+
+
+def test_finite_field_polarizability_is_stored_symmetric():
+    """The central differences of the dipole are not symmetric (SCF and truncation noise); the labeler stores
+    their symmetric part, exactly symmetric, and the half-difference it removed. A distorted geometry with no
+    symmetry makes that asymmetry non-zero; the Δ-learning and dataset checks (relative 1e-6) accept the result
+    without --symmetrize."""
+    from psilearn.data.dataset import check_symmetry
+    from psilearn.label.base import finite_field_polarizability
+    from psilearn.targets import Target
+
+    a = ammonia()
+    a.positions += np.random.default_rng(1).normal(scale=0.05, size=a.positions.shape)
+    lab = XTBLabeler(observables=("polarizability",))
+    out = lab.label(a)
+    alpha = out.info["alpha"].reshape(3, 3)
+    assert np.array_equal(alpha, alpha.T)
+    raw = np.zeros((3, 3))
+    for b in range(3):
+        f = np.zeros(3)
+        f[b] = lab.field_step
+        raw[:, b] = (np.asarray(lab._run(a, 0, 1, f).get("dipole")) - np.asarray(lab._run(a, 0, 1, -f).get("dipole"))) / (2 * lab.field_step)
+    np.testing.assert_allclose(alpha, (raw + raw.T) / 2, rtol=0, atol=1e-12)
+    assert out.info["alpha_fd_asymmetry"] == pytest.approx(np.abs(raw - raw.T).max() / 2, abs=1e-12)
+    assert 0 < out.info["alpha_fd_asymmetry"] < 1e-3 * np.abs(alpha).max()
+    check_symmetry([out], Target("alpha", tensor="ij=ji"), alpha.reshape(1, 9), symmetrize=False)
+    sym, asym = finite_field_polarizability(lambda f: np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ f, 0.1)
+    np.testing.assert_allclose(sym, [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert asym == pytest.approx(1.0)
+
+
+def test_polarizability_changes_the_method_hash():
+    """Stores labelled before alpha was symmetrised are not reused."""
+    assert XTBLabeler(observables=("polarizability",)).spec()["alpha"] == "symmetrised"
+    assert "alpha" not in XTBLabeler(observables=("dipole",)).spec()
+    assert PySCFLabeler("hf", "sto-3g", observables=("polarizability",), polarizability_mode="finite_field").spec()["alpha"] == "symmetrised"
+    assert "alpha" not in PySCFLabeler("hf", "sto-3g", observables=("polarizability",)).spec()  # CPHF: unchanged

@@ -9,8 +9,10 @@ flattened row-major (a 3x3 tensor is 9 numbers).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 from ase import Atoms
 
 #: Observables a labeler may be asked for.
@@ -43,6 +45,8 @@ UNITS: dict[str, str] = {
     "quadrupole_moment": "e*Bohr^2, traceless Buckingham, 9 numbers row-major, origin: centre of mass",
     "alpha": "Bohr^3 (a.u.), static dipole polarizability, 9 numbers row-major",
     "alpha_ff_rel_diff": "dimensionless, max|alpha_cphf - alpha_ff| / max|alpha_cphf|",
+    "alpha_fd_asymmetry": "Bohr^3 (a.u.), max |alpha_ab - alpha_ba| / 2 of a finite-field alpha before it was symmetrised "
+    "(its finite-difference noise)",
     "mulliken_charges": "e, shape (n_atoms,)",
     "hirshfeld_charges": "e, shape (n_atoms,)",
     "orbital_energies": "Hartree, ascending (restricted); _alpha/_beta for open shell; with hamiltonian: "
@@ -173,3 +177,18 @@ def configure_threads(threads: int = 1) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
+
+
+def finite_field_polarizability(dipole: Callable[[np.ndarray], np.ndarray], step: float) -> tuple[np.ndarray, float]:
+    """Static polarizability (Bohr^3), shape (3, 3), from ``dipole(F)`` (e*Bohr, the dipole in a uniform
+    field F, a.u.) by central differences alpha[a, b] = (mu_a(+F_b) - mu_a(-F_b)) / 2F (6 field calculations).
+
+    alpha = -d^2E/dF_a dF_b is symmetric; the differences are not, by SCF and truncation noise, so the
+    symmetric part is returned (it is also the more accurate estimate), with the largest half-difference
+    |alpha_ab - alpha_ba| / 2 that was removed (Bohr^3): a measure of the finite-difference error."""
+    alpha = np.zeros((3, 3))
+    for b in range(3):
+        f = np.zeros(3)
+        f[b] = step
+        alpha[:, b] = (np.asarray(dipole(f), float) - np.asarray(dipole(-f), float)) / (2.0 * step)
+    return 0.5 * (alpha + alpha.T), float(np.abs(alpha - alpha.T).max() / 2.0)

@@ -136,6 +136,8 @@ class PySCFLabeler:
         if "polarizability" not in self.observables:
             d.pop("polarizability_mode")
             d.pop("field_step")
+        elif self.polarizability_mode != "analytic":  # finite-field alpha is now stored symmetrised: a new
+            d["alpha"] = "symmetrised"  # hash (CPHF-only stores, mode analytic, keep theirs)
         if "apt" not in self.observables:
             d.pop("apt_step")
         if "orbitals" not in self.observables:
@@ -244,9 +246,9 @@ class PySCFLabeler:
         """Static polarizability (Bohr^3), (3, 3), analytic CPHF/CPKS (:mod:`psilearn.label.response`)."""
         return cphf_polarizability(mf)
 
-    def polarizability_finite_field(self, mf) -> np.ndarray:
-        """Static polarizability (Bohr^3), (3, 3), by central differences of the dipole in uniform
-        fields +-``field_step`` (6 extra SCFs; :mod:`psilearn.label.response`)."""
+    def polarizability_finite_field(self, mf) -> tuple[np.ndarray, float]:
+        """Static polarizability (Bohr^3), (3, 3), by central differences of the dipole in uniform fields, symmetrised,
+        and the asymmetry removed (Bohr^3); 6 extra SCFs (:mod:`psilearn.label.response`)."""
         return finite_field_polarizability(self, mf)
 
     def atomic_polar_tensors(self, mol, mf) -> np.ndarray:
@@ -367,7 +369,8 @@ class PySCFLabeler:
     def _polarizability(self, mf) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.polarizability_mode == "finite_field":
-            out["alpha"] = self.polarizability_finite_field(mf).reshape(9)
+            alpha, out["alpha_fd_asymmetry"] = self.polarizability_finite_field(mf)
+            out["alpha"] = alpha.reshape(9)
             out["alpha_method"] = "finite_field"
             return out
         try:
@@ -376,13 +379,13 @@ class PySCFLabeler:
         except LabelError:
             raise
         except Exception as exc:  # CPHF unavailable/failed: finite field is the fallback
-            alpha = self.polarizability_finite_field(mf)
+            alpha, out["alpha_fd_asymmetry"] = self.polarizability_finite_field(mf)
             out["alpha_method"] = f"finite_field (CPHF failed: {type(exc).__name__})"
             out["alpha"] = alpha.reshape(9)
             return out
         out["alpha"] = alpha.reshape(9)
         if self.polarizability_mode == "both":
-            ff = self.polarizability_finite_field(mf)
+            ff, out["alpha_fd_asymmetry"] = self.polarizability_finite_field(mf)
             out["alpha_ff"] = ff.reshape(9)
             out["alpha_ff_rel_diff"] = float(np.abs(alpha - ff).max() / np.abs(alpha).max())
         return out

@@ -53,22 +53,17 @@ def field_dipole(lab, mol, field: np.ndarray, dm0, origin: np.ndarray) -> np.nda
     return dipole_moment(mol, mf.make_rdm1(), origin)
 
 
-def finite_field_polarizability(lab, mf) -> np.ndarray:
-    """Static polarizability (Bohr^3), shape (3, 3), alpha[a, b] = d mu_a / d F_b by central
-    differences of the dipole in uniform fields +-``field_step`` (6 extra SCFs)."""
+def finite_field_polarizability(lab, mf) -> tuple[np.ndarray, float]:
+    """Static polarizability (Bohr^3), shape (3, 3), by central differences of the dipole in uniform
+    fields +-``field_step`` (6 extra SCFs), symmetrised, and the asymmetry removed (Bohr^3;
+    :func:`psilearn.label.base.finite_field_polarizability`)."""
+    from psilearn.label.base import finite_field_polarizability as central_differences
     from psilearn.label.multipoles import centre_of_mass_bohr
 
     mol = mf.mol
     origin = centre_of_mass_bohr(mol)
     dm0 = mf.make_rdm1()
-    alpha = np.zeros((3, 3))
-    for b in range(3):
-        f = np.zeros(3)
-        f[b] = lab.field_step
-        plus = field_dipole(lab, mol, f, dm0, origin)
-        minus = field_dipole(lab, mol, -f, dm0, origin)
-        alpha[:, b] = (plus - minus) / (2.0 * lab.field_step)
-    return alpha
+    return central_differences(lambda f: field_dipole(lab, mol, f, dm0, origin), lab.field_step)
 
 
 def atomic_polar_tensors(lab, mol, mf) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 from ase.units import Bohr
 
-from psilearn.label.base import LabelError, parse_observables
+from psilearn.label.base import LabelError, finite_field_polarizability, parse_observables
 from psilearn.label.hashing import code_version, method_hash
 from psilearn.label.orbitals import DOSGrid, orbital_labels
 from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
@@ -68,6 +68,8 @@ class XTBLabeler:
             d.pop("dos")
         if "polarizability" not in self.observables:
             d.pop("field_step")
+        else:  # finite-field alpha is stored symmetrised: a new hash, so unsymmetrised stores are not reused
+            d["alpha"] = "symmetrised"
         d.update(code="tblite", schema=LABEL_SCHEMA, versions={"tblite": code_version("tblite")})
         return d
 
@@ -107,16 +109,10 @@ class XTBLabeler:
         except Exception as exc:
             raise LabelError(f"xTB SCC failed: {exc}", "scf") from None
 
-    def polarizability(self, atoms: Atoms, charge: int, mult: int) -> np.ndarray:
-        """alpha[a, b] = d mu_a / d F_b (Bohr^3), shape (3, 3), by central differences."""
-        alpha = np.zeros((3, 3))
-        for b in range(3):
-            f = np.zeros(3)
-            f[b] = self.field_step
-            plus = np.asarray(self._run(atoms, charge, mult, f).get("dipole"))
-            minus = np.asarray(self._run(atoms, charge, mult, -f).get("dipole"))
-            alpha[:, b] = (plus - minus) / (2.0 * self.field_step)
-        return alpha
+    def polarizability(self, atoms: Atoms, charge: int, mult: int) -> tuple[np.ndarray, float]:
+        """alpha[a, b] = d mu_a / d F_b (Bohr^3), shape (3, 3), by central differences, symmetrised, and
+        the asymmetry removed (Bohr^3; :func:`psilearn.label.base.finite_field_polarizability`)."""
+        return finite_field_polarizability(lambda f: self._run(atoms, charge, mult, f).get("dipole"), self.field_step)
 
     def label(self, atoms: Atoms) -> Atoms:
         """Labelled copy of ``atoms`` (keys in :data:`psilearn.label.base.UNITS`)."""
@@ -150,7 +146,8 @@ class XTBLabeler:
             info["homo"], info["lumo"] = _frontier(eps, occ)
             info["gap"] = info["lumo"] - info["homo"]
         if "polarizability" in obs:
-            info["alpha"] = self.polarizability(atoms, charge, mult).reshape(9)
+            alpha, info["alpha_fd_asymmetry"] = self.polarizability(atoms, charge, mult)
+            info["alpha"] = alpha.reshape(9)
             info["alpha_method"] = "finite_field"
         info["label_seconds"] = time.perf_counter() - t0
         return out
