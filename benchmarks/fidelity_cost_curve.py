@@ -1,14 +1,15 @@
 """Cost curves of pooling fidelities (issue 14): error at the high level against the compute seconds of
-every label used, for single-fidelity SA-GPR, delta-learning on GFN2-xTB and multi-fidelity.
+every label used, for single-fidelity SA-GPR, delta-learning on a cheap level (GFN2-xTB, or --low METHOD) and
+multi-fidelity.
 
 DATA is a file labelled by `psilearn label` at the high level (it records `label_seconds` per structure),
-e.g. GFN2-MD methanol frames labelled with PBE/def2-SVP. GFN2-xTB labels of every frame are computed here
-with psilearn's labeler (stored in --out/gfn2.db, reused on reruns). The first --test frames are the test
+e.g. GFN2-MD methanol frames labelled with PBE/def2-SVP. Low-level labels (GFN2-xTB unless --low) of every
+frame are computed here with psilearn's labeler (stored in --out/LOW.db, reused on reruns). The first --test frames are the test
 set; training sets are drawn from the rest per seed. Cost charged to each method:
   single fidelity: the N high-level labels;
-  delta:           the N high-level labels + GFN2 on the N training and on every test structure (a delta
+  delta:           the N high-level labels + the low level on the N training and on every test structure (a delta
                    model needs its baseline at prediction);
-  multi-fidelity:  the N high-level labels + GFN2 on the whole pool (training only).
+  multi-fidelity:  the N high-level labels + the low level on the whole pool (training only).
 RMSE of the Cartesian components in the label's units, mean over seeds.
 
     .venv/bin/python benchmarks/fidelity_cost_curve.py /work/bench/methanol_density.xyz --key dipole_moment --units e*Bohr \\
@@ -31,13 +32,14 @@ import time
 import numpy as np
 
 
-def gfn2_labels(frames, key: str, units: str, tensor: str, db: str) -> tuple[np.ndarray, np.ndarray]:
-    """GFN2-xTB values (n, 3**rank) of ``key``'s observable and per-structure compute seconds (the mean of
-    the stored seconds of those labels: the labelled copies keep the input's own ``label_seconds``)."""
+def low_labels(low: str, frames, key: str, units: str, tensor: str, db: str) -> tuple[np.ndarray, np.ndarray]:
+    """Values (n, 3**rank) of ``key``'s observable at the low level ``low`` (gfn2, or XC/BASIS) and per-structure
+    compute seconds (the mean of the stored seconds of those labels: the labelled copies keep the input's own
+    ``label_seconds``)."""
     from psilearn.models.fidelity import BaselineMethod
     from psilearn.targets import Target
 
-    method = BaselineMethod.resolve("gfn2", Target(key, tensor=tensor, units=units))
+    method = BaselineMethod.resolve(low, Target(key, tensor=tensor, units=units))
     labelled, _, total = method.label_frames(frames, db, workers=0, progress=True)
     values = np.array([np.ravel(np.asarray(a.info[method.key], float)) for a in labelled])
     return values, np.full(len(frames), total / len(frames))
@@ -83,9 +85,10 @@ def run(args) -> list[tuple]:
     hi_values = load_dataset(frames, target).values
     hi_seconds, cost_note = hi_costs(frames, args.hi_seconds)
     os.makedirs(args.out, exist_ok=True)
-    lo_values, lo_seconds = gfn2_labels(frames, args.key, args.units, args.tensor, os.path.join(args.out, "gfn2.db"))
+    lo_values, lo_seconds = low_labels(args.low, frames, args.key, args.units, args.tensor,
+                                       os.path.join(args.out, f"{args.low.replace('/', '_')}.db"))
     print(f"{len(frames)} frames ({len(candidates)} pool, {len(test)} test); high level {frames[0].info.get('method', 'external')}: "
-          f"{hi_seconds.mean():.2f} s per label ({cost_note}); GFN2-xTB: {lo_seconds.mean() * 1000:.1f} ms per label")
+          f"{hi_seconds.mean():.2f} s per label ({cost_note}); low level {args.low}: {lo_seconds.mean() * 1000:.1f} ms per label")
     truth = hi_values[test]
     rows = []
     for seed in range(args.seeds):
@@ -106,7 +109,7 @@ def run(args) -> list[tuple]:
             cost_hi = hi_seconds[idx].sum()
             runs = {
                 "single fidelity": ("sagpr", hi, cost_hi),
-                "delta on GFN2": (delta_kind("gfn2_value"), hi, cost_hi + lo_seconds[idx].sum() + lo_seconds[test].sum()),
+                f"delta on {args.low}": (delta_kind("gfn2_value"), hi, cost_hi + lo_seconds[idx].sum() + lo_seconds[test].sum()),
                 "multi-fidelity": (multifidelity_kind("level", ["gfn2", "high"], "high"), lo + hi, cost_hi + lo_seconds[pool].sum()),
             }
             for name, (kind, train, cost) in runs.items():
@@ -116,16 +119,16 @@ def run(args) -> list[tuple]:
                 err = float(np.sqrt(np.mean((model.predict(tests, return_std=False).values - truth) ** 2)))
                 rows.append((name, n, seed, cost, err, fit_s))
             print(f"seed {seed} N={n}: " + ", ".join(f"{r[0]} {r[4]:.4f} ({r[3]:.0f} s)" for r in rows[-3:]), flush=True)
-    rows += [("GFN2-xTB alone", 0, 0, lo_seconds[test].sum(), float(np.sqrt(np.mean((lo_values[test] - truth) ** 2))), 0.0)]
+    rows += [(f"{args.low} alone", 0, 0, lo_seconds[test].sum(), float(np.sqrt(np.mean((lo_values[test] - truth) ** 2))), 0.0)]
     return rows
 
 
-def table(rows, sizes, units: str) -> None:
+def table(rows, sizes, units: str, low: str) -> None:
     print(f"\nRMSE at the high level ({units}) and label seconds charged, mean over seeds")
     print("| method | N high-level labels | label seconds | RMSE | fit s |")
     print("|---|---|---|---|---|")
-    for m in ("GFN2-xTB alone", "single fidelity", "delta on GFN2", "multi-fidelity"):
-        for n in ([0] if m == "GFN2-xTB alone" else sizes):
+    for m in (f"{low} alone", "single fidelity", f"delta on {low}", "multi-fidelity"):
+        for n in ([0] if m == f"{low} alone" else sizes):
             sel = [r for r in rows if r[0] == m and r[1] == n]
             err = np.array([r[4] for r in sel])
             print(f"| {m} | {n if n else '-'} | {np.mean([r[3] for r in sel]):.0f} | {err.mean():.4f} +- {err.std():.4f} | "
@@ -135,7 +138,7 @@ def table(rows, sizes, units: str) -> None:
     print("\nlabel-cost ratio at equal error: the single-fidelity size N' with this method's error, interpolated log-log "
           "between the measured sizes, times its seconds per label, divided by this method's label seconds "
           "('>' when the method beats every single-fidelity size: the ratio at the largest one, a lower bound)")
-    for m in ("delta on GFN2", "multi-fidelity"):
+    for m in (f"delta on {low}", "multi-fidelity"):
         out = []
         for n in sizes:
             sel = [r for r in rows if r[0] == m and r[1] == n]
@@ -154,6 +157,7 @@ def main() -> None:
     ap.add_argument("data", nargs="+", help="labelled file(s); with --test-file the training pool")
     ap.add_argument("--test-file", default=None, help="the test set: its first --test structures (default: DATA's first --test)")
     ap.add_argument("--hi-seconds", type=float, default=None, help="stand-in seconds per high-level label without label_seconds")
+    ap.add_argument("--low", default="gfn2", help="the cheap level psilearn computes (gfn2, gfn1 or XC/BASIS; default gfn2)")
     ap.add_argument("--key", default="dipole_moment")
     ap.add_argument("--tensor", default="i")
     ap.add_argument("--units", default="e*Bohr")
@@ -163,10 +167,11 @@ def main() -> None:
     ap.add_argument("--out", default="bench-fidelity-cost")
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
-    extra = (f" --test-file {args.test_file}" if args.test_file else "") + (f" --hi-seconds {args.hi_seconds:g}" if args.hi_seconds else "")
+    extra = ((f" --low {args.low}" if args.low != "gfn2" else "") + (f" --test-file {args.test_file}" if args.test_file else "")
+             + (f" --hi-seconds {args.hi_seconds:g}" if args.hi_seconds else ""))
     print(f"# python benchmarks/fidelity_cost_curve.py {' '.join(args.data)}{extra} --key {args.key} --tensor {args.tensor} --units {args.units} "
           f"--test {args.test} --sizes {','.join(map(str, args.sizes))} --seeds {args.seeds}")
-    table(run(args), args.sizes, args.units)
+    table(run(args), args.sizes, args.units, args.low)
 
 
 if __name__ == "__main__":
