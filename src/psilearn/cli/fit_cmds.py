@@ -96,6 +96,9 @@ def cmd_fit(args) -> int:
     if getattr(kind, "kind", None) == "multifidelity":
         print(f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; each level = "
               f"rho x the level below + a {kind.inner_kind} correction", file=sys.stderr)
+    elif getattr(kind, "kind", None) == "nn-multifidelity":
+        print(f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; one network, "
+              "a readout per level", file=sys.stderr)
     if method is not None:
         print(f"delta-learning: {kind.inner_kind} learns {target.key} - {method.label} from {method.name}; predict "
               f"labels its input with {method.name} through {kind.method_db}", file=sys.stderr)
@@ -170,7 +173,7 @@ def cmd_predict(args) -> int:
         raise ConfigError(f"--baseline-db: {args.model} is not a --baseline-method model")
     options = {}
     if getattr(args, "fidelity", None) is not None:
-        if model.kind != "multifidelity":
+        if model.kind not in ("multifidelity", "nn-multifidelity"):
             raise ConfigError(f"--fidelity: {args.model} is a {model.kind} model, not a multi-fidelity one")
         options["fidelity"] = args.fidelity
     frames = read_structures(args.input)

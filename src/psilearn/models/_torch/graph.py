@@ -12,7 +12,8 @@ A graph holds, for one structure of n atoms with E directed edges within the cut
 - ``pairs`` (P, 2) int64 and ``pair_vec`` (P, 3) float64: the atom pairs of a per-pair target and
   r_j - r_i of each (shortest image), else None;
 - ``labelled`` (n,) bool: for training on per-atom labels present on only some atoms (a label
-  mask), which atoms carry a label (the loss sees those only), else None.
+  mask), which atoms carry a label (the loss sees those only), else None;
+- ``fidelity`` int: index of the structure's level of theory in a multi-fidelity network (0 otherwise).
 
 Neighbour lists come from ``ase.neighborlist.neighbor_list`` (a cell-list algorithm, linear in the
 number of atoms, no Python loop over pairs). Edge vectors are computed once in float64 and cast to
@@ -43,6 +44,7 @@ class Graph:
     pairs: np.ndarray | None = None
     pair_vec: np.ndarray | None = None
     labelled: np.ndarray | None = None
+    fidelity: int = 0
 
     @property
     def n_atoms(self) -> int:
@@ -64,7 +66,8 @@ class Batch:
     ``species`` (N,), ``edge_index`` (2, E), ``edge_vec`` (E, 3) [Angstrom], ``batch`` (N,) index of
     the structure of each atom, ``n_atoms`` (S,) atoms per structure, ``n_structures`` = S,
     ``state`` (S, 2) total charge and unpaired electrons of each structure, ``moments`` (N,) or None,
-    ``pairs`` (P, 2) batch atom indices and ``pair_vec`` (P, 3) of a per-pair target, or None.
+    ``pairs`` (P, 2) batch atom indices and ``pair_vec`` (P, 3) of a per-pair target, or None,
+    ``fidelity`` (S,) level index of each structure (multi-fidelity networks; zeros otherwise).
     """
 
     species: torch.Tensor
@@ -77,6 +80,7 @@ class Batch:
     moments: torch.Tensor | None = None
     pairs: torch.Tensor | None = None
     pair_vec: torch.Tensor | None = None
+    fidelity: torch.Tensor | None = None
 
 
 def build_graph(atoms: Atoms, species: list[int], cutoff: float) -> Graph:
@@ -141,4 +145,5 @@ def collate(graphs: list[Graph], device: torch.device | str = "cpu", dtype: torc
         pairs = t(np.concatenate([g.pairs.reshape(-1, 2) + o for g, o in zip(graphs, offsets)]), torch.long)
         pair_vec = t(np.concatenate([g.pair_vec.reshape(-1, 3) for g in graphs]), dtype)
     return Batch(t(species, torch.long), t(edge_index, torch.long), t(edge_vec, dtype), t(batch, torch.long),
-                 t(n_atoms, torch.long), len(graphs), t(state, dtype), moments, pairs, pair_vec)
+                 t(n_atoms, torch.long), len(graphs), t(state, dtype), moments, pairs, pair_vec,
+                 t(np.array([g.fidelity for g in graphs], dtype=np.int64), torch.long))

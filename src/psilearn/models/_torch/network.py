@@ -219,7 +219,7 @@ class EquivariantNetwork(torch.nn.Module):
             x = torch.cat([onehot, batch.state[batch.batch, : self.n_state].to(vec.dtype)], dim=1)
         if moments is not None and not self.vector_moments:
             x = torch.cat([x, moments.to(vec.dtype)[:, None]], dim=1)
-        h = self.embedding(x)
+        h = self.initial_scalars(x, batch)
         if self.vector_moments:
             h = torch.cat([h, self.moment_embedding(moments.to(vec.dtype))], dim=1)
         feats = []
@@ -227,6 +227,11 @@ class EquivariantNetwork(torch.nn.Module):
             h = layer(h, onehot, sh, radial, batch.edge_index)
             feats.append(h)
         return torch.cat(feats, dim=1)
+
+    def initial_scalars(self, x: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The initial node features (N, channels) (all 0e) from the invariant inputs ``x`` (N, n_inputs);
+        a multi-fidelity network adds its level embedding here (:mod:`.fidelity_heads`)."""
+        return self.embedding(x)
 
     def atom_outputs(self, batch: Batch, features: torch.Tensor | None = None) -> torch.Tensor:
         """Per-atom target irreps in the target's units, (N, n_out)."""

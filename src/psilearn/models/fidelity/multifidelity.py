@@ -57,7 +57,7 @@ def multifidelity_kind(fidelity_key: str, levels: list[str] | None, target_level
         raise ConfigError("--fidelity-key: empty")
     if not target_level:
         raise ConfigError("--target-fidelity: give the level to predict (a value of the fidelity key)")
-    if inner in REFUSED_INNER or inner == "multifidelity":
+    if inner in REFUSED_INNER or inner in ("multifidelity", "nn-multifidelity"):
         raise ConfigError(f"--fidelity-key: model kind {inner!r} cannot be a level of a multi-fidelity model")
     try:
         cls = model_class(inner)

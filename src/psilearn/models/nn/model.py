@@ -184,6 +184,14 @@ class NNModel(TorchRunOptions, Model):
             w[b.cols] = x / b.dim
         return w / sum(wb)
 
+    def _split(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """(train, validation) structure indices: a random ``val_fraction`` held out."""
+        return random_split(len(data), self.train_config.val_fraction, self.seed)
+
+    def _loss(self, loss_scale: np.ndarray, col_weight: np.ndarray):
+        """The Trainer's loss object (None: its TargetLoss); a hook for subclasses."""
+        return None
+
     # ---- fitting ---------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> "NNModel":
         """Train on a Dataset whose Target equals this model's. Returns self. Per-atom labels on only
@@ -208,7 +216,7 @@ class NNModel(TorchRunOptions, Model):
         if data.labelled is not None:
             for g, m in zip(graphs, np.split(data.labelled, np.cumsum([len(a) for a in data.frames])[:-1])):
                 g.labelled = m
-        train_idx, val_idx = random_split(len(data), cfg.val_fraction, self.seed)
+        train_idx, val_idx = self._split(data)
         tr, va = data.subset(train_idx), data.subset(val_idx)
         y_tr, y_va = self._compact(t.to_irreps(tr.values)), self._compact(t.to_irreps(va.values))
         g_tr, g_va = [graphs[i] for i in train_idx], [graphs[i] for i in val_idx]
@@ -230,7 +238,7 @@ class NNModel(TorchRunOptions, Model):
             cb = None if self.on_epoch_end is None else (lambda e, k=k: self.on_epoch_end(k, e))
             trainer = Trainer(net, cfg, t.per, t.pool, loss_scale, col_w, seed=self.seed + 7919 * k, device=device,
                               checkpoint_dir=ckpt, resume=self.resume, progress=self.progress, fingerprint=fp,
-                              on_epoch_end=cb)
+                              on_epoch_end=cb, loss=self._loss(loss_scale, col_w))
             summaries.append(trainer.fit(g_tr, y_tr, g_va, y_va))
             net.eval()
             self.nets.append(net)

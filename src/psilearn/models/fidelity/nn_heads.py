@@ -1,0 +1,198 @@
+"""The `nn-multifidelity` model kind: one equivariant network for several levels of theory.
+
+Structures carry the observable under one key and their level in ``atoms.info[fidelity_key]``, as
+for the recursive `multifidelity` kind (:mod:`.multifidelity`). Instead of one model per level, one
+network is trained jointly on the structures of every level: a shared message-passing body, a learned
+level embedding in the invariant node channels and one equivariant readout per level
+(:mod:`psilearn.models._torch.fidelity_heads`). Each structure's loss is taken on its own level's
+output only, scaled by that level's label spread (so each level is weighted by the inverse of its own
+variance). The cheap, plentiful level trains the body; the few accurate structures mainly train their
+own readout. ``predict`` returns the target level, ``predict(frames, fidelity=NAME)`` any level.
+
+Per level: its own normalisation (per-element shift of the invariant part, output and loss scales),
+its own validation structures (the split is stratified by level, so a level of a few structures keeps
+one or more for validation) and its own held-out metrics; the held-out metrics of the model are those
+of the target level. The uncertainty (LLPR or ensemble) is the nn kind's, calibrated on the validation
+structures of all levels together (documented in docs/fidelity.md). With one level the model is the
+plain `nn` fit (same split, normalisation, parameters and training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from ase import Atoms
+
+from psilearn.data import Dataset
+from psilearn.data.errors import DataError
+from psilearn.data.prediction import Prediction
+from psilearn.data.splits import random_split
+from psilearn.errors import ConfigError
+from psilearn.models._torch.fidelity_heads import FidelityHeadsNetwork, FidelityLoss
+from psilearn.models._torch.weights import build_in_dtype
+from psilearn.models.fidelity.multifidelity import fidelity_of
+from psilearn.models.nn.model import NNModel
+
+
+def nn_heads_kind(fidelity_key: str, levels: list[str] | None, target_level: str) -> type["NNHeadsModel"]:
+    """The `nn-multifidelity` kind for structures whose level is ``info[fidelity_key]``: one network, a
+    readout per level, predicting ``target_level`` by default. ``levels`` (None: the levels present,
+    by decreasing number of structures, the target last) only fixes their order and which are allowed."""
+    if not fidelity_key:
+        raise ConfigError("--fidelity-key: empty")
+    if not target_level:
+        raise ConfigError("--target-fidelity: give the level to predict (a value of the fidelity key)")
+    if levels is not None:
+        levels = [str(v) for v in levels]
+        if len(set(levels)) != len(levels) or target_level not in levels:
+            raise ConfigError(f"--fidelities {','.join(levels)}: each level once, and the target level {target_level!r} among them")
+    return type("NNHeadsModel", (NNHeadsModel,), {"__module__": __name__, "fidelity_key_default": fidelity_key,
+                                                  "levels_default": levels, "target_level_default": target_level})
+
+
+@dataclass
+class NNHeadsModel(NNModel):
+    """Multi-fidelity equivariant network (shared body, level embedding, one readout per level)."""
+
+    fidelity_key: str = ""
+    levels: list[str] = field(default_factory=list)  # one readout each, in this order
+    target_level: str = ""
+    _predict_as: int | None = field(default=None, repr=False, compare=False)  # level index of the graphs being built
+    _val_idx: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    kind: ClassVar[str] = "nn-multifidelity"
+    fidelity_key_default: ClassVar[str] = "level"
+    levels_default: ClassVar[list[str] | None] = None
+    target_level_default: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.fidelity_key = self.fidelity_key or self.fidelity_key_default
+        self.target_level = self.target_level or self.target_level_default
+        self.levels = list(self.levels or self.levels_default or [])
+
+    @classmethod
+    def from_options(cls, target, options: dict, seed: int, progress: bool) -> "NNHeadsModel":
+        if not cls.target_level_default:
+            raise ConfigError("the nn-multifidelity kind needs a fidelity key and a target level: psilearn fit --model nn-multifidelity "
+                              "--fidelity-key KEY --target-fidelity NAME, or psilearn.models.fidelity.nn_heads_kind(KEY, levels, NAME)")
+        return super().from_options(target, options, seed, progress)
+
+    # ---- levels ----------------------------------------------------------------------------------
+    def _order(self, names: np.ndarray) -> list[str]:
+        """The levels to fit (those present), in the given order, else by decreasing count with the target last."""
+        present = sorted(set(names))
+        if self.target_level not in present:
+            raise DataError(f"no training structure has {self.fidelity_key}={self.target_level} (levels present: {', '.join(present)})")
+        given = list(self.levels_default or [])
+        if given:
+            unknown = sorted(set(present) - set(given))
+            if unknown:
+                raise DataError(f"training structures with {self.fidelity_key}={', '.join(unknown)}, not among the levels "
+                                f"{', '.join(given)} (--fidelities)")
+            return [lv for lv in given if lv in present]
+        others = sorted((lv for lv in present if lv != self.target_level), key=lambda lv: (-int(np.sum(names == lv)), lv))
+        return [*others, self.target_level]
+
+    def _level_index(self, frames: list[Atoms]) -> np.ndarray:
+        """Index (into ``levels``) of every structure's level; DataError for a missing or unknown one."""
+        names = fidelity_of(frames, self.fidelity_key)
+        unknown = sorted(set(names) - set(self.levels))
+        if unknown:
+            raise DataError(f"{self.fidelity_key}={', '.join(unknown)}: not a level of this model ({', '.join(self.levels)})")
+        pos = {lv: k for k, lv in enumerate(self.levels)}
+        return np.array([pos[n] for n in names], dtype=np.int64)
+
+    def _resolve(self, fidelity: str | None) -> int:
+        level = self.target_level if fidelity is None else str(fidelity).strip()
+        if level not in self.levels:
+            raise ConfigError(f"fidelity {level!r} is not a level of this model (levels: {', '.join(self.levels)})")
+        return self.levels.index(level)
+
+    # ---- hooks of the nn fit -----------------------------------------------------------------------
+    def _graphs(self, frames: list[Atoms], pairs=None, progress: bool = False) -> list:
+        graphs = super()._graphs(frames, pairs, progress)
+        levels = np.full(len(frames), self._predict_as) if self._predict_as is not None else self._level_index(frames)
+        for g, k in zip(graphs, levels):
+            g.fidelity = int(k)
+        return graphs
+
+    def _new_net(self) -> FidelityHeadsNetwork:
+        return build_in_dtype(lambda: FidelityHeadsNetwork(self.net_config, len(self.species), self.out_irreps, self.avg_num_neighbors,
+                                                           len(self.levels)), self.dtype, self.device)
+
+    def _split(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """Stratified by level: each level's own random ``val_fraction`` (one level: the nn split)."""
+        lv = self._level_index(data.frames)
+        train, val = [], []
+        for k in range(len(self.levels)):
+            rows = np.flatnonzero(lv == k)
+            tr, va = random_split(len(rows), self.train_config.val_fraction, self.seed + k) if len(rows) > 1 else (np.arange(len(rows)), [])
+            train.append(rows[tr])
+            val.append(rows[np.asarray(va, dtype=np.int64)])
+        self._val_idx = np.sort(np.concatenate(val))
+        return np.sort(np.concatenate(train)), self._val_idx
+
+    def _normalisation(self, data: Dataset, rows_irreps: np.ndarray, train_idx: np.ndarray):
+        """Each level's own shift, output and loss scale, stacked: (n_levels, ...) each."""
+        lv = self._level_index([data.frames[i] for i in train_idx])
+        counts = np.ones(len(train_idx), int) if self.target.per == "structure" else np.array([len(data.frames[i]) for i in train_idx])
+        row_level = np.repeat(lv, counts)
+        parts = [super(NNHeadsModel, self)._normalisation(data, rows_irreps[row_level == k], train_idx[lv == k])
+                 for k in range(len(self.levels))]
+        return tuple(np.stack(p) for p in zip(*parts))
+
+    def _loss(self, loss_scale: np.ndarray, col_weight: np.ndarray) -> FidelityLoss:
+        return FidelityLoss(self.target.per, self.target.pool, loss_scale, col_weight)
+
+    # ---- fitting and prediction --------------------------------------------------------------------
+    def fit(self, data: Dataset) -> "NNHeadsModel":
+        """Train one network on the structures of every level (labels under the Target's key)."""
+        if self.target.per == "pair" or data.labelled is not None:
+            raise ConfigError("nn-multifidelity: per-pair targets and partial per-atom labels are not supported (use --model nn "
+                              "with --fidelity-key, the recursive multifidelity kind)")
+        self.levels = self._order(fidelity_of(data.frames, self.fidelity_key))
+        lv = self._level_index(data.frames)
+        if any(int(np.sum(lv == k)) < 1 for k in range(len(self.levels))):
+            raise DataError("every level needs a training structure")
+        super().fit(data)
+        self.metadata["heldout_metrics_all_levels"] = self.metadata["heldout_metrics"]
+        per_level = [self._level_record(data, lv, k) for k in range(len(self.levels))]
+        top = per_level[self.levels.index(self.target_level)]
+        if top["heldout_metrics"] is not None:
+            self.metadata["heldout_metrics"] = top["heldout_metrics"]
+        self.metadata["multifidelity"] = {"fidelity_key": self.fidelity_key, "levels": self.levels, "target_level": self.target_level,
+                                          "mode": "heads", "per_level": per_level}
+        return self
+
+    def _level_record(self, data: Dataset, lv: np.ndarray, k: int) -> dict:
+        """Level k's structure count and the held-out metrics of its own readout on its validation structures."""
+        from psilearn.metrics.regression import regression_metrics
+
+        val = [i for i in self._val_idx if lv[i] == k]
+        rec = {"level": self.levels[k], "n_structures": int(np.sum(lv == k)), "n_validation_structures": len(val), "heldout_metrics": None}
+        if val:
+            sub = data.subset(np.asarray(val))
+            pred = self.predict(sub.frames, return_std=False, fidelity=self.levels[k])
+            rec["heldout_metrics"] = {"method": f"validation split of level {self.levels[k]} ({len(val)} structures, used for early stopping)",
+                                      **regression_metrics(self.target, self.target.to_irreps(sub.values), pred.irreps)}
+        return rec
+
+    def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, fidelity: str | None = None) -> Prediction:
+        self._predict_as = self._resolve(fidelity)
+        try:
+            return super()._predict(frames, return_std, return_cov)
+        finally:
+            self._predict_as = None
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def to_state(self) -> tuple[dict, dict]:
+        """The nn state plus the fidelity key, the levels (one readout each, in order) and the target level."""
+        meta, arrays = super().to_state()
+        return {**meta, "fidelity_key": self.fidelity_key, "levels": list(self.levels), "target_level": self.target_level}, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict) -> "NNHeadsModel":
+        klass = nn_heads_kind(meta["fidelity_key"], list(meta["levels"]), meta["target_level"])
+        return super(NNHeadsModel, klass).from_state(meta, arrays)
