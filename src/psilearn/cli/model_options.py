@@ -55,10 +55,10 @@ def model_options(args) -> tuple[str, dict, int]:
         from psilearn.models.fidelity.multifidelity import multifidelity_kind
 
         levels = [v.strip() for v in args.fidelities.split(",")] if getattr(args, "fidelities", None) else None
-        if name == "nn-multifidelity":  # one network with a readout per level (models/fidelity/nn_heads.py)
+        if name == "nn-multifidelity":  # one network with a readout per level (models/nn/multifidelity.py)
             if getattr(args, "affine_fidelities", None):
                 raise ConfigError("--affine-fidelities goes with the recursive multifidelity kind, not --model nn-multifidelity")
-            from psilearn.models.fidelity.nn_heads import nn_heads_kind
+            from psilearn.models.nn.multifidelity import nn_heads_kind
 
             return nn_heads_kind(fidelity, levels, args.target_fidelity or ""), merged, seed
         affine = [v.strip() for v in args.affine_fidelities.split(",")] if getattr(args, "affine_fidelities", None) else None

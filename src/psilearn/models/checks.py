@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
@@ -23,6 +24,16 @@ def check_training_data(target, data, min_structures: int = 2, why: str = "", pa
         raise DataError(f"labels on only some atoms (label mask {data.label_mask!r}) are supported by the sagpr and nn kinds only")
     if len(data) < min_structures:
         raise DataError(f"need at least {min_structures} training structures{' ' + why if why else ''}")
+
+
+def fidelity_of(frames: list[Atoms], key: str) -> np.ndarray:
+    """The level name of every structure (DataError naming file and frame when one has none)."""
+    out = []
+    for i, a in enumerate(frames):
+        if key not in a.info:
+            raise DataError(f"{frame_location(a, i)}: no fidelity {key!r} in the structure's info (e.g. {key}=pbe0)")
+        out.append(str(a.info[key]).strip())
+    return np.array(out, dtype=object)
 
 
 def unknown_elements_message(new: list[int], species: list[int]) -> str:

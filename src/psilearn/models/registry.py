@@ -32,7 +32,7 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "kernel and sparse settings) per centre element, ShiftML-style (psilearn fit --per-element [--model nn])"),
     "multifidelity": ("psilearn.models.fidelity.multifidelity:MultiFidelityModel", "several levels of theory pooled by recursive "
         "co-kriging: each level = rho x the level below + a correction by an inner kind (psilearn fit --fidelity-key KEY)"),
-    "nn-multifidelity": ("psilearn.models.fidelity.nn_heads:NNHeadsModel", "several levels of theory in one equivariant network: "
+    "nn-multifidelity": ("psilearn.models.nn.multifidelity:NNHeadsModel", "several levels of theory in one equivariant network: "
         "shared body, level embedding, one readout per level (psilearn fit --fidelity-key KEY --model nn-multifidelity)"),
 }
 

@@ -32,11 +32,11 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data import Dataset
-from psilearn.data.errors import DataError, frame_location
+from psilearn.data.errors import DataError
 from psilearn.data.prediction import Prediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
-from psilearn.models.checks import check_training_data
+from psilearn.models.checks import check_training_data, fidelity_of
 from psilearn.models.composition import composition_record
 from psilearn.models.fidelity.calibration import AffineCalibration, scale_through_origin
 from psilearn.models.fidelity.delta import REFUSED_INNER
@@ -71,16 +71,6 @@ def multifidelity_kind(fidelity_key: str, levels: list[str] | None, target_level
         "__module__": __name__, "inner_kind": inner, "fidelity_key_default": fidelity_key, "levels_default": levels,
         "target_level_default": target_level, "affine_default": [str(v) for v in affine or []],
         "config_options": dict(cls.config_options), "iterative": cls.iterative})
-
-
-def fidelity_of(frames: list[Atoms], key: str) -> np.ndarray:
-    """The level name of every structure (DataError naming file and frame when one has none)."""
-    out = []
-    for i, a in enumerate(frames):
-        if key not in a.info:
-            raise DataError(f"{frame_location(a, i)}: no fidelity {key!r} in the structure's info (e.g. {key}=pbe0)")
-        out.append(str(a.info[key]).strip())
-    return np.array(out, dtype=object)
 
 
 def _geometry_key(a: Atoms) -> bytes:

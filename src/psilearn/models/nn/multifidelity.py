@@ -1,7 +1,7 @@
 """The `nn-multifidelity` model kind: one equivariant network for several levels of theory.
 
 Structures carry the observable under one key and their level in ``atoms.info[fidelity_key]``, as
-for the recursive `multifidelity` kind (:mod:`.multifidelity`). Instead of one model per level, one
+for the recursive `multifidelity` kind (:mod:`psilearn.models.fidelity.multifidelity`). Instead of one model per level, one
 network is trained jointly on the structures of every level: a shared message-passing body, a learned
 level embedding in the invariant node channels and one equivariant readout per level
 (:mod:`psilearn.models._torch.fidelity_heads`). Each structure's loss is taken on its own level's
@@ -32,7 +32,7 @@ from psilearn.data.splits import random_split
 from psilearn.errors import ConfigError
 from psilearn.models._torch.fidelity_heads import FidelityHeadsNetwork, FidelityLoss
 from psilearn.models._torch.weights import build_in_dtype
-from psilearn.models.fidelity.multifidelity import fidelity_of
+from psilearn.models.checks import fidelity_of
 from psilearn.models.nn.model import NNModel
 
 

@@ -1,0 +1,125 @@
+"""Multi-fidelity with the equivariant network (issue 14): one network with a readout per level
+(`nn-multifidelity`) against a plain nn on the reference labels alone, the recursive co-kriging kind
+with SA-GPR levels (`multifidelity`, the kernel route) and, with --recursive-nn, the recursive kind with
+nn levels (what `--model nn --fidelity-key` builds).
+
+Data: ../shared/data/water_tensors/water_dimer/coords_1000.xyz (KEY = `mu`, a.u., or `alpha`, a.u.), the
+reference level. Frames 0-799 per seed: 200 random ones are the i.i.d. test set, the other 600 the pool;
+frames 800-999 (compressed dimers) the shifted test set. GFN2-xTB labels of the same observable for every
+frame come from psilearn's labeler (tblite) through a resumable label store (--db; the dipoles of
+benchmarks/fidelity_water_dimer.py are reused when it points to that store). The multi-fidelity models
+get GFN2 on the 600 pool structures plus N reference labels (the first N of the pool); the plain nn the N
+reference labels. Every nn fit has the same network, seed and wall-time budget (--seconds, nn_train.max_seconds).
+RMSE of the Cartesian components in the label's units, mean +- std over seeds.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fidelity_nn_heads.py --key mu --sizes 25,50,100 --seeds 2 --seconds 60 \\
+        --db /work/bench/fid/gfn2_dimers.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "water_tensors", "water_dimer", "coords_1000.xyz")
+TENSORS = {"mu": ("i", "dipole_moment"), "alpha": ("ij=ji", "alpha")}
+NET = dict(cutoff=5.0, channels=16, layers=2, correlation=2, lmax=2, n_basis=8, radial_hidden=32)
+
+
+def gfn2_labels(frames, key: str, db: str) -> np.ndarray:
+    """GFN2-xTB values (n, 3**rank) of ``key``'s observable through the label store ``db``."""
+    from psilearn.models.fidelity import BaselineMethod
+    from psilearn.targets import Target
+
+    tensor, label = TENSORS[key]
+    method = BaselineMethod.resolve("gfn2", Target(key, tensor=tensor, units="a.u."), label=label)
+    labelled, _, seconds = method.label_frames(frames, db, workers=0, progress=False)
+    print(f"GFN2-xTB {label} of {len(frames)} dimers: {seconds:.1f} s of stored compute", flush=True)
+    return np.array([np.ravel(np.asarray(a.info[method.key], float)) for a in labelled])
+
+
+def rmse(pred, truth) -> float:
+    return float(np.sqrt(np.mean((np.asarray(pred) - truth) ** 2)))
+
+
+def kinds(args) -> dict:
+    from psilearn.models.fidelity import multifidelity_kind
+    from psilearn.models.nn.multifidelity import nn_heads_kind
+
+    levels = ["gfn2", "ref"]
+    out = {"plain nn (ref only)": ("nn", False, True), "nn heads": (nn_heads_kind("level", levels, "ref"), True, True),
+           "recursive MF, SA-GPR": (multifidelity_kind("level", levels, "ref", "sagpr"), True, False)}
+    if args.recursive_nn:
+        out["recursive MF, nn"] = (multifidelity_kind("level", levels, "ref", "nn"), True, True)
+    return out  # label -> (kind, trained on both levels, reads the nn options)
+
+
+def run(args) -> list[tuple]:
+    from psilearn.data import load_dataset, read_structures
+    from psilearn.models.factory import fit_model
+    from psilearn.targets import Target
+
+    frames = read_structures(DATA)
+    gfn2 = gfn2_labels(frames, args.key, args.db)
+    target = Target(args.key, tensor=TENSORS[args.key][0], units="a.u.")
+    ref = np.array([np.ravel(a.info[args.key]) for a in frames])
+    config = {"nn": NET, "nn_train": {"max_seconds": args.seconds, "epochs": 100000, "threads": 1, "patience": 60}}
+    rows = []
+    for seed in range(args.seeds):
+        perm = np.random.default_rng(seed).permutation(800)
+        iid, pool = perm[:200], perm[200:]
+        tests = {"iid": ([frames[i] for i in iid], ref[iid]), "shifted": (frames[800:], ref[800:])}
+        for name, idx in (("iid", iid), ("shifted", np.arange(800, 1000))):
+            rows.append(("GFN2-xTB alone", 0, seed, name, rmse(gfn2[idx], ref[idx]), 0.0))
+        lo = []
+        for i in pool:
+            b = frames[i].copy()
+            b.info[args.key], b.info["level"] = gfn2[i].reshape(np.shape(frames[i].info[args.key])), "gfn2"
+            lo.append(b)
+        for n in args.sizes:
+            hi = [frames[i].copy() for i in pool[:n]]
+            for b in hi:
+                b.info["level"] = "ref"
+            for label, (kind, pooled, nn) in kinds(args).items():
+                t = time.perf_counter()
+                model = fit_model(kind, target, load_dataset(lo + hi if pooled else hi, target), config if nn else {}, seed=seed)
+                fit_s = time.perf_counter() - t
+                for name, (test, truth) in tests.items():
+                    rows.append((label, n, seed, name, rmse(model.predict(test, return_std=False).values, truth), fit_s))
+                print(f"seed {seed} N={n} {label}: iid {rows[-2][4]:.4f} shifted {rows[-1][4]:.4f} ({fit_s:.0f} s)", flush=True)
+    return rows
+
+
+def table(rows, sizes, key: str) -> str:
+    methods = list(dict.fromkeys(r[0] for r in rows))
+    lines = [f"RMSE of the {key} components (a.u.), mean +- std over seeds; fit s: mean seconds to fit that model",
+             "| method | N ref | i.i.d. test | shifted test (compressed dimers) | fit s |", "|---|---|---|---|---|"]
+    for m in methods:
+        for n in ([0] if m == "GFN2-xTB alone" else sizes):
+            sel = [r for r in rows if r[0] == m and r[1] == n]
+            cell = {}
+            for name in ("iid", "shifted"):
+                v = np.array([r[4] for r in sel if r[3] == name])
+                cell[name] = f"{v.mean():.4f} +- {v.std():.4f}"
+            lines.append(f"| {m} | {n if n else '-'} | {cell['iid']} | {cell['shifted']} | {np.mean([r[5] for r in sel]):.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--key", default="mu", choices=sorted(TENSORS))
+    ap.add_argument("--sizes", default="25,50,100")
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=60.0, help="wall-time budget of every nn fit (nn_train.max_seconds)")
+    ap.add_argument("--recursive-nn", action="store_true", help="also the recursive multifidelity kind with nn levels (two nn fits)")
+    ap.add_argument("--db", default="bench-fidelity/gfn2_dimers.db", help="GFN2 label store (resumable, reused)")
+    args = ap.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    print(table(run(args), args.sizes, args.key))
+
+
+if __name__ == "__main__":
+    main()
