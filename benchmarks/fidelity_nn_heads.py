@@ -1,7 +1,7 @@
 """Multi-fidelity with the equivariant network (issue 14): one network with a readout per level
 (`nn-multifidelity`) against a plain nn on the reference labels alone, the recursive co-kriging kind
-with SA-GPR levels (`multifidelity`, the kernel route) and, with --recursive-nn, the recursive kind with
-nn levels (what `--model nn --fidelity-key` builds).
+with SA-GPR levels (`multifidelity`, the kernel route) and the recursive kind with
+nn levels (what `--model nn --fidelity-key` builds), chosen with --methods.
 
 Data: ../shared/data/water_tensors/water_dimer/coords_1000.xyz (KEY = `mu`, a.u., or `alpha`, a.u.), the
 reference level. Frames 0-799 per seed: 200 random ones are the i.i.d. test set, the other 600 the pool;
@@ -13,7 +13,7 @@ reference labels. Every nn fit has the same network, seed and wall-time budget (
 RMSE of the Cartesian components in the label's units, mean +- std over seeds.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fidelity_nn_heads.py --key mu --sizes 25,50,100 --seeds 2 --seconds 60 \\
-        --db /work/bench/fid/gfn2_dimers.db
+        --methods plain,heads,kernel,recursive-nn --db /work/bench/fid/gfn2_dimers.db
 """
 
 from __future__ import annotations
@@ -50,11 +50,12 @@ def kinds(args) -> dict:
     from psilearn.models.nn.multifidelity import nn_heads_kind
 
     levels = ["gfn2", "ref"]
-    out = {"plain nn (ref only)": ("nn", False, True), "nn heads": (nn_heads_kind("level", levels, "ref"), True, True),
-           "recursive MF, SA-GPR": (multifidelity_kind("level", levels, "ref", "sagpr"), True, False)}
-    if args.recursive_nn:
-        out["recursive MF, nn"] = (multifidelity_kind("level", levels, "ref", "nn"), True, True)
-    return out  # label -> (kind, trained on both levels, reads the nn options)
+    heads = "nn heads" + ("" if args.level_weights == "samples" else f" ({args.level_weights} level weights)")
+    out = {"plain": ("plain nn (ref only)", "nn", False, True), "heads": (heads, nn_heads_kind("level", levels, "ref"), True, True),
+           "kernel": ("recursive MF, SA-GPR", multifidelity_kind("level", levels, "ref", "sagpr"), True, False),
+           "recursive-nn": ("recursive MF, nn", multifidelity_kind("level", levels, "ref", "nn"), True, True)}
+    # label -> (kind, trained on both levels, reads the nn options)
+    return {out[m][0]: out[m][1:] for m in args.methods}
 
 
 def run(args) -> list[tuple]:
@@ -67,6 +68,8 @@ def run(args) -> list[tuple]:
     target = Target(args.key, tensor=TENSORS[args.key][0], units="a.u.")
     ref = np.array([np.ravel(a.info[args.key]) for a in frames])
     config = {"nn": NET, "nn_train": {"max_seconds": args.seconds, "epochs": 100000, "threads": 1, "patience": 60}}
+    if args.level_weights != "samples":
+        config["nn_fidelity"] = {"level_weights": args.level_weights}
     rows = []
     for seed in range(args.seeds):
         perm = np.random.default_rng(seed).permutation(800)
@@ -85,7 +88,8 @@ def run(args) -> list[tuple]:
                 b.info["level"] = "ref"
             for label, (kind, pooled, nn) in kinds(args).items():
                 t = time.perf_counter()
-                model = fit_model(kind, target, load_dataset(lo + hi if pooled else hi, target), config if nn else {}, seed=seed)
+                cfg = {k: v for k, v in config.items() if k != "nn_fidelity" or label.startswith("nn heads")} if nn else {}
+                model = fit_model(kind, target, load_dataset(lo + hi if pooled else hi, target), cfg, seed=seed)
                 fit_s = time.perf_counter() - t
                 for name, (test, truth) in tests.items():
                     rows.append((label, n, seed, name, rmse(model.predict(test, return_std=False).values, truth), fit_s))
@@ -114,10 +118,13 @@ def main() -> None:
     ap.add_argument("--sizes", default="25,50,100")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=60.0, help="wall-time budget of every nn fit (nn_train.max_seconds)")
-    ap.add_argument("--recursive-nn", action="store_true", help="also the recursive multifidelity kind with nn levels (two nn fits)")
+    ap.add_argument("--methods", default="plain,heads,kernel", help="of plain, heads, kernel, recursive-nn (the recursive kind with "
+                    "nn levels: two nn fits)")
+    ap.add_argument("--level-weights", default="samples", choices=("samples", "balanced"), help="nn_fidelity.level_weights of the heads")
     ap.add_argument("--db", default="bench-fidelity/gfn2_dimers.db", help="GFN2 label store (resumable, reused)")
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.methods = [m.strip() for m in args.methods.split(",")]
     print(table(run(args), args.sizes, args.key))
 
 

@@ -37,7 +37,7 @@ __all__ = ["SECTIONS", "ConfigError", "Options", "Checks", "from_mapping", "load
            "resolve_seed", "positive_number"]
 
 #: every section an options file may have (each model kind reads some of them)
-SECTIONS = ("soap", "model", "nn", "nn_train", "density", "hamiltonian", "per_element")
+SECTIONS = ("soap", "model", "nn", "nn_train", "density", "hamiltonian", "per_element", "nn_fidelity")
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _MISSING = object()

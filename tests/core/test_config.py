@@ -146,7 +146,7 @@ def test_load_config_sections(tmp_path):
     assert load_config(None) == {}
     assert load_config(_yaml(tmp_path, "soap: {cutoff: 4}\nmodel:\n")) == {"soap": {"cutoff": 4}, "model": {}}
     with pytest.raises(ConfigError, match=r"unknown section 'sop' \(did you mean 'soap'\?\); "
-                                          r"known sections: soap, model, nn, nn_train, density, hamiltonian, per_element$"):
+                                          r"known sections: soap, model, nn, nn_train, density, hamiltonian, per_element, nn_fidelity$"):
         load_config(_yaml(tmp_path, "sop: {cutoff: 4}\n"))
     with pytest.raises(ConfigError, match=r"o\.yaml: model: expected a mapping of options, got 3$"):
         load_config(_yaml(tmp_path, "model: 3\n", "o.yaml"))

@@ -191,3 +191,19 @@ def test_cli_fit_and_predict_fidelity(tmp_path, capsys):
     assert "fidelity 'ccsd' is not a level of this model" in capsys.readouterr().err
     assert main([*fit[:-1], str(tmp_path / "n.model"), "--affine-fidelities", "hi"]) == 2
     assert "--affine-fidelities goes with the recursive" in capsys.readouterr().err
+
+
+def test_balanced_level_weights_option(tmp_path):
+    from psilearn.models._torch.fidelity_heads import level_weights
+
+    np.testing.assert_allclose(level_weights("balanced", np.array([30, 10])), [40 / 60, 40 / 20])
+    np.testing.assert_allclose(level_weights("samples", np.array([30, 10])), [1.0, 1.0])
+    target = Target("y", tensor="i")
+    config = {"nn": TINY_NET, "nn_train": {**TINY_TRAIN, "epochs": 1}, "nn_fidelity": {"level_weights": "balanced"}}
+    model = nn_heads_kind("level", None, "hi").build(target, config)
+    model.fit(load_dataset(two_levels(molecules(3, 10), "y", "vector", range(8), [0, 3, 5]), target))
+    assert model._loss(np.ones((2, 3)), np.ones(3)).level_weight.tolist() == pytest.approx([8 / 12, 8 / 4])  # 6 and 2 training structures
+    model.save(tmp_path / "b.model")
+    assert load(tmp_path / "b.model").fidelity_config.level_weights == "balanced"
+    with pytest.raises(ConfigError, match="level_weights"):
+        nn_heads_kind("level", None, "hi").build(target, {"nn_fidelity": {"level_weights": "equal"}})

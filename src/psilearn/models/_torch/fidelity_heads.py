@@ -18,14 +18,40 @@ without random numbers, and there is no embedding), so a one-level fit is the pl
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from e3nn import o3
 
+from psilearn.config import Checks, Options
 from psilearn.models._torch.graph import Batch
 from psilearn.models._torch.network import EquivariantNetwork, NetworkConfig
 from psilearn.models._torch.train import TargetLoss
+
+
+@dataclass
+class FidelityHeadsConfig(Options):
+    """Multi-fidelity network options (YAML section ``nn_fidelity:``)."""
+
+    section: ClassVar[str] = "nn_fidelity"
+
+    # 'samples': every sample weighs 1 (a level counts in proportion to its number of samples);
+    # 'balanced': each level's samples weigh n_total / (n_levels * n_level), so every level counts as
+    # much as any other (measured: docs/fidelity.md)
+    level_weights: str = "samples"
+
+    def check(self, c: Checks) -> None:
+        c.one_of("level_weights", ("balanced", "samples"))
+
+
+def level_weights(mode: str, counts: np.ndarray) -> np.ndarray:
+    """Loss weight of one sample of each level, (n_levels,), from the number of samples per level."""
+    counts = np.asarray(counts, float)
+    if mode == "samples":
+        return np.ones(len(counts))
+    return counts.sum() / (len(counts) * np.maximum(counts, 1.0))
 
 
 class FidelityHeadsNetwork(EquivariantNetwork):
@@ -78,12 +104,13 @@ class FidelityHeadsNetwork(EquivariantNetwork):
 class FidelityLoss(TargetLoss):
     """:class:`TargetLoss` with a loss scale per level: ``loss_scale`` (n_levels, n_out), each level's
     spread of the normalised residual per column (so every level's samples are weighted by the inverse
-    of its own label variance). Samples are those of :class:`TargetLoss`; the level of each comes from
-    ``Batch.fidelity``."""
+    of its own label variance), and a weight per level ``level_weight`` (n_levels,) multiplying each
+    sample's loss. Samples are those of :class:`TargetLoss`; the level of each comes from ``Batch.fidelity``."""
 
-    def __init__(self, per: str, pool: str, loss_scale: np.ndarray, col_weight: np.ndarray):
+    def __init__(self, per: str, pool: str, loss_scale: np.ndarray, col_weight: np.ndarray, level_weight: np.ndarray | None = None):
         super().__init__(per, pool, np.ones(np.shape(loss_scale)[-1]), col_weight)
         self.level_scale = np.atleast_2d(np.asarray(loss_scale, float))
+        self.level_weight = np.ones(len(self.level_scale)) if level_weight is None else np.asarray(level_weight, float)
 
     def terms(self, net: torch.nn.Module, batch) -> torch.Tensor:
         b, y, mask = batch
@@ -95,4 +122,7 @@ class FidelityLoss(TargetLoss):
         pred = net(b, self.per, self.pool)
         if mask is not None:
             pred = pred[mask]
-        return (((pred - y) / scale) ** 2 * weight).sum(1)
+        terms = (((pred - y) / scale) ** 2 * weight).sum(1)
+        if np.all(self.level_weight == 1.0):  # (one level: exactly the TargetLoss)
+            return terms
+        return terms * torch.as_tensor(self.level_weight, dtype=y.dtype, device=y.device)[level]

@@ -1,13 +1,14 @@
 """The `nn-multifidelity` model kind: one equivariant network for several levels of theory.
 
-Structures carry the observable under one key and their level in ``atoms.info[fidelity_key]``, as
-for the recursive `multifidelity` kind (:mod:`psilearn.models.fidelity.multifidelity`). Instead of one model per level, one
-network is trained jointly on the structures of every level: a shared message-passing body, a learned
-level embedding in the invariant node channels and one equivariant readout per level
+Structures carry the observable under one key and their level in ``atoms.info[fidelity_key]``, as for
+the recursive `multifidelity` kind (:mod:`psilearn.models.fidelity.multifidelity`). Instead of one model
+per level, one network is trained jointly on the structures of every level: a shared message-passing
+body, a learned level embedding in the invariant node channels and one equivariant readout per level
 (:mod:`psilearn.models._torch.fidelity_heads`). Each structure's loss is taken on its own level's
 output only, scaled by that level's label spread (so each level is weighted by the inverse of its own
-variance). The cheap, plentiful level trains the body; the few accurate structures mainly train their
-own readout. ``predict`` returns the target level, ``predict(frames, fidelity=NAME)`` any level.
+variance); ``nn_fidelity.level_weights: balanced`` also weights the levels so each counts equally.
+The cheap, plentiful level trains the body; the few accurate structures mainly train their own
+readout. ``predict`` returns the target level, ``predict(frames, fidelity=NAME)`` any level.
 
 Per level: its own normalisation (per-element shift of the invariant part, output and loss scales),
 its own validation structures (the split is stratified by level, so a level of a few structures keeps
@@ -30,7 +31,7 @@ from psilearn.data.errors import DataError
 from psilearn.data.prediction import Prediction
 from psilearn.data.splits import random_split
 from psilearn.errors import ConfigError
-from psilearn.models._torch.fidelity_heads import FidelityHeadsNetwork, FidelityLoss
+from psilearn.models._torch.fidelity_heads import FidelityHeadsConfig, FidelityHeadsNetwork, FidelityLoss, level_weights
 from psilearn.models._torch.weights import build_in_dtype
 from psilearn.models.checks import fidelity_of
 from psilearn.models.nn.model import NNModel
@@ -59,6 +60,8 @@ class NNHeadsModel(NNModel):
     fidelity_key: str = ""
     levels: list[str] = field(default_factory=list)  # one readout each, in this order
     target_level: str = ""
+    fidelity_config: FidelityHeadsConfig = field(default_factory=FidelityHeadsConfig)
+    _level_counts: np.ndarray | None = field(default=None, repr=False, compare=False)  # training samples per level
     _predict_as: int | None = field(default=None, repr=False, compare=False)  # level index of the graphs being built
     _val_idx: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -66,6 +69,7 @@ class NNHeadsModel(NNModel):
     fidelity_key_default: ClassVar[str] = "level"
     levels_default: ClassVar[list[str] | None] = None
     target_level_default: ClassVar[str] = ""
+    config_options: ClassVar[dict[str, type]] = {**NNModel.config_options, "nn_fidelity": FidelityHeadsConfig}
 
     def __post_init__(self) -> None:
         self.fidelity_key = self.fidelity_key or self.fidelity_key_default
@@ -77,7 +81,9 @@ class NNHeadsModel(NNModel):
         if not cls.target_level_default:
             raise ConfigError("the nn-multifidelity kind needs a fidelity key and a target level: psilearn fit --model nn-multifidelity "
                               "--fidelity-key KEY --target-fidelity NAME, or psilearn.models.fidelity.nn_heads_kind(KEY, levels, NAME)")
-        return super().from_options(target, options, seed, progress)
+        model = super().from_options(target, options, seed, progress)
+        model.fidelity_config = options["nn_fidelity"]
+        return model
 
     # ---- levels ----------------------------------------------------------------------------------
     def _order(self, names: np.ndarray) -> list[str]:
@@ -139,12 +145,14 @@ class NNHeadsModel(NNModel):
         lv = self._level_index([data.frames[i] for i in train_idx])
         counts = np.ones(len(train_idx), int) if self.target.per == "structure" else np.array([len(data.frames[i]) for i in train_idx])
         row_level = np.repeat(lv, counts)
+        self._level_counts = np.bincount(row_level, minlength=len(self.levels))
         parts = [super(NNHeadsModel, self)._normalisation(data, rows_irreps[row_level == k], train_idx[lv == k])
                  for k in range(len(self.levels))]
         return tuple(np.stack(p) for p in zip(*parts))
 
     def _loss(self, loss_scale: np.ndarray, col_weight: np.ndarray) -> FidelityLoss:
-        return FidelityLoss(self.target.per, self.target.pool, loss_scale, col_weight)
+        return FidelityLoss(self.target.per, self.target.pool, loss_scale, col_weight,
+                            level_weights(self.fidelity_config.level_weights, self._level_counts))
 
     # ---- fitting and prediction --------------------------------------------------------------------
     def fit(self, data: Dataset) -> "NNHeadsModel":
@@ -190,9 +198,12 @@ class NNHeadsModel(NNModel):
     def to_state(self) -> tuple[dict, dict]:
         """The nn state plus the fidelity key, the levels (one readout each, in order) and the target level."""
         meta, arrays = super().to_state()
-        return {**meta, "fidelity_key": self.fidelity_key, "levels": list(self.levels), "target_level": self.target_level}, arrays
+        return {**meta, "fidelity_key": self.fidelity_key, "levels": list(self.levels), "target_level": self.target_level,
+                "nn_fidelity": self.fidelity_config.to_dict()}, arrays
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict) -> "NNHeadsModel":
         klass = nn_heads_kind(meta["fidelity_key"], list(meta["levels"]), meta["target_level"])
-        return super(NNHeadsModel, klass).from_state(meta, arrays)
+        model = super(NNHeadsModel, klass).from_state(meta, arrays)
+        model.fidelity_config = FidelityHeadsConfig.from_dict(meta.get("nn_fidelity"))
+        return model
