@@ -80,7 +80,7 @@ class NNHeadsModel(NNModel):
     def from_options(cls, target, options: dict, seed: int, progress: bool) -> "NNHeadsModel":
         if not cls.target_level_default:
             raise ConfigError("the nn-multifidelity kind needs a fidelity key and a target level: psilearn fit --model nn-multifidelity "
-                              "--fidelity-key KEY --target-fidelity NAME, or psilearn.models.fidelity.nn_heads_kind(KEY, levels, NAME)")
+                              "--fidelity-key KEY --target-fidelity NAME, or psilearn.models.nn.multifidelity.nn_heads_kind(KEY, levels, NAME)")
         model = super().from_options(target, options, seed, progress)
         model.fidelity_config = options["nn_fidelity"]
         return model
@@ -188,6 +188,8 @@ class NNHeadsModel(NNModel):
         return rec
 
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, fidelity: str | None = None) -> Prediction:
+        if not self.nets:
+            raise RuntimeError("model is not fitted")
         self._predict_as = self._resolve(fidelity)
         try:
             return super()._predict(frames, return_std, return_cov)
