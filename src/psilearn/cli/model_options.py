@@ -124,7 +124,8 @@ def add_fidelity_args(p: argparse.ArgumentParser, fit: bool) -> None:
         return
     p.add_argument("--fidelity-key", default=None, metavar="KEY", help="multi-fidelity: every training structure names its level "
                    "of theory in info[KEY] (e.g. level=gfn2, level=pbe0); each level is learned as rho x the level below plus a "
-                   "--model correction (recursive co-kriging, docs/fidelity.md)")
+                   "--model correction (recursive co-kriging, docs/fidelity.md); with --model nn-multifidelity, one network "
+                   "with a readout per level instead")
     p.add_argument("--target-fidelity", default=None, metavar="NAME", help="multi-fidelity: the level predict returns by default")
     p.add_argument("--fidelities", default=None, metavar="A,B,...", help="multi-fidelity: the levels from the cheapest to the "
                    "best (default: by decreasing number of structures, --target-fidelity last)")
