@@ -39,7 +39,7 @@ def gfn2_labels(frames, key: str, db: str) -> np.ndarray:
     labelled, _, seconds = method.label_frames(frames, db, workers=0, progress=False)
     print(f"GFN2-xTB {label} of {len(frames)} dimers: {seconds:.1f} s of stored compute", flush=True)
     values = np.array([np.ravel(np.asarray(a.info[method.key], float)) for a in labelled])
-    if tensor == "ij=ji":  # GFN2 polarizabilities by finite fields: symmetric to ~1e-4 Bohr^3 only
+    if tensor == "ij=ji":  # finite-field polarizabilities of label stores written before the labeler symmetrised them
         values = 0.5 * (values + values.reshape(-1, 3, 3).transpose(0, 2, 1).reshape(-1, 9))
     return values
 
