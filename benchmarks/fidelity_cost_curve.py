@@ -62,8 +62,11 @@ def read_sets(args) -> tuple[list, list[int], np.ndarray]:
     return frames + tests, list(range(len(frames), len(frames) + len(tests))), np.arange(len(frames))
 
 
-def hi_costs(frames, stand_in: float | None) -> tuple[np.ndarray, str]:
-    """Seconds per high-level label: the recorded ``label_seconds``, else the stand-in (ValueError without one)."""
+def hi_costs(frames, stand_in: float | None, charge: float | None = None) -> tuple[np.ndarray, str]:
+    """Seconds per high-level label: ``charge`` for every label when given, else the recorded ``label_seconds``,
+    else the stand-in (ValueError without one)."""
+    if charge is not None:
+        return np.full(len(frames), float(charge)), f"--charge-hi {charge:g} s charged per label instead of the recorded seconds"
     recorded = [a.info.get("label_seconds") for a in frames]
     if all(s is not None for s in recorded):
         return np.array(recorded, float), "recorded label_seconds"
@@ -83,7 +86,7 @@ def run(args) -> list[tuple]:
     frames, test, candidates = read_sets(args)
     target = Target(args.key, tensor=args.tensor, units=args.units)
     hi_values = load_dataset(frames, target).values
-    hi_seconds, cost_note = hi_costs(frames, args.hi_seconds)
+    hi_seconds, cost_note = hi_costs(frames, args.hi_seconds, args.charge_hi)
     os.makedirs(args.out, exist_ok=True)
     lo_values, lo_seconds = low_labels(args.low, frames, args.key, args.units, args.tensor,
                                        os.path.join(args.out, f"{args.low.replace('/', '_')}.db"))
@@ -157,6 +160,8 @@ def main() -> None:
     ap.add_argument("data", nargs="+", help="labelled file(s); with --test-file the training pool")
     ap.add_argument("--test-file", default=None, help="the test set: its first --test structures (default: DATA's first --test)")
     ap.add_argument("--hi-seconds", type=float, default=None, help="stand-in seconds per high-level label without label_seconds")
+    ap.add_argument("--charge-hi", type=float, default=None, help="charge S seconds per high-level label instead of the recorded "
+                    "label_seconds (e.g. the measured cost of the dipole alone when the file's labels also computed a polarizability)")
     ap.add_argument("--low", default="gfn2", help="the cheap level psilearn computes (gfn2, gfn1 or XC/BASIS; default gfn2)")
     ap.add_argument("--key", default="dipole_moment")
     ap.add_argument("--tensor", default="i")
@@ -168,7 +173,7 @@ def main() -> None:
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     extra = ((f" --low {args.low}" if args.low != "gfn2" else "") + (f" --test-file {args.test_file}" if args.test_file else "")
-             + (f" --hi-seconds {args.hi_seconds:g}" if args.hi_seconds else ""))
+             + (f" --hi-seconds {args.hi_seconds:g}" if args.hi_seconds else "") + (f" --charge-hi {args.charge_hi:g}" if args.charge_hi else ""))
     print(f"# python benchmarks/fidelity_cost_curve.py {' '.join(args.data)}{extra} --key {args.key} --tensor {args.tensor} --units {args.units} "
           f"--test {args.test} --sizes {','.join(map(str, args.sizes))} --seeds {args.seeds}")
     table(run(args), args.sizes, args.units, args.low)
