@@ -23,6 +23,7 @@ import os
 import time
 
 import numpy as np
+from fidelity_water_dimer import table
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "water_tensors", "water_dimer", "coords_1000.xyz")
 TENSORS = {"mu": ("i", "dipole_moment"), "alpha": ("ij=ji", "alpha")}
@@ -100,21 +101,6 @@ def run(args) -> list[tuple]:
     return rows
 
 
-def table(rows, sizes, key: str) -> str:
-    methods = list(dict.fromkeys(r[0] for r in rows))
-    lines = [f"RMSE of the {key} components (a.u.), mean +- std over seeds; fit s: mean seconds to fit that model",
-             "| method | N ref | i.i.d. test | shifted test (compressed dimers) | fit s |", "|---|---|---|---|---|"]
-    for m in methods:
-        for n in ([0] if m == "GFN2-xTB alone" else sizes):
-            sel = [r for r in rows if r[0] == m and r[1] == n]
-            cell = {}
-            for name in ("iid", "shifted"):
-                v = np.array([r[4] for r in sel if r[3] == name])
-                cell[name] = f"{v.mean():.4f} +- {v.std():.4f}"
-            lines.append(f"| {m} | {n if n else '-'} | {cell['iid']} | {cell['shifted']} | {np.mean([r[5] for r in sel]):.0f} |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--key", default="mu", choices=sorted(TENSORS))
@@ -128,7 +114,8 @@ def main() -> None:
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.methods = [m.strip() for m in args.methods.split(",")]
-    print(table(run(args), args.sizes, args.key))
+    rows = run(args)
+    print(table(rows, args.sizes, f"{args.key} components (a.u.)", list(dict.fromkeys(r[0] for r in rows))))
 
 
 if __name__ == "__main__":

@@ -87,14 +87,15 @@ def run(sizes: list[int], seeds: int, out: str) -> None:
                 for name, test in tests.items():
                     rows.append((label, n, seed, name, rmse(model.predict(test, return_std=False).values, truth[name]), fit_s))
             print(f"seed {seed} N={n}: " + ", ".join(f"{r[0]} {r[3]} {r[4]:.4f}" for r in rows[-6:]), flush=True)
-    _table(rows, sizes)
+    print("\n" + table(rows, sizes))
 
 
-def _table(rows, sizes) -> None:
-    methods = ["GFN2-xTB alone", "plain SA-GPR", "delta on GFN2", "multi-fidelity"]
-    print("\nRMSE of the dipole components (e*Bohr), mean +- std over seeds; fit s: mean seconds to fit that model")
-    print("| method | N ref | i.i.d. test | shifted test (compressed dimers) | fit s |")
-    print("|---|---|---|---|---|")
+def table(rows, sizes, quantity: str = "dipole components (e*Bohr)", methods: list[str] | None = None) -> str:
+    """Markdown table of rows (method, N, seed, test name 'iid'|'shifted', RMSE, fit s): mean +- std over seeds
+    (also used by benchmarks/fidelity_nn_heads.py)."""
+    methods = methods or ["GFN2-xTB alone", "plain SA-GPR", "delta on GFN2", "multi-fidelity"]
+    lines = [f"RMSE of the {quantity}, mean +- std over seeds; fit s: mean seconds to fit that model",
+             "| method | N ref | i.i.d. test | shifted test (compressed dimers) | fit s |", "|---|---|---|---|---|"]
     for m in methods:
         for n in ([0] if m == "GFN2-xTB alone" else sizes):
             sel = [r for r in rows if r[0] == m and r[1] == n]
@@ -103,7 +104,8 @@ def _table(rows, sizes) -> None:
                 v = np.array([r[4] for r in sel if r[3] == name])
                 cell[name] = f"{v.mean():.4f} +- {v.std():.4f}"
             fit = np.mean([r[5] for r in sel]) if sel else 0.0
-            print(f"| {m} | {n if n else '-'} | {cell['iid']} | {cell['shifted']} | {fit:.1f} |")
+            lines.append(f"| {m} | {n if n else '-'} | {cell['iid']} | {cell['shifted']} | {fit:.1f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
