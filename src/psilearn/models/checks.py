@@ -36,6 +36,25 @@ def fidelity_of(frames: list[Atoms], key: str) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
+def order_levels(names: np.ndarray, fidelity_key: str, target_level: str, given: list[str], upto_target: bool) -> list[str]:
+    """The levels to fit, cheapest first, from every training structure's level ``names``: those of ``given``
+    (--fidelities) present in the data, in that order (only up to the target level with ``upto_target``), else
+    the levels present by decreasing number of structures with the target last. DataError when no structure
+    has the target level, or one has a level not in ``given``."""
+    present = sorted(set(names))
+    if target_level not in present:
+        raise DataError(f"no training structure has {fidelity_key}={target_level} (levels present: {', '.join(present)})")
+    if given:
+        unknown = sorted(set(present) - set(given))
+        if unknown:
+            raise DataError(f"training structures with {fidelity_key}={', '.join(unknown)}, not among the levels "
+                            f"{', '.join(given)} (--fidelities)")
+        kept = given[: given.index(target_level) + 1] if upto_target else given
+        return [lv for lv in kept if lv in present]
+    others = sorted((lv for lv in present if lv != target_level), key=lambda lv: (-int(np.sum(names == lv)), lv))
+    return [*others, target_level]
+
+
 def unknown_elements_message(new: list[int], species: list[int]) -> str:
     names = ", ".join(chemical_symbols[z] for z in new)
     have = ", ".join(chemical_symbols[z] for z in sorted(species))

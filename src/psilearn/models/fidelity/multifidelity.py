@@ -36,7 +36,7 @@ from psilearn.data.errors import DataError
 from psilearn.data.prediction import Prediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
-from psilearn.models.checks import check_training_data, fidelity_of
+from psilearn.models.checks import check_training_data, fidelity_of, order_levels
 from psilearn.models.composition import composition_record
 from psilearn.models.fidelity.calibration import AffineCalibration, scale_through_origin
 from psilearn.models.fidelity.delta import REFUSED_INNER
@@ -135,22 +135,6 @@ class MultiFidelityModel(Model):
                 m.check_elements(frames)
 
     # ---- fitting ---------------------------------------------------------------------------------
-    def _order(self, names: np.ndarray) -> list[str]:
-        """Levels cheapest first: as given, or by decreasing number of structures, the target last."""
-        present = sorted(set(names))
-        if self.target_level not in present:
-            raise DataError(f"no training structure has {self.fidelity_key}={self.target_level} "
-                            f"(levels present: {', '.join(present)})")
-        if self.levels:
-            unknown = sorted(set(present) - set(self.levels))
-            if unknown:
-                raise DataError(f"training structures with {self.fidelity_key}={', '.join(unknown)}, not among the levels "
-                                f"{', '.join(self.levels)} (--fidelities)")
-            upto = self.levels[: self.levels.index(self.target_level) + 1]
-            return [lv for lv in upto if lv in present]
-        others = sorted((lv for lv in present if lv != self.target_level), key=lambda lv: (-int(np.sum(names == lv)), lv))
-        return [*others, self.target_level]
-
     def fit(self, data: Dataset) -> "MultiFidelityModel":
         """Fit level by level on ``data`` (structures of every level, labels under the Target's key)."""
         check_training_data(self.target, data)
@@ -158,7 +142,7 @@ class MultiFidelityModel(Model):
             raise RuntimeError("build the model with multifidelity_kind(...).build(target, config)")
         t0 = time.perf_counter()
         names = fidelity_of(data.frames, self.fidelity_key)
-        self.levels = self._order(names)
+        self.levels = order_levels(names, self.fidelity_key, self.target_level, self.levels, upto_target=True)
         sample_struct = np.arange(len(data.frames)) if self.target.per == "structure" else data.atom_structure
         if [a for a in self.affine if a not in self.levels[1:]]:
             raise DataError(f"affine levels {', '.join(self.affine)}: each must be a level with data above the cheapest "

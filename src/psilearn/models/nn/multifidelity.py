@@ -33,7 +33,7 @@ from psilearn.data.splits import random_split
 from psilearn.errors import ConfigError
 from psilearn.models._torch.fidelity_heads import FidelityHeadsConfig, FidelityHeadsNetwork, FidelityLoss, level_weights
 from psilearn.models._torch.weights import build_in_dtype
-from psilearn.models.checks import fidelity_of
+from psilearn.models.checks import fidelity_of, order_levels
 from psilearn.models.nn.model import NNModel
 
 
@@ -86,21 +86,6 @@ class NNHeadsModel(NNModel):
         return model
 
     # ---- levels ----------------------------------------------------------------------------------
-    def _order(self, names: np.ndarray) -> list[str]:
-        """The levels to fit (those present), in the given order, else by decreasing count with the target last."""
-        present = sorted(set(names))
-        if self.target_level not in present:
-            raise DataError(f"no training structure has {self.fidelity_key}={self.target_level} (levels present: {', '.join(present)})")
-        given = list(self.levels_default or [])
-        if given:
-            unknown = sorted(set(present) - set(given))
-            if unknown:
-                raise DataError(f"training structures with {self.fidelity_key}={', '.join(unknown)}, not among the levels "
-                                f"{', '.join(given)} (--fidelities)")
-            return [lv for lv in given if lv in present]
-        others = sorted((lv for lv in present if lv != self.target_level), key=lambda lv: (-int(np.sum(names == lv)), lv))
-        return [*others, self.target_level]
-
     def _level_index(self, frames: list[Atoms]) -> np.ndarray:
         """Index (into ``levels``) of every structure's level; DataError for a missing or unknown one."""
         names = fidelity_of(frames, self.fidelity_key)
@@ -160,7 +145,9 @@ class NNHeadsModel(NNModel):
         if self.target.per == "pair" or data.labelled is not None:
             raise ConfigError("nn-multifidelity: per-pair targets and partial per-atom labels are not supported (use --model nn "
                               "with --fidelity-key, the recursive multifidelity kind)")
-        self.levels = self._order(fidelity_of(data.frames, self.fidelity_key))
+        # every given level present is kept, also above the target: it trains the shared body
+        self.levels = order_levels(fidelity_of(data.frames, self.fidelity_key), self.fidelity_key, self.target_level,
+                                   list(self.levels_default or []), upto_target=False)
         lv = self._level_index(data.frames)
         if any(int(np.sum(lv == k)) < 1 for k in range(len(self.levels))):
             raise DataError("every level needs a training structure")
