@@ -61,16 +61,20 @@ def test_compressed_model_is_equivariant_accurate_and_round_trips(frames, tmp_pa
         err[d] = np.sqrt(np.mean((model.predict(test).values - truth) ** 2))
     # two pseudo-elements for three elements: some information is lost, but the model still learns
     assert err[0] < 0.5 * np.std(truth) and err[2] < 1.5 * err[0], err
-    rng = np.random.default_rng(0)
-    a = test[0]
-    for q in (random_rotation(rng), -random_rotation(rng)):
-        b = a.copy()
-        b.positions = a.positions @ q.T
-        np.testing.assert_allclose(model.predict([b]).values[0], cartesian_operator(q, 2) @ model.predict([a]).values[0], atol=1e-9)
+    _assert_rank2_equivariant(model, test[0], seed=0)
     model.save(tmp_path / "c.model")
     back = load(tmp_path / "c.model")
     assert back.soap.species_embedding == 2
     np.testing.assert_allclose(back.predict(test).values, model.predict(test).values, atol=1e-12)
+
+
+def _assert_rank2_equivariant(model, a, seed: int) -> None:
+    """The model's rank-2 prediction of ``a`` turns as Q alpha Q^T under a random rotation and an improper one."""
+    rng = np.random.default_rng(seed)
+    for q in (random_rotation(rng), -random_rotation(rng)):
+        b = a.copy()
+        b.positions = a.positions @ q.T
+        np.testing.assert_allclose(model.predict([b]).values[0], cartesian_operator(q, 2) @ model.predict([a]).values[0], atol=1e-9)
 
 
 def test_option_is_validated():
@@ -97,12 +101,7 @@ def test_elemental_embedding_model_is_equivariant_and_round_trips(frames, tmp_pa
     test = label_frames(frames[30:], "alpha", "sym2", "structure")
     soap = SoapConfig(**SMALL_SOAP, species_embedding=2, species_embedding_kind="elemental")
     model = SAGPR(TARGET, soap, small_model(n_sparse=60)).fit(data)
-    rng = np.random.default_rng(1)
-    a = test[0]
-    for q in (random_rotation(rng), -random_rotation(rng)):
-        b = a.copy()
-        b.positions = a.positions @ q.T
-        np.testing.assert_allclose(model.predict([b]).values[0], cartesian_operator(q, 2) @ model.predict([a]).values[0], atol=1e-9)
+    _assert_rank2_equivariant(model, test[0], seed=1)
     other = SAGPR(TARGET, SoapConfig(**SMALL_SOAP, species_embedding=2), small_model(n_sparse=60)).fit(data)
     assert not np.allclose(other.predict(test).values, model.predict(test).values)  # the kind changes the features
     model.save(tmp_path / "e.model")
