@@ -8,6 +8,7 @@ from ase.data import chemical_symbols
 
 from psilearn.data.errors import DataError, frame_location
 from psilearn.data.frame_checks import check_structure
+from psilearn.errors import ConfigError
 
 
 def check_training_data(target, data, min_structures: int = 2, why: str = "", partial_labels: bool = False,
@@ -53,6 +54,15 @@ def order_levels(names: np.ndarray, fidelity_key: str, target_level: str, given:
         return [lv for lv in kept if lv in present]
     others = sorted((lv for lv in present if lv != target_level), key=lambda lv: (-int(np.sum(names == lv)), lv))
     return [*others, target_level]
+
+
+def level_index(fidelity: str | None, levels: list[str], target_level: str) -> int:
+    """Index in ``levels`` (cheapest first) of the level to predict: ``fidelity`` (predict --fidelity), else the
+    model's target level. ConfigError naming the levels when it is not one of them."""
+    level = target_level if fidelity is None else str(fidelity).strip()
+    if level not in levels:
+        raise ConfigError(f"fidelity {level!r} is not a level of this model (levels, cheapest first: {', '.join(levels)})")
+    return levels.index(level)
 
 
 def unknown_elements_message(new: list[int], species: list[int]) -> str:

@@ -36,7 +36,7 @@ from psilearn.data.errors import DataError
 from psilearn.data.prediction import Prediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
-from psilearn.models.checks import check_training_data, fidelity_of, order_levels
+from psilearn.models.checks import check_training_data, fidelity_of, level_index, order_levels
 from psilearn.models.composition import composition_record
 from psilearn.models.fidelity.calibration import AffineCalibration, scale_through_origin
 from psilearn.models.fidelity.delta import REFUSED_INNER
@@ -248,13 +248,11 @@ class MultiFidelityModel(Model):
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, fidelity: str | None = None, **options) -> Prediction:
         if not self.models:
             raise RuntimeError("model is not fitted")
-        level = self.target_level if fidelity is None else str(fidelity)
-        if level not in self.levels:
-            raise ConfigError(f"fidelity {level!r} is not a level of this model (levels, cheapest first: {', '.join(self.levels)})")
+        k = level_index(fidelity, self.levels, self.target_level)
         for m in self.models:
             if m is not None:
                 m.progress = self.progress
-        pred = self._predict_level(self.levels.index(level), frames, return_std or return_cov)
+        pred = self._predict_level(k, frames, return_std or return_cov)
         if not return_cov:
             pred.cov = None
         return pred

@@ -33,7 +33,7 @@ from psilearn.data.splits import random_split
 from psilearn.errors import ConfigError
 from psilearn.models._torch.fidelity_heads import FidelityHeadsConfig, FidelityHeadsNetwork, FidelityLoss, level_weights
 from psilearn.models._torch.weights import build_in_dtype
-from psilearn.models.checks import fidelity_of, order_levels
+from psilearn.models.checks import fidelity_of, level_index, order_levels
 from psilearn.models.nn.model import NNModel
 
 
@@ -96,10 +96,7 @@ class NNHeadsModel(NNModel):
         return np.array([pos[n] for n in names], dtype=np.int64)
 
     def _resolve(self, fidelity: str | None) -> int:
-        level = self.target_level if fidelity is None else str(fidelity).strip()
-        if level not in self.levels:
-            raise ConfigError(f"fidelity {level!r} is not a level of this model (levels: {', '.join(self.levels)})")
-        return self.levels.index(level)
+        return level_index(fidelity, self.levels, self.target_level)
 
     # ---- hooks of the nn fit -----------------------------------------------------------------------
     def _graphs(self, frames: list[Atoms], pairs=None, progress: bool = False) -> list:
