@@ -15,12 +15,14 @@ RMSE of the Cartesian components in the label's units, mean over seeds.
     .venv/bin/python benchmarks/fidelity_cost_curve.py /work/bench/methanol_density.xyz --key dipole_moment --units e*Bohr \\
         --test 100 --sizes 10,25,50,100,200,300 --seeds 3
 
-With --test-file, DATA (one or more files, structures repeated across them kept once) is the training pool and
-the test set is the first --test structures of that file. --hi-seconds S charges S seconds per high-level label
+With --test-file, DATA (one or more files, structures repeated across them kept once, structures of the test set
+dropped) is the training pool and the test set is the first --test structures of that file. --hi-seconds S charges S seconds per high-level label
 when the data record no `label_seconds` (external labels, e.g. QM9 dipoles; a stand-in cost, said in the header):
 
     .venv/bin/python benchmarks/fidelity_cost_curve.py QMtrainRandom.xyz QMtrainFarthest.xyz --test-file TestQM9.xyz \\
         --key dipole_vector --units e*Bohr --test 300 --hi-seconds 34 --sizes 25,50,100,200,400,751 --seeds 3
+
+--methods single,delta skips the multi-fidelity fits (slow on large pools); single fidelity is always fitted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ import os
 import time
 
 import numpy as np
+
+#: the methods, by their name in the rows (before " on LOW") -> their --methods name
+METHODS = {"single fidelity": "single", "delta": "delta", "multi-fidelity": "mf"}
 
 
 def low_labels(low: str, frames, key: str, units: str, tensor: str, db: str) -> tuple[np.ndarray, np.ndarray]:
@@ -49,16 +54,22 @@ def read_sets(args) -> tuple[list, list[int], np.ndarray]:
     """All structures, the test indices and the training-pool indices (see the module docstring)."""
     from psilearn.data import read_structures
 
-    frames, seen = [], set()
+    def key(a) -> tuple:
+        return tuple(a.numbers), np.round(a.positions, 6).tobytes()
+
+    tests = read_structures(args.test_file)[: args.test] if args.test_file else []
+    frames, seen = [], {key(a) for a in tests}  # a pool structure that is also a test structure is dropped
+    dropped = 0
     for path in args.data:
         for a in read_structures(path):
-            key = (tuple(a.numbers), np.round(a.positions, 6).tobytes())  # the same molecule in two pool files
-            if key not in seen:
-                seen.add(key)
+            if key(a) not in seen:  # the same molecule in two pool files is kept once
+                seen.add(key(a))
                 frames.append(a)
+            else:
+                dropped += 1
     if not args.test_file:
         return frames, list(range(args.test)), np.arange(args.test, len(frames))
-    tests = read_structures(args.test_file)[: args.test]
+    print(f"# pool: {len(frames)} distinct structures not in the test set ({dropped} repeats or test structures dropped)")
     return frames + tests, list(range(len(frames), len(frames) + len(tests))), np.arange(len(frames))
 
 
@@ -115,22 +126,24 @@ def run(args) -> list[tuple]:
                 f"delta on {args.low}": (delta_kind("gfn2_value"), hi, cost_hi + lo_seconds[idx].sum() + lo_seconds[test].sum()),
                 "multi-fidelity": (multifidelity_kind("level", ["gfn2", "high"], "high"), lo + hi, cost_hi + lo_seconds[pool].sum()),
             }
+            runs = {name: run for name, run in runs.items() if METHODS[name.split(" on ")[0]] in args.methods}
             for name, (kind, train, cost) in runs.items():
                 t = time.perf_counter()
                 model = fit_model(kind, target, load_dataset(train, target), {}, seed=0)
                 fit_s = time.perf_counter() - t
                 err = float(np.sqrt(np.mean((model.predict(tests, return_std=False).values - truth) ** 2)))
                 rows.append((name, n, seed, cost, err, fit_s))
-            print(f"seed {seed} N={n}: " + ", ".join(f"{r[0]} {r[4]:.4f} ({r[3]:.0f} s)" for r in rows[-3:]), flush=True)
+            print(f"seed {seed} N={n}: " + ", ".join(f"{r[0]} {r[4]:.4f} ({r[3]:.0f} s)" for r in rows[-len(runs):]), flush=True)
     rows += [(f"{args.low} alone", 0, 0, lo_seconds[test].sum(), float(np.sqrt(np.mean((lo_values[test] - truth) ** 2))), 0.0)]
     return rows
 
 
-def table(rows, sizes, units: str, low: str) -> None:
+def table(rows, sizes, units: str, low: str, methods: tuple[str, ...] = ("single", "delta", "mf")) -> None:
     print(f"\nRMSE at the high level ({units}) and label seconds charged, mean over seeds")
     print("| method | N high-level labels | label seconds | RMSE | fit s |")
     print("|---|---|---|---|---|")
-    for m in (f"{low} alone", "single fidelity", f"delta on {low}", "multi-fidelity"):
+    names = [f"delta on {low}"] * ("delta" in methods) + ["multi-fidelity"] * ("mf" in methods)
+    for m in (f"{low} alone", "single fidelity", *names):
         for n in ([0] if m == f"{low} alone" else sizes):
             sel = [r for r in rows if r[0] == m and r[1] == n]
             err = np.array([r[4] for r in sel])
@@ -141,7 +154,7 @@ def table(rows, sizes, units: str, low: str) -> None:
     print("\nlabel-cost ratio at equal error: the single-fidelity size N' with this method's error, interpolated log-log "
           "between the measured sizes, times its seconds per label, divided by this method's label seconds "
           "('>' when the method beats every single-fidelity size: the ratio at the largest one, a lower bound)")
-    for m in (f"delta on {low}", "multi-fidelity"):
+    for m in names:
         out = []
         for n in sizes:
             sel = [r for r in rows if r[0] == m and r[1] == n]
@@ -170,13 +183,19 @@ def main() -> None:
     ap.add_argument("--sizes", default="10,25,50,100,200")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default="bench-fidelity-cost")
+    ap.add_argument("--methods", default="single,delta,mf", help="which of single, delta and mf (multi-fidelity) to fit; "
+                    "single is always fitted (the reference of the ratios)")
     args = ap.parse_args()
+    given = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if set(given) - set(METHODS.values()):
+        ap.error(f"--methods {args.methods}: choose among {', '.join(METHODS.values())}")
+    args.methods = tuple(m for m in METHODS.values() if m == "single" or m in given)
     args.sizes = [int(s) for s in args.sizes.split(",")]
     extra = ((f" --low {args.low}" if args.low != "gfn2" else "") + (f" --test-file {args.test_file}" if args.test_file else "")
              + (f" --hi-seconds {args.hi_seconds:g}" if args.hi_seconds else "") + (f" --charge-hi {args.charge_hi:g}" if args.charge_hi else ""))
     print(f"# python benchmarks/fidelity_cost_curve.py {' '.join(args.data)}{extra} --key {args.key} --tensor {args.tensor} --units {args.units} "
-          f"--test {args.test} --sizes {','.join(map(str, args.sizes))} --seeds {args.seeds}")
-    table(run(args), args.sizes, args.units, args.low)
+          f"--test {args.test} --sizes {','.join(map(str, args.sizes))} --seeds {args.seeds} --methods {','.join(args.methods)}")
+    table(run(args), args.sizes, args.units, args.low, args.methods)
 
 
 if __name__ == "__main__":
