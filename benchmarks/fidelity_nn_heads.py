@@ -12,8 +12,15 @@ get GFN2 on the 600 pool structures plus N reference labels (the first N of the 
 reference labels. Every nn fit has the same network, seed and wall-time budget (--seconds, nn_train.max_seconds).
 RMSE of the Cartesian components in the label's units, mean +- std over seeds.
 
+Calibration of the heads network (its LLPR or ensemble std) on the i.i.d. test set, per level (each level's
+readout against that level's labels: GFN2 and the reference), with the pooled factor (one per block, fitted
+on the validation structures of all levels) and with each level's own factor: RMS of error/std (ideal 1)
+and the fraction of Cartesian components within 1 and 2 std (ideal 0.683, 0.954). --early-stopping target
+makes early stopping watch the reference level's validation loss (nn_fidelity.early_stopping).
+
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fidelity_nn_heads.py --key mu --sizes 25,50,100 --seeds 2 --seconds 60 \\
         --methods plain,heads,kernel,recursive-nn --db /work/bench/fid/gfn2_dimers.db
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fidelity_nn_heads.py --key mu --sizes 50,100 --seeds 2 --seconds 60 --methods heads
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ def kinds(args) -> dict:
 
     levels = ["gfn2", "ref"]
     heads = "nn heads" + ("" if args.level_weights == "samples" else f" ({args.level_weights} level weights)")
+    heads += "" if args.early_stopping == "all" else f" (early stopping on {args.early_stopping})"
     out = {"plain": ("plain nn (ref only)", "nn", False, True), "heads": (heads, nn_heads_kind("level", levels, "ref"), True, True),
            "kernel": ("recursive MF, SA-GPR", multifidelity_kind("level", levels, "ref", "sagpr"), True, False),
            "recursive-nn": ("recursive MF, nn", multifidelity_kind("level", levels, "ref", "nn"), True, True)}
@@ -71,10 +79,9 @@ def run(args) -> list[tuple]:
     gfn2 = gfn2_labels(frames, args.key, args.db)
     target = Target(args.key, tensor=TENSORS[args.key][0], units="a.u.")
     ref = np.array([np.ravel(a.info[args.key]) for a in frames])
-    config = {"nn": NET, "nn_train": {"max_seconds": args.seconds, "epochs": 100000, "threads": 1, "patience": 60}}
-    if args.level_weights != "samples":
-        config["nn_fidelity"] = {"level_weights": args.level_weights}
-    rows = []
+    config = {"nn": NET, "nn_train": {"max_seconds": args.seconds, "epochs": 100000, "threads": 1, "patience": 60},
+              "nn_fidelity": {"level_weights": args.level_weights, "early_stopping": args.early_stopping}}
+    rows, args.calib = [], []
     for seed in range(args.seeds):
         perm = np.random.default_rng(seed).permutation(800)
         iid, pool = perm[:200], perm[200:]
@@ -97,8 +104,43 @@ def run(args) -> list[tuple]:
                 fit_s = time.perf_counter() - t
                 for name, (test, truth) in tests.items():
                     rows.append((label, n, seed, name, rmse(model.predict(test, return_std=False).values, truth), fit_s))
+                if label.startswith("nn heads"):
+                    args.calib += calibration_rows(model, label, n, seed, tests["iid"][0], {"gfn2": gfn2[iid], "ref": ref[iid]})
                 print(f"seed {seed} N={n} {label}: iid {rows[-2][4]:.4f} shifted {rows[-1][4]:.4f} ({fit_s:.0f} s)", flush=True)
     return rows
+
+
+def calibration_rows(model, label: str, n: int, seed: int, test, truth: dict) -> list[tuple]:
+    """(method, N, seed, level, factor source, calibration with the pooled factor, with the level's own) per level."""
+    from psilearn.metrics.regression import calibration
+
+    out = []
+    own, sources = model.level_alpha2, model.level_calibration
+    for k, level in enumerate(model.levels):
+        res = {}
+        for mode, a2 in (("pooled", None), ("level", own)):
+            model.level_alpha2 = a2  # None: the pooled factor (as for model files written before the per-level one)
+            p = model.predict(test, fidelity=level)
+            res[mode] = calibration(truth[level], p.values, p.std)
+        model.level_alpha2 = own
+        out.append((label, n, seed, level, sources[k], res["pooled"], res["level"]))
+        print(f"  calibration {level} ({sources[k]} factor): rms z pooled {res['pooled']['rms_z']:.2f} per level {res['level']['rms_z']:.2f}",
+              flush=True)
+    return out
+
+
+def calibration_table(calib: list[tuple], quantity: str) -> str:
+    """Markdown table: per method, N and level, RMS z and 68/95 % coverage with the pooled and the per-level factor (mean over seeds)."""
+    lines = [f"Calibration on the i.i.d. test set ({quantity}), each level's readout against its own labels, mean over seeds; "
+             "factor: the level's own or the pooled fallback (per seed)",
+             "| method | N ref | level | factor | RMS z pooled | RMS z per level | 68 % pooled | 68 % per level | 95 % pooled | 95 % per level |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for key in dict.fromkeys((r[0], r[1], r[3]) for r in calib):
+        sel = [r for r in calib if (r[0], r[1], r[3]) == key]
+        m = lambda mode, q: np.mean([r[5 if mode == "pooled" else 6][q] for r in sel])  # noqa: E731
+        cells = [f"{m(mode, q):.2f}" for q in ("rms_z", "within_1sigma", "within_2sigma") for mode in ("pooled", "level")]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {'/'.join(r[4] for r in sel)} | {' | '.join(cells)} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -110,12 +152,15 @@ def main() -> None:
     ap.add_argument("--methods", default="plain,heads,kernel", help="of plain, heads, kernel, recursive-nn (the recursive kind with "
                     "nn levels: two nn fits)")
     ap.add_argument("--level-weights", default="samples", choices=("samples", "balanced"), help="nn_fidelity.level_weights of the heads")
+    ap.add_argument("--early-stopping", default="all", choices=("all", "target"), help="nn_fidelity.early_stopping of the heads")
     ap.add_argument("--db", default="bench-fidelity/gfn2_dimers.db", help="GFN2 label store (resumable, reused)")
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.methods = [m.strip() for m in args.methods.split(",")]
     rows = run(args)
     print(table(rows, args.sizes, f"{args.key} components (a.u.)", list(dict.fromkeys(r[0] for r in rows))))
+    if args.calib:
+        print(calibration_table(args.calib, f"{args.key} components"))
 
 
 if __name__ == "__main__":

@@ -41,9 +41,13 @@ class FidelityHeadsConfig(Options):
     # 'balanced': each level's samples weigh n_total / (n_levels * n_level), so every level counts as
     # much as any other (measured: docs/fidelity.md)
     level_weights: str = "samples"
+    # what early stopping (and the kept epoch) watches: 'all' levels' validation loss, or the 'target'
+    # level's only (its validation structures; all levels when it has none)
+    early_stopping: str = "all"
 
     def check(self, c: Checks) -> None:
         c.one_of("level_weights", ("balanced", "samples"))
+        c.one_of("early_stopping", ("all", "target"))
 
 
 def level_weights(mode: str, counts: np.ndarray) -> np.ndarray:
@@ -105,12 +109,18 @@ class FidelityLoss(TargetLoss):
     """:class:`TargetLoss` with a loss scale per level: ``loss_scale`` (n_levels, n_out), each level's
     spread of the normalised residual per column (so every level's samples are weighted by the inverse
     of its own label variance), and a weight per level ``level_weight`` (n_levels,) multiplying each
-    sample's loss. Samples are those of :class:`TargetLoss`; the level of each comes from ``Batch.fidelity``."""
+    sample's loss. Samples are those of :class:`TargetLoss`; the level of each comes from ``Batch.fidelity``.
 
-    def __init__(self, per: str, pool: str, loss_scale: np.ndarray, col_weight: np.ndarray, level_weight: np.ndarray | None = None):
+    ``watch`` (a level index, or None): in evaluation mode (``net.training`` False, as in
+    :meth:`Trainer.evaluate`, the validation loss that early stopping and the kept epoch follow) only
+    that level's samples are scored, so early stopping watches that level alone; training is unchanged."""
+
+    def __init__(self, per: str, pool: str, loss_scale: np.ndarray, col_weight: np.ndarray, level_weight: np.ndarray | None = None,
+                 watch: int | None = None):
         super().__init__(per, pool, np.ones(np.shape(loss_scale)[-1]), col_weight)
         self.level_scale = np.atleast_2d(np.asarray(loss_scale, float))
         self.level_weight = np.ones(len(self.level_scale)) if level_weight is None else np.asarray(level_weight, float)
+        self.watch = watch
 
     def terms(self, net: torch.nn.Module, batch) -> torch.Tensor:
         b, y, mask = batch
@@ -123,6 +133,8 @@ class FidelityLoss(TargetLoss):
         if mask is not None:
             pred = pred[mask]
         terms = (((pred - y) / scale) ** 2 * weight).sum(1)
-        if np.all(self.level_weight == 1.0):  # (one level: exactly the TargetLoss)
-            return terms
-        return terms * torch.as_tensor(self.level_weight, dtype=y.dtype, device=y.device)[level]
+        if not np.all(self.level_weight == 1.0):  # (one level: exactly the TargetLoss)
+            terms = terms * torch.as_tensor(self.level_weight, dtype=y.dtype, device=y.device)[level]
+        if self.watch is not None and not net.training:  # validation: the watched level's samples only
+            terms = terms[level == self.watch]
+        return terms

@@ -13,13 +13,17 @@ readout. ``predict`` returns the target level, ``predict(frames, fidelity=NAME)`
 Per level: its own normalisation (per-element shift of the invariant part, output and loss scales),
 its own validation structures (the split is stratified by level, so a level of a few structures keeps
 one or more for validation) and its own held-out metrics; the held-out metrics of the model are those
-of the target level. The uncertainty (LLPR or ensemble) is the nn kind's, calibrated on the validation
-structures of all levels together (documented in docs/fidelity.md). With one level the model is the
-plain `nn` fit (same split, normalisation, parameters and training).
+of the target level. The uncertainty (LLPR or ensemble) is the nn kind's with one calibration factor
+per level and block (irreducible channel), fitted on that level's validation structures; a level with
+fewer than :data:`MIN_CALIBRATION_STRUCTURES` of them keeps the factor fitted on all levels together
+(docs/fidelity.md). Early stopping watches all levels' validation loss or, with ``nn_fidelity.early_stopping:
+target``, the target level's. With one level the model is the plain `nn` fit (same split,
+normalisation, parameters, training and calibration).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -31,10 +35,20 @@ from psilearn.data.errors import DataError
 from psilearn.data.prediction import Prediction
 from psilearn.data.splits import random_split
 from psilearn.errors import ConfigError
+from psilearn.models._torch import uncertainty as unc
 from psilearn.models._torch.fidelity_heads import FidelityHeadsConfig, FidelityHeadsNetwork, FidelityLoss, level_weights
 from psilearn.models._torch.weights import build_in_dtype
 from psilearn.models.checks import fidelity_of, level_index, order_levels
 from psilearn.models.nn.model import NNModel
+
+log = logging.getLogger("psilearn")
+
+# Fewest validation structures of a level for its own calibration factor. The factor is a mean of
+# squared z-scores; from n independent Gaussian errors its relative standard error is sqrt(2/n)
+# (0.63 for n = 5: the std within about +-30 %), and a level's errors, hence its factor, can differ
+# from the pooled one by far more than that (tenfold in variance in tests/nn/test_fidelity_calibration.py).
+# Below 5 a single structure dominates the mean, and the pooled factor is the safer guess.
+MIN_CALIBRATION_STRUCTURES = 5
 
 
 def nn_heads_kind(fidelity_key: str, levels: list[str] | None, target_level: str) -> type["NNHeadsModel"]:
@@ -64,6 +78,10 @@ class NNHeadsModel(NNModel):
     _level_counts: np.ndarray | None = field(default=None, repr=False, compare=False)  # training samples per level
     _predict_as: int | None = field(default=None, repr=False, compare=False)  # level index of the graphs being built
     _val_idx: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _val_levels: np.ndarray | None = field(default=None, repr=False, compare=False)  # level index of each validation structure
+    # calibration factor of each level and block (n_levels, n_blocks); None: the pooled one (files before it)
+    level_alpha2: np.ndarray | None = field(default=None, repr=False, compare=False)
+    level_calibration: list[str] = field(default_factory=list)  # per level: 'level' (its own factor) or 'pooled'
 
     kind: ClassVar[str] = "nn-multifidelity"
     fidelity_key_default: ClassVar[str] = "level"
@@ -120,6 +138,7 @@ class NNHeadsModel(NNModel):
             train.append(rows[tr])
             val.append(rows[np.asarray(va, dtype=np.int64)])
         self._val_idx = np.sort(np.concatenate(val))
+        self._val_levels = lv[self._val_idx]
         return np.sort(np.concatenate(train)), self._val_idx
 
     def _normalisation(self, data: Dataset, rows_irreps: np.ndarray, train_idx: np.ndarray):
@@ -133,8 +152,52 @@ class NNHeadsModel(NNModel):
         return tuple(np.stack(p) for p in zip(*parts))
 
     def _loss(self, loss_scale: np.ndarray, col_weight: np.ndarray) -> FidelityLoss:
+        watch = None
+        if self.fidelity_config.early_stopping == "target" and len(self.levels) > 1:
+            watch = self.levels.index(self.target_level)
+            if not np.any(self._val_levels == watch):
+                log.warning("nn_fidelity.early_stopping: target: level %s has no validation structure; early stopping watches all levels",
+                            self.target_level)
+                watch = None
         return FidelityLoss(self.target.per, self.target.pool, loss_scale, col_weight,
-                            level_weights(self.fidelity_config.level_weights, self._level_counts))
+                            level_weights(self.fidelity_config.level_weights, self._level_counts), watch=watch)
+
+    # ---- uncertainty per level ---------------------------------------------------------------------
+    def _pooled_alpha2(self) -> np.ndarray | None:
+        return self.llpr.alpha2 if self.llpr is not None else self.ens_alpha2
+
+    def _calibrate(self, g_tr, g_va, y_va: np.ndarray, m_tr, m_va):
+        """The nn calibration (one factor per block over all validation samples), then one factor per
+        level and block from the level's own validation samples (levels with too few structures: the
+        pooled factor). Returns the validation predictions and their variance, each level's own."""
+        self.level_alpha2, self.level_calibration = None, []
+        pred_va, var_va = super()._calibrate(g_tr, g_va, y_va, m_tr, m_va)
+        pooled = self._pooled_alpha2()
+        if var_va is None or pooled is None:
+            return pred_va, var_va
+        lv_struct = np.array([g.fidelity for g in g_va], dtype=np.int64)
+        lv = lv_struct if self.target.per == "structure" else np.repeat(lv_struct, [g.n_atoms for g in g_va])
+        raw = var_va / pooled  # the uncalibrated variance (the nn calibration only multiplies by the pooled factor)
+        err2 = unc.block_mean_sq(pred_va - y_va, self.blocks)
+        a2 = np.tile(np.asarray(pooled, float), (len(self.levels), 1))
+        for k in range(len(self.levels)):
+            own = len(self.levels) > 1 and np.sum(lv_struct == k) >= MIN_CALIBRATION_STRUCTURES
+            if own:
+                a2[k] = unc.calibrate(raw[lv == k], err2[lv == k])
+            self.level_calibration.append("level" if own else "pooled")
+        self.level_alpha2 = a2
+        fallback = [lv for lv, c in zip(self.levels, self.level_calibration) if c == "pooled"]
+        if len(self.levels) > 1 and fallback:
+            log.warning("nn-multifidelity: level(s) %s have fewer than %d validation structures; their uncertainty uses the factor "
+                        "calibrated on all levels together", ", ".join(fallback), MIN_CALIBRATION_STRUCTURES)
+        return pred_va, raw * a2[lv]
+
+    def _variance(self, graphs, members: np.ndarray, labelled: np.ndarray | None = None) -> np.ndarray | None:
+        """The nn variance with the factor of the level predicted (its own or the pooled one)."""
+        var = super()._variance(graphs, members, labelled)
+        if var is None or self.level_alpha2 is None or self._predict_as is None:
+            return var
+        return var * (self.level_alpha2[self._predict_as] / self._pooled_alpha2())
 
     # ---- fitting and prediction --------------------------------------------------------------------
     def fit(self, data: Dataset) -> "NNHeadsModel":
@@ -160,15 +223,19 @@ class NNHeadsModel(NNModel):
 
     def _level_record(self, data: Dataset, lv: np.ndarray, k: int) -> dict:
         """Level k's structure count and the held-out metrics of its own readout on its validation structures."""
-        from psilearn.metrics.regression import regression_metrics
+        from psilearn.metrics.regression import calibration, regression_metrics
 
         val = [i for i in self._val_idx if lv[i] == k]
         rec = {"level": self.levels[k], "n_structures": int(np.sum(lv == k)), "n_validation_structures": len(val), "heldout_metrics": None}
+        if self.level_alpha2 is not None:
+            rec["calibration"] = {"factor": self.level_calibration[k], "alpha2": self.level_alpha2[k].tolist()}
         if val:
             sub = data.subset(np.asarray(val))
-            pred = self.predict(sub.frames, return_std=False, fidelity=self.levels[k])
+            pred = self.predict(sub.frames, return_std=self.level_alpha2 is not None, fidelity=self.levels[k])
             rec["heldout_metrics"] = {"method": f"validation split of level {self.levels[k]} ({len(val)} structures, used for early stopping)",
                                       **regression_metrics(self.target, self.target.to_irreps(sub.values), pred.irreps)}
+            if self.level_alpha2 is not None:  # in-sample for a level with its own factor
+                rec["calibration"].update(calibration(sub.values, pred.values, pred.std))
         return rec
 
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, fidelity: str | None = None) -> Prediction:
@@ -182,8 +249,12 @@ class NNHeadsModel(NNModel):
 
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict]:
-        """The nn state plus the fidelity key, the levels (one readout each, in order) and the target level."""
+        """The nn state plus the fidelity key, the levels (one readout each, in order), the target level and
+        each level's calibration factors (``fidelity/alpha2``, (n_levels, n_blocks)) with their source."""
         meta, arrays = super().to_state()
+        if self.level_alpha2 is not None:
+            arrays["fidelity/alpha2"] = np.asarray(self.level_alpha2, float)
+            meta["level_calibration"] = list(self.level_calibration)
         return {**meta, "fidelity_key": self.fidelity_key, "levels": list(self.levels), "target_level": self.target_level,
                 "nn_fidelity": self.fidelity_config.to_dict()}, arrays
 
@@ -192,4 +263,7 @@ class NNHeadsModel(NNModel):
         klass = nn_heads_kind(meta["fidelity_key"], list(meta["levels"]), meta["target_level"])
         model = super(NNHeadsModel, klass).from_state(meta, arrays)
         model.fidelity_config = FidelityHeadsConfig.from_dict(meta.get("nn_fidelity"))
+        if "fidelity/alpha2" in arrays:  # files written before the per-level calibration: the pooled factor
+            model.level_alpha2 = np.asarray(arrays["fidelity/alpha2"], float)
+            model.level_calibration = list(meta.get("level_calibration", []))
         return model
