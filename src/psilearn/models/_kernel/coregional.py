@@ -21,6 +21,12 @@ instead of O((L r)^3): cheap when the expensive levels have few labels, the usua
 The log marginal likelihood (matrix determinant lemma, b = sum_f X_f^T y_f / noise_f placed at level f):
 
     -2 log p(y) = sum_f n_f log noise_f + r log|B| + log|P| + sum_f |y_f|^2 / noise_f - b^T P^-1 b  (+ N log 2 pi).
+
+It is evaluated in the weights w of u = (C (x) I) w, whose prior is N(0, I): the precision
+I + sum_f (c_f c_f^T) (x) X_f^T X_f / noise_f (c_f the rows of C) has eigenvalues >= 1 however close
+to singular B is (levels correlated to 1 are the usual case), log|P_w| = r log|B| + log|P|, and
+y^T Sigma^-1 y = sum_f |y_f - X_f u_f|^2 / noise_f + |w|^2 at the posterior mean. Its gradient with
+respect to C and the noise is analytic (:func:`_nll`); L-BFGS-B maximises it.
 """
 
 from __future__ import annotations
@@ -59,14 +65,19 @@ class ICMPosterior:
     z: np.ndarray  # (L, r, m)
 
 
-def unpack(theta: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B (L, L), noise (L,)) from theta = (lower triangle of C row by row, its diagonal as logs; log noise)."""
+def _lower(theta: np.ndarray, n_levels: int) -> np.ndarray:
+    """C (L, L) lower triangular from the first L(L+1)/2 entries of theta (row by row, the diagonal as logs)."""
     c = np.zeros((n_levels, n_levels))
     rows, cols = np.tril_indices(n_levels)
-    nt = len(rows)
-    c[rows, cols] = theta[:nt]
+    c[rows, cols] = theta[: len(rows)]
     c[np.diag_indices(n_levels)] = np.exp(np.diag(c))
-    return c @ c.T, np.exp(theta[nt:])
+    return c
+
+
+def unpack(theta: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B (L, L), noise (L,)) from theta = (lower triangle of C row by row, its diagonal as logs; log noise)."""
+    c = _lower(theta, n_levels)
+    return c @ c.T, np.exp(theta[n_levels * (n_levels + 1) // 2 :])
 
 
 def pack(b: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -76,20 +87,31 @@ def pack(b: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.concatenate([c[np.tril_indices(len(b))], np.log(noise)])
 
 
-class _Factor:
-    """A, U and K = I + U^T A^-1 U of the posterior precision for given (B, noise)."""
+def _factor_of(b: np.ndarray) -> np.ndarray:
+    """A factor C with C C^T = B (its Cholesky factor; from the eigendecomposition when B is singular to rounding)."""
+    try:
+        return np.linalg.cholesky(b)
+    except np.linalg.LinAlgError:
+        lam, vec = np.linalg.eigh(0.5 * (b + b.T))
+        return vec * np.sqrt(np.clip(lam, 0.0, None))
 
-    def __init__(self, data: ICMData, b: np.ndarray, noise: np.ndarray):
+
+class _Factor:
+    """The posterior precision of the weights w (r, L) for a factor C of B and the noise: P = A + U U^T with
+    A_j = I + (mu_j / noise_big) c_big c_big^T (inverted in closed form) and U's columns c_f (x) x / sqrt(noise_f)
+    for the rows of the other levels; K = I + U^T A^-1 U (m, m)."""
+
+    def __init__(self, data: ICMData, c: np.ndarray, noise: np.ndarray):
         n_lv, big = data.n_levels, data.big
-        self.data, self.noise = data, noise
-        binv = np.linalg.inv(b)
-        a = np.broadcast_to(binv, (len(data.mu), n_lv, n_lv)).copy()
-        a[:, big, big] += data.mu / noise[big]
-        self.ainv = np.linalg.inv(a) if len(a) else a
-        self.logdet_a = float(np.sum(np.linalg.slogdet(a)[1])) if len(a) else 0.0
+        self.data, self.c, self.noise = data, c, noise
+        cb = c[big]
+        alpha = data.mu / noise[big]
+        den = 1.0 + alpha * float(cb @ cb)
+        self.ainv = np.eye(n_lv)[None] - (alpha / den)[:, None, None] * np.outer(cb, cb)[None]
+        self.logdet_a = float(np.sum(np.log(den)))
         self.small = [f for f in range(n_lv) if f != big and len(data.xs[f])]
-        # A^-1 U (r, L, m): the column of a level-f row x is A^-1 (e_f (x) x) / sqrt(noise_f)
-        parts = [self.ainv[:, :, f][:, :, None] * (data.xs[f].T / np.sqrt(noise[f]))[:, None, :] for f in self.small]
+        # A^-1 U (r, L, m): the column of a level-f row x is A_j^-1 c_f x_j / sqrt(noise_f)
+        parts = [(self.ainv @ c[f])[:, :, None] * (data.xs[f].T / np.sqrt(noise[f]))[:, None, :] for f in self.small]
         self.au = np.concatenate(parts, axis=2) if parts else np.zeros((len(data.mu), n_lv, 0))
         k = np.eye(self.au.shape[2]) + self.ut(self.au)
         self.kc = cho_factor(k, lower=True) if len(k) else None
@@ -97,7 +119,7 @@ class _Factor:
 
     def ut(self, q: np.ndarray) -> np.ndarray:
         """U^T q for q (r, L[, k]) -> (m[, k])."""
-        parts = [self.data.xs[f] @ q[:, f] / np.sqrt(self.noise[f]) for f in self.small]
+        parts = [self.data.xs[f] @ np.tensordot(self.c[f], q, axes=(0, 1)) / np.sqrt(self.noise[f]) for f in self.small]
         return np.concatenate(parts) if parts else np.zeros((0,) + q.shape[2:])
 
     def kinv(self, v: np.ndarray) -> np.ndarray:
@@ -105,26 +127,59 @@ class _Factor:
 
     def apply_pinv(self, q: np.ndarray) -> np.ndarray:
         """P^-1 q for q (r, L[, k]) (Woodbury)."""
-        c = np.einsum("jgh,jh...->jg...", self.ainv, q)
-        return c - np.tensordot(self.au, self.kinv(self.ut(c)), axes=(2, 0))
+        a = np.einsum("jgh,jh...->jg...", self.ainv, q)
+        return a - np.tensordot(self.au, self.kinv(self.ut(a)), axes=(2, 0))
+
+    def z(self) -> np.ndarray | None:
+        """(L, r, m): Z_k = (A^-1 U)_k Kc^-T, so the weights' posterior covariance is diag(A^-1) - Z Z^T."""
+        if self.kc is None:
+            return None
+        return np.stack([solve_triangular(self.kc[0], self.au[:, k, :].T, lower=True).T for k in range(self.data.n_levels)])
 
 
-def _rhs(data: ICMData, noise: np.ndarray) -> np.ndarray:
-    """b (r, L): X_f^T y_f / noise_f."""
-    return np.stack([x.T @ y / s for x, y, s in zip(data.xs, data.ys, noise)], axis=1)
+def _rhs(data: ICMData, c: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """b (r, L) = sum_f c_f (x) X_f^T y_f / noise_f."""
+    return sum(np.outer(x.T @ y / s, cf) for x, y, s, cf in zip(data.xs, data.ys, noise, c))
+
+
+def _nll(data: ICMData, c: np.ndarray, noise: np.ndarray, grad: bool = False):
+    """-2 log p(y) at (C, noise), and with ``grad`` its derivatives (d/dC (L, L), d/dnoise (L,)):
+    with w the posterior mean, res_f = y_f - X_f w c_f and T^f_kl = tr([P^-1]_kl X_f^T X_f),
+    d/dC_fk = 2 (sum_l C_fl T^f_kl - res_f . X_f w_k) / noise_f and
+    d/dnoise_f = n_f / noise_f - (c_f^T T^f c_f + |res_f|^2) / noise_f^2."""
+    f = _Factor(data, c, noise)
+    rhs = _rhs(data, c, noise)
+    w = f.apply_pinv(rhs)  # (r, L) posterior mean of the weights
+    rows = np.array([len(y) for y in data.ys])
+    res = [y - x @ (w @ cf) for x, y, cf in zip(data.xs, data.ys, c)]
+    # y^T Sigma^-1 y = sum_f |res_f|^2 / noise_f + |w|^2 (the minimum the posterior mean attains; no cancellation
+    # between |y|^2 / noise and b^T P^-1 b when the noise is tiny)
+    quad = sum(float(r @ r) / s for r, s in zip(res, noise)) + float(np.sum(w * w))
+    nll = float(np.sum(rows * np.log(noise)) + f.logdet_a + f.logdet_k + quad)
+    if not grad:
+        return nll
+    n_lv, z = data.n_levels, f.z()
+    g_c, g_n = np.zeros((n_lv, n_lv)), np.zeros(n_lv)
+    for lv in range(n_lv):
+        x = data.xs[lv]
+        if lv == data.big:
+            t = np.einsum("j,jkl->kl", data.mu, f.ainv)
+            if z is not None:
+                t -= np.einsum("j,kjm,ljm->kl", data.mu, z, z)
+        else:
+            t = np.einsum("j,jkl->kl", np.sum(x**2, axis=0), f.ainv)
+            if z is not None:
+                xz = np.einsum("ij,kjm->kim", x, z)
+                t -= np.einsum("kim,lim->kl", xz, xz)
+        xw = x @ w  # (m_f, L)
+        g_c[lv] = 2.0 * (t @ c[lv] - res[lv] @ xw) / noise[lv]
+        g_n[lv] = rows[lv] / noise[lv] - (float(c[lv] @ t @ c[lv]) + float(res[lv] @ res[lv])) / noise[lv] ** 2
+    return nll, g_c, g_n
 
 
 def neg_log_ml(data: ICMData, b: np.ndarray, noise: np.ndarray) -> float:
     """-2 log marginal likelihood (without N log 2 pi) of the block's rows at (B, noise); see the module docstring."""
-    f = _Factor(data, b, noise)
-    rhs = _rhs(data, noise)
-    c = np.einsum("jgh,jh->jg", f.ainv, rhs)
-    ut = f.ut(c)
-    quad = float(np.sum(rhs * c) - ut @ f.kinv(ut))
-    rows = np.array([len(y) for y in data.ys])
-    yy = np.array([float(y @ y) for y in data.ys])
-    logdet_b = np.linalg.slogdet(b)[1]
-    return float(np.sum(rows * np.log(noise)) + len(data.mu) * logdet_b + f.logdet_a + f.logdet_k + np.sum(yy / noise) - quad)
+    return _nll(data, _factor_of(b), noise)
 
 
 def initial_guess(data: ICMData, correlation: np.ndarray | None = None, noise_fraction: float = 1e-2) -> tuple[np.ndarray, np.ndarray]:
@@ -148,53 +203,52 @@ def initial_guess(data: ICMData, correlation: np.ndarray | None = None, noise_fr
 
 def learn_hyperparameters(data: ICMData, b0: np.ndarray, noise0: np.ndarray, maxiter: int = 300) -> tuple[np.ndarray, np.ndarray, dict]:
     """Maximise the log marginal likelihood over (C, log noise) from (b0, noise0) with L-BFGS-B
-    (finite-difference gradients; L(L+1)/2 + L parameters). Returns (B, noise, record)."""
+    (analytic gradients, :func:`neg_log_ml`; L(L+1)/2 + L parameters). Returns (B, noise, record)."""
     n_lv = data.n_levels
     n_rows = max(sum(len(y) for y in data.ys), 1)
     rows, cols = np.tril_indices(n_lv)
     bounds = [LOG_DIAG_BOUNDS if i == j else (None, None) for i, j in zip(rows, cols)] + [LOG_NOISE_BOUNDS] * n_lv
 
-    def objective(theta: np.ndarray) -> float:
-        try:
-            return neg_log_ml(data, *unpack(theta, n_lv)) / n_rows
-        except (np.linalg.LinAlgError, ValueError):
-            return 1e300
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        c = _lower(theta, n_lv)
+        nll, g_c, g_n = _nll(data, c, np.exp(theta[len(rows):]), grad=True)
+        g_c[np.diag_indices(n_lv)] *= np.diag(c)  # the diagonal of C as logs
+        return nll / n_rows, np.concatenate([g_c[rows, cols], g_n * np.exp(theta[len(rows):])]) / n_rows
 
     theta0 = np.clip(pack(b0, noise0), [lo if lo is not None else -np.inf for lo, _ in bounds],
                      [hi if hi is not None else np.inf for _, hi in bounds])
-    start = objective(theta0)
-    res = minimize(objective, theta0, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-13, "gtol": 1e-9})
+    start = objective(theta0)[0]
+    res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8})
     theta = res.x if res.fun <= start else theta0
     b, noise = unpack(theta, n_lv)
     return b, noise, {"nll_per_row": float(min(res.fun, start)), "iterations": int(res.nit), "converged": bool(res.success)}
 
 
 def posterior(data: ICMData, b: np.ndarray, noise: np.ndarray) -> ICMPosterior:
-    """Posterior mean and covariance factors of every level's weights at (B, noise)."""
-    f = _Factor(data, b, noise)
-    mean = f.apply_pinv(_rhs(data, noise)).T  # (L, r)
-    diag = np.stack([f.ainv[:, g, g] for g in range(data.n_levels)])
-    if f.kc is None:
-        z = np.zeros((data.n_levels, len(data.mu), 0))
-    else:
-        z = np.stack([solve_triangular(f.kc[0], f.au[:, g, :].T, lower=True).T for g in range(data.n_levels)])
-    return ICMPosterior(mean, diag, z)
+    """Posterior mean and covariance factors of every level's weights u_f = sum_k C_fk w_k at (B, noise)."""
+    c = _factor_of(b)
+    f = _Factor(data, c, noise)
+    w = f.apply_pinv(_rhs(data, c, noise))
+    diag = np.einsum("fk,jkl,fl->fj", c, f.ainv, c)
+    z = f.z()
+    z = np.zeros((data.n_levels, len(data.mu), 0)) if z is None else np.einsum("fk,kjm->fjm", c, z)
+    return ICMPosterior((w @ c.T).T, diag, z)
 
 
 def kfold_level(data: ICMData, b: np.ndarray, noise: np.ndarray, level: int, folds: np.ndarray) -> np.ndarray:
     """Held-out predictions (m_level,) of ``level``'s rows, each fold (``folds``: fold id per row)
     predicted by the model fitted on all other rows at fixed (B, noise): for the fold's rows v,
-    y_v - (I - V^T P^-1 V)^-1 (y_v - X_v u_level), V = e_level (x) X_v^T / sqrt(noise_level)."""
-    f = _Factor(data, b, noise)
-    u = f.apply_pinv(_rhs(data, noise))[:, level]
+    y_v - (I - V^T P^-1 V)^-1 (y_v - X_v u_level), V's columns c_level (x) x_v / sqrt(noise_level)."""
+    c = _factor_of(b)
+    f = _Factor(data, c, noise)
+    u = f.apply_pinv(_rhs(data, c, noise)) @ c[level]
     x, y = data.xs[level], data.ys[level]
     pred = np.zeros_like(y)
     for k in np.unique(folds):
         va = folds == k
         xv = x[va] / np.sqrt(noise[level])
-        q = np.zeros((x.shape[1], data.n_levels, int(va.sum())))
-        q[:, level, :] = xv.T
-        g = xv @ f.apply_pinv(q)[:, level, :]
+        q = c[level][None, :, None] * xv.T[:, None, :]  # (r, L, n_val)
+        g = xv @ np.tensordot(c[level], f.apply_pinv(q), axes=(0, 1))
         resid = np.linalg.solve(np.eye(len(g)) - g, y[va] - x[va] @ u)
         pred[va] = y[va] - resid
     return pred
