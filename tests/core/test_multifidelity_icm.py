@@ -61,11 +61,12 @@ def mu_model(frames):
 
 
 def test_one_level_is_the_plain_model(frames):
-    """With B and the noise fixed at SA-GPR's fitted values the models agree to rounding. Learned, both maximise
-    the same marginal likelihood but by different optimisers (L-BFGS over (B, noise) here, a bounded grid of
-    noise/B with the amplitude profiled out in SA-GPR), so they agree to the optimisers' tolerance only, and
-    only where the optimum is inside SA-GPR's grid (labels with some noise; on exactly learnable labels the
-    likelihood keeps rising as the noise goes to 0 and each stops at its own bound)."""
+    """With B and the noise fixed at SA-GPR's fitted values the models agree to rounding (1e-8). Learned, both
+    maximise the same marginal likelihood with different optimisers (L-BFGS over (B, noise) here; SA-GPR a
+    bounded grid of noise/B with the amplitude profiled out), so they agree only where both reach the same
+    optimum: the 2e block (measured: means to 3e-7 relative, std to 3e-4), not the 0e block, whose
+    likelihood (this small SOAP cannot learn the label's trace) is highest with all of it noise, beyond
+    SA-GPR's largest noise/B (ICM's likelihood there is the higher one)."""
     train = label_frames(frames[:20], "alpha", "sym2", "structure")
     rng = np.random.default_rng(0)
     for a in train:
@@ -84,13 +85,12 @@ def test_one_level_is_the_plain_model(frames):
     np.testing.assert_allclose(a.cov, b.cov, rtol=0, atol=1e-8 * np.abs(b.cov).max())
     learned = fit_model(icm_kind("level", None, "dft"), TARGET, data, CONFIG, seed=0)
     for got, ref in zip(learned.metadata["multifidelity"]["blocks"], model.metadata["multifidelity"]["blocks"]):
-        assert got["nll_per_row"] <= ref["nll_per_row"] + 1e-3, (got, ref)  # SA-GPR's marginal likelihood, to the optimiser's tolerance
-    # 2e: the optimum is inside SA-GPR's grid, and the two agree; 0e (this small SOAP cannot learn the trace of the
-    # synthetic label) the likelihood is highest with the noise explaining everything, beyond SA-GPR's largest noise/B
+        assert got["nll_per_row"] <= ref["nll_per_row"] + 1e-6, (got, ref)  # at least SA-GPR's marginal likelihood
     blocks = learned.metadata["multifidelity"]["blocks"]
-    assert blocks[1]["block"] == "2e" and blocks[0]["B_normalised"][0][0] < 1e-4
-    np.testing.assert_allclose(learned.predict(test).irreps[:, 1:], b.irreps[:, 1:], rtol=0, atol=1e-3 * np.abs(b.irreps[:, 1:]).max())
-
+    assert blocks[1]["block"] == "2e" and blocks[0]["B_normalised"][0][0] < 1e-6
+    got = learned.predict(test)
+    np.testing.assert_allclose(got.irreps[:, 1:], b.irreps[:, 1:], rtol=0, atol=1e-5 * np.abs(b.irreps[:, 1:]).max())
+    np.testing.assert_allclose(got.irreps_std[:, 1:], b.irreps_std[:, 1:], rtol=3e-3)
 
 def test_known_linear_relation_is_recovered_and_beats_the_high_level_alone(mu_model, frames):
     rec = mu_model.metadata["multifidelity"]["blocks"][0]
