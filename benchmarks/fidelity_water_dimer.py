@@ -93,6 +93,9 @@ def run(sizes: list[int], seeds: int, out: str, key: str = "mu", methods: tuple 
                 for name, test in tests.items():
                     rows.append((METHODS[m], n, seed, name, rmse(model.predict(test, return_std=False).values, truth[name]), fit_s))
                 print(f"seed {seed} N={n} {METHODS[m]}: iid {rows[-2][4]:.4f} shifted {rows[-1][4]:.4f} ({fit_s:.1f} s)", flush=True)
+                for r in model.metadata.get("multifidelity", {}).get("blocks", []):  # what the ICM learned, per block
+                    print(f"  block {r['block']}: correlation {r['correlation'][0][1]:.4f}, amplitude ratio ref/gfn2 "
+                          f"{r['amplitude_ratio_to_first'][1]:.3f}, noise std gfn2 {r['noise_std'][0]:.4g} ref {r['noise_std'][1]:.4g}")
     print("\n" + table(rows, sizes, f"{key} components ({TENSORS[key][2]})", ["GFN2-xTB alone"] + [METHODS[m] for m in methods]))
 
 

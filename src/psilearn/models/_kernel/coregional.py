@@ -9,24 +9,25 @@ Nystrom / projected-process features, x(s) . x(s') = Q(s, s') ~ k(s, s')), level
 i.e. the kernel k((s, f), (s', f')) = B_ff' k(s, s'). Equivalently u_f = sum_j C_fj w_j with C = chol(B)
 and w_j ~ N(0, I_r): a level-f row of the design is [C_f0 x(s), ..., C_f,L-1 x(s)], linear in L r weights.
 
-Let ``big`` be the level with the most rows and X_f (m_f, r) the rows of level f, rotated so that
-X_big^T X_big = diag(mu). The posterior precision of u is
+The log marginal likelihood of all levels' rows (the objective the hyper-parameters maximise;
+Sigma = the rows' covariance, N the number of rows) is
 
-    P = B^-1 (x) I_r + blockdiag_f(X_f^T X_f / noise_f) = A + U U^T,
+    -2 log p(y) = log|Sigma| + y^T Sigma^-1 y  (+ N log 2 pi),   Sigma_(s,f),(s',f') = B_ff' x(s).x(s') + noise_f delta,
 
-where A (the prior plus the big level) is block diagonal with one L x L block per direction j,
-A_j = B^-1 + mu_j / noise_big e_big e_big^T, and U (L r, m) holds the m = sum_{f != big} m_f rows of the
-other levels, each scaled by noise_f^-1/2. Woodbury then costs O(L^2 r + m^2 r + m^3) per evaluation
-instead of O((L r)^3): cheap when the expensive levels have few labels, the usual multi-fidelity case.
-The log marginal likelihood (matrix determinant lemma, b = sum_f X_f^T y_f / noise_f placed at level f):
+evaluated in the weights w (prior N(0, I)), whose posterior precision is
 
-    -2 log p(y) = sum_f n_f log noise_f + r log|B| + log|P| + sum_f |y_f|^2 / noise_f - b^T P^-1 b  (+ N log 2 pi).
+    P = I + sum_f (c_f c_f^T) (x) X_f^T X_f / noise_f = A + U U^T,
 
-It is evaluated in the weights w of u = (C (x) I) w, whose prior is N(0, I): the precision
-I + sum_f (c_f c_f^T) (x) X_f^T X_f / noise_f (c_f the rows of C) has eigenvalues >= 1 however close
-to singular B is (levels correlated to 1 are the usual case), log|P_w| = r log|B| + log|P|, and
-y^T Sigma^-1 y = sum_f |y_f - X_f u_f|^2 / noise_f + |w|^2 at the posterior mean. Its gradient with
-respect to C and the noise is analytic (:func:`_nll`); L-BFGS-B maximises it.
+c_f the rows of C, X_f (m_f, r) the rows of level f. With ``big`` the level with the most rows and the
+basis rotated so that X_big^T X_big = diag(mu), A (the prior plus the big level) is block diagonal with
+one L x L block per direction j, A_j = I + mu_j / noise_big c_big c_big^T (inverted in closed form), and
+U holds the m = sum_{f != big} m_f rows of the other levels. Woodbury then costs O(L^2 r + m^2 r + m^3)
+per evaluation instead of O((L r)^3): cheap when the expensive levels have few labels, the usual
+multi-fidelity case. Then log|Sigma| = sum_f m_f log noise_f + log|P| and y^T Sigma^-1 y =
+sum_f |y_f - X_f u_f|^2 / noise_f + |w|^2 at the posterior mean: no B^-1 anywhere (P's eigenvalues are
+>= 1 however close to singular B is, and levels correlated to ~1 are the usual case) and no
+cancellation when the noise is tiny. The gradient with respect to C and the noise is analytic
+(:func:`_nll`); L-BFGS-B maximises the likelihood.
 """
 
 from __future__ import annotations
