@@ -239,13 +239,14 @@ def test_coregional_algebra_equals_the_dense_gp():
         np.testing.assert_allclose(xt @ post.mean[f], kst @ np.linalg.solve(k, y), atol=1e-9)
         cov = xt @ (np.diag(post.diag[f]) - post.z[f] @ post.z[f].T) @ xt.T
         np.testing.assert_allclose(cov, b[f, f] * xt @ xt.T - kst @ np.linalg.solve(k, kst.T), atol=1e-9)
-    folds = np.array([0, 0, 1, 1, 2, 2, 2])
-    held = icm.kfold_level(data, b, noise, 1, folds)
-    rows = np.flatnonzero(lv == 1)
-    for fold in range(3):
-        va = rows[folds == fold]
-        tr = np.setdiff1d(np.arange(len(y)), va)
-        np.testing.assert_allclose(held[folds == fold], k[np.ix_(va, tr)] @ np.linalg.solve(k[np.ix_(tr, tr)], y[tr]), atol=1e-9)
+    for level in (0, 1):  # the largest level (downdate) and a smaller one (refit)
+        rows = np.flatnonzero(lv == level)
+        folds = np.arange(len(rows)) % 3
+        held = icm.kfold_level(data, b, noise, level, folds)
+        for fold in range(3):
+            va = rows[folds == fold]
+            tr = np.setdiff1d(np.arange(len(y)), va)
+            np.testing.assert_allclose(held[folds == fold], k[np.ix_(va, tr)] @ np.linalg.solve(k[np.ix_(tr, tr)], y[tr]), atol=1e-9)
     _, g_c, g_n = icm._nll(data, c, noise, grad=True)
     eye = np.eye(3)
     num_c = np.array([[(icm._nll(data, c + 1e-6 * np.outer(eye[i], eye[j]), noise) - icm._nll(data, c - 1e-6 * np.outer(eye[i], eye[j]), noise))

@@ -238,20 +238,28 @@ def posterior(data: ICMData, b: np.ndarray, noise: np.ndarray) -> ICMPosterior:
 
 def kfold_level(data: ICMData, b: np.ndarray, noise: np.ndarray, level: int, folds: np.ndarray) -> np.ndarray:
     """Held-out predictions (m_level,) of ``level``'s rows, each fold (``folds``: fold id per row)
-    predicted by the model fitted on all other rows at fixed (B, noise): for the fold's rows v,
-    y_v - (I - V^T P^-1 V)^-1 (y_v - X_v u_level), V's columns c_level (x) x_v / sqrt(noise_level)."""
+    predicted by the model fitted on all other rows at fixed (B, noise). A level other than the largest
+    is refitted without the fold's rows (the rotation stays valid); for the largest level, by the
+    downdate y_v - (I - V^T P^-1 V)^-1 (y_v - X_v u_level), V's columns c_level (x) x_v / sqrt(noise_level)
+    (which loses digits when the noise is tiny against the signal)."""
     c = _factor_of(b)
-    f = _Factor(data, c, noise)
-    u = f.apply_pinv(_rhs(data, c, noise)) @ c[level]
     x, y = data.xs[level], data.ys[level]
     pred = np.zeros_like(y)
+    if level != data.big:
+        for k in np.unique(folds):
+            va = folds == k
+            rest = ICMData(data.big, data.mu, [x[~va] if f == level else xf for f, xf in enumerate(data.xs)],
+                           [y[~va] if f == level else yf for f, yf in enumerate(data.ys)])
+            pred[va] = x[va] @ (_Factor(rest, c, noise).apply_pinv(_rhs(rest, c, noise)) @ c[level])
+        return pred
+    f = _Factor(data, c, noise)
+    u = f.apply_pinv(_rhs(data, c, noise)) @ c[level]
     for k in np.unique(folds):
         va = folds == k
         xv = x[va] / np.sqrt(noise[level])
         q = c[level][None, :, None] * xv.T[:, None, :]  # (r, L, n_val)
         g = xv @ np.tensordot(c[level], f.apply_pinv(q), axes=(0, 1))
-        resid = np.linalg.solve(np.eye(len(g)) - g, y[va] - x[va] @ u)
-        pred[va] = y[va] - resid
+        pred[va] = y[va] - np.linalg.solve(np.eye(len(g)) - g, y[va] - x[va] @ u)
     return pred
 
 
