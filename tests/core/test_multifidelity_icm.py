@@ -61,7 +61,8 @@ def mu_model(frames):
 
 
 def test_one_level_is_the_plain_model(frames):
-    """With B and the noise fixed at SA-GPR's fitted values the models agree to rounding (1e-8). Learned, both
+    """With B and the noise fixed at SA-GPR's fitted values the models agree to rounding (means 1e-8;
+    covariances 1e-7, from the float32 rounding of the covariance basis). Learned, both
     maximise the same marginal likelihood with different optimisers (L-BFGS over (B, noise) here; SA-GPR a
     bounded grid of noise/B with the amplitude profiled out), so they agree only where both reach the same
     optimum: the 2e block (measured: means to 3e-7 relative, std to 3e-4), not the 0e block, whose
@@ -82,7 +83,8 @@ def test_one_level_is_the_plain_model(frames):
     test = frames[50:60]
     a, b = model.predict(test, return_cov=True), plain.predict(test, return_cov=True)
     np.testing.assert_allclose(a.values, b.values, rtol=0, atol=1e-8 * np.abs(b.values).max())
-    np.testing.assert_allclose(a.cov, b.cov, rtol=0, atol=1e-8 * np.abs(b.cov).max())
+    # the covariance's basis is rounded to float32 (icm.STORE_DTYPE): measured 1.3e-8 of the largest entry
+    np.testing.assert_allclose(a.cov, b.cov, rtol=0, atol=1e-7 * np.abs(b.cov).max())
     learned = fit_model(icm_kind("level", None, "dft"), TARGET, data, CONFIG, seed=0)
     for got, ref in zip(learned.metadata["multifidelity"]["blocks"], model.metadata["multifidelity"]["blocks"]):
         assert got["nll_per_row"] <= ref["nll_per_row"] + 1e-6, (got, ref)  # at least SA-GPR's marginal likelihood

@@ -53,6 +53,11 @@ from psilearn.models.registry import model_class
 from psilearn.targets import Target
 
 KIND = "multifidelity-icm"
+#: the covariance-only arrays (each channel's basis, each block's low-rank posterior factor) are rounded to
+#: this precision at fit time and stored in it (half the file; a loaded model predicts bit-identically; the
+#: means do not use them)
+STORE_DTYPE = np.float32
+_rounded = lambda x: x.astype(STORE_DTYPE).astype(np.float64)  # noqa: E731
 
 
 def icm_kind(fidelity_key: str, levels: list[str] | None, target_level: str, inner: str = "sagpr") -> type["ICMModel"]:
@@ -110,8 +115,7 @@ class ICMModel(Model):
     baseline: np.ndarray | None = None  # (L, n_species, n_invariant_blocks) per-level composition baseline
     scales: np.ndarray | None = None  # (n_blocks,)
     channels: list[ICMChannel] = field(default_factory=list)
-    # {block index: (B (L, L), noise (L,))} in normalised units: used instead of learning them
-    fixed: dict | None = None
+    fixed: dict | None = None  # {block index: (B (L, L), noise (L,))} in normalised units: used instead of learning them
     metadata: dict = field(default_factory=dict)
     base: Model | None = field(default=None, repr=False)  # the SA-GPR model: settings, elements, sparse environments
 
@@ -133,9 +137,8 @@ class ICMModel(Model):
                    (cfg.stream_batch or cfg.float32 or cfg.scheduler, "a streamed fit (stream_batch, float32, scheduler)"),
                    (cfg.covariance_storage != "basis", "covariance_storage 'training'"),
                    (cfg.magnetic_moments != "none", "magnetic_moments")]
-        for bad, what in refused:
-            if bad:
-                raise ConfigError(f"--coregionalisation icm does not support {what}")
+        for what in [what for bad, what in refused if bad][:1]:
+            raise ConfigError(f"--coregionalisation icm does not support {what}")
         base = model_class("sagpr").from_options(target, options, seed, progress)
         return cls(target, cls.fidelity_key_default, list(cls.levels_default or []), cls.target_level_default, progress, base=base)
 
@@ -234,12 +237,12 @@ class ICMModel(Model):
             data = icm.ICMData(big, np.clip(mu, 0.0, None), xs, [y[sample_lev == f].reshape(-1) for f in range(n_lv)])
             bmat, noise, rec = self._hyperparameters(bi, data, y, twins)
             post = icm.posterior(data, bmat, noise)
-            blocks.append((bi, ICMBlock(bmat, noise, post.mean @ basis.T, post.diag, post.z)))
+            blocks.append((bi, ICMBlock(bmat, noise, post.mean @ basis.T, post.diag, _rounded(post.z))))
             rows = sample_lev == top
             pred = icm.kfold_level(data, bmat, noise, top, np.repeat(sample_fold[rows], d))
             cv[rows, b.cols] = pred.reshape(-1, d) * self.scales[bi]
             records.append(self._block_record(bi, bmat, noise, rec))
-        return ICMChannel(ch, basis, blocks)
+        return ICMChannel(ch, _rounded(basis), blocks)
 
     def _hyperparameters(self, bi: int, data: icm.ICMData, y: np.ndarray, twins: dict) -> tuple[np.ndarray, np.ndarray, dict]:
         """(B, noise, record): ``fixed`` if given for this block, else learned from the moment start."""
@@ -332,7 +335,8 @@ class ICMModel(Model):
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Metadata: levels, SOAP and SA-GPR settings, elements, channels; arrays: scales, baseline, the sparse
         environments' coefficients (``sparse_coef/Z``), projections, and per channel C its basis and per block B
-        ``chC/bB/{b,noise,coef,diag,z}`` (float64: loading gives bit-identical predictions)."""
+        ``chC/bB/{b,noise,coef,diag,z}`` (basis and z in STORE_DTYPE, as rounded at fit time: loading gives
+        bit-identical predictions)."""
         if not self.channels:
             raise RuntimeError("model is not fitted")
         base = self.base
@@ -342,9 +346,9 @@ class ICMModel(Model):
         arrays.update({f"proj/{l}/{s}/{z}": v for (l, s), per_z in base.projections.items() for z, v in per_z.items()})
         channels = []
         for ci, cm in enumerate(self.channels):
-            arrays[f"ch{ci}/basis"] = cm.basis
+            arrays[f"ch{ci}/basis"] = cm.basis.astype(STORE_DTYPE)
             for bi, blk in cm.blocks:
-                arrays.update({f"ch{ci}/b{bi}/{k}": v for k, v in asdict(blk).items()})
+                arrays.update({f"ch{ci}/b{bi}/{k}": v.astype(STORE_DTYPE) if k == "z" else v for k, v in asdict(blk).items()})
             channels.append({"l": cm.channel[0], "sigma": cm.channel[1], "blocks": [bi for bi, _ in cm.blocks]})
         return ({"fidelity_key": self.fidelity_key, "levels": self.levels, "target_level": self.target_level, "soap": base.soap.to_dict(),
                  "config": asdict(base.config), "species": base.species, "channels": channels}, arrays)
@@ -368,8 +372,9 @@ class ICMModel(Model):
             base=base)
         model._sparse_from_coefficients()
         for ci, ch in enumerate(meta["channels"]):
-            blocks = [(bi, ICMBlock(**{k: arrays[f"ch{ci}/b{bi}/{k}"] for k in ("b", "noise", "coef", "diag", "z")})) for bi in ch["blocks"]]
-            model.channels.append(ICMChannel((ch["l"], ch["sigma"]), arrays[f"ch{ci}/basis"], blocks))
+            blocks = [(bi, ICMBlock(**{k: np.asarray(arrays[f"ch{ci}/b{bi}/{k}"], np.float64) for k in ("b", "noise", "coef", "diag", "z")}))
+                      for bi in ch["blocks"]]
+            model.channels.append(ICMChannel((ch["l"], ch["sigma"]), np.asarray(arrays[f"ch{ci}/basis"], np.float64), blocks))
         model.metadata = meta["training"]
         return model
 
