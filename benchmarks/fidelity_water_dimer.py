@@ -58,7 +58,7 @@ def run(sizes: list[int], seeds: int, out: str, key: str = "mu", methods: tuple 
     os.makedirs(out, exist_ok=True)
     frames = read_structures(DATA)
     t0 = time.perf_counter()
-    gfn2, label_s = gfn2_labels(frames, db or os.path.join(out, f"gfn2_{key}_dimers.db"), key)
+    gfn2, label_s = gfn2_labels(frames, db or os.path.join(out, "gfn2_dimers.db" if key == "mu" else f"gfn2_{key}_dimers.db"), key)
     print(f"GFN2-xTB {key} of {len(frames)} dimers: {label_s:.1f} s of stored compute ({time.perf_counter() - t0:.1f} s now)")
     for a, g in zip(frames, gfn2):
         a.info[f"{key}_gfn2"] = g
@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench-fidelity", help="directory for the GFN2 label store")
     ap.add_argument("--key", default="mu", choices=sorted(TENSORS), help="the observable: dipole mu or polarizability alpha")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
-    ap.add_argument("--db", default="", help="GFN2 label store (default OUT/gfn2_KEY_dimers.db)")
+    ap.add_argument("--db", default="", help="GFN2 label store (default OUT/gfn2_dimers.db for mu, OUT/gfn2_alpha_dimers.db)")
     args = ap.parse_args()
     run([int(s) for s in args.sizes.split(",")], args.seeds, args.out, args.key, tuple(args.methods.split(",")), args.db)
 
