@@ -8,7 +8,7 @@ import sys
 import time
 
 from psilearn.cli.fit_options import add_fit_options, check_tune, pooled, train_specs, tuned_fit, warn_if_unrepresentative
-from psilearn.cli.model_options import add_baseline_method_args, add_fidelity_args, default_baseline_db, model_options
+from psilearn.cli.model_options import add_baseline_method_args, add_fidelity_args, default_baseline_db, fidelity_summary, model_options
 
 TARGET_HELP = """Declaring the observable: --target names the label (atoms.info for per-structure,
 atoms.arrays for per-atom values); --tensor gives its Cartesian symmetry as an index formula:
@@ -93,12 +93,8 @@ def cmd_fit(args) -> int:
             print(f"baseline {method.label} ({method.units}) from {summary.report()}; label database {kind.method_db}",
                   file=sys.stderr)
     print(f"fitting {target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
-    if getattr(kind, "kind", None) == "multifidelity":
-        print(f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; each level = "
-              f"rho x the level below + a {kind.inner_kind} correction", file=sys.stderr)
-    elif getattr(kind, "kind", None) == "nn-multifidelity":
-        print(f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; one network, "
-              "a readout per level", file=sys.stderr)
+    if fidelity_summary(kind):
+        print(fidelity_summary(kind), file=sys.stderr)
     if method is not None:
         print(f"delta-learning: {kind.inner_kind} learns {target.key} - {method.label} from {method.name}; predict "
               f"labels its input with {method.name} through {kind.method_db}", file=sys.stderr)
@@ -173,7 +169,7 @@ def cmd_predict(args) -> int:
         raise ConfigError(f"--baseline-db: {args.model} is not a --baseline-method model")
     options = {}
     if getattr(args, "fidelity", None) is not None:
-        if model.kind not in ("multifidelity", "nn-multifidelity"):
+        if model.kind not in ("multifidelity", "multifidelity-icm", "nn-multifidelity"):
             raise ConfigError(f"--fidelity: {args.model} is a {model.kind} model, not a multi-fidelity one")
         options["fidelity"] = args.fidelity
     frames = read_structures(args.input)

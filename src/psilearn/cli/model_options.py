@@ -26,9 +26,10 @@ def model_options(args) -> tuple[str, dict, int]:
         raise ConfigError("--model delta: give the baseline label with --baseline KEY or the method with --baseline-method "
                           "METHOD (and the inner kind with --model)")
     fidelity = getattr(args, "fidelity_key", None)
+    coreg = getattr(args, "coregionalisation", None)
     if fidelity is None and (getattr(args, "target_fidelity", None) or getattr(args, "fidelities", None)
-                             or getattr(args, "affine_fidelities", None)):
-        raise ConfigError("--target-fidelity, --fidelities and --affine-fidelities go with --fidelity-key")
+                             or getattr(args, "affine_fidelities", None) or coreg):
+        raise ConfigError("--target-fidelity, --fidelities, --affine-fidelities and --coregionalisation go with --fidelity-key")
     if fidelity is not None and getattr(args, "val_fraction", None) is not None:
         raise ConfigError("--val-fraction cannot be combined with --fidelity-key (a random split would mix levels): the fit reports "
                           "the k-fold estimate of the target level; evaluate on a file of target-level structures")
@@ -50,11 +51,21 @@ def model_options(args) -> tuple[str, dict, int]:
                               "--baseline KEY or --baseline-method METHOD (loss l2 only; docs/fidelity.md)")
     if getattr(args, "per_element", False) or name == "per-element":
         return per_element_options(args, name, config, merged, fidelity)
+    if fidelity is not None and coreg == "icm":  # before the options: an unsupported kind is the first thing to say
+        from psilearn.models.fidelity.icm import check_icm_inner
+
+        check_icm_inner(name)
     _, seed = model_class(name).validate_config(config, source=args.config, seed=args.seed)
     if fidelity is not None:
         from psilearn.models.fidelity.multifidelity import multifidelity_kind
 
         levels = [v.strip() for v in args.fidelities.split(",")] if getattr(args, "fidelities", None) else None
+        if coreg == "icm":  # one SA-GPR over all levels with a learned coregionalisation (models/fidelity/icm.py)
+            if getattr(args, "affine_fidelities", None):
+                raise ConfigError("--affine-fidelities goes with the autoregressive coregionalisation, not --coregionalisation icm")
+            from psilearn.models.fidelity.icm import icm_kind
+
+            return icm_kind(fidelity, levels, args.target_fidelity or "", name), merged, seed
         if name == "nn-multifidelity":  # one network with a readout per level (models/nn/multifidelity.py)
             if getattr(args, "affine_fidelities", None):
                 raise ConfigError("--affine-fidelities goes with the recursive multifidelity kind, not --model nn-multifidelity")
@@ -71,6 +82,20 @@ def model_options(args) -> tuple[str, dict, int]:
         return delta_method_kind(method, name, db=args.baseline_db or default_baseline_db(args.output),
                                  label=args.baseline_label, symmetrize=args.symmetrize, workers=args.baseline_workers), merged, seed
     return name, merged, seed
+
+
+def fidelity_summary(kind) -> str | None:
+    """The line `psilearn fit` prints about a multi-fidelity kind (None for other kinds)."""
+    name = getattr(kind, "kind", None)
+    if name == "multifidelity":
+        return (f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; each level = "
+                f"rho x the level below + a {kind.inner_kind} correction")
+    if name == "multifidelity-icm":
+        return (f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; one SA-GPR "
+                "over all levels, coregionalised (B and a noise per level learned per irreducible block)")
+    if name == "nn-multifidelity":
+        return f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; one network, a readout per level"
+    return None
 
 
 def per_element_options(args, name: str, config: dict, merged: dict, fidelity) -> tuple:
@@ -126,6 +151,10 @@ def add_fidelity_args(p: argparse.ArgumentParser, fit: bool) -> None:
                    "of theory in info[KEY] (e.g. level=gfn2, level=pbe0); each level is learned as rho x the level below plus a "
                    "--model correction (recursive co-kriging, docs/fidelity.md); with --model nn-multifidelity, one network "
                    "with a readout per level instead")
+    p.add_argument("--coregionalisation", default=None, choices=("autoregressive", "icm"), help="multi-fidelity with --model "
+                   "sagpr: 'autoregressive' (default: recursive co-kriging, level = rho x the level below + a correction) or "
+                   "'icm' (one GP over all levels, k((x,f),(x',f')) = B_ff' k(x,x'), B and a noise per level learned by "
+                   "marginal likelihood per irreducible block; docs/fidelity.md)")
     p.add_argument("--target-fidelity", default=None, metavar="NAME", help="multi-fidelity: the level predict returns by default")
     p.add_argument("--fidelities", default=None, metavar="A,B,...", help="multi-fidelity: the levels from the cheapest to the "
                    "best (default: by decreasing number of structures, --target-fidelity last)")

@@ -112,6 +112,23 @@ def fit_composition(design: np.ndarray, y: np.ndarray, ridge: float = 1e-8, shri
     return _solve(gram, design.T @ y, lam, common)
 
 
+def scaled_composition(design: np.ndarray, y: np.ndarray, coef_big: np.ndarray) -> np.ndarray:
+    """Composition coefficients (n_species, n_cols) of ``y`` (n, n_cols) given another level's ``coef_big``
+    (multi-fidelity ICM): those, scaled per column by least
+    squares, plus a composition correction kept only when it lowers the leave-one-out error (a few
+    labels would otherwise spend n_species parameters of the level's signal on its mean)."""
+    m = design @ coef_big
+    s = np.array([float(m[:, c] @ y[:, c]) / max(float(m[:, c] @ m[:, c]), 1e-300) for c in range(y.shape[1])])
+    rem = y - m * s
+    delta = fit_composition(design, rem)
+    gram = design.T @ design
+    inv = np.linalg.pinv(gram + 1e-8 * max(np.trace(gram) / max(len(gram), 1), 1e-300) * np.eye(len(gram)))
+    hat = np.sum((design @ inv) * design, axis=1)
+    loo = (rem - design @ (inv @ (design.T @ rem))) / np.maximum(1.0 - hat, 1e-12)[:, None]
+    keep = float(np.mean(loo**2)) < float(np.mean(rem**2))
+    return coef_big * s + (delta if keep else 0.0)
+
+
 def composition_record(target, data) -> dict | None:
     """The composition baseline of the invariant (0e) blocks of ``target`` fitted on ``data`` (a
     Dataset), as JSON-able metadata that every model file keeps, so that test errors can be

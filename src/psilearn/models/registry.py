@@ -32,6 +32,9 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "kernel and sparse settings) per centre element, ShiftML-style (psilearn fit --per-element [--model nn])"),
     "multifidelity": ("psilearn.models.fidelity.multifidelity:MultiFidelityModel", "several levels of theory pooled by recursive "
         "co-kriging: each level = rho x the level below + a correction by an inner kind (psilearn fit --fidelity-key KEY)"),
+    "multifidelity-icm": ("psilearn.models.fidelity.icm:ICMModel", "several levels of theory in one SA-GPR with a learned "
+        "coregionalisation matrix B per irreducible block, k((x,f),(x',f')) = B_ff' k(x,x') (psilearn fit --fidelity-key KEY "
+        "--coregionalisation icm)"),
     "nn-multifidelity": ("psilearn.models.nn.multifidelity:NNHeadsModel", "several levels of theory in one equivariant network: "
         "shared body, level embedding, one readout per level (psilearn fit --fidelity-key KEY --model nn-multifidelity)"),
 }
