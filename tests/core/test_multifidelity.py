@@ -235,3 +235,23 @@ def test_experiment_like_source_affine_calibration_is_recovered(frames, tmp_path
     np.testing.assert_allclose(back.predict(test).std, p_exp.std, rtol=1e-4)
     with pytest.raises(DataError, match="affine levels dft"):
         fit_model(multifidelity_kind("level", ["dft", "exp"], "exp", affine=["dft"]), TARGET, data, CONFIG, seed=0)
+
+
+def test_rho_scales_the_variations_not_the_mean(frames):
+    """hi = lo + a composition-dependent isotropic shift (levels whose means differ, as GFN2 and DFT
+    polarizabilities do, by ~3x): the invariant block's rho is the ratio of the variations (1), not of the
+    means; a scale through the origin would give ~3 here and amplify the cheap level's variations."""
+    lo = _levels(frames, list(range(50)), [])
+    shift = {1: 5.0, 6: 20.0, 7: 18.0, 8: 15.0}
+    hi = []
+    for i in range(0, 50, 3):
+        a = lo[i].copy()
+        iso = sum(shift.get(int(z), 10.0) for z in a.numbers)
+        a.info["alpha"] = np.asarray(lo[i].info["alpha"]) + iso * np.eye(3).ravel()
+        a.info["level"] = "pbe0"
+        hi.append(a)
+    mean_ratio = np.mean([np.trace(np.reshape(a.info["alpha"], (3, 3))) for a in hi]) / np.mean(
+        [np.trace(np.reshape(lo[i].info["alpha"], (3, 3))) for i in range(0, 50, 3)])
+    assert mean_ratio > 2.0  # the set-up: a scale through the origin would be far from 1
+    model = fit_model(multifidelity_kind("level", None, "pbe0"), TARGET, load_dataset(lo + hi, TARGET), CONFIG, seed=0)
+    np.testing.assert_allclose(model.rho[0], 1.0, rtol=0.02)

@@ -15,7 +15,8 @@ noise level. The designs need not be nested: where a level-k structure was also 
 k-1 (the same geometry), its observed level-(k-1) label stands in for m_{k-1} when fitting (the
 nested design of the recursive scheme: using the smoothed mean there would bias rho upwards by the
 GP's shrinkage), elsewhere m_{k-1} is predicted. rho_k is the least-squares coefficient of y_k on
-those values over level k's samples, block by block.
+those values over level k's samples, block by block (for invariant blocks together with a composition
+intercept, which delta_k then learns: rho scales the lower level's variations, not its mean).
 The predictive covariance of level k is A_k C_{k-1} A_k^T + C_delta_k (A_k the Cartesian map of
 rho_k), i.e. the two levels' uncertainties are taken as independent, as in the recursive scheme.
 
@@ -37,7 +38,7 @@ from psilearn.data.prediction import Prediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data, fidelity_of, level_index, order_levels
-from psilearn.models.composition import composition_record
+from psilearn.models.composition import composition_design, composition_record
 from psilearn.models.fidelity.calibration import AffineCalibration, scale_through_origin
 from psilearn.models.fidelity.delta import REFUSED_INNER
 from psilearn.models.registry import model_class
@@ -164,7 +165,7 @@ class MultiFidelityModel(Model):
                 continue
             if k:
                 below = self._below(k, frames, data, names, sample_struct)
-                rho = self._fit_rho(self.target.to_irreps(y), self.target.to_irreps(below))
+                rho = self._fit_rho(self.target.to_irreps(y), self.target.to_irreps(below), frames)
                 y = y - self._scale(rho, below)
             model = self._factory()
             if self._run_options:
@@ -201,9 +202,23 @@ class MultiFidelityModel(Model):
                 out[starts[j]:starts[j + 1]] = data.values[sample_struct == twin]
         return out
 
-    def _fit_rho(self, y_irreps: np.ndarray, m_irreps: np.ndarray) -> np.ndarray:
-        """Least-squares scale of each irreducible block of the level below: (n_blocks,)."""
-        return np.array([scale_through_origin(y_irreps[:, blk.cols], m_irreps[:, blk.cols]) for blk in self.target.blocks])
+    def _fit_rho(self, y_irreps: np.ndarray, m_irreps: np.ndarray, frames: list[Atoms]) -> np.ndarray:
+        """Least-squares scale of each irreducible block of the level below: (n_blocks,). Covariant blocks
+        have zero mean by symmetry: a scale through the origin. An invariant (0e) block is fitted together
+        with a composition intercept (the element counts, or one-hot per atom), which the level's
+        correction then learns: a scale through the origin there is the ratio of the levels' means (3.1
+        for water-dimer α, GFN2 against the reference) and would multiply the cheap level's fluctuations
+        by it, when their ratio is ~1."""
+        design = composition_design(frames, sorted({int(z) for a in frames for z in a.numbers}), self.target.per, self.target.pool)
+        rho = []
+        for blk in self.target.blocks:
+            y, m = y_irreps[:, blk.cols], m_irreps[:, blk.cols]
+            if not (blk.l == 0 and blk.p == 1) or y.size < design.shape[1] + 3:  # (too few samples for the intercept)
+                rho.append(scale_through_origin(y, m))
+                continue
+            coef, *_ = np.linalg.lstsq(np.column_stack([m.ravel(), np.repeat(design, m.shape[1], axis=0)]), y.ravel(), rcond=None)
+            rho.append(float(coef[0]))
+        return np.array(rho)
 
     def _cartesian_map(self, rho: np.ndarray) -> np.ndarray:
         """A (D, D) with A x = to_cartesian(rho * to_irreps(x)) for a Cartesian row x (D = 3**rank)."""
