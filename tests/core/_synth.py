@@ -144,6 +144,23 @@ def label_frames(frames: list[Atoms], key: str, kind: str, per: str) -> list[Ato
     return out
 
 
+def level_frames(base: list[Atoms], key: str, lo: list[int], hi: list[int], hi_value, names=("gfn2", "pbe0")) -> list[Atoms]:
+    """Two synthetic fidelity levels from labelled ``base`` frames: copies of ``base[lo]`` with
+    ``info['level'] = names[0]``, then copies of ``base[hi]`` with ``info[key] = hi_value(i, frame)`` and
+    ``info['level'] = names[1]``."""
+    out = []
+    for i in lo:
+        a = base[i].copy()
+        a.info["level"] = names[0]
+        out.append(a)
+    for i in hi:
+        a = base[i].copy()
+        a.info[key] = hi_value(i, a)
+        a.info["level"] = names[1]
+        out.append(a)
+    return out
+
+
 # ---- O(3) ------------------------------------------------------------------------------------------
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))

@@ -13,7 +13,7 @@ from psilearn.models.factory import fit_model
 from psilearn.models.fidelity import multifidelity_kind
 from psilearn.targets import Target
 
-from ._synth import SMALL_MODEL, SMALL_SOAP, cartesian_operator, label_frames, molecules, random_rotation
+from ._synth import SMALL_MODEL, SMALL_SOAP, cartesian_operator, label_frames, level_frames, molecules, random_rotation
 
 TARGET = Target("alpha", tensor="ij=ji")
 CONFIG = {"soap": SMALL_SOAP, "model": {**SMALL_MODEL, "n_sparse": 40}}
@@ -24,17 +24,7 @@ def _levels(frames, lo: list[int], hi: list[int], extra: float = 0.0):
     tensor (a learnable correction, not orthogonal to the low level's 2e part)."""
     base = label_frames(frames, "alpha", "sym2", "structure")
     more = label_frames(frames, "x", "sym2_traceless", "structure")
-    out = []
-    for i in lo:
-        a = base[i].copy()
-        a.info["level"] = "gfn2"
-        out.append(a)
-    for i in hi:
-        a = base[i].copy()
-        a.info["alpha"] = 1.7 * np.asarray(base[i].info["alpha"]) + extra * np.asarray(more[i].info["x"])
-        a.info["level"] = "pbe0"
-        out.append(a)
-    return out
+    return level_frames(base, "alpha", lo, hi, lambda i, a: 1.7 * np.asarray(base[i].info["alpha"]) + extra * np.asarray(more[i].info["x"]))
 
 
 @pytest.fixture(scope="module")

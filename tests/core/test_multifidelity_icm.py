@@ -14,7 +14,7 @@ from psilearn.models.factory import fit_model
 from psilearn.models.fidelity import icm_kind
 from psilearn.targets import Target
 
-from ._synth import SMALL_SOAP, cartesian_operator, label_frames, molecules, random_rotation, transform_frames
+from ._synth import SMALL_SOAP, cartesian_operator, label_frames, level_frames, molecules, random_rotation, transform_frames
 from .test_multifidelity import CONFIG, TARGET, _levels
 
 MU = Target("mu", tensor="i")
@@ -30,17 +30,7 @@ def _correction(a) -> np.ndarray:
 def _vector_levels(frames, lo: list[int], hi: list[int], scale: float = 1.5, extra: float = 0.1):
     """Low level: the synthetic dipole; high level: ``scale`` x low + ``extra`` x a smooth correction."""
     base = label_frames(frames, "mu", "vector", "structure")
-    out = []
-    for i in lo:
-        a = base[i].copy()
-        a.info["level"] = "gfn2"
-        out.append(a)
-    for i in hi:
-        a = base[i].copy()
-        a.info["mu"] = scale * np.asarray(a.info["mu"]) + extra * _correction(a)
-        a.info["level"] = "pbe0"
-        out.append(a)
-    return out
+    return level_frames(base, "mu", lo, hi, lambda i, a: scale * np.asarray(a.info["mu"]) + extra * _correction(a))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core._synth import cartesian_operator, label_frames, molecules, random_rotation, rel_dev, structure_vectors, transform_frames
+from core._synth import cartesian_operator, label_frames, level_frames, molecules, random_rotation, rel_dev, structure_vectors, transform_frames
 from psilearn.data import load_dataset
 from psilearn.errors import ConfigError, DataError
 from psilearn.models import load
@@ -39,17 +39,8 @@ def _correction(a) -> np.ndarray:
 def two_levels(frames, key, kind, lo, hi, factor=2.0, extra=0.0):
     """Level 'lo' = the synthetic label; level 'hi' = factor x that + extra x a smooth correction (vectors only)."""
     base = label_frames(frames, key, kind, "structure")
-    out = []
-    for i in lo:
-        a = base[i].copy()
-        a.info["level"] = "lo"
-        out.append(a)
-    for i in hi:
-        a = base[i].copy()
-        a.info[key] = factor * np.asarray(base[i].info[key]) + (extra * _correction(a) if extra else 0.0)
-        a.info["level"] = "hi"
-        out.append(a)
-    return out
+    return level_frames(base, key, lo, hi, lambda i, a: factor * np.asarray(base[i].info[key]) + (extra * _correction(a) if extra else 0.0),
+                        names=("lo", "hi"))
 
 
 _cache: dict = {}
