@@ -147,18 +147,26 @@ def test_clear_errors(fitted, frames):
         fit_model(multifidelity_kind("level", ["xtb", "pbe0"], "pbe0"), TARGET, data, CONFIG, seed=0)
 
 
-def test_cli_several_files_and_predict_fidelity(frames, tmp_path, capsys):
-    from psilearn.cli.main import main
-    from psilearn.data import read_structures, write_structures
+def cli_fit_inputs(tmp_path, data, new) -> list[str]:
+    """Writes the two levels of ``data`` (lo.xyz, hi.xyz), ``new`` structures (new.xyz) and a small options
+    file to ``tmp_path``; returns the `psilearn fit` arguments that read them (no output, no fidelity options)."""
+    from psilearn.data import write_structures
 
-    data = _levels(frames, list(range(40)), list(range(0, 40, 5)))
     write_structures(tmp_path / "lo.xyz", [a for a in data if a.info["level"] == "gfn2"])
     write_structures(tmp_path / "hi.xyz", [a for a in data if a.info["level"] == "pbe0"])
-    write_structures(tmp_path / "new.xyz", frames[60:64])
+    write_structures(tmp_path / "new.xyz", new)
     soap = ", ".join(f"{k}: {v}" for k, v in SMALL_SOAP.items())
     (tmp_path / "c.yaml").write_text(f"soap: {{{soap}}}\nmodel: {{n_sparse: 40}}\n")
-    fit = ["fit", str(tmp_path / "lo.xyz"), str(tmp_path / "hi.xyz"), "--target", "alpha", "--tensor", "ij=ji",
-           "--config", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "mf.model")]
+    return ["fit", str(tmp_path / "lo.xyz"), str(tmp_path / "hi.xyz"), "--target", "alpha", "--tensor", "ij=ji",
+            "--config", str(tmp_path / "c.yaml")]
+
+
+def test_cli_several_files_and_predict_fidelity(frames, tmp_path, capsys):
+    from psilearn.cli.main import main
+    from psilearn.data import read_structures
+
+    data = _levels(frames, list(range(40)), list(range(0, 40, 5)))
+    fit = cli_fit_inputs(tmp_path, data, frames[60:64]) + ["-o", str(tmp_path / "mf.model")]
     assert main(fit + ["--fidelity-key", "level", "--target-fidelity", "pbe0"]) == 0
     err = capsys.readouterr().err
     assert "48 structures from" in err and "multi-fidelity: levels by level, predicting pbe0" in err

@@ -11,11 +11,11 @@ from psilearn.data import load_dataset
 from psilearn.errors import ConfigError, DataError
 from psilearn.models import load
 from psilearn.models.factory import fit_model
-from psilearn.models.fidelity import icm_kind
+from psilearn.models.fidelity import icm_kind, multifidelity_kind
 from psilearn.targets import Target
 
-from ._synth import SMALL_SOAP, cartesian_operator, label_frames, level_frames, molecules, random_rotation, transform_frames
-from .test_multifidelity import CONFIG, TARGET, _levels
+from ._synth import cartesian_operator, label_frames, level_frames, molecules, random_rotation, transform_frames
+from .test_multifidelity import CONFIG, TARGET, _levels, cli_fit_inputs
 
 MU = Target("mu", tensor="i")
 ICM = icm_kind("level", ["gfn2", "pbe0"], "pbe0")
@@ -149,6 +149,8 @@ def test_clear_errors(alpha_model, frames):
         alpha_model.predict(frames[:2], fidelity="ccsd")
     with pytest.raises(ConfigError, match="--model nn is not supported"):
         icm_kind("level", None, "pbe0", inner="nn")
+    with pytest.raises(ConfigError, match="model kind 'multifidelity-icm' cannot be a level"):  # refused up front, not at fit time
+        multifidelity_kind("level", None, "pbe0", inner="multifidelity-icm")
     data = load_dataset(_levels(frames, list(range(10)), [11, 12]), TARGET)
     with pytest.raises(DataError, match="level 'xtb' .*has no training structure"):
         fit_model(icm_kind("level", ["xtb", "gfn2", "pbe0"], "pbe0"), TARGET, data, CONFIG, seed=0)
@@ -160,16 +162,10 @@ def test_clear_errors(alpha_model, frames):
 
 def test_cli_route_and_one_line_errors(frames, tmp_path, capsys):
     from psilearn.cli.main import main
-    from psilearn.data import read_structures, write_structures
+    from psilearn.data import read_structures
 
     data = _levels(frames, list(range(30)), list(range(30, 36)))
-    write_structures(tmp_path / "lo.xyz", [a for a in data if a.info["level"] == "gfn2"])
-    write_structures(tmp_path / "hi.xyz", [a for a in data if a.info["level"] == "pbe0"])
-    write_structures(tmp_path / "new.xyz", frames[60:63])
-    soap = ", ".join(f"{k}: {v}" for k, v in SMALL_SOAP.items())
-    (tmp_path / "c.yaml").write_text(f"soap: {{{soap}}}\nmodel: {{n_sparse: 40}}\n")
-    fit = ["fit", str(tmp_path / "lo.xyz"), str(tmp_path / "hi.xyz"), "--target", "alpha", "--tensor", "ij=ji",
-           "--config", str(tmp_path / "c.yaml"), "--fidelity-key", "level", "--target-fidelity", "pbe0"]
+    fit = cli_fit_inputs(tmp_path, data, frames[60:63]) + ["--fidelity-key", "level", "--target-fidelity", "pbe0"]
     assert main(fit + ["--coregionalisation", "icm", "-o", str(tmp_path / "icm.model")]) == 0
     assert "coregionalised" in capsys.readouterr().err
     model = load(tmp_path / "icm.model")

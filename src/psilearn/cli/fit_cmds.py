@@ -93,8 +93,8 @@ def cmd_fit(args) -> int:
             print(f"baseline {method.label} ({method.units}) from {summary.report()}; label database {kind.method_db}",
                   file=sys.stderr)
     print(f"fitting {target.describe()} on {len(ds)} structures from {', '.join(trains)}", file=sys.stderr)
-    if fidelity_summary(kind):
-        print(fidelity_summary(kind), file=sys.stderr)
+    if summary_line := fidelity_summary(kind):
+        print(summary_line, file=sys.stderr)
     if method is not None:
         print(f"delta-learning: {kind.inner_kind} learns {target.key} - {method.label} from {method.name}; predict "
               f"labels its input with {method.name} through {kind.method_db}", file=sys.stderr)
@@ -169,7 +169,9 @@ def cmd_predict(args) -> int:
         raise ConfigError(f"--baseline-db: {args.model} is not a --baseline-method model")
     options = {}
     if getattr(args, "fidelity", None) is not None:
-        if model.kind not in ("multifidelity", "multifidelity-icm", "nn-multifidelity"):
+        from psilearn.models.registry import MULTI_FIDELITY_KINDS
+
+        if model.kind not in MULTI_FIDELITY_KINDS:
             raise ConfigError(f"--fidelity: {args.model} is a {model.kind} model, not a multi-fidelity one")
         options["fidelity"] = args.fidelity
     frames = read_structures(args.input)

@@ -27,6 +27,25 @@ def check_training_data(target, data, min_structures: int = 2, why: str = "", pa
         raise DataError(f"need at least {min_structures} training structures{' ' + why if why else ''}")
 
 
+def check_fidelity_names(fidelity_key: str, target_level: str) -> None:
+    """ConfigError for an empty fidelity key or target level (the arguments of every multi-fidelity kind)."""
+    if not fidelity_key:
+        raise ConfigError("--fidelity-key: empty")
+    if not target_level:
+        raise ConfigError("--target-fidelity: give the level to predict (a value of the fidelity key)")
+
+
+def fidelity_levels(levels: list[str] | None, target_level: str) -> list[str] | None:
+    """The given level order (--fidelities) as strings, None if not given; ConfigError unless each level
+    occurs once and the target level is among them."""
+    if levels is None:
+        return None
+    levels = [str(v) for v in levels]
+    if len(set(levels)) != len(levels) or target_level not in levels:
+        raise ConfigError(f"--fidelities {','.join(levels)}: each level once, and the target level {target_level!r} among them")
+    return levels
+
+
 def fidelity_of(frames: list[Atoms], key: str) -> np.ndarray:
     """The level name of every structure (DataError naming file and frame when one has none)."""
     out = []

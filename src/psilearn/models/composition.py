@@ -61,6 +61,13 @@ def _solve(gram: np.ndarray, rhs: np.ndarray, lam_zero: float, lam_common: float
     return np.linalg.solve(a, rhs)
 
 
+def loo_residuals(design: np.ndarray, y: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """Exact leave-one-out residuals (n, m) of the linear fit y (n, m) ~ design @ (inv @ design^T y), ``inv``
+    the inverse of the regularised Gram matrix: the fitted residuals divided by 1 - leverage."""
+    hat = np.sum((design @ inv) * design, axis=1)  # leverages
+    return (y - design @ (inv @ (design.T @ y))) / np.maximum(1.0 - hat, 1e-12)[:, None]
+
+
 def choose_shrinkage(design: np.ndarray, y: np.ndarray, ridge: float = 1e-8) -> float:
     """The strength (relative to the mean Gram diagonal, from :data:`SHRINK_GRID`) with which the
     per-element coefficients are pulled towards one common value, chosen by exact leave-one-out
@@ -85,9 +92,7 @@ def choose_shrinkage(design: np.ndarray, y: np.ndarray, ridge: float = 1e-8) -> 
     weight[keep] = 1.0 / var[keep]
     best, best_err = 0.0, np.inf
     for rel in SHRINK_GRID:
-        inv = _solve(gram, np.eye(s), ridge * scale, rel * scale)
-        hat = np.sum((design @ inv) * design, axis=1)  # leverages
-        loo = (y2 - design @ (inv @ (design.T @ y2))) / np.maximum(1.0 - hat, 1e-12)[:, None]
+        loo = loo_residuals(design, y2, _solve(gram, np.eye(s), ridge * scale, rel * scale))
         err = float(np.sum(np.mean(loo**2, axis=0) * weight))
         if err < best_err * (1 - 1e-9):
             best, best_err = rel, err
@@ -123,8 +128,7 @@ def scaled_composition(design: np.ndarray, y: np.ndarray, coef_big: np.ndarray) 
     delta = fit_composition(design, rem)
     gram = design.T @ design
     inv = np.linalg.pinv(gram + 1e-8 * max(np.trace(gram) / max(len(gram), 1), 1e-300) * np.eye(len(gram)))
-    hat = np.sum((design @ inv) * design, axis=1)
-    loo = (rem - design @ (inv @ (design.T @ rem))) / np.maximum(1.0 - hat, 1e-12)[:, None]
+    loo = loo_residuals(design, rem, inv)
     keep = float(np.mean(loo**2)) < float(np.mean(rem**2))
     return coef_big * s + (delta if keep else 0.0)
 

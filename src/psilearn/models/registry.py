@@ -39,6 +39,9 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "shared body, level embedding, one readout per level (psilearn fit --fidelity-key KEY --model nn-multifidelity)"),
 }
 
+#: the kinds that hold several levels of theory (``predict --fidelity``; none can be a level of another)
+MULTI_FIDELITY_KINDS = ("multifidelity", "multifidelity-icm", "nn-multifidelity")
+
 
 def model_class(name):
     """The model class of kind ``name``; ValueError listing the kinds otherwise. A model class

@@ -1,4 +1,5 @@
-"""Choosing sparse (representative) environments: farthest-point sampling or CUR, and how many.
+"""Choosing sparse (representative) environments: farthest-point sampling or CUR, and how many; and
+rebuilding their lambda-SOAP blocks from stored expansion coefficients (:func:`rebuild_sparse`).
 
 How many per element (``model.n_sparse``): a number (the same for every element), a mapping by
 element symbol (``{H: 800, C: 400}``; elements not named get the data-scaled default), or unset
@@ -141,3 +142,20 @@ def _proportional_shares(counts: np.ndarray, n: int) -> np.ndarray:
         share[g] += 1
         left -= 1
     return share
+
+
+def rebuild_sparse(model, coefficients: dict[int, np.ndarray]) -> None:
+    """The sparse lambda-SOAP blocks of a SOAP-kernel model (its ``_lsoap()``, ``_channel_list()``,
+    ``projections``) from their stored expansion coefficients {Z: (M_Z, n_coefficients)}, then the
+    feature compression, as at fit time; added to ``model.sparse``. ValueError for coefficients that do
+    not match the model's elements or SOAP settings."""
+    if set(coefficients) != set(model.species):
+        raise ValueError("sparse coefficients do not match the model's elements")
+    soap = model._lsoap()
+    model.sparse_coefficients = coefficients
+    for z, c in coefficients.items():
+        if c.shape[1] != soap.n_coefficients:
+            raise ValueError(f"sparse coefficients of element {z} have {c.shape[1]} columns, the SOAP settings {soap.n_coefficients}")
+        for ch, block in soap.from_coefficients(c, model._channel_list()).items():
+            v = model.projections.get(ch, {}).get(z)
+            model.sparse.setdefault(ch, {})[z] = block if v is None else np.einsum("nmq,qk->nmk", block, v)

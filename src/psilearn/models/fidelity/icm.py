@@ -43,10 +43,10 @@ from psilearn.metrics.regression import regression_metrics
 from psilearn.models._kernel import coregional as icm
 from psilearn.models._kernel.gpr import SparseGP
 from psilearn.models._kernel.kernels import self_kernel, sparse_kernel, sparse_sparse_kernel
-from psilearn.models._kernel.sparse import check_elements_known
+from psilearn.models._kernel.sparse import check_elements_known, rebuild_sparse
 from psilearn.models._kernel.state_kernel import SPARSE_STATE_KEY
 from psilearn.models.base import Model
-from psilearn.models.checks import check_training_data, fidelity_of, level_index, order_levels
+from psilearn.models.checks import check_fidelity_names, check_training_data, fidelity_levels, fidelity_of, level_index, order_levels
 from psilearn.models.composition import fit_composition, scaled_composition
 from psilearn.models.fidelity.multifidelity import _geometry_key
 from psilearn.models.registry import model_class
@@ -64,15 +64,9 @@ def icm_kind(fidelity_key: str, levels: list[str] | None, target_level: str, inn
     """The ICM kind for structures labelled at several levels named by ``info[fidelity_key]``, predicting
     ``target_level`` by default; ``levels`` fixes their order (None: by decreasing number of structures,
     the target last; the order only names the levels here, every level is fitted jointly)."""
-    if not fidelity_key:
-        raise ConfigError("--fidelity-key: empty")
-    if not target_level:
-        raise ConfigError("--target-fidelity: give the level to predict (a value of the fidelity key)")
+    check_fidelity_names(fidelity_key, target_level)
     check_icm_inner(inner)
-    if levels is not None:
-        levels = [str(v) for v in levels]
-        if len(set(levels)) != len(levels) or target_level not in levels:
-            raise ConfigError(f"--fidelities {','.join(levels)}: each level once, and the target level {target_level!r} among them")
+    levels = fidelity_levels(levels, target_level)
     return type("ICMModel[sagpr]", (ICMModel,), {"__module__": __name__, "fidelity_key_default": fidelity_key,
                                                  "levels_default": levels, "target_level_default": target_level})
 
@@ -270,13 +264,9 @@ class ICMModel(Model):
     def _sparse_from_coefficients(self) -> None:
         """The sparse lambda-SOAP blocks from their stored expansion coefficients (then the feature compression)."""
         base = self.base
-        soap = base._lsoap()
         state = base.sparse.get(SPARSE_STATE_KEY)
         base.sparse = {} if state is None else {SPARSE_STATE_KEY: state}
-        for z, c in base.sparse_coefficients.items():
-            for ch, block in soap.from_coefficients(c, base._channel_list()).items():
-                v = base.projections.get(ch, {}).get(z)
-                base.sparse.setdefault(ch, {})[z] = block if v is None else np.einsum("nmq,qk->nmk", block, v)
+        rebuild_sparse(base, base.sparse_coefficients)
 
     # ---- prediction ------------------------------------------------------------------------------
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, fidelity: str | None = None, **options) -> Prediction:

@@ -37,11 +37,11 @@ from psilearn.data.errors import DataError
 from psilearn.data.prediction import Prediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
-from psilearn.models.checks import check_training_data, fidelity_of, level_index, order_levels
+from psilearn.models.checks import check_fidelity_names, check_training_data, fidelity_levels, fidelity_of, level_index, order_levels
 from psilearn.models.composition import composition_design, composition_record
 from psilearn.models.fidelity.calibration import AffineCalibration, scale_through_origin
 from psilearn.models.fidelity.delta import REFUSED_INNER
-from psilearn.models.registry import model_class
+from psilearn.models.registry import MULTI_FIDELITY_KINDS, model_class
 from psilearn.targets import Target
 
 DEFAULT_INNER = "sagpr"
@@ -54,20 +54,14 @@ def multifidelity_kind(fidelity_key: str, levels: list[str] | None, target_level
     of structures, ``target_level`` last), predicting ``target_level`` by default. ``affine`` names
     levels (sources such as an experiment) that are an affine calibration of the level below plus noise
     (:mod:`psilearn.models.fidelity.calibration`) instead of a learned correction."""
-    if not fidelity_key:
-        raise ConfigError("--fidelity-key: empty")
-    if not target_level:
-        raise ConfigError("--target-fidelity: give the level to predict (a value of the fidelity key)")
-    if inner in REFUSED_INNER or inner in ("multifidelity", "nn-multifidelity"):
+    check_fidelity_names(fidelity_key, target_level)
+    if inner in REFUSED_INNER or inner in MULTI_FIDELITY_KINDS:
         raise ConfigError(f"--fidelity-key: model kind {inner!r} cannot be a level of a multi-fidelity model")
     try:
         cls = model_class(inner)
     except ValueError as exc:
         raise ConfigError(f"--fidelity-key: {exc}") from None
-    if levels is not None:
-        levels = [str(v) for v in levels]
-        if len(set(levels)) != len(levels) or target_level not in levels:
-            raise ConfigError(f"--fidelities {','.join(levels)}: each level once, and the target level {target_level!r} among them")
+    levels = fidelity_levels(levels, target_level)
     return type(f"MultiFidelityModel[{inner}]", (MultiFidelityModel,), {
         "__module__": __name__, "inner_kind": inner, "fidelity_key_default": fidelity_key, "levels_default": levels,
         "target_level_default": target_level, "affine_default": [str(v) for v in affine or []],

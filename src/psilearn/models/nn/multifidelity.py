@@ -38,7 +38,7 @@ from psilearn.errors import ConfigError
 from psilearn.models._torch import uncertainty as unc
 from psilearn.models._torch.fidelity_heads import FidelityHeadsConfig, FidelityHeadsNetwork, FidelityLoss, level_weights
 from psilearn.models._torch.weights import build_in_dtype
-from psilearn.models.checks import fidelity_of, level_index, order_levels
+from psilearn.models.checks import check_fidelity_names, fidelity_levels, fidelity_of, level_index, order_levels
 from psilearn.models.nn.model import NNModel
 
 log = logging.getLogger("psilearn")
@@ -55,14 +55,8 @@ def nn_heads_kind(fidelity_key: str, levels: list[str] | None, target_level: str
     """The `nn-multifidelity` kind for structures whose level is ``info[fidelity_key]``: one network, a
     readout per level, predicting ``target_level`` by default. ``levels`` (None: the levels present,
     by decreasing number of structures, the target last) only fixes their order and which are allowed."""
-    if not fidelity_key:
-        raise ConfigError("--fidelity-key: empty")
-    if not target_level:
-        raise ConfigError("--target-fidelity: give the level to predict (a value of the fidelity key)")
-    if levels is not None:
-        levels = [str(v) for v in levels]
-        if len(set(levels)) != len(levels) or target_level not in levels:
-            raise ConfigError(f"--fidelities {','.join(levels)}: each level once, and the target level {target_level!r} among them")
+    check_fidelity_names(fidelity_key, target_level)
+    levels = fidelity_levels(levels, target_level)
     return type("NNHeadsModel", (NNHeadsModel,), {"__module__": __name__, "fidelity_key_default": fidelity_key,
                                                   "levels_default": levels, "target_level_default": target_level})
 
@@ -112,9 +106,6 @@ class NNHeadsModel(NNModel):
             raise DataError(f"{self.fidelity_key}={', '.join(unknown)}: not a level of this model ({', '.join(self.levels)})")
         pos = {lv: k for k, lv in enumerate(self.levels)}
         return np.array([pos[n] for n in names], dtype=np.int64)
-
-    def _resolve(self, fidelity: str | None) -> int:
-        return level_index(fidelity, self.levels, self.target_level)
 
     # ---- hooks of the nn fit -----------------------------------------------------------------------
     def _graphs(self, frames: list[Atoms], pairs=None, progress: bool = False) -> list:
@@ -241,7 +232,7 @@ class NNHeadsModel(NNModel):
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, fidelity: str | None = None) -> Prediction:
         if not self.nets:
             raise RuntimeError("model is not fitted")
-        self._predict_as = self._resolve(fidelity)
+        self._predict_as = level_index(fidelity, self.levels, self.target_level)
         try:
             return super()._predict(frames, return_std, return_cov)
         finally:

@@ -20,6 +20,7 @@ import numpy as np
 
 from psilearn.features import SoapConfig
 from psilearn.models._kernel.gpr import ColumnFit, SparseGP
+from psilearn.models._kernel.sparse import rebuild_sparse
 from psilearn.models._kernel.state_kernel import SPARSE_STATE_KEY
 from psilearn.targets import Target
 
@@ -91,7 +92,7 @@ def sagpr_from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
             store = model.sparse if kind == "sparse" else model.projections
             store.setdefault((int(l), int(s)), {})[int(z)] = x
     if meta.get("sparse_storage") == "coefficients":
-        _rebuild_sparse(model, {int(k.split("/")[1]): v for k, v in arrays.items() if k.startswith("sparse_coef/")})
+        rebuild_sparse(model, {int(k.split("/")[1]): v for k, v in arrays.items() if k.startswith("sparse_coef/")})
     from_training = meta.get("covariance_storage") == "training"
     if from_training:  # the covariance basis is rebuilt on the first prediction with std
         model.training_envs = {k[len("train/"):]: v for k, v in arrays.items() if k.startswith("train/")}
@@ -106,18 +107,3 @@ def sagpr_from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
     if set(model._channel_list()) != {cm.channel for cm in model.channels}:
         raise ValueError("channels do not match the target")
     return model
-
-
-def _rebuild_sparse(model, coefficients: dict[int, np.ndarray]) -> None:
-    """The sparse lambda-SOAP blocks from their stored expansion coefficients (then the feature
-    compression, as at fit time)."""
-    if set(coefficients) != set(model.species):
-        raise ValueError("sparse coefficients do not match the model's elements")
-    soap = model._lsoap()
-    model.sparse_coefficients = coefficients
-    for z, c in coefficients.items():
-        if c.shape[1] != soap.n_coefficients:
-            raise ValueError(f"sparse coefficients of element {z} have {c.shape[1]} columns, the SOAP settings {soap.n_coefficients}")
-        for ch, block in soap.from_coefficients(c, model._channel_list()).items():
-            v = model.projections.get(ch, {}).get(z)
-            model.sparse.setdefault(ch, {})[z] = block if v is None else np.einsum("nmq,qk->nmk", block, v)
