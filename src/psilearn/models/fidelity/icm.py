@@ -38,7 +38,7 @@ from psilearn.data.prediction import Prediction
 from psilearn.data.splits import structure_folds
 from psilearn.errors import ConfigError
 from psilearn.features import SoapConfig
-from psilearn.features.compress import apply_projections, fit_projections
+from psilearn.features.compress import apply_projections
 from psilearn.metrics.regression import regression_metrics
 from psilearn.models._kernel import coregional as icm
 from psilearn.models._kernel.gpr import SparseGP
@@ -158,12 +158,9 @@ class ICMModel(Model):
         base.species = data.species
         base._resolve_global_state(frames)
         check_elements_known(base.config.n_sparse, base.species)
-        base._check_fit_memory(frames)
+        base.progress = self.progress
+        feats = base._fit_features(frames)
         irreps = self.target.to_irreps(data.values)
-        feats = base._lsoap().compute(frames, base._channel_list(), progress=self.progress, keep_coefficients=True)
-        base.projections = fit_projections(feats, base.config.feature_tol) if base.config.feature_tol > 0 else {}
-        if base.projections:
-            apply_projections(feats, base.projections)
         resid = self._fit_baseline(frames, irreps, sample_lev)
         base._choose_sparse(feats, frames)
         self._sparse_from_coefficients()  # the same sparse features at fit time and after loading

@@ -119,12 +119,8 @@ class SAGPR(SoapKernelKind, Model):
         plan = stream_plan(self, frames, numbers)
         if plan:  # batches of structures, normal equations accumulated (docs/scaling.md)
             return fit_streamed(self, data, plan, reg_w, t0)
-        self._check_fit_memory(frames)
+        feats = self._fit_features(frames)
         irreps = self.target.to_irreps(data.values)  # (n_samples, n_irreps)
-        feats = self._lsoap().compute(frames, self._channel_list(), progress=self.progress, keep_coefficients=True)
-        self.projections = fit_projections(feats, self.config.feature_tol) if self.config.feature_tol > 0 else {}
-        if self.projections:
-            apply_projections(feats, self.projections)
         t_feat = time.perf_counter() - t0
 
         resid = self._fit_baseline(frames, irreps)
@@ -153,6 +149,15 @@ class SAGPR(SoapKernelKind, Model):
             **regression_metrics(self.target, irreps, cv_irreps),
         })
         return self
+
+    def _fit_features(self, frames: list[Atoms]) -> dict:
+        """The memory check, then the lambda-SOAP features of ``frames`` (coefficients kept), ``feature_tol`` compression fitted and applied."""
+        self._check_fit_memory(frames)
+        feats = self._lsoap().compute(frames, self._channel_list(), progress=self.progress, keep_coefficients=True)
+        self.projections = fit_projections(feats, self.config.feature_tol) if self.config.feature_tol > 0 else {}
+        if self.projections:
+            apply_projections(feats, self.projections)
+        return feats
 
     def _check_fit_memory(self, frames: list[Atoms]) -> None:
         """Refuse (MemoryBudgetError) a fit whose peak memory would exceed the budget, before any work:
