@@ -53,7 +53,7 @@ def _split(n_iid: int, pool_shifted: int, tmp: str) -> tuple[str, str, str]:
     return tuple(paths)
 
 
-def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus: str) -> dict[int, dict]:
+def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus: str, budget: int) -> dict[int, dict]:
     from psilearn.active import ActiveOptions, run_active
     from psilearn.evaluation import evaluate
 
@@ -63,7 +63,7 @@ def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus
         curve[r["n_labelled"]] = {name: evaluate(model, ds)["cartesian"]["rmse"] for name, ds in tests.items()}
 
     opts = ActiveOptions(pool=pool, target={"key": "alpha", "tensor": "ij=ji"}, init=args.init, batch=args.batch,
-                         budget=args.budget, config=SMALL if args.small else {}, seed=seed, strategy=strategy,
+                         budget=budget, config=SMALL if args.small else {}, seed=seed, strategy=strategy,
                          init_strategy=args.init_strategy if strategy != "random" else "random", oracle="alpha",
                          focus=focus if strategy == "targeted" else None)
     run_active(opts, state_dir=os.path.join(tmp, f"{strategy}-{seed}"), on_fit=on_fit)
@@ -88,25 +88,31 @@ def _labels_for(ns: np.ndarray, err: np.ndarray, level: float) -> float:
 
 
 def _table(results: dict, name: str) -> None:
-    ns = sorted(next(iter(results["random"].values())).keys())
-    mean = {s: np.array([np.mean([results[s][seed][n][name] for seed in results[s]]) for n in ns]) for s in results}
-    spread = {s: np.array([np.std([results[s][seed][n][name] for seed in results[s]]) for n in ns]) for s in results}
+    ns_of = {s: sorted(next(iter(results[s].values())).keys()) for s in results}
+    ns = sorted(set().union(*ns_of.values()))
+    mean = {s: {n: np.mean([results[s][seed][n][name] for seed in results[s]]) for n in ns_of[s]} for s in results}
+    spread = {s: {n: np.std([results[s][seed][n][name] for seed in results[s]]) for n in ns_of[s]} for s in results}
     active = [s for s in results if s != "random"]
     print(f"\n{name} test set: Cartesian RMSE of alpha (a.u.), mean +- std over {len(results['random'])} seeds; "
           "ratio = random's RMSE / the strategy's at equal labels")
     print(f"{'labels':>7}" + "".join(f"{s:>19}" for s in results) + "".join(f"{'ratio ' + s:>16}" for s in active))
-    for k, n in enumerate(ns):
-        print(f"{n:>7}" + "".join(f"{mean[s][k]:>10.4f} +- {spread[s][k]:<5.4f}" for s in results)
-              + "".join(f"{mean['random'][k] / mean[s][k]:>16.2f}" for s in active))
-    ns_a = np.array(ns, float)
+    for n in ns:
+        cells = [f"{mean[s][n]:>10.4f} +- {spread[s][n]:<5.4f}" if n in mean[s] else f"{'':>19}" for s in results]
+        ratios = [f"{mean['random'][n] / mean[s][n]:>16.2f}" if n in mean[s] and n in mean["random"] else f"{'':>16}" for s in active]
+        print(f"{n:>7}" + "".join(cells) + "".join(ratios))
+    curve = {s: (np.array(ns_of[s], float), np.array([mean[s][n] for n in ns_of[s]])) for s in results}
     for s in active:
-        n_a = _labels_for(ns_a, mean[s], mean["random"][-1])
-        n_r = _labels_for(ns_a, mean["random"], mean[s][-1])
-        print(f"labels for equal error, {s}: random's error at {ns[-1]} ({mean['random'][-1]:.4f}) is reached "
-              + (f"at {n_a:.0f} labels ({ns[-1] / n_a:.2f}x fewer{', extrapolated' if n_a > ns[-1] else ''})" if np.isfinite(n_a)
+        n_s, e_s = curve[s]
+        n_r, e_r = curve["random"]
+        at = n_s[-1]
+        r_at = np.interp(np.log(at), np.log(n_r), np.log(e_r))  # random's error at the strategy's budget
+        n_a = _labels_for(n_s, e_s, float(np.exp(r_at)))
+        need = _labels_for(n_r, e_r, e_s[-1])
+        print(f"labels for equal error, {s}: random's error at {at:.0f} ({np.exp(r_at):.4f}) is reached "
+              + (f"at {n_a:.0f} labels ({at / n_a:.2f}x fewer{', extrapolated' if n_a > at else ''})" if np.isfinite(n_a)
                  else "never (the error does not fall towards it)")
-              + f"; its error at {ns[-1]} ({mean[s][-1]:.4f}) needs {n_r:.0f} random labels "
-              f"({n_r / ns[-1]:.2f}x more{', extrapolated' if n_r > ns[-1] else ''})")
+              + f"; its error at {at:.0f} ({e_s[-1]:.4f}) needs {need:.0f} random labels "
+              f"({need / at:.2f}x more{', extrapolated beyond random' + chr(39) + 's last point' if need > n_r[-1] else ''})")
 
 
 def _ceiling(args, tmp: str) -> None:
@@ -145,6 +151,8 @@ def main() -> int:
     ap.add_argument("--init", type=int, default=25)
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--budget", type=int, default=200)
+    ap.add_argument("--random-budget", type=int, default=0, help="run random selection further than --budget (the labels "
+                    "random needs for the active strategies' error at --budget: measured instead of extrapolated)")
     ap.add_argument("--n-iid", type=int, default=200)
     ap.add_argument("--pool-shifted", type=int, default=0, help="this many compressed dimers join the pool (a pool that "
                     "covers the shifted region sparsely, as in ANI-1x); the others are the shifted test set (default 0: none)")
@@ -171,12 +179,14 @@ def main() -> int:
         for seed in range(args.seeds):
             for strategy in results:
                 t1 = time.perf_counter()
-                results[strategy][seed] = _run(strategy, seed, pool, tests, args, tmp, shifted)
+                budget = max(args.budget, args.random_budget or 0) if strategy == "random" else args.budget
+                results[strategy][seed] = _run(strategy, seed, pool, tests, args, tmp, shifted, budget)
                 print(f"seed {seed} {strategy}: {time.perf_counter() - t1:.0f} s", file=sys.stderr)
+    further = f" (random: {args.random_budget})" if args.random_budget > args.budget else ""
     print(f"water dimer alpha, pool {800 - args.n_iid + args.pool_shifted} (frames 0-799 minus the i.i.d. test set"
           + (f", plus {args.pool_shifted} compressed dimers; shifted test set: the other {200 - args.pool_shifted}" if args.pool_shifted else "")
           + f"), init {args.init}, "
-          f"batch {args.batch}, budget {args.budget}, {'small' if args.small else 'default'} SA-GPR settings")
+          f"batch {args.batch}, budget {args.budget}{further}, {'small' if args.small else 'default'} SA-GPR settings")
     for name in tests:
         _table(results, name)
     if args.ceiling and args.pool_shifted:

@@ -13,6 +13,7 @@ from ase import Atoms
 from psilearn.active.fidelity import FIDELITY_KEY, LevelLabels, check_costs, cost_aware_batch, measured_costs, spent_seconds
 from psilearn.active.labels import MethodLabels, OracleLabels, check_unique, order_indices
 from psilearn.active.options import ActiveOptions
+from psilearn.active.posterior import JointPosterior, posterior_batch
 from psilearn.active.selection import diverse_batch, initial_set, random_batch, structure_variance, targeted_batch
 from psilearn.active.state import default_state_dir, save_log, start_or_resume
 from psilearn.errors import ConfigError, DataError
@@ -183,9 +184,7 @@ def _select(run: _Run, round_: int) -> bool:
         if opts.strategy == "random":
             chosen = random_batch(candidates, b, opts.seed, round_)
         elif opts.strategy == "targeted":
-            focus = _focus_descriptors(run)  # first: it sets the pool's descriptors in the same space
-            chosen = targeted_batch(_variance(run, [run.pool[i] for i in candidates]), _variance(run, run.focus),
-                                    run.descriptors, focus, candidates, labelled, b)
+            chosen, extra["acquisition"] = _targeted(run, candidates, labelled, b)
         else:
             chosen = diverse_batch(_variance(run, [run.pool[i] for i in candidates]), _descriptors(run), candidates,
                                    labelled, b)
@@ -199,6 +198,25 @@ def _select(run: _Run, round_: int) -> bool:
     run.report(f"round {round_}: selected {len(chosen)} {what} ({len(taken) + len(chosen)}"
                f"{'' if opts.multilevel else f'/{opts.budget}'})")
     return True
+
+
+def _targeted(run: _Run, candidates: np.ndarray, labelled: np.ndarray, b: int) -> tuple[list[int], str]:
+    """The batch that most reduces the focus structures' predictive variance: on the model's own joint
+    posterior where the kind has one (psilearn.active.posterior), else on the surrogate kernel."""
+    frames = [run.pool[i] for i in candidates]
+    cand = run.model.posterior_factors(frames)
+    if cand is None:
+        focus = _focus_descriptors(run)  # first: it sets the pool's descriptors in the same space
+        return targeted_batch(_variance(run, frames), _variance(run, run.focus), run.descriptors, focus, candidates,
+                              labelled, b), "surrogate kernel"
+    focus = run.model.posterior_factors(run.focus)
+    if run.target.per == "structure":
+        samples_of = [np.array([k]) for k in range(len(frames))]
+    else:
+        ends = np.cumsum([len(a) for a in frames])
+        samples_of = [np.arange(e - len(a), e) for a, e in zip(frames, ends)]
+    post = JointPosterior([(c, f, s2) for (c, s2), (f, _) in zip(cand, focus)], samples_of)
+    return [int(candidates[j]) for j in posterior_batch(post, b, "focus")], "model posterior"
 
 
 def _select_levels(run: _Run, taken: list[int]) -> tuple[list[int], dict]:

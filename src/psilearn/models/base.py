@@ -114,6 +114,13 @@ class Model(ABC):
         self.check_elements(frames)
         return self._predict(frames, return_std=return_std, return_cov=return_cov, **options)
 
+    def posterior_factors(self, frames: list[Atoms]) -> list[tuple[np.ndarray, float]] | None:
+        """The joint posterior across samples, where the kind has one: per irrep occurrence (R, sigma2),
+        R (n_samples, 2l+1, rank) with R_a R_b^T the posterior covariance of the noise-free irreps of
+        samples a and b (label units squared) and sigma2 the noise variance of one observed component.
+        None (the default) for kinds without one; active learning then uses a surrogate kernel."""
+        return None
+
     @staticmethod
     def training_record(data, t0: float, **extra) -> dict:
         """The training metadata every kind stores (model files, ``psilearn fit``): number of

@@ -35,6 +35,7 @@ from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_design, fit_composition
 from psilearn.models.sagpr.config import SAGPRConfig
 from psilearn.models.sagpr.covariance import needs_rebuild, rebuild_covariance_basis, training_environments
+from psilearn.models.sagpr.posterior import posterior_factors
 from psilearn.models.sagpr.state import sagpr_from_state, sagpr_state
 from psilearn.targets import Target
 
@@ -392,9 +393,6 @@ class SAGPR(SoapKernelKind, Model):
         return apply_state_kernel(phi, kmm, sample, self.sparse[SPARSE_STATE_KEY], d, self.config.state_width)
 
     # ---- persistence -----------------------------------------------------------------------------
-    def to_state(self) -> tuple[dict, dict]:
-        return sagpr_state(self)
-
-    @classmethod
-    def from_state(cls, meta: dict, arrays: dict) -> "SAGPR":
-        return sagpr_from_state(cls, meta, arrays)
+    to_state = sagpr_state
+    from_state = classmethod(sagpr_from_state)
+    posterior_factors = posterior_factors  # the joint posterior across samples (active learning)

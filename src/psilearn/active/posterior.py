@@ -1,0 +1,115 @@
+"""Batch selection on the model's own joint posterior (kinds with ``posterior_factors``: SA-GPR).
+
+The surrogate of :mod:`psilearn.active.selection` guesses the covariance between structures from an
+invariant descriptor. A kernel model knows it: with R the factors of
+:meth:`psilearn.models.base.Model.posterior_factors` the posterior covariance of the irreps of
+samples a and b is R_a R_b^T, and labelling candidate j (its rows: the 2l+1 components of the
+structure, or of each of its atoms, observed with noise sigma2) conditions it exactly:
+
+    C <- C - C[:, j] (C[j, j] + sigma2 I)^-1 C[j, :].
+
+Greedy batches on that covariance:
+
+- ``focus``: the candidate that most reduces the summed predictive variance of the focus structures,
+  tr((C_jj + sigma2 I)^-1 C_jF C_Fj) (the expected reduction of their squared error; the "active
+  learning Cohn" / transductive design criterion);
+- ``variance``: the candidate of largest conditional variance tr(C_jj) (a greedy determinantal
+  selection on the model's own kernel: near-duplicates of a pick lose their variance with it).
+
+The variances do not depend on the labels, so a batch of B picks conditioned one after another is
+what B sequential rounds would pick with the hyper-parameters fixed. The conditioning is stored as
+low-rank downdates U (C = R R^T - U U^T), so memory is that of R plus B * (2l+1) columns; the focus
+enters only through A = R_F^T R_F (rank x rank).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: noise floor of the selection, relative to the mean prior variance of a candidate component: a
+#: model that fitted (almost) no noise would otherwise divide by ~0 when conditioning
+NOISE_FLOOR = 1e-8
+
+
+class JointPosterior:
+    """The conditional covariance of the candidates (and of the focus samples) as labels are added.
+
+    ``factors``: per irrep occurrence (R of the candidates' samples (n, 2l+1, rank), R of the focus
+    samples (n_focus, 2l+1, rank) or None, sigma2), from ``posterior_factors``; ``samples_of``: each
+    candidate's sample indices (the structure itself, or its atoms for per-atom targets)."""
+
+    def __init__(self, factors: list[tuple[np.ndarray, np.ndarray | None, float]], samples_of: list[np.ndarray]):
+        self.n = len(samples_of)
+        self.parts = []
+        for rc, rf, s2 in factors:
+            n_c, d, rank = rc.shape
+            rows = sample_rows(samples_of, d)
+            rc = rc.reshape(n_c * d, rank)
+            base_k = [rc[r] @ rc[r].T for r in rows]
+            mean_var = np.mean([np.trace(k) / max(len(k), 1) for k in base_k]) if base_k else 0.0
+            part = {"rows": rows, "rc": rc, "rf": None, "s2": max(s2, NOISE_FLOOR * max(mean_var, 1e-300)), "k": base_k,
+                    "uc": np.zeros((len(rc), 0))}
+            if rf is not None:
+                rf = rf.reshape(-1, rank)
+                rca = rc @ (rf.T @ rf)
+                part.update(rf=rf, n=[rca[r] @ rc[r].T for r in rows], uf=np.zeros((len(rf), 0)), rh=np.zeros((len(rc), 0)),
+                            ff=np.zeros((0, 0)))
+            self.parts.append(part)
+
+    def scores(self, criterion: str) -> np.ndarray:
+        """Each candidate's score under the current conditioning: ``focus`` (reduction of the focus
+        variance) or ``variance`` (its own conditional variance), summed over the irrep occurrences."""
+        out = np.zeros(self.n)
+        for p in self.parts:
+            uc = p["uc"]
+            for j, r in enumerate(p["rows"]):
+                k = p["k"][j] - uc[r] @ uc[r].T
+                if criterion == "variance":
+                    out[j] += np.trace(k)
+                    continue
+                uj, rh = uc[r], p["rh"][r]
+                n = p["n"][j] - rh @ uj.T - uj @ rh.T + uj @ p["ff"] @ uj.T
+                out[j] += np.trace(np.linalg.solve(k + p["s2"] * np.eye(len(k)), n))
+        return out
+
+    def condition(self, j: int) -> None:
+        """Condition every part on a (noisy) label of candidate ``j``."""
+        for p in self.parts:
+            rc, uc, r = p["rc"], p["uc"], p["rows"][j]
+            c = rc @ rc[r].T - uc @ uc[r].T  # (n_rows, d_j): covariance of every candidate row with j
+            chol = np.linalg.cholesky(c[r] + p["s2"] * np.eye(len(r)))
+            ec = np.linalg.solve(chol, c.T).T
+            p["uc"] = np.hstack([uc, ec])
+            if p["rf"] is not None:
+                rf, uf = p["rf"], p["uf"]
+                ef = np.linalg.solve(chol, (rf @ rc[r].T - uf @ uc[r].T).T).T
+                p["rh"] = np.hstack([p["rh"], rc @ (rf.T @ ef)])
+                ff = np.zeros((uf.shape[1] + ef.shape[1],) * 2)
+                ff[: uf.shape[1], : uf.shape[1]] = p["ff"]
+                ff[: uf.shape[1], uf.shape[1]:] = uf.T @ ef
+                ff[uf.shape[1]:, : uf.shape[1]] = ef.T @ uf
+                ff[uf.shape[1]:, uf.shape[1]:] = ef.T @ ef
+                p["uf"], p["ff"] = np.hstack([uf, ef]), ff
+
+    def focus_variance(self) -> float:
+        """The summed conditional variance of the focus rows (label units squared)."""
+        return float(sum(np.einsum("ij,ij->", p["rf"], p["rf"]) - np.einsum("ij,ij->", p["uf"], p["uf"])
+                         for p in self.parts if p["rf"] is not None))
+
+
+def posterior_batch(posterior: JointPosterior, b: int, criterion: str) -> list[int]:
+    """Greedy batch of ``b`` candidate positions (indices into its candidates) by ``criterion``
+    (``focus`` or ``variance``), each pick conditioned on before the next. Ties go to the lower index."""
+    picked: list[int] = []
+    for _ in range(min(b, posterior.n)):
+        score = posterior.scores(criterion)
+        score[picked] = -np.inf
+        j = int(np.argmax(score))
+        picked.append(j)
+        posterior.condition(j)
+    return picked
+
+
+def sample_rows(samples_of: list[np.ndarray], d: int) -> list[np.ndarray]:
+    """Row indices of each candidate in a factor flattened sample-major with ``d`` components per sample."""
+    return [(np.asarray(s, int)[:, None] * d + np.arange(d)[None, :]).ravel() for s in samples_of]
