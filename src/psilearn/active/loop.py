@@ -183,11 +183,8 @@ def _select(run: _Run, round_: int) -> bool:
         labelled = np.array([i for i in taken if i in run.labels], int)
         if opts.strategy == "random":
             chosen = random_batch(candidates, b, opts.seed, round_)
-        elif opts.strategy == "targeted":
-            chosen, extra["acquisition"] = _targeted(run, candidates, labelled, b)
         else:
-            chosen = diverse_batch(_variance(run, [run.pool[i] for i in candidates]), _descriptors(run), candidates,
-                                   labelled, b)
+            chosen, extra["acquisition"] = _batch(run, candidates, labelled, b)
     check_unique(taken + chosen)
     if opts.multilevel:
         extra["pairs"] = [[i % len(run.pool), opts.levels[i // len(run.pool)]] for i in chosen]
@@ -200,23 +197,28 @@ def _select(run: _Run, round_: int) -> bool:
     return True
 
 
-def _targeted(run: _Run, candidates: np.ndarray, labelled: np.ndarray, b: int) -> tuple[list[int], str]:
-    """The batch that most reduces the focus structures' predictive variance: on the model's own joint
-    posterior where the kind has one (psilearn.active.posterior), else on the surrogate kernel."""
+def _batch(run: _Run, candidates: np.ndarray, labelled: np.ndarray, b: int) -> tuple[list[int], str]:
+    """``variance``: the diverse batch of largest predictive variance; ``targeted``: the batch that most
+    reduces the focus structures' predictive variance. On the model's own joint posterior where the kind
+    has one (psilearn.active.posterior), else on the surrogate kernel (psilearn.active.selection)."""
     frames = [run.pool[i] for i in candidates]
+    targeted = run.options.strategy == "targeted"
     cand = run.model.posterior_factors(frames)
-    if cand is None:
+    if cand is None and targeted:
         focus = _focus_descriptors(run)  # first: it sets the pool's descriptors in the same space
         return targeted_batch(_variance(run, frames), _variance(run, run.focus), run.descriptors, focus, candidates,
                               labelled, b), "surrogate kernel"
-    focus = run.model.posterior_factors(run.focus)
+    if cand is None:
+        return diverse_batch(_variance(run, frames), _descriptors(run), candidates, labelled, b), "surrogate kernel"
+    focus = run.model.posterior_factors(run.focus) if targeted else [(None, None)] * len(cand)
     if run.target.per == "structure":
         samples_of = [np.array([k]) for k in range(len(frames))]
     else:
         ends = np.cumsum([len(a) for a in frames])
         samples_of = [np.arange(e - len(a), e) for a, e in zip(frames, ends)]
     post = JointPosterior([(c, f, s2) for (c, s2), (f, _) in zip(cand, focus)], samples_of)
-    return [int(candidates[j]) for j in posterior_batch(post, b, "focus")], "model posterior"
+    picks = posterior_batch(post, b, "focus" if targeted else "variance")
+    return [int(candidates[j]) for j in picks], "model posterior"
 
 
 def _select_levels(run: _Run, taken: list[int]) -> tuple[list[int], dict]:

@@ -51,9 +51,15 @@ class JointPosterior:
                     "uc": np.zeros((len(rc), 0))}
             if rf is not None:
                 rf = rf.reshape(-1, rank)
-                rca = rc @ (rf.T @ rf)
-                part.update(rf=rf, n=[rca[r] @ rc[r].T for r in rows], uf=np.zeros((len(rf), 0)), rh=np.zeros((len(rc), 0)),
-                            ff=np.zeros((0, 0)))
+                if len(rf) < rank:  # N_j = C_jF C_Fj from C_cF (cheaper than R_c A, A = R_F^T R_F, for a small focus)
+                    cf = rc @ rf.T
+                    base_n = [cf[r] @ cf[r].T for r in rows]
+                else:
+                    rca = rc @ (rf.T @ rf)
+                    base_n = [rca[r] @ rc[r].T for r in rows]
+                part.update(rf=rf, n=base_n, uf=np.zeros((len(rf), 0)), rh=np.zeros((len(rc), 0)), ff=np.zeros((0, 0)))
+            if len({len(r) for r in rows}) == 1:  # every candidate has as many rows (structure targets): batched
+                part.update(rows=np.stack(rows), k=np.stack(base_k), n=np.stack(part["n"]) if rf is not None else None)
             self.parts.append(part)
 
     def scores(self, criterion: str) -> np.ndarray:
@@ -62,6 +68,9 @@ class JointPosterior:
         out = np.zeros(self.n)
         for p in self.parts:
             uc = p["uc"]
+            if isinstance(p["rows"], np.ndarray):
+                out += self._batched(p, criterion)
+                continue
             for j, r in enumerate(p["rows"]):
                 k = p["k"][j] - uc[r] @ uc[r].T
                 if criterion == "variance":
@@ -71,6 +80,18 @@ class JointPosterior:
                 n = p["n"][j] - rh @ uj.T - uj @ rh.T + uj @ p["ff"] @ uj.T
                 out[j] += np.trace(np.linalg.solve(k + p["s2"] * np.eye(len(k)), n))
         return out
+
+    @staticmethod
+    def _batched(p: dict, criterion: str) -> np.ndarray:
+        """:meth:`scores` of one part whose candidates all have the same number of rows, as stacked arrays."""
+        uj = p["uc"][p["rows"]]  # (n, rows, picks)
+        k = p["k"] - np.einsum("nap,nbp->nab", uj, uj)
+        if criterion == "variance":
+            return np.einsum("naa->n", k)
+        rh = p["rh"][p["rows"]]
+        cross = np.einsum("nap,nbp->nab", rh, uj)
+        n = p["n"] - cross - cross.transpose(0, 2, 1) + np.einsum("nap,pq,nbq->nab", uj, p["ff"], uj)
+        return np.einsum("naa->n", np.linalg.solve(k + p["s2"] * np.eye(k.shape[1]), n))
 
     def condition(self, j: int) -> None:
         """Condition every part on a (noisy) label of candidate ``j``."""
@@ -84,12 +105,8 @@ class JointPosterior:
                 rf, uf = p["rf"], p["uf"]
                 ef = np.linalg.solve(chol, (rf @ rc[r].T - uf @ uc[r].T).T).T
                 p["rh"] = np.hstack([p["rh"], rc @ (rf.T @ ef)])
-                ff = np.zeros((uf.shape[1] + ef.shape[1],) * 2)
-                ff[: uf.shape[1], : uf.shape[1]] = p["ff"]
-                ff[: uf.shape[1], uf.shape[1]:] = uf.T @ ef
-                ff[uf.shape[1]:, : uf.shape[1]] = ef.T @ uf
-                ff[uf.shape[1]:, uf.shape[1]:] = ef.T @ ef
-                p["uf"], p["ff"] = np.hstack([uf, ef]), ff
+                p["uf"] = np.hstack([uf, ef])
+                p["ff"] = p["uf"].T @ p["uf"]
 
     def focus_variance(self) -> float:
         """The summed conditional variance of the focus rows (label units squared)."""
