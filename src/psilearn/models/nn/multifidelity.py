@@ -44,12 +44,13 @@ from psilearn.models.nn.model import NNModel
 log = logging.getLogger("psilearn")
 
 # Per-level calibration: a level's own factor is a mean of d squared z-scores (d = validation structures
-# x (2l + 1) per block), whose log has sampling variance trigamma(d/2) ~ 2/d for Gaussian errors (0.49 for
-# 5 scalar structures: a factor of 2 either way is within one std). Levels can also truly differ (tenfold in
-# variance in tests/nn/test_fidelity_calibration.py). Both are weighed by empirical Bayes: the spread tau^2
-# of the true log factors between levels is estimated from how much more the own factors scatter than their
-# sampling noise explains (DerSimonian-Laird), and each level's log factor is moved towards the pooled one
-# with weight tau^2 / (tau^2 + trigamma(d/2)) on its own data, i.e. the pooled factor acts as a prior worth
+# x (2l + 1) per block), whose log has sampling variance v >= trigamma(d/2) ~ 2/d (Gaussian errors; 0.49 for
+# 5 scalar structures: a factor of 2 either way is within one std), more with correlated components or heavy
+# tails (v is the larger of that and the spread the level's own z-scores show). Levels can also truly differ
+# (tenfold in variance in tests/nn/test_fidelity_calibration.py). Both are weighed by empirical Bayes: the
+# spread tau^2 of the true log factors between levels is estimated from how much more the own factors scatter
+# than their sampling noise explains (DerSimonian-Laird), and each level's log factor is moved towards the
+# pooled one with weight tau^2 / (tau^2 + v) on its own data, i.e. the pooled factor acts as a prior worth
 # about 2/tau^2 degrees of freedom (psilearn.models._torch.uncertainty.shrink_factors). No magic count: levels
 # that agree within their noise get the pooled factor, levels that clearly differ keep nearly their own.
 
@@ -81,7 +82,7 @@ class NNHeadsModel(NNModel):
     level_calibration: list[str] = field(default_factory=list)  # per level: 'shrunk' ('level' in older files) or 'pooled'
     # weight of each level's own validation data in its log factor (n_levels, n_blocks); None in files before the shrinkage
     level_weight: np.ndarray | None = field(default=None, repr=False, compare=False)
-    _level_own: tuple | None = field(default=None, repr=False, compare=False)  # (own factors, their dof, tau^2) of the last fit
+    _level_own: tuple | None = field(default=None, repr=False, compare=False)  # (own factors, dof, var of log own, tau^2) of the last fit
 
     kind: ClassVar[str] = "nn-multifidelity"
     fidelity_key_default: ClassVar[str] = "level"
@@ -175,6 +176,7 @@ class NNHeadsModel(NNModel):
             return pred_va, var_va
         lv_struct = np.array([g.fidelity for g in g_va], dtype=np.int64)
         lv = lv_struct if self.target.per == "structure" else np.repeat(lv_struct, [g.n_atoms for g in g_va])
+        struct = np.arange(len(g_va)) if self.target.per == "structure" else np.repeat(np.arange(len(g_va)), [g.n_atoms for g in g_va])
         raw = var_va / pooled  # the uncalibrated variance (the nn calibration only multiplies by the pooled factor)
         ratio = unc.block_mean_sq(pred_va - y_va, self.blocks) / np.maximum(raw, 1e-300)
         n_levels, pooled = len(self.levels), np.asarray(pooled, float)
@@ -182,11 +184,16 @@ class NNHeadsModel(NNModel):
         # degrees of freedom of a level's own factor: its validation structures x (2l + 1) components per block.
         # Structures, not atoms, for per-atom targets: the errors of the atoms of one structure are correlated.
         dof = np.outer(np.bincount(lv_struct, minlength=n_levels), [b.dim for b in self.blocks]).astype(float)
+        # sampling variance of the log own factor: that of Gaussian errors, or the one the level's own z-scores show
+        # (spread of its per-structure squared z-scores), whichever is larger. On the water dimers the latter was 2-17x
+        # larger: the 2l+1 components of a structure err together and the errors have heavy tails (benchmarks/results/fidelity_nn_heads.md).
+        var_log = np.array([np.maximum(unc.log_factor_variance(dof[k]), unc.log_mean_variance(ratio[lv == k], struct[lv == k]))
+                            if np.any(lv == k) else np.full(len(pooled), np.inf) for k in range(n_levels)])
         if n_levels > 1:
-            a2, w, tau2 = unc.shrink_factors(own, pooled, dof)
+            a2, w, tau2 = unc.shrink_factors(own, pooled, dof, var_log=var_log)
         else:  # one level: its own factor is the pooled one
             a2, w, tau2 = pooled[None, :].copy(), np.ones((1, len(pooled))), None
-        self.level_alpha2, self.level_weight, self._level_own = a2, w, (own, dof, tau2)
+        self.level_alpha2, self.level_weight, self._level_own = a2, w, (own, dof, var_log, tau2)
         self.level_calibration = ["shrunk" if n_levels > 1 and np.any(lv_struct == k) else "pooled" for k in range(n_levels)]
         if n_levels > 1:
             log.info("nn-multifidelity: calibration factor per level shrunk towards the pooled one (between-level spread of the log "
@@ -245,9 +252,10 @@ class NNHeadsModel(NNModel):
         """Level k's own factor, its degrees of freedom, the pooled factor and the weight its own data got (per block)."""
         if self._level_own is None or self.level_weight is None:
             return {}
-        own, dof, tau2 = self._level_own
-        return {"alpha2_own": [None if not np.isfinite(x) else float(x) for x in own[k]], "alpha2_pooled": np.ravel(self._pooled_alpha2()).tolist(),
-                "dof": dof[k].tolist(), "weight_own": self.level_weight[k].tolist(), "between_level_var_log": tau2}
+        own, dof, var_log, tau2 = self._level_own
+        finite = lambda x: [float(v) if np.isfinite(v) else None for v in x]  # noqa: E731
+        return {"alpha2_own": finite(own[k]), "alpha2_pooled": np.ravel(self._pooled_alpha2()).tolist(), "dof": dof[k].tolist(),
+                "var_log_own": finite(var_log[k]), "weight_own": self.level_weight[k].tolist(), "between_level_var_log": tau2}
 
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, fidelity: str | None = None) -> Prediction:
         if not self.nets:
