@@ -99,6 +99,14 @@ def test_file_round_trip_and_files_without_level_factors(tmp_path):
     for lv in ("lo", "hi"):
         a, b = model.predict(frames, fidelity=lv), back.predict(frames, fidelity=lv)
         assert np.array_equal(a.values, b.values) and np.array_equal(a.std, b.std)
+    # a file written before the shrinkage: per-level factors without weights; it predicts with its stored factors
+    meta, arrays = model.to_state()
+    del arrays["fidelity/weight"]
+    write_model(tmp_path / "unshrunk.model", {"model": model.kind, "target": model.target.to_dict(), **meta, "training": model.metadata}, arrays)
+    unshrunk = load(tmp_path / "unshrunk.model")
+    assert unshrunk.level_weight is None
+    np.testing.assert_array_equal(unshrunk.level_alpha2, model.level_alpha2)
+    np.testing.assert_array_equal(unshrunk.predict(frames, fidelity="hi").std, model.predict(frames, fidelity="hi").std)
     # a file written before the per-level factors: no fidelity/alpha2 array, no level_calibration entry
     meta, arrays = model.to_state()
     del arrays["fidelity/alpha2"], arrays["fidelity/weight"], meta["level_calibration"]

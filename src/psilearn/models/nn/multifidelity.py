@@ -17,8 +17,8 @@ of the target level. The uncertainty (LLPR or ensemble) is the nn kind's with on
 per level and block (irreducible channel): the factor fitted on that level's validation structures,
 shrunk in log space towards the factor fitted on all levels together, by an empirical-Bayes weight that
 grows with the level's number of validation structures (docs/fidelity.md). Early stopping watches all
-levels' validation loss or, with ``nn_fidelity.early_stopping: target``, the target level's. With one level the model is the plain `nn` fit (same split,
-normalisation, parameters, training and calibration).
+levels' validation loss or, with ``nn_fidelity.early_stopping: target``, the target level's. With one
+level the model is the plain `nn` fit (same split, normalisation, parameters, training and calibration).
 """
 
 from __future__ import annotations
@@ -185,8 +185,8 @@ class NNHeadsModel(NNModel):
         # Structures, not atoms, for per-atom targets: the errors of the atoms of one structure are correlated.
         dof = np.outer(np.bincount(lv_struct, minlength=n_levels), [b.dim for b in self.blocks]).astype(float)
         # sampling variance of the log own factor: that of Gaussian errors, or the one the level's own z-scores show
-        # (spread of its per-structure squared z-scores), whichever is larger. On the water dimers the latter was 2-17x
-        # larger: the 2l+1 components of a structure err together and the errors have heavy tails (benchmarks/results/fidelity_nn_heads.md).
+        # (spread of its per-structure squared z-scores), whichever is larger. On the water dimers the latter was up to
+        # 17x larger: the 2l+1 components of a structure err together and the errors have heavy tails (benchmarks/results/fidelity_nn_heads.md).
         var_log = np.array([np.maximum(unc.log_factor_variance(dof[k]), unc.log_mean_variance(ratio[lv == k], struct[lv == k]))
                             if np.any(lv == k) else np.full(len(pooled), np.inf) for k in range(n_levels)])
         if n_levels > 1:
