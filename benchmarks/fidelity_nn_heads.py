@@ -14,8 +14,10 @@ RMSE of the Cartesian components in the label's units, mean +- std over seeds.
 
 Calibration of the heads network (its LLPR or ensemble std) on the i.i.d. test set, per level (each level's
 readout against that level's labels: GFN2 and the reference), with the pooled factor (one per block, fitted
-on the validation structures of all levels) and with each level's own factor: RMS of error/std (ideal 1)
-and the fraction of Cartesian components within 1 and 2 std (ideal 0.683, 0.954). --early-stopping target
+on the validation structures of all levels), with each level's own factor where it has >= 5 validation
+structures (the kind's rule before the shrinkage: "own >= 5") and with the kind's factor (the level's own
+shrunk towards the pooled one): RMS of error/std (ideal 1) and the fraction of Cartesian components within
+1 and 2 std (ideal 0.683, 0.954), with the weight of the level's own data per block. --early-stopping target
 makes early stopping watch the reference level's validation loss (nn_fidelity.early_stopping).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fidelity_nn_heads.py --key mu --sizes 25,50,100 --seeds 2 --seconds 60 \\
@@ -110,36 +112,48 @@ def run(args) -> list[tuple]:
     return rows
 
 
+MODES = {"pooled": "pooled", "own": "own >= 5", "shrunk": "shrunk"}
+
+
+def old_factors(model) -> np.ndarray:
+    """The per-level factors of the rule before the shrinkage: the level's own with >= 5 validation structures, else the pooled one."""
+    recs = model.metadata["multifidelity"]["per_level"]
+    return np.array([r["calibration"]["alpha2_own"] if r["n_validation_structures"] >= 5 else r["calibration"]["alpha2_pooled"] for r in recs])
+
+
 def calibration_rows(model, label: str, n: int, seed: int, test, truth: dict) -> list[tuple]:
-    """(method, N, seed, level, factor source, calibration with the pooled factor, with the level's own) per level."""
+    """(method, N, seed, level, weight of the level's own data per block, {mode: calibration}) per level, for the
+    pooled factor, the old rule and the shrunk factor."""
     from psilearn.metrics.regression import calibration
 
     out = []
-    own, sources = model.level_alpha2, model.level_calibration
+    shrunk = model.level_alpha2
+    factors = {"pooled": None, "own": old_factors(model), "shrunk": shrunk}  # None: the pooled factor (as for files before the per-level one)
     for k, level in enumerate(model.levels):
         res = {}
-        for mode, a2 in (("pooled", None), ("level", own)):
-            model.level_alpha2 = a2  # None: the pooled factor (as for model files written before the per-level one)
+        for mode, a2 in factors.items():
+            model.level_alpha2 = a2
             p = model.predict(test, fidelity=level)
             res[mode] = calibration(truth[level], p.values, p.std)
-        model.level_alpha2 = own
-        out.append((label, n, seed, level, sources[k], res["pooled"], res["level"]))
-        print(f"  calibration {level} ({sources[k]} factor): rms z pooled {res['pooled']['rms_z']:.2f} per level {res['level']['rms_z']:.2f}",
+        model.level_alpha2 = shrunk
+        weight = "/".join(f"{x:.2f}" for x in model.level_weight[k])
+        out.append((label, n, seed, level, weight, res))
+        print(f"  calibration {level} (weight of own data {weight}): rms z " + ", ".join(f"{MODES[m]} {r['rms_z']:.2f}" for m, r in res.items()),
               flush=True)
     return out
 
 
 def calibration_table(calib: list[tuple], quantity: str) -> str:
-    """Markdown table: per method, N and level, RMS z and 68/95 % coverage with the pooled and the per-level factor (mean over seeds)."""
+    """Markdown table: per method, N and level, RMS z and 68/95 % coverage with the pooled factor, the old rule and the
+    shrunk factor (mean over seeds), and the weight of the level's own data (per seed, per block)."""
+    head = [f"{q} {MODES[m]}" for q in ("RMS z", "68 %", "95 %") for m in MODES]
     lines = [f"Calibration on the i.i.d. test set ({quantity}), each level's readout against its own labels, mean over seeds; "
-             "factor: the level's own or the pooled fallback (per seed)",
-             "| method | N ref | level | factor | RMS z pooled | RMS z per level | 68 % pooled | 68 % per level | 95 % pooled | 95 % per level |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "weight of own data: per seed (blocks separated by /)",
+             f"| method | N ref | level | weight of own data | {' | '.join(head)} |", "|---" * (4 + len(head)) + "|"]
     for key in dict.fromkeys((r[0], r[1], r[3]) for r in calib):
         sel = [r for r in calib if (r[0], r[1], r[3]) == key]
-        m = lambda mode, q: np.mean([r[5 if mode == "pooled" else 6][q] for r in sel])  # noqa: E731
-        cells = [f"{m(mode, q):.2f}" for q in ("rms_z", "within_1sigma", "within_2sigma") for mode in ("pooled", "level")]
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {'/'.join(r[4] for r in sel)} | {' | '.join(cells)} |")
+        cells = [f"{np.mean([r[5][m][q] for r in sel]):.2f}" for q in ("rms_z", "within_1sigma", "within_2sigma") for m in MODES]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {'; '.join(r[4] for r in sel)} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 

@@ -126,3 +126,68 @@ def cartesian_cov(target, var_blocks: np.ndarray) -> np.ndarray:
         rows = tc[b.cols]
         cov += var_blocks[:, i, None, None] * (rows.T @ rows)[None]
     return cov
+
+
+def log_factor_variance(dof: np.ndarray) -> np.ndarray:
+    """Sampling variance of log(mean of d squared z-scores) for Gaussian errors: var log(chi2_d / d) =
+    trigamma(d / 2) (about 2/d for large d); inf where d <= 0."""
+    from scipy.special import polygamma
+
+    d = np.asarray(dof, float)
+    return np.where(d > 0, polygamma(1, np.maximum(d, 1e-12) / 2), np.inf)
+
+
+def log_mean_variance(ratio: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Sampling variance of log(mean of ``ratio``) per column estimated from the data (delta method):
+    var(mean) / mean^2, with var(mean) = G / (G - 1) * sum_g (sum_{i in g} (r_i - mean))^2 / N^2, the rows
+    clustered by ``groups`` (one id per row: the structure of each sample, so that the atoms of one
+    structure count as one draw). ``ratio`` (N, n_cols) -> (n_cols,); inf with fewer than 2 groups."""
+    ratio = np.asarray(ratio, float)
+    ids, g = np.unique(groups, return_inverse=True)
+    if len(ids) < 2:
+        return np.full(ratio.shape[1], np.inf)
+    mean = ratio.mean(0)
+    sums = np.zeros((len(ids), ratio.shape[1]))
+    np.add.at(sums, g, ratio - mean)
+    var_mean = len(ids) / (len(ids) - 1) * np.sum(sums**2, axis=0) / len(ratio) ** 2
+    return var_mean / np.maximum(mean, 1e-300) ** 2
+
+
+def between_level_spread(own: np.ndarray, var_log: np.ndarray) -> float:
+    """Variance tau^2 of the log calibration factor between levels, beyond its sampling noise: the
+    DerSimonian-Laird moment estimate on log ``own`` (n_levels, n_blocks) with sampling variances
+    ``var_log`` (n_levels, n_blocks), one for all blocks (their Q statistics and normalisers summed),
+    >= 0. Levels without a factor (NaN, or infinite variance) are left out; 0 with fewer than 2 levels."""
+    excess, norm = 0.0, 0.0
+    for b in range(own.shape[1]):
+        ok = np.isfinite(own[:, b]) & (own[:, b] > 0) & np.isfinite(var_log[:, b])
+        if ok.sum() < 2:
+            continue
+        y, w = np.log(own[ok, b]), 1.0 / var_log[ok, b]
+        q = float(np.sum(w * (y - np.sum(w * y) / w.sum()) ** 2))  # E[q] = (K - 1) + tau^2 * (sum w - sum w^2 / sum w)
+        excess += q - (ok.sum() - 1)
+        norm += float(w.sum() - np.sum(w**2) / w.sum())
+    return max(0.0, excess / norm) if norm > 0 else 0.0
+
+
+def shrink_factors(own: np.ndarray, pooled: np.ndarray, dof: np.ndarray, tau2: float | None = None,
+                   var_log: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each level's calibration factor shrunk towards the pooled one, in log space (empirical Bayes).
+
+    ``own`` (n_levels, n_blocks): each level's own factor (mean squared z-score of its validation
+    samples with the raw variance), NaN where it has none; ``pooled`` (n_blocks,): the factor of all
+    levels together; ``dof`` (n_levels, n_blocks): the degrees of freedom of each own factor.
+    Model: log own = log a + e with e ~ N(0, v), v = ``var_log`` (None: :func:`log_factor_variance` (dof),
+    that of Gaussian errors), and the true log factors a of the levels spread around log pooled with
+    variance ``tau2`` (None: estimated by :func:`between_level_spread`). The posterior mean of log a is
+    w log own + (1 - w) log pooled with w = tau2 / (tau2 + v) ~ dof / (dof + 2 / tau2) for Gaussian
+    errors: the pooled factor acts as a prior worth 2 / tau2 degrees of freedom.
+    Returns (factors (n_levels, n_blocks), w (n_levels, n_blocks), tau2)."""
+    own, dof = np.asarray(own, float), np.asarray(dof, float)
+    pooled = np.broadcast_to(np.asarray(pooled, float), own.shape)
+    ok = np.isfinite(own) & (own > 0) & (dof > 0)
+    v = np.where(ok, log_factor_variance(np.where(ok, dof, 0)) if var_log is None else np.asarray(var_log, float), np.inf)
+    tau2 = between_level_spread(own, v) if tau2 is None else float(tau2)
+    w = np.where(np.isfinite(v), tau2 / np.maximum(tau2 + v, 1e-300), 0.0)
+    log_own = np.log(np.where(ok, own, 1.0))
+    return np.where(w > 0, np.exp(w * log_own + (1 - w) * np.log(pooled)), pooled), w, tau2  # w = 0: the pooled factor exactly

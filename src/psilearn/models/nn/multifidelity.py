@@ -14,11 +14,11 @@ Per level: its own normalisation (per-element shift of the invariant part, outpu
 its own validation structures (the split is stratified by level, so a level of a few structures keeps
 one or more for validation) and its own held-out metrics; the held-out metrics of the model are those
 of the target level. The uncertainty (LLPR or ensemble) is the nn kind's with one calibration factor
-per level and block (irreducible channel), fitted on that level's validation structures; a level with
-fewer than :data:`MIN_CALIBRATION_STRUCTURES` of them keeps the factor fitted on all levels together
-(docs/fidelity.md). Early stopping watches all levels' validation loss or, with ``nn_fidelity.early_stopping:
-target``, the target level's. With one level the model is the plain `nn` fit (same split,
-normalisation, parameters, training and calibration).
+per level and block (irreducible channel): the factor fitted on that level's validation structures,
+shrunk in log space towards the factor fitted on all levels together, by an empirical-Bayes weight that
+grows with the level's number of validation structures (docs/fidelity.md). Early stopping watches all
+levels' validation loss or, with ``nn_fidelity.early_stopping: target``, the target level's. With one
+level the model is the plain `nn` fit (same split, normalisation, parameters, training and calibration).
 """
 
 from __future__ import annotations
@@ -43,12 +43,16 @@ from psilearn.models.nn.model import NNModel
 
 log = logging.getLogger("psilearn")
 
-# Fewest validation structures of a level for its own calibration factor. The factor is a mean of
-# squared z-scores; from n independent Gaussian errors its relative standard error is sqrt(2/n)
-# (0.63 for n = 5: the std within about +-30 %), and a level's errors, hence its factor, can differ
-# from the pooled one by far more than that (tenfold in variance in tests/nn/test_fidelity_calibration.py).
-# Below 5 a single structure dominates the mean, and the pooled factor is the safer guess.
-MIN_CALIBRATION_STRUCTURES = 5
+# Per-level calibration: a level's own factor is a mean of d squared z-scores (d = validation structures
+# x (2l + 1) per block), whose log has sampling variance v >= trigamma(d/2) ~ 2/d (Gaussian errors; 0.49 for
+# 5 scalar structures: a factor of 2 either way is within one std), more with correlated components or heavy
+# tails (v is the larger of that and the spread the level's own z-scores show). Levels can also truly differ
+# (tenfold in variance in tests/nn/test_fidelity_calibration.py). Both are weighed by empirical Bayes: the
+# spread tau^2 of the true log factors between levels is estimated from how much more the own factors scatter
+# than their sampling noise explains (DerSimonian-Laird), and each level's log factor is moved towards the
+# pooled one with weight tau^2 / (tau^2 + v) on its own data, i.e. the pooled factor acts as a prior worth
+# about 2/tau^2 degrees of freedom (psilearn.models._torch.uncertainty.shrink_factors). No magic count: levels
+# that agree within their noise get the pooled factor, levels that clearly differ keep nearly their own.
 
 
 def nn_heads_kind(fidelity_key: str, levels: list[str] | None, target_level: str) -> type["NNHeadsModel"]:
@@ -75,7 +79,10 @@ class NNHeadsModel(NNModel):
     _val_levels: np.ndarray | None = field(default=None, repr=False, compare=False)  # level index of each validation structure
     # calibration factor of each level and block (n_levels, n_blocks); None: the pooled one (files before it)
     level_alpha2: np.ndarray | None = field(default=None, repr=False, compare=False)
-    level_calibration: list[str] = field(default_factory=list)  # per level: 'level' (its own factor) or 'pooled'
+    level_calibration: list[str] = field(default_factory=list)  # per level: 'shrunk' ('level' in older files) or 'pooled'
+    # weight of each level's own validation data in its log factor (n_levels, n_blocks); None in files before the shrinkage
+    level_weight: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _level_own: tuple | None = field(default=None, repr=False, compare=False)  # (own factors, dof, var of log own, tau^2) of the last fit
 
     kind: ClassVar[str] = "nn-multifidelity"
     fidelity_key_default: ClassVar[str] = "level"
@@ -159,32 +166,43 @@ class NNHeadsModel(NNModel):
 
     def _calibrate(self, g_tr, g_va, y_va: np.ndarray, m_tr, m_va):
         """The nn calibration (one factor per block over all validation samples), then one factor per
-        level and block from the level's own validation samples (levels with too few structures: the
-        pooled factor). Returns the validation predictions and their variance, each level's own."""
-        self.level_alpha2, self.level_calibration = None, []
+        level and block: the level's own (from its validation samples) shrunk towards the pooled one
+        (:func:`~psilearn.models._torch.uncertainty.shrink_factors`). Returns the validation predictions
+        and their variance, each level's own."""
+        self.level_alpha2, self.level_weight, self.level_calibration, self._level_own = None, None, [], None
         pred_va, var_va = super()._calibrate(g_tr, g_va, y_va, m_tr, m_va)
         pooled = self._pooled_alpha2()
         if var_va is None or pooled is None:
             return pred_va, var_va
         lv_struct = np.array([g.fidelity for g in g_va], dtype=np.int64)
         lv = lv_struct if self.target.per == "structure" else np.repeat(lv_struct, [g.n_atoms for g in g_va])
+        struct = np.arange(len(g_va)) if self.target.per == "structure" else np.repeat(np.arange(len(g_va)), [g.n_atoms for g in g_va])
         raw = var_va / pooled  # the uncalibrated variance (the nn calibration only multiplies by the pooled factor)
-        err2 = unc.block_mean_sq(pred_va - y_va, self.blocks)
-        a2 = np.tile(np.asarray(pooled, float), (len(self.levels), 1))
-        for k in range(len(self.levels)):
-            own = len(self.levels) > 1 and np.sum(lv_struct == k) >= MIN_CALIBRATION_STRUCTURES
-            if own:
-                a2[k] = unc.calibrate(raw[lv == k], err2[lv == k])
-            self.level_calibration.append("level" if own else "pooled")
-        self.level_alpha2 = a2
-        fallback = [lv for lv, c in zip(self.levels, self.level_calibration) if c == "pooled"]
-        if len(self.levels) > 1 and fallback:
-            log.warning("nn-multifidelity: level(s) %s have fewer than %d validation structures; their uncertainty uses the factor "
-                        "calibrated on all levels together", ", ".join(fallback), MIN_CALIBRATION_STRUCTURES)
+        ratio = unc.block_mean_sq(pred_va - y_va, self.blocks) / np.maximum(raw, 1e-300)
+        n_levels, pooled = len(self.levels), np.asarray(pooled, float)
+        own = np.array([ratio[lv == k].mean(0) if np.any(lv == k) else np.full(len(pooled), np.nan) for k in range(n_levels)])
+        # degrees of freedom of a level's own factor: its validation structures x (2l + 1) components per block.
+        # Structures, not atoms, for per-atom targets: the errors of the atoms of one structure are correlated.
+        dof = np.outer(np.bincount(lv_struct, minlength=n_levels), [b.dim for b in self.blocks]).astype(float)
+        # sampling variance of the log own factor: that of Gaussian errors, or the one the level's own z-scores show
+        # (spread of its per-structure squared z-scores), whichever is larger. On the water dimers the latter was up to
+        # 17x larger: the 2l+1 components of a structure err together and the errors have heavy tails (benchmarks/results/fidelity_nn_heads.md).
+        var_log = np.array([np.maximum(unc.log_factor_variance(dof[k]), unc.log_mean_variance(ratio[lv == k], struct[lv == k]))
+                            if np.any(lv == k) else np.full(len(pooled), np.inf) for k in range(n_levels)])
+        if n_levels > 1:
+            a2, w, tau2 = unc.shrink_factors(own, pooled, dof, var_log=var_log)
+        else:  # one level: its own factor is the pooled one
+            a2, w, tau2 = pooled[None, :].copy(), np.ones((1, len(pooled))), None
+        self.level_alpha2, self.level_weight, self._level_own = a2, w, (own, dof, var_log, tau2)
+        self.level_calibration = ["shrunk" if n_levels > 1 and np.any(lv_struct == k) else "pooled" for k in range(n_levels)]
+        if n_levels > 1:
+            log.info("nn-multifidelity: calibration factor per level shrunk towards the pooled one (between-level spread of the log "
+                     "factor %.3g); weight of each level's own validation data: %s", tau2,
+                     ", ".join(f"{lv_} {np.round(w[k], 2).tolist()}" for k, lv_ in enumerate(self.levels)))
         return pred_va, raw * a2[lv]
 
     def _variance(self, graphs, members: np.ndarray, labelled: np.ndarray | None = None) -> np.ndarray | None:
-        """The nn variance with the factor of the level predicted (its own or the pooled one)."""
+        """The nn variance with the factor of the level predicted (its shrunk one, or the pooled one)."""
         var = super()._variance(graphs, members, labelled)
         if var is None or self.level_alpha2 is None or self._predict_as is None:
             return var
@@ -219,7 +237,8 @@ class NNHeadsModel(NNModel):
         val = [i for i in self._val_idx if lv[i] == k]
         rec = {"level": self.levels[k], "n_structures": int(np.sum(lv == k)), "n_validation_structures": len(val), "heldout_metrics": None}
         if self.level_alpha2 is not None:
-            rec["calibration"] = {"factor": self.level_calibration[k], "alpha2": self.level_alpha2[k].tolist()}
+            rec["calibration"] = {"factor": self.level_calibration[k], "alpha2": self.level_alpha2[k].tolist(),
+                                  **self._shrinkage_record(k)}
         if val:
             sub = data.subset(np.asarray(val))
             pred = self.predict(sub.frames, return_std=self.level_alpha2 is not None, fidelity=self.levels[k])
@@ -228,6 +247,15 @@ class NNHeadsModel(NNModel):
             if self.level_alpha2 is not None:  # in-sample for a level with its own factor
                 rec["calibration"].update(calibration(sub.values, pred.values, pred.std))
         return rec
+
+    def _shrinkage_record(self, k: int) -> dict:
+        """Level k's own factor, its degrees of freedom, the pooled factor and the weight its own data got (per block)."""
+        if self._level_own is None or self.level_weight is None:
+            return {}
+        own, dof, var_log, tau2 = self._level_own
+        finite = lambda x: [float(v) if np.isfinite(v) else None for v in x]  # noqa: E731
+        return {"alpha2_own": finite(own[k]), "alpha2_pooled": np.ravel(self._pooled_alpha2()).tolist(), "dof": dof[k].tolist(),
+                "var_log_own": finite(var_log[k]), "weight_own": self.level_weight[k].tolist(), "between_level_var_log": tau2}
 
     def _predict(self, frames: list[Atoms], return_std: bool, return_cov: bool, fidelity: str | None = None) -> Prediction:
         if not self.nets:
@@ -241,11 +269,14 @@ class NNHeadsModel(NNModel):
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict]:
         """The nn state plus the fidelity key, the levels (one readout each, in order), the target level and
-        each level's calibration factors (``fidelity/alpha2``, (n_levels, n_blocks)) with their source."""
+        each level's calibration factors (``fidelity/alpha2``, (n_levels, n_blocks), the shrunk ones) with their
+        source and the weight of each level's own data in them (``fidelity/weight``)."""
         meta, arrays = super().to_state()
         if self.level_alpha2 is not None:
             arrays["fidelity/alpha2"] = np.asarray(self.level_alpha2, float)
             meta["level_calibration"] = list(self.level_calibration)
+        if self.level_weight is not None:
+            arrays["fidelity/weight"] = np.asarray(self.level_weight, float)
         return {**meta, "fidelity_key": self.fidelity_key, "levels": list(self.levels), "target_level": self.target_level,
                 "nn_fidelity": self.fidelity_config.to_dict()}, arrays
 
@@ -257,4 +288,6 @@ class NNHeadsModel(NNModel):
         if "fidelity/alpha2" in arrays:  # files written before the per-level calibration: the pooled factor
             model.level_alpha2 = np.asarray(arrays["fidelity/alpha2"], float)
             model.level_calibration = list(meta.get("level_calibration", []))
+        if "fidelity/weight" in arrays:  # files before the shrinkage: the level's own factor or the pooled one, no weight
+            model.level_weight = np.asarray(arrays["fidelity/weight"], float)
         return model
