@@ -155,6 +155,8 @@ def main() -> int:
                     "random needs for the active strategies' error at --budget: measured instead of extrapolated)")
     ap.add_argument("--random-batch", type=int, default=0, help="random selection's batch (default: --batch); its picks do "
                     "not depend on the model, so the batch only changes which random draws it makes, and fewer refits are cheaper")
+    ap.add_argument("--focus", choices=["shifted", "pool"], default="shifted", help="targeted's focus set: the shifted "
+                    "structures (default) or the whole pool (the integrated variance over the pool: a selection for i.i.d. use)")
     ap.add_argument("--n-iid", type=int, default=200)
     ap.add_argument("--pool-shifted", type=int, default=0, help="this many compressed dimers join the pool (a pool that "
                     "covers the shifted region sparsely, as in ANI-1x); the others are the shifted test set (default 0: none)")
@@ -183,7 +185,8 @@ def main() -> int:
                 t1 = time.perf_counter()
                 budget = max(args.budget, args.random_budget or 0) if strategy == "random" else args.budget
                 batch = args.random_batch or args.batch if strategy == "random" else args.batch
-                results[strategy][seed] = _run(strategy, seed, pool, tests, args, tmp, shifted, budget, batch)
+                focus = pool if args.focus == "pool" else shifted
+                results[strategy][seed] = _run(strategy, seed, pool, tests, args, tmp, focus, budget, batch)
                 print(f"seed {seed} {strategy}: {time.perf_counter() - t1:.0f} s", file=sys.stderr)
     further = f" (random: {args.random_budget})" if args.random_budget > args.budget else ""
     further += f", random's batch {args.random_batch}" if args.random_batch else ""

@@ -44,7 +44,8 @@ def register(sub) -> None:
                    "predictive variance, diversified (default); targeted: the batch that most reduces the predictive variance "
                    "on the --focus structures (on the model's own joint posterior for sagpr); random: uniform (the baseline to compare against)")
     p.add_argument("--focus", metavar="FILE", help="--strategy targeted: structures (unlabelled) where the model should "
-                   "be good, e.g. the region a study will predict")
+                   "be good, e.g. the region a study will predict; the pool file itself: the integrated variance over the pool "
+                   "(for use on structures like the pool's)")
     p.add_argument("--init-strategy", choices=["fps", "random"], default="fps", help="the initial set: farthest-point "
                    "sampling on invariant SOAP from a seeded random start (default) or uniform")
     p.add_argument("--model", default="sagpr", help=f"model kind with a predictive uncertainty (several levels: the kind of "

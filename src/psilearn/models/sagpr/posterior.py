@@ -31,7 +31,8 @@ def posterior_factors(model, frames: list[Atoms]) -> list[tuple[np.ndarray, floa
     """One (R, sigma2) per irrep occurrence of ``model``'s target (in the order of its channels):
     R (n_samples, 2l+1, rank) with R_a R_b^T the posterior covariance (label units squared, in the
     orthonormal irreps basis) of the noise-free irreps of samples a and b of ``frames`` (structures,
-    or atoms for per-atom targets), and sigma2 the model's noise variance of one observed component."""
+    or atoms for per-atom targets), and sigma2 the model's noise variance of one observed component (with a
+    per-element ``regularization``, that of regularisation 1: the rows' own weights are not applied)."""
     from psilearn.models.sagpr.covariance import needs_rebuild, rebuild_covariance_basis
 
     if not model.channels:
