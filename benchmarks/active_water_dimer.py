@@ -25,6 +25,7 @@ selection that concentrates on the compressed region can gain.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -87,6 +88,39 @@ def _labels_for(ns: np.ndarray, err: np.ndarray, level: float) -> float:
     return float(np.exp((np.log(level) - icpt) / slope)) if slope < 0 else float("inf")
 
 
+def _mean_curve(per_seed: dict, seeds: list, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, mean RMSE over ``seeds``) of one strategy's per-seed curves on test set ``name``."""
+    ns = sorted(per_seed[seeds[0]].keys())
+    return np.array(ns, float), np.array([np.mean([per_seed[k][n][name] for k in seeds]) for n in ns])
+
+
+def _need_ratios(results: dict, s: str, name: str, seeds: list) -> np.ndarray:
+    """For each label count n of strategy ``s``: the labels random needs for s's mean error at n, divided by n."""
+    n_s, e_s = _mean_curve(results[s], seeds, name)
+    n_r, e_r = _mean_curve(results["random"], seeds, name)
+    return np.array([_labels_for(n_r, e_r, e) / n for n, e in zip(n_s, e_s)])
+
+
+def _ratio_table(results: dict, name: str, n_boot: int = 2000) -> None:
+    """Labels random needs for each strategy's error, over the strategy's labels, with a 90 % interval from a
+    paired bootstrap over seeds (a seed's active and random runs share the split and the initial set, so they
+    are resampled together)."""
+    seeds = sorted(set.intersection(*(set(results[s]) for s in results)))
+    rng = np.random.default_rng(0)
+    for s in [s for s in results if s != "random"]:
+        n_s = _mean_curve(results[s], seeds, name)[0]
+        point = _need_ratios(results, s, name, seeds)
+        boot = np.array([_need_ratios(results, s, name, list(rng.choice(seeds, len(seeds)))) for _ in range(n_boot)])
+        lo, hi = np.percentile(boot, [5, 95], axis=0)
+        last = max(results["random"][seeds[0]].keys())
+        print(f"\n{name}, {s}: labels random needs for {s}'s mean error / {s}'s labels ({len(seeds)} seeds; 90 % interval: "
+              f"paired bootstrap over seeds, {n_boot} draws; * beyond random's last point ({last}): extrapolated)")
+        print(f"{'labels':>7} {'ratio':>7} {'90 % interval':>16}")
+        for n, r, a, b in zip(n_s, point, lo, hi):
+            if n > n_s[0]:
+                print(f"{n:>7.0f} {r:>7.2f}{'*' if r * n > last else ' '} {a:>7.2f} - {b:<6.2f}")
+
+
 def _table(results: dict, name: str) -> None:
     ns_of = {s: sorted(next(iter(results[s].values())).keys()) for s in results}
     ns = sorted(set().union(*ns_of.values()))
@@ -145,6 +179,24 @@ def _ceiling(args, tmp: str) -> None:
         print(f"{name:>44}" + "".join(f" {evaluate(model, ds)['cartesian']['rmse']:>8.4f}" for ds in tests.values()), flush=True)
 
 
+def _report(paths: list[str]) -> int:
+    """The tables of per-seed curves saved by --json (later files add strategies or replace them)."""
+    results: dict = {}
+    for path in paths:
+        with open(path) as fh:
+            for s, r in json.load(fh).items():
+                results[s] = {int(k): {int(n): v for n, v in c.items()} for k, c in r.items()}
+    if "random" not in results:
+        print("--load: no random curves in " + ", ".join(paths))
+        return 2
+    results = {s: results[s] for s in results if s != "random"} | {"random": results["random"]}
+    print("per-seed curves from " + ", ".join(paths))
+    for name in next(iter(next(iter(results["random"].values())).values())):
+        _table(results, name)
+        _ratio_table(results, name)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
@@ -165,6 +217,9 @@ def main() -> int:
     ap.add_argument("--small", action="store_true", help="smaller SOAP and 200 sparse points (faster)")
     ap.add_argument("--init-strategy", default="random", choices=["random", "fps"], help="the initial set of the active "
                     "strategies (random: the same as the random baseline's, default)")
+    ap.add_argument("--json", help="also save the per-seed curves here (for --load)")
+    ap.add_argument("--load", nargs="+", help="no runs: merge the per-seed curves of these --json files (e.g. an active "
+                    "strategy from one run and random from another) and print the tables")
     ap.add_argument("--strategies", default="variance,targeted,random", help="comma list of variance, targeted (focus: the "
                     "shifted structures, unlabelled), random (always run: the reference)")
     args = ap.parse_args()
@@ -174,6 +229,8 @@ def main() -> int:
     from psilearn.data import load_dataset
     from psilearn.targets import Target
 
+    if args.load:
+        return _report(args.load)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         pool, iid, shifted = _split(args.n_iid, args.pool_shifted, tmp)
@@ -196,6 +253,10 @@ def main() -> int:
           f"batch {args.batch}, budget {args.budget}{further}, {'small' if args.small else 'default'} SA-GPR settings")
     for name in tests:
         _table(results, name)
+        _ratio_table(results, name)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({s: {str(k): {str(n): v for n, v in c.items()} for k, c in r.items()} for s, r in results.items()}, fh)
     if args.ceiling and args.pool_shifted:
         with tempfile.TemporaryDirectory() as tmp:
             _ceiling(args, tmp)

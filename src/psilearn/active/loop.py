@@ -203,14 +203,17 @@ def _batch(run: _Run, candidates: np.ndarray, labelled: np.ndarray, b: int) -> t
     has one (psilearn.active.posterior), else on the surrogate kernel (psilearn.active.selection)."""
     frames = [run.pool[i] for i in candidates]
     targeted = run.options.strategy == "targeted"
-    cand = run.model.posterior_factors(frames)
+    # candidates and focus in one call: the model-dependent part (K_MM's whitening) is computed once
+    both = run.model.posterior_factors(frames + list(run.focus) if targeted else frames)
+    n_cand = len(frames) if run.target.per == "structure" else sum(len(a) for a in frames)
+    cand = None if both is None else [(r[:n_cand], s2) for r, s2 in both]
     if cand is None and targeted:
         focus = _focus_descriptors(run)  # first: it sets the pool's descriptors in the same space
         return targeted_batch(_variance(run, frames), _variance(run, run.focus), run.descriptors, focus, candidates,
                               labelled, b), "surrogate kernel"
     if cand is None:
         return diverse_batch(_variance(run, frames), _descriptors(run), candidates, labelled, b), "surrogate kernel"
-    focus = run.model.posterior_factors(run.focus) if targeted else [(None, None)] * len(cand)
+    focus = [(r[n_cand:], s2) for r, s2 in both] if targeted else [(None, None)] * len(cand)
     if run.target.per == "structure":
         samples_of = [np.array([k]) for k in range(len(frames))]
     else:

@@ -192,13 +192,21 @@ class SparseGP:
         return cov
 
 
-def whitening(kmm_blocks: list[np.ndarray], m: int) -> np.ndarray:
-    """G = V lam^(-1/2) (M', r_K) of K_MM given as its diagonal blocks, directions with lam <= _EIG_RTOL lam_max dropped."""
-    from scipy.linalg import block_diag, eigh
+def whitening_blocks(kmm_blocks: list[np.ndarray]) -> list[np.ndarray]:
+    """G_b = V lam^(-1/2) (M_b, r_b) of each diagonal block of K_MM, directions with lam <= _EIG_RTOL lam_max dropped."""
+    from scipy.linalg import eigh
 
     gs = []
     for kmm in kmm_blocks:
         lam, v = eigh(kmm, driver="evd")
         keep = lam > _EIG_RTOL * max(lam.max(initial=0.0), 1e-300)
         gs.append(v[:, keep] / np.sqrt(lam[keep]))
+    return gs
+
+
+def whitening(kmm_blocks: list[np.ndarray], m: int) -> np.ndarray:
+    """G (M', r_K) of K_MM given as its diagonal blocks: the block-diagonal of :func:`whitening_blocks`."""
+    from scipy.linalg import block_diag
+
+    gs = whitening_blocks(kmm_blocks)
     return block_diag(*gs) if gs else np.zeros((m, 0))

@@ -21,7 +21,7 @@ from ase import Atoms
 
 from psilearn.data.memory import check_allocation
 from psilearn.features.compress import apply_projections
-from psilearn.models._kernel.gpr import whitening
+from psilearn.models._kernel.gpr import whitening_blocks
 from psilearn.models._kernel.kernels import sparse_kernel, sparse_sparse_kernel
 
 JOINT_HINT = "model.n_sparse, or fewer structures (a smaller active-learning pool or focus set)"
@@ -52,9 +52,12 @@ def posterior_factors(model, frames: list[Atoms]) -> list[tuple[np.ndarray, floa
         check_allocation(8 * 4 * n * d * m, f"SA-GPR joint posterior of {n} samples, channel l={d // 2}", JOINT_HINT)
         phi = sparse_kernel(feats, model.sparse, cm.channel, model.config.zeta, per, model.target.pool)
         phi, kmm = model._with_global_state(phi, kmm, feats, frames, d)
-        g = whitening(kmm, phi.shape[1])
-        b = phi @ g
-        w = g.T @ _block_product(kmm, cm.gp.P)  # (r_K, r): the data's directions in the whitened basis
+        # B = Phi G and W = G^T K_MM P block by block (G is block-diagonal, one block per element)
+        gs, ends = whitening_blocks(kmm), np.cumsum([len(k) for k in kmm])
+        spans = [slice(e - len(k), e) for k, e in zip(kmm, ends)]
+        b = np.hstack([phi[:, sl] @ g for sl, g in zip(spans, gs)])
+        kp = _block_product(kmm, cm.gp.P)
+        w = np.vstack([g.T @ kp[sl] for sl, g in zip(spans, gs)])  # (r_K, r): the data's directions in the whitened basis
         t = phi @ cm.gp.P
         for bi, col in cm.columns:
             shrink = np.sqrt(col.s2) - np.sqrt(np.maximum(col.d, 0.0))
