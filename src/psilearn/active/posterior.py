@@ -47,8 +47,8 @@ class JointPosterior:
             rc = rc.reshape(n_c * d, rank)
             base_k = [rc[r] @ rc[r].T for r in rows]
             mean_var = np.mean([np.trace(k) / max(len(k), 1) for k in base_k]) if base_k else 0.0
-            part = {"rows": rows, "rc": rc, "rf": None, "s2": max(s2, NOISE_FLOOR * max(mean_var, 1e-300)), "k": base_k,
-                    "uc": np.zeros((len(rc), 0))}
+            part = {"rows": rows, "rc": rc, "rf": None, "s2": max(s2, NOISE_FLOOR * max(mean_var, 1e-300)), "uc": np.zeros((len(rc), 0))}
+            base_n = None
             if rf is not None:
                 rf = rf.reshape(-1, rank)
                 if len(rf) < rank:  # N_j = C_jF C_Fj from C_cF (cheaper than R_c A, A = R_F^T R_F, for a small focus)
@@ -57,9 +57,14 @@ class JointPosterior:
                 else:
                     rca = rc @ (rf.T @ rf)
                     base_n = [rca[r] @ rc[r].T for r in rows]
-                part.update(rf=rf, n=base_n, uf=np.zeros((len(rf), 0)), rh=np.zeros((len(rc), 0)), ff=np.zeros((0, 0)))
-            if len({len(r) for r in rows}) == 1:  # every candidate has as many rows (structure targets): batched
-                part.update(rows=np.stack(rows), k=np.stack(base_k), n=np.stack(part["n"]) if rf is not None else None)
+                part.update(rf=rf, uf=np.zeros((len(rf), 0)), rh=np.zeros((len(rc), 0)), ff=np.zeros((0, 0)))
+            # candidates with as many rows (all of them for structure targets; molecules of one size for per-atom
+            # targets) are scored together as stacked arrays
+            groups = {}
+            for j, r in enumerate(rows):
+                groups.setdefault(len(r), []).append(j)
+            part["groups"] = [(np.array(js), np.stack([rows[j] for j in js]), np.stack([base_k[j] for j in js]),
+                               None if base_n is None else np.stack([base_n[j] for j in js])) for js in groups.values()]
             self.parts.append(part)
 
     def scores(self, criterion: str) -> np.ndarray:
@@ -67,30 +72,22 @@ class JointPosterior:
         variance) or ``variance`` (its own conditional variance), summed over the irrep occurrences."""
         out = np.zeros(self.n)
         for p in self.parts:
-            uc = p["uc"]
-            if isinstance(p["rows"], np.ndarray):
-                out += self._batched(p, criterion)
-                continue
-            for j, r in enumerate(p["rows"]):
-                k = p["k"][j] - uc[r] @ uc[r].T
-                if criterion == "variance":
-                    out[j] += np.trace(k)
-                    continue
-                uj, rh = uc[r], p["rh"][r]
-                n = p["n"][j] - rh @ uj.T - uj @ rh.T + uj @ p["ff"] @ uj.T
-                out[j] += np.trace(np.linalg.solve(k + p["s2"] * np.eye(len(k)), n))
+            for js, rows, k, n in p["groups"]:
+                out[js] += self._batched(p, rows, k, n, criterion)
         return out
 
     @staticmethod
-    def _batched(p: dict, criterion: str) -> np.ndarray:
-        """:meth:`scores` of one part whose candidates all have the same number of rows, as stacked arrays."""
-        uj = p["uc"][p["rows"]]  # (n, rows, picks)
-        k = p["k"] - np.einsum("nap,nbp->nab", uj, uj)
+    def _batched(p: dict, rows: np.ndarray, k0: np.ndarray, n0: np.ndarray | None, criterion: str) -> np.ndarray:
+        """:meth:`scores` of the candidates of one part with the same number of rows: ``rows`` (g, n_rows), their
+        prior blocks ``k0`` (g, n_rows, n_rows) and, for ``focus``, ``n0`` = C_jF C_Fj before conditioning."""
+        uj = p["uc"][rows]  # (g, rows, picks)
+        ujt = uj.transpose(0, 2, 1)
+        k = k0 - uj @ ujt
         if criterion == "variance":
             return np.einsum("naa->n", k)
-        rh = p["rh"][p["rows"]]
-        cross = np.einsum("nap,nbp->nab", rh, uj)
-        n = p["n"] - cross - cross.transpose(0, 2, 1) + np.einsum("nap,pq,nbq->nab", uj, p["ff"], uj)
+        rh = p["rh"][rows]
+        cross = rh @ ujt
+        n = n0 - cross - cross.transpose(0, 2, 1) + (uj @ p["ff"]) @ ujt  # batched BLAS products, not einsum loops
         return np.einsum("naa->n", np.linalg.solve(k + p["s2"] * np.eye(k.shape[1]), n))
 
     def condition(self, j: int) -> None:
