@@ -127,12 +127,7 @@ class FidelityLoss(TargetLoss):
         level = b.fidelity if self.per == "structure" else b.fidelity[b.batch]
         if mask is not None:
             level = level[mask]
-        scale = torch.as_tensor(self.level_scale, dtype=y.dtype, device=y.device)[level]
-        weight = torch.as_tensor(self.col_weight, dtype=y.dtype, device=y.device)
-        pred = net(b, self.per, self.pool)
-        if mask is not None:
-            pred = pred[mask]
-        terms = (((pred - y) / scale) ** 2 * weight).sum(1)
+        terms = self.scaled_terms(net, batch, torch.as_tensor(self.level_scale, dtype=y.dtype, device=y.device)[level])
         if not np.all(self.level_weight == 1.0):  # (one level: exactly the TargetLoss)
             terms = terms * torch.as_tensor(self.level_weight, dtype=y.dtype, device=y.device)[level]
         if self.watch is not None and not net.training:  # validation: the watched level's samples only

@@ -174,11 +174,10 @@ def sample_rows(graphs: list[Graph], y: np.ndarray, per: str) -> list[np.ndarray
 class TargetLoss:
     """The nn model's loss: network outputs (per atom, or pooled per structure) against Target rows.
 
-    Per sample, sum_c w_c ((pred_c - y_c) / s_c)^2 with ``loss_scale`` s (n_out,) and ``col_weight``
-    w (n_out,). Per-atom targets with a label mask (graphs with ``labelled``): the samples are the
-    labelled atoms only (``y`` holds their rows; every atom is still in the graph). Other models
-    plug their own object with the same three methods into :class:`Trainer` (e.g. the QEq-NN
-    model, whose network output goes through charge equilibration first)."""
+    Per sample, sum_c w_c ((pred_c - y_c) / s_c)^2 with ``loss_scale`` s (n_out,) and ``col_weight`` w (n_out,).
+    Per-atom targets with a label mask (graphs with ``labelled``): the samples are the labelled atoms only (``y``
+    holds their rows; every atom is still in the graph). Other models plug their own object with the same three
+    methods into :class:`Trainer` (e.g. QEq-NN, whose network output goes through charge equilibration first)."""
 
     def __init__(self, per: str, pool: str, loss_scale: np.ndarray, col_weight: np.ndarray):
         self.per, self.pool = per, pool
@@ -200,13 +199,15 @@ class TargetLoss:
 
     def terms(self, net: torch.nn.Module, batch) -> torch.Tensor:
         """Loss of each sample of the batch, (n_samples,); the training loss is their mean."""
+        return self.scaled_terms(net, batch, torch.as_tensor(self.loss_scale, dtype=batch[1].dtype, device=batch[1].device))
+
+    def scaled_terms(self, net: torch.nn.Module, batch, scale: torch.Tensor) -> torch.Tensor:
+        """sum_c w_c ((pred_c - y_c) / scale_c)^2 per sample, ``scale`` (n_out,) or (n_samples, n_out)."""
         b, y, mask = batch
-        scale = torch.as_tensor(self.loss_scale, dtype=y.dtype, device=y.device)
-        weight = torch.as_tensor(self.col_weight, dtype=y.dtype, device=y.device)
         pred = net(b, self.per, self.pool)
         if mask is not None:  # labels on only some atoms: the others are predicted, never scored
             pred = pred[mask]
-        return (((pred - y) / scale) ** 2 * weight).sum(1)
+        return (((pred - y) / scale) ** 2 * torch.as_tensor(self.col_weight, dtype=y.dtype, device=y.device)).sum(1)
 
 
 class Trainer:
