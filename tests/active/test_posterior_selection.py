@@ -109,3 +109,19 @@ def test_targeted_run_uses_the_model_posterior(tmp_path, monkeypatch):
     monkeypatch.setattr(SAGPR, "posterior_factors", lambda self, frames: None)
     _, log = run_active(options(strategy="targeted", focus=TEST, budget=11), state_dir=str(tmp_path / "s"))
     assert [r.get("acquisition") for r in log["rounds"]] == [None, "surrogate kernel"]
+
+
+def test_round_picks_equal_the_batch_on_separate_factors(tmp_path):
+    """The loop computes the candidates' and the focus's factors in one call and splits them: its picks equal
+    posterior_batch on factors computed separately for the candidates and for the focus."""
+    from psilearn.data import read_structures
+
+    models = []
+    opts = options(strategy="targeted", focus=TEST, budget=11)
+    _, log = run_active(opts, state_dir=str(tmp_path / "t"), on_fit=lambda r, model: models.append(model))
+    pool, focus = read_structures(opts.pool), read_structures(TEST)
+    candidates = np.setdiff1d(np.arange(len(pool)), log["rounds"][0]["selected"])
+    cand = models[0].posterior_factors([pool[i] for i in candidates])
+    foc = models[0].posterior_factors(focus)
+    post = JointPosterior([(c, f, s2) for (c, s2), (f, _) in zip(cand, foc)], [np.array([k]) for k in range(len(candidates))])
+    assert log["rounds"][1]["selected"] == [int(candidates[j]) for j in posterior_batch(post, 5, "focus")]
