@@ -111,3 +111,10 @@ def frames_to_predict(frames) -> list[Atoms]:
             raise DataError(f"structure {i}: expected an ase.Atoms, got {type(a).__name__}")
         check_structure(a, frame_location(a, i))
     return frames
+
+
+def geometry_key(a: Atoms) -> bytes:
+    """Identity of a structure's geometry (elements, positions and cell to 1e-6 Angstrom): the same geometry
+    labelled at two levels of theory has one key."""
+    return (a.numbers.tobytes() + np.round(a.positions, 6).tobytes() + np.round(np.asarray(a.cell), 6).tobytes()
+            + np.asarray(a.pbc).tobytes())

@@ -46,9 +46,8 @@ from psilearn.models._kernel.kernels import self_kernel, sparse_kernel, sparse_s
 from psilearn.models._kernel.sparse import check_elements_known, rebuild_sparse
 from psilearn.models._kernel.state_kernel import SPARSE_STATE_KEY
 from psilearn.models.base import Model
-from psilearn.models.checks import check_fidelity_names, check_training_data, fidelity_levels, fidelity_of, level_index, order_levels
+from psilearn.models.checks import check_fidelity_names, check_training_data, fidelity_levels, fidelity_of, geometry_key, level_index, order_levels
 from psilearn.models.composition import fit_composition, scaled_composition
-from psilearn.models.fidelity.multifidelity import _geometry_key
 from psilearn.models.registry import model_class
 from psilearn.targets import Target
 
@@ -370,7 +369,7 @@ def _twin_samples(frames: list[Atoms], lev: np.ndarray, sample_structure: np.nda
         rows.setdefault(int(i), []).append(s)
     where = {}
     for i, a in enumerate(frames):
-        where.setdefault(_geometry_key(a), {})[int(lev[i])] = i
+        where.setdefault(geometry_key(a), {})[int(lev[i])] = i
     out = {}
     for levels in where.values():
         for f in levels:

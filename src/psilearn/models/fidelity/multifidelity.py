@@ -37,7 +37,7 @@ from psilearn.data.errors import DataError
 from psilearn.data.prediction import Prediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
-from psilearn.models.checks import check_fidelity_names, check_training_data, fidelity_levels, fidelity_of, level_index, order_levels
+from psilearn.models.checks import check_fidelity_names, check_training_data, fidelity_levels, fidelity_of, geometry_key, level_index, order_levels
 from psilearn.models.composition import composition_design, composition_record
 from psilearn.models.fidelity.calibration import AffineCalibration, scale_through_origin
 from psilearn.models.fidelity.delta import REFUSED_INNER
@@ -66,12 +66,6 @@ def multifidelity_kind(fidelity_key: str, levels: list[str] | None, target_level
         "__module__": __name__, "inner_kind": inner, "fidelity_key_default": fidelity_key, "levels_default": levels,
         "target_level_default": target_level, "affine_default": [str(v) for v in affine or []],
         "config_options": dict(cls.config_options), "iterative": cls.iterative})
-
-
-def _geometry_key(a: Atoms) -> bytes:
-    """Identity of a structure's geometry (elements, positions and cell to 1e-6 Angstrom)."""
-    return (a.numbers.tobytes() + np.round(a.positions, 6).tobytes() + np.round(np.asarray(a.cell), 6).tobytes()
-            + np.asarray(a.pbc).tobytes())
 
 
 @dataclass
@@ -187,11 +181,11 @@ class MultiFidelityModel(Model):
         label where the same geometry was computed at that level, the level-(k-1) mean elsewhere."""
         out = self._predict_level(k - 1, frames, False).values.copy()
         lower = self.levels[k - 1]
-        seen = {_geometry_key(a): i for i, (a, n) in enumerate(zip(data.frames, names)) if n == lower}
+        seen = {geometry_key(a): i for i, (a, n) in enumerate(zip(data.frames, names)) if n == lower}
         own = np.flatnonzero(names == self.levels[k])
         starts = np.concatenate([[0], np.cumsum([1 if self.target.per == "structure" else len(a) for a in frames])])
         for j, i in enumerate(own):
-            twin = seen.get(_geometry_key(data.frames[i]))
+            twin = seen.get(geometry_key(data.frames[i]))
             if twin is not None:
                 out[starts[j]:starts[j + 1]] = data.values[sample_struct == twin]
         return out
