@@ -21,7 +21,8 @@ cost, so the stand-in is --target-cost (default 3.25 s: PBE0/aug-cc-pVDZ dipoles
     python benchmarks/active_cost_aware.py --methods "MF random" --json mf.json     # the ablation: GFN2 on all, random reference labels
     python benchmarks/active_cost_aware.py --report run.json mf.json               # the tables
     python benchmarks/active_cost_aware.py --methods "cost-aware MF (posterior),cost-aware MF (surrogate)" --json post.json
-        # the multi-level selection on the model's per-level joint posterior vs on the surrogate kernel
+        # the multi-level selection on the model's per-level joint posterior vs on the surrogate kernel;
+        # "cost-aware MF (targeted pool)": --strategy targeted across the levels, the pool as the focus
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "wa
 CONFIGS = {"random": dict(strategy="random"), "variance": dict(strategy="variance"), "cost-aware MF": {}}
 #: the cost-aware multi-level methods: the loop's default ("cost-aware MF": the model's per-level joint posterior where
 #: every level has one, else the surrogate kernel), or one acquisition forced
-MF_METHODS = ("cost-aware MF", "cost-aware MF (posterior)", "cost-aware MF (surrogate)")
+MF_METHODS = ("cost-aware MF", "cost-aware MF (posterior)", "cost-aware MF (surrogate)", "cost-aware MF (targeted pool)")
 
 
 def gfn2(frames, db: str) -> tuple[np.ndarray, float]:
@@ -62,7 +63,9 @@ def one_run(name: str, pool_file: str, tests: dict, args, costs: tuple[float, fl
     common = dict(pool=pool_file, target=target, init=args.init, batch=args.batch, budget=args.budget, seed=seed,
                   init_strategy="random")
     if name in MF_METHODS:
-        opts = ActiveOptions(**common, oracle=["mu_gfn2", "mu"], costs={"mu_gfn2": costs[0], "mu": costs[1]})
+        # '(targeted pool)': --strategy targeted with the pool as its focus (the pool's integrated target-level variance)
+        focus = dict(strategy="targeted", focus=pool_file) if name.endswith("(targeted pool)") else {}
+        opts = ActiveOptions(**common, oracle=["mu_gfn2", "mu"], costs={"mu_gfn2": costs[0], "mu": costs[1]}, **focus)
     else:
         opts = ActiveOptions(**common, oracle="mu", **CONFIGS[name])
     rows: list[dict] = []
@@ -70,7 +73,7 @@ def one_run(name: str, pool_file: str, tests: dict, args, costs: tuple[float, fl
 
     def on_fit(r: dict, model) -> None:
         if name in MF_METHODS:
-            if name.endswith("(posterior)") and r["round"] > 0 and log_acquisition(state, r["round"]) != "model posterior":
+            if name.endswith(("(posterior)", "(targeted pool)")) and r["round"] > 0 and log_acquisition(state, r["round"]) != "model posterior":
                 raise RuntimeError(f"round {r['round']}: the posterior acquisition was not used")
             total["seconds"] += r["charged_seconds"]
             total["ref"] += sum(1 for _, level in r["pairs"] if level == "mu")
