@@ -90,7 +90,7 @@ class JointPosterior:
             return np.einsum("naa->n", k)
         rh = p["rh"][p["rows"]]
         cross = np.einsum("nap,nbp->nab", rh, uj)
-        n = p["n"] - cross - cross.transpose(0, 2, 1) + np.einsum("nap,pq,nbq->nab", uj, p["ff"], uj)
+        n = p["n"] - cross - cross.transpose(0, 2, 1) + (uj @ p["ff"]) @ uj.transpose(0, 2, 1)  # (matmul: BLAS, not einsum's loops)
         return np.einsum("naa->n", np.linalg.solve(k + p["s2"] * np.eye(k.shape[1]), n))
 
     def condition(self, j: int) -> None:
