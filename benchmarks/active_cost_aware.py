@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -69,7 +70,7 @@ def one_run(name: str, pool_file: str, tests: dict, args, costs: tuple[float, fl
     else:
         opts = ActiveOptions(**common, oracle="mu", **CONFIGS[name])
     rows: list[dict] = []
-    total = {"seconds": 0.0, "ref": 0}  # the run is fresh (overwrite): on_fit sees every round once, in order
+    total = {"seconds": 0.0, "ref": 0}  # the run is fresh (its state removed): on_fit sees every round once
 
     def on_fit(r: dict, model) -> None:
         if name in MF_METHODS:
@@ -84,6 +85,7 @@ def one_run(name: str, pool_file: str, tests: dict, args, costs: tuple[float, fl
                      **{k: rmse(model, f, y) for k, (f, y) in tests.items()}})
         print(json.dumps(rows[-1]), flush=True)
 
+    shutil.rmtree(state, ignore_errors=True)  # a log left by a killed run with the same options would be resumed, not restarted
     with forced_acquisition(name):
         run_active(opts, state_dir=state, overwrite=True, on_fit=on_fit)
     return rows
