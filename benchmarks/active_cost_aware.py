@@ -20,19 +20,27 @@ cost, so the stand-in is --target-cost (default 3.25 s: PBE0/aug-cc-pVDZ dipoles
     python benchmarks/active_cost_aware.py [--seeds 3] [--pool 600] [--init 10] [--batch 10] [--budget 100] --json run.json
     python benchmarks/active_cost_aware.py --methods "MF random" --json mf.json     # the ablation: GFN2 on all, random reference labels
     python benchmarks/active_cost_aware.py --report run.json mf.json               # the tables
+    python benchmarks/active_cost_aware.py --methods "cost-aware MF (posterior),cost-aware MF (surrogate)" --json post.json
+        # the multi-level selection on the model's per-level joint posterior vs on the surrogate kernel;
+        # "cost-aware MF (targeted pool)": --strategy targeted across the levels, the pool as the focus
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import time
 
 import numpy as np
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "water_tensors", "water_dimer", "coords_1000.xyz")
 CONFIGS = {"random": dict(strategy="random"), "variance": dict(strategy="variance"), "cost-aware MF": {}}
+#: the cost-aware multi-level methods: the loop's default ("cost-aware MF": the model's per-level joint posterior where
+#: every level has one, else the surrogate kernel), or one acquisition forced
+MF_METHODS = ("cost-aware MF", "cost-aware MF (posterior)", "cost-aware MF (surrogate)", "cost-aware MF (targeted pool)")
 
 
 def gfn2(frames, db: str) -> tuple[np.ndarray, float]:
@@ -55,15 +63,19 @@ def one_run(name: str, pool_file: str, tests: dict, args, costs: tuple[float, fl
     target = {"key": "mu", "tensor": "i", "units": "e*Bohr"}
     common = dict(pool=pool_file, target=target, init=args.init, batch=args.batch, budget=args.budget, seed=seed,
                   init_strategy="random")
-    if name == "cost-aware MF":
-        opts = ActiveOptions(**common, oracle=["mu_gfn2", "mu"], costs={"mu_gfn2": costs[0], "mu": costs[1]})
+    if name in MF_METHODS:
+        # '(targeted pool)': --strategy targeted with the pool as its focus (the pool's integrated target-level variance)
+        focus = dict(strategy="targeted", focus=pool_file) if name.endswith("(targeted pool)") else {}
+        opts = ActiveOptions(**common, oracle=["mu_gfn2", "mu"], costs={"mu_gfn2": costs[0], "mu": costs[1]}, **focus)
     else:
         opts = ActiveOptions(**common, oracle="mu", **CONFIGS[name])
     rows: list[dict] = []
-    total = {"seconds": 0.0, "ref": 0}  # the run is fresh (overwrite): on_fit sees every round once, in order
+    total = {"seconds": 0.0, "ref": 0}  # the run is fresh (its state removed): on_fit sees every round once
 
     def on_fit(r: dict, model) -> None:
-        if name == "cost-aware MF":
+        if name in MF_METHODS:
+            if name.endswith(("(posterior)", "(targeted pool)")) and r["round"] > 0 and log_acquisition(state, r["round"]) != "model posterior":
+                raise RuntimeError(f"round {r['round']}: the posterior acquisition was not used")
             total["seconds"] += r["charged_seconds"]
             total["ref"] += sum(1 for _, level in r["pairs"] if level == "mu")
         else:
@@ -73,8 +85,31 @@ def one_run(name: str, pool_file: str, tests: dict, args, costs: tuple[float, fl
                      **{k: rmse(model, f, y) for k, (f, y) in tests.items()}})
         print(json.dumps(rows[-1]), flush=True)
 
-    run_active(opts, state_dir=state, overwrite=True, on_fit=on_fit)
+    shutil.rmtree(state, ignore_errors=True)  # a log left by a killed run with the same options would be resumed, not restarted
+    with forced_acquisition(name):
+        run_active(opts, state_dir=state, overwrite=True, on_fit=on_fit)
     return rows
+
+
+def log_acquisition(state: str, round_: int) -> str | None:
+    """The acquisition the active-learning log records for round ``round_`` (saved before labelling)."""
+    with open(os.path.join(state, "log.json")) as fh:
+        return json.load(fh)["rounds"][round_].get("acquisition")
+
+
+@contextlib.contextmanager
+def forced_acquisition(name: str):
+    """'cost-aware MF (surrogate)': the loop's per-level posterior path disabled (it then falls back to the
+    surrogate kernel, psilearn.active.fidelity.cost_aware_batch, and logs 'surrogate kernel')."""
+    from psilearn.active import loop
+
+    real = loop.levels_posterior_batch
+    if name.endswith("(surrogate)"):
+        loop.levels_posterior_batch = lambda *args, **kw: None
+    try:
+        yield
+    finally:
+        loop.levels_posterior_batch = real
 
 
 def mf_random(pool_file: str, tests: dict, sizes: list[int], costs: tuple[float, float], seed: int) -> list[dict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from psilearn.active import posterior as posterior_module
 from psilearn.active import run_active
 from psilearn.active.posterior import NOISE_FLOOR, JointPosterior, posterior_batch
 
@@ -42,8 +43,11 @@ def _dense_scores(parts, samples_of, picked):
     return focus_score, own
 
 
+@pytest.mark.parametrize("cross", [True, False])
 @pytest.mark.parametrize("per_atom", [False, True])
-def test_scores_equal_the_dense_conditioning(per_atom):
+def test_scores_equal_the_dense_conditioning(per_atom, cross, monkeypatch):
+    """``cross``: the focus through the stored cross-covariance C_cF, or (a focus too large for it) through A = R_F^T R_F."""
+    monkeypatch.setattr(posterior_module, "CROSS_LIMIT", posterior_module.CROSS_LIMIT if cross else 0)
     rng = np.random.default_rng(0)
     if per_atom:  # candidates of 1-3 samples (atoms)
         sizes = rng.integers(1, 4, size=9)
@@ -54,6 +58,7 @@ def test_scores_equal_the_dense_conditioning(per_atom):
     n = int(sum(len(s) for s in samples_of))
     parts = [(*_factors(rng, n, 4, 1, 6), 0.3), (*_factors(rng, n, 4, 5, 12), 0.05)]
     post = JointPosterior(parts, samples_of)
+    assert all(("cf" in p) == cross for p in post.parts)
     picked = []
     for step in range(4):
         focus_ref, own_ref = _dense_scores(parts, samples_of, picked)

@@ -23,6 +23,10 @@ the invariant SOAP descriptor, one per level with that level's length scale: L_k
 diag(sqrt v_k), conditioned on the picks at level k only), so a batch is diverse within each level.
 Picks stop when no level's cost fits in what is left of the round's seconds (``--batch`` target
 labels' worth) and of the budget.
+
+This surrogate is the fallback: when every level's model has a joint posterior (SA-GPR levels), the
+loop selects on the model's own per-level covariance instead (:mod:`psilearn.active.levels_posterior`,
+the same rule with v_k(j | S) exact), and logs which one a round used (``acquisition``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from ase import Atoms
 
 from psilearn.active.fidelity import FIDELITY_KEY, LevelLabels, check_costs, cost_aware_batch, measured_costs, spent_seconds
 from psilearn.active.labels import MethodLabels, OracleLabels, check_unique, order_indices
+from psilearn.active.levels_posterior import levels_posterior_batch
 from psilearn.active.options import ActiveOptions
 from psilearn.active.posterior import JointPosterior, posterior_batch
 from psilearn.active.selection import diverse_batch, initial_set, random_batch, structure_variance, targeted_batch
@@ -81,6 +82,9 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
 
     options.check()
     model_class(options.kind)  # an unknown kind: ValueError listing the kinds
+    if options.multilevel and options.strategy == "targeted" and not _has_joint_posterior(options.kind):
+        raise ConfigError(f"--strategy targeted with several levels needs a joint posterior at every level; model kind "
+                          f"{options.kind!r} has none (use sagpr, or --strategy variance)")
     target = Target.from_dict(options.target)
     if state_dir is None:
         if output is None:
@@ -99,6 +103,13 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
     report(f"{'resuming' if resumed else 'starting'} active learning: {len(pool)} structures in {options.pool}, "
            f"{options.strategy} selection, labels from {source.describe()}; log {state_dir}/log.json")
     return run
+
+
+def _has_joint_posterior(kind: str) -> bool:
+    from psilearn.models.base import Model
+    from psilearn.models.registry import model_class
+
+    return model_class(kind).posterior_factors is not Model.posterior_factors
 
 
 def _sources(options: ActiveOptions, target, pool: list[Atoms]):
@@ -225,7 +236,9 @@ def _batch(run: _Run, candidates: np.ndarray, labelled: np.ndarray, b: int) -> t
 
 
 def _select_levels(run: _Run, taken: list[int]) -> tuple[list[int], dict]:
-    """Several levels: the cost-aware batch (psilearn.active.fidelity) and what the log records of it."""
+    """Several levels: the cost-aware batch and what the log records of it. On the model's per-level joint
+    posterior where every level has one (psilearn.active.levels_posterior), else on the surrogate kernel
+    (psilearn.active.fidelity)."""
     opts, n = run.options, len(run.pool)
     costs = _costs(run)
     budget = opts.budget * costs[-1]
@@ -233,17 +246,24 @@ def _select_levels(run: _Run, taken: list[int]) -> tuple[list[int], dict]:
     avail = np.ones((len(opts.levels), n), bool)
     for i in taken:
         avail[i // n, i % n] = False
+    # a round spends at most the seconds of --batch target labels (cheap labels do not use up a slot each)
+    remaining = min(budget - spent, opts.batch * costs[-1])
+    record = {"costs": [round(c, 6) for c in costs], "spent_before": round(spent, 6), "budget_seconds": round(budget, 6)}
+    focus = run.focus if opts.strategy == "targeted" else None
+    picks = levels_posterior_batch(run.model, run.pool, focus, avail, costs, remaining, run.target.per != "structure")
+    if picks is not None:
+        return [k * n + j for j, k in picks], {**record, "acquisition": "model posterior"}
+    if focus is not None:
+        raise ConfigError(f"--strategy targeted with several levels needs a joint posterior at every level; model kind {opts.kind!r} "
+                          "has none (use sagpr, or --strategy variance)")
     labelled = [np.array([i % n for i in taken if i // n == k and i in run.labels], int) for k in range(len(opts.levels))]
     terms = run.model.variance_terms(run.pool)
     if not np.all(np.isfinite(terms)):
         raise ConfigError(f"model kind {opts.kind!r} gives no predictive uncertainty; cost-aware selection needs one (use sagpr)")
     atoms = None if run.target.per == "structure" else np.repeat(np.arange(n), [len(a) for a in run.pool])
     variance = np.stack([structure_variance(t, atoms, n) for t in terms])
-    # a round spends at most the seconds of --batch target labels (cheap labels do not use up a slot each)
-    picks = cost_aware_batch(variance, costs, _descriptors(run), avail, labelled, int(avail.sum()),
-                             min(budget - spent, opts.batch * costs[-1]))
-    return [k * n + j for j, k in picks], {"costs": [round(c, 6) for c in costs], "spent_before": round(spent, 6),
-                                          "budget_seconds": round(budget, 6)}
+    picks = cost_aware_batch(variance, costs, _descriptors(run), avail, labelled, int(avail.sum()), remaining)
+    return [k * n + j for j, k in picks], {**record, "acquisition": "surrogate kernel"}
 
 
 def _costs(run: _Run) -> list[float]:

@@ -103,9 +103,9 @@ class ActiveOptions:
             if self.costs:
                 raise ConfigError("--cost goes with several --oracle levels (cost-aware multi-fidelity)")
             return
-        if self.strategy != "variance":
-            raise ConfigError(f"--strategy {self.strategy} with several levels: only the cost-aware variance selection "
-                              "is defined across levels (run random or targeted with one level)")
+        if self.strategy == "random":
+            raise ConfigError("--strategy random with several levels: only the cost-aware variance and targeted selections "
+                              "are defined across levels (run random with one level)")
         if self.method is not None:
             if self.costs:
                 raise ConfigError("--cost goes with --oracle levels; with --method the seconds per label are measured "

@@ -18,8 +18,10 @@ Greedy batches on that covariance:
 
 The variances do not depend on the labels, so a batch of B picks conditioned one after another is
 what B sequential rounds would pick with the hyper-parameters fixed. The conditioning is stored as
-low-rank downdates U (C = R R^T - U U^T), so memory is that of R plus B * (2l+1) columns; the focus
-enters only through A = R_F^T R_F (rank x rank).
+low-rank downdates U (C = R R^T - U U^T), so memory is that of R plus B * (2l+1) columns. The focus
+enters through the conditional cross-covariance C_cF itself (downdated a pick at a time: O(rows x
+focus rows)) while it holds at most ``CROSS_LIMIT`` entries, else only through A = R_F^T R_F
+(rank x rank; scoring then costs O(rows x picks^2) a step).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ import numpy as np
 #: noise floor of the selection, relative to the mean prior variance of a candidate component: a
 #: model that fitted (almost) no noise would otherwise divide by ~0 when conditioning
 NOISE_FLOOR = 1e-8
+#: largest candidate rows x focus rows for which the conditional cross-covariance C_cF is stored and
+#: downdated (O(rows x focus rows) a pick); above it the focus enters through A = R_F^T R_F only
+CROSS_LIMIT = 25_000_000
 
 
 class JointPosterior:
@@ -49,7 +54,10 @@ class JointPosterior:
             mean_var = np.mean([np.trace(k) / max(len(k), 1) for k in base_k]) if base_k else 0.0
             part = {"rows": rows, "rc": rc, "rf": None, "s2": max(s2, NOISE_FLOOR * max(mean_var, 1e-300)), "uc": np.zeros((len(rc), 0))}
             base_n = None
-            if rf is not None:
+            if rf is not None and len(rc) * rf.shape[0] * rf.shape[1] <= CROSS_LIMIT:  # keep C_cF itself: N_j = C_jF C_Fj
+                rf = rf.reshape(-1, rank)
+                part.update(rf=rf, cf=rc @ rf.T, uf=np.zeros((len(rf), 0)))
+            elif rf is not None:
                 rf = rf.reshape(-1, rank)
                 if len(rf) < rank:  # N_j = C_jF C_Fj from C_cF (cheaper than R_c A, A = R_F^T R_F, for a small focus)
                     cf = rc @ rf.T
@@ -60,7 +68,7 @@ class JointPosterior:
                 part.update(rf=rf, uf=np.zeros((len(rf), 0)), rh=np.zeros((len(rc), 0)), ff=np.zeros((0, 0)))
             # candidates with as many rows (all of them for structure targets; molecules of one size for per-atom
             # targets) are scored together as stacked arrays
-            groups = {}
+            groups: dict[int, list[int]] = {}
             for j, r in enumerate(rows):
                 groups.setdefault(len(r), []).append(j)
             part["groups"] = [(np.array(js), np.stack([rows[j] for j in js]), np.stack([base_k[j] for j in js]),
@@ -79,15 +87,18 @@ class JointPosterior:
     @staticmethod
     def _batched(p: dict, rows: np.ndarray, k0: np.ndarray, n0: np.ndarray | None, criterion: str) -> np.ndarray:
         """:meth:`scores` of the candidates of one part with the same number of rows: ``rows`` (g, n_rows), their
-        prior blocks ``k0`` (g, n_rows, n_rows) and, for ``focus``, ``n0`` = C_jF C_Fj before conditioning."""
+        prior blocks ``k0`` (g, n_rows, n_rows) and, when the focus enters through A, ``n0`` = C_jF C_Fj unconditioned."""
         uj = p["uc"][rows]  # (g, rows, picks)
         ujt = uj.transpose(0, 2, 1)
         k = k0 - uj @ ujt
         if criterion == "variance":
             return np.einsum("naa->n", k)
-        rh = p["rh"][rows]
-        cross = rh @ ujt
-        n = n0 - cross - cross.transpose(0, 2, 1) + (uj @ p["ff"]) @ ujt  # batched BLAS products, not einsum loops
+        if "cf" in p:
+            cf = p["cf"][rows]  # (g, rows, focus rows)
+            n = cf @ cf.transpose(0, 2, 1)
+        else:
+            cross = p["rh"][rows] @ ujt
+            n = n0 - cross - cross.transpose(0, 2, 1) + (uj @ p["ff"]) @ ujt  # batched BLAS products, not einsum loops
         return np.einsum("naa->n", np.linalg.solve(k + p["s2"] * np.eye(k.shape[1]), n))
 
     def condition(self, j: int) -> None:
@@ -98,7 +109,11 @@ class JointPosterior:
             chol = np.linalg.cholesky(c[r] + p["s2"] * np.eye(len(r)))
             ec = np.linalg.solve(chol, c.T).T
             p["uc"] = np.hstack([uc, ec])
-            if p["rf"] is not None:
+            if "cf" in p:
+                ef = np.linalg.solve(chol, p["cf"][r]).T  # (focus rows, d_j)
+                p["cf"] -= ec @ ef.T
+                p["uf"] = np.hstack([p["uf"], ef])
+            elif p["rf"] is not None:
                 rf, uf = p["rf"], p["uf"]
                 ef = np.linalg.solve(chol, (rf @ rc[r].T - uf @ uc[r].T).T).T
                 p["rh"] = np.hstack([p["rh"], rc @ (rf.T @ ef)])

@@ -121,6 +121,11 @@ class Model(ABC):
         None (the default) for kinds without one; active learning then uses a surrogate kernel."""
         return None
 
+    def posterior_blocks(self) -> list[int]:
+        """The Target block (index into ``target.blocks``) of each factor of :meth:`posterior_factors`,
+        in its order; the default: the blocks' own order."""
+        return list(range(len(self.target.blocks)))
+
     @staticmethod
     def training_record(data, t0: float, **extra) -> dict:
         """The training metadata every kind stores (model files, ``psilearn fit``): number of

@@ -41,6 +41,7 @@ from psilearn.models.checks import check_fidelity_names, check_training_data, fi
 from psilearn.models.composition import composition_design, composition_record
 from psilearn.models.fidelity.calibration import AffineCalibration, scale_through_origin
 from psilearn.models.fidelity.delta import REFUSED_INNER
+from psilearn.models.fidelity.level_posterior import level_posterior_factors
 from psilearn.models.registry import MULTI_FIDELITY_KINDS, model_class
 from psilearn.targets import Target
 
@@ -282,6 +283,8 @@ class MultiFidelityModel(Model):
                 for b, blk in enumerate(self.target.blocks):
                     scale[blk.cols] *= self.rho[k - 1][b]
         return np.stack(terms[::-1])
+
+    level_posterior_factors = level_posterior_factors  # per level, scaled into the target level (active learning)
 
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:

@@ -35,7 +35,7 @@ from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_design, fit_composition
 from psilearn.models.sagpr.config import SAGPRConfig
 from psilearn.models.sagpr.covariance import needs_rebuild, rebuild_covariance_basis, training_environments
-from psilearn.models.sagpr.posterior import posterior_factors
+from psilearn.models.sagpr.posterior import posterior_blocks, posterior_factors
 from psilearn.models.sagpr.state import sagpr_from_state, sagpr_state
 from psilearn.targets import Target
 
@@ -396,3 +396,4 @@ class SAGPR(SoapKernelKind, Model):
     to_state = sagpr_state
     from_state = classmethod(sagpr_from_state)
     posterior_factors = posterior_factors  # the joint posterior across samples (active learning)
+    posterior_blocks = posterior_blocks

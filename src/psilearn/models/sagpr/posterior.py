@@ -66,6 +66,14 @@ def posterior_factors(model, frames: list[Atoms]) -> list[tuple[np.ndarray, floa
     return out
 
 
+def posterior_blocks(model) -> list[int]:
+    """The Target block (index into ``model.target.blocks``) of each factor of :func:`posterior_factors`,
+    in its order (channel by channel, which need not be the blocks' order)."""
+    if not model.channels:
+        raise RuntimeError("model is not fitted")
+    return [bi for cm in model.channels for bi, _ in cm.columns]
+
+
 def _block_product(blocks: list[np.ndarray], p: np.ndarray) -> np.ndarray:
     """K_MM @ P with K_MM given as its diagonal blocks."""
     out, start = np.empty_like(p), 0
