@@ -148,10 +148,11 @@ def test_nn_multifidelity_levels_have_their_own_variance():
 
     target = Target("y", tensor="ij=ji")
     base = label_frames(molecules(9, 24), "y", "sym2", "structure")
-    frames = level_frames(base, "y", range(16), range(16, 24), lambda i, a: 2.0 * np.asarray(base[i].info["y"]), names=("lo", "hi"))
+    frames = level_frames(base, "y", range(16), range(16, 24), lambda i, a: 10.0 * np.asarray(base[i].info["y"]), names=("lo", "hi"))
     model = heads(target, train=F64).fit(load_dataset(frames, target))
     test = molecules(10, 3)
     for lv, k in ((None, model.levels.index("hi")), ("lo", model.levels.index("lo"))):
+        assert np.all(np.abs(np.log(model.level_alpha2[k] / model.llpr.alpha2)) > 0.1)  # not the pooled factor
         var = model.predict(test, fidelity=lv, return_std=True).irreps_std ** 2
         factors = model.posterior_factors(test, fidelity=lv)
         for (r, s2), b, a2 in zip(factors, model.target.blocks, model.level_alpha2[k]):
