@@ -58,11 +58,6 @@ def llpr_factors(model, frames: list[Atoms], alpha2: np.ndarray | None = None) -
     check_allocation(nbytes, f"nn (LLPR) joint posterior of {n} samples", JOINT_HINT)
     feats = unc.last_layer_features(model.nets[0], model._graphs(frames), t.per, t.pool, keys,
                                      model.train_config.predict_batch_size, model.device, model.dtype)
-    base = {k: feats[k] @ _sqrt_psd(model.llpr.inv[k]) for k in keys}  # (n, 2l+1, mul): F Sigma^(1/2)
+    base = {k: feats[k] @ unc.psd_sqrt(model.llpr.inv[k]) for k in keys}  # (n, 2l+1, mul): F Sigma^(1/2)
     return [(np.sqrt(max(float(a2), 0.0)) * base[(b.l, b.p)], float(a2)) for b, a2 in zip(model.blocks, alpha2)]
 
-
-def _sqrt_psd(m: np.ndarray) -> np.ndarray:
-    """The symmetric square root of a symmetric positive semi-definite matrix (negative round-off clipped)."""
-    w, v = np.linalg.eigh(0.5 * (m + m.T))
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
