@@ -1,4 +1,4 @@
-"""Batch selection on the model's own joint posterior (kinds with ``posterior_factors``: SA-GPR, nn and nn-multifidelity with LLPR).
+"""Batch selection on the model's own joint posterior (kinds with ``posterior_factors``: SA-GPR; nn, nn-multifidelity and qeq-nn with LLPR).
 
 The surrogate of :mod:`psilearn.active.selection` guesses the covariance between structures from an
 invariant descriptor. A kernel model knows it (and a network's last-layer Bayesian readout, LLPR): with R the factors of
