@@ -158,3 +158,12 @@ def test_nn_multifidelity_levels_have_their_own_variance():
         for (r, s2), b, a2 in zip(factors, model.target.blocks, model.level_alpha2[k]):
             np.testing.assert_allclose(np.einsum("nmr,nmr->n", r, r) / b.dim, var[:, b.start], rtol=1e-8)
             assert s2 == pytest.approx(a2, rel=1e-14)  # the level's own calibration factor
+
+
+def test_memory_guard_before_the_features(monkeypatch):
+    from psilearn.errors import MemoryBudgetError
+
+    model, test = fitted("vector-atom")
+    monkeypatch.setenv("PSILEARN_MEMORY_LIMIT", "1000")  # bytes: less than the factors of one atom need
+    with pytest.raises(MemoryBudgetError, match="joint posterior of .* samples"):
+        model.posterior_factors(test)
