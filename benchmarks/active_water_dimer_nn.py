@@ -10,12 +10,15 @@ with a fixed number of epochs (no wall-time budget, so the runs do not depend on
   surrogate kernel on invariant descriptors that the kinds without a joint posterior use;
 - ``random`` (the reference).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/active_water_dimer_nn.py --seeds 2 --budget 125
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/active_water_dimer_nn.py --seeds 2 --budget 125 --save s01.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/active_water_dimer_nn.py --seeds 3 --first-seed 2 --save s234.json
+    .venv/bin/python benchmarks/active_water_dimer_nn.py --merge s01.json s234.json   # one table over all seeds
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -65,7 +68,21 @@ def main() -> int:
     ap.add_argument("--n-iid", type=int, default=200)
     ap.add_argument("--strategies", default="targeted,targeted-surrogate,random", help="comma list of targeted, "
                     "targeted-surrogate, variance, variance-surrogate, random (always run)")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--save", metavar="JSON", help="write the curves (strategy -> seed -> labels -> test set -> RMSE)")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="print one table from saved curves (no runs)")
     args = ap.parse_args()
+    if args.merge:
+        results: dict = {}
+        for path in args.merge:
+            with open(path) as fh:
+                for s, seeds in json.load(fh).items():
+                    results.setdefault(s, {}).update({int(k): {int(n): v for n, v in c.items()} for k, c in seeds.items()})
+        results = {s: results[s] for s in results if s != "random"} | {"random": results["random"]}
+        print(f"water dimer alpha, nn kind, merged from {', '.join(args.merge)}")
+        for name in next(iter(next(iter(results["random"].values())).values())):
+            _table(results, name)
+        return 0
     if not os.path.exists(FILE):
         print(f"skipped: {FILE} not found")
         return 0
@@ -77,11 +94,14 @@ def main() -> int:
         target = Target("alpha", tensor="ij=ji")
         tests = {"i.i.d.": load_dataset(iid, target), "shifted (compressed)": load_dataset(shifted, target)}
         results = {s: {} for s in args.strategies.split(",") if s != "random"} | {"random": {}}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for strategy in results:
                 t1 = time.perf_counter()
                 results[strategy][seed] = _run(strategy, seed, pool, tests, args, tmp, shifted)
                 print(f"seed {seed} {strategy}: {time.perf_counter() - t1:.0f} s", file=sys.stderr, flush=True)
+                if args.save:  # after every run: a partial campaign can be merged
+                    with open(args.save, "w") as fh:
+                        json.dump(results, fh)
     print(f"water dimer alpha, nn kind ({NET}, {args.epochs} epochs per fit), pool {800 - args.n_iid}, init {args.init}, "
           f"batch {args.batch}, budget {args.budget}, {args.seeds} seeds; targeted's focus: the shifted structures (unlabelled)")
     for name in tests:
