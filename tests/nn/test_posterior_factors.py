@@ -54,6 +54,30 @@ def test_diagonal_is_the_model_variance(case):
 
 
 @pytest.mark.parametrize("case", ["sym2-structure", "vector-atom"])
+def test_readout_is_linear_in_the_llpr_features_with_weights_shared_over_m(case):
+    """The premise of the factors: each output block is w^T f_m (times its scale) for the features LLPR uses."""
+    import torch
+
+    from psilearn.models._torch.graph import collate
+    from psilearn.models._torch.network import pool_atoms
+
+    model, _ = fitted(case)
+    t, net, frames = model.target, model.nets[0], molecules(13, 20)
+    graphs = model._graphs(frames)
+    b = collate(graphs, model.device, model.dtype)
+    with torch.no_grad():
+        shift = net.shift[b.species]
+        out = (net(b, t.per, t.pool) - (pool_atoms(shift, b, t.pool) if t.per == "structure" else shift)).numpy()
+    feats = unc.last_layer_features(net, graphs, t.per, t.pool, sorted(model.llpr.inv), 32, model.device, model.dtype)
+    for blk in model.blocks:
+        x = feats[(blk.l, blk.p)].reshape(-1, feats[(blk.l, blk.p)].shape[-1])
+        y = out[:, blk.start : blk.start + blk.dim].reshape(-1)
+        assert len(x) > 2 * x.shape[1]  # over-determined: an exact fit is a real finding
+        w = np.linalg.lstsq(x, y, rcond=None)[0]
+        assert np.abs(x @ w - y).max() <= 1e-10 * np.abs(y).max()
+
+
+@pytest.mark.parametrize("case", ["sym2-structure", "vector-atom"])
 def test_conditioning_with_noise_alpha2_equals_refitting_llpr(case):
     """C - C_:j (C_jj + alpha2 I)^-1 C_j: = alpha2 F (Sigma^-1 + F_j^T F_j)^-1 F^T: the stated noise is the model's."""
     model, test = fitted(case)
