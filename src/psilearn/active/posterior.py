@@ -1,7 +1,7 @@
-"""Batch selection on the model's own joint posterior (kinds with ``posterior_factors``: SA-GPR).
+"""Batch selection on the model's own joint posterior (kinds with ``posterior_factors``: SA-GPR; nn, nn-multifidelity and qeq-nn with LLPR).
 
 The surrogate of :mod:`psilearn.active.selection` guesses the covariance between structures from an
-invariant descriptor. A kernel model knows it: with R the factors of
+invariant descriptor. A kernel model knows it (and a network's last-layer Bayesian readout, LLPR): with R the factors of
 :meth:`psilearn.models.base.Model.posterior_factors` the posterior covariance of the irreps of
 samples a and b is R_a R_b^T, and labelling candidate j (its rows: the 2l+1 components of the
 structure, or of each of its atoms, observed with noise sigma2) conditions it exactly:

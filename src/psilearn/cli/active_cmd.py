@@ -42,8 +42,8 @@ def register(sub) -> None:
                    "(several levels: label seconds worth N target-level labels)")
     p.add_argument("--strategy", choices=["variance", "targeted", "random"], default="variance", help="variance: largest "
                    "predictive variance, diversified (default); targeted: the batch that most reduces the predictive variance "
-                   "on the --focus structures (on the model's own joint posterior for sagpr; several levels: per second of "
-                   "labelling); random: uniform (the baseline to compare against)")
+                   "on the --focus structures (on the model's own joint posterior for sagpr and the LLPR networks nn, nn-multifidelity, "
+                   "qeq-nn, else a surrogate kernel; several levels: per second of labelling); random: uniform (the baseline to compare against)")
     p.add_argument("--focus", metavar="FILE", help="--strategy targeted: structures (unlabelled) where the model should "
                    "be good, e.g. the region a study will predict; the pool file itself: the integrated variance over the pool "
                    "(for use on structures like the pool's)")

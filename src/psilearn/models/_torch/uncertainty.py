@@ -87,6 +87,13 @@ class LLPR:
         return self.raw_variance(feats, blocks) * (1.0 if self.alpha2 is None else self.alpha2)
 
 
+def psd_sqrt(m: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix such as an LLPR ``inv``
+    (negative round-off eigenvalues clipped to 0): a factor with psd_sqrt(m) @ psd_sqrt(m) = m."""
+    w, v = np.linalg.eigh(0.5 * (m + m.T))
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
 def calibrate(raw_var: np.ndarray, err2: np.ndarray) -> np.ndarray:
     """Per-block factor alpha^2 making the mean of err^2 / (alpha^2 raw_var) equal to 1 on held-out
     data. ``raw_var`` (n, n_blocks); ``err2`` (n, n_blocks) squared errors averaged over components."""

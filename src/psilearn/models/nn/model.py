@@ -336,6 +336,13 @@ class NNModel(TorchRunOptions, Model):
         cov = unc.cartesian_cov(t, var) if return_cov else None
         return Prediction(values, t.to_cartesian_std(var_full), irreps, np.sqrt(var_full), cov, pairs=pairs)
 
+    def posterior_factors(self, frames: list[Atoms]) -> list[tuple[np.ndarray, float]] | None:
+        """The LLPR joint posterior across samples (:func:`psilearn.models.nn.posterior.llpr_factors`); None for
+        deep ensembles (a K-member spread has no noise model for a label to condition) and per-pair targets."""
+        from psilearn.models.nn.posterior import llpr_factors
+
+        return llpr_factors(self, frames)
+
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict]:
         """Each member's weights as a safetensors blob (``memberK.safetensors``, uint8) and the

@@ -266,6 +266,17 @@ class NNHeadsModel(NNModel):
         finally:
             self._predict_as = None
 
+    def posterior_factors(self, frames: list[Atoms], fidelity: str | None = None) -> list[tuple[np.ndarray, float]] | None:
+        """The nn kind's LLPR joint posterior (:mod:`psilearn.models.nn.posterior`) of level ``fidelity`` (None: the
+        target level): that level's readout features and calibration factors, those of its own ``predict`` variance."""
+        from psilearn.models.nn.posterior import llpr_factors
+
+        self._predict_as = level_index(fidelity, self.levels, self.target_level)
+        try:
+            return llpr_factors(self, frames, None if self.level_alpha2 is None else self.level_alpha2[self._predict_as])
+        finally:
+            self._predict_as = None
+
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict]:
         """The nn state plus the fidelity key, the levels (one readout each, in order), the target level and

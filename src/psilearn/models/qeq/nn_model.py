@@ -310,6 +310,12 @@ class QEqNNModel(TorchRunOptions, QEqTargetMixin, Model):
             electrostatic_energy=e_es, charges_name=self.charges_name, dipole_name=t.key if self.is_dipole else "qeq_dipole",
         )
 
+    def posterior_factors(self, frames: list[Atoms]) -> list[tuple[np.ndarray, float]] | None:
+        """The LLPR-through-QEq joint posterior across samples (:func:`.nn_posterior.qeq_llpr_factors`)."""
+        from psilearn.models.qeq.nn_posterior import qeq_llpr_factors
+
+        return qeq_llpr_factors(self, frames)
+
     def _run(self, frames, features: bool = False) -> tuple[np.ndarray, np.ndarray | None, QEqMaps]:
         """Checked inputs -> chi (n_atoms_total,) eV/e, readout features (or None) and the QEq maps."""
         if self.net is None:
