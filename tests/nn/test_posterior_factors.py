@@ -191,3 +191,14 @@ def test_memory_guard_before_the_features(monkeypatch):
     monkeypatch.setenv("PSILEARN_MEMORY_LIMIT", "1000")  # bytes: less than the factors of one atom need
     with pytest.raises(MemoryBudgetError, match="joint posterior of .* samples"):
         model.posterior_factors(test)
+
+
+def test_two_level_cost_aware_run_with_nn_levels_uses_the_per_level_posterior(tmp_path):
+    """The recursive multifidelity kind with nn levels: every level has LLPR factors, so cost-aware selection
+    runs on the per-level joint posterior (psilearn.active.levels_posterior), not the surrogate."""
+    from tests.active.test_fidelity import mf_options, two_level_pool
+
+    config = {"nn": {**TINY_NET}, "nn_train": {**F64, "batch_size": 4, "val_fraction": 0.25, "threads": 1}}
+    pool = two_level_pool(tmp_path / "pool.xyz")
+    _, log = run_active(mf_options(pool, kind="nn", config=config, init=8, batch=2, budget=12), state_dir=str(tmp_path / "t"))
+    assert [r.get("acquisition") for r in log["rounds"][1:]] and all(r.get("acquisition") == "model posterior" for r in log["rounds"][1:])
