@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.resources
 
+import numpy as np
+
 from psilearn.active import ActiveOptions
 
 MOLECULES = str(importlib.resources.files("psilearn") / "demo_data" / "molecules.xyz")
@@ -21,3 +23,27 @@ def options(**kw) -> ActiveOptions:
 
 def selected(log: dict) -> list[int]:
     return [i for r in log["rounds"] for i in r["selected"]]
+
+
+COSTS = {"mu_low": 0.2, "dipole_moment": 1.0}
+
+
+def two_level_pool(path) -> str:
+    """POOL with a cheap level ``mu_low`` = 0.8 x the dipole + noise 0.01 (a known relation)."""
+    from psilearn.data import read_structures, write_structures
+
+    frames = read_structures(POOL)
+    rng = np.random.default_rng(0)
+    for a in frames:
+        a.info["mu_low"] = 0.8 * np.asarray(a.info["dipole_moment"], float) + 0.01 * rng.normal(size=3)
+    write_structures(str(path), frames, format="extxyz")
+    return str(path)
+
+
+def mf_options(pool: str, **kw):
+    return options(**{"pool": pool, "oracle": ["mu_low", "dipole_moment"], "costs": dict(COSTS), "init": 4, "batch": 2,
+                      "budget": 10, **kw})
+
+
+def pairs(log: dict) -> list[tuple[int, str]]:
+    return [tuple(p) for r in log["rounds"] for p in r["pairs"]]

@@ -14,38 +14,7 @@ from psilearn.active.selection import diverse_batch
 from psilearn.errors import ConfigError
 from psilearn.models.fidelity.multifidelity import MultiFidelityModel
 
-from ._common import CFG_YAML, POOL, options
-
-COSTS = {"mu_low": 0.2, "dipole_moment": 1.0}
-
-
-def two_level_pool(path) -> str:
-    """POOL with a cheap level ``mu_low`` = 0.8 x the dipole + noise 0.01 (a known relation)."""
-    from psilearn.data import read_structures, write_structures
-
-    frames = read_structures(POOL)
-    rng = np.random.default_rng(0)
-    for a in frames:
-        a.info["mu_low"] = 0.8 * np.asarray(a.info["dipole_moment"], float) + 0.01 * rng.normal(size=3)
-    write_structures(str(path), frames, format="extxyz")
-    return str(path)
-
-
-def mf_options(pool: str, **kw):
-    return options(**{"pool": pool, "oracle": ["mu_low", "dipole_moment"], "costs": dict(COSTS), "init": 4, "batch": 2,
-                      "budget": 10, **kw})
-
-
-def pairs(log: dict) -> list[tuple[int, str]]:
-    return [tuple(p) for r in log["rounds"] for p in r["pairs"]]
-
-
-@pytest.fixture(scope="module")
-def mf_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mf")
-    pool = two_level_pool(tmp / "pool.xyz")
-    model, log = run_active(mf_options(pool), output=str(tmp / "m.model"))
-    return tmp, pool, model, log
+from ._common import CFG_YAML, COSTS, mf_options, options, pairs, two_level_pool
 
 
 def test_one_level_is_the_diverse_batch():

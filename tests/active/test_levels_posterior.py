@@ -14,8 +14,7 @@ from psilearn.active.posterior import JointPosterior
 from psilearn.errors import ConfigError
 from psilearn.models.fidelity.multifidelity import MultiFidelityModel
 
-from ._common import TEST
-from .test_fidelity import mf_options, pairs, two_level_pool
+from ._common import TEST, mf_options, pairs
 
 
 def _random_levels(rng, n: int, d: int, scales=(1.0, 1.0)):
@@ -85,16 +84,8 @@ def test_taken_and_affine_levels_are_never_picked():
     assert sorted(got) == [(1, 1), (3, 1), (4, 1)]  # level 0 (affine: no factors) never; the taken pairs never
 
 
-@pytest.fixture(scope="module")
-def mf(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mfpost")
-    pool = two_level_pool(tmp / "pool.xyz")
-    model, log = run_active(mf_options(pool), output=str(tmp / "m.model"))
-    return tmp, pool, model, log
-
-
-def test_the_cheap_level_wins_by_variance_per_second_and_loses_when_dearer(mf):
-    _, pool, model, _ = mf
+def test_the_cheap_level_wins_by_variance_per_second_and_loses_when_dearer(mf_run):
+    _, pool, model, _ = mf_run
     from psilearn.data import read_structures
 
     frames = read_structures(pool)
@@ -106,22 +97,22 @@ def test_the_cheap_level_wins_by_variance_per_second_and_loses_when_dearer(mf):
         assert k == level and j == int(np.argmax(top[level]))
 
 
-def test_two_level_run_logs_the_model_posterior(mf):
-    _, _, _, log = mf
+def test_two_level_run_logs_the_model_posterior(mf_run):
+    _, _, _, log = mf_run
     assert [r.get("acquisition") for r in log["rounds"]] == [None] + ["model posterior"] * (len(log["rounds"]) - 1)
     assert len(log["rounds"]) > 2 and len(set(pairs(log))) == len(pairs(log))
 
 
-def test_without_per_level_factors_the_surrogate_is_used_and_logged(mf, tmp_path, monkeypatch):
-    _, pool, _, log = mf
+def test_without_per_level_factors_the_surrogate_is_used_and_logged(mf_run, tmp_path, monkeypatch):
+    _, pool, _, log = mf_run
     monkeypatch.setattr(MultiFidelityModel, "level_posterior_factors", lambda self, frames: None)
     _, other = run_active(mf_options(pool), state_dir=str(tmp_path / "s"))
     assert {r.get("acquisition") for r in other["rounds"][1:]} == {"surrogate kernel"}
     assert pairs(other)[:8] == pairs(log)[:8] and pairs(other) != pairs(log)  # same initial set, other picks
 
 
-def test_targeted_across_levels(mf, tmp_path):
-    _, pool, _, _ = mf
+def test_targeted_across_levels(mf_run, tmp_path):
+    _, pool, _, _ = mf_run
     _, log = run_active(mf_options(pool, strategy="targeted", focus=TEST), state_dir=str(tmp_path / "t"))
     assert {r.get("acquisition") for r in log["rounds"][1:]} == {"model posterior"}
     got = pairs(log)

@@ -196,7 +196,7 @@ def test_memory_guard_before_the_features(monkeypatch):
 def test_two_level_cost_aware_run_with_nn_levels_uses_the_per_level_posterior(tmp_path):
     """The recursive multifidelity kind with nn levels: every level has LLPR factors, so cost-aware selection
     runs on the per-level joint posterior (psilearn.active.levels_posterior), not the surrogate."""
-    from tests.active.test_fidelity import mf_options, two_level_pool
+    from tests.active._common import mf_options, two_level_pool
 
     config = {"nn": {**TINY_NET}, "nn_train": {**F64, "batch_size": 4, "val_fraction": 0.25, "threads": 1}}
     pool = two_level_pool(tmp_path / "pool.xyz")
