@@ -119,3 +119,21 @@ def test_targeted_across_levels(mf_run, tmp_path):
     assert len(got) == len(set(got)) and sum(r["charged_seconds"] for r in log["rounds"]) <= 10 + 1e-9
     with pytest.raises(ConfigError, match="--strategy targeted with several levels needs a joint posterior"):
         run_active(mf_options(pool, strategy="targeted", focus=TEST, kind="baseline"), state_dir=str(tmp_path / "b"))
+
+
+def test_level_posteriors_split_one_call_into_candidates_and_focus(mf_run):
+    """level_posteriors asks the model once for candidates and focus together: its focus scores equal those of
+    JointPosteriors built from separate calls."""
+    from psilearn.data import read_structures
+
+    _, pool, model, _ = mf_run
+    frames, focus = read_structures(pool)[:12], read_structures(TEST)[:5]
+    got = level_posteriors(model, frames, focus, per_atom=False)
+    cand, foc = model.level_posterior_factors(frames), model.level_posterior_factors(focus)
+    samples_of = [np.array([j]) for j in range(len(frames))]
+    for post, c, f in zip(got, cand, foc):
+        if c is None:
+            assert post is None
+            continue
+        ref = JointPosterior([(r, rf, s2) for (r, s2), (rf, _) in zip(c, f)], samples_of)
+        np.testing.assert_allclose(post.scores("focus"), ref.scores("focus"), rtol=1e-10)

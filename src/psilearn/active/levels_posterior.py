@@ -35,10 +35,13 @@ def level_posteriors(model, frames: list[Atoms], focus: list[Atoms] | None, per_
     ``focus`` criterion), None for an affine level; None altogether when the model has no per-level
     joint posterior (a kind without ``posterior_factors``, or not a multi-fidelity model)."""
     get = getattr(model, "level_posterior_factors", None)
-    cand = get(frames) if get is not None else None
-    if cand is None:
+    # candidates and focus in one call: each level's model-dependent part (K_MM's whitening) is computed once
+    both = get(list(frames) + list(focus or [])) if get is not None else None
+    if both is None:
         return None
-    foc = get(focus) if focus is not None else [None] * len(cand)
+    n_cand = sum(len(a) for a in frames) if per_atom else len(frames)
+    cand = [None if lev is None else [(r[:n_cand], s2) for r, s2 in lev] for lev in both]
+    foc = [None if lev is None else [(r[n_cand:], s2) for r, s2 in lev] for lev in both] if focus is not None else [None] * len(cand)
     if per_atom:
         ends = np.cumsum([len(a) for a in frames])
         samples_of = [np.arange(e - len(a), e) for a, e in zip(frames, ends)]
