@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from psilearn.active.posterior import JointPosterior
+from psilearn.active.posterior import JointPosterior, candidates_posterior
 from psilearn.active.selection import DUPLICATE
 
 
@@ -35,26 +35,10 @@ def level_posteriors(model, frames: list[Atoms], focus: list[Atoms] | None, per_
     ``focus`` criterion), None for an affine level; None altogether when the model has no per-level
     joint posterior (a kind without ``posterior_factors``, or not a multi-fidelity model)."""
     get = getattr(model, "level_posterior_factors", None)
-    # candidates and focus in one call: each level's model-dependent part (K_MM's whitening) is computed once
-    both = get(list(frames) + list(focus or [])) if get is not None else None
+    both = get(list(frames) + list(focus or [])) if get is not None else None  # candidates and focus in one call
     if both is None:
         return None
-    n_cand = sum(len(a) for a in frames) if per_atom else len(frames)
-    cand = [None if lev is None else [(r[:n_cand], s2) for r, s2 in lev] for lev in both]
-    foc = [None if lev is None else [(r[n_cand:], s2) for r, s2 in lev] for lev in both] if focus is not None else [None] * len(cand)
-    if per_atom:
-        ends = np.cumsum([len(a) for a in frames])
-        samples_of = [np.arange(e - len(a), e) for a, e in zip(frames, ends)]
-    else:
-        samples_of = [np.array([j]) for j in range(len(frames))]
-    out: list[JointPosterior | None] = []
-    for c, f in zip(cand, foc):
-        if c is None:
-            out.append(None)
-            continue
-        fr = [r for r, _ in f] if f is not None else [None] * len(c)
-        out.append(JointPosterior([(r, rf, s2) for (r, s2), rf in zip(c, fr)], samples_of))
-    return out
+    return [None if lev is None else candidates_posterior(lev, frames, focus is not None, per_atom) for lev in both]
 
 
 def posterior_cost_batch(posteriors: list[JointPosterior | None], available: np.ndarray, costs: list[float], b: int,

@@ -14,7 +14,7 @@ from psilearn.active.fidelity import FIDELITY_KEY, LevelLabels, check_costs, cos
 from psilearn.active.labels import MethodLabels, OracleLabels, check_unique, order_indices
 from psilearn.active.levels_posterior import levels_posterior_batch
 from psilearn.active.options import ActiveOptions
-from psilearn.active.posterior import JointPosterior, posterior_batch
+from psilearn.active.posterior import candidates_posterior, posterior_batch
 from psilearn.active.selection import diverse_batch, initial_set, random_batch, structure_variance, targeted_batch
 from psilearn.active.state import default_state_dir, save_log, start_or_resume
 from psilearn.errors import ConfigError, DataError
@@ -83,8 +83,7 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
     options.check()
     model_class(options.kind)  # an unknown kind: ValueError listing the kinds
     if options.multilevel and options.strategy == "targeted" and not _has_joint_posterior(options.kind):
-        raise ConfigError(f"--strategy targeted with several levels needs a joint posterior at every level; model kind "
-                          f"{options.kind!r} has none (use sagpr, or --strategy variance)")
+        raise _no_level_posterior(options.kind)
     target = Target.from_dict(options.target)
     if state_dir is None:
         if output is None:
@@ -103,6 +102,11 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
     report(f"{'resuming' if resumed else 'starting'} active learning: {len(pool)} structures in {options.pool}, "
            f"{options.strategy} selection, labels from {source.describe()}; log {state_dir}/log.json")
     return run
+
+
+def _no_level_posterior(kind: str) -> ConfigError:
+    return ConfigError(f"--strategy targeted with several levels needs a joint posterior at every level; model kind {kind!r} "
+                       "has none (use sagpr, or --strategy variance)")
 
 
 def _has_joint_posterior(kind: str) -> bool:
@@ -214,23 +218,14 @@ def _batch(run: _Run, candidates: np.ndarray, labelled: np.ndarray, b: int) -> t
     has one (psilearn.active.posterior), else on the surrogate kernel (psilearn.active.selection)."""
     frames = [run.pool[i] for i in candidates]
     targeted = run.options.strategy == "targeted"
-    # candidates and focus in one call: the model-dependent part (K_MM's whitening) is computed once
-    both = run.model.posterior_factors(frames + list(run.focus) if targeted else frames)
-    n_cand = len(frames) if run.target.per == "structure" else sum(len(a) for a in frames)
-    cand = None if both is None else [(r[:n_cand], s2) for r, s2 in both]
-    if cand is None and targeted:
+    factors = run.model.posterior_factors(frames + list(run.focus) if targeted else frames)
+    if factors is None and targeted:
         focus = _focus_descriptors(run)  # first: it sets the pool's descriptors in the same space
         return targeted_batch(_variance(run, frames), _variance(run, run.focus), run.descriptors, focus, candidates,
                               labelled, b), "surrogate kernel"
-    if cand is None:
+    if factors is None:
         return diverse_batch(_variance(run, frames), _descriptors(run), candidates, labelled, b), "surrogate kernel"
-    focus = [(r[n_cand:], s2) for r, s2 in both] if targeted else [(None, None)] * len(cand)
-    if run.target.per == "structure":
-        samples_of = [np.array([k]) for k in range(len(frames))]
-    else:
-        ends = np.cumsum([len(a) for a in frames])
-        samples_of = [np.arange(e - len(a), e) for a, e in zip(frames, ends)]
-    post = JointPosterior([(c, f, s2) for (c, s2), (f, _) in zip(cand, focus)], samples_of)
+    post = candidates_posterior(factors, frames, targeted, run.target.per != "structure")
     picks = posterior_batch(post, b, "focus" if targeted else "variance")
     return [int(candidates[j]) for j in picks], "model posterior"
 
@@ -253,9 +248,8 @@ def _select_levels(run: _Run, taken: list[int]) -> tuple[list[int], dict]:
     picks = levels_posterior_batch(run.model, run.pool, focus, avail, costs, remaining, run.target.per != "structure")
     if picks is not None:
         return [k * n + j for j, k in picks], {**record, "acquisition": "model posterior"}
-    if focus is not None:
-        raise ConfigError(f"--strategy targeted with several levels needs a joint posterior at every level; model kind {opts.kind!r} "
-                          "has none (use sagpr, or --strategy variance)")
+    if focus is not None:  # the kind has the method, but this model gives none (e.g. an ensemble)
+        raise _no_level_posterior(opts.kind)
     labelled = [np.array([i % n for i in taken if i // n == k and i in run.labels], int) for k in range(len(opts.levels))]
     terms = run.model.variance_terms(run.pool)
     if not np.all(np.isfinite(terms)):

@@ -27,6 +27,7 @@ focus rows)) while it holds at most ``CROSS_LIMIT`` entries, else only through A
 from __future__ import annotations
 
 import numpy as np
+from ase import Atoms
 
 #: noise floor of the selection, relative to the mean prior variance of a candidate component: a
 #: model that fitted (almost) no noise would otherwise divide by ~0 when conditioning
@@ -142,3 +143,17 @@ def posterior_batch(posterior: JointPosterior, b: int, criterion: str) -> list[i
 def sample_rows(samples_of: list[np.ndarray], d: int) -> list[np.ndarray]:
     """Row indices of each candidate in a factor flattened sample-major with ``d`` components per sample."""
     return [(np.asarray(s, int)[:, None] * d + np.arange(d)[None, :]).ravel() for s in samples_of]
+
+
+def candidates_posterior(factors: list[tuple[np.ndarray, float]], frames: list[Atoms], with_focus: bool, per_atom: bool) -> JointPosterior:
+    """The JointPosterior of the candidate structures ``frames`` from one ``posterior_factors`` call on
+    ``frames`` followed (``with_focus``) by the focus structures: the factors' first rows are the
+    candidates' samples (structures, or their atoms with ``per_atom``), the rest the focus's. One call for
+    both computes the model-dependent part (for SA-GPR the eigendecomposition of K_MM) once."""
+    n_cand = sum(len(a) for a in frames) if per_atom else len(frames)
+    if per_atom:
+        ends = np.cumsum([len(a) for a in frames])
+        samples_of = [np.arange(e - len(a), e) for a, e in zip(frames, ends)]
+    else:
+        samples_of = [np.array([j]) for j in range(len(frames))]
+    return JointPosterior([(r[:n_cand], r[n_cand:] if with_focus else None, s2) for r, s2 in factors], samples_of)
