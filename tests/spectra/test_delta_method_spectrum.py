@@ -2,7 +2,8 @@
 energies, Gaussian-broadened on the target's grid with the target's width and reference) at fit and at predict
 time through the label store; it equals the DOS the labeler or dos_from_orbitals writes, the model equals the
 same fit on pre-labelled frames (--baseline KEY), the store is reused, the hash is checked, the sum is
-rotation invariant, and spectra the labelers cannot produce are one-line refusals before any labelling."""
+rotation invariant, and spectra the labelers cannot produce are one-line refusals before any labelling (per-atom,
+projected DOS: test_delta_method_pdos.py)."""
 
 from __future__ import annotations
 
@@ -123,7 +124,7 @@ GRID_T = tuple(GRID)
 
 @pytest.mark.parametrize("target, sigma, message", [
     (Target("xanes", grid=GRID_T, grid_units="eV", absorber="Fe", pool="mean"), SIGMA, "belongs to the Fe absorber \\(an X-ray spectrum\\)"),
-    (Target("dos", per="atom", grid=GRID_T, grid_units="Hartree"), SIGMA, "is per atom: psilearn's labelers compute no projected"),
+    (Target("absorbance", per="atom", grid=GRID_T, grid_units="Hartree"), SIGMA, "is not named as a density of states"),
     (Target("absorbance", grid=GRID_T, grid_units="Hartree"), SIGMA, "is not named as a density of states"),
     (Target("dos", grid=GRID_T), SIGMA, "has the grid units 'none': a DOS baseline from orbital energies needs an energy grid"),
     (Target("dos", grid=GRID_T, grid_units="cm^-1"), SIGMA, "has the grid units 'cm\\^-1'"),

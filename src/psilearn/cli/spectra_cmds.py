@@ -153,7 +153,8 @@ def _method_spectrum_kind(args, ds):
     kind = delta_method_kind(args.baseline_method, "spectrum", db=db, workers=args.baseline_workers, sigma=sigma, reference=reference)
     method = kind.resolve_method(ds.target)  # one-line refusals, before any labelling
     summary = kind.check_baseline(ds)
-    print(f"baseline: DOS of the {method.name} orbital energies (sigma {sigma:g} {ds.target.grid_units}, reference {reference}) from "
+    what = "Löwdin-projected DOS per atom" if ds.target.per == "atom" else "DOS"
+    print(f"baseline: {what} of the {method.name} orbital energies (sigma {sigma:g} {ds.target.grid_units}, reference {reference}) from "
           f"{summary.report()}; label database {db}", file=sys.stderr)
     return kind
 

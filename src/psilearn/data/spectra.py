@@ -84,28 +84,50 @@ def spectrum_target(frames: list[Atoms], key: str, per: str = "structure", grid=
     return Target(key, per=per, pool=pool, units=units, grid=grid, grid_units=grid_units, absorber=absorber or "")
 
 
-def orbital_dos(info: dict, grid: np.ndarray, sigma: float, reference: str = "none", per_hartree: float = 1.0,
-                where: str = "") -> np.ndarray | None:
-    """Gaussian-broadened DOS (states per grid unit) of one structure's orbital energies in ``info``
-    (Hartree as labelled: ``orbital_energies``, two states each, or ``_alpha`` and ``_beta``, one each)
-    on ``grid`` with width ``sigma`` (grid units; ``per_hartree`` grid units per Hartree), energies
-    absolute (``reference`` 'none') or relative to ``info['homo']`` ('homo'). None without orbital
-    energies; DataError (``where``: the frame) without a HOMO to align on."""
-    from psilearn.spectral.broadening import gaussian_broadening
+#: per-atom label of the labelers' ``orbitals``: Löwdin weights (n_atoms, n_orbitals) of each orbital on each atom
+#: (``_alpha``/``_beta`` for open shells), in the order of ``orbital_energies`` (:mod:`psilearn.label.projection`)
+ATOM_WEIGHTS_KEY = "orbital_atom_weights"
 
+
+def _orbital_levels(info: dict, arrays: dict | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(levels (n,) Hartree, states (n,) or with ``arrays`` states x Löwdin weights (n, n_atoms)) of one structure's
+    orbitals: ``orbital_energies`` (2 states each) or ``_alpha`` and ``_beta`` (1 each); None without them."""
     if "orbital_energies" in info:
-        levels = np.asarray(info["orbital_energies"], float)
-        weights = np.full(len(levels), 2.0)
+        spins, states = ("",), 2.0
     elif "orbital_energies_alpha" in info and "orbital_energies_beta" in info:
-        levels = np.concatenate([np.asarray(info["orbital_energies_alpha"], float), np.asarray(info["orbital_energies_beta"], float)])
-        weights = np.ones(len(levels))
+        spins, states = ("_alpha", "_beta"), 1.0
     else:
         return None
+    levels = np.concatenate([np.asarray(info["orbital_energies" + s], float) for s in spins])
+    if arrays is None:
+        return levels, np.full(len(levels), states)
+    if any(ATOM_WEIGHTS_KEY + s not in arrays for s in spins):
+        return None
+    weights = np.concatenate([np.asarray(arrays[ATOM_WEIGHTS_KEY + s], float) for s in spins], axis=1)
+    return levels, states * weights.T
+
+
+def orbital_dos(info: dict, grid: np.ndarray, sigma: float, reference: str = "none", per_hartree: float = 1.0,
+                where: str = "", arrays: dict | None = None) -> np.ndarray | None:
+    """Gaussian-broadened DOS (states per grid unit), shape (n_grid,), of one structure's orbital energies in ``info``
+    (Hartree as labelled: ``orbital_energies``, two states each, or ``_alpha`` and ``_beta``, one each)
+    on ``grid`` with width ``sigma`` (grid units; ``per_hartree`` grid units per Hartree), energies
+    absolute (``reference`` 'none') or relative to ``info['homo']`` ('homo'). With the structure's per-atom labels
+    ``arrays``: the Löwdin-projected DOS (n_atoms, n_grid), each Gaussian weighted by the atom's share of its orbital
+    (``arrays['orbital_atom_weights']``, or ``_alpha``/``_beta``); summed over the atoms it is the DOS. None without
+    orbital energies (or, with ``arrays``, their weights); DataError (``where``: the frame) without a HOMO to align on."""
+    from psilearn.spectral.broadening import gaussian_broadening
+
+    found = _orbital_levels(info, arrays)
+    if found is None:
+        return None
+    levels, weights = found
     if reference == "homo":
         if "homo" not in info:
             raise DataError(f"{where}: no 'homo' label to align on")
         levels = levels - float(info["homo"])
-    return gaussian_broadening(levels * per_hartree, weights, np.asarray(grid, dtype=np.float64), sigma)
+    dos = gaussian_broadening(levels * per_hartree, weights, np.asarray(grid, dtype=np.float64), sigma)
+    return dos if arrays is None else dos.T
 
 
 def dos_from_orbitals(frames: list[Atoms], grid, sigma: float, key: str = "dos", reference: str = "none") -> list[Atoms]:

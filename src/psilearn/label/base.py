@@ -58,6 +58,13 @@ UNITS: dict[str, str] = {
     "dos_emin": "Hartree",
     "dos_emax": "Hartree",
     "dos_sigma": "Hartree (Gaussian standard deviation)",
+    "pdos": "states/Hartree, shape (n_atoms, pdos_npts): Löwdin-projected DOS per atom on the dos grid with its width; "
+            "summed over the atoms it is dos",
+    "pdos_emin": "Hartree",
+    "pdos_emax": "Hartree",
+    "pdos_sigma": "Hartree (Gaussian standard deviation)",
+    "orbital_atom_weights": "dimensionless, shape (n_atoms, n_orbitals): Löwdin weight sum_{mu on A} ((S^1/2 C)_{mu i})^2 of "
+                            "orbital i on atom A, >= 0, each orbital's sum 1, in the order of orbital_energies; _alpha/_beta for open shell",
     "shielding": "ppm, GIAO NMR shielding tensor per atom, 9 numbers row-major sigma[a,b]",
     "apt": "e (a.u.), atomic polar tensor per atom, apt[k, 3*a+b] = d mu_a / d R_{k,b}",
     "density_coefficients": "e: coefficients c_P of rho(r) = sum_P c_P phi_P(r) over PySCF's normalised functions of "
@@ -107,7 +114,7 @@ OBSERVABLE_KEYS: dict[str, tuple[str, ...]] = {
     "quadrupole": ("quadrupole_moment",),
     "polarizability": ("alpha",),
     "charges": ("mulliken_charges", "hirshfeld_charges"),
-    "orbitals": ("orbital_energies", "homo", "lumo", "gap", "dos"),
+    "orbitals": ("orbital_energies", "homo", "lumo", "gap", "dos", "pdos", "orbital_atom_weights"),
     "shielding": ("shielding",),
     "apt": ("apt",),
     "density": ("density_coefficients", "density_aux_basis", "density_metric", "density_aux_shells", "density_core_electrons",

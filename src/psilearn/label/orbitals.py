@@ -30,7 +30,8 @@ def broadened_dos(levels: np.ndarray, weights: np.ndarray, grid: DOSGrid) -> np.
     """Sum of normalised Gaussians (states/Hartree) on ``grid.energies``, shape (npts,).
 
     ``weights`` is the number of states per level (2 for a restricted spatial orbital, 1 per spin
-    orbital otherwise), so the integral over all energies is the number of spin orbitals.
+    orbital otherwise), so the integral over all energies is the number of spin orbitals. Weights of
+    shape (n_levels, k) (states times each atom's Löwdin share) give k spectra, shape (npts, k).
     """
     return gaussian_broadening(levels, weights, grid.energies, grid.sigma)
 

@@ -142,6 +142,8 @@ class PySCFLabeler:
             d.pop("apt_step")
         if "orbitals" not in self.observables:
             d.pop("dos")
+        else:  # orbitals labels hold the Löwdin-projected DOS: a new hash, so stores labelled without it are not reused
+            d["pdos"] = "lowdin"
         if basis_has_ecps(self.basis):  # labels made with the basis's ECPs: a new hash, so that stores labelled
             d["ecp"] = "basis"  # before (all Z electrons of heavy atoms in a valence-only basis) are never reused
         # crystal options: in the hash only when changed, so molecular hashes stay as they were
@@ -281,6 +283,7 @@ class PySCFLabeler:
         from psilearn.label.density import core_electrons, density_auxmol, density_labels
         from psilearn.label.hamiltonian import check_hamiltonian_mol, hamiltonian_labels
         from psilearn.label.multipoles import dipole_moment, mulliken_charges, quadrupole_moment
+        from psilearn.label.projection import pyscf_projection_labels
         from psilearn.targets.density import CORE_KEY
 
         lib.num_threads(self.threads)
@@ -326,6 +329,7 @@ class PySCFLabeler:
         ham = hamiltonian_labels(mol, mf, self.basis) if "hamiltonian" in obs else {}
         if "orbitals" in obs:  # with hamiltonian: the eigenvalues of the stored F (one set of energies)
             info.update(orbital_labels(ham.get("orbital_energies", mf.mo_energy), mf.mo_occ, self.dos))
+            arrays.update(pyscf_projection_labels(info, mol, mf, ham, self.dos))
         info.update(ham)
         if "shielding" in obs:
             from psilearn.label.nmr import shielding_tensors

@@ -2,7 +2,8 @@
 
 Energy (Ha), forces (Ha/Bohr), dipole (e*Bohr, origin-independent for neutral molecules; for
 ions tblite's origin, the Cartesian origin of the input, is used), Mulliken charges (e) from
-the xTB basis, orbital energies/HOMO/LUMO/DOS (Ha) and a finite-field polarizability (Bohr^3).
+the xTB basis, orbital energies/HOMO/LUMO/DOS (Ha), the Löwdin-projected DOS per atom
+(:mod:`psilearn.label.projection`) and a finite-field polarizability (Bohr^3).
 GFN2 polarizabilities are far from DFT (see TOOLCHAIN.md): use them for tests, not references.
 """
 
@@ -19,6 +20,7 @@ from ase.units import Bohr
 from psilearn.label.base import LabelError, finite_field_polarizability, parse_observables
 from psilearn.label.hashing import code_version, method_hash
 from psilearn.label.orbitals import DOSGrid, orbital_labels
+from psilearn.label.projection import tblite_projection_labels
 from psilearn.label.validate import check_electrons, check_geometry, check_periodicity
 from psilearn.label.xtb_methods import XTB_METHODS, check_xtb_method
 
@@ -66,6 +68,8 @@ class XTBLabeler:
         d["observables"] = sorted(self.observables)
         if "orbitals" not in self.observables:
             d.pop("dos")
+        else:  # orbitals labels hold the Löwdin-projected DOS: a new hash, so stores labelled without it are not reused
+            d["pdos"] = "lowdin"
         if "polarizability" not in self.observables:
             d.pop("field_step")
         else:  # finite-field alpha is stored symmetrised: a new hash, so unsymmetrised stores are not reused
@@ -95,6 +99,8 @@ class XTBLabeler:
         calc.set("accuracy", self.accuracy)
         calc.set("max-iter", self.max_iter)
         calc.set("temperature", self.electronic_temperature * 3.166808578545117e-6)
+        if "orbitals" in self.observables:  # keep the overlap matrix in the result (the projected DOS needs it)
+            calc.set("save-integrals", 1)
         if efield is not None:
             # tblite 0.8 needs a C double* for the field, not a NumPy array; keep the buffer
             # alive on the calculator while the field object is created.
@@ -103,7 +109,10 @@ class XTBLabeler:
         return calc
 
     def _run(self, atoms: Atoms, charge: int, mult: int, efield: np.ndarray | None = None):
-        calc = self._calculator(atoms, charge, mult, efield)
+        return self._singlepoint(self._calculator(atoms, charge, mult, efield))
+
+    @staticmethod
+    def _singlepoint(calc):
         try:
             return calc.singlepoint()
         except Exception as exc:
@@ -122,7 +131,8 @@ class XTBLabeler:
         charge, mult, _ = check_electrons(atoms)
         if atoms.numbers.max() > 86:
             raise LabelError(f"{self.name} is parametrised up to Rn (Z=86)", "validate")
-        res = self._run(atoms, charge, mult)
+        calc = self._calculator(atoms, charge, mult)
+        res = self._singlepoint(calc)
         out = atoms.copy()
         out.calc = None
         info, arrays = out.info, out.arrays
@@ -145,6 +155,7 @@ class XTBLabeler:
             info.update(orbital_labels(eps, occ, self.dos))
             info["homo"], info["lumo"] = _frontier(eps, occ)
             info["gap"] = info["lumo"] - info["homo"]
+            arrays.update(tblite_projection_labels(info, calc, res, len(out), self.dos))
         if "polarizability" in obs:
             alpha, info["alpha_fd_asymmetry"] = self.polarizability(atoms, charge, mult)
             info["alpha"] = alpha.reshape(9)

@@ -9,11 +9,13 @@ model's grid (a recorded ``BASELINE_grid`` or ``BASELINE_emin/_emax/_npts`` that
 interpolate it beforehand, e.g. with the reader of ``fit-spectrum``).
 
 With a baseline method (``fit-spectrum --baseline-method gfn2|XC/BASIS``) the target must be a density
-of states per structure: psilearn's labelers give orbital energies (Hartree), and the baseline is their
-DOS, Gaussian-broadened with the target's width on the target's grid (in its energy units; absolute
-energies or relative to the HOMO, as the target's), i.e. exactly what the labeler's ``dos`` label or
-:func:`psilearn.data.spectra.dos_from_orbitals` computes for the target. X-ray spectra, per-atom
-(projected) DOS, other spectra, non-energy grids and DOS units that are not states per grid unit are
+of states: psilearn's labelers give orbital energies (Hartree) and each orbital's Löwdin weights on the
+atoms, and the baseline is their DOS, Gaussian-broadened with the target's width on the target's grid
+(in its energy units; absolute energies or relative to the HOMO, as the target's), i.e. exactly what the
+labeler's ``dos`` label or :func:`psilearn.data.spectra.dos_from_orbitals` computes for the target. A
+per-atom target (``--per atom``, e.g. the labeler's ``pdos``) gets the projected DOS: the same Gaussians,
+each weighted by the atom's share of its orbital (``orbital_atom_weights``, :mod:`psilearn.label.projection`).
+X-ray spectra, other spectra, non-energy grids and DOS units that are not states per grid unit are
 refused with one line before any labelling.
 """
 
@@ -25,7 +27,7 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data.errors import DataError, frame_location
-from psilearn.data.spectra import orbital_dos
+from psilearn.data.spectra import ATOM_WEIGHTS_KEY, orbital_dos
 from psilearn.errors import ConfigError
 
 SHIFT_LOSSES_REFUSED = ("the spectrum losses 'shift' and 'align' move each target spectrum in energy during the fit; a "
@@ -61,8 +63,8 @@ def check_baseline_grid(frames: list[Atoms], target, key: str) -> None:
 
 
 # ---- a DOS baseline computed by psilearn's labeler (--baseline-method) --------------------------------
-#: what the labelers give for spectra: orbital energies (Hartree), hence a density of states and nothing else
-DOS_KEY = re.compile(r"(^|_)dos(_|$)")
+#: what the labelers give for spectra: orbital energies (Hartree) and Löwdin weights, hence a (projected) density of states
+DOS_KEY = re.compile(r"(^|_)p?dos(_|$)")
 REFERENCES = ("none", "homo")
 
 
@@ -81,17 +83,18 @@ def _refuse_spectrum(method: str, target, why: str) -> None:
 
 
 def check_dos_target(method: str, target) -> float:
-    """Grid units per Hartree of a DOS ``target`` the labelers can compute; ConfigError (one line, before any
-    labelling) for an X-ray or per-atom spectrum, a key that names no DOS, or grid/DOS units that do not fit."""
+    """Grid units per Hartree of a DOS ``target`` (per structure, or per atom: a projected DOS) the labelers can
+    compute; ConfigError (one line, before any labelling) for an X-ray spectrum, a per-pair target, a key that
+    names no DOS, or grid/DOS units that do not fit."""
     if target.absorber:
         _refuse_spectrum(method, target, f"belongs to the {target.absorber} absorber (an X-ray spectrum): psilearn's labelers "
                          "compute orbital energies, hence a density of states, and no X-ray spectra")
-    if target.per != "structure":
-        _refuse_spectrum(method, target, "is per atom: psilearn's labelers compute no projected (local) DOS, only the total DOS "
-                         "of each structure from its orbital energies")
+    if target.per not in ("structure", "atom"):
+        _refuse_spectrum(method, target, f"is per {target.per}: psilearn's labelers compute a DOS per structure and a "
+                         "Löwdin-projected DOS per atom, nothing per pair")
     if not DOS_KEY.search(target.key.lower()):
-        _refuse_spectrum(method, target, "is not named as a density of states (dos, dos_pbe0, ...): psilearn's labelers compute "
-                         "orbital energies, hence a DOS, and no other spectrum; name a DOS target after it")
+        _refuse_spectrum(method, target, "is not named as a density of states (dos, dos_pbe0, pdos, ...): psilearn's labelers "
+                         "compute orbital energies, hence a DOS (per atom: projected), and no other spectrum; name a DOS target after it")
     factor = _energy_factor(target.grid_units)
     if factor is None:
         _refuse_spectrum(method, target, f"has the grid units {target.grid_units or 'none'!r}: a DOS baseline from orbital "
@@ -107,7 +110,8 @@ def check_dos_target(method: str, target) -> float:
 def resolve_spectrum_method(method: str, target, sigma: float | None, reference: str = "none"):
     """The :class:`BaselineMethod` of a DOS target: the labeler's orbital energies (observable 'orbitals'),
     broadened with Gaussians of width ``sigma`` (grid units) on the target's grid, energies absolute or
-    relative to the HOMO (``reference``). ConfigError (one line, before any labelling) otherwise."""
+    relative to the HOMO (``reference``); per atom, each Gaussian weighted by the atom's Löwdin weight
+    (label ``orbital_atom_weights``). ConfigError (one line, before any labelling) otherwise."""
     from psilearn.label.xtb_methods import xtb_method
     from psilearn.models.fidelity.baseline_method import BaselineMethod, _labeler
 
@@ -121,16 +125,18 @@ def resolve_spectrum_method(method: str, target, sigma: float | None, reference:
         raise ConfigError(f"--baseline-method: the DOS reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
     labeler = _labeler(text, "orbitals")
     derived = (("grid_units", target.grid_units), ("units_per_hartree", repr(factor)), ("reference", reference), ("sigma", repr(float(sigma))))
-    return BaselineMethod(text, "orbitals", "orbital_energies", target.units or f"states/{target.grid_units}", labeler.method_hash(),
+    label = ATOM_WEIGHTS_KEY if target.per == "atom" else "orbital_energies"
+    return BaselineMethod(text, "orbitals", label, target.units or f"states/{target.grid_units}", labeler.method_hash(),
                           labeler.name, derived=derived)
 
 
 def recorded_broadening(frames: list[Atoms], key: str) -> tuple[float | None, str]:
-    """(Gaussian width, reference) the spectra ``key`` of ``frames`` record (``key_sigma``, ``key_reference``; the
-    labeler's ``dos`` and :func:`psilearn.data.spectra.dos_from_orbitals` write them); width None if none does.
+    """(Gaussian width, reference) the spectra ``key`` of ``frames`` (per structure in ``info``, per atom in ``arrays``)
+    record in ``info`` (``key_sigma``, ``key_reference``; the labeler's ``dos`` and ``pdos`` and
+    :func:`psilearn.data.spectra.dos_from_orbitals` write them); width None if none does.
     DataError (one line) when structures record different ones."""
     seen = {(float(a.info[key + "_sigma"]) if key + "_sigma" in a.info else None, str(a.info.get(key + "_reference", "none")))
-            for a in frames if key in a.info}
+            for a in frames if key in a.info or key in a.arrays}
     recorded = {s for s in seen if s[0] is not None}
     if len(recorded) > 1 or (recorded and len(seen) > 1):
         raise DataError(f"the spectra {key!r} record different broadenings ({key}_sigma, {key}_reference: {sorted(seen, key=str)}); "
@@ -139,8 +145,9 @@ def recorded_broadening(frames: list[Atoms], key: str) -> tuple[float | None, st
 
 
 def method_spectrum_baseline(model, frames: list[Atoms]) -> np.ndarray:
-    """(n_structures, n_grid) DOS baselines of a spectrum DeltaModel with a baseline method: the labeler's
-    orbital energies (through the model's label store) broadened on the target's grid as the target is."""
+    """DOS baselines of a spectrum DeltaModel with a baseline method: the labeler's orbital energies (through the
+    model's label store) broadened on the target's grid as the target is; (n_structures, n_grid), or for a per-atom
+    target the Löwdin-projected DOS (n_atoms_total, n_grid), atoms in frame order."""
     method, key = model.baseline_method, model.target.key
     how = dict(method.derived)
     sigma, reference, factor = float(how["sigma"]), how["reference"], float(how["units_per_hartree"])
@@ -152,10 +159,16 @@ def method_spectrum_baseline(model, frames: list[Atoms]) -> np.ndarray:
     labels, model.last_baseline_summary, model.last_baseline_seconds = method.stored_labels(
         frames, model.baseline_db, workers=model.baseline_workers, progress=model.progress)
     grid = np.asarray(model.target.grid, dtype=np.float64)
-    out = np.zeros((len(frames), len(grid)))
+    per_atom = model.target.per == "atom"
+    out = []
     for i, (a, lab) in enumerate(zip(frames, labels)):
-        dos = orbital_dos(lab["info"], grid, sigma, reference, factor, frame_location(a, i))  # Hartree -> grid units
+        # Hartree -> grid units; per atom: projected with the stored Löwdin weights
+        dos = orbital_dos(lab["info"], grid, sigma, reference, factor, frame_location(a, i), lab["arrays"] if per_atom else None)
         if dos is None:
-            raise DataError(f"{frame_location(a, i)}: the baseline method {method.name} stored no orbital energies")
-        out[i] = dos
-    return out
+            what = f"orbital energies with their Löwdin weights ({ATOM_WEIGHTS_KEY})" if per_atom else "orbital energies"
+            raise DataError(f"{frame_location(a, i)}: the baseline method {method.name} stored no {what}")
+        if per_atom and len(dos) != len(a):
+            raise DataError(f"{frame_location(a, i)}: the baseline method {method.name} stored weights on {len(dos)} atoms, "
+                            f"the structure has {len(a)}")
+        out.append(np.atleast_2d(dos))
+    return np.concatenate(out) if out else np.zeros((0, len(grid)))
