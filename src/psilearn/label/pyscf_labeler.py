@@ -142,8 +142,6 @@ class PySCFLabeler:
             d.pop("apt_step")
         if "orbitals" not in self.observables:
             d.pop("dos")
-        else:  # orbitals labels hold the Löwdin-projected DOS: a new hash, so stores labelled without it are not reused
-            d["pdos"] = "lowdin"
         if basis_has_ecps(self.basis):  # labels made with the basis's ECPs: a new hash, so that stores labelled
             d["ecp"] = "basis"  # before (all Z electrons of heavy atoms in a valence-only basis) are never reused
         # crystal options: in the hash only when changed, so molecular hashes stay as they were

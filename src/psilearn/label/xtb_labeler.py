@@ -68,8 +68,6 @@ class XTBLabeler:
         d["observables"] = sorted(self.observables)
         if "orbitals" not in self.observables:
             d.pop("dos")
-        else:  # orbitals labels hold the Löwdin-projected DOS: a new hash, so stores labelled without it are not reused
-            d["pdos"] = "lowdin"
         if "polarizability" not in self.observables:
             d.pop("field_step")
         else:  # finite-field alpha is stored symmetrised: a new hash, so unsymmetrised stores are not reused

@@ -166,7 +166,8 @@ def method_spectrum_baseline(model, frames: list[Atoms]) -> np.ndarray:
         dos = orbital_dos(lab["info"], grid, sigma, reference, factor, frame_location(a, i), lab["arrays"] if per_atom else None)
         if dos is None:
             what = f"orbital energies with their Löwdin weights ({ATOM_WEIGHTS_KEY})" if per_atom else "orbital energies"
-            raise DataError(f"{frame_location(a, i)}: the baseline method {method.name} stored no {what}")
+            old = " (a row labelled before psilearn stored them: use a new --baseline-db)" if per_atom else ""
+            raise DataError(f"{frame_location(a, i)}: the baseline method {method.name} stored no {what}{old}")
         if per_atom and len(dos) != len(a):
             raise DataError(f"{frame_location(a, i)}: the baseline method {method.name} stored weights on {len(dos)} atoms, "
                             f"the structure has {len(a)}")
