@@ -13,6 +13,8 @@ the labels random would need (log-log extrapolation of random's last points wher
 
     .venv/bin/python benchmarks/active_water_dimer.py                          # 5 seeds, 25 -> 200 by 25
     .venv/bin/python benchmarks/active_water_dimer.py --seeds 2 --budget 100   # reduced
+    .venv/bin/python benchmarks/active_water_dimer.py --first-seed 5 --seeds 5 --json more.json  # seeds 5-9
+    .venv/bin/python benchmarks/active_water_dimer.py --load first.json more.json               # tables of all seeds
 
 --pool-shifted K moves K compressed dimers (seed 0) into the pool, so that the pool covers the shifted
 region sparsely (as the pools of ANI-1x-style studies do); the shifted test set is then the other 200 - K.
@@ -180,12 +182,13 @@ def _ceiling(args, tmp: str) -> None:
 
 
 def _report(paths: list[str]) -> int:
-    """The tables of per-seed curves saved by --json (later files add strategies or replace them)."""
+    """The tables of per-seed curves saved by --json (later files add strategies and seeds, or replace a
+    strategy's seed of an earlier file)."""
     results: dict = {}
     for path in paths:
         with open(path) as fh:
             for s, r in json.load(fh).items():
-                results[s] = {int(k): {int(n): v for n, v in c.items()} for k, c in r.items()}
+                results.setdefault(s, {}).update({int(k): {int(n): v for n, v in c.items()} for k, c in r.items()})
     if "random" not in results:
         print("--load: no random curves in " + ", ".join(paths))
         return 2
@@ -200,6 +203,8 @@ def _report(paths: list[str]) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--seeds of them): more seeds for "
+                    "curves saved earlier, merged with --load")
     ap.add_argument("--init", type=int, default=25)
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--budget", type=int, default=200)
@@ -237,7 +242,7 @@ def main() -> int:
         target = Target("alpha", tensor="ij=ji")
         tests = {"i.i.d.": load_dataset(iid, target), "shifted (compressed)": load_dataset(shifted, target)}
         results = {s: {} for s in args.strategies.split(",") if s != "random"} | {"random": {}}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for strategy in results:
                 t1 = time.perf_counter()
                 budget = max(args.budget, args.random_budget or 0) if strategy == "random" else args.budget

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ase.io
 import numpy as np
 import pytest
-from ase.build import molecule
+from tests.spectra._shared import two_level_orbitals
 
 from psilearn.cli.main import main
 from psilearn.data.spectra import load_spectrum_dataset, spectrum_target
@@ -27,15 +27,7 @@ CFG = {"soap": {"cutoff": 4.0, "max_radial": 4, "max_angular": 3}, "model": {"n_
 @pytest.fixture(scope="module")
 def labelled():
     """Perturbed H2O, CH4, NH3: GFN2 orbitals (the target, its pdos on GRID) and GFN1 (the baseline, same grid)."""
-    rng = np.random.default_rng(7)
-    g2, g1 = make_labeler("gfn2", "orbitals", dos=GRID), make_labeler(METHOD, "orbitals", dos=GRID)
-    high, low = [], []
-    for k in range(9):
-        a = molecule(("H2O", "CH4", "NH3")[k % 3])
-        a.positions += rng.normal(scale=0.05, size=a.positions.shape)
-        high.append(g2.label(a))
-        low.append(g1.label(a))
-    return high, low
+    return two_level_orbitals(9, 7, low=METHOD, dos=GRID)
 
 
 def _bare(frames):

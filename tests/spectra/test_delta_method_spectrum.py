@@ -14,14 +14,13 @@ import ase.io
 import numpy as np
 import pytest
 from ase import units
-from ase.build import molecule
 from scipy.spatial.transform import Rotation
+from tests.spectra._shared import two_level_orbitals
 
 from psilearn.cli.main import main
 from psilearn.data.errors import DataError
 from psilearn.data.spectra import dos_from_orbitals, load_spectrum_dataset, spectrum_target
 from psilearn.errors import ConfigError
-from psilearn.label import make_labeler
 from psilearn.label.store import LabelStore
 from psilearn.models.factory import fit_model
 from psilearn.models.fidelity import delta_kind, delta_method_kind
@@ -42,15 +41,7 @@ def _error_line(capsys) -> str:
 @pytest.fixture(scope="module")
 def labelled():
     """Perturbed H2O, CH4, NH3 labelled with GFN2 (the target level) and GFN1 (the baseline), orbitals."""
-    rng = np.random.default_rng(5)
-    g2, g1 = make_labeler("gfn2", "orbitals"), make_labeler(METHOD, "orbitals")
-    high, low = [], []
-    for k in range(12):
-        a = molecule(("H2O", "CH4", "NH3")[k % 3])
-        a.positions += rng.normal(scale=0.05, size=a.positions.shape)
-        high.append(g2.label(a))
-        low.append(g1.label(a))
-    return high, low
+    return two_level_orbitals(12, 5, low=METHOD)
 
 
 def _bare(frames):
