@@ -130,3 +130,21 @@ def test_eigenvalue_weight_is_refused_before_labelling(fitted, capsys):
                  "--config", str(other), "-o", str(tmp / "eig.model")]) == 2
     assert "eigenvalue_weight" in _error_line(capsys)
     assert not (tmp / "eig.model.baseline.db").exists()
+
+
+def test_default_kernel_kind_takes_a_baseline_method(fitted, tmp_path, capsys):
+    """Without --model (the kernel kind hamiltonian-sagpr) --baseline-method fits (it failed with a one-word error,
+    the kind's name) and equals the --baseline KEY fit on the frames pre-labelled with the same method."""
+    from psilearn.cli.main import main
+
+    tmp, _, _, test, _ = fitted
+    m_method, m_key = tmp_path / "method.model", tmp_path / "key.model"
+    assert main(["fit", str(tmp / "train.xyz"), "--hamiltonian", "--target", "hamiltonian", "--baseline-method", METHOD,
+                 "-o", str(m_method)]) == 0
+    assert main(["fit", str(tmp / "pre.xyz"), "--hamiltonian", "--target", "hamiltonian", "--baseline", "hamiltonian_pbe",
+                 "-o", str(m_key)]) == 0
+    a, b = load(m_method), load(m_key)
+    assert a.inner_kind == "hamiltonian-sagpr"
+    a.baseline_db = tmp_path / "predict.db"
+    for fa, fb in zip(a.predict(test).matrices, b.predict(test).matrices):
+        np.testing.assert_allclose(fa, fb, rtol=0, atol=1e-7)  # Hartree; the pre-labelled F went through a text file

@@ -58,11 +58,15 @@ FIELD_LABELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "density": ("density_coefficients", ("density_aux_basis", "density_metric", "density_aux_shells")),
     "hamiltonian": ("hamiltonian", ("hamiltonian_basis", "hamiltonian_shells")),
 }
+#: model kinds of density and Hamiltonian targets (the inner kinds of a field delta model) -> the target kind they learn
+FIELD_INNER = {"density": "density", "hamiltonian": "hamiltonian", "hamiltonian-sagpr": "hamiltonian"}
 
 
 def check_field_method(method: str, kind: str, label: str | None = None) -> str:
-    """The label key of the baseline of a ``kind`` ('density', 'hamiltonian') target; ConfigError (one
-    line, before any data is read) for an xTB method (it computes neither) or another ``label``."""
+    """The label key of the baseline of a target learned by model kind ``kind`` ('density', 'hamiltonian',
+    'hamiltonian-sagpr'); ConfigError (one line, before any data is read) for an xTB method (it computes
+    neither) or another ``label``."""
+    kind = FIELD_INNER.get(kind, kind)
     found = FIELD_LABELS[kind][0]
     if xtb_method(method):
         raise ConfigError(f"--baseline-method {method.strip()}: xTB methods compute no {kind} labels ({found} in a PySCF "

@@ -42,14 +42,12 @@ from psilearn.data.hamiltonian import HamiltonianDataset, check_hamiltonian_fram
 from psilearn.data.prediction import DensityPrediction, HamiltonianPrediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
-from psilearn.models.fidelity.baseline_method import BaselineMethod
+from psilearn.models.fidelity.baseline_method import FIELD_INNER, BaselineMethod
 from psilearn.models.registry import model_class
 
 if TYPE_CHECKING:
     from psilearn.label.campaign import CampaignSummary
 
-#: inner kinds of a field delta model -> the target kind they learn
-FIELD_INNER = {"density": "density", "hamiltonian": "hamiltonian", "hamiltonian-sagpr": "hamiltonian"}
 #: per target kind: (companion keys describing the basis, as named in the labeler's output)
 _COMPANIONS = {"density": ("density_aux_basis", "density_metric", "density_aux_shells"),
                "hamiltonian": ("hamiltonian_basis", "hamiltonian_shells")}
