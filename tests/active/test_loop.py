@@ -147,3 +147,20 @@ def test_initial_set_covers_every_element_of_the_pool():
             assert len(set(chosen)) == 3 and set().union(*(elements[i] for i in chosen)) == {1, 6, 7, 8}
     with pytest.raises(ValueError, match="cannot cover the pool's elements H, C, N, O"):
         initial_set(desc, 2, "fps", 0, elements)
+
+
+def test_focus_with_elements_the_pool_lacks_is_refused_before_any_log(tmp_path):
+    """A --focus structure with an element no pool structure has: one DataError naming the focus file, frame and
+    element, before round 0 (no log, no label), so a corrected rerun is not refused as 'other options'."""
+    from ase.build import molecule
+    from ase.io import write
+
+    from psilearn.errors import DataError
+
+    focus = tmp_path / "focus.xyz"
+    write(focus, [molecule("H2O"), molecule("CH3Cl")])
+    with pytest.raises(DataError, match=r"focus\.xyz, frame 1.*element\(s\) Cl that no pool structure has"):
+        run_active(options(strategy="targeted", focus=str(focus)), state_dir=str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists()
+    _, log = run_active(options(strategy="targeted", focus=TEST, budget=11), state_dir=str(tmp_path / "s"))
+    assert len(set(selected(log))) == 11

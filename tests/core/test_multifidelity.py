@@ -145,6 +145,8 @@ def test_clear_errors(fitted, frames):
     data = load_dataset(_levels(frames, list(range(10)), [1, 2]), TARGET)
     with pytest.raises(DataError, match="not among the levels"):
         fit_model(multifidelity_kind("level", ["xtb", "pbe0"], "pbe0"), TARGET, data, CONFIG, seed=0)
+    with pytest.raises(DataError, match="level 'pbe' \\(--fidelities\\) has no training structure"):  # a misspelt level, not dropped
+        fit_model(multifidelity_kind("level", ["gfn2", "pbe", "pbe0"], "pbe0"), TARGET, data, CONFIG, seed=0)
 
 
 def cli_fit_inputs(tmp_path, data, new) -> list[str]:
@@ -219,6 +221,9 @@ def test_experiment_like_source_affine_calibration_is_recovered(frames, tmp_path
     np.testing.assert_allclose(cal["offset_cartesian"], 0.5 * np.eye(3).ravel(), atol=0.05)
     assert 0.02 < cal["noise_std"]["2e"] < 0.08  # symmetrised noise: per component of 2e ~0.05/sqrt(2)..0.05
     assert model.models[1] is None
+    # the held-out errors are the dft level's (the affine level has no correction model), and say so
+    held = model.metadata["heldout_metrics"]["method"]
+    assert "level-dft correction" in held and "target level exp is an affine calibration" in held, held
     test = frames[55:60]
     p_exp, p_dft = model.predict(test, return_cov=True), model.predict(test, fidelity="dft", return_cov=True)
     np.testing.assert_allclose(p_exp.values, p_dft.values @ model._cartesian_map(model.rho[0]).T + 0.5 * np.eye(3).ravel(),

@@ -91,17 +91,33 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
         state_dir = default_state_dir(output)
     pool = read_structures(options.pool)
     options.check(len(pool))
+    focus = read_structures(options.focus) if options.focus else None
+    if focus is not None:  # before any log or label: a focus the pool cannot describe is refused at once
+        _check_focus_elements(focus, pool)
     source, kind = _sources(options, target, pool)
     test = load_dataset(options.test, target, symmetrize=options.symmetrize) if options.test else None
     log, resumed = start_or_resume(state_dir, options.record(), overwrite)
     run = _Run(options, target, pool, source, test, str(state_dir), log, report, kind=kind)
-    if options.focus:
-        run.focus = read_structures(options.focus)
+    run.focus = focus
     if resumed:
         _restore(run)
     report(f"{'resuming' if resumed else 'starting'} active learning: {len(pool)} structures in {options.pool}, "
            f"{options.strategy} selection, labels from {source.describe()}; log {state_dir}/log.json")
     return run
+
+
+def _check_focus_elements(focus: list[Atoms], pool: list[Atoms]) -> None:
+    """DataError naming the focus file, frame and elements for a focus structure with elements absent from the pool."""
+    from ase.data import chemical_symbols
+
+    from psilearn.data.errors import frame_location
+
+    known = {int(z) for a in pool for z in a.numbers}
+    for i, a in enumerate(focus):
+        new = sorted({int(z) for z in a.numbers} - known)
+        if new:
+            raise DataError(f"{frame_location(a, i)}: --focus structure with element(s) {', '.join(chemical_symbols[z] for z in new)} "
+                            f"that no pool structure has (the pool has {', '.join(chemical_symbols[z] for z in sorted(known))})")
 
 
 def _no_level_posterior(kind: str) -> ConfigError:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import sys
 
 DESCRIPTION = """Active learning: fit a model on an initial set of POOL, predict the rest of the pool
-with its uncertainty, label the batch of largest predictive variance (diversified: a greedy
-determinantal selection on invariant SOAP, so near-duplicates never share a batch), refit, and repeat
-until --budget structures (the initial ones included) are labelled. Labels come from the pool itself
+with its uncertainty, label the batch of largest predictive variance, refit, and repeat until --budget
+structures (the initial ones included) are labelled. The batch is picked greedily, each pick conditioned
+on the ones before, on the model's own joint posterior where the kind has one (sagpr; nn, nn-multifidelity,
+qeq-nn with LLPR), else on a surrogate kernel of invariant SOAP, so near-duplicates never share a batch;
+--strategy targeted instead picks what most reduces the variance on --focus structures. With several
+levels (--oracle or --method repeated) each pick is a (structure, level) pair chosen per second of
+labelling. Labels come from the pool itself
 (--oracle KEY, for benchmarks) or from a method (--method gfn2 | XC/BASIS) through the resumable label
 database --db, on Dask. The log (selected pool indices, validation estimates, seconds per phase) is
 written after every step to MODEL.active/log.json and stored in the model; rerunning the same command
@@ -37,7 +41,8 @@ def register(sub) -> None:
     src.add_argument("--workers", type=int, default=0, help="--method: local Dask worker processes (default 0: in this process)")
     src.add_argument("--scheduler", help="--method: address of a running Dask scheduler")
     p.add_argument("--init", type=int, required=True, metavar="N0", help="initial set size")
-    p.add_argument("--batch", type=int, required=True, metavar="B", help="structures labelled per round")
+    p.add_argument("--batch", type=int, required=True, metavar="B", help="structures labelled per round (several levels: "
+                   "labels worth B target-level labels of seconds per round, any mix of levels)")
     p.add_argument("--budget", type=int, required=True, metavar="N", help="total labelled structures, the initial set included "
                    "(several levels: label seconds worth N target-level labels)")
     p.add_argument("--strategy", choices=["variance", "targeted", "random"], default="variance", help="variance: largest "

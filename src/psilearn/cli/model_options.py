@@ -88,8 +88,10 @@ def fidelity_summary(kind) -> str | None:
     """The line `psilearn fit` prints about a multi-fidelity kind (None for other kinds)."""
     name = getattr(kind, "kind", None)
     if name == "multifidelity":
+        affine = list(kind.affine_default)
         return (f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; each level = "
-                f"rho x the level below + a {kind.inner_kind} correction")
+                f"rho x the level below + a {kind.inner_kind} correction"
+                + (f" ({', '.join(affine)}: an affine calibration of the level below, scale and offset, plus noise)" if affine else ""))
     if name == "multifidelity-icm":
         return (f"multi-fidelity: levels by {kind.fidelity_key_default}, predicting {kind.target_level_default}; one SA-GPR "
                 "over all levels, coregionalised (B and a noise per level learned per irreducible block)")

@@ -60,7 +60,8 @@ def order_levels(names: np.ndarray, fidelity_key: str, target_level: str, given:
     """The levels to fit, cheapest first, from every training structure's level ``names``: those of ``given``
     (--fidelities) present in the data, in that order (only up to the target level with ``upto_target``), else
     the levels present by decreasing number of structures with the target last. DataError when no structure
-    has the target level, or one has a level not in ``given``."""
+    has the target level, one has a level not in ``given``, or a level of ``given`` that would be fitted has no
+    structure (a misspelt --fidelities entry would otherwise drop a level without a word)."""
     present = sorted(set(names))
     if target_level not in present:
         raise DataError(f"no training structure has {fidelity_key}={target_level} (levels present: {', '.join(present)})")
@@ -70,7 +71,11 @@ def order_levels(names: np.ndarray, fidelity_key: str, target_level: str, given:
             raise DataError(f"training structures with {fidelity_key}={', '.join(unknown)}, not among the levels "
                             f"{', '.join(given)} (--fidelities)")
         kept = given[: given.index(target_level) + 1] if upto_target else given
-        return [lv for lv in kept if lv in present]
+        empty = [lv for lv in kept if lv not in present]
+        if empty:
+            raise DataError(f"level {empty[0]!r} (--fidelities) has no training structure ({fidelity_key}= values present: "
+                            f"{', '.join(present)})")
+        return list(kept)
     others = sorted((lv for lv in present if lv != target_level), key=lambda lv: (-int(np.sum(names == lv)), lv))
     return [*others, target_level]
 

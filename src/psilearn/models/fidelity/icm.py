@@ -33,7 +33,6 @@ import numpy as np
 from ase import Atoms
 
 from psilearn.data import Dataset
-from psilearn.data.errors import DataError
 from psilearn.data.prediction import Prediction
 from psilearn.data.splits import structure_folds
 from psilearn.errors import ConfigError
@@ -145,12 +144,7 @@ class ICMModel(Model):
         check_training_data(self.target, data)
         t0 = time.perf_counter()
         names = fidelity_of(data.frames, self.fidelity_key)
-        given = list(self.levels)
-        self.levels = order_levels(names, self.fidelity_key, self.target_level, given, upto_target=False)
-        empty = [lv for lv in given if lv not in self.levels]
-        if empty:
-            raise DataError(f"level {empty[0]!r} (--fidelities) has no training structure ({self.fidelity_key}= values present: "
-                            f"{', '.join(sorted(set(names)))})")
+        self.levels = order_levels(names, self.fidelity_key, self.target_level, list(self.levels), upto_target=False)
         lev = np.array([self.levels.index(n) for n in names])
         sample_lev = lev[data.sample_structure]
         base, frames = self.base, data.frames

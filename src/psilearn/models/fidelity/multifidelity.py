@@ -167,11 +167,14 @@ class MultiFidelityModel(Model):
                 self.rho.append(rho)
             record.append({"level": level, "n_structures": len(frames), "n_samples": int(len(rows)),
                            "rho": rho.tolist() if k else None, "heldout_metrics": model.metadata.get("heldout_metrics")})
-        top = next(m for m in reversed(self.models) if m is not None).metadata
+        k_top = max(k for k, m in enumerate(self.models) if m is not None)
+        top, top_level = self.models[k_top].metadata, self.levels[k_top]
+        affine_note = ("" if top_level == self.target_level else f"; the target level {self.target_level} is an affine calibration "
+                       "above it, not in these errors (multifidelity.per_level: affine_calibration)")
         self.metadata = {**self.training_record(data, t0), "fit_seconds": round(time.perf_counter() - t0, 3),
                          "heldout_metrics": {**top.get("heldout_metrics", {}), "method": (
-                             f"{top.get('heldout_metrics', {}).get('method', 'held-out')} of the level-{self.target_level} "
-                             f"correction (absolute errors of the target level, given the lower levels' means)")},
+                             f"{top.get('heldout_metrics', {}).get('method', 'held-out')} of the level-{top_level} "
+                             f"correction (absolute errors of that level, given the lower levels' means{affine_note})")},
                          "composition_baseline": composition_record(self.target, data),
                          "multifidelity": {"fidelity_key": self.fidelity_key, "levels": self.levels,
                                            "target_level": self.target_level, "inner_kind": self.inner_kind, "per_level": record}}
