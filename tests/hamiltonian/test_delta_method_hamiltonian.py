@@ -88,7 +88,8 @@ def test_model_records_the_method_and_refuses_another_hash(fitted, sto3g_waters)
     meta = json.loads((m_method / "model.json").read_text())
     assert meta["baseline_method"]["method"] == METHOD
     assert meta["baseline_method"]["method_hash"] == make_labeler(METHOD, "hamiltonian").method_hash()
-    assert meta["training"]["delta"]["baseline_labels"]["n_structures"] == 8
+    labels = meta["training"]["delta"]["baseline_labels"]
+    assert (labels["n_structures"], labels["labelled_now"], labels["reused_from_store"]) == (8, 8, 0)
     model = load(m_method)
     assert model.baseline_db == str(f"{m_method}.baseline.db")
     model.baseline_method = dataclasses.replace(model.baseline_method, method_hash="0" * 32)  # as after a PySCF upgrade

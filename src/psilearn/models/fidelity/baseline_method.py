@@ -76,6 +76,16 @@ def check_field_method(method: str, kind: str, label: str | None = None) -> str:
     return found
 
 
+def campaign_record(summary, seconds: float, checked=None) -> dict:
+    """The training record of a baseline method's labels: how many structures, their stored compute seconds
+    (summed however many were reused), and how many this fit labelled and reused. ``summary``: the fit's own
+    campaign; ``checked``: the one the CLI ran on the same data just before (``check_baseline``), whose labels
+    the fit then reuses: they count as labelled by this fit."""
+    before = checked.done if checked is not None and checked.n_input == summary.n_input else 0
+    return {"n_structures": summary.n_input, "label_seconds": round(seconds, 3), "labelled_now": summary.done + before,
+            "reused_from_store": max(summary.skipped - before, 0)}
+
+
 def label_unit(label: str) -> str:
     """The unit of a label key as :data:`psilearn.label.base.UNITS` states it ('e*Bohr', 'Bohr^3', 'Hartree')."""
     text = UNITS[label].split(",")[0].strip()

@@ -46,7 +46,7 @@ from psilearn.errors import ConfigError
 from psilearn.models.base import Model
 from psilearn.models.checks import check_training_data
 from psilearn.models.composition import composition_record
-from psilearn.models.fidelity.baseline_method import BaselineMethod, check_field_method
+from psilearn.models.fidelity.baseline_method import BaselineMethod, campaign_record, check_field_method
 from psilearn.models.fidelity.delta_fields import FIELD_INNER, FieldDeltaModel, WrapsInner, field_delta_kind
 from psilearn.models.fidelity.delta_pairs import method_pair_baseline, pair_baseline, same_pairs, with_pairs
 from psilearn.models.fidelity.delta_spectrum import check_baseline_grid, check_spectrum_inner, method_spectrum_baseline, resolve_spectrum_method
@@ -184,6 +184,8 @@ class DeltaModel(WrapsInner, Model):
     method_label: ClassVar[str | None] = None
     method_db: ClassVar[str | None] = None
     method_workers: ClassVar[int] = 0
+    # the campaign check_baseline ran on the training data just before the fit (the CLI); the fit reuses its labels
+    checked_summary: ClassVar[CampaignSummary | None] = None
     method_sigma: ClassVar[float | None] = None  # spectra: the target's Gaussian width (grid units)
     method_reference: ClassVar[str] = "none"  # spectra: energies absolute ('none') or relative to the HOMO
     config_options: ClassVar[dict[str, type]] = dict(model_class(DEFAULT_INNER).config_options)
@@ -230,6 +232,7 @@ class DeltaModel(WrapsInner, Model):
             probe = cls(data.target, None, "", cls.symmetrize, baseline_method=cls.resolve_method(data.target),
                         baseline_db=cls.method_db, baseline_workers=cls.method_workers, progress=True)
             probe._baseline(data.frames)
+            cls.checked_summary = probe.last_baseline_summary  # the fit reuses these labels; its record counts them
             return probe.last_baseline_summary
         if data.target.per == "pair":
             same_pairs(data.frames, data.target, cls.baseline_key, data.pairs,
@@ -260,9 +263,7 @@ class DeltaModel(WrapsInner, Model):
     def _campaign_record(self) -> dict:
         """The cost of the training baseline: the labels' stored compute seconds (summed over the
         structures, however many were reused from the store) and what the last campaign did."""
-        summary = self.last_baseline_summary
-        return {"n_structures": summary.n_input, "label_seconds": round(self.last_baseline_seconds, 3),
-                "labelled_now": summary.done, "reused_from_store": summary.skipped}
+        return campaign_record(self.last_baseline_summary, self.last_baseline_seconds, type(self).checked_summary)
 
     @property
     def baseline_name(self) -> str:

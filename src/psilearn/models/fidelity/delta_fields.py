@@ -42,7 +42,7 @@ from psilearn.data.hamiltonian import HamiltonianDataset, check_hamiltonian_fram
 from psilearn.data.prediction import DensityPrediction, HamiltonianPrediction
 from psilearn.errors import ConfigError
 from psilearn.models.base import Model
-from psilearn.models.fidelity.baseline_method import FIELD_INNER, BaselineMethod
+from psilearn.models.fidelity.baseline_method import FIELD_INNER, BaselineMethod, campaign_record
 from psilearn.models.registry import model_class
 
 if TYPE_CHECKING:
@@ -182,6 +182,8 @@ class FieldDeltaModel(WrapsInner, Model):
     method_name: ClassVar[str | None] = None
     method_db: ClassVar[str | None] = None
     method_workers: ClassVar[int] = 0
+    # the campaign check_baseline ran on the training data just before the fit (the CLI); the fit reuses its labels
+    checked_summary: ClassVar[CampaignSummary | None] = None
 
     def __post_init__(self) -> None:
         want = FIELD_INNER.get(self.inner_kind)
@@ -216,6 +218,7 @@ class FieldDeltaModel(WrapsInner, Model):
         probe = cls(data.target, None, "", True, baseline_method=cls.resolve_method(data.target), baseline_db=cls.method_db,
                     baseline_workers=cls.method_workers)
         probe._baselines(data.frames)
+        cls.checked_summary = probe.last_baseline_summary  # the fit reuses these labels; its record counts them
         return probe.last_baseline_summary
 
     def _baselines(self, frames: list[Atoms]) -> list[np.ndarray]:
@@ -276,9 +279,7 @@ class FieldDeltaModel(WrapsInner, Model):
 
     def _campaign_record(self) -> dict:
         """The cost of the training baseline: the labels' stored compute seconds and what the campaign did."""
-        summary = self.last_baseline_summary
-        return {"n_structures": summary.n_input, "label_seconds": round(self.last_baseline_seconds, 3),
-                "labelled_now": summary.done, "reused_from_store": summary.skipped}
+        return campaign_record(self.last_baseline_summary, self.last_baseline_seconds, type(self).checked_summary)
 
     def _hamiltonian_heldout(self, data, base: list[np.ndarray]) -> dict:
         """Held-out metrics of the SUM on the inner model's validation split (orbital energies of
