@@ -160,6 +160,8 @@ def test_cli_errors(tmp_path, capsys):
          "give either --baseline KEY"),
         (["--target", "dipole_moment", "--tensor", "i", "--units", "e*Bohr", "--baseline-method", "gfn2", "--model", "qeq"],
          "--baseline: model kind 'qeq' cannot learn a correction"),
+        (["--target", "dipole_moment", "--tensor", "i", "--units", "Bohr^3", "--baseline-method", "gfn2", "--baseline-label", "alpha"],
+         "the label 'alpha' is a rank-2 tensor, the target 'dipole_moment' of rank 1"),
     ]
     for args, message in cases:
         assert main(["fit", TRAIN, *args, "-o", m]) == 2
@@ -190,3 +192,21 @@ def test_evaluate_and_learning_curve_with_a_baseline_method(fitted, tmp_path, ca
     plain = fitted[0] / "key.model"
     assert main(["evaluate", str(plain), TEST, "--baseline-db", str(db)]) == 2
     assert "is not a --baseline-method model" in _error_line(capsys)
+
+
+def test_a_structure_the_method_cannot_label_is_named_by_file_and_frame(tmp_path):
+    """A structure the labeler refuses (two atoms 0.1 A apart): one DataError naming its file and frame (not the
+    file a stale 'source' key written by plain ase.io.write names)."""
+    from ase.io import write
+
+    from psilearn.data.errors import DataError
+
+    frames = read_structures(f"{MOLECULES}@0:3")
+    bad = frames[2].copy()
+    bad.positions[1] = bad.positions[0] + [0.1, 0.0, 0.0]
+    path = tmp_path / "bad.xyz"
+    write(path, frames[:2] + [bad])
+    method = BaselineMethod.resolve("gfn2", Target("dipole_moment", tensor="i", units="e*Bohr"))
+    inputs = read_structures(str(path))  # ase.io.write kept molecules.xyz's 'source': the reader replaces it
+    with pytest.raises(DataError, match=r"^bad\.xyz, frame 2: --baseline-method gfn2.* could not label it"):
+        method.stored_labels(inputs, tmp_path / "b.db")

@@ -49,7 +49,7 @@ def read_structures(spec: str | os.PathLike, format: str | None = None) -> list[
             raise DataError(f"{path}: a directory, but not a DeePMD system (no type.raw)")
         frames = read_deepmd(path)
         chosen = selected(check_selection(index, path), len(frames), path)
-        return _normalise([frames[i] for i in chosen], path, chosen)
+        return _normalise([frames[i] for i in chosen], path, chosen, keep_source=True)
     if os.path.getsize(path) == 0:
         raise DataError(f"{path}: the file is empty")
     index = check_selection(index, path, database=_is_database(path, format))
@@ -137,16 +137,19 @@ def _restore_pair_arrays(atoms: Atoms) -> None:
             atoms.info[key] = np.atleast_1d(atoms.info[key])
 
 
-def _normalise(frames: list[Atoms], path: str, numbers=None) -> list[Atoms]:
+def _normalise(frames: list[Atoms], path: str, numbers=None, keep_source: bool = False) -> list[Atoms]:
     """Labels out of ASE's calculator, the zero-lattice rule, the checks of every structure, and
-    'source' ('file.xyz:7', ``numbers``: the frame numbers in the file when known)."""
+    'source' ('file.xyz:7', ``numbers``: the frame numbers in the file when known). A 'source' the file itself
+    carries (written by plain ase.io.write from frames psilearn had read) is replaced: messages name the file
+    read; ``keep_source``: the reader set a more precise one (DeePMD: the set folder)."""
     numbers = range(len(frames)) if numbers is None else numbers
     for i, atoms in zip(numbers, frames):
         _restore_calculator_labels(atoms)
         _restore_pair_arrays(atoms)
         apply_periodicity(atoms, f"{path}, frame {i}")  # the one periodicity rule (data/periodicity.py)
         check_structure(atoms, f"{path}, frame {i}")
-        atoms.info.setdefault("source", f"{Path(path).name}:{i}")
+        if not keep_source or "source" not in atoms.info:
+            atoms.info["source"] = f"{Path(path).name}:{i}"
     return restore_large(frames, path)
 
 

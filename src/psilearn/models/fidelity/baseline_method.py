@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from psilearn.data.errors import frame_location
 from psilearn.data.units import UNITS as UNIT_TABLE
 from psilearn.data.units import canonical_unit, to_ase_factor
 from psilearn.errors import ConfigError, DataError
@@ -41,6 +42,13 @@ LEARNABLE: dict[str, str] = {
     **{k: "atom" for k in ("atomic_forces", "mulliken_charges", "hirshfeld_charges", "shielding", "apt", "efg", "efg_cq",
                            "efg_eta", "mulliken_spins", "hirshfeld_spins", "hfc", "hfc_iso")},
     **{k: "pair" for k in ("jcoupling", "jcoupling_iso")},
+}
+#: Cartesian rank of one value of each per-structure and per-atom label of LEARNABLE (0 scalar, 1 vector, 2 3x3)
+LABEL_RANK: dict[str, int] = {
+    **{k: 0 for k in ("total_energy", "homo", "lumo", "gap", "g_iso", "delta_g_iso", "mulliken_charges", "hirshfeld_charges",
+                      "efg_cq", "efg_eta", "mulliken_spins", "hirshfeld_spins", "hfc_iso")},
+    **{k: 1 for k in ("dipole_moment", "atomic_forces")},
+    **{k: 2 for k in ("quadrupole_moment", "alpha", "gtensor", "delta_g", "shielding", "apt", "efg", "hfc")},
 }
 #: per-pair label key -> (the label key of its pair list, the rank of one pair's value)
 PAIR_LABELS: dict[str, tuple[str, int]] = {"jcoupling": ("jcoupling_pairs", 2), "jcoupling_iso": ("jcoupling_pairs", 0)}
@@ -127,6 +135,9 @@ def label_for_target(target: Target, label: str | None = None) -> str:
     if LEARNABLE[found] != target.per:
         raise ConfigError(f"--baseline-method: the label {found!r} is per {LEARNABLE[found]}, the target {target.key!r} "
                           f"per {target.per}")
+    if found in LABEL_RANK and LABEL_RANK[found] != target.rank:
+        raise ConfigError(f"--baseline-method: the label {found!r} is a rank-{LABEL_RANK[found]} tensor, the target {target.key!r} "
+                          f"of rank {target.rank}; give --baseline-label with a label of rank {target.rank}")
     if found in PAIR_LABELS and PAIR_LABELS[found][1] != target.rank:
         other = [k for k, (_, r) in PAIR_LABELS.items() if r == target.rank]
         raise ConfigError(f"--baseline-method: the label {found!r} is a rank-{PAIR_LABELS[found][1]} value per pair, the target "
@@ -251,7 +262,7 @@ class BaselineMethod:
         for i, lkey in enumerate(summary.keys):
             if lkey not in rows:
                 stage, reason = failed.get(lkey.split("-")[0], ("?", "no label stored"))
-                raise DataError(f"--baseline-method {self.name}: structure {i} could not be labelled ({stage}): {reason} "
+                raise DataError(f"{frame_location(frames[i], i)}: --baseline-method {self.name} could not label it ({stage}): {reason} "
                                 f"(database {db}; psilearn label --retry-failed relabels failures)")
             seconds += float(rows[lkey].key_value_pairs.get("label_seconds", 0.0))
             data = rows[lkey].data or {}
