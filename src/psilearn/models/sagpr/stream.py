@@ -300,6 +300,7 @@ def _solve(model, fold_sums: list[dict], reg_w: np.ndarray | None) -> list[dict]
         fits = [(bi, gp.fit_sums(a[:, j], float(s.yy[j]), s.n, regs[j])) for j, bi in enumerate(cols)]
         for bi, fit in fits:
             log.info("channel %s block %d: reg=%.3g s2=%.3g", ch, bi, fit.reg, fit.s2)
+        gp.choose_precision([fit for _, fit in fits])  # no rows kept: the conservative bound
         model.channels.append(ChannelModel(ch, gp, fits))
         if cv is not None:
             for f, w in enumerate(cv.coefs(np.array([fit.reg for _, fit in fits]))):
