@@ -175,7 +175,7 @@ class SparseGP:
             va = folds == f
             n_val, k = int(va.sum()), len(regs)
             # Woodbury costs ~k n_val^2 (r + n_val); the SVD of the training rows ~4 n_train r^2 + 8 r^3
-            if k * n_val**2 * (r + n_val) <= (len(y) - n_val) * r**2 + 4 * r**3:
+            if k * n_val**2 * (r + n_val) <= 4 * (len(y) - n_val) * r**2 + 8 * r**3:
                 out = self._downdate(bw[va], y[va], a_all, regs)
                 if out is not None:
                     pred[va] = out
@@ -200,8 +200,9 @@ class SparseGP:
         return phi @ col.coef
 
     def covariance(self, t: np.ndarray, kss: np.ndarray, col: ColumnFit) -> np.ndarray:
-        """Predictive covariance per sample (n, d, d) of the observed value, from T = Phi P reshaped
-        (n, d, r) and the prior self-kernel ``kss`` (n, d, d): the noise-free posterior
+        """Predictive covariance per sample (n, d, d) of the observed value (normalised units squared: label
+        units over the block's scale), from T = Phi P reshaped (n, d, r) and the prior self-kernel ``kss``
+        (n, d, d): the noise-free posterior
         s2 * k(x,x) - T diag(s2 - d) T^T, which is positive semi-definite in exact arithmetic, plus sigma2 I.
         That difference cancels to ~reg of its terms near the training data, so rounding of P (float32:
         ~1e-7 of s2 k(x,x)) can make it negative when reg is tiny; its negative eigenvalues are then raised
