@@ -169,3 +169,40 @@ def test_kfold_of_a_tiny_polarizability_set_equals_refits():
         expect[va] = _ridge_refit(bw[tr], y[tr], bw[va], col.reg)
     np.testing.assert_allclose(pred[:, 0], expect, rtol=0, atol=1e-8 * np.abs(y).max())
     assert np.sqrt(np.mean((y - pred[:, 0]) ** 2)) < 2 * np.sqrt(np.mean(y**2))
+
+
+def test_streamed_kfold_flags_folds_beyond_its_normal_equations():
+    """The streamed fit keeps per-fold sums U_g = B_g^T B_g, not rows: at reg 1e-12 a fold holding the only
+    data for some directions cannot be resolved from them (its weights are rounding / reg), and the fit
+    says so in heldout_metrics instead of reporting a blown-up estimate silently; at reg 1e-3 it can."""
+    from psilearn.models._kernel.foldcv import FoldCV
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 50))
+    y = x @ rng.normal(size=50) / np.sqrt(50)
+    k = x @ x.T / 50
+    gp, bw = SparseGP.build(k, [k])
+    folds = np.arange(30) % 5
+    cv = FoldCV(gp.P, [bw[folds == f].T @ bw[folds == f] for f in range(5)], [bw[folds == f].T @ y[folds == f, None] for f in range(5)],
+                np.array([[y[folds == f] @ y[folds == f]] for f in range(5)]), np.bincount(folds))
+    assert cv.unresolved_folds(np.array([1e-12])) == list(range(5))
+    assert cv.unresolved_folds(np.array([1e-3])) == []
+    # where it resolves them, its held-out weights are the refits'
+    for f, w in enumerate(cv.coefs(np.array([1e-3]))):
+        tr, va = folds != f, folds == f
+        expect = k[np.ix_(va, tr)] @ np.linalg.solve(k[np.ix_(tr, tr)] + 1e-3 * np.eye(tr.sum()), y[tr])
+        np.testing.assert_allclose(k[va] @ w[:, 0], expect, rtol=1e-8, atol=1e-8 * np.abs(y).max())
+
+
+def test_streamed_fit_records_the_unresolved_estimate():
+    """30 demo polarizabilities streamed in batches of 10: at regularisation 1e-12 the held-out estimate
+    carries a warning naming the channels; at the marginal likelihood's choice (~1e-7 here) none."""
+    pool = read(str(importlib.resources.files("psilearn") / "demo_data" / "molecules.xyz"), ":")
+    frames = [pool[i] for i in range(0, 300, 10)]
+    target = Target("alpha", tensor="ij=ji")
+    data = load_dataset(frames, target)
+    tiny = SAGPR(target, small_soap(), small_model(n_sparse=None, global_state="none", stream_batch=10, regularization=1e-12)).fit(data)
+    assert "stream" in tiny.metadata
+    assert "l=2" in tiny.metadata["heldout_metrics"]["warning"]
+    ml = SAGPR(target, small_soap(), small_model(n_sparse=None, global_state="none", stream_batch=10)).fit(data)
+    assert "warning" not in ml.metadata["heldout_metrics"] and "cartesian" in ml.metadata["heldout_metrics"]
