@@ -93,18 +93,19 @@ def test_kfold_predictions_are_exact_held_out_gp(problem):
 
 
 def test_kfold_over_a_grid_equals_one_regularisation_at_a_time(problem, monkeypatch):
-    """Many regularisations at once take the diagonalised r x r route, one at a time Woodbury's: same predictions."""
+    """Many regularisations at once take the route of the training rows' SVD, one at a time Woodbury's: same predictions."""
     folds = np.arange(30) % 2
-    grid = np.logspace(-3, 0.5, 16)
+    grid = np.logspace(-3, 0.5, 40)  # as many as the CV grid (SparseGP.reg_grid)
     calls = []
-    eigh = np.linalg.eigh
-    monkeypatch.setattr(np.linalg, "eigh", lambda a: calls.append(a.shape) or eigh(a))
+    svd = np.linalg.svd
+    monkeypatch.setattr(np.linalg, "svd", lambda a, **kw: calls.append(a.shape) or svd(a, **kw))
     _, together = problem["gp"].kfold_residuals(problem["bw"], np.repeat(problem["y"][:, None], len(grid), axis=1), folds, grid)
-    assert len(calls) == 2  # one diagonalisation per fold
-    monkeypatch.setattr(np.linalg, "eigh", eigh)
+    assert len(calls) == 2  # one SVD per fold, for every regularisation
+    calls.clear()
     for j, reg in enumerate(grid):
         _, alone = problem["gp"].kfold_residuals(problem["bw"], problem["y"][:, None], folds, np.array([reg]))
         np.testing.assert_allclose(together[:, j], alone[:, 0], rtol=1e-7, atol=1e-9)
+    assert not calls  # one at a time: well-conditioned folds are downdated (Woodbury), no SVD
 
 
 def test_rank_deficient_kernel_and_calibration():

@@ -10,12 +10,19 @@ equivariant kernels and a closed-form profile likelihood.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+log = logging.getLogger("psilearn")
+
 _EIG_RTOL = 1e-10
+#: smallest eigenvalue of I - G (in (0, 1]) for which a k-fold downdate is trusted: rounding grows by 1/lambda_min
+_WOODBURY_MIN = 1e-5
+#: largest relative change of a training row's predictive variance allowed by storing the basis P in float32
+FLOAT32_VAR_RTOL = 1e-5
 
 #: the ``regularization`` option of the kernel models: one of these modes or a positive number (sigma2/s2)
 REGULARIZATION_MODES = ("ml", "cv")
@@ -43,10 +50,12 @@ class ColumnFit:
 
 @dataclass
 class SparseGP:
-    """Shared basis of one kernel channel: P = G W (M', r) and the spectrum S2 (r,)."""
+    """Shared basis of one kernel channel: P = G W (M', r) and the spectrum S2 (r,). ``float64``: P must be
+    stored in float64, float32 rounding would change the predictive variance (:meth:`float32_variance_error`)."""
 
     P: np.ndarray
     S2: np.ndarray
+    float64: bool = False
 
     @classmethod
     def build(cls, phi: np.ndarray, kmm_blocks: list[np.ndarray]) -> tuple["SparseGP", np.ndarray]:
@@ -147,49 +156,114 @@ class SparseGP:
 
     def kfold_residuals(self, bw: np.ndarray, y: np.ndarray, folds: np.ndarray, regs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Held-out residuals (n, k) and predictions for each column of ``y`` (n, k) with fixed
-        regularisations ``regs`` (k,): each fold is predicted by a model trained on the others.
+        regularisations ``regs`` (k,): each fold is predicted by a model trained on the others, the
+        ridge solution w = argmin |y_tr - B_tr w|^2 + reg |w|^2 in the rotated basis (``bw`` = B W, (n, r)).
 
-        In the rotated basis the full Gram matrix is diag(S2), so removing a fold's rows U is a
-        low-rank downdate; by Woodbury the fold's prediction is (I - G)^-1 U D^-1 (a - U^T y_val),
-        G = U D^-1 U^T, D = diag(S2 + reg): an n_val x n_val solve instead of an r x r one. With many
-        regularisations (a CV grid) the training rows' r x r Gram matrix is diagonalised once per fold
-        instead, and each regularisation costs one product."""
+        The fold's own system is solved from the SVD of the other folds' rows B_tr = U s V^T,
+        w = V diag(s / (s^2 + reg)) U^T y_tr, which keeps the accuracy of float64 down to reg ~ eps^2 |B|^2
+        (the normal equations B_tr^T B_tr lose half the digits: 1e-2 relative at reg = 1e-12 of S2 ~ 60).
+        When cheaper, the fold is instead removed from the full Gram matrix diag(S2) by Woodbury,
+        prediction (I - G)^-1 U D^-1 (a - U^T y_val), G = U D^-1 U^T, D = diag(S2 + reg): an n_val x n_val
+        solve. That downdate is exact in exact arithmetic but amplifies rounding by 1/lambda_min(I - G),
+        and lambda_min ~ reg / S2 when the fold's rows carry the only data for some direction (with
+        reg = 1e-12, a 30-structure polarizability fit gave held-out residuals 140x the true ones): it is
+        used only while lambda_min(I - G) >= _WOODBURY_MIN, the SVD otherwise."""
         pred = np.zeros_like(y)
         a_all = bw.T @ y  # (r, k)
         r = bw.shape[1]
         for f in np.unique(folds):
             va = folds == f
-            u = bw[va]
-            n_val, k = u.shape[0], len(regs)
-            # Woodbury costs ~k n_val^2 (r + n_val); the r x r problem, diagonalised once for all k
-            # regularisations, ~n_train r^2 + 4 r^3: the cheaper one (CV over a 40-value grid: the latter)
-            if k * n_val**2 * (r + n_val) > (len(y) - n_val) * r**2 + 4 * r**3:
-                tr = ~va
-                lam, vec = np.linalg.eigh(bw[tr].T @ bw[tr])
-                rot = vec.T @ (bw[tr].T @ y[tr])  # (r, k)
-                uv = u @ vec
-                for j, reg in enumerate(regs):
-                    pred[va, j] = uv @ (rot[:, j] / (np.maximum(lam, 0.0) + reg))
-                continue
-            for j, reg in enumerate(regs):
-                dinv = 1.0 / (self.S2 + reg)
-                ud = u * dinv  # U D^-1
-                g = ud @ u.T
-                v = ud @ (a_all[:, j] - u.T @ y[va, j])
-                pred[va, j] = np.linalg.solve(np.eye(len(g)) - g, v)
+            n_val, k = int(va.sum()), len(regs)
+            # Woodbury costs ~k n_val^2 (r + n_val); the SVD of the training rows ~4 n_train r^2 + 8 r^3
+            if k * n_val**2 * (r + n_val) <= 4 * (len(y) - n_val) * r**2 + 8 * r**3:
+                out = self._downdate(bw[va], y[va], a_all, regs)
+                if out is not None:
+                    pred[va] = out
+                    continue
+            pred[va] = _ridge_predict(bw[~va], y[~va], bw[va], regs)
         return y - pred, pred
+
+    def _downdate(self, u: np.ndarray, y_val: np.ndarray, a_all: np.ndarray, regs: np.ndarray) -> np.ndarray | None:
+        """The held-out predictions (n_val, k) of the rows ``u`` = B_val W (n_val, r) by Woodbury (see
+        :meth:`kfold_residuals`), or None when (I - G) is too ill-conditioned for any of ``regs``."""
+        out = np.zeros((u.shape[0], len(regs)))
+        for j, reg in enumerate(regs):
+            ud = u / (self.S2 + reg)  # U D^-1
+            lam, q = np.linalg.eigh(np.eye(len(u)) - ud @ u.T)
+            if lam.min(initial=1.0) < _WOODBURY_MIN:
+                return None
+            v = ud @ (a_all[:, j] - u.T @ y_val[:, j])
+            out[:, j] = q @ ((q.T @ v) / lam)
+        return out
 
     def predict(self, phi: np.ndarray, col: ColumnFit) -> np.ndarray:
         return phi @ col.coef
 
     def covariance(self, t: np.ndarray, kss: np.ndarray, col: ColumnFit) -> np.ndarray:
-        """Predictive covariance per sample (n, d, d) of the observed value, from T = Phi P reshaped
-        (n, d, r) and the prior self-kernel ``kss`` (n, d, d):
-        s2 * k(x,x) - T diag(s2 - d) T^T + sigma2 I."""
+        """Predictive covariance per sample (n, d, d) of the observed value (normalised units squared: label
+        units over the block's scale), from T = Phi P reshaped (n, d, r) and the prior self-kernel ``kss``
+        (n, d, d): the noise-free posterior
+        s2 * k(x,x) - T diag(s2 - d) T^T, which is positive semi-definite in exact arithmetic, plus sigma2 I.
+        That difference cancels to ~reg of its terms near the training data, so rounding of P (float32:
+        ~1e-7 of s2 k(x,x)) can make it negative when reg is tiny; its negative eigenvalues are then raised
+        to 0 (equivariant: eigenvalues do not change under rotations) with a warning, so the variance of
+        an observed value never falls below the noise floor sigma2 (it used to be clipped to 0)."""
         shrink = col.s2 - col.d
-        cov = col.s2 * kss - np.einsum("nar,r,nbr->nab", t, shrink, t)
-        cov += col.sigma2 * np.eye(kss.shape[1])[None]
-        return cov
+        post = col.s2 * kss - np.einsum("nar,r,nbr->nab", t, shrink, t)
+        lam, vec = np.linalg.eigh(post)
+        bad = lam.min(axis=1, initial=np.inf) < 0
+        if bad.any():
+            scale = col.s2 * np.abs(np.einsum("naa->na", kss)).max()
+            if -lam.min() > 1e-12 * scale:  # beyond float64 rounding of the difference
+                log.warning("predictive covariance: %d of %d samples had a negative noise-free variance (down to %.3g, prior %.3g, "
+                            "noise %.3g): rounding of the covariance basis (a float32 basis with a tiny regularisation: refit); "
+                            "raised to 0, the noise floor remains", int(bad.sum()), len(lam), lam.min(), scale, col.sigma2)
+            post[bad] = np.einsum("nak,nk,nbk->nab", vec[bad], np.maximum(lam[bad], 0.0), vec[bad])
+        return post + col.sigma2 * np.eye(kss.shape[1])[None]
+
+    def choose_precision(self, cols: list[ColumnFit], phi: np.ndarray | None = None, bw: np.ndarray | None = None) -> float:
+        """Set :attr:`float64` for the columns ``cols``: True when rounding P to float32 changes a training
+        row's variance by more than FLOAT32_VAR_RTOL relative, measured at the rows ``phi``, ``bw`` (see
+        :meth:`float32_variance_error`); without rows (a streamed fit) from the bound |T|^2 <= max S2
+        instead, 2 u32 max(S2) / reg (u32 = 2^-24, float32 rounding), which is conservative. Returns the error."""
+        if phi is None:
+            err = max((2.0**-23 * float(self.S2.max(initial=0.0)) / max(c.reg, 1e-300) for c in cols), default=0.0)
+        else:
+            err = self.float32_variance_error(phi, bw, cols)
+        self.float64 = err > FLOAT32_VAR_RTOL
+        if self.float64:
+            log.info("covariance basis kept in float64: float32 would change the variance by %.2g relative (> %g)", err, FLOAT32_VAR_RTOL)
+        return err
+
+    def float32_variance_error(self, phi: np.ndarray, bw: np.ndarray, cols: list[ColumnFit], chunk: int = 4096) -> float:
+        """Largest relative change of the predictive variance of the training rows (kernel rows ``phi``
+        (n, M'), ``bw`` = B W = Phi P (n, r) in float64) when P is rounded to float32, over the columns
+        ``cols``: |sum_r (s2 - d_r) (T32^2 - T^2)| / sigma2 (sigma2 <= the variance of an observed value).
+        The difference cancels to ~reg near the data, so this grows as ~1e-7 k(x,x) / reg (measured on 150
+        molecules' dipoles: 2e-6 at reg 1e-2, 3e-2 at reg 1e-6, negative variances at reg 5e-9)."""
+        if not cols or self.P.size == 0:
+            return 0.0
+        p32 = self.P.astype(np.float32).astype(np.float64)
+        shrink = np.stack([c.s2 - c.d for c in cols], axis=1)  # (r, k)
+        sigma2 = np.array([c.sigma2 for c in cols])
+        worst = 0.0
+        for i in range(0, len(phi), chunk):
+            t, t32 = bw[i : i + chunk], phi[i : i + chunk] @ p32
+            worst = max(worst, float(np.max(np.abs(((t32 - t) * (t32 + t)) @ shrink) / np.maximum(sigma2, 1e-300), initial=0.0)))
+        return worst
+
+
+def _ridge_predict(b_tr: np.ndarray, y_tr: np.ndarray, b_va: np.ndarray, regs: np.ndarray) -> np.ndarray:
+    """Predictions (n_val, k) of the rows ``b_va`` (n_val, r) by the ridge models of ``b_tr`` (n_tr, r) and
+    each column of ``y_tr`` (n_tr, k) at regularisation ``regs[j]``, from the SVD of ``b_tr`` (no normal equations)."""
+    out = np.zeros((b_va.shape[0], len(regs)))
+    if b_tr.size == 0:
+        return out
+    u, s, vt = np.linalg.svd(b_tr, full_matrices=False)
+    z, bv = u.T @ y_tr, b_va @ vt.T  # (q, k), (n_val, q)
+    for j, reg in enumerate(regs):
+        out[:, j] = bv @ (s / (s**2 + reg) * z[:, j])
+    return out
 
 
 def whitening_blocks(kmm_blocks: list[np.ndarray]) -> list[np.ndarray]:

@@ -282,6 +282,7 @@ class SAGPR(SoapKernelKind, Model):
             _, pred = gp.kfold_residuals(bw, y[:, None], row_fold, np.array([fit.reg]))
             cv_pred[:, b.cols] = (pred[:, 0] / rw).reshape(-1, d) * self.scales[bi]
             log.info("channel %s block %d: reg=%.3g s2=%.3g", ch, bi, fit.reg, fit.s2)
+        gp.choose_precision([c for _, c in cols], phi, bw)  # the model file's P: float32 unless that changes the std
         return ChannelModel(ch, gp, cols)
 
     # ---- prediction ------------------------------------------------------------------------------

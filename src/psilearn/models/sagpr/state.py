@@ -5,7 +5,9 @@ density-expansion coefficients, from which loading rebuilds their lambda-SOAP bl
 (metadata ``sparse_storage: coefficients``, psilearn >= 0.2: ~20x smaller), or as the blocks
 themselves ``sparse/l/sigma/Z`` (M_Z, 2l+1, Q) (psilearn 0.1.0); ``sparse/-1/0/Z``: their electronic
 states with ``global_state``; ``proj/l/sigma/Z`` (Q, K) feature compression; per channel ``chC/P``
-(M', r) (float32 from 0.2: the predictive std changes by < 1e-4 relative, the mean not at all),
+(M', r) (float32 from 0.2 when the variance of every training row then changes by < 1e-5 relative,
+checked at fit (:meth:`SparseGP.choose_precision`); float64 otherwise, as with a tiny regularisation,
+where float32 rounding made variances negative; the mean never changes),
 ``chC/S2`` (r,) and per irrep occurrence ``chC/bB/coef``, ``chC/bB/d``. With ``covariance_storage:
 training`` (metadata ``covariance_storage``) P, S2 and d are left out and the training environments
 are stored instead, as ``train/numbers``, ``train/structure``, ``train/coef/Z`` (and ``train/states``):
@@ -47,7 +49,7 @@ def sagpr_state(model) -> tuple[dict, dict[str, np.ndarray]]:
     channels = []
     for ci, cm in enumerate(model.channels):
         if not from_training:
-            arrays[f"ch{ci}/P"] = cm.gp.P.astype(np.float32) if compact else cm.gp.P
+            arrays[f"ch{ci}/P"] = cm.gp.P.astype(np.float32) if compact and not cm.gp.float64 else cm.gp.P
             arrays[f"ch{ci}/S2"] = cm.gp.S2
         cols = []
         for bi, col in cm.columns:
@@ -97,7 +99,8 @@ def sagpr_from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
     if from_training:  # the covariance basis is rebuilt on the first prediction with std
         model.training_envs = {k[len("train/"):]: v for k, v in arrays.items() if k.startswith("train/")}
     for ci, ch in enumerate(meta["channels"]):
-        gp = SparseGP(None, None) if from_training else SparseGP(np.asarray(arrays[f"ch{ci}/P"], dtype=np.float64), arrays[f"ch{ci}/S2"])
+        p = None if from_training else arrays[f"ch{ci}/P"]
+        gp = SparseGP(None, None) if from_training else SparseGP(np.asarray(p, dtype=np.float64), arrays[f"ch{ci}/S2"], p.dtype == np.float64)
         cols = [
             (c["block"], ColumnFit(c["reg"], c["s2"], arrays[f"ch{ci}/b{c['block']}/coef"],
                                    None if from_training else arrays[f"ch{ci}/b{c['block']}/d"]))

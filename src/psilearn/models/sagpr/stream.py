@@ -272,16 +272,18 @@ def _kmm(model, ch) -> list[np.ndarray]:
     return apply_state_kernel(np.zeros((0, m)), kmm, np.zeros((0, 2)), model.sparse[SPARSE_STATE_KEY], d, model.config.state_width)[1]
 
 
-def _solve(model, fold_sums: list[dict], reg_w: np.ndarray | None) -> list[dict] | None:
+def _solve(model, fold_sums: list[dict], reg_w: np.ndarray | None) -> tuple[list[dict] | None, list[str]]:
     """Each channel's sparse GP from the sums of all folds (``fold_sums``: per fold {channel:
     ChannelSums}, emptied as it goes); the 'cv' regularisation from the per-fold sums. Sets
-    ``model.channels``; returns per fold {channel: (M', k) weights trained without it}, or None (one fold)."""
+    ``model.channels``; returns per fold {channel: (M', k) weights trained without it}, or None (one fold),
+    and the channels whose fold systems are beyond the normal equations' precision (:meth:`FoldCV.unresolved_folds`)."""
     from psilearn.models.sagpr.model import ChannelModel
 
     c = model.config
     reg = 1.0 if reg_w is not None else fixed_regularization(c.regularization)
     model.channels, model._contracted = [], {}
     coefs = [{} for _ in fold_sums] if len(fold_sums) > 1 else None
+    unresolved = []
     for ch in model._channel_list():
         parts = [fs.pop(ch) for fs in fold_sums]
         s = parts[0] if len(parts) == 1 else ChannelSums(parts[0].c.copy(), parts[0].r.copy(), parts[0].yy.copy(), parts[0].n)
@@ -300,11 +302,14 @@ def _solve(model, fold_sums: list[dict], reg_w: np.ndarray | None) -> list[dict]
         fits = [(bi, gp.fit_sums(a[:, j], float(s.yy[j]), s.n, regs[j])) for j, bi in enumerate(cols)]
         for bi, fit in fits:
             log.info("channel %s block %d: reg=%.3g s2=%.3g", ch, bi, fit.reg, fit.s2)
+        gp.choose_precision([fit for _, fit in fits])  # no rows kept: the conservative bound
         model.channels.append(ChannelModel(ch, gp, fits))
         if cv is not None:
             for f, w in enumerate(cv.coefs(np.array([fit.reg for _, fit in fits]))):
                 coefs[f][ch] = w
-    return coefs
+            if cv.unresolved_folds(np.array([fit.reg for _, fit in fits])):
+                unresolved.append(f"l={ch[0]}")
+    return coefs, unresolved
 
 
 def fold_batches(fold_of: np.ndarray, batch: int) -> list[tuple[int, np.ndarray]]:
@@ -349,7 +354,7 @@ def fit_streamed(model, data, plan: StreamPlan, reg_w: np.ndarray | None, t0: fl
         for (f, *_), part in zip(batches, map_batches(_sums, model, args, client, model.progress, "normal equations")):
             fold_sums[f] = part if not fold_sums[f] else {ch: fold_sums[f][ch].add(s) for ch, s in part.items()}
         t_sums = time.perf_counter()
-        coefs = _solve(model, fold_sums, reg_w)
+        coefs, unresolved = _solve(model, fold_sums, reg_w)
         t_heldout = time.perf_counter()
         if coefs is not None and c.stream_heldout:
             args = [(fr, None if reg_w is None else reg_w[i], mask, coefs[f]) for f, i, mask, fr in batches]
@@ -359,6 +364,10 @@ def fit_streamed(model, data, plan: StreamPlan, reg_w: np.ndarray | None, t0: fl
             heldout = {"method": f"{plan.folds}-fold cross-validation by structure (hyperparameters fixed at their final values; "
                                  "streamed: per-fold normal equations, then one more pass over the batches)",
                        **regression_metrics(model.target, irreps, cv_pred + (irreps - resid))}
+            if unresolved:  # tiny regularisation: the per-fold normal equations cannot resolve the folds' models
+                heldout["warning"] = (f"channels {', '.join(unresolved)}: regularisation below the precision of the per-fold normal "
+                                      "equations; this estimate can be far too large: fit in memory (no stream_batch) for an exact one")
+                log.warning("held-out estimate: %s", heldout["warning"])
     from ase.data import chemical_symbols
 
     n_sparse = {chemical_symbols[z]: int(len(x)) for z, x in model.sparse[(0, 1)].items()}
