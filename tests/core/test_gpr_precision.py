@@ -123,17 +123,22 @@ def _ridge_refit(b_tr, y_tr, b_va, reg):
     return b_va @ w
 
 
-@pytest.mark.parametrize("reg", [1e-8, 1e-10, 1e-12])
-def test_kfold_equals_refits_on_each_complement_at_tiny_regularisation(reg):
-    """30 points in 50 dimensions, every point a sparse point: each row carries directions no other
-    row has, so each fold removes the only data for some directions. Every fold's prediction equals
-    the exact GP refitted on the other folds, K_vt (K_tt + reg I)^-1 y_t, to 1e-8 relative."""
+def _every_row_a_sparse_point():
+    """30 points in 50 dimensions, each its own sparse point (linear kernel), 5 folds: (K, y, the GP, B W, folds)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 50))
     y = x @ rng.normal(size=50) / np.sqrt(50)
     k = x @ x.T / 50
     gp, bw = SparseGP.build(k, [k])
-    folds = np.arange(30) % 5
+    return k, y, gp, bw, np.arange(30) % 5
+
+
+@pytest.mark.parametrize("reg", [1e-8, 1e-10, 1e-12])
+def test_kfold_equals_refits_on_each_complement_at_tiny_regularisation(reg):
+    """30 points in 50 dimensions, every point a sparse point: each row carries directions no other
+    row has, so each fold removes the only data for some directions. Every fold's prediction equals
+    the exact GP refitted on the other folds, K_vt (K_tt + reg I)^-1 y_t, to 1e-8 relative."""
+    k, y, gp, bw, folds = _every_row_a_sparse_point()
     grid = np.array([reg, 1e-3, 1.0])
     _, one = gp.kfold_residuals(bw, y[:, None], folds, np.array([reg]))  # the Woodbury route when well-conditioned
     _, many = gp.kfold_residuals(bw, np.repeat(y[:, None], 3, axis=1), folds, grid)  # the SVD route
@@ -177,12 +182,7 @@ def test_streamed_kfold_flags_folds_beyond_its_normal_equations():
     says so in heldout_metrics instead of reporting a blown-up estimate silently; at reg 1e-3 it can."""
     from psilearn.models._kernel.foldcv import FoldCV
 
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(30, 50))
-    y = x @ rng.normal(size=50) / np.sqrt(50)
-    k = x @ x.T / 50
-    gp, bw = SparseGP.build(k, [k])
-    folds = np.arange(30) % 5
+    k, y, gp, bw, folds = _every_row_a_sparse_point()
     cv = FoldCV(gp.P, [bw[folds == f].T @ bw[folds == f] for f in range(5)], [bw[folds == f].T @ y[folds == f, None] for f in range(5)],
                 np.array([[y[folds == f] @ y[folds == f]] for f in range(5)]), np.bincount(folds))
     assert cv.unresolved_folds(np.array([1e-12])) == list(range(5))
