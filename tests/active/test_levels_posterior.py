@@ -119,6 +119,11 @@ def test_targeted_across_levels(mf_run, tmp_path):
     assert len(got) == len(set(got)) and sum(r["charged_seconds"] for r in log["rounds"]) <= 10 + 1e-9
     with pytest.raises(ConfigError, match="--strategy targeted with several levels needs a joint posterior"):
         run_active(mf_options(pool, strategy="targeted", focus=TEST, kind="baseline"), state_dir=str(tmp_path / "b"))
+    # a network kind whose options drop LLPR (a deep ensemble): refused before round 0, not after its first fit
+    ensemble = {"nn": {"channels": 4}, "nn_train": {"uncertainty": "ensemble", "ensemble_size": 2, "epochs": 1}}
+    with pytest.raises(ConfigError, match="model kind 'nn' has none here"):
+        run_active(mf_options(pool, strategy="targeted", focus=TEST, kind="nn", config=ensemble), state_dir=str(tmp_path / "e"))
+    assert not (tmp_path / "e").exists()
 
 
 def test_level_posteriors_split_one_call_into_candidates_and_focus(mf_run):
