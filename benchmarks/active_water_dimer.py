@@ -67,10 +67,17 @@ def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus
 
     opts = ActiveOptions(pool=pool, target={"key": "alpha", "tensor": "ij=ji"}, init=args.init, batch=batch,
                          budget=budget, config=SMALL if args.small else {}, seed=seed, strategy=strategy,
-                         init_strategy=args.init_strategy if strategy != "random" else "random", oracle="alpha",
+                         init_strategy=_init_strategy(strategy, args.init_strategy), oracle="alpha",
                          focus=focus if strategy == "targeted" else None)
     run_active(opts, state_dir=os.path.join(tmp, f"{strategy}-{seed}"), on_fit=on_fit)
     return curve
+
+
+def _init_strategy(strategy: str, asked: str) -> str:
+    """The initial set of ``strategy``: random selection always starts at random; ``focus`` needs a focus (targeted)."""
+    if strategy == "random" or (asked == "focus" and strategy != "targeted"):
+        return "random"
+    return asked
 
 
 def _labels_for(ns: np.ndarray, err: np.ndarray, level: float) -> float:
@@ -220,8 +227,8 @@ def main() -> int:
     ap.add_argument("--ceiling", action="store_true", help="also fit fixed subsets (all compressed dimers of the pool, ...): "
                     "what labelling the compressed region can give at all (needs --pool-shifted)")
     ap.add_argument("--small", action="store_true", help="smaller SOAP and 200 sparse points (faster)")
-    ap.add_argument("--init-strategy", default="random", choices=["random", "fps"], help="the initial set of the active "
-                    "strategies (random: the same as the random baseline's, default)")
+    ap.add_argument("--init-strategy", default="random", choices=["random", "fps", "focus"], help="the initial set of the active "
+                    "strategies (random: the same as the random baseline's, default; focus: targeted's only, chosen for its focus)")
     ap.add_argument("--json", help="also save the per-seed curves here (for --load)")
     ap.add_argument("--load", nargs="+", help="no runs: merge the per-seed curves of these --json files (e.g. an active "
                     "strategy from one run and random from another) and print the tables")

@@ -11,7 +11,7 @@ from psilearn.active import run_active
 from psilearn.active.selection import diverse_batch, random_batch, structure_variance, targeted_batch
 from psilearn.models import load
 
-from ._common import TEST, options, selected
+from ._common import POOL, TEST, options, selected
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +164,25 @@ def test_focus_with_elements_the_pool_lacks_is_refused_before_any_log(tmp_path):
     assert not (tmp_path / "s").exists()
     _, log = run_active(options(strategy="targeted", focus=TEST, budget=11), state_dir=str(tmp_path / "s"))
     assert len(set(selected(log))) == 11
+
+
+def test_focus_initial_set_starts_where_the_focus_is(tmp_path):
+    """--init-strategy focus: before any model, the initial set is chosen for the focus structures (all NH3
+    here): most of it is NH3, against about a quarter of a random initial set of this 4-molecule pool; the
+    pool's other elements are still covered (C must occur). Without --focus it is refused in one line."""
+    from ase.io import write
+
+    from psilearn.data import read_structures
+    from psilearn.errors import ConfigError
+
+    focus = tmp_path / "nh3.xyz"
+    write(focus, [a for a in read_structures(TEST) if a.get_chemical_formula() == "H3N"])
+    pool = read_structures(POOL)
+    _, log = run_active(options(strategy="targeted", focus=str(focus), init_strategy="focus", budget=11), state_dir=str(tmp_path / "f"))
+    first = log["rounds"][0]["selected"]
+    formulas = [pool[i].get_chemical_formula() for i in first]
+    assert sum(f == "H3N" for f in formulas) >= 4, formulas  # of 6
+    assert any("C" in pool[i].get_chemical_symbols() for i in first)  # every element of the pool covered
+    assert len(set(selected(log))) == 11
+    with pytest.raises(ConfigError, match="--init-strategy focus needs --focus"):
+        run_active(options(init_strategy="focus"), state_dir=str(tmp_path / "g"))

@@ -15,7 +15,7 @@ from psilearn.active.labels import MethodLabels, OracleLabels, check_unique, ord
 from psilearn.active.levels_posterior import levels_posterior_batch
 from psilearn.active.options import ActiveOptions
 from psilearn.active.posterior import candidates_posterior, posterior_batch
-from psilearn.active.selection import diverse_batch, initial_set, random_batch, structure_variance, targeted_batch
+from psilearn.active.selection import diverse_batch, focus_initial_set, initial_set, random_batch, structure_variance, targeted_batch
 from psilearn.active.state import default_state_dir, save_log, start_or_resume
 from psilearn.errors import ConfigError, DataError
 
@@ -207,6 +207,9 @@ def _select(run: _Run, round_: int) -> bool:
         elements = [set(int(z) for z in a.numbers) for a in run.pool]
         if opts.init_strategy == "fps":
             chosen = initial_set(_descriptors(run), opts.init, "fps", opts.seed, elements)
+        elif opts.init_strategy == "focus":
+            focus = _focus_descriptors(run)  # first: it sets the pool's descriptors in the same space
+            chosen = focus_initial_set(run.descriptors, focus, opts.init, opts.seed, elements)
         else:
             chosen = initial_set(np.zeros((len(run.pool), 1)), opts.init, "random", opts.seed, elements)
         chosen = [k * len(run.pool) + i for k in range(len(opts.levels)) for i in chosen]

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from psilearn.errors import ConfigError
 
 STRATEGIES = ("variance", "targeted", "random")
-INIT_STRATEGIES = ("fps", "random")
+INIT_STRATEGIES = ("fps", "random", "focus")
 
 
 @dataclass
@@ -21,7 +21,9 @@ class ActiveOptions:
     ``strategy``: ``variance`` (largest predictive variance, diversified, see
     :mod:`psilearn.active.selection`), ``targeted`` (the batch that most reduces the predictive variance on
     the unlabelled ``focus`` structures) or ``random`` (the baseline); ``init_strategy``: ``fps``
-    (farthest-point on invariant SOAP, from a random first structure) or ``random``; ``oracle``: take
+    (farthest-point on invariant SOAP, from a random first structure), ``random``, or ``focus`` (with
+    ``targeted``: the set that most reduces a descriptor kernel's variance on the focus structures, before any
+    model exists: :func:`psilearn.active.selection.focus_initial_set`); ``oracle``: take
     the labels from the pool's KEY, or ``method`` (gfn2, XC/BASIS: the labeling campaign through the
     label store ``db``, ``workers`` Dask processes, 0: in this process; ``scheduler``: a running cluster);
     ``test``: labelled structures scored after every fit; ``focus``: see ``targeted``; ``symmetrize``:
@@ -83,6 +85,8 @@ class ActiveOptions:
                               "and --focus goes with --strategy targeted only")
         if self.init_strategy not in INIT_STRATEGIES:
             raise ConfigError(f"--init-strategy must be one of {', '.join(INIT_STRATEGIES)}, got {self.init_strategy!r}")
+        if self.init_strategy == "focus" and self.focus is None:
+            raise ConfigError("--init-strategy focus needs --focus FILE (and --strategy targeted)")
         if (self.oracle is None) == (self.method is None):
             raise ConfigError("give the labels' source: either --oracle KEY (labels already in POOL) or --method METHOD")
         if self.method is None and (self.db or self.observables or self.scheduler):

@@ -41,6 +41,17 @@ def initial_set(descriptors: np.ndarray, n: int, strategy: str, seed: int, eleme
     return order if elements is None else cover_elements(order, elements, rng)
 
 
+def focus_initial_set(descriptors: np.ndarray, focus_descriptors: np.ndarray, n: int, seed: int,
+                      elements: list[set[int]] | None = None) -> list[int]:
+    """N0 pool indices chosen for the *focus* structures before any model exists: :func:`targeted_batch` with
+    every prior variance 1, i.e. the greedy set that most reduces the focus structures' variance under the
+    Gaussian kernel of the invariant descriptors (the first pick is the pool structure most like the focus as a
+    whole, each next one what the picks leave unexplained). ``elements``: as for :func:`initial_set`."""
+    x, xf = np.asarray(descriptors, float), np.asarray(focus_descriptors, float)
+    order = targeted_batch(np.ones(len(x)), np.ones(len(xf)), x, xf, np.arange(len(x)), np.zeros(0, int), n)
+    return order if elements is None else cover_elements(order, elements, np.random.default_rng([seed, 0]))
+
+
 def cover_elements(order: list[int], elements: list[set[int]], rng: np.random.Generator) -> list[int]:
     """``order`` with structures swapped in until every element of the pool occurs: for each missing
     element (in order of Z) a random structure containing it replaces the latest pick whose removal

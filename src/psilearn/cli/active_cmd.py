@@ -52,8 +52,9 @@ def register(sub) -> None:
     p.add_argument("--focus", metavar="FILE", help="--strategy targeted: structures (unlabelled) where the model should "
                    "be good, e.g. the region a study will predict; the pool file itself: the integrated variance over the pool "
                    "(for use on structures like the pool's)")
-    p.add_argument("--init-strategy", choices=["fps", "random"], default="fps", help="the initial set: farthest-point "
-                   "sampling on invariant SOAP from a seeded random start (default) or uniform")
+    p.add_argument("--init-strategy", choices=["fps", "random", "focus"], default="fps", help="the initial set: farthest-point "
+                   "sampling on invariant SOAP from a seeded random start (default), uniform, or focus (with --focus: the set "
+                   "that best covers the --focus structures under a kernel of invariant SOAP, before any model exists)")
     p.add_argument("--model", default="sagpr", help=f"model kind with a predictive uncertainty (several levels: the kind of "
                    f"each level of the multifidelity model) ({describe_kinds()})")
     p.add_argument("--config", metavar="YAML", help="options file, as for fit")
