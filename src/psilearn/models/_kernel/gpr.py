@@ -210,7 +210,7 @@ class SparseGP:
         an observed value never falls below the noise floor sigma2 (it used to be clipped to 0)."""
         shrink = col.s2 - col.d
         post = col.s2 * kss - np.einsum("nar,r,nbr->nab", t, shrink, t)
-        lam, vec = np.linalg.eigh(post)
+        lam = np.linalg.eigvalsh(post)  # eigenvectors only for the samples that need raising (predict's hot path)
         bad = lam.min(axis=1, initial=np.inf) < 0
         if bad.any():
             scale = col.s2 * np.abs(np.einsum("naa->na", kss)).max()
@@ -218,7 +218,8 @@ class SparseGP:
                 log.warning("predictive covariance: %d of %d samples had a negative noise-free variance (down to %.3g, prior %.3g, "
                             "noise %.3g): rounding of the covariance basis (a float32 basis with a tiny regularisation: refit); "
                             "raised to 0, the noise floor remains", int(bad.sum()), len(lam), lam.min(), scale, col.sigma2)
-            post[bad] = np.einsum("nak,nk,nbk->nab", vec[bad], np.maximum(lam[bad], 0.0), vec[bad])
+            lam_bad, vec = np.linalg.eigh(post[bad])
+            post[bad] = np.einsum("nak,nk,nbk->nab", vec, np.maximum(lam_bad, 0.0), vec)
         return post + col.sigma2 * np.eye(kss.shape[1])[None]
 
     def choose_precision(self, cols: list[ColumnFit], phi: np.ndarray | None = None, bw: np.ndarray | None = None) -> float:

@@ -87,9 +87,9 @@ def check_field_method(method: str, kind: str, label: str | None = None) -> str:
 def campaign_record(summary, seconds: float, checked=None) -> dict:
     """The training record of a baseline method's labels: how many structures, their stored compute seconds
     (summed however many were reused), and how many this fit labelled and reused. ``summary``: the fit's own
-    campaign; ``checked``: the one the CLI ran on the same data just before (``check_baseline``), whose labels
-    the fit then reuses: they count as labelled by this fit."""
-    before = checked.done if checked is not None and checked.n_input == summary.n_input else 0
+    campaign; ``checked``: the one the CLI ran just before (``check_baseline``), whose labels the fit then reuses:
+    on the same structures (the same label keys, not only as many) they count as labelled by this fit."""
+    before = checked.done if checked is not None and checked.keys == summary.keys else 0
     return {"n_structures": summary.n_input, "label_seconds": round(seconds, 3), "labelled_now": summary.done + before,
             "reused_from_store": max(summary.skipped - before, 0)}
 

@@ -266,9 +266,8 @@ class SAGPR(SoapKernelKind, Model):
         rw = np.ones(len(phi)) if reg_w is None else np.repeat(reg_w, d)
         gp, bw = SparseGP.build(phi, kmm)
         if len(gp.S2) == 0:
-            log.warning(
-                "lambda-SOAP has no features for channel l=%d sigma=%d (e.g. pseudo-scalars at body order 3): "
-                "it is predicted as 0 with the training data's spread as uncertainty", ch[0], ch[1])
+            log.warning("lambda-SOAP has no features for channel l=%d sigma=%d (e.g. pseudo-scalars at body order 3): "
+                        "it is predicted as 0 with the training data's spread as uncertainty", ch[0], ch[1])
         row_fold = np.repeat(sample_fold, d)
         mode = self.config.regularization
         reg = 1.0 if reg_w is not None else fixed_regularization(mode)
@@ -282,7 +281,8 @@ class SAGPR(SoapKernelKind, Model):
             _, pred = gp.kfold_residuals(bw, y[:, None], row_fold, np.array([fit.reg]))
             cv_pred[:, b.cols] = (pred[:, 0] / rw).reshape(-1, d) * self.scales[bi]
             log.info("channel %s block %d: reg=%.3g s2=%.3g", ch, bi, fit.reg, fit.s2)
-        gp.choose_precision([c for _, c in cols], phi, bw)  # the model file's P: float32 unless that changes the std
+        if self.config.covariance_storage == "basis":  # the model file's P: float32 unless that changes the std
+            gp.choose_precision([c for _, c in cols], phi, bw)  # ('training' stores no P: nothing to decide)
         return ChannelModel(ch, gp, cols)
 
     # ---- prediction ------------------------------------------------------------------------------
