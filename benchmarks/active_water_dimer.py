@@ -1,8 +1,8 @@
 """Active learning vs random selection on water-dimer polarizabilities (oracle mode: labels read from the pool).
 
 Data: ../shared/data/water_tensors/water_dimer/coords_1000.xyz (info keys: potential, mu, alpha, beta).
-Frames 800-999 are compressed dimers: the *shifted* test set. Frames 0-799 are split once (split seed 0)
-into an i.i.d. test set (--n-iid, default 200) and the pool (the rest). For each seed, `psilearn active`
+Frames 800-999 are compressed dimers: the *shifted* test set. Frames 0-799 are split once (split seed 0;
+with --split-per-seed, once per seed with that seed) into an i.i.d. test set (--n-iid, default 200) and the pool (the rest). For each seed, `psilearn active`
 (run_active) with --strategy variance (farthest-point initial set), --strategy targeted (the same, with the
 shifted structures, unlabelled, as --focus: what a study that knows where it will predict can do) and
 --strategy random (random initial set) from --init to --budget labels in batches of --batch; after each
@@ -22,6 +22,10 @@ region sparsely (as the pools of ANI-1x-style studies do); the shifted test set 
 selection that concentrates on the compressed region can gain.
 
     .venv/bin/python benchmarks/active_water_dimer.py --pool-shifted 100 --ceiling
+
+--split-per-seed draws the split (i.i.d. test set, pool, and which compressed dimers join the pool) anew for each
+seed, with that seed: the spread over seeds then includes the split's, which a deterministic strategy (targeted
+with --init-strategy focus picks the same labels for the same split) needs to be judged at all.
 """
 
 from __future__ import annotations
@@ -40,16 +44,17 @@ FILE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "wa
 SMALL = {"soap": {"cutoff": 4.0, "max_radial": 6, "max_angular": 4}, "model": {"n_sparse": 200}}
 
 
-def _split(n_iid: int, pool_shifted: int, tmp: str) -> tuple[str, str, str]:
-    """Pool, i.i.d. test and shifted test files: ``pool_shifted`` compressed dimers (drawn with seed 0) join the
-    pool, the other compressed dimers are the shifted test set."""
+def _split(n_iid: int, pool_shifted: int, tmp: str, split_seed: int = 0) -> tuple[str, str, str]:
+    """Pool, i.i.d. test and shifted test files: ``pool_shifted`` compressed dimers (drawn with ``split_seed``) join
+    the pool, the other compressed dimers are the shifted test set; the i.i.d. test set is drawn with the same seed."""
     from psilearn.data import read_structures, write_structures
 
     frames = read_structures(FILE)
-    perm = np.random.default_rng(0).permutation(800)
+    perm = np.random.default_rng(split_seed).permutation(800)
     iid, pool = np.sort(perm[:n_iid]), np.sort(perm[n_iid:])
-    comp = 800 + np.random.default_rng(0).permutation(200)
+    comp = 800 + np.random.default_rng(split_seed).permutation(200)
     pool, shifted = np.concatenate([pool, np.sort(comp[:pool_shifted])]), np.sort(comp[pool_shifted:])
+    os.makedirs(tmp, exist_ok=True)
     paths = [os.path.join(tmp, f"{name}.xyz") for name in ("pool", "iid", "shifted")]
     for path, idx in zip(paths, (pool, iid, shifted)):
         write_structures(path, [frames[i] for i in idx], format="extxyz")
@@ -188,6 +193,13 @@ def _ceiling(args, tmp: str) -> None:
         print(f"{name:>44}" + "".join(f" {evaluate(model, ds)['cartesian']['rmse']:>8.4f}" for ds in tests.values()), flush=True)
 
 
+def _save(path: str, results: dict) -> None:
+    """The per-seed curves as JSON (atomically: a kill while writing leaves the previous file)."""
+    with open(path + ".tmp", "w") as fh:
+        json.dump({s: {str(k): {str(n): v for n, v in c.items()} for k, c in r.items()} for s, r in results.items()}, fh)
+    os.replace(path + ".tmp", path)
+
+
 def _report(paths: list[str]) -> int:
     """The tables of per-seed curves saved by --json (later files add strategies and seeds, or replace a
     strategy's seed of an earlier file)."""
@@ -229,6 +241,8 @@ def main() -> int:
     ap.add_argument("--small", action="store_true", help="smaller SOAP and 200 sparse points (faster)")
     ap.add_argument("--init-strategy", default="random", choices=["random", "fps", "focus"], help="the initial set of the active "
                     "strategies (random: the same as the random baseline's, default; focus: targeted's only, chosen for its focus)")
+    ap.add_argument("--split-per-seed", action="store_true", help="a new split for each seed, drawn with that seed "
+                    "(default: one split, seed 0, for all seeds)")
     ap.add_argument("--json", help="also save the per-seed curves here (for --load)")
     ap.add_argument("--load", nargs="+", help="no runs: merge the per-seed curves of these --json files (e.g. an active "
                     "strategy from one run and random from another) and print the tables")
@@ -244,31 +258,32 @@ def main() -> int:
     if args.load:
         return _report(args.load)
     t0 = time.perf_counter()
+    target = Target("alpha", tensor="ij=ji")
     with tempfile.TemporaryDirectory() as tmp:
-        pool, iid, shifted = _split(args.n_iid, args.pool_shifted, tmp)
-        target = Target("alpha", tensor="ij=ji")
-        tests = {"i.i.d.": load_dataset(iid, target), "shifted (compressed)": load_dataset(shifted, target)}
         results = {s: {} for s in args.strategies.split(",") if s != "random"} | {"random": {}}
         for seed in range(args.first_seed, args.first_seed + args.seeds):
+            if seed == args.first_seed or args.split_per_seed:
+                where = os.path.join(tmp, f"split-{seed}")
+                pool, iid, shifted = _split(args.n_iid, args.pool_shifted, where, seed if args.split_per_seed else 0)
+                tests = {"i.i.d.": load_dataset(iid, target), "shifted (compressed)": load_dataset(shifted, target)}
             for strategy in results:
                 t1 = time.perf_counter()
                 budget = max(args.budget, args.random_budget or 0) if strategy == "random" else args.budget
                 batch = args.random_batch or args.batch if strategy == "random" else args.batch
                 focus = pool if args.focus == "pool" else shifted
-                results[strategy][seed] = _run(strategy, seed, pool, tests, args, tmp, focus, budget, batch)
-                print(f"seed {seed} {strategy}: {time.perf_counter() - t1:.0f} s", file=sys.stderr)
+                results[strategy][seed] = _run(strategy, seed, pool, tests, args, where, focus, budget, batch)
+                print(f"seed {seed} {strategy}: {time.perf_counter() - t1:.0f} s", file=sys.stderr, flush=True)
+            if args.json:  # after every seed: a long run killed midway keeps the seeds it finished
+                _save(args.json, results)
     further = f" (random: {args.random_budget})" if args.random_budget > args.budget else ""
     further += f", random's batch {args.random_batch}" if args.random_batch else ""
     print(f"water dimer alpha, pool {800 - args.n_iid + args.pool_shifted} (frames 0-799 minus the i.i.d. test set"
           + (f", plus {args.pool_shifted} compressed dimers; shifted test set: the other {200 - args.pool_shifted}" if args.pool_shifted else "")
-          + f"), init {args.init}, "
+          + f"), {'a split per seed' if args.split_per_seed else 'one split'}, init {args.init}, "
           f"batch {args.batch}, budget {args.budget}{further}, {'small' if args.small else 'default'} SA-GPR settings")
     for name in tests:
         _table(results, name)
         _ratio_table(results, name)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({s: {str(k): {str(n): v for n, v in c.items()} for k, c in r.items()} for s, r in results.items()}, fh)
     if args.ceiling and args.pool_shifted:
         with tempfile.TemporaryDirectory() as tmp:
             _ceiling(args, tmp)
