@@ -110,14 +110,13 @@ def _check_focus_elements(focus: list[Atoms], pool: list[Atoms]) -> None:
     """DataError naming the focus file, frame and elements for a focus structure with elements absent from the pool."""
     from ase.data import chemical_symbols
 
-    from psilearn.data.errors import frame_location
+    from psilearn.models.checks import check_known_elements
 
-    known = {int(z) for a in pool for z in a.numbers}
-    for i, a in enumerate(focus):
-        new = sorted({int(z) for z in a.numbers} - known)
-        if new:
-            raise DataError(f"{frame_location(a, i)}: --focus structure with element(s) {', '.join(chemical_symbols[z] for z in new)} "
-                            f"that no pool structure has (the pool has {', '.join(chemical_symbols[z] for z in sorted(known))})")
+    def names(zs):
+        return ", ".join(chemical_symbols[z] for z in zs)
+
+    check_known_elements(focus, sorted({int(z) for a in pool for z in a.numbers}),
+                         lambda new, known: f"--focus structure with element(s) {names(new)} that no pool structure has (the pool has {names(known)})")
 
 
 def _no_level_posterior(kind: str) -> ConfigError:

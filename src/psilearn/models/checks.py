@@ -95,13 +95,14 @@ def unknown_elements_message(new: list[int], species: list[int]) -> str:
     return f"element(s) {names} never seen in training (the model knows {have})"
 
 
-def check_known_elements(frames: list[Atoms], species: list[int]) -> None:
-    """DataError naming the file, frame and element(s) for elements absent from ``species``."""
+def check_known_elements(frames: list[Atoms], species: list[int], message=None) -> None:
+    """DataError naming the file, frame and element(s) for elements absent from ``species``; ``message(new,
+    species)`` words the reason (default: elements the model was not trained on)."""
     known = set(species)
     for i, a in enumerate(frames):
         new = sorted({int(z) for z in a.numbers} - known)
         if new:
-            raise DataError(f"{frame_location(a, i)}: {unknown_elements_message(new, species)}")
+            raise DataError(f"{frame_location(a, i)}: {(message or unknown_elements_message)(new, species)}")
 
 
 def frames_to_predict(frames) -> list[Atoms]:
