@@ -247,7 +247,9 @@ def main() -> int:
     ap.add_argument("--load", nargs="+", help="no runs: merge the per-seed curves of these --json files (e.g. an active "
                     "strategy from one run and random from another) and print the tables")
     ap.add_argument("--strategies", default="variance,targeted,random", help="comma list of variance, targeted (focus: the "
-                    "shifted structures, unlabelled), random (always run: the reference)")
+                    "shifted structures, unlabelled), random (always run, unless --skip-random: the reference)")
+    ap.add_argument("--skip-random", action="store_true", help="no random runs (their curves come from another --json "
+                    "of the same seeds and splits, merged with --load): random's picks do not depend on the other strategies")
     args = ap.parse_args()
     if not os.path.exists(FILE):
         print(f"skipped: {FILE} not found")
@@ -260,7 +262,7 @@ def main() -> int:
     t0 = time.perf_counter()
     target = Target("alpha", tensor="ij=ji")
     with tempfile.TemporaryDirectory() as tmp:
-        results = {s: {} for s in args.strategies.split(",") if s != "random"} | {"random": {}}
+        results = {s: {} for s in args.strategies.split(",") if s != "random"} | ({} if args.skip_random else {"random": {}})
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             if seed == args.first_seed or args.split_per_seed:
                 where = os.path.join(tmp, f"split-{seed}")
@@ -281,7 +283,7 @@ def main() -> int:
           + (f", plus {args.pool_shifted} compressed dimers; shifted test set: the other {200 - args.pool_shifted}" if args.pool_shifted else "")
           + f"), {'a split per seed' if args.split_per_seed else 'one split'}, init {args.init}, "
           f"batch {args.batch}, budget {args.budget}{further}, {'small' if args.small else 'default'} SA-GPR settings")
-    for name in tests:
+    for name in tests if not args.skip_random else ():
         _table(results, name)
         _ratio_table(results, name)
     if args.ceiling and args.pool_shifted:
