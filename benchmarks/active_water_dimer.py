@@ -133,6 +133,9 @@ def _ratio_table(results: dict, name: str, n_boot: int = 2000) -> None:
         for n, r, a, b in zip(n_s, point, lo, hi):
             if n > n_s[0]:
                 print(f"{n:>7.0f} {r:>7.2f}{'*' if r * n > last else ' '} {a:>7.2f} - {b:<6.2f}")
+        per_seed = {k: _need_ratios(results, s, name, [k])[-1] for k in seeds}
+        print(f"per seed at {n_s[-1]:.0f} labels (ratio of that seed's curves): "
+              + ", ".join(f"{k}: {r:.2f}" for k, r in per_seed.items()))
 
 
 def _table(results: dict, name: str) -> None:
