@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
@@ -95,7 +97,7 @@ def unknown_elements_message(new: list[int], species: list[int]) -> str:
     return f"element(s) {names} never seen in training (the model knows {have})"
 
 
-def check_known_elements(frames: list[Atoms], species: list[int], message=None) -> None:
+def check_known_elements(frames: list[Atoms], species: list[int], message: Callable[[list[int], list[int]], str] | None = None) -> None:
     """DataError naming the file, frame and element(s) for elements absent from ``species``; ``message(new,
     species)`` words the reason (default: elements the model was not trained on)."""
     known = set(species)
