@@ -81,8 +81,8 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
     from psilearn.targets import Target
 
     options.check()
-    model_class(options.kind)  # an unknown kind: ValueError listing the kinds
-    if options.multilevel and options.strategy == "targeted" and not _has_joint_posterior(options.kind, options.config):
+    kind_class = model_class(options.kind)  # an unknown kind: ValueError listing the kinds
+    if options.multilevel and options.strategy == "targeted" and not kind_class.has_joint_posterior(options.config):
         raise _no_level_posterior(options.kind)
     target = Target.from_dict(options.target)
     if state_dir is None:
@@ -122,19 +122,6 @@ def _check_focus_elements(focus: list[Atoms], pool: list[Atoms]) -> None:
 def _no_level_posterior(kind: str) -> ConfigError:
     return ConfigError(f"--strategy targeted with several levels needs a joint posterior at every level; model kind {kind!r} "
                        "has none here (use sagpr, an nn kind with nn_train.uncertainty: llpr, or --strategy variance)")
-
-
-def _has_joint_posterior(kind: str, config: dict | None = None) -> bool:
-    """Whether models of ``kind`` fitted with the options ``config`` have a joint posterior: the kind implements
-    it, and for the network kinds the options keep LLPR (deep ensembles and ``uncertainty: none`` have none)."""
-    from psilearn.models.base import Model
-    from psilearn.models.registry import model_class
-
-    cls = model_class(kind)
-    if cls.posterior_factors is Model.posterior_factors:
-        return False
-    section = (config or {}).get("nn_train") or {}
-    return "nn_train" not in getattr(cls, "config_options", {}) or section.get("uncertainty", "llpr") == "llpr"
 
 
 def _sources(options: ActiveOptions, target, pool: list[Atoms]):

@@ -121,6 +121,12 @@ class Model(ABC):
         None (the default) for kinds without one; active learning then uses a surrogate kernel."""
         return None
 
+    @classmethod
+    def has_joint_posterior(cls, options: dict | None = None) -> bool:
+        """Whether models of this kind fitted with the options ``options`` (the ``--config`` sections) give
+        :meth:`posterior_factors`: the default, whether the kind implements it."""
+        return cls.posterior_factors is not Model.posterior_factors
+
     def posterior_blocks(self) -> list[int]:
         """The Target block (index into ``target.blocks``) of each factor of :meth:`posterior_factors`,
         in its order; the default: the blocks' own order."""

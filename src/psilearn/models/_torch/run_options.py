@@ -16,6 +16,12 @@ class TorchRunOptions:
     """``device``/``dtype`` from the training config, ``set_run_options`` for the CLI flags
     (--device, --checkpoint-dir, --resume), ``_apply_threads`` (``nn_train.threads``) and ``_join_distributed`` (a torchrun launch)."""
 
+    @classmethod
+    def has_joint_posterior(cls, options: dict | None = None) -> bool:
+        """The networks' joint posterior is their LLPR: none with ``nn_train.uncertainty`` 'ensemble' or 'none'."""
+        section = (options or {}).get("nn_train") or {}
+        return super().has_joint_posterior(options) and section.get("uncertainty", "llpr") == "llpr"
+
     @property
     def device(self) -> torch.device:
         """The configured device; in a distributed launch 'cuda' is this process's GPU (cuda:LOCAL_RANK)."""

@@ -99,8 +99,11 @@ def sagpr_from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
     if from_training:  # the covariance basis is rebuilt on the first prediction with std
         model.training_envs = {k[len("train/"):]: v for k, v in arrays.items() if k.startswith("train/")}
     for ci, ch in enumerate(meta["channels"]):
-        p = None if from_training else arrays[f"ch{ci}/P"]
-        gp = SparseGP(None, None) if from_training else SparseGP(np.asarray(p, dtype=np.float64), arrays[f"ch{ci}/S2"], p.dtype == np.float64)
+        if from_training:
+            gp = SparseGP(None, None)
+        else:  # a float64 P in the file: the fit found float32 would change the variance; kept so when saved again
+            p = arrays[f"ch{ci}/P"]
+            gp = SparseGP(np.asarray(p, dtype=np.float64), arrays[f"ch{ci}/S2"], p.dtype == np.float64)
         cols = [
             (c["block"], ColumnFit(c["reg"], c["s2"], arrays[f"ch{ci}/b{c['block']}/coef"],
                                    None if from_training else arrays[f"ch{ci}/b{c['block']}/d"]))

@@ -305,9 +305,10 @@ def _solve(model, fold_sums: list[dict], reg_w: np.ndarray | None) -> tuple[list
         gp.choose_precision([fit for _, fit in fits])  # no rows kept: the conservative bound
         model.channels.append(ChannelModel(ch, gp, fits))
         if cv is not None:
-            for f, w in enumerate(cv.coefs(np.array([fit.reg for _, fit in fits]))):
+            fit_regs = np.array([fit.reg for _, fit in fits])
+            for f, w in enumerate(cv.coefs(fit_regs)):
                 coefs[f][ch] = w
-            if cv.unresolved_folds(np.array([fit.reg for _, fit in fits])):
+            if cv.unresolved_folds(fit_regs):
                 unresolved.append(f"l={ch[0]}")
     return coefs, unresolved
 
