@@ -61,8 +61,11 @@ def _split(n_iid: int, pool_shifted: int, tmp: str, split_seed: int = 0) -> tupl
     return tuple(paths)
 
 
-def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus: str, budget: int, batch: int) -> dict[int, dict]:
+def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus: str, budget: int,
+         batch: int) -> tuple[dict[int, dict], list[int]]:
+    """One run: its curve {labels: {test set: RMSE}} and the pool indices it labelled, in selection order."""
     from psilearn.active import ActiveOptions, run_active
+    from psilearn.active.labels import order_indices
     from psilearn.evaluation import evaluate
 
     curve: dict[int, dict] = {}
@@ -73,9 +76,10 @@ def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus
     opts = ActiveOptions(pool=pool, target={"key": "alpha", "tensor": "ij=ji"}, init=args.init, batch=batch,
                          budget=budget, config=SMALL if args.small else {}, seed=seed, strategy=strategy,
                          init_strategy=_init_strategy(strategy, args.init_strategy), oracle="alpha",
-                         focus=focus if strategy == "targeted" else None)
-    run_active(opts, state_dir=os.path.join(tmp, f"{strategy}-{seed}"), on_fit=on_fit)
-    return curve
+                         focus=focus if strategy == "targeted" else None,
+                         calibration_neighbours=0 if strategy == "random" else args.calibration_neighbours)
+    _, log = run_active(opts, state_dir=os.path.join(tmp, f"{strategy}-{seed}"), on_fit=on_fit)
+    return curve, order_indices(log["rounds"])
 
 
 def _init_strategy(strategy: str, asked: str) -> str:
@@ -196,21 +200,54 @@ def _ceiling(args, tmp: str) -> None:
         print(f"{name:>44}" + "".join(f" {evaluate(model, ds)['cartesian']['rmse']:>8.4f}" for ds in tests.values()), flush=True)
 
 
-def _save(path: str, results: dict) -> None:
-    """The per-seed curves as JSON (atomically: a kill while writing leaves the previous file)."""
+def _save(path: str, results: dict, picks: dict, n_ordinary: int, n_pool: int) -> None:
+    """The per-seed curves as JSON (atomically: a kill while writing leaves the previous file); under ``_picks`` each
+    run's labelled pool indices in selection order, under ``_n_ordinary`` the pool index where the compressed
+    dimers start and under ``_n_pool`` the pool's size."""
+    curves = {s: {str(k): {str(n): v for n, v in c.items()} for k, c in r.items()} for s, r in results.items()}
+    extra = {"_picks": {s: {str(k): v for k, v in r.items()} for s, r in picks.items()}, "_n_ordinary": n_ordinary, "_n_pool": n_pool}
     with open(path + ".tmp", "w") as fh:
-        json.dump({s: {str(k): {str(n): v for n, v in c.items()} for k, c in r.items()} for s, r in results.items()}, fh)
+        json.dump(curves | extra, fh)
     os.replace(path + ".tmp", path)
+
+
+def _picks_table(picks: dict, n_ordinary: int, n_pool: int, ns: list[int]) -> None:
+    """The share of compressed dimers among each strategy's first n labels (mean over seeds; the pool's share for reference)."""
+    def mean_share(runs, n):
+        shares = [np.mean(np.asarray(p[:n]) >= n_ordinary) for p in runs if len(p) >= n]
+        return float(np.mean(shares)) if shares else float("nan")
+
+    share = {s: {n: mean_share(r.values(), n) for n in ns} for s, r in picks.items() if r}
+    if not share:
+        return
+    runs = ", ".join(f"{s}: {len(r)}" for s, r in picks.items() if r)
+    print(f"\nshare of compressed dimers among the first n labels (mean over the runs whose picks were saved: {runs}; "
+          f"random's expectation: the pool's share, {1 - n_ordinary / n_pool:.3f})\n{'labels':>7}" + "".join(f"{s:>10}" for s in share))
+    for n in ns:
+        print(f"{n:>7}" + "".join(f"{share[s][n]:>10.3f}" if np.isfinite(share[s][n]) else f"{'':>10}" for s in share))
+
+
+def _picks_counts(results: dict) -> list[int]:
+    """Label counts for the picks table: every third of the first active strategy's (random's if none), and its last."""
+    s = next((s for s in results if s != "random"), "random")
+    ns = sorted(next(iter(results[s].values())).keys())
+    return sorted(set(ns[::3]) | {ns[-1]})
 
 
 def _report(paths: list[str]) -> int:
     """The tables of per-seed curves saved by --json (later files add strategies and seeds, or replace a
     strategy's seed of an earlier file)."""
     results: dict = {}
+    picks: dict = {}
+    n_ordinary = n_pool = None
     for path in paths:
         with open(path) as fh:
-            for s, r in json.load(fh).items():
-                results.setdefault(s, {}).update({int(k): {int(n): v for n, v in c.items()} for k, c in r.items()})
+            saved = json.load(fh)
+        n_ordinary, n_pool = saved.pop("_n_ordinary", n_ordinary), saved.pop("_n_pool", n_pool)
+        for s, r in saved.pop("_picks", {}).items():  # files saved before picks were recorded have none
+            picks.setdefault(s, {}).update({int(k): v for k, v in r.items()})
+        for s, r in saved.items():
+            results.setdefault(s, {}).update({int(k): {int(n): v for n, v in c.items()} for k, c in r.items()})
     if "random" not in results:
         print("--load: no random curves in " + ", ".join(paths))
         return 2
@@ -219,6 +256,8 @@ def _report(paths: list[str]) -> int:
     for name in next(iter(next(iter(results["random"].values())).values())):
         _table(results, name)
         _ratio_table(results, name)
+    if picks and n_ordinary is not None and n_pool is not None:
+        _picks_table(picks, n_ordinary, n_pool, _picks_counts(results))
     return 0
 
 
@@ -246,6 +285,8 @@ def main() -> int:
                     "strategies (random: the same as the random baseline's, default; focus: targeted's only, chosen for its focus)")
     ap.add_argument("--split-per-seed", action="store_true", help="a new split for each seed, drawn with that seed "
                     "(default: one split, seed 0, for all seeds)")
+    ap.add_argument("--calibration-neighbours", type=int, default=0, help="the active strategies scale the joint posterior by "
+                    "the leave-one-out calibration of this many nearest labelled structures (psilearn active --calibration-neighbours)")
     ap.add_argument("--json", help="also save the per-seed curves here (for --load)")
     ap.add_argument("--load", nargs="+", help="no runs: merge the per-seed curves of these --json files (e.g. an active "
                     "strategy from one run and random from another) and print the tables")
@@ -266,6 +307,8 @@ def main() -> int:
     target = Target("alpha", tensor="ij=ji")
     with tempfile.TemporaryDirectory() as tmp:
         results = {s: {} for s in args.strategies.split(",") if s != "random"} | ({} if args.skip_random else {"random": {}})
+        picks: dict = {s: {} for s in results}
+        n_ordinary = 800 - args.n_iid  # the pool's compressed dimers follow its ordinary ones (_split)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             if seed == args.first_seed or args.split_per_seed:
                 where = os.path.join(tmp, f"split-{seed}")
@@ -276,10 +319,10 @@ def main() -> int:
                 budget = max(args.budget, args.random_budget or 0) if strategy == "random" else args.budget
                 batch = args.random_batch or args.batch if strategy == "random" else args.batch
                 focus = pool if args.focus == "pool" else shifted
-                results[strategy][seed] = _run(strategy, seed, pool, tests, args, where, focus, budget, batch)
+                results[strategy][seed], picks[strategy][seed] = _run(strategy, seed, pool, tests, args, where, focus, budget, batch)
                 print(f"seed {seed} {strategy}: {time.perf_counter() - t1:.0f} s", file=sys.stderr, flush=True)
             if args.json:  # after every seed: a long run killed midway keeps the seeds it finished
-                _save(args.json, results)
+                _save(args.json, results, picks, n_ordinary, n_ordinary + args.pool_shifted)
     further = f" (random: {args.random_budget})" if args.random_budget > args.budget else ""
     further += f", random's batch {args.random_batch}" if args.random_batch else ""
     print(f"water dimer alpha, pool {800 - args.n_iid + args.pool_shifted} (frames 0-799 minus the i.i.d. test set"
@@ -289,6 +332,8 @@ def main() -> int:
     for name in tests if not args.skip_random else ():
         _table(results, name)
         _ratio_table(results, name)
+    if args.pool_shifted:
+        _picks_table(picks, n_ordinary, n_ordinary + args.pool_shifted, _picks_counts(results))
     if args.ceiling and args.pool_shifted:
         with tempfile.TemporaryDirectory() as tmp:
             _ceiling(args, tmp)

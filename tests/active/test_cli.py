@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from psilearn.cli.main import main
@@ -84,3 +86,15 @@ def test_oracle_must_be_the_target(cfg, tmp_path, capsys):
     args[args.index("--oracle") + 1] = "alpha"
     assert main(args) == 2
     assert "--oracle 'alpha' must be the --target key 'dipole_moment'" in _error(capsys)
+
+
+def test_calibration_neighbours_on_the_command_line(cfg, tmp_path, capsys):
+    """--calibration-neighbours reaches the loop (its rounds say so), and a use it cannot serve is one line, exit 2."""
+    out = tmp_path / "m.model"
+    assert main(_args(cfg, out, "--calibration-neighbours", "3")) == 0
+    log = json.loads((tmp_path / "m.model.active" / "log.json").read_text())
+    assert log["options"]["calibration_neighbours"] == 3
+    assert all("local calibration" in r["acquisition"] for r in log["rounds"][1:])
+    capsys.readouterr()
+    assert main(_args(cfg, tmp_path / "r.model", "--strategy", "random", "--calibration-neighbours", "3")) == 2
+    assert "--calibration-neighbours must be >= 0, and goes with --strategy variance or targeted" in _error(capsys)

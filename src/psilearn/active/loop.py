@@ -84,6 +84,9 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
     kind_class = model_class(options.kind)  # an unknown kind: ValueError listing the kinds
     if options.multilevel and options.strategy == "targeted" and not kind_class.has_joint_posterior(options.config):
         raise _no_level_posterior(options.kind)
+    if options.calibration_neighbours and not kind_class.has_joint_posterior(options.config):
+        raise ConfigError(f"--calibration-neighbours needs the model's joint posterior; model kind {options.kind!r} has none here "
+                          "(use sagpr or an nn kind with nn_train.uncertainty: llpr)")
     target = Target.from_dict(options.target)
     if state_dir is None:
         if output is None:
@@ -228,17 +231,41 @@ def _batch(run: _Run, candidates: np.ndarray, labelled: np.ndarray, b: int) -> t
     reduces the focus structures' predictive variance. On the model's own joint posterior where the kind
     has one (psilearn.active.posterior), else on the surrogate kernel (psilearn.active.selection)."""
     frames = [run.pool[i] for i in candidates]
-    targeted = run.options.strategy == "targeted"
-    factors = run.model.posterior_factors(frames + list(run.focus) if targeted else frames)
+    targeted, k = run.options.strategy == "targeted", run.options.calibration_neighbours
+    query = frames + list(run.focus) if targeted else frames
+    factors = run.model.posterior_factors(query + [run.labels[i] for i in labelled] if k else query)
     if factors is None and targeted:
         focus = _focus_descriptors(run)  # first: it sets the pool's descriptors in the same space
         return targeted_batch(_variance(run, frames), _variance(run, run.focus), run.descriptors, focus, candidates,
                               labelled, b), "surrogate kernel"
     if factors is None:
         return diverse_batch(_variance(run, frames), _descriptors(run), candidates, labelled, b), "surrogate kernel"
+    how = "model posterior"
+    if k:
+        factors, summary = _calibrate(run, factors, query, candidates, labelled)
+        how += (f", local calibration skipped: {summary['skipped']}" if "skipped" in summary else
+                f", local calibration ({summary['neighbours']} neighbours; mean LOO z2 {summary['mean_loo_z2']:.3g}, "
+                f"amplitudes {summary['amplitude_range'][0]:.3g}-{summary['amplitude_range'][1]:.3g}"
+                + (f"; {summary['unresolved']} labels without one" if "unresolved" in summary else "") + ")")
     post = candidates_posterior(factors, frames, targeted, run.target.per != "structure")
     picks = posterior_batch(post, b, "focus" if targeted else "variance")
-    return [int(candidates[j]) for j in picks], "model posterior"
+    return [int(candidates[j]) for j in picks], how
+
+
+def _calibrate(run: _Run, factors: list, query: list[Atoms], candidates: np.ndarray, labelled: np.ndarray) -> tuple[list, dict]:
+    """``--calibration-neighbours``: the query's factors scaled by the local leave-one-out calibration of the labels
+    (psilearn.active.calibration); ``factors`` hold the query's samples, then the labelled structures'."""
+    from psilearn.active.calibration import calibrated_factors
+    from psilearn.data import load_dataset
+
+    focus_desc = _focus_descriptors(run) if run.focus is not None else None  # first: the pool's in the same space
+    pool_desc = _descriptors(run)
+    query_desc = pool_desc[candidates] if len(query) == len(candidates) else np.vstack([pool_desc[candidates], focus_desc])
+    data = load_dataset([run.labels[i] for i in labelled], run.target, symmetrize=run.options.symmetrize)
+    per_atom = run.target.per != "structure"
+    query_structure = np.repeat(np.arange(len(query)), [len(a) for a in query]) if per_atom else np.arange(len(query))
+    return calibrated_factors(run.model, factors, query_structure, data, query_desc, pool_desc[labelled],
+                              run.options.calibration_neighbours)
 
 
 def _select_levels(run: _Run, taken: list[int]) -> tuple[list[int], dict]:

@@ -27,7 +27,9 @@ class ActiveOptions:
     the labels from the pool's KEY, or ``method`` (gfn2, XC/BASIS: the labeling campaign through the
     label store ``db``, ``workers`` Dask processes, 0: in this process; ``scheduler``: a running cluster);
     ``test``: labelled structures scored after every fit; ``focus``: see ``targeted``; ``symmetrize``:
-    project labels onto the Target's symmetry instead of refusing asymmetric ones.
+    project labels onto the Target's symmetry instead of refusing asymmetric ones; ``calibration_neighbours`` K > 0:
+    scale the joint posterior by the leave-one-out calibration of the K nearest labelled structures
+    (:mod:`psilearn.active.calibration`; variance and targeted on one level, kinds with a joint posterior).
 
     Several levels (cost-aware multi-fidelity, :mod:`psilearn.active.fidelity`): ``oracle`` or
     ``method`` a list, cheapest first, the target level last (with oracles the last key is the
@@ -58,6 +60,7 @@ class ActiveOptions:
     focus: str | None = None
     symmetrize: bool = False
     costs: dict = field(default_factory=dict)
+    calibration_neighbours: int = 0
 
     @property
     def levels(self) -> list[str]:
@@ -96,6 +99,10 @@ class ActiveOptions:
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
         self._check_levels()
+        if self.calibration_neighbours < 0 or (self.calibration_neighbours and (self.strategy == "random" or self.multilevel)):
+            raise ConfigError(f"--calibration-neighbours must be >= 0, and goes with --strategy variance or targeted on one level "
+                              f"(got {self.calibration_neighbours} with {self.strategy}"
+                              f"{', several levels' if self.multilevel else ''})")
         if n_pool is not None and n_pool < self.budget:
             raise ConfigError(f"the pool {self.pool} holds {n_pool} structures, fewer than --budget {self.budget}")
 
@@ -131,6 +138,8 @@ class ActiveOptions:
             out.pop(name)
         if not out["costs"]:
             out.pop("costs")  # logs of single-level runs stay as they were
+        if not out["calibration_neighbours"]:
+            out.pop("calibration_neighbours")  # as do logs of runs without it
         return out
 
 

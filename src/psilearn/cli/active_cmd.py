@@ -55,6 +55,10 @@ def register(sub) -> None:
     p.add_argument("--init-strategy", choices=["fps", "random", "focus"], default="fps", help="the initial set: farthest-point "
                    "sampling on invariant SOAP from a seeded random start (default), uniform, or focus (with --focus: the set "
                    "that best covers the --focus structures under a kernel of invariant SOAP, before any model exists)")
+    p.add_argument("--calibration-neighbours", type=int, default=0, metavar="K", help="variance/targeted on the model's joint "
+                   "posterior: scale each structure's covariance by the mean leave-one-out calibration (squared residual over "
+                   "variance) of its K nearest labelled structures, so that labels go where the model errs more than it says "
+                   "(default 0: off; docs/fidelity.md)")
     p.add_argument("--model", default="sagpr", help=f"model kind with a predictive uncertainty (several levels: the kind of "
                    f"each level of the multifidelity model) ({describe_kinds()})")
     p.add_argument("--config", metavar="YAML", help="options file, as for fit")
@@ -87,7 +91,8 @@ def cmd_active(args) -> int:
                          kind=args.model, config=config, seed=seed, strategy=args.strategy,
                          init_strategy=args.init_strategy, oracle=_one_or_list(args.oracle), method=_one_or_list(args.method),
                          observables=args.observables, db=db, workers=args.workers, scheduler=args.scheduler,
-                         test=args.test, focus=args.focus, symmetrize=args.symmetrize, costs=_costs(args.cost))
+                         test=args.test, focus=args.focus, symmetrize=args.symmetrize, costs=_costs(args.cost),
+                         calibration_neighbours=args.calibration_neighbours)
     opts.check()
 
     def report(line: str) -> None:
