@@ -229,7 +229,8 @@ def _select(run: _Run, round_: int) -> bool:
 def _batch(run: _Run, candidates: np.ndarray, labelled: np.ndarray, b: int) -> tuple[list[int], str]:
     """``variance``: the diverse batch of largest predictive variance; ``targeted``: the batch that most
     reduces the focus structures' predictive variance. On the model's own joint posterior where the kind
-    has one (psilearn.active.posterior), else on the surrogate kernel (psilearn.active.selection)."""
+    has one (psilearn.active.posterior; with --calibration-neighbours scaled by the labels' local calibration), else on
+    the surrogate kernel (psilearn.active.selection)."""
     frames = [run.pool[i] for i in candidates]
     targeted, k = run.options.strategy == "targeted", run.options.calibration_neighbours
     query = frames + list(run.focus) if targeted else frames
