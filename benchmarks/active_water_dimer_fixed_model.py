@@ -98,7 +98,7 @@ class Study:
         pool, test = load_dataset(pool_p, target), load_dataset(shifted_p, target)
         model = fit_model(model_class("sagpr"), target, pool, {}, seed=split)
         self.n_pool, self.n_test = len(pool.frames), len(test.frames)
-        self.cols, self.priors, self.ys = [], [], []
+        self.cols, self.priors, self.ys, self.check = [], [], [], 0.0
         check = model.predict(test.frames).irreps
         for cp, cq, blk in zip(_design(model, pool), _design(model, test), target.blocks):
             n, d, r = cp["b"].shape
@@ -110,7 +110,7 @@ class Study:
             w = np.linalg.solve(both[: n * d].T @ both[: n * d] + cp["sigma2"] / cp["s2"] * np.eye(r), both[: n * d].T @ cp["y"].reshape(-1))
             mine = (both[n * d:] @ w).reshape(-1, d) * cp["scale"]
             off = check[:, blk.cols] - mine
-            self.check = max(getattr(self, "check", 0.0), float(np.abs(off - off.mean()).max() / np.abs(check).max()))
+            self.check = max(self.check, float(np.abs(off - off.mean()).max() / np.abs(check).max()))
         self.half_a, self.half_b = np.arange(0, self.n_test, 2), np.arange(1, self.n_test, 2)
         self.init = list(np.random.default_rng(split).choice(self.n_pool, 25, replace=False))
         k0 = self.priors[0]
@@ -118,6 +118,7 @@ class Study:
         self.corr = k0 / dg[:, None] / dg[None, :]  # the invariant channel's structure correlations: the neighbours
 
     def run(self, pick, budget: int) -> tuple[dict, list[int]]:
+        """{str(labels): {half: RMSE}} (string keys, as in the --json file) and the labels in selection order."""
         posts = [_Posterior(p, y, c["b"].shape[1], c["sigma2"], c["scale"]) for p, y, c in zip(self.priors, self.ys, self.cols)]
         chosen = list(self.init)
         for j in chosen:
@@ -128,7 +129,7 @@ class Study:
             n = len(chosen)
             if n % 10 == 5 or n == budget:
                 err = sum(np.sum(self._test_err(p) ** 2, axis=1) for p in posts)  # (n_test,): squared irreps error
-                curve[n] = {h: float(np.sqrt(np.sum(err[idx]) / (len(idx) * 9))) for h, idx in (("A", self.half_a), ("B", self.half_b))}
+                curve[str(n)] = {h: float(np.sqrt(np.sum(err[idx]) / (len(idx) * 9))) for h, idx in (("A", self.half_a), ("B", self.half_b))}
             if n >= budget:
                 return curve, chosen
             j = pick(posts, chosen)
@@ -199,12 +200,12 @@ class Study:
 def _random_mean(res: dict, half: str) -> tuple[np.ndarray, np.ndarray]:
     runs = [v for k, v in res.items() if k.startswith("random")]
     ns = sorted(int(n) for n in runs[0])
-    return np.array(ns, float), np.array([np.mean([r[str(n)][half] if str(n) in r else r[n][half] for r in runs]) for n in ns])
+    return np.array(ns, float), np.array([np.mean([r[str(n)][half] for r in runs]) for n in ns])
 
 
 def _curve(c: dict, half: str) -> tuple[np.ndarray, np.ndarray]:
     ns = sorted(int(n) for n in c)
-    return np.array(ns, float), np.array([(c[str(n)] if str(n) in c else c[n])[half] for n in ns])
+    return np.array(ns, float), np.array([c[str(n)][half] for n in ns])
 
 
 def report(results: dict, n_boot: int = 1000) -> None:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from psilearn.active.posterior import sample_rows
+from psilearn.active.selection import squared_distances
 from psilearn.errors import ConfigError
 
 #: the smallest eigenvalue of sigma2 I - V, relative to sigma2, for which a structure's z^2 is computed. V < sigma2 in
@@ -47,8 +49,7 @@ def loo_z2(factors: list[tuple[np.ndarray, float]], residuals: list[np.ndarray],
     for (r, s2), e in zip(factors, residuals):
         n, d, rank = r.shape
         flat_r, flat_e = r.reshape(n * d, rank), np.asarray(e, float).reshape(n * d)
-        for s, samples in enumerate(samples_of):
-            rows = (np.asarray(samples, int)[:, None] * d + np.arange(d)).ravel()
+        for s, rows in enumerate(sample_rows(samples_of, d)):
             v = flat_r[rows] @ flat_r[rows].T
             lam, u = np.linalg.eigh(s2 * np.eye(len(rows)) - v)
             if lam.min() < GAP_MIN * s2:
@@ -65,8 +66,7 @@ def local_amplitude(z2: np.ndarray, labelled_descriptors: np.ndarray, descriptor
     known = np.isfinite(z2)
     z2, labelled_descriptors = np.asarray(z2)[known], labelled_descriptors[known]
     k = min(int(k), len(z2))
-    d2 = (np.sum(descriptors**2, axis=1)[:, None] + np.sum(labelled_descriptors**2, axis=1)[None, :]
-          - 2.0 * descriptors @ labelled_descriptors.T)
+    d2 = squared_distances(descriptors, labelled_descriptors)
     nearest = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(z2) else np.broadcast_to(np.arange(len(z2)), (len(d2), len(z2)))
     return np.mean(np.asarray(z2)[nearest], axis=1)
 
@@ -107,3 +107,13 @@ def calibrated_factors(model, factors: list[tuple[np.ndarray, float]], query_str
     if known < len(z2):
         summary["unresolved"] = len(z2) - known
     return scale_factors(query, amplitude[np.asarray(query_structure, int)]), summary
+
+
+def describe(summary: dict) -> str:
+    """The log's words for a :func:`calibrated_factors` summary."""
+    if "skipped" in summary:
+        return f"local calibration skipped: {summary['skipped']}"
+    lo, hi = summary["amplitude_range"]
+    unresolved = f"; {summary['unresolved']} labels without one" if "unresolved" in summary else ""
+    return (f"local calibration ({summary['neighbours']} neighbours; mean LOO z2 {summary['mean_loo_z2']:.3g}, "
+            f"amplitudes {lo:.3g}-{hi:.3g}{unresolved})")

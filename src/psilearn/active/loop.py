@@ -243,11 +243,10 @@ def _batch(run: _Run, candidates: np.ndarray, labelled: np.ndarray, b: int) -> t
         return diverse_batch(_variance(run, frames), _descriptors(run), candidates, labelled, b), "surrogate kernel"
     how = "model posterior"
     if k:
+        from psilearn.active.calibration import describe
+
         factors, summary = _calibrate(run, factors, query, candidates, labelled)
-        how += (f", local calibration skipped: {summary['skipped']}" if "skipped" in summary else
-                f", local calibration ({summary['neighbours']} neighbours; mean LOO z2 {summary['mean_loo_z2']:.3g}, "
-                f"amplitudes {summary['amplitude_range'][0]:.3g}-{summary['amplitude_range'][1]:.3g}"
-                + (f"; {summary['unresolved']} labels without one" if "unresolved" in summary else "") + ")")
+        how += ", " + describe(summary)
     post = candidates_posterior(factors, frames, targeted, run.target.per != "structure")
     picks = posterior_batch(post, b, "focus" if targeted else "variance")
     return [int(candidates[j]) for j in picks], how

@@ -100,12 +100,16 @@ def length_scale(descriptors: np.ndarray, candidates: np.ndarray, labelled: np.n
     c, lab = x[candidates], x[labelled]
     scale = 0.0
     if len(lab):
-        d2 = np.einsum("ij,ij->i", c, c)[:, None] + np.einsum("ij,ij->i", lab, lab)[None, :] - 2 * c @ lab.T
-        scale = float(np.sqrt(np.median(np.maximum(d2.min(axis=1), 0.0))))
+        scale = float(np.sqrt(np.median(squared_distances(c, lab).min(axis=1))))
     if scale <= 0:
-        d2c = np.einsum("ij,ij->i", c, c)[:, None] * 2 - 2 * c @ c.T
-        scale = float(np.sqrt(np.median(np.maximum(d2c, 0.0))))
+        scale = float(np.sqrt(np.median(squared_distances(c, c))))
     return scale if scale > 0 else 1.0
+
+
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) squared Euclidean distances between the rows of ``a`` and ``b`` (rounding below 0 clipped)."""
+    d2 = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2 * a @ b.T
+    return np.maximum(d2, 0.0)
 
 
 def diverse_batch(variance: np.ndarray, descriptors: np.ndarray, candidates: np.ndarray, labelled: np.ndarray,
@@ -150,8 +154,7 @@ def _fill(masked: np.ndarray) -> int:
 
 
 def _rbf(a: np.ndarray, b: np.ndarray, ell: float) -> np.ndarray:
-    d2 = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2 * a @ b.T
-    return np.exp(-np.maximum(d2, 0.0) / (2 * ell**2))
+    return np.exp(-squared_distances(a, b) / (2 * ell**2))
 
 
 def targeted_batch(variance: np.ndarray, focus_variance: np.ndarray, descriptors: np.ndarray, focus_descriptors: np.ndarray,
