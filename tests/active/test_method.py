@@ -97,8 +97,10 @@ def test_two_methods_cost_measured_and_resume(tmp_path, monkeypatch):
     assert len(got) == len(set(got)) and {lv for _, lv in got} == {"gfn1", "gfn2"}
     rows = list(LabelStore(tmp_path / "a.db").rows())
     assert len(rows) == len(got) and len({r.key_value_pairs["label_key"] for r in rows}) == len(got)  # each label once
+    # each label charged its stored time; the log rounds each round's charge to 1e-6 s, which for GFN labels of a few
+    # ms in all exceeds rel=1e-4 of the total (it failed once so: 0.004094 against 0.0040945)
     assert sum(r["charged_seconds"] for r in log["rounds"]) == pytest.approx(sum(r.key_value_pairs["label_seconds"] for r in rows),
-                                                                             rel=1e-4)  # each label charged its stored time
+                                                                             rel=1e-4, abs=5e-7 * len(log["rounds"]))
     if len(log["rounds"]) > 1:  # (label times are measured: how many rounds the budget allows varies from run to run)
         from psilearn.label.hashing import structure_hash
 
