@@ -10,7 +10,9 @@ From the same 25 random initial labels, labels are then added one at a time (no 
     calibrated  the same on the covariance scaled by the local leave-one-out calibration of the labels (the mean z^2 of
                 the K nearest labelled structures, K = --neighbours; psilearn active --calibration-neighbours),
     oracle      the candidate that most reduces the *true* squared error of half A of the shifted set (it sees those
-                labels: not a method, a bound on what label values could tell a greedy selection).
+                labels: not a method, a bound on what label values could tell a greedy selection),
+    region      random order among the pool dimers whose O-O distance lies within the shifted set's (1-99 %), then the
+                others: what avoiding the unlike part of the pool alone gains (the shifted structures are unlabelled).
 
 Every curve is scored on half B of the shifted set (the oracle's held-out half) and on half A (where the oracle's
 curve is in-sample). The split (i.i.d. test set, pool, which 100 compressed dimers join the pool) is that of
@@ -38,7 +40,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 import active_water_dimer as awd  # noqa: E402  (the split and the labels-for-equal-error interpolation)
 
-STRATEGIES = ("targeted", "calibrated", "oracle")
+STRATEGIES = ("targeted", "calibrated", "oracle", "region")
 
 
 def _design(model, ds) -> list[dict]:
@@ -70,6 +72,15 @@ def _design(model, ds) -> list[dict]:
     return out
 
 
+def _oo(frames) -> np.ndarray:
+    """O-O distance of each dimer (Angstrom)."""
+    out = []
+    for a in frames:
+        o = [i for i, z in enumerate(a.numbers) if z == 8]
+        out.append(a.get_distance(o[0], o[1]))
+    return np.array(out)
+
+
 class _Posterior:
     """One column's posterior over the pool's and the test set's outputs (function space): mean m, covariance C."""
 
@@ -87,7 +98,7 @@ class _Posterior:
 class Study:
     """One split: the fixed model's priors, the halves of the shifted set, and the runs."""
 
-    def __init__(self, split: int, tmp: str):
+    def __init__(self, split: int, tmp: str, config: dict | None = None):
         from psilearn.data import load_dataset
         from psilearn.models.factory import fit_model
         from psilearn.models.registry import model_class
@@ -96,7 +107,7 @@ class Study:
         target = Target("alpha", tensor="ij=ji")
         pool_p, _, shifted_p = awd._split(200, 100, tmp, split)
         pool, test = load_dataset(pool_p, target), load_dataset(shifted_p, target)
-        model = fit_model(model_class("sagpr"), target, pool, {}, seed=split)
+        model = fit_model(model_class("sagpr"), target, pool, config or {}, seed=split)
         self.n_pool, self.n_test = len(pool.frames), len(test.frames)
         self.cols, self.priors, self.ys, self.check = [], [], [], 0.0
         check = model.predict(test.frames).irreps
@@ -113,6 +124,10 @@ class Study:
             self.check = max(self.check, float(np.abs(off - off.mean()).max() / np.abs(check).max()))
         self.half_a, self.half_b = np.arange(0, self.n_test, 2), np.arange(1, self.n_test, 2)
         self.init = list(np.random.default_rng(split).choice(self.n_pool, 25, replace=False))
+        self.split = split
+        oo_pool, oo_test = _oo(pool.frames), _oo(test.frames)
+        lo, hi = np.percentile(oo_test, [1, 99])
+        self.in_region = (oo_pool >= lo) & (oo_pool <= hi)
         k0 = self.priors[0]
         dg = np.sqrt(np.diag(k0))
         self.corr = k0 / dg[:, None] / dg[None, :]  # the invariant channel's structure correlations: the neighbours
@@ -147,6 +162,13 @@ class Study:
         cand = p.C[: n * d, : n * d].reshape(n, d, n, d)
         a = cand[np.arange(n), :, np.arange(n), :] + p.sigma2 * np.eye(d)
         return a, p.C[n * d:, : n * d].reshape(self.n_test * d, n, d).transpose(1, 0, 2)
+
+    def region_order(self):
+        """Random order within the region (the shifted set's O-O range), then random order outside it."""
+        rng = np.random.default_rng(2000 + self.split)
+        inside, outside = (rng.permutation(np.flatnonzero(m)) for m in (self.in_region, ~self.in_region))
+        order = iter(int(i) for i in np.concatenate([inside, outside]) if i not in self.init)
+        return lambda posts, chosen: next(order)
 
     def greedy(self, kind: str, neighbours: int = 30):
         state = {"amp": None, "n": -1}
@@ -212,11 +234,12 @@ def report(results: dict, n_boot: int = 1000) -> None:
     """Labels random needs for each strategy's mean error (over splits) / its labels, with a 90 % paired bootstrap."""
     splits = sorted(results, key=int)
     rng = np.random.default_rng(0)
-    print(f"fixed SA-GPR model, {len(splits)} splits ({', '.join(splits)}); fixed model vs its own prediction: max relative "
-          f"deviation {max(results[s]['check'] for s in splits):.1e}")
+    config = results[splits[0]].get("config") or {}
+    print(f"fixed SA-GPR model ({json.dumps(config) if config else 'default options'}), {len(splits)} splits ({', '.join(splits)}); "
+          f"fixed model vs its own prediction: max relative deviation {max(results[s]['check'] for s in splits):.1e}")
     for half, what in (("B", "half B of the shifted set (held out from the oracle)"), ("A", "half A (the oracle sees its labels)")):
         print(f"\n{what}: labels random needs / the strategy's labels (90 % interval, paired bootstrap over splits)")
-        kinds = [k for k in results[splits[0]] if not k.startswith("random") and k not in ("check", "compressed")]
+        kinds = [k for k in results[splits[0]] if not k.startswith("random") and k not in ("check", "compressed", "config", "in_region")]
         for kind in kinds:
             ns = _curve(results[splits[0]][kind], half)[0]
 
@@ -232,6 +255,12 @@ def report(results: dict, n_boot: int = 1000) -> None:
             cells = [f"{n:.0f}: {r:.2f} ({a:.2f}-{b:.2f})" for n, r, a, b in zip(ns, point, lo, hi) if n % 50 == 5 or n == ns[-1]]
             per = [ratios([s])[-1] for s in splits]
             print(f"{kind:>14}  " + "  ".join(cells) + f"   per split at {ns[-1]:.0f}: " + " ".join(f"{r:.2f}" for r in per))
+    for half in ("A", "B"):
+        nr = _random_mean(results[splits[0]], half)[0]
+        er = np.mean([_random_mean(results[s], half)[1] for s in splits], axis=0)
+        print(f"random's mean RMSE on half {half} (a.u.): " + "  ".join(f"{n:.0f}: {e:.4f}" for n, e in zip(nr, er) if n in (55, 105, 215, 305, 445)))
+    if "in_region" in results[splits[0]]:
+        print(f"pool dimers within the shifted set's O-O range (1-99 %): {np.mean([results[s]['in_region'] for s in splits]):.3f}")
     comp = {k: np.mean([results[s]["compressed"][k] for s in splits]) for k in results[splits[0]]["compressed"]}
     print("\ncompressed dimers among the labels at the budget (mean over splits): "
           + ", ".join(f"{k} {v:.1f}" for k, v in comp.items()))
@@ -244,6 +273,9 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=215)
     ap.add_argument("--random-orders", type=int, default=8)
     ap.add_argument("--neighbours", type=int, default=30, help="K of the calibrated selection")
+    ap.add_argument("--config", type=json.loads, default={},
+                    help='model and descriptor options as JSON, e.g. \'{"model": {"zeta": 4}}\' (default: psilearn\'s defaults)')
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     ap.add_argument("--json", help="save the curves here (after every split)")
     ap.add_argument("--load", nargs="+", help="no runs: the tables of these --json files")
     args = ap.parse_args()
@@ -261,13 +293,14 @@ def main() -> int:
     for split in range(args.first_split, args.first_split + args.splits):
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            st = Study(split, tmp)
-        res = {"check": st.check, "compressed": {}}
+            st = Study(split, tmp, args.config)
+        res = {"check": st.check, "compressed": {}, "config": args.config, "in_region": float(np.mean(st.in_region))}
         for k in range(args.random_orders):
             order = iter(i for i in np.random.default_rng(1000 * split + k).permutation(st.n_pool) if i not in st.init)
             res[f"random{k}"] = st.run(lambda posts, chosen: int(next(order)), max(2 * args.budget, 450))[0]
-        for kind in STRATEGIES:
-            res[kind], chosen = st.run(st.greedy(kind, args.neighbours), args.budget)
+        for kind in args.strategies:
+            pick = st.region_order() if kind == "region" else st.greedy(kind, args.neighbours)
+            res[kind], chosen = st.run(pick, args.budget)
             res["compressed"][kind] = int(np.sum(np.asarray(chosen) >= 600))
         results[str(split)] = res
         print(f"split {split}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
