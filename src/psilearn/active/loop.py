@@ -99,6 +99,15 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
         _check_focus_elements(focus, pool)
     source, kind = _sources(options, target, pool)
     test = load_dataset(options.test, target, symmetrize=options.symmetrize) if options.test else None
+    if options.baseline:  # Δ-learning: every pool and test structure must carry the baseline, checked before any label
+        from psilearn.active.baseline import delta_run_kind
+
+        kind = delta_run_kind(options.baseline, options.kind, options.symmetrize, target, pool, test)
+    elif options.baseline_method:
+        from psilearn.active.baseline import delta_method_run_kind
+
+        kind = delta_method_run_kind(options.baseline_method, options.kind, options.symmetrize, target, options.baseline_db,
+                                     options.workers)
     log, resumed = start_or_resume(state_dir, options.record(), overwrite)
     run = _Run(options, target, pool, source, test, str(state_dir), log, report, kind=kind)
     run.focus = focus
@@ -261,7 +270,7 @@ def _calibrate(run: _Run, factors: list, query: list[Atoms], candidates: np.ndar
     focus_desc = _focus_descriptors(run) if run.focus is not None else None  # first: the pool's in the same space
     pool_desc = _descriptors(run)
     query_desc = pool_desc[candidates] if len(query) == len(candidates) else np.vstack([pool_desc[candidates], focus_desc])
-    data = load_dataset([run.labels[i] for i in labelled], run.target, symmetrize=run.options.symmetrize)
+    data = load_dataset(_labelled(run, labelled), run.target, symmetrize=run.options.symmetrize)
     per_atom = run.target.per != "structure"
     query_structure = np.repeat(np.arange(len(query)), [len(a) for a in query]) if per_atom else np.arange(len(query))
     return calibrated_factors(run.model, factors, query_structure, data, query_desc, pool_desc[labelled],
@@ -343,10 +352,19 @@ def _fit_model(run: _Run):
 
     t0 = time.perf_counter()
     order = [i for i in order_indices(run.log["rounds"]) if i in run.labels]
-    data = load_dataset([run.labels[i] for i in order], run.target, symmetrize=run.options.symmetrize)
+    data = load_dataset(_labelled(run, order), run.target, symmetrize=run.options.symmetrize)
     data.name = f"{run.options.pool} (active learning, {len(order)} structures)"
     model = fit_model(run.kind, run.target, data, run.options.config, seed=run.options.seed)
     return model, time.perf_counter() - t0
+
+
+def _labelled(run: _Run, indices) -> list[Atoms]:
+    """The labelled structures of pool ``indices``; with --baseline, each with the pool frame's baseline label."""
+    if not run.options.baseline:
+        return [run.labels[i] for i in indices]
+    from psilearn.active.baseline import with_baseline
+
+    return [with_baseline(run.labels[i], run.pool[i], run.options.baseline) for i in indices]
 
 
 def _fit(run: _Run, r: dict) -> None:

@@ -29,7 +29,11 @@ class ActiveOptions:
     ``test``: labelled structures scored after every fit; ``focus``: see ``targeted``; ``symmetrize``:
     project labels onto the Target's symmetry instead of refusing asymmetric ones; ``calibration_neighbours`` K > 0:
     scale the joint posterior by the leave-one-out calibration of the K nearest labelled structures
-    (:mod:`psilearn.active.calibration`; variance and targeted on one level, kinds with a joint posterior).
+    (:mod:`psilearn.active.calibration`; variance and targeted on one level, kinds with a joint posterior);
+    ``baseline`` KEY: Δ-learning, every pool structure carries a cheap label KEY of the Target's observable and the
+    model learns the Target minus KEY (:mod:`psilearn.active.baseline`; one level); or ``baseline_method`` (gfn2, XC/BASIS):
+    psilearn computes that baseline itself for the structures it fits and predicts, through the label store
+    ``baseline_db``.
 
     Several levels (cost-aware multi-fidelity, :mod:`psilearn.active.fidelity`): ``oracle`` or
     ``method`` a list, cheapest first, the target level last (with oracles the last key is the
@@ -61,6 +65,9 @@ class ActiveOptions:
     symmetrize: bool = False
     costs: dict = field(default_factory=dict)
     calibration_neighbours: int = 0
+    baseline: str | None = None
+    baseline_method: str | None = None
+    baseline_db: str | None = None
 
     @property
     def levels(self) -> list[str]:
@@ -103,6 +110,19 @@ class ActiveOptions:
             raise ConfigError(f"--calibration-neighbours must be >= 0, and goes with --strategy variance or targeted on one level "
                               f"(got {self.calibration_neighbours} with {self.strategy}"
                               f"{', several levels' if self.multilevel else ''})")
+        if self.baseline_method is not None:
+            if self.baseline is not None or self.multilevel or not self.baseline_db:
+                raise ConfigError("--baseline-method goes with one level, not with --baseline, and needs a label database "
+                                  "(--baseline-db)")
+        elif self.baseline_db is not None:
+            raise ConfigError("--baseline-db goes with --baseline-method")
+        if self.baseline is not None and (not self.baseline or self.multilevel):
+            raise ConfigError("--baseline KEY goes with one level (with several, the multi-fidelity model learns the cheap "
+                              "levels itself)" if self.baseline else "--baseline needs a label key")
+        if self.baseline is not None and self.baseline == self.target.get("key"):
+            # a labeler writes the target key, so a baseline under that key would be replaced by the label itself
+            raise ConfigError(f"--baseline {self.baseline!r} is the --target key: give the cheap label its own key "
+                              f"(e.g. {self.baseline}_gfn2)")
         if n_pool is not None and n_pool < self.budget:
             raise ConfigError(f"the pool {self.pool} holds {n_pool} structures, fewer than --budget {self.budget}")
 
@@ -140,6 +160,9 @@ class ActiveOptions:
             out.pop("costs")  # logs of single-level runs stay as they were
         if not out["calibration_neighbours"]:
             out.pop("calibration_neighbours")  # as do logs of runs without it
+        for name in ("baseline", "baseline_method", "baseline_db"):
+            if out[name] is None:
+                out.pop(name)  # logs of runs without a baseline stay as they were
         return out
 
 

@@ -59,6 +59,13 @@ def register(sub) -> None:
                    "posterior: scale each structure's covariance by the mean leave-one-out calibration (squared residual over "
                    "variance) of its K nearest labelled structures, so that labels go where the model errs more than it says "
                    "(default 0: off; docs/fidelity.md)")
+    p.add_argument("--baseline", metavar="KEY", help="delta-learning: every POOL structure (and --test's) carries KEY, a cheap "
+                   "label of the --target observable (e.g. GFN2-xTB's for the whole pool); the model learns --target minus KEY "
+                   "and selects on the correction's uncertainty; the final model needs KEY to predict (one level only)")
+    p.add_argument("--baseline-method", metavar="METHOD", help="delta-learning on a baseline psilearn computes itself: gfn2, "
+                   "gfn1 or XC/BASIS, for every structure fitted, predicted or tested, through --baseline-db (as psilearn fit "
+                   "--baseline-method; one level only)")
+    p.add_argument("--baseline-db", metavar="DB", help="--baseline-method: its label store (default MODEL.baseline.db)")
     p.add_argument("--model", default="sagpr", help=f"model kind with a predictive uncertainty (several levels: the kind of "
                    f"each level of the multifidelity model) ({describe_kinds()})")
     p.add_argument("--config", metavar="YAML", help="options file, as for fit")
@@ -69,7 +76,7 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL and start over a run logged "
                    "with other options (otherwise refused)")
     p.set_defaults(func=cmd_active, reads=("pool_file", "config", "test", "focus"),
-                   writes={"output": "model", "db": "database", "state_dir": "directory"})
+                   writes={"output": "model", "db": "database", "state_dir": "directory", "baseline_db": "database"})
 
 
 def cmd_active(args) -> int:
@@ -92,7 +99,8 @@ def cmd_active(args) -> int:
                          init_strategy=args.init_strategy, oracle=_one_or_list(args.oracle), method=_one_or_list(args.method),
                          observables=args.observables, db=db, workers=args.workers, scheduler=args.scheduler,
                          test=args.test, focus=args.focus, symmetrize=args.symmetrize, costs=_costs(args.cost),
-                         calibration_neighbours=args.calibration_neighbours)
+                         calibration_neighbours=args.calibration_neighbours, baseline=args.baseline,
+                         baseline_method=args.baseline_method, baseline_db=_baseline_db(args))
     opts.check()
 
     def report(line: str) -> None:
@@ -104,6 +112,15 @@ def cmd_active(args) -> int:
     print(f"saved {args.output} ({log['rounds'][-1].get('n_labelled', '?')} labelled structures); "
           f"log {args.state_dir or args.output.rstrip('/') + '.active'}/log.json")
     return 0
+
+
+def _baseline_db(args) -> str | None:
+    """--baseline-method's label store: --baseline-db, or MODEL.baseline.db next to the model (as psilearn fit)."""
+    if args.baseline_method is None:
+        return args.baseline_db
+    from psilearn.cli.model_options import default_baseline_db
+
+    return args.baseline_db or default_baseline_db(args.output)
 
 
 def _one_or_list(values: list[str] | None) -> str | list[str] | None:

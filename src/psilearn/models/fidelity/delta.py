@@ -238,9 +238,18 @@ class DeltaModel(WrapsInner, Model):
             same_pairs(data.frames, data.target, cls.baseline_key, data.pairs,
                        pair_baseline(data.frames, data.target, cls.baseline_key, cls.symmetrize)[1])
         else:
-            check_baseline_grid(data.frames, data.target, cls.baseline_key)
-            _baseline_values(data.frames, data.target, cls.baseline_key, cls.symmetrize)
+            cls.check_baseline_frames(data.frames, data.target)
         return None
+
+    @classmethod
+    def check_baseline_frames(cls, frames: list[Atoms], target: Target) -> None:
+        """DataError naming frame and key if any of ``frames`` lacks a valid baseline label ``baseline_key`` (shape,
+        symmetry, grid) of ``target``: unlabelled structures too (e.g. an active-learning pool)."""
+        if target.per == "pair":
+            pair_baseline(frames, target, cls.baseline_key, cls.symmetrize)
+            return
+        check_baseline_grid(frames, target, cls.baseline_key)
+        _baseline_values(frames, target, cls.baseline_key, cls.symmetrize)
 
     def _baseline(self, frames: list[Atoms]) -> np.ndarray:
         """The baseline of ``frames``: their label ``baseline``, or ``baseline_method``'s labels from the store."""
@@ -313,6 +322,21 @@ class DeltaModel(WrapsInner, Model):
         return DeltaPrediction(values=base + corr.values, std=corr.std, irreps=self.target.to_irreps(base) + corr.irreps,
                                irreps_std=corr.irreps_std, cov=corr.cov, pairs=corr.pairs, baseline=base, correction=corr.values,
                                key=self.target.key, per=self.target.per)
+
+    def posterior_factors(self, frames: list[Atoms]) -> list[tuple[np.ndarray, float]] | None:
+        """The correction's joint posterior (:meth:`Model.posterior_factors`): the baseline is a known function of the
+        structure, taken as exact, so the sum's posterior covariance is the correction's. None where the inner kind has
+        none. Per-pair targets: None (the samples would be the baseline's pairs, which need the baseline labels)."""
+        if self.inner is None or not self.metadata:
+            raise RuntimeError("model is not fitted")
+        return None if self.target.per == "pair" else self.inner.posterior_factors(frames)
+
+    @classmethod
+    def has_joint_posterior(cls, options: dict | None = None) -> bool:
+        return model_class(cls.inner_kind).has_joint_posterior(options)
+
+    def posterior_blocks(self) -> list[int]:
+        return self.inner.posterior_blocks()
 
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
