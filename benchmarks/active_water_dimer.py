@@ -26,6 +26,9 @@ selection that concentrates on the compressed region can gain.
 --split-per-seed draws the split (i.i.d. test set, pool, and which compressed dimers join the pool) anew for each
 seed, with that seed: the spread over seeds then includes the split's, which a deterministic strategy (targeted
 with --init-strategy focus picks the same labels for the same split) needs to be judged at all.
+
+--delta-gfn2 DB makes every strategy fit a delta model on GFN2-xTB's alpha (psilearn active --baseline alpha_gfn2; the
+GFN2 labels of the 1000 dimers are computed through the label store DB in ~10 s, or read back from it).
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ curve is in-sample). The split (i.i.d. test set, pool, which 100 compressed dime
 
     .venv/bin/python benchmarks/active_water_dimer_fixed_model.py --splits 6 --json fixed.json   # ~5 min a split, 1 core
     .venv/bin/python benchmarks/active_water_dimer_fixed_model.py --load fixed.json
+    .venv/bin/python benchmarks/active_water_dimer_fixed_model.py --splits 4 --strategies targeted calibrated \
+        --config '{"model": {"zeta": 4}}' --json zeta4.json                     # another kernel (or descriptor)
+    .venv/bin/python benchmarks/active_water_dimer_fixed_model.py --splits 6 --strategies region --json region.json
+    .venv/bin/python benchmarks/active_water_dimer_fixed_model.py --delta-gfn2 gfn2_alpha.db --json delta.json  # a delta model
 
 It reads the fitted model's sparse set, kernels and composition baseline through SA-GPR's own helpers (private: this is a
 diagnostic of that model, not an API), and checks that its posterior mean with every pool label reproduces the model's
