@@ -46,8 +46,7 @@ def delta_method_run_kind(method: str, inner: str, symmetrize: bool, target, db:
     from psilearn.models.fidelity import delta_method_kind
 
     kind = _checked(delta_method_kind(method, inner, db=db, symmetrize=symmetrize, workers=workers), inner)
-    if not target.is_spectrum:
-        kind.resolve_method(target)
+    kind.resolve_method(target)  # spectra too: a DOS baseline without its broadening width is refused here
     return kind
 
 
