@@ -86,19 +86,26 @@ def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus
     return curve, order_indices(log["rounds"])
 
 
-def with_gfn2(db: str, out_dir: str) -> str:
+def gfn2_frames(db: str) -> list:
     """The water dimers with GFN2-xTB's polarizability in info['alpha_gfn2'] (a.u., labelled by psilearn through the
-    label store ``db``: ~10 s for the 1000 dimers, read back when ``db`` has them): a file for delta models."""
+    label store ``db``: ~10 s for the 1000 dimers, read back when ``db`` has them)."""
     import fidelity_water_dimer as fwd
 
-    from psilearn.data import read_structures, write_structures
+    from psilearn.data import read_structures
 
     frames = read_structures(FILE)
     gfn2, _ = fwd.gfn2_labels(frames, db, "alpha")
     for a, g in zip(frames, gfn2):
         a.info["alpha_gfn2"] = g
+    return frames
+
+
+def with_gfn2(db: str, out_dir: str) -> str:
+    """:func:`gfn2_frames` written to ``out_dir``: the file for delta models (``--baseline alpha_gfn2``)."""
+    from psilearn.data import write_structures
+
     path = os.path.join(out_dir, "dimers_gfn2.xyz")
-    write_structures(path, frames, format="extxyz")
+    write_structures(path, gfn2_frames(db), format="extxyz")
     return path
 
 

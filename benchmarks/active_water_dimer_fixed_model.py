@@ -305,9 +305,9 @@ def main() -> int:
 
 def _delta_file(db: str, out_dir: str) -> str:
     """The water dimers with info['alpha'] replaced by alpha - alpha(GFN2-xTB): what a delta model learns."""
-    from psilearn.data import read_structures, write_structures
+    from psilearn.data import write_structures
 
-    frames = read_structures(awd.with_gfn2(db, out_dir))
+    frames = awd.gfn2_frames(db)
     for a in frames:
         a.info["alpha"] = np.ravel(a.info["alpha"]) - np.ravel(a.info["alpha_gfn2"])
     path = os.path.join(out_dir, "delta.xyz")
