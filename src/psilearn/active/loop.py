@@ -88,6 +88,8 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
         raise ConfigError(f"--calibration-neighbours needs the model's joint posterior; model kind {options.kind!r} has none here "
                           "(use sagpr or an nn kind with nn_train.uncertainty: llpr)")
     target = Target.from_dict(options.target)
+    if options.calibration_neighbours and target.per == "pair":  # before any label
+        raise ConfigError("--calibration-neighbours: per-pair targets are not supported (use it without, or a per-structure or per-atom target)")
     if state_dir is None:
         if output is None:
             raise ConfigError("give an output model or a state directory for the active-learning log")
@@ -319,7 +321,9 @@ def _variance(run: _Run, frames: list[Atoms]) -> np.ndarray:
     if pred.irreps_std is None or not np.all(np.isfinite(pred.irreps_std)):
         raise ConfigError(f"model kind {run.options.kind!r} gives no predictive uncertainty; --strategy variance "
                           "needs one (use sagpr, or --strategy random)")
-    atoms = None if run.target.per == "structure" else np.repeat(np.arange(len(frames)), [len(a) for a in frames])
+    # each sample's structure: atoms, or the predicted pairs, whose number is not the atoms'
+    counts = [len(a) for a in frames] if run.target.per == "atom" else [len(p) for p in pred.pairs or ()]
+    atoms = None if run.target.per == "structure" else np.repeat(np.arange(len(frames)), counts)
     return structure_variance(pred.irreps_std, atoms, len(frames))
 
 
