@@ -1,4 +1,4 @@
-"""Active learning vs random selection on water-dimer polarizabilities (oracle mode: labels read from the pool).
+"""Active learning vs random selection on water-dimer polarizabilities or dipoles (oracle mode: labels read from the pool).
 
 Data: ../shared/data/water_tensors/water_dimer/coords_1000.xyz (info keys: potential, mu, alpha, beta).
 Frames 800-999 are compressed dimers: the *shifted* test set. Frames 0-799 are split once (split seed 0;
@@ -27,8 +27,12 @@ selection that concentrates on the compressed region can gain.
 seed, with that seed: the spread over seeds then includes the split's, which a deterministic strategy (targeted
 with --init-strategy focus picks the same labels for the same split) needs to be judged at all.
 
---delta-gfn2 DB makes every strategy fit a delta model on GFN2-xTB's alpha (psilearn active --baseline alpha_gfn2; the
-GFN2 labels of the 1000 dimers are computed through the label store DB in ~10 s, or read back from it).
+--delta-gfn2 DB makes every strategy fit a delta model on GFN2-xTB's value of the target (psilearn active --baseline
+alpha_gfn2 or mu_gfn2; the GFN2 labels of the 1000 dimers are computed through the label store DB in ~10 s, or read back
+from it).
+
+--target mu learns the dipole (a.u., e Bohr; a vector: one l=1 channel) instead of the polarizability (default alpha:
+symmetric 3x3 in a.u., l=0 and l=2 channels).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import numpy as np
 
 FILE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "water_tensors", "water_dimer",
                     "coords_1000.xyz")
+TARGETS = {"alpha": {"key": "alpha", "tensor": "ij=ji"}, "mu": {"key": "mu", "tensor": "i"}}
 SMALL = {"soap": {"cutoff": 4.0, "max_radial": 6, "max_angular": 4}, "model": {"n_sparse": 200}}
 
 
@@ -76,36 +81,36 @@ def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus
     def on_fit(r, model):
         curve[r["n_labelled"]] = {name: evaluate(model, ds)["cartesian"]["rmse"] for name, ds in tests.items()}
 
-    opts = ActiveOptions(pool=pool, target={"key": "alpha", "tensor": "ij=ji"}, init=args.init, batch=batch,
+    opts = ActiveOptions(pool=pool, target=TARGETS[args.target], init=args.init, batch=batch,
                          budget=budget, config=SMALL if args.small else {}, seed=seed, strategy=strategy,
-                         init_strategy=_init_strategy(strategy, args.init_strategy), oracle="alpha",
+                         init_strategy=_init_strategy(strategy, args.init_strategy), oracle=args.target,
                          focus=focus if strategy == "targeted" else None,
                          calibration_neighbours=0 if strategy == "random" else args.calibration_neighbours,
-                         baseline="alpha_gfn2" if args.delta_gfn2 else None)
+                         baseline=f"{args.target}_gfn2" if args.delta_gfn2 else None)
     _, log = run_active(opts, state_dir=os.path.join(tmp, f"{strategy}-{seed}"), on_fit=on_fit)
     return curve, order_indices(log["rounds"])
 
 
-def gfn2_frames(db: str) -> list:
-    """The water dimers with GFN2-xTB's polarizability in info['alpha_gfn2'] (a.u., labelled by psilearn through the
-    label store ``db``: ~10 s for the 1000 dimers, read back when ``db`` has them)."""
+def gfn2_frames(db: str, key: str = "alpha") -> list:
+    """The water dimers with GFN2-xTB's ``key`` (alpha or mu) in info[f'{key}_gfn2'] (a.u., labelled by psilearn through
+    the label store ``db``: ~10 s for the 1000 dimers, read back when ``db`` has them)."""
     import fidelity_water_dimer as fwd
 
     from psilearn.data import read_structures
 
     frames = read_structures(FILE)
-    gfn2, _ = fwd.gfn2_labels(frames, db, "alpha")
+    gfn2, _ = fwd.gfn2_labels(frames, db, key)
     for a, g in zip(frames, gfn2):
-        a.info["alpha_gfn2"] = g
+        a.info[f"{key}_gfn2"] = g
     return frames
 
 
-def with_gfn2(db: str, out_dir: str) -> str:
-    """:func:`gfn2_frames` written to ``out_dir``: the file for delta models (``--baseline alpha_gfn2``)."""
+def with_gfn2(db: str, out_dir: str, key: str = "alpha") -> str:
+    """:func:`gfn2_frames` written to ``out_dir``: the file for delta models (``--baseline {key}_gfn2``)."""
     from psilearn.data import write_structures
 
     path = os.path.join(out_dir, "dimers_gfn2.xyz")
-    write_structures(path, gfn2_frames(db), format="extxyz")
+    write_structures(path, gfn2_frames(db, key), format="extxyz")
     return path
 
 
@@ -169,13 +174,13 @@ def _ratio_table(results: dict, name: str, n_boot: int = 2000) -> None:
               + ", ".join(f"{k}: {r:.2f}" for k, r in per_seed.items()))
 
 
-def _table(results: dict, name: str) -> None:
+def _table(results: dict, name: str, key: str = "alpha") -> None:
     ns_of = {s: sorted(next(iter(results[s].values())).keys()) for s in results}
     ns = sorted(set().union(*ns_of.values()))
     mean = {s: {n: np.mean([results[s][seed][n][name] for seed in results[s]]) for n in ns_of[s]} for s in results}
     spread = {s: {n: np.std([results[s][seed][n][name] for seed in results[s]]) for n in ns_of[s]} for s in results}
     active = [s for s in results if s != "random"]
-    print(f"\n{name} test set: Cartesian RMSE of alpha (a.u.), mean +- std over {len(results['random'])} seeds; "
+    print(f"\n{name} test set: Cartesian RMSE of {key} (a.u.), mean +- std over {len(results['random'])} seeds; "
           "ratio = random's RMSE / the strategy's at equal labels")
     print(f"{'labels':>7}" + "".join(f"{s:>19}" for s in results) + "".join(f"{'ratio ' + s:>16}" for s in active))
     for n in ns:
@@ -207,7 +212,7 @@ def _ceiling(args, tmp: str) -> None:
     from psilearn.models.registry import model_class
     from psilearn.targets import Target
 
-    target = Target("alpha", tensor="ij=ji")
+    target = Target(**TARGETS[args.target])
     pool, iid, shifted = (read_structures(p) for p in _split(args.n_iid, args.pool_shifted, tmp))
     comp, normal = pool[800 - args.n_iid:], pool[: 800 - args.n_iid]
     rng = np.random.default_rng(1)
@@ -219,7 +224,8 @@ def _ceiling(args, tmp: str) -> None:
 
     tests = {"i.i.d.": data(iid, "iid"), "shifted": data(shifted, "shifted")}
     n = len(comp)
-    print(f"\nceiling: fixed training sets (random draws with seed 1), Cartesian RMSE of alpha (a.u.)\n{'training set':>44} {'i.i.d.':>8} {'shifted':>8}")
+    print(f"\nceiling: fixed training sets (random draws with seed 1), Cartesian RMSE of {args.target} (a.u.)\n"
+          f"{'training set':>44} {'i.i.d.':>8} {'shifted':>8}")
     for name, frames in [(f"all {n} compressed of the pool", comp),
                          (f"{n} compressed + {n} random ordinary", comp + [normal[i] for i in rng.choice(len(normal), n, replace=False)]),
                          *[(f"{m} random ordinary", [normal[i] for i in rng.choice(len(normal), m, replace=False)]) for m in (n, 2 * n, 4 * n)]]:
@@ -227,12 +233,12 @@ def _ceiling(args, tmp: str) -> None:
         print(f"{name:>44}" + "".join(f" {evaluate(model, ds)['cartesian']['rmse']:>8.4f}" for ds in tests.values()), flush=True)
 
 
-def _save(path: str, results: dict, picks: dict, n_ordinary: int, n_pool: int) -> None:
+def _save(path: str, results: dict, picks: dict, n_ordinary: int, n_pool: int, key: str = "alpha") -> None:
     """The per-seed curves as JSON (atomically: a kill while writing leaves the previous file); under ``_picks`` each
     run's labelled pool indices in selection order, under ``_n_ordinary`` the pool index where the compressed
-    dimers start and under ``_n_pool`` the pool's size."""
+    dimers start, under ``_n_pool`` the pool's size and under ``_target`` the observable (alpha or mu)."""
     curves = {s: {str(k): {str(n): v for n, v in c.items()} for k, c in r.items()} for s, r in results.items()}
-    extra = {"_picks": {s: {str(k): v for k, v in r.items()} for s, r in picks.items()}, "_n_ordinary": n_ordinary, "_n_pool": n_pool}
+    extra = {"_picks": {s: {str(k): v for k, v in r.items()} for s, r in picks.items()}, "_n_ordinary": n_ordinary, "_n_pool": n_pool, "_target": key}
     with open(path + ".tmp", "w") as fh:
         json.dump(curves | extra, fh)
     os.replace(path + ".tmp", path)
@@ -267,10 +273,12 @@ def _report(paths: list[str]) -> int:
     results: dict = {}
     picks: dict = {}
     n_ordinary = n_pool = None
+    key = "alpha"  # files saved before the target was recorded are alpha's
     for path in paths:
         with open(path) as fh:
             saved = json.load(fh)
         n_ordinary, n_pool = saved.pop("_n_ordinary", n_ordinary), saved.pop("_n_pool", n_pool)
+        key = saved.pop("_target", key)
         for s, r in saved.pop("_picks", {}).items():  # files saved before picks were recorded have none
             picks.setdefault(s, {}).update({int(k): v for k, v in r.items()})
         for s, r in saved.items():
@@ -281,7 +289,7 @@ def _report(paths: list[str]) -> int:
     results = {s: results[s] for s in results if s != "random"} | {"random": results["random"]}
     print("per-seed curves from " + ", ".join(paths))
     for name in next(iter(next(iter(results["random"].values())).values())):
-        _table(results, name)
+        _table(results, name, key)
         _ratio_table(results, name)
     if picks and n_ordinary is not None and n_pool is not None:
         _picks_table(picks, n_ordinary, n_pool, _picks_counts(results))
@@ -291,6 +299,7 @@ def _report(paths: list[str]) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--target", choices=sorted(TARGETS), default="alpha", help="the observable: alpha (polarizability, default) or mu (dipole)")
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--seeds of them): more seeds for "
                     "curves saved earlier, merged with --load")
     ap.add_argument("--init", type=int, default=25)
@@ -314,7 +323,7 @@ def main() -> int:
                     "(default: one split, seed 0, for all seeds)")
     ap.add_argument("--calibration-neighbours", type=int, default=0, help="the active strategies scale the joint posterior by "
                     "the leave-one-out calibration of this many nearest labelled structures (psilearn active --calibration-neighbours)")
-    ap.add_argument("--delta-gfn2", metavar="DB", help="every strategy fits a delta model on GFN2-xTB's alpha (psilearn active "
+    ap.add_argument("--delta-gfn2", metavar="DB", help="every strategy fits a delta model on GFN2-xTB's value of the target (psilearn active "
                     "--baseline; the GFN2 labels of the 1000 dimers computed through the label store DB, ~10 s, or read from it)")
     ap.add_argument("--json", help="also save the per-seed curves here (for --load)")
     ap.add_argument("--load", nargs="+", help="no runs: merge the per-seed curves of these --json files (e.g. an active "
@@ -333,10 +342,10 @@ def main() -> int:
     if args.load:
         return _report(args.load)
     t0 = time.perf_counter()
-    target = Target("alpha", tensor="ij=ji")
+    target = Target(**TARGETS[args.target])
     with tempfile.TemporaryDirectory() as tmp:
         if args.delta_gfn2:  # the split reads the module's FILE
-            globals()["FILE"] = with_gfn2(args.delta_gfn2, tmp)
+            globals()["FILE"] = with_gfn2(args.delta_gfn2, tmp, args.target)
         results = {s: {} for s in args.strategies.split(",") if s != "random"} | ({} if args.skip_random else {"random": {}})
         picks: dict = {s: {} for s in results}
         n_ordinary = 800 - args.n_iid  # the pool's compressed dimers follow its ordinary ones (_split)
@@ -353,16 +362,16 @@ def main() -> int:
                 results[strategy][seed], picks[strategy][seed] = _run(strategy, seed, pool, tests, args, where, focus, budget, batch)
                 print(f"seed {seed} {strategy}: {time.perf_counter() - t1:.0f} s", file=sys.stderr, flush=True)
             if args.json:  # after every seed: a long run killed midway keeps the seeds it finished
-                _save(args.json, results, picks, n_ordinary, n_ordinary + args.pool_shifted)
+                _save(args.json, results, picks, n_ordinary, n_ordinary + args.pool_shifted, args.target)
     further = f" (random: {args.random_budget})" if args.random_budget > args.budget else ""
     further += f", random's batch {args.random_batch}" if args.random_batch else ""
-    print(f"water dimer alpha, pool {800 - args.n_iid + args.pool_shifted} (frames 0-799 minus the i.i.d. test set"
+    print(f"water dimer {args.target}, pool {800 - args.n_iid + args.pool_shifted} (frames 0-799 minus the i.i.d. test set"
           + (f", plus {args.pool_shifted} compressed dimers; shifted test set: the other {200 - args.pool_shifted}" if args.pool_shifted else "")
           + f"), {'a split per seed' if args.split_per_seed else 'one split'}, init {args.init}, "
           f"batch {args.batch}, budget {args.budget}{further}, {'small' if args.small else 'default'} SA-GPR settings"
-          + (", delta on GFN2-xTB (--baseline alpha_gfn2)" if args.delta_gfn2 else ""))
+          + (f", delta on GFN2-xTB (--baseline {args.target}_gfn2)" if args.delta_gfn2 else ""))
     for name in tests if not args.skip_random else ():
-        _table(results, name)
+        _table(results, name, args.target)
         _ratio_table(results, name)
     if args.pool_shifted:
         _picks_table(picks, n_ordinary, n_ordinary + args.pool_shifted, _picks_counts(results))
