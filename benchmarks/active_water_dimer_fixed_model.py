@@ -28,6 +28,7 @@ The split (i.i.d. test set, pool, which 100 compressed dimers join the pool) is 
         --config '{"model": {"zeta": 4}}' --json zeta4.json                     # another kernel (or descriptor)
     .venv/bin/python benchmarks/active_water_dimer_fixed_model.py --splits 6 --strategies region --json region.json
     .venv/bin/python benchmarks/active_water_dimer_fixed_model.py --delta-gfn2 gfn2_alpha.db --json delta.json  # a delta model
+    .venv/bin/python benchmarks/active_water_dimer_fixed_model.py --target mu --strategies targeted --json mu.json  # the dipole
 
 It reads the fitted model's sparse set, kernels and composition baseline through SA-GPR's own helpers (private: this is a
 diagnostic of that model, not an API), and checks that its posterior mean with every pool label reproduces the model's
@@ -106,13 +107,14 @@ class _Posterior:
 class Study:
     """One split: the fixed model's priors, the halves of the shifted set, and the runs."""
 
-    def __init__(self, split: int, tmp: str, config: dict | None = None):
+    def __init__(self, split: int, tmp: str, config: dict | None = None, key: str = "alpha"):
         from psilearn.data import load_dataset
         from psilearn.models.factory import fit_model
         from psilearn.models.registry import model_class
         from psilearn.targets import Target
 
-        target = Target("alpha", tensor="ij=ji")
+        target = Target(**awd.TARGETS[key])
+        self.n_cart = 3**target.rank  # Cartesian components per structure: the RMSE is per component
         pool_p, _, shifted_p = awd._split(200, 100, tmp, split)
         pool, test = load_dataset(pool_p, target), load_dataset(shifted_p, target)
         model = fit_model(model_class("sagpr"), target, pool, config or {}, seed=split)
@@ -154,8 +156,8 @@ class Study:
                 err = sum(np.sum(self._test_err(p) ** 2, axis=1) for p in posts)  # (n_test,): squared irreps error
                 var = sum(self._test_var(p) for p in posts)  # (n_test,): the summed posterior variance of the irreps
                 halves = (("A", self.half_a), ("B", self.half_b))
-                curve[str(n)] = {h: float(np.sqrt(np.sum(err[idx]) / (len(idx) * 9))) for h, idx in halves}
-                curve[str(n)] |= {f"{h}_model": float(np.sqrt(np.sum(var[idx]) / (len(idx) * 9))) for h, idx in halves}
+                curve[str(n)] = {h: float(np.sqrt(np.sum(err[idx]) / (len(idx) * self.n_cart))) for h, idx in halves}
+                curve[str(n)] |= {f"{h}_model": float(np.sqrt(np.sum(var[idx]) / (len(idx) * self.n_cart))) for h, idx in halves}
             if n >= budget:
                 return curve, chosen
             j = pick(posts, chosen)
@@ -295,6 +297,7 @@ def main() -> int:
     ap.add_argument("--neighbours", type=int, default=30, help="K of the calibrated selection")
     ap.add_argument("--config", type=json.loads, default={},
                     help='model and descriptor options as JSON, e.g. \'{"model": {"zeta": 4}}\' (default: psilearn\'s defaults)')
+    ap.add_argument("--target", choices=sorted(awd.TARGETS), default="alpha", help="the observable: alpha (default) or mu (dipole)")
     ap.add_argument("--delta-gfn2", metavar="DB", help="a delta model: learn alpha minus GFN2-xTB's alpha (labelled by psilearn through the "
                     "label store DB, ~10 s for the 1000 dimers; reused when DB has them)")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
@@ -313,19 +316,19 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as data_dir:
         if args.delta_gfn2:
-            awd.FILE = _delta_file(args.delta_gfn2, data_dir)
+            awd.FILE = _delta_file(args.delta_gfn2, data_dir, args.target)
         results = _runs(args)
     report(results)
     return 0
 
 
-def _delta_file(db: str, out_dir: str) -> str:
-    """The water dimers with info['alpha'] replaced by alpha - alpha(GFN2-xTB): what a delta model learns."""
+def _delta_file(db: str, out_dir: str, key: str = "alpha") -> str:
+    """The water dimers with info[key] (alpha or mu) replaced by its value minus GFN2-xTB's: what a delta model learns."""
     from psilearn.data import write_structures
 
-    frames = awd.gfn2_frames(db)
+    frames = awd.gfn2_frames(db, key)
     for a in frames:
-        a.info["alpha"] = np.ravel(a.info["alpha"]) - np.ravel(a.info["alpha_gfn2"])
+        a.info[key] = np.ravel(a.info[key]) - np.ravel(a.info[f"{key}_gfn2"])
     path = os.path.join(out_dir, "delta.xyz")
     write_structures(path, frames, format="extxyz")
     return path
@@ -336,8 +339,8 @@ def _runs(args) -> dict:
     for split in range(args.first_split, args.first_split + args.splits):
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            st = Study(split, tmp, args.config)
-        config = {**args.config, **({"delta": "gfn2"} if args.delta_gfn2 else {})}
+            st = Study(split, tmp, args.config, args.target)
+        config = {**args.config, **({"delta": "gfn2"} if args.delta_gfn2 else {}), **({"target": args.target} if args.target != "alpha" else {})}
         res = {"check": st.check, "compressed": {}, "config": config, "in_region": float(np.mean(st.in_region))}
         for k in range(args.random_orders):
             order = iter(i for i in np.random.default_rng(1000 * split + k).permutation(st.n_pool) if i not in st.init)
