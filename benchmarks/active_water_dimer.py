@@ -44,11 +44,12 @@ import sys
 import tempfile
 import time
 
+import fidelity_water_dimer as fwd
 import numpy as np
 
 FILE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "water_tensors", "water_dimer",
                     "coords_1000.xyz")
-TARGETS = {"alpha": {"key": "alpha", "tensor": "ij=ji"}, "mu": {"key": "mu", "tensor": "i"}}
+TARGETS = {key: {"key": key, "tensor": tensor} for key, (tensor, _, _) in fwd.TENSORS.items()}  # the observables: alpha, mu
 SMALL = {"soap": {"cutoff": 4.0, "max_radial": 6, "max_angular": 4}, "model": {"n_sparse": 200}}
 
 
@@ -94,8 +95,6 @@ def _run(strategy: str, seed: int, pool: str, tests: dict, args, tmp: str, focus
 def gfn2_frames(db: str, key: str = "alpha") -> list:
     """The water dimers with GFN2-xTB's ``key`` (alpha or mu) in info[f'{key}_gfn2'] (a.u., labelled by psilearn through
     the label store ``db``: ~10 s for the 1000 dimers, read back when ``db`` has them)."""
-    import fidelity_water_dimer as fwd
-
     from psilearn.data import read_structures
 
     frames = read_structures(FILE)

@@ -88,8 +88,6 @@ def _prepare(options: ActiveOptions, output, state_dir, overwrite, report) -> _R
         raise ConfigError(f"--calibration-neighbours needs the model's joint posterior; model kind {options.kind!r} has none here "
                           "(use sagpr or an nn kind with nn_train.uncertainty: llpr)")
     target = Target.from_dict(options.target)
-    if options.calibration_neighbours and target.per == "pair":  # before any label
-        raise ConfigError("--calibration-neighbours: per-pair targets are not supported (use it without, or a per-structure or per-atom target)")
     if state_dir is None:
         if output is None:
             raise ConfigError("give an output model or a state directory for the active-learning log")

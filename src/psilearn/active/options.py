@@ -110,6 +110,8 @@ class ActiveOptions:
             raise ConfigError(f"--calibration-neighbours must be >= 0, and goes with --strategy variance or targeted on one level "
                               f"(got {self.calibration_neighbours} with {self.strategy}"
                               f"{', several levels' if self.multilevel else ''})")
+        if self.calibration_neighbours and self.target.get("per") == "pair":
+            raise ConfigError("--calibration-neighbours: per-pair targets are not supported (use it without, or a per-structure or per-atom target)")
         if self.baseline_method is not None:
             if self.baseline is not None or self.multilevel or not self.baseline_db:
                 raise ConfigError("--baseline-method goes with one level, not with --baseline, and needs a label database "
